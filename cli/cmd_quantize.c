@@ -1,0 +1,93 @@
+/*  cmd_quantize.c: `swisd quantize IN.gguf OUT.gguf TYPE`: re-encodes the
+ *  matrices of a model as TYPE (q8_0, q4_0, q4_K, q6_K, f16, bf16, f32); rows
+ *  that are not a multiple of TYPE's block size, and all vectors, stay F32.
+ *  Metadata is copied; general.file_type is set to describe TYPE.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "sw_common.h"
+#include "swisd_cli.h"
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: swisd quantize IN.gguf OUT.gguf TYPE\n"
+                 "  TYPE: q8_0, q4_0, q4_K, q6_K, f16, bf16 or f32. Matrices whose rows are not a\n"
+                 "  multiple of TYPE's block size (32, or 256 for the K types) and all vectors stay f32.\n");
+}
+
+int swisd_cmd_quantize(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        s_usage(stdout);
+        return 0;
+    }
+    if (argc != 4) {
+        s_usage(stderr);
+        return 2;
+    }
+    sw_dtype_t target;
+    if (sw_dtype_from_name(argv[3], &target) != 0 || target == SW_DTYPE_Q8_K) {
+        fprintf(stderr, "swisd quantize: unknown or unsupported type '%s'\n", argv[3]);
+        return 2;
+    }
+    char err[512];
+    sw_gguf_t *in = sw_gguf_open(argv[1], err, sizeof err);
+    if (!in) {
+        fprintf(stderr, "swisd quantize: %s: %s\n", argv[1], err);
+        return 1;
+    }
+    int rc = 1;
+    sw_gguf_writer_t *w = sw_gguf_writer_new();
+    float *f32 = NULL;
+    void *q = NULL;
+    size_t bytes_in = 0, bytes_out = 0;
+    if (!w || sw_gguf_writer_copy_kv(w, in, "") != 0 ||
+        sw_gguf_writer_set_u32(w, "general.file_type", cli_file_type_for(target)) != 0) {
+        fprintf(stderr, "swisd quantize: out of memory\n");
+        goto done;
+    }
+    for (int64_t i = 0; i < sw_gguf_n_tensors(in); i++) {
+        const sw_gguf_tensor_t *t = sw_gguf_tensor(in, i);
+        const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+        const sw_dtype_t type = cli_quant_type_for(t->n_dims, t->ne[0], target);
+        const size_t out_bytes = sw_dtype_row_size(type, t->ne[0]) * (size_t) rows;
+        free(f32);
+        free(q);
+        f32 = malloc(sizeof(float) * (size_t) t->ne[0] * (size_t) rows);
+        q = malloc(out_bytes);
+        if (!f32 || !q) {
+            fprintf(stderr, "swisd quantize: out of memory for tensor %s\n", t->name);
+            goto done;
+        }
+        const size_t in_row = sw_dtype_row_size(t->type, t->ne[0]);
+        for (int64_t r = 0; r < rows; r++)
+            if (sw_dequantize_row(t->type, (const uint8_t *) t->data + (size_t) r * in_row, f32 + r * t->ne[0], t->ne[0])) {
+                fprintf(stderr, "swisd quantize: tensor %s: cannot read type %s\n", t->name, sw_dtype_name(t->type));
+                goto done;
+            }
+        if (cli_quantize_rows(type, f32, q, t->ne[0], rows) != 0 ||
+            sw_gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne, q) != 0) {
+            fprintf(stderr, "swisd quantize: tensor %s: cannot encode as %s\n", t->name, sw_dtype_name(type));
+            goto done;
+        }
+        bytes_in += t->nbytes;
+        bytes_out += out_bytes;
+    }
+    if (sw_gguf_writer_write(w, argv[2], err, sizeof err) != 0) {
+        fprintf(stderr, "swisd quantize: %s: %s\n", argv[2], err);
+        goto done;
+    }
+    fprintf(stderr, "swisd quantize: %s -> %s (%s): tensor data %.2f MiB -> %.2f MiB\n", argv[1], argv[2],
+            sw_dtype_name(target), bytes_in / 1048576.0, bytes_out / 1048576.0);
+    rc = 0;
+done:
+    free(f32);
+    free(q);
+    sw_gguf_writer_destroy(&w);
+    sw_gguf_destroy(&in);
+    return rc;
+}

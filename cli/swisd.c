@@ -1,0 +1,44 @@
+/*  swisd.c: the `swisd` command-line tool: dispatches to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "swisd_cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"run", swisd_cmd_run, "generate text in one process (the reference path)"},
+    {"convert", swisd_cmd_convert, "llama2.c .bin checkpoint + tokenizer -> GGUF"},
+    {"quantize", swisd_cmd_quantize, "re-encode a GGUF model's matrices as q8_0, q4_0, ..."},
+    {"synth", swisd_cmd_synth, "write a random-weight GGUF with the shapes of a real model"},
+    {"inspect", swisd_cmd_inspect, "print a GGUF file's metadata and tensors"},
+};
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: swisd COMMAND [ARGS]   (swisd COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        s_usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (!strcmp(argv[1], s_commands[i].name))
+            return s_commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "swisd: unknown command '%s'\n", argv[1]);
+    s_usage(stderr);
+    return 2;
+}

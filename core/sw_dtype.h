@@ -1,0 +1,96 @@
+/*  sw_dtype.h: tensor element types, quantization blocks, conversions.
+ *
+ *  Type ids and block layouts are those of ggml (ggml/include/ggml.h and
+ *  ggml-common.h), so GGUF files from other tools load unchanged. A row of n
+ *  elements of a block type holds n / block_size blocks back to back.
+ *
+ *    F32   1 elem,    4 bytes: IEEE binary32
+ *    F16   1 elem,    2 bytes: IEEE binary16
+ *    BF16  1 elem,    2 bytes: upper 16 bits of binary32
+ *    Q8_0  32 elems, 34 bytes: d (f16) | qs[32] int8;           x = d * q
+ *    Q4_0  32 elems, 18 bytes: d (f16) | qs[16] nibbles;        x = d * (q - 8)
+ *          byte j holds element j in the low nibble and element j+16 in the high
+ *    Q4_K  256 elems, 144 bytes: d (f16) | dmin (f16) | scales[12] | qs[128]
+ *          8 sub-blocks of 32 with 6-bit scale sc and 6-bit min m packed in
+ *          scales[12]; x = d*sc*q - dmin*m; qs: 4 groups of 32 bytes, each byte
+ *          holding sub-block 2g in the low nibble, 2g+1 in the high nibble
+ *    Q6_K  256 elems, 210 bytes: ql[128] | qh[64] | scales[16] int8 | d (f16)
+ *          16 sub-blocks of 16; x = d * scales[s] * (q - 32), q 6-bit from
+ *          4 low bits in ql and 2 high bits in qh
+ *    Q8_K  256 elems, 292 bytes: d (f32) | qs[256] int8 | bsums[16] int16
+ *          (activation-side type for K-quant dot products; never in files here)
+ *
+ *  Thread safety: all functions are pure and reentrant.
+ */
+#ifndef SW_DTYPE_H
+#define SW_DTYPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    SW_DTYPE_F32 = 0,
+    SW_DTYPE_F16 = 1,
+    SW_DTYPE_Q4_0 = 2,
+    SW_DTYPE_Q8_0 = 8,
+    SW_DTYPE_Q4_K = 12,
+    SW_DTYPE_Q6_K = 14,
+    SW_DTYPE_Q8_K = 15,
+    SW_DTYPE_BF16 = 30,
+} sw_dtype_t;
+
+#define SW_QK8_0 32
+#define SW_QK4_0 32
+#define SW_QK_K 256
+#define SW_K_SCALE_SIZE 12
+
+typedef uint16_t sw_f16_t;   /* IEEE binary16 bits */
+typedef uint16_t sw_bf16_t;  /* bfloat16 bits */
+
+typedef struct { sw_f16_t d; int8_t qs[SW_QK8_0]; } sw_block_q8_0;
+typedef struct { sw_f16_t d; uint8_t qs[SW_QK4_0 / 2]; } sw_block_q4_0;
+typedef struct { sw_f16_t d; sw_f16_t dmin; uint8_t scales[SW_K_SCALE_SIZE]; uint8_t qs[SW_QK_K / 2]; } sw_block_q4_K;
+typedef struct { uint8_t ql[SW_QK_K / 2]; uint8_t qh[SW_QK_K / 4]; int8_t scales[SW_QK_K / 16]; sw_f16_t d; } sw_block_q6_K;
+typedef struct { float d; int8_t qs[SW_QK_K]; int16_t bsums[SW_QK_K / 16]; } sw_block_q8_K;
+
+/*  True for the types this library can load and compute with. */
+bool sw_dtype_is_known(uint32_t type);
+/*  Short lower-case name ("f32", "q8_0", "q4_K", ...) or "?" for unknown. */
+const char *sw_dtype_name(sw_dtype_t type);
+/*  Parses a name as printed by sw_dtype_name (case-insensitive). Returns 0 and
+ *  writes *out, or -1. */
+int sw_dtype_from_name(const char *name, sw_dtype_t *out);
+/*  Elements per block (1 for F32/F16/BF16) and bytes per block; 0 if unknown. */
+int64_t sw_dtype_block_size(sw_dtype_t type);
+size_t sw_dtype_block_bytes(sw_dtype_t type);
+/*  Bytes of a row of n elements; 0 if the type is unknown or n is not a
+ *  multiple of the block size. */
+size_t sw_dtype_row_size(sw_dtype_t type, int64_t n);
+
+/*  Scalar conversions (round to nearest even; NaN/Inf preserved). */
+float sw_f16_to_f32(sw_f16_t h);
+sw_f16_t sw_f32_to_f16(float f);
+float sw_bf16_to_f32(sw_bf16_t h);
+sw_bf16_t sw_f32_to_bf16(float f);
+
+/*  Converts one row of n elements of `type` at src into n f32 at dst.
+ *  n must be a multiple of the block size. Returns 0, or -1 for an unknown
+ *  type or a bad n. */
+int sw_dequantize_row(sw_dtype_t type, const void *src, float *dst, int64_t n);
+
+/*  Quantizes n f32 at src into one row of `type` at dst (sw_dtype_row_size
+ *  bytes). Supported: F32, F16, BF16, Q8_0, Q4_0, Q8_K (reference rounding:
+ *  d = absmax/127 for q8, d = max/-8 for q4_0 as in ggml's reference
+ *  quantizers), Q4_K and Q6_K (simple absmax-based scale search; good enough
+ *  for tests and synthetic models). Returns 0 or -1. */
+int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

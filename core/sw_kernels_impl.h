@@ -1,0 +1,93 @@
+/*  sw_kernels_impl.h: internal interface between sw_matmul.c and the kernel
+ *  sets (sw_matmul_scalar.c, sw_matmul_avx2.c, sw_matmul_avx512.c).
+ *  Not installed, not part of the public API.
+ *
+ *  Two kinds of kernels:
+ *
+ *  rows kernels work on the GGUF layout. They compute
+ *      y[t * ldy + r] = dot(W row r, activation row t)  for r in [r0, r1), t < n_tok
+ *  where the activation row t starts at (const char *) xa + t * xa_stride and
+ *  is f32 (F32/F16/BF16 weights), Q8_0 blocks (Q8_0/Q4_0 weights) or Q8_K
+ *  blocks (Q4_K/Q6_K weights).
+ *
+ *  tile kernels (x86 only) work on a repacked copy of Q8_0/Q4_0 weights in
+ *  groups of 16 rows ("r16" layout, built by sw_matmul.c):
+ *    group g = rows 16g..16g+15 (rows past n_out are zero), nb blocks, each
+ *    block record:
+ *      Q8_0: d[16] f16 (row r) | 8 chunks of 64 bytes; chunk k holds for row r
+ *            (bytes 4r..4r+3) the weights of elements 4k..4k+3 of the block,
+ *            as unsigned bytes q + 128 (q ^ 0x80).                  544 bytes
+ *      Q4_0: d[16] f16 | 4 chunks of 64 bytes; chunk c holds for row r the
+ *            bytes qs[4c..4c+3] of the row's GGUF block, i.e. elements 4c+j
+ *            in the low nibbles and 16+4c+j in the high nibbles.   288 bytes
+ *    groups are stored one after another, each with its nb records in order.
+ *  Their activations are split into int8 values xq (n_in per token), f32
+ *  block scales xd (the f16-rounded Q8_0 scale) and int32 block biases xb
+ *  (-bias_mul * sum of the block's 32 int8 values), so that for each block
+ *      sum_j w_j x_j = xb + sum_j u_j x_j
+ *  with u_j the unsigned weight the kernel multiplies (q + 128 or the nibble).
+ */
+#ifndef SW_KERNELS_IMPL_H
+#define SW_KERNELS_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sw_dtype.h"
+#include "sw_pool.h"
+
+#define SW__GROUP 16              /* rows per repacked group */
+#define SW__REC_Q8_0 544          /* bytes per r16 block record */
+#define SW__REC_Q4_0 288
+
+/*  Kernel slots for rows kernels. */
+enum { SW__K_F32, SW__K_F16, SW__K_BF16, SW__K_Q8_0, SW__K_Q4_0, SW__K_Q4_K, SW__K_Q6_K, SW__K_N };
+
+typedef void(sw__rows_fn)(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                          const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy);
+
+typedef struct {
+    const uint8_t *wg;        /* first record of the group */
+    int64_t nb;               /* blocks per row */
+    const int8_t *xq;         /* int8 activations of token 0, n_in per token */
+    int64_t xq_stride;        /* bytes between tokens in xq */
+    const float *xd;          /* block scales of token 0, xs_stride per token */
+    const int32_t *xb;        /* block biases of token 0, xs_stride per token */
+    int64_t xs_stride;        /* elements between tokens in xd / xb */
+    int64_t n_tok;            /* tokens to compute (any count >= 1) */
+    float *y;                 /* y of token 0, row 16g */
+    int64_t ldy;              /* floats between tokens in y (n_out) */
+    int n_rows;               /* valid rows in the group, 1..16 */
+} sw__tile_t;
+
+typedef void(sw__tile_fn)(const sw__tile_t *t);
+
+/*  Quantizes one token row x[0..n_in) into xq / xd / xb (see above). */
+typedef void(sw__quant_fn)(const float *x, int64_t n_in, int8_t *xq, float *xd, int32_t *xb, int bias_mul);
+
+typedef struct {
+    const char *name;               /* "avx512vnni", "avx2", "scalar" */
+    sw__rows_fn *rows[SW__K_N];     /* NULL where the type goes through tiles */
+    sw__tile_fn *tile_q8_0;         /* NULL: no repacking, use rows */
+    sw__tile_fn *tile_q4_0;
+    sw__quant_fn *quant;            /* activation quantizer for the tiles */
+    int q8_0_bias;                  /* bias_mul for Q8_0 tiles (128 or 0) */
+} sw__kernels_t;
+
+extern const sw__kernels_t sw__kernels_scalar;
+#if defined(__x86_64__)
+extern const sw__kernels_t sw__kernels_avx2;
+extern const sw__kernels_t sw__kernels_avx512;
+/*  AVX2 rows kernels, reused by the AVX-512 set. */
+sw__rows_fn sw__avx2_rows_f32, sw__avx2_rows_f16, sw__avx2_rows_bf16, sw__avx2_rows_q4_K, sw__avx2_rows_q6_K;
+#endif
+
+/*  Scalar helpers shared by the kernel sets. */
+void sw__quant_scalar(const float *x, int64_t n_in, int8_t *xq, float *xd, int32_t *xb, int bias_mul);
+
+/*  Per-pool scratch memory for sw_matmul (grow-only, 64-byte aligned, owned
+ *  by the pool, valid until the next call or sw_pool_destroy). Only the pool
+ *  owner may call it, outside of sw_pool_run. Returns NULL on failure. */
+void *sw__pool_scratch(sw_pool_t *pool, size_t size);
+
+#endif

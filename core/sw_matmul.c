@@ -1,0 +1,388 @@
+/*  sw_matmul.c: y = x W^T front end: kernel choice, weight repacking,
+ *  activation quantization, splitting the work over the pool, OpenBLAS for
+ *  f32-family weights with many tokens.
+ *
+ *  The kernels live in sw_matmul_scalar.c (portable reference, GGUF layout),
+ *  sw_matmul_avx2.c and sw_matmul_avx512.c (x86-64; compiled with function
+ *  target attributes, so they exist in every x86-64 build and are picked at
+ *  run time). See sw_kernels_impl.h for the repacked layout.
+ */
+#include "sw_matmul.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "sw_common.h"
+#include "sw_kernels_impl.h"
+
+/*  Below this many tokens f32-family weights use our own kernels, at and
+ *  above it OpenBLAS sgemm on each thread's slice of rows. */
+#define SW_BLAS_MIN_TOK 8
+/*  Activations of fewer elements are quantized by the calling thread alone. */
+#define SW_QUANT_SERIAL_MAX 65536
+/*  Largest accepted n_in and n_out (keeps int32 block sums and sizes safe). */
+#define SW_MAX_DIM (1ll << 28)
+
+/* ------------------------------------------------------------------------ */
+/*  Kernel choice                                                           */
+
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static const sw__kernels_t *s_best = &sw__kernels_scalar;
+static int s_scalar_forced = 0;
+
+static void s_pick(void)
+{
+    const sw__kernels_t *k = &sw__kernels_scalar;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    int vnni = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    if (vnni)
+        k = &sw__kernels_avx512;
+    else if (avx2)
+        k = &sw__kernels_avx2;
+    /* SWISD_KERNELS=avx2|scalar caps the choice (tests and benchmarks) */
+    const char *env = getenv("SWISD_KERNELS");
+    if (env && strcmp(env, "scalar") == 0)
+        k = &sw__kernels_scalar;
+    else if (env && strcmp(env, "avx2") == 0 && avx2)
+        k = &sw__kernels_avx2;
+#else
+    const char *env = getenv("SWISD_KERNELS");
+    (void) env;
+#endif
+    s_best = k;
+    /* our pool does the threading; OpenBLAS runs single-threaded per caller */
+    openblas_set_num_threads(1);
+}
+
+static const sw__kernels_t *s_best_kernels(void)
+{
+    pthread_once(&s_once, s_pick);
+    return s_best;
+}
+
+static const sw__kernels_t *s_kernels(void)
+{
+    const sw__kernels_t *k = s_best_kernels();
+    return s_scalar_forced ? &sw__kernels_scalar : k;
+}
+
+const char *sw_matmul_kernel_name(void)
+{
+    return s_kernels()->name;
+}
+
+void sw_matmul_force_scalar(int on)
+{
+    s_best_kernels();
+    s_scalar_forced = on ? 1 : 0;
+}
+
+static int s_slot(sw_dtype_t type)
+{
+    switch (type) {
+    case SW_DTYPE_F32: return SW__K_F32;
+    case SW_DTYPE_F16: return SW__K_F16;
+    case SW_DTYPE_BF16: return SW__K_BF16;
+    case SW_DTYPE_Q8_0: return SW__K_Q8_0;
+    case SW_DTYPE_Q4_0: return SW__K_Q4_0;
+    case SW_DTYPE_Q4_K: return SW__K_Q4_K;
+    case SW_DTYPE_Q6_K: return SW__K_Q6_K;
+    default: return -1;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Weights                                                                 */
+
+/*  Builds the r16 copy of Q8_0 / Q4_0 weights (layout: sw_kernels_impl.h). */
+static void *s_repack(sw_dtype_t type, int64_t n_in, int64_t n_out, const uint8_t *data, size_t row_bytes)
+{
+    const int64_t nb = n_in / 32;
+    const int64_t ng = (n_out + SW__GROUP - 1) / SW__GROUP;
+    const size_t rec = type == SW_DTYPE_Q8_0 ? SW__REC_Q8_0 : SW__REC_Q4_0;
+    if ((uint64_t) ng * (uint64_t) nb > SIZE_MAX / rec)
+        return NULL;
+    uint8_t *out = sw_alloc_aligned((size_t) ng * (size_t) nb * rec);
+    if (!out)
+        return NULL;
+    for (int64_t g = 0; g < ng; g++) {
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *o = out + ((size_t) g * (size_t) nb + (size_t) b) * rec;
+            memset(o, 0, rec);
+            for (int r = 0; r < SW__GROUP; r++) {
+                int64_t row = g * SW__GROUP + r;
+                if (row >= n_out) {
+                    /* zero weights: u8 128 encodes q = 0 for Q8_0; d = 0 anyway */
+                    if (type == SW_DTYPE_Q8_0)
+                        for (int k = 0; k < 8; k++)
+                            memset(o + 32 + 64 * k + 4 * r, 0x80, 4);
+                    continue;
+                }
+                const uint8_t *src = data + (size_t) row * row_bytes;
+                if (type == SW_DTYPE_Q8_0) {
+                    const sw_block_q8_0 *blk = (const sw_block_q8_0 *) src + b;
+                    memcpy(o + 2 * r, &blk->d, 2);
+                    for (int k = 0; k < 8; k++)
+                        for (int j = 0; j < 4; j++)
+                            o[32 + 64 * k + 4 * r + j] = (uint8_t) blk->qs[4 * k + j] ^ 0x80u;
+                } else {
+                    const sw_block_q4_0 *blk = (const sw_block_q4_0 *) src + b;
+                    memcpy(o + 2 * r, &blk->d, 2);
+                    for (int c = 0; c < 4; c++)
+                        memcpy(o + 32 + 64 * c + 4 * r, blk->qs + 4 * c, 4);
+                }
+            }
+        }
+    }
+    return out;
+}
+
+int sw_weight_init(sw_weight_t *w, sw_dtype_t type, int64_t n_in, int64_t n_out, const void *data)
+{
+    if (!w)
+        return -1;
+    memset(w, 0, sizeof(*w));
+    if (s_slot(type) < 0) {
+        sw_log(SW_LOG_ERROR, "%s: unsupported weight type %s (%d)", __func__, sw_dtype_name(type), (int) type);
+        return -1;
+    }
+    size_t rb = sw_dtype_row_size(type, n_in);
+    if (!data || n_in <= 0 || n_out <= 0 || n_in > SW_MAX_DIM || n_out > SW_MAX_DIM || rb == 0) {
+        sw_log(SW_LOG_ERROR, "%s: bad shape n_in %lld n_out %lld for %s", __func__, (long long) n_in,
+               (long long) n_out, sw_dtype_name(type));
+        return -1;
+    }
+    w->type = type;
+    w->n_in = n_in;
+    w->n_out = n_out;
+    w->row_bytes = rb;
+    w->data = data;
+    const sw__kernels_t *k = s_best_kernels();
+    if ((type == SW_DTYPE_Q8_0 && k->tile_q8_0) || (type == SW_DTYPE_Q4_0 && k->tile_q4_0)) {
+        w->priv = s_repack(type, n_in, n_out, data, rb);
+        if (!w->priv) {
+            sw_log(SW_LOG_ERROR, "%s: out of memory repacking %lld x %lld %s", __func__, (long long) n_out,
+                   (long long) n_in, sw_dtype_name(type));
+            memset(w, 0, sizeof(*w));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void sw_weight_release(sw_weight_t *w)
+{
+    if (!w)
+        return;
+    sw_free(w->priv);
+    w->priv = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Jobs                                                                    */
+
+typedef struct {
+    const sw__kernels_t *k;
+    const sw_weight_t *w;
+    const float *x;          /* f32 activations (n_tok, n_in) */
+    int64_t n_tok;
+    float *y;                /* (n_tok, n_out) */
+    /* tiles */
+    sw__tile_fn *tile;
+    int8_t *xq;              /* (n_tok, n_in) */
+    float *xd;               /* (n_tok, nb) */
+    int32_t *xb;             /* (n_tok, nb) */
+    int bias_mul;
+    /* rows */
+    sw__rows_fn *rows;
+    const void *xa;          /* activation rows for rows kernels */
+    size_t xa_stride;        /* bytes between activation rows */
+    sw_dtype_t xa_type;      /* Q8_0 / Q8_K activation type to quantize to, or F32 */
+    /* blas */
+    float *blas_buf;         /* per-thread dequantized rows, blas_rows * n_in floats each */
+    int64_t blas_rows;
+} s_job_t;
+
+static void s_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
+{
+    *lo = n * ith / nth;
+    *hi = n * (ith + 1) / nth;
+}
+
+static void s_quant_tiles(s_job_t *j, int64_t t0, int64_t t1)
+{
+    const int64_t n_in = j->w->n_in, nb = n_in / 32;
+    for (int64_t t = t0; t < t1; t++)
+        j->k->quant(j->x + t * n_in, n_in, j->xq + t * n_in, j->xd + t * nb, j->xb + t * nb, j->bias_mul);
+}
+
+static void s_quant_rows(s_job_t *j, int64_t t0, int64_t t1)
+{
+    for (int64_t t = t0; t < t1; t++)
+        sw_quantize_row(j->xa_type, j->x + t * j->w->n_in, (char *) j->xa + (size_t) t * j->xa_stride, j->w->n_in);
+}
+
+static void s_job_quant(void *arg, int ith, int nth)
+{
+    s_job_t *j = arg;
+    int64_t t0, t1;
+    s_split(j->n_tok, ith, nth, &t0, &t1);
+    if (j->tile)
+        s_quant_tiles(j, t0, t1);
+    else
+        s_quant_rows(j, t0, t1);
+}
+
+static void s_job_tiles(void *arg, int ith, int nth)
+{
+    s_job_t *j = arg;
+    const sw_weight_t *w = j->w;
+    const int64_t nb = w->n_in / 32;
+    const int64_t ng = (w->n_out + SW__GROUP - 1) / SW__GROUP;
+    const size_t rec = w->type == SW_DTYPE_Q8_0 ? SW__REC_Q8_0 : SW__REC_Q4_0;
+    int64_t g0, g1;
+    s_split(ng, ith, nth, &g0, &g1);
+    for (int64_t g = g0; g < g1; g++) {
+        int64_t rows_left = w->n_out - g * SW__GROUP;
+        sw__tile_t t = {
+            .wg = (const uint8_t *) w->priv + (size_t) g * (size_t) nb * rec,
+            .nb = nb,
+            .xq = j->xq,
+            .xq_stride = w->n_in,
+            .xd = j->xd,
+            .xb = j->xb,
+            .xs_stride = nb,
+            .n_tok = j->n_tok,
+            .y = j->y + g * SW__GROUP,
+            .ldy = w->n_out,
+            .n_rows = rows_left < SW__GROUP ? (int) rows_left : SW__GROUP,
+        };
+        j->tile(&t);
+    }
+}
+
+static void s_job_rows(void *arg, int ith, int nth)
+{
+    s_job_t *j = arg;
+    const sw_weight_t *w = j->w;
+    /* split in units of 4 rows so that threads do not share cache lines of y */
+    int64_t u0, u1;
+    s_split((w->n_out + 3) / 4, ith, nth, &u0, &u1);
+    int64_t r0 = u0 * 4, r1 = u1 * 4 < w->n_out ? u1 * 4 : w->n_out;
+    if (r0 < r1)
+        j->rows(w->data, w->row_bytes, w->n_in, r0, r1, j->xa, j->xa_stride, j->n_tok, j->y, w->n_out);
+}
+
+static void s_job_blas(void *arg, int ith, int nth)
+{
+    s_job_t *j = arg;
+    const sw_weight_t *w = j->w;
+    const int64_t n_in = w->n_in;
+    int64_t u0, u1;
+    s_split((w->n_out + 15) / 16, ith, nth, &u0, &u1);
+    int64_t r0 = u0 * 16, r1 = u1 * 16 < w->n_out ? u1 * 16 : w->n_out;
+    if (w->type == SW_DTYPE_F32) {
+        if (r0 < r1)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) j->n_tok, (int) (r1 - r0), (int) n_in, 1.0f,
+                        j->x, (int) n_in, (const float *) w->data + r0 * n_in, (int) n_in, 0.0f, j->y + r0,
+                        (int) w->n_out);
+        return;
+    }
+    float *buf = j->blas_buf + (size_t) ith * (size_t) j->blas_rows * (size_t) n_in;
+    for (int64_t c0 = r0; c0 < r1; c0 += j->blas_rows) {
+        int64_t c1 = c0 + j->blas_rows < r1 ? c0 + j->blas_rows : r1;
+        for (int64_t r = c0; r < c1; r++)
+            sw_dequantize_row(w->type, (const uint8_t *) w->data + (size_t) r * w->row_bytes, buf + (r - c0) * n_in,
+                              n_in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) j->n_tok, (int) (c1 - c0), (int) n_in, 1.0f, j->x,
+                    (int) n_in, buf, (int) n_in, 0.0f, j->y + c0, (int) w->n_out);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+
+static size_t s_round64(size_t n)
+{
+    return (n + 63) & ~(size_t) 63;
+}
+
+int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_tok, float *y)
+{
+    if (!w || !w->data || !x || !y || n_tok < 0 || s_slot(w->type) < 0)
+        return -1;
+    if (n_tok == 0)
+        return 0;
+    const sw__kernels_t *k = s_kernels();
+    const int nth = sw_pool_n_threads(pool);
+    const int64_t n_in = w->n_in, nb = n_in / 32;
+    s_job_t j = { .k = k, .w = w, .x = x, .n_tok = n_tok, .y = y };
+
+    sw__tile_fn *tile = NULL;
+    if (w->priv && w->type == SW_DTYPE_Q8_0)
+        tile = k->tile_q8_0;
+    else if (w->priv && w->type == SW_DTYPE_Q4_0)
+        tile = k->tile_q4_0;
+    int is_float = w->type == SW_DTYPE_F32 || w->type == SW_DTYPE_F16 || w->type == SW_DTYPE_BF16;
+    int use_blas = is_float && !s_scalar_forced && n_tok >= SW_BLAS_MIN_TOK;
+
+    /* scratch sizes */
+    size_t need = 0;
+    if (tile) {
+        need = s_round64((size_t) n_tok * (size_t) n_in) + 2 * s_round64((size_t) n_tok * (size_t) nb * 4);
+    } else if (use_blas) {
+        j.blas_rows = w->type == SW_DTYPE_F32 ? 0 : 64;
+        need = (size_t) nth * (size_t) j.blas_rows * (size_t) n_in * sizeof(float);
+    } else if (!is_float) {
+        j.xa_type = (w->type == SW_DTYPE_Q4_K || w->type == SW_DTYPE_Q6_K) ? SW_DTYPE_Q8_K : SW_DTYPE_Q8_0;
+        j.xa_stride = sw_dtype_row_size(j.xa_type, n_in);
+        need = (size_t) n_tok * j.xa_stride;
+    }
+    void *mem = NULL, *owned = NULL;
+    if (need) {
+        mem = pool ? sw__pool_scratch(pool, need) : (owned = sw_alloc_aligned(need));
+        if (!mem) {
+            sw_log(SW_LOG_ERROR, "%s: out of memory (%zu bytes of scratch)", __func__, need);
+            return -1;
+        }
+    }
+
+    if (tile) {
+        j.tile = tile;
+        j.xq = mem;
+        j.xd = (float *) ((char *) mem + s_round64((size_t) n_tok * (size_t) n_in));
+        j.xb = (int32_t *) ((char *) j.xd + s_round64((size_t) n_tok * (size_t) nb * 4));
+        j.bias_mul = w->type == SW_DTYPE_Q8_0 ? k->q8_0_bias : 8;
+        if (nth > 1 && n_tok * n_in > SW_QUANT_SERIAL_MAX && n_tok >= nth)
+            sw_pool_run(pool, s_job_quant, &j);
+        else
+            s_quant_tiles(&j, 0, n_tok);
+        sw_pool_run(pool, s_job_tiles, &j);
+    } else if (use_blas) {
+        j.blas_buf = mem;
+        sw_pool_run(pool, s_job_blas, &j);
+    } else {
+        /* rows kernels; tiled types without a repacked copy use the reference */
+        j.rows = k->rows[s_slot(w->type)];
+        if (!j.rows)
+            j.rows = sw__kernels_scalar.rows[s_slot(w->type)];
+        if (is_float) {
+            j.xa = x;
+            j.xa_stride = (size_t) n_in * sizeof(float);
+        } else {
+            j.xa = mem;
+            if (nth > 1 && n_tok * n_in > SW_QUANT_SERIAL_MAX && n_tok >= nth)
+                sw_pool_run(pool, s_job_quant, &j);
+            else
+                s_quant_rows(&j, 0, n_tok);
+        }
+        sw_pool_run(pool, s_job_rows, &j);
+    }
+    sw_free(owned);
+    return 0;
+}

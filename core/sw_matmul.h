@@ -1,0 +1,60 @@
+/*  sw_matmul.h: matrix products of quantized weights with f32 activations.
+ *
+ *  y[t][o] = sum_i W[o][i] * x[t][i]   for t < n_tok, o < n_out, i < n_in
+ *
+ *  W is stored as in GGUF: n_out rows of n_in elements of `type`, each row
+ *  sw_dtype_row_size(type, n_in) bytes (GGUF dims ne[0] = n_in, ne[1] = n_out).
+ *  For quantized W the activations are first quantized to the matching
+ *  activation type (Q8_0 for Q8_0/Q4_0 weights, Q8_K for Q4_K/Q6_K), as ggml
+ *  does, then integer dot products are taken; F32/F16/BF16 weights use f32
+ *  arithmetic. Large products (many tokens) may go through OpenBLAS sgemm.
+ *  Kernels: AVX2+FMA baseline on x86-64, AVX-512 (VNNI) picked at run time
+ *  where the CPU has it, NEON on Arm, and a portable scalar path.
+ *
+ *  Thread safety: a sw_weight_t is read-only after init and may be shared by
+ *  threads; sw_matmul uses the pool given and must not be called concurrently
+ *  on the same pool.
+ */
+#ifndef SW_MATMUL_H
+#define SW_MATMUL_H
+
+#include <stdint.h>
+
+#include "sw_dtype.h"
+#include "sw_pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    sw_dtype_t type;     /* element type of data */
+    int64_t n_in;        /* elements per row (GGUF ne[0]) */
+    int64_t n_out;       /* rows (GGUF ne[1]) */
+    size_t row_bytes;    /* sw_dtype_row_size(type, n_in) */
+    const void *data;    /* n_out rows, borrowed (usually the GGUF mapping) */
+    void *priv;          /* kernel-owned extra data (e.g. a repacked copy); NULL if none */
+} sw_weight_t;
+
+/*  Describes `data` as a weight matrix and lets the kernels prepare it
+ *  (possibly a repacked copy, owned by w->priv). data is borrowed and must
+ *  outlive w. Returns 0, or -1 for an unsupported type or a bad shape. */
+int sw_weight_init(sw_weight_t *w, sw_dtype_t type, int64_t n_in, int64_t n_out, const void *data);
+/*  Frees what sw_weight_init allocated; the struct may be re-initialised. */
+void sw_weight_release(sw_weight_t *w);
+
+/*  y (n_tok, n_out) f32 row-major = x (n_tok, n_in) f32 row-major times W^T.
+ *  x and y must not overlap. Returns 0, or -1 on allocation failure. */
+int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_tok, float *y);
+
+/*  Name of the kernel set chosen at run time: "avx512vnni", "avx2", "neon",
+ *  "scalar". */
+const char *sw_matmul_kernel_name(void);
+/*  For tests and benchmarks: forces the scalar reference kernels (true) or
+ *  the best available (false). Not thread-safe; call before any matmul. */
+void sw_matmul_force_scalar(int on);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

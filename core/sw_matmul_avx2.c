@@ -1,0 +1,401 @@
+/*  sw_matmul_avx2.c: AVX2 + FMA + F16C kernels (x86-64).
+ *
+ *  Every function carries a target attribute, so this file builds without
+ *  -mavx2 (meson -Dx86_baseline=generic) and sw_matmul.c only calls it after
+ *  __builtin_cpu_supports said yes. The rows kernels here (f32/f16/bf16,
+ *  Q4_K, Q6_K) are also used by the AVX-512 set.
+ */
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "sw_kernels_impl.h"
+
+#define SW_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define SW_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+SW_AVX2_INLINE float s_hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+SW_AVX2_INLINE int32_t s_hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+SW_AVX2_INLINE int32_t s_load_i32(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  f32 / f16 / bf16 rows: up to 4 tokens per pass over a weight row        */
+
+enum { S_F32, S_F16, S_BF16 };
+
+SW_AVX2_INLINE __m256 s_load_w8(const uint8_t *w, int64_t i, int kind)
+{
+    if (kind == S_F32)
+        return _mm256_loadu_ps((const float *) w + i);
+    if (kind == S_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) ((const uint16_t *) w + i)));
+    __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) ((const uint16_t *) w + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+}
+
+SW_AVX2_INLINE float s_load_w1(const uint8_t *w, int64_t i, int kind)
+{
+    if (kind == S_F32)
+        return ((const float *) w)[i];
+    if (kind == S_F16)
+        return sw_f16_to_f32(((const uint16_t *) w)[i]);
+    return sw_bf16_to_f32(((const uint16_t *) w)[i]);
+}
+
+SW_AVX2_INLINE void s_rows_float(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                                 const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy, int kind)
+{
+    const int64_t n16 = n_in & ~(int64_t) 15;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = w + (size_t) r * row_bytes;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
+            const int T = n_tok - t0 < 4 ? (int) (n_tok - t0) : 4;
+            const float *x[4];
+            for (int t = 0; t < 4; t++)
+                x[t] = (const float *) ((const char *) xa + (size_t) (t0 + (t < T ? t : 0)) * xa_stride);
+            __m256 a0[4], a1[4];
+            for (int t = 0; t < 4; t++)
+                a0[t] = a1[t] = _mm256_setzero_ps();
+            for (int64_t i = 0; i < n16; i += 16) {
+                __m256 w0 = s_load_w8(wr, i, kind), w1 = s_load_w8(wr, i + 8, kind);
+                for (int t = 0; t < 4; t++) {
+                    if (t < T) {
+                        a0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), a0[t]);
+                        a1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[t] + i + 8), a1[t]);
+                    }
+                }
+            }
+            for (int t = 0; t < T; t++) {
+                float s = s_hsum(_mm256_add_ps(a0[t], a1[t]));
+                for (int64_t i = n16; i < n_in; i++)
+                    s += s_load_w1(wr, i, kind) * x[t][i];
+                y[(t0 + t) * ldy + r] = s;
+            }
+        }
+    }
+}
+
+SW_AVX2 void sw__avx2_rows_f32(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                               const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
+{
+    s_rows_float(w, row_bytes, n_in, r0, r1, xa, xa_stride, n_tok, y, ldy, S_F32);
+}
+
+SW_AVX2 void sw__avx2_rows_f16(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                               const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
+{
+    s_rows_float(w, row_bytes, n_in, r0, r1, xa, xa_stride, n_tok, y, ldy, S_F16);
+}
+
+SW_AVX2 void sw__avx2_rows_bf16(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
+{
+    s_rows_float(w, row_bytes, n_in, r0, r1, xa, xa_stride, n_tok, y, ldy, S_BF16);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  K-quants with Q8_K activations (GGUF layout)                            */
+
+/*  dot(Q4_K row, Q8_K row) over nb blocks. */
+SW_AVX2_INLINE float s_dot_q4_K(const sw_block_q4_K *w, const sw_block_q8_K *x, int64_t nb)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    float acc_m = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *s = w[b].scales;
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 4; j++) {
+            sc[j] = s[j] & 63;
+            mn[j] = s[j + 4] & 63;
+            sc[j + 4] = (uint8_t) ((s[j + 8] & 0x0f) | ((s[j] >> 6) << 4));
+            mn[j + 4] = (uint8_t) ((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+        }
+        int32_t summ = 0;
+        for (int j = 0; j < 8; j++)
+            summ += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * g));
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i xl = _mm256_loadu_si256((const __m256i *) (x[b].qs + 64 * g));
+            __m256i xh = _mm256_loadu_si256((const __m256i *) (x[b].qs + 64 * g + 32));
+            __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_set1_epi16(sc[2 * g]));
+            __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), _mm256_set1_epi16(sc[2 * g + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        float d = sw_f16_to_f32(w[b].d) * x[b].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc_m += sw_f16_to_f32(w[b].dmin) * x[b].d * (float) summ;
+    }
+    return s_hsum(acc) - acc_m;
+}
+
+/*  dot(Q6_K row, Q8_K row): unsigned 6-bit q times x with maddubs, the -32
+ *  offset folded in through the Q8_K sums of 16. */
+SW_AVX2_INLINE float s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *x, int64_t nb)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m3 = _mm256_set1_epi8(0x30);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const int8_t *sc = w[b].scales;
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc));
+        __m256i bs16 = _mm256_loadu_si256((const __m256i *) x[b].bsums);
+        __m256i corr = _mm256_madd_epi16(sc16, bs16); /* sum_s sc[s] * bsum[s] */
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w[b].ql + 64 * h;
+            const uint8_t *qh = w[b].qh + 32 * h;
+            const int8_t *xx = x[b].qs + 128 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *) ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *) (ql + 32));
+            __m256i hh = _mm256_loadu_si256((const __m256i *) qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 4), m3));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m3));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hh, m3));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(hh, 2), m3));
+            for (int k = 0; k < 4; k++) {
+                int s0 = 8 * h + 2 * k;
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[s0 + 1]), _mm_set1_epi16(sc[s0]));
+                __m256i xv = _mm256_loadu_si256((const __m256i *) (xx + 32 * k));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), scv));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
+        float d = sw_f16_to_f32(w[b].d) * x[b].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return s_hsum(acc);
+}
+
+SW_AVX2 void sw__avx2_rows_q4_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
+{
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = 0; t < n_tok; t++)
+            y[t * ldy + r] = s_dot_q4_K((const sw_block_q4_K *) (w + (size_t) r * row_bytes),
+                                        (const sw_block_q8_K *) ((const char *) xa + (size_t) t * xa_stride),
+                                        n_in / SW_QK_K);
+}
+
+SW_AVX2 void sw__avx2_rows_q6_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
+{
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = 0; t < n_tok; t++)
+            y[t * ldy + r] = s_dot_q6_K((const sw_block_q6_K *) (w + (size_t) r * row_bytes),
+                                        (const sw_block_q8_K *) ((const char *) xa + (size_t) t * xa_stride),
+                                        n_in / SW_QK_K);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Activation quantizer (bit-identical to sw_quantize_row Q8_0)            */
+
+/*  roundf (half away from zero) on 8 lanes. */
+SW_AVX2_INLINE __m256 s_roundf8(__m256 v)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 f = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    __m256 m = _mm256_cmp_ps(f, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    __m256 one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(t, _mm256_and_ps(m, one));
+}
+
+SW_AVX2 static void s_quant(const float *x, int64_t n_in, int8_t *xq, float *xd, int32_t *xb, int bias_mul)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n_in / 32; b++) {
+        __m256 v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_loadu_ps(x + 32 * b + 8 * k);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float amax = _mm_cvtss_f32(m4);
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        __m256 idv = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvttps_epi32(s_roundf8(_mm256_mul_ps(v[k], idv)));
+        __m256i sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
+        __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *) (xq + 32 * b), p);
+        xd[b] = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+        xb[b] = -bias_mul * s_hsum_i32(sum);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/*  r16 tiles. Each half of a 16-row group (8 rows) is one ymm lane set.    */
+
+#define S_T2 4 /* tokens per tile */
+
+/*  Q8_0: signed weights (u ^ 0x80) with the sign trick: |w| * sign(x, w). */
+SW_AVX2_INLINE void s_tile_q8_0_half(const sw__tile_t *a, int h, int64_t t0, const int T)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i flip = _mm256_set1_epi8((char) 0x80);
+    __m256 acc[S_T2];
+    for (int t = 0; t < S_T2; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < a->nb; b++) {
+        const uint8_t *rec = a->wg + (size_t) b * SW__REC_Q8_0;
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (rec + 16 * h)));
+        __m256i si[S_T2];
+        for (int t = 0; t < S_T2; t++)
+            si[t] = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) {
+            __m256i ws = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (rec + 32 + 64 * k + 32 * h)), flip);
+            __m256i aw = _mm256_sign_epi8(ws, ws);
+            for (int t = 0; t < T; t++) {
+                const int8_t *xp = a->xq + (t0 + t) * a->xq_stride + b * 32 + 4 * k;
+                __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(s_load_i32(xp)), ws);
+                si[t] = _mm256_add_epi32(si[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones));
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            int64_t xi = (t0 + t) * a->xs_stride + b;
+            si[t] = _mm256_add_epi32(si[t], _mm256_set1_epi32(a->xb[xi]));
+            __m256 sc = _mm256_mul_ps(dw, _mm256_set1_ps(a->xd[xi]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si[t]), sc, acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float *yp = a->y + (t0 + t) * a->ldy + 8 * h;
+        int n = a->n_rows - 8 * h;
+        if (n >= 8) {
+            _mm256_storeu_ps(yp, acc[t]);
+        } else if (n > 0) {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, acc[t]);
+            memcpy(yp, tmp, sizeof(float) * (size_t) n);
+        }
+    }
+}
+
+/*  Q4_0: unsigned nibbles times signed x; sums of 16 products fit in int16. */
+SW_AVX2_INLINE void s_tile_q4_0_half(const sw__tile_t *a, int h, int64_t t0, const int T)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[S_T2];
+    for (int t = 0; t < S_T2; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < a->nb; b++) {
+        const uint8_t *rec = a->wg + (size_t) b * SW__REC_Q4_0;
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (rec + 16 * h)));
+        __m256i s16[S_T2];
+        for (int t = 0; t < S_T2; t++)
+            s16[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *) (rec + 32 + 64 * c + 32 * h));
+            __m256i lo = _mm256_and_si256(v, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            for (int t = 0; t < T; t++) {
+                const int8_t *xp = a->xq + (t0 + t) * a->xq_stride + b * 32;
+                __m256i pl = _mm256_maddubs_epi16(lo, _mm256_set1_epi32(s_load_i32(xp + 4 * c)));
+                __m256i ph = _mm256_maddubs_epi16(hi, _mm256_set1_epi32(s_load_i32(xp + 16 + 4 * c)));
+                s16[t] = _mm256_add_epi16(s16[t], _mm256_add_epi16(pl, ph));
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            int64_t xi = (t0 + t) * a->xs_stride + b;
+            __m256i si = _mm256_add_epi32(_mm256_madd_epi16(s16[t], ones), _mm256_set1_epi32(a->xb[xi]));
+            __m256 sc = _mm256_mul_ps(dw, _mm256_set1_ps(a->xd[xi]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), sc, acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float *yp = a->y + (t0 + t) * a->ldy + 8 * h;
+        int n = a->n_rows - 8 * h;
+        if (n >= 8) {
+            _mm256_storeu_ps(yp, acc[t]);
+        } else if (n > 0) {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, acc[t]);
+            memcpy(yp, tmp, sizeof(float) * (size_t) n);
+        }
+    }
+}
+
+SW_AVX2 static void s_tile_q8_0(const sw__tile_t *a)
+{
+    for (int h = 0; h < 2; h++) {
+        if (a->n_rows <= 8 * h)
+            break;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += S_T2) {
+            switch (a->n_tok - t0 >= S_T2 ? S_T2 : (int) (a->n_tok - t0)) {
+            case 1: s_tile_q8_0_half(a, h, t0, 1); break;
+            case 2: s_tile_q8_0_half(a, h, t0, 2); break;
+            case 3: s_tile_q8_0_half(a, h, t0, 3); break;
+            default: s_tile_q8_0_half(a, h, t0, 4); break;
+            }
+        }
+    }
+}
+
+SW_AVX2 static void s_tile_q4_0(const sw__tile_t *a)
+{
+    for (int h = 0; h < 2; h++) {
+        if (a->n_rows <= 8 * h)
+            break;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += S_T2) {
+            switch (a->n_tok - t0 >= S_T2 ? S_T2 : (int) (a->n_tok - t0)) {
+            case 1: s_tile_q4_0_half(a, h, t0, 1); break;
+            case 2: s_tile_q4_0_half(a, h, t0, 2); break;
+            case 3: s_tile_q4_0_half(a, h, t0, 3); break;
+            default: s_tile_q4_0_half(a, h, t0, 4); break;
+            }
+        }
+    }
+}
+
+const sw__kernels_t sw__kernels_avx2 = {
+    .name = "avx2",
+    .rows = {
+        [SW__K_F32] = sw__avx2_rows_f32,
+        [SW__K_F16] = sw__avx2_rows_f16,
+        [SW__K_BF16] = sw__avx2_rows_bf16,
+        [SW__K_Q4_K] = sw__avx2_rows_q4_K,
+        [SW__K_Q6_K] = sw__avx2_rows_q6_K,
+    },
+    .tile_q8_0 = s_tile_q8_0,
+    .tile_q4_0 = s_tile_q4_0,
+    .quant = s_quant,
+    .q8_0_bias = 0,
+};
+
+#else
+typedef int sw__matmul_avx2_unused_t;
+#endif

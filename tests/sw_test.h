@@ -1,0 +1,54 @@
+/*  sw_test.h: minimal assertions for the unit tests (one executable per class).
+ *
+ *  CHECK(cond) records a failure with file:line and goes on; CHECK_NEAR checks
+ *  |a - b| <= tol. A test's main ends with `return sw_test_report("name");`,
+ *  which prints "name: N checks, M failed" and returns non-zero when M > 0, so
+ *  meson counts the executable as failed.
+ */
+#ifndef SW_TEST_H
+#define SW_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+
+static int sw_test_checks = 0;
+static int sw_test_failures = 0;
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        sw_test_checks++;                                                              \
+        if (!(cond)) {                                                                 \
+            sw_test_failures++;                                                        \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                           \
+    do {                                                                               \
+        sw_test_checks++;                                                              \
+        if (!(cond)) {                                                                 \
+            sw_test_failures++;                                                        \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);   \
+            fprintf(stderr, __VA_ARGS__);                                              \
+            fputc('\n', stderr);                                                       \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                          \
+    do {                                                                               \
+        double sw_a_ = (double) (a), sw_b_ = (double) (b);                             \
+        sw_test_checks++;                                                              \
+        if (!(fabs(sw_a_ - sw_b_) <= (double) (tol))) {                                \
+            sw_test_failures++;                                                        \
+            fprintf(stderr, "%s:%d: CHECK_NEAR failed: %s = %g, %s = %g, tol %g\n",    \
+                    __FILE__, __LINE__, #a, sw_a_, #b, sw_b_, (double) (tol));         \
+        }                                                                              \
+    } while (0)
+
+static inline int sw_test_report(const char *name)
+{
+    printf("%s: %d checks, %d failed\n", name, sw_test_checks, sw_test_failures);
+    return sw_test_failures > 0 ? 1 : 0;
+}
+
+#endif
