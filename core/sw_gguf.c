@@ -7,7 +7,7 @@
  *  cursor. Every count read from the file is checked against the bytes left
  *  before anything is allocated for it, so allocations are bounded by a small
  *  multiple of the file size (and by the hard limits below). Keys and tensor
- *  names are copied into one string pool so they can be NUL-terminated;
+ *  names are copied into a chunked string pool so they can be NUL-terminated;
  *  string values stay inside the mapping.
  */
 #include "sw_gguf.h"
@@ -46,6 +46,15 @@ typedef struct {
     size_t raw_off, raw_len;  /* value bytes as stored (after the type field), for copy_kv */
 } s_kv_t;
 
+/*  String pool chunk: names never move once copied. */
+typedef struct s_chunk_t {
+    struct s_chunk_t *next;
+    size_t used, cap;        /* bytes */
+    char data[];
+} s_chunk_t;
+
+#define S_CHUNK_BYTES (64u * 1024u)
+
 /*  Open-addressing hash table of indices (into kvs or tensors) by name. */
 typedef struct {
     int64_t *slot;   /* capacity entries, -1 = empty */
@@ -63,7 +72,7 @@ struct sw_gguf_t {
     s_kv_t *kvs;
     int64_t n_tensors;
     sw_gguf_tensor_t *tensors;
-    char *pool;              /* NUL-terminated keys and tensor names */
+    struct s_chunk_t *pool;  /* NUL-terminated keys and tensor names (chunk list) */
     s_index_t kv_index;
     s_index_t tensor_index;
 };
@@ -226,7 +235,7 @@ static int s_rd_str(s_cur_t *c, const uint8_t **s, uint64_t *len, const char *wh
 
 /*  Copies a name into the pool (NUL-terminated). Names must be non-empty,
  *  at most S_MAX_NAME_LEN bytes and free of NUL bytes. */
-static int s_pool_name(s_cur_t *c, char **pool_pos, const uint8_t *s, uint64_t len,
+static int s_pool_name(s_cur_t *c, s_chunk_t **pool, const uint8_t *s, uint64_t len,
                        const char *what, const char *ctx, const char **out)
 {
     if (len == 0)
@@ -239,10 +248,23 @@ static int s_pool_name(s_cur_t *c, char **pool_pos, const uint8_t *s, uint64_t l
         return sw_err(c->err, c->errlen, "%s%s '%s' contains a NUL byte", ctx, what,
                       s_printable(s, (size_t) len, pb, sizeof pb));
     }
-    memcpy(*pool_pos, s, (size_t) len);
-    (*pool_pos)[len] = 0;
-    *out = *pool_pos;
-    *pool_pos += len + 1;
+    size_t need = (size_t) len + 1;
+    s_chunk_t *ch = *pool;
+    if (!ch || ch->cap - ch->used < need) {
+        size_t cap = need > S_CHUNK_BYTES ? need : S_CHUNK_BYTES;
+        ch = malloc(sizeof *ch + cap);
+        if (!ch)
+            return sw_err(c->err, c->errlen, "%sout of memory", ctx);
+        ch->next = *pool;
+        ch->used = 0;
+        ch->cap = cap;
+        *pool = ch;
+    }
+    char *dst = ch->data + ch->used;
+    memcpy(dst, s, (size_t) len);
+    dst[len] = 0;
+    ch->used += need;
+    *out = dst;
     return 0;
 }
 
@@ -317,14 +339,14 @@ static int s_parse_value(s_cur_t *c, s_kv_t *kv, const char *ctx)
     return 0;
 }
 
-static int s_parse_tensor(s_cur_t *c, sw_gguf_t *g, int64_t idx, char **pool_pos)
+static int s_parse_tensor(s_cur_t *c, sw_gguf_t *g, int64_t idx)
 {
     char ctx[160], pb[80];
     snprintf(ctx, sizeof ctx, "tensor %lld: ", (long long) idx);
     sw_gguf_tensor_t *t = &g->tensors[idx];
     const uint8_t *s;
     uint64_t len;
-    if (s_rd_str(c, &s, &len, "name", ctx) || s_pool_name(c, pool_pos, s, len, "tensor name", ctx, &t->name))
+    if (s_rd_str(c, &s, &len, "name", ctx) || s_pool_name(c, &g->pool, s, len, "tensor name", ctx, &t->name))
         return -1;
     snprintf(ctx, sizeof ctx, "tensor '%s': ", s_printable(s, (size_t) len, pb, sizeof pb));
 
@@ -419,14 +441,11 @@ static int s_parse(sw_gguf_t *g, char *err, size_t errlen)
                       "%llu key/value pairs and %llu tensors cannot fit in a file of %zu bytes",
                       (unsigned long long) n_kv, (unsigned long long) n_tensors, g->size);
 
-    /* names of kvs and tensors together fit in the header bytes */
-    g->pool = malloc(s_left(&c) + 1);
     g->kvs = calloc(n_kv ? (size_t) n_kv : 1, sizeof(s_kv_t));
     g->tensors = calloc(n_tensors ? (size_t) n_tensors : 1, sizeof(sw_gguf_tensor_t));
-    if (!g->pool || !g->kvs || !g->tensors || s_index_init(&g->kv_index, (int64_t) n_kv)
+    if (!g->kvs || !g->tensors || s_index_init(&g->kv_index, (int64_t) n_kv)
         || s_index_init(&g->tensor_index, (int64_t) n_tensors))
         return sw_err(err, errlen, "out of memory");
-    char *pool_pos = g->pool;
 
     g->alignment = S_DEFAULT_ALIGNMENT;
     for (uint64_t i = 0; i < n_kv; i++) {
@@ -436,7 +455,7 @@ static int s_parse(sw_gguf_t *g, char *err, size_t errlen)
         g->n_kv = (int64_t) i + 1; /* so destroy frees str_off of a half-parsed kv */
         const uint8_t *s;
         uint64_t len;
-        if (s_rd_str(&c, &s, &len, "key", ctx) || s_pool_name(&c, &pool_pos, s, len, "key", ctx, &kv->key))
+        if (s_rd_str(&c, &s, &len, "key", ctx) || s_pool_name(&c, &g->pool, s, len, "key", ctx, &kv->key))
             return -1;
         snprintf(ctx, sizeof ctx, "key '%s': ", s_printable(s, (size_t) len, pb, sizeof pb));
         size_t slot = 0;
@@ -462,7 +481,7 @@ static int s_parse(sw_gguf_t *g, char *err, size_t errlen)
     g->n_kv = (int64_t) n_kv;
 
     for (uint64_t i = 0; i < n_tensors; i++) {
-        if (s_parse_tensor(&c, g, (int64_t) i, &pool_pos))
+        if (s_parse_tensor(&c, g, (int64_t) i))
             return -1;
     }
     g->n_tensors = (int64_t) n_tensors;
@@ -574,7 +593,11 @@ void sw_gguf_destroy(sw_gguf_t **self_p)
             free(g->kvs[i].str_off);
     free(g->kvs);
     free(g->tensors);
-    free(g->pool);
+    while (g->pool) {
+        s_chunk_t *next = g->pool->next;
+        free(g->pool);
+        g->pool = next;
+    }
     free(g->kv_index.slot);
     free(g->tensor_index.slot);
     if (g->mapped)

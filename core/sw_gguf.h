@@ -58,12 +58,21 @@ typedef struct sw_gguf_t sw_gguf_t;
 /*  Opens and validates a GGUF file by mmap (read-only, MAP_PRIVATE).
  *  Pages are only read when a tensor's data is touched, so a caller that uses
  *  only some tensors (a stage with layers [a, b)) pays memory for those only.
- *  Validation covers: magic, version, counts against the file size, string
- *  lengths, array lengths, nested arrays, dims (1..4, positive, no overflow of
- *  the element count), known tensor types, row length a multiple of the block
- *  size, alignment a power of two, offsets aligned, offset+size within the
- *  file, duplicate tensor names.
- *  Returns NULL on failure with the reason in err. Caller destroys result. */
+ *  Validation covers: magic, version, counts against the file size (and hard
+ *  limits of 2^20 keys and 2^20 tensors), string lengths, array lengths and
+ *  element types (arrays of arrays are refused), bool values 0/1, keys and
+ *  tensor names non-empty, <= 65535 bytes and free of NUL bytes, duplicate
+ *  keys, dims (1..4, positive, no overflow of the element count or byte
+ *  size), known tensor types, row length a multiple of the block size,
+ *  `general.alignment` a u32 power of two, offsets aligned, data section and
+ *  offset+size within the file, duplicate tensor names. Memory allocated is
+ *  bounded by a small multiple of the header size; tensor data is not read.
+ *  Returns NULL on failure with the reason in err (one line naming the key or
+ *  tensor at fault, e.g. "tensor 'x': data [offset 64, 136 bytes] runs past
+ *  end of file (size 100, data section at 64)"; the path is not included,
+ *  callers prefix it). Caller destroys result.
+ *  The file must not be truncated while open (that would raise SIGBUS on
+ *  access to the missing pages, as with any mmap). */
 sw_gguf_t *sw_gguf_open(const char *path, char *err, size_t errlen);
 
 /*  Same as sw_gguf_open over a caller-owned buffer (used by the fuzz target
@@ -82,7 +91,8 @@ size_t sw_gguf_file_size(const sw_gguf_t *self);
 /*  Number of key/value pairs, and the index of `key` (exact match) or -1. */
 int64_t sw_gguf_n_kv(const sw_gguf_t *self);
 int64_t sw_gguf_find_key(const sw_gguf_t *self, const char *key);
-/*  Key name (NUL-terminated, borrowed) and value type of pair i. */
+/*  Key name (NUL-terminated, borrowed) and value type of pair i; NULL and
+ *  (sw_gguf_vtype_t) -1 when i is out of range. */
 const char *sw_gguf_key(const sw_gguf_t *self, int64_t i);
 sw_gguf_vtype_t sw_gguf_kv_type(const sw_gguf_t *self, int64_t i);
 
@@ -145,7 +155,9 @@ int sw_gguf_writer_set_arr(sw_gguf_writer_t *self, const char *key, sw_gguf_vtyp
 int sw_gguf_writer_set_arr_str(sw_gguf_writer_t *self, const char *key, const char *const *strs,
                                const size_t *lens, uint64_t n);
 /*  Copies every metadata pair of `src` whose key starts with `prefix`
- *  ("" = all) into the writer. Returns 0/-1. */
+ *  ("" = all; NULL = all) into the writer, byte for byte and with its type
+ *  (also the types without a setter: u8, i8, u16, i16, i64, f64). Existing
+ *  keys are replaced. Returns 0/-1. */
 int sw_gguf_writer_copy_kv(sw_gguf_writer_t *self, const sw_gguf_t *src, const char *prefix);
 
 /*  Adds a tensor with dims ne[0..n_dims) (innermost first) of `type`; `data`

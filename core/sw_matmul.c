@@ -15,6 +15,10 @@
 
 #include <cblas.h>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include "sw_common.h"
 #include "sw_kernels_impl.h"
 
@@ -38,7 +42,10 @@ static void s_pick(void)
     const sw__kernels_t *k = &sw__kernels_scalar;
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    /* F16C from CPUID leaf 1 (not every compiler knows it as a cpu feature) */
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    int f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     int vnni = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     if (vnni)
@@ -329,7 +336,7 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
     else if (w->priv && w->type == SW_DTYPE_Q4_0)
         tile = k->tile_q4_0;
     int is_float = w->type == SW_DTYPE_F32 || w->type == SW_DTYPE_F16 || w->type == SW_DTYPE_BF16;
-    int use_blas = is_float && !s_scalar_forced && n_tok >= SW_BLAS_MIN_TOK;
+    int use_blas = is_float && !s_scalar_forced && n_tok >= SW_BLAS_MIN_TOK && n_tok <= INT32_MAX;
 
     /* scratch sizes */
     size_t need = 0;

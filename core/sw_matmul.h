@@ -38,7 +38,11 @@ typedef struct {
 
 /*  Describes `data` as a weight matrix and lets the kernels prepare it
  *  (possibly a repacked copy, owned by w->priv). data is borrowed and must
- *  outlive w. Returns 0, or -1 for an unsupported type or a bad shape. */
+ *  outlive w. Returns 0, or -1 for an unsupported type or a bad shape.
+ *  On x86-64 with AVX2 or AVX-512, Q8_0 and Q4_0 weights are copied once into
+ *  16-row interleaved blocks (w->priv, about the size of data); the fast
+ *  kernels then never read data again, so a caller may drop its pages
+ *  (madvise MADV_DONTNEED on a file mapping) to save memory. */
 int sw_weight_init(sw_weight_t *w, sw_dtype_t type, int64_t n_in, int64_t n_out, const void *data);
 /*  Frees what sw_weight_init allocated; the struct may be re-initialised. */
 void sw_weight_release(sw_weight_t *w);
@@ -51,7 +55,9 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
  *  "scalar". */
 const char *sw_matmul_kernel_name(void);
 /*  For tests and benchmarks: forces the scalar reference kernels (true) or
- *  the best available (false). Not thread-safe; call before any matmul. */
+ *  the best available (false). Not thread-safe; call before any matmul.
+ *  The environment variable SWISD_KERNELS=avx2|scalar, read once at the
+ *  first call into this module, caps the kernel choice the same way. */
 void sw_matmul_force_scalar(int on);
 
 #ifdef __cplusplus

@@ -116,12 +116,20 @@ SW_AVX2 void sw__avx2_rows_bf16(const uint8_t *w, size_t row_bytes, int64_t n_in
 /* ------------------------------------------------------------------------ */
 /*  K-quants with Q8_K activations (GGUF layout)                            */
 
-/*  dot(Q4_K row, Q8_K row) over nb blocks. */
-SW_AVX2_INLINE float s_dot_q4_K(const sw_block_q4_K *w, const sw_block_q8_K *x, int64_t nb)
+#define S_KT 4 /* tokens per pass over a K-quant row */
+
+/*  y[t] = dot(Q4_K row, Q8_K row of token t) for t < T: the weights of a
+ *  block are unpacked once and used for every token. */
+SW_AVX2_INLINE void s_dot_q4_K(const sw_block_q4_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                               const int T)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    __m256 acc = _mm256_setzero_ps();
-    float acc_m = 0.0f;
+    __m256 acc[S_KT];
+    float acc_m[S_KT];
+    for (int t = 0; t < S_KT; t++) {
+        acc[t] = _mm256_setzero_ps();
+        acc_m[t] = 0.0f;
+    }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *s = w[b].scales;
         uint8_t sc[8], mn[8];
@@ -131,85 +139,108 @@ SW_AVX2_INLINE float s_dot_q4_K(const sw_block_q4_K *w, const sw_block_q8_K *x, 
             sc[j + 4] = (uint8_t) ((s[j + 8] & 0x0f) | ((s[j] >> 6) << 4));
             mn[j + 4] = (uint8_t) ((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
         }
-        int32_t summ = 0;
-        for (int j = 0; j < 8; j++)
-            summ += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i q[8];
         for (int g = 0; g < 4; g++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * g));
-            __m256i lo = _mm256_and_si256(q, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            __m256i xl = _mm256_loadu_si256((const __m256i *) (x[b].qs + 64 * g));
-            __m256i xh = _mm256_loadu_si256((const __m256i *) (x[b].qs + 64 * g + 32));
-            __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_set1_epi16(sc[2 * g]));
-            __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), _mm256_set1_epi16(sc[2 * g + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+            __m256i v = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * g));
+            q[2 * g] = _mm256_and_si256(v, m4);
+            q[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
         }
-        float d = sw_f16_to_f32(w[b].d) * x[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        acc_m += sw_f16_to_f32(w[b].dmin) * x[b].d * (float) summ;
+        const float dw = sw_f16_to_f32(w[b].d), dmw = sw_f16_to_f32(w[b].dmin);
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            int32_t summ = 0;
+            for (int j = 0; j < 8; j++)
+                summ += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+            __m256i sumi = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *) (xb->qs + 32 * j));
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], xv), _mm256_set1_epi16(sc[j]));
+                sumi = _mm256_add_epi32(sumi, p);
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+            acc_m[t] += dmw * xb->d * (float) summ;
+        }
     }
-    return s_hsum(acc) - acc_m;
+    for (int t = 0; t < T; t++)
+        out[t] = s_hsum(acc[t]) - acc_m[t];
 }
 
-/*  dot(Q6_K row, Q8_K row): unsigned 6-bit q times x with maddubs, the -32
- *  offset folded in through the Q8_K sums of 16. */
-SW_AVX2_INLINE float s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *x, int64_t nb)
+/*  Q6_K: unsigned 6-bit q times x with maddubs, the -32 offset folded in
+ *  through the Q8_K sums of 16; weights unpacked once for T tokens. */
+SW_AVX2_INLINE void s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                               const int T)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m3 = _mm256_set1_epi8(0x30);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[S_KT];
+    for (int t = 0; t < S_KT; t++)
+        acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const int8_t *sc = w[b].scales;
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc));
-        __m256i bs16 = _mm256_loadu_si256((const __m256i *) x[b].bsums);
-        __m256i corr = _mm256_madd_epi16(sc16, bs16); /* sum_s sc[s] * bsum[s] */
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i q[8], scv[8];
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = w[b].ql + 64 * h;
             const uint8_t *qh = w[b].qh + 32 * h;
-            const int8_t *xx = x[b].qs + 128 * h;
             __m256i l0 = _mm256_loadu_si256((const __m256i *) ql);
             __m256i l1 = _mm256_loadu_si256((const __m256i *) (ql + 32));
             __m256i hh = _mm256_loadu_si256((const __m256i *) qh);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 4), m3));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m3));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hh, m3));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(hh, 2), m3));
+            q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 4), m3));
+            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m3));
+            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hh, m3));
+            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(hh, 2), m3));
             for (int k = 0; k < 4; k++) {
                 int s0 = 8 * h + 2 * k;
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[s0 + 1]), _mm_set1_epi16(sc[s0]));
-                __m256i xv = _mm256_loadu_si256((const __m256i *) (xx + 32 * k));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), scv));
+                scv[4 * h + k] = _mm256_set_m128i(_mm_set1_epi16(sc[s0 + 1]), _mm_set1_epi16(sc[s0]));
             }
         }
-        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
-        float d = sw_f16_to_f32(w[b].d) * x[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        const float dw = sw_f16_to_f32(w[b].d);
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m256i bs16 = _mm256_loadu_si256((const __m256i *) xb->bsums);
+            __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs16), 5));
+            for (int k = 0; k < 8; k++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *) (xb->qs + 32 * k));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), scv[k]));
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
     }
-    return s_hsum(acc);
+    for (int t = 0; t < T; t++)
+        out[t] = s_hsum(acc[t]);
 }
+
+#define S_KROWS(dot, wtype)                                                                                  \
+    for (int64_t r = r0; r < r1; r++) {                                                                     \
+        const wtype *wr = (const wtype *) (w + (size_t) r * row_bytes);                                    \
+        for (int64_t t0 = 0; t0 < n_tok; t0 += S_KT) {                                                      \
+            const int T = n_tok - t0 < S_KT ? (int) (n_tok - t0) : S_KT;                                    \
+            const sw_block_q8_K *xs[S_KT];                                                                  \
+            float out[S_KT];                                                                                \
+            for (int t = 0; t < S_KT; t++)                                                                  \
+                xs[t] = (const sw_block_q8_K *) ((const char *) xa + (size_t) (t0 + (t < T ? t : 0)) * xa_stride); \
+            switch (T) {                                                                                    \
+            case 1: dot(wr, xs, n_in / SW_QK_K, out, 1); break;                                             \
+            case 2: dot(wr, xs, n_in / SW_QK_K, out, 2); break;                                             \
+            case 3: dot(wr, xs, n_in / SW_QK_K, out, 3); break;                                             \
+            default: dot(wr, xs, n_in / SW_QK_K, out, 4); break;                                            \
+            }                                                                                               \
+            for (int t = 0; t < T; t++)                                                                     \
+                y[(t0 + t) * ldy + r] = out[t];                                                             \
+        }                                                                                                   \
+    }
 
 SW_AVX2 void sw__avx2_rows_q4_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
                                 const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
 {
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t t = 0; t < n_tok; t++)
-            y[t * ldy + r] = s_dot_q4_K((const sw_block_q4_K *) (w + (size_t) r * row_bytes),
-                                        (const sw_block_q8_K *) ((const char *) xa + (size_t) t * xa_stride),
-                                        n_in / SW_QK_K);
+    S_KROWS(s_dot_q4_K, sw_block_q4_K)
 }
 
 SW_AVX2 void sw__avx2_rows_q6_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
                                 const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
 {
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t t = 0; t < n_tok; t++)
-            y[t * ldy + r] = s_dot_q6_K((const sw_block_q6_K *) (w + (size_t) r * row_bytes),
-                                        (const sw_block_q8_K *) ((const char *) xa + (size_t) t * xa_stride),
-                                        n_in / SW_QK_K);
+    S_KROWS(s_dot_q6_K, sw_block_q6_K)
 }
 
 /* ------------------------------------------------------------------------ */

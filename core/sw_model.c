@@ -11,6 +11,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "sw_common.h"
 
@@ -207,6 +209,23 @@ static int s_vector(sw_model_t *m, const char *name, int64_t n, bool optional, c
     return 0;
 }
 
+/* The kernels keep a repacked copy of some weight types, so the file pages
+ * of the original are no longer read: give them back (the mapping stays
+ * valid; a later read would fault them in again). Only whole pages inside
+ * [data, data + n) are dropped. */
+static void s_drop_pages(const void *data, size_t n)
+{
+    const uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t) data + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t) data + n) & ~(page - 1);
+    if (hi > lo)
+        madvise((void *) lo, hi - lo, MADV_DONTNEED);
+}
+
+/* token_embd rows are still read by embed() even when it doubles as the
+ * (repacked) output matrix. */
+static bool s_is_token_embd(const char *name) { return !strcmp(name, "token_embd.weight"); }
+
 static int s_matrix(sw_model_t *m, sw_weight_t *w, const char *name, int64_t n_in, int64_t n_out, char *err,
                     size_t errlen)
 {
@@ -216,6 +235,8 @@ static int s_matrix(sw_model_t *m, sw_weight_t *w, const char *name, int64_t n_i
     if (sw_weight_init(w, t->type, n_in, n_out, t->data) != 0)
         return sw_err(err, errlen, "tensor %s: type %s is not supported for matrix products", name,
                       sw_dtype_name(t->type));
+    if (w->priv && !s_is_token_embd(name))
+        s_drop_pages(t->data, t->nbytes);
     return 0;
 }
 

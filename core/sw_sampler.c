@@ -2,9 +2,8 @@
  *
  *  Candidates are kept as an index list so that each stage touches only the
  *  tokens still alive: top-k is a quickselect (expected O(n)), top-p sorts
- *  only a growing prefix (selected by quickselect, then sorted) until the
- *  cumulative mass reaches top_p, so a 150k vocabulary costs O(n) plus a
- *  sort of the few hundred tokens that matter.
+ *  only the candidates of one probability bucket (see s_top_p), so a 150k
+ *  vocabulary costs O(n) plus a small sort.
  *  Candidates are ordered by (value descending, id ascending): a total order,
  *  so ties are resolved the same way every time.
  */
@@ -201,6 +200,60 @@ static void s_sort(const float *v, int32_t *c, size_t n)
     }
 }
 
+/*  Top-p over c[0, nc) with probabilities v[id] (mass of the whole top-k
+ *  set is 1): keeps the shortest prefix in (p desc, id asc) order whose mass
+ *  reaches top_p, and returns its length; c[0, keep) holds that prefix
+ *  (sorted only within the boundary bucket).
+ *  Probabilities are bucketed by the bits of their float representation
+ *  (monotonic for positive floats; 4 buckets per octave), so only the bucket
+ *  holding the boundary is sorted: O(n) plus a small sort. */
+#define S_NBUCKET 1024
+static inline uint32_t s_bucket(float p)
+{
+    uint32_t bits;
+    memcpy(&bits, &p, 4);
+    if (bits >= 0x3F800000u) /* p >= 1 */
+        return 0;
+    uint32_t b = (0x3F800000u - bits) >> 21;
+    return b < S_NBUCKET - 1 ? b : S_NBUCKET - 1;
+}
+
+static size_t s_top_p(sw_sampler_t *self, size_t nc)
+{
+    const float *v = self->val;
+    int32_t *c = self->cand;
+    const double top_p = self->p.top_p;
+    double mass[S_NBUCKET];
+    memset(mass, 0, sizeof(mass));
+    for (size_t i = 0; i < nc; i++) {
+        uint32_t b = s_bucket(v[c[i]]);
+        mass[b] += v[c[i]];
+    }
+    double cum = 0;
+    uint32_t B = 0;
+    for (; B < S_NBUCKET - 1; B++) {
+        if (cum + mass[B] >= top_p)
+            break;
+        cum += mass[B];
+    }
+    /* partition: buckets < B first, then bucket B, the rest dropped */
+    size_t w = 0;
+    for (size_t i = 0; i < nc; i++)
+        if (s_bucket(v[c[i]]) < B)
+            s_swap(c, i, w++);
+    size_t wb = w;
+    for (size_t i = w; i < nc; i++)
+        if (s_bucket(v[c[i]]) == B)
+            s_swap(c, i, wb++);
+    s_sort(v, c + w, wb - w);
+    for (size_t i = w; i < wb; i++) {
+        cum += v[c[i]];
+        if (cum >= top_p)
+            return i + 1;
+    }
+    return wb > 0 ? wb : 1; /* rounding: the mass fell just short of top_p */
+}
+
 /* ---- the chain ------------------------------------------------------------ */
 
 /*  Runs the chain on logits. Returns the number of kept candidates (>= 1)
@@ -264,35 +317,10 @@ static size_t s_chain(sw_sampler_t *self, const float *logits, const int32_t *hi
     }
     for (size_t i = 0; i < nc; i++)
         v[c[i]] = (float) (v[c[i]] / sum);
-    /* top-p: smallest prefix (in order) whose mass reaches top_p */
-    if (p->top_p < 1.0f && nc > 1) {
-        size_t sorted = 0, m = 64;
-        double cum = 0;
-        size_t keep = nc;
-        for (;;) {
-            if (m > nc)
-                m = nc;
-            if (m > sorted) {
-                if (m < nc)
-                    s_select(v, c + sorted, nc - sorted, m - sorted);
-                s_sort(v, c + sorted, m - sorted);
-            }
-            size_t i = sorted;
-            for (; i < m; i++) {
-                cum += v[c[i]];
-                if (cum >= p->top_p) {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            if (keep < nc || i < m || m == nc)
-                break;
-            sorted = m;
-            m *= 4;
-        }
-        nc = keep;
-    }
-    /* min-p: relative to the most probable candidate */
+    /* min-p, then top-p. Both keep a prefix of the (p desc, id asc) order
+     * (min-p's reference p_max is the first element, which top-p always
+     * keeps), so their intersection does not depend on the order; min-p
+     * first is O(n) and shrinks top-p's work. */
     if (p->min_p > 0 && nc > 1) {
         float pmax = 0;
         for (size_t i = 0; i < nc; i++)
@@ -305,6 +333,8 @@ static size_t s_chain(sw_sampler_t *self, const float *logits, const int32_t *hi
                 c[w++] = c[i];
         nc = w;
     }
+    if (p->top_p < 1.0f && nc > 1)
+        nc = s_top_p(self, nc);
     /* renormalise the kept set */
     sum = 0;
     for (size_t i = 0; i < nc; i++)

@@ -226,6 +226,27 @@ sw_tokenizer_t *sw_tokenizer_new(const sw_vocab_desc_t *d, char *err, size_t err
         if (!dup)
             self->ht[j] = i;
     }
+    /* SPM word split is exact when no mergeable piece has U+2581 after
+     * another character (see s_spm_encode) */
+    self->spm_word_split = self->kind == SW_TOK_SPM;
+    for (int32_t i = 0; i < n && self->spm_word_split; i++) {
+        int32_t t = self->types[i];
+        if (t != SW_TOKTYPE_NORMAL && t != SW_TOKTYPE_USER)
+            continue;
+        const unsigned char *p = (const unsigned char *) self->blob + self->tok_off[i];
+        size_t len = self->tok_len[i];
+        bool seen_other = false;
+        for (size_t k = 0; k < len;) {
+            bool ws = k + 3 <= len && p[k] == 0xE2 && p[k + 1] == 0x96 && p[k + 2] == 0x81;
+            if (ws && seen_other) {
+                self->spm_word_split = false;
+                break;
+            }
+            if (!ws)
+                seen_other = true;
+            k += ws ? 3 : 1;
+        }
+    }
     for (int b = 0; b < 256; b++)
         self->byte_id[b] = -1;
     if (self->kind == SW_TOK_SPM) {
@@ -626,6 +647,11 @@ static void s_try_bigram(const sw_tokenizer_t *self, const char *text, const s_s
     s_heap_push(heap, hn, b);
 }
 
+static bool s_is_ws(const char *buf, const s_sym_t *sy)
+{
+    return sy->n == 3 && memcmp(buf + sy->start, "\xe2\x96\x81", 3) == 0;
+}
+
 #define EMIT(id)                                                                         \
     do {                                                                                 \
         if (cnt < max_out) out[cnt] = (id);                                              \
@@ -674,39 +700,54 @@ static int64_t s_spm_encode(const sw_tokenizer_t *self, const char *text, size_t
         ns++;
         i += cl;
     }
-    size_t hn = 0;
-    for (int32_t i = 0; i + 1 < ns; i++)
-        s_try_bigram(self, buf, sym, i, i + 1, heap, &hn);
-    /* each merge pushes at most 2 entries and removes a symbol: heap stays
-     * below ns + 2 * ns entries; allocated 2 * len + 2 >= 2 * ns. Guard anyway. */
-    while (hn > 0) {
-        s_bigram_t b = s_heap_pop(heap, &hn);
-        s_sym_t *L = &sym[b.l], *R = &sym[b.r];
-        if (L->n == 0 || R->n == 0 || L->n + R->n != b.len || L->next != b.r)
-            continue;
-        L->n += R->n;
-        R->n = 0;
-        L->next = R->next;
-        if (R->next >= 0)
-            sym[R->next].prev = b.l;
-        if (hn + 2 > 2 * len + 2)
-            break; /* cannot happen; keeps the heap in bounds */
-        s_try_bigram(self, buf, sym, L->prev, b.l, heap, &hn);
-        s_try_bigram(self, buf, sym, b.l, L->next, heap, &hn);
-    }
-    for (int32_t i = 0; i >= 0 && ns > 0; i = sym[i].next) {
-        int32_t id = sw__tok_lookup(self, buf + sym[i].start, sym[i].n);
-        if (id >= 0) {
-            EMIT(id);
-            continue;
+    /* Words: when no mergeable piece has U+2581 after another character,
+     * no merge can cross the point where a U+2581 follows a non-U+2581
+     * character, so each such segment is merged on its own (same result,
+     * small cache-friendly heaps). Otherwise the whole text is one segment. */
+    for (int32_t s0 = 0; s0 < ns;) {
+        int32_t s1 = s0 + 1;
+        if (self->spm_word_split)
+            while (s1 < ns && !(s_is_ws(buf, &sym[s1]) && !s_is_ws(buf, &sym[s1 - 1])))
+                s1++;
+        else
+            s1 = ns;
+        sym[s0].prev = -1;
+        sym[s1 - 1].next = -1;
+        size_t hn = 0;
+        for (int32_t i = s0; i + 1 < s1; i++)
+            s_try_bigram(self, buf, sym, i, i + 1, heap, &hn);
+        /* each merge pops one entry and pushes at most two: the heap holds
+         * at most 2 * (s1 - s0) <= 2 * len + 2 entries. Guarded anyway. */
+        while (hn > 0) {
+            s_bigram_t b = s_heap_pop(heap, &hn);
+            s_sym_t *L = &sym[b.l], *R = &sym[b.r];
+            if (L->n == 0 || R->n == 0 || L->n + R->n != b.len || L->next != b.r)
+                continue;
+            L->n += R->n;
+            R->n = 0;
+            L->next = R->next;
+            if (R->next >= 0)
+                sym[R->next].prev = b.l;
+            if (hn + 2 > 2 * len + 2)
+                break; /* cannot happen; keeps the heap in bounds */
+            s_try_bigram(self, buf, sym, L->prev, b.l, heap, &hn);
+            s_try_bigram(self, buf, sym, b.l, L->next, heap, &hn);
         }
-        for (uint32_t k = 0; k < sym[i].n; k++) {
-            int32_t bid = self->byte_id[(unsigned char) buf[sym[i].start + k]];
-            if (bid < 0)
-                bid = self->unk_id;
-            if (bid >= 0)
-                EMIT(bid);
+        for (int32_t i = s0; i >= 0; i = sym[i].next) {
+            int32_t id = sw__tok_lookup(self, buf + sym[i].start, sym[i].n);
+            if (id >= 0) {
+                EMIT(id);
+                continue;
+            }
+            for (uint32_t k = 0; k < sym[i].n; k++) {
+                int32_t bid = self->byte_id[(unsigned char) buf[sym[i].start + k]];
+                if (bid < 0)
+                    bid = self->unk_id;
+                if (bid >= 0)
+                    EMIT(bid);
+            }
         }
+        s0 = s1;
     }
     free(buf);
     free(sym);

@@ -67,21 +67,27 @@ int32_t sw_tokenizer_n_vocab(const sw_tokenizer_t *self);
 int32_t sw_tokenizer_bos(const sw_tokenizer_t *self);   /* -1 if none */
 int32_t sw_tokenizer_eos(const sw_tokenizer_t *self);   /* -1 if none */
 bool sw_tokenizer_add_bos(const sw_tokenizer_t *self);
-/*  True for tokens that end generation (EOS, and EOT-like control tokens). */
+/*  True for tokens that end generation: EOS, and control-type tokens whose
+ *  text is one of <|eot_id|>, <|im_end|>, <|endoftext|>, </s>, <|end|>,
+ *  <end_of_turn>, <|end_of_text|>. False for ids out of range. */
 bool sw_tokenizer_is_eog(const sw_tokenizer_t *self, int32_t token);
 
 /*  Encodes len bytes of UTF-8 text (invalid UTF-8 is encoded byte-wise by
  *  byte fallback, never rejected). Writes at most max_out ids to out.
  *  Returns the number of ids the full encoding has (may exceed max_out: call
- *  again with a larger buffer), or -1 on allocation failure. */
+ *  again with a larger buffer; out may be NULL with max_out 0 to count), or
+ *  -1 on allocation failure or a text over ~1 GiB. Empty text encodes to
+ *  nothing (plus BOS if asked). */
 int64_t sw_tokenizer_encode(const sw_tokenizer_t *self, const char *text, size_t len,
                             bool add_bos, int32_t *out, int64_t max_out);
 
 /*  The bytes one token stands for when it follows token `prev` (-1 at the
  *  start): SPM pieces have U+2581 turned into spaces, the leading space of
  *  the first piece after BOS removed, <0xXX> byte tokens turned into the
- *  byte; BPE pieces are mapped back from the byte-level alphabet. Control
- *  tokens (BOS/EOS) decode to nothing. Writes up to buflen bytes (no NUL) and
+ *  byte; BPE pieces are mapped back from the byte-level alphabet (BPE
+ *  user-defined tokens are copied as is). Control, unknown and unused
+ *  tokens decode to nothing. decode(encode(s)) == s for any bytes s (SPM:
+ *  unless s holds U+2581, which encodes as a space). Writes up to buflen bytes (no NUL) and
  *  returns the number of bytes of the piece (may exceed buflen), or -1 for an
  *  id out of range. A multi-byte UTF-8 character may be split over tokens;
  *  callers concatenate bytes. */

@@ -27,6 +27,7 @@ struct sw_tokenizer_t {
     int32_t byte_id[256];  /* SPM: id of <0xXX>, or -1 */
     int32_t bos_id, eos_id, unk_id, pad_id;
     bool add_bos, add_space_prefix;
+    bool spm_word_split;    /* SPM: merge word by word (exact for this vocabulary) */
     /* BPE */
     int16_t cp2byte[SW_TOK_CP2BYTE_N]; /* inverse GPT-2 byte map, -1 if none */
     uint16_t byte2cp[256];  /* GPT-2 byte map: byte -> code point */

@@ -1,0 +1,193 @@
+/*  bench_matmul.c: sw_matmul speed at TinyLlama-1.1B shapes.
+ *
+ *  usage: bench_matmul [types] [threads]     e.g. bench_matmul q8_0,q4_0 2
+ *
+ *  Part 1, per shape (n_in x n_out) and type: n_tok 1 (decode) and 128
+ *  (prefill), 1 and 2 threads. Enough weight copies are cycled that decode
+ *  reads from DRAM, as in a real model. Prints GB/s of weights and GFLOP/s.
+ *  Part 2, per type: a whole TinyLlama token (22 layers of wq, wk, wv, wo,
+ *  w1, w3, w2 plus the 32000-row output; the q4_0 model's output is q6_K as
+ *  llama.cpp quantizes it) with all weights resident: matmul-only tokens/s
+ *  for decode and for a 128-token prefill. Random weights; numbers only.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sw_common.h"
+#include "sw_dtype.h"
+#include "sw_matmul.h"
+#include "sw_pool.h"
+
+static uint64_t s_rng = 88172645463325252ull;
+
+static float rndf(void)
+{
+    s_rng ^= s_rng << 13;
+    s_rng ^= s_rng >> 7;
+    s_rng ^= s_rng << 17;
+    return (float) ((double) (s_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/*  n_out rows of random data (a few distinct rows quantized, then copied). */
+static void *make_weights(sw_dtype_t type, int64_t n_in, int64_t n_out)
+{
+    size_t rb = sw_dtype_row_size(type, n_in);
+    uint8_t *w = sw_alloc_aligned(rb * (size_t) n_out);
+    float *row = malloc(sizeof(float) * (size_t) n_in);
+    if (!w || !row) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    const int distinct = 8;
+    for (int r = 0; r < distinct && r < n_out; r++) {
+        for (int64_t i = 0; i < n_in; i++)
+            row[i] = rndf() * 0.05f;
+        sw_quantize_row(type, row, w + (size_t) r * rb, n_in);
+    }
+    for (int64_t r = distinct; r < n_out; r++)
+        memcpy(w + (size_t) r * rb, w + (size_t) (r % distinct) * rb, rb);
+    free(row);
+    return w;
+}
+
+typedef struct {
+    sw_weight_t w;
+    void *data;
+} wt_t;
+
+static void wt_make(wt_t *t, sw_dtype_t type, int64_t n_in, int64_t n_out)
+{
+    t->data = make_weights(type, n_in, n_out);
+    if (sw_weight_init(&t->w, type, n_in, n_out, t->data) != 0) {
+        fprintf(stderr, "sw_weight_init failed\n");
+        exit(1);
+    }
+}
+
+static void wt_free(wt_t *t)
+{
+    sw_weight_release(&t->w);
+    sw_free(t->data);
+}
+
+static void bench_shape(sw_dtype_t type, int64_t n_in, int64_t n_out, sw_pool_t *pools[2])
+{
+    size_t bytes = sw_dtype_row_size(type, n_in) * (size_t) n_out;
+    int copies = (int) ((256u << 20) / bytes) + 1;
+    if (copies > 32)
+        copies = 32;
+    wt_t *ws = calloc((size_t) copies, sizeof(wt_t));
+    for (int c = 0; c < copies; c++)
+        wt_make(&ws[c], type, n_in, n_out);
+    const int64_t max_tok = 128;
+    float *x = malloc(sizeof(float) * (size_t) (n_in * max_tok));
+    float *y = malloc(sizeof(float) * (size_t) (n_out * max_tok));
+    for (int64_t i = 0; i < n_in * max_tok; i++)
+        x[i] = rndf();
+    for (int p = 0; p < 2; p++) {
+        for (int64_t n_tok = 1; n_tok <= max_tok; n_tok *= 128) {
+            /* warm up, then run for ~0.3 s */
+            sw_matmul(pools[p], &ws[0].w, x, n_tok, y);
+            int iters = 0;
+            uint64_t t0 = sw_now_ns(), t1;
+            do {
+                sw_matmul(pools[p], &ws[iters % copies].w, x, n_tok, y);
+                iters++;
+                t1 = sw_now_ns();
+            } while (t1 - t0 < 300000000ull || iters < 3);
+            double s = (double) (t1 - t0) / 1e9 / iters;
+            double flop = 2.0 * (double) n_in * (double) n_out * (double) n_tok;
+            printf("%-5s %5lld x %5lld  n_tok %3lld  threads %d: %8.3f ms  %6.1f GB/s  %7.1f GFLOP/s\n",
+                   sw_dtype_name(type), (long long) n_in, (long long) n_out, (long long) n_tok,
+                   sw_pool_n_threads(pools[p]), s * 1e3, (double) bytes / s / 1e9, flop / s / 1e9);
+        }
+    }
+    for (int c = 0; c < copies; c++)
+        wt_free(&ws[c]);
+    free(ws);
+    free(x);
+    free(y);
+}
+
+enum { L_Q, L_K, L_V, L_O, L_1, L_3, L_2, L_N };
+
+static void bench_model(sw_dtype_t type, sw_pool_t *pool)
+{
+    const int n_layer = 22;
+    const int64_t E = 2048, F = 5632, KV = 256, V = 32000;
+    const int64_t shp[L_N][2] = { { E, E }, { E, KV }, { E, KV }, { E, E }, { E, F }, { E, F }, { F, E } };
+    wt_t *L = calloc((size_t) n_layer * L_N, sizeof(wt_t));
+    size_t total = 0;
+    for (int l = 0; l < n_layer; l++)
+        for (int k = 0; k < L_N; k++) {
+            wt_make(&L[l * L_N + k], type, shp[k][0], shp[k][1]);
+            total += L[l * L_N + k].w.row_bytes * (size_t) shp[k][1];
+        }
+    sw_dtype_t out_type = type == SW_DTYPE_Q4_0 ? SW_DTYPE_Q6_K : type;
+    wt_t out;
+    wt_make(&out, out_type, E, V);
+    total += out.w.row_bytes * (size_t) V;
+
+    const int64_t T = 128;
+    float *x = malloc(sizeof(float) * (size_t) (F * T));
+    float *y = malloc(sizeof(float) * (size_t) (V * T));
+    for (int64_t i = 0; i < F * T; i++)
+        x[i] = rndf();
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t n_tok = pass == 0 ? 1 : T;
+        int reps = pass == 0 ? 20 : 2;
+        uint64_t best = UINT64_MAX;
+        for (int r = 0; r < reps + 1; r++) {
+            uint64_t t0 = sw_now_ns();
+            for (int l = 0; l < n_layer; l++)
+                for (int k = 0; k < L_N; k++)
+                    sw_matmul(pool, &L[l * L_N + k].w, x, n_tok, y);
+            /* logits: every token at decode, only the last one at prefill */
+            sw_matmul(pool, &out.w, x, 1, y);
+            uint64_t dt = sw_now_ns() - t0;
+            if (r > 0 && dt < best)
+                best = dt;
+        }
+        double s = (double) best / 1e9;
+        printf("model %-5s (out %-4s) threads %d %-8s: %7.2f ms  %7.1f tok/s  (%.2f GB weights, %.1f GB/s)\n",
+               sw_dtype_name(type), sw_dtype_name(out_type), sw_pool_n_threads(pool),
+               pass == 0 ? "decode" : "prefill", s * 1e3, (double) n_tok / s, (double) total / 1e9,
+               pass == 0 ? (double) total / s / 1e9 : 0.0);
+    }
+    for (int i = 0; i < n_layer * L_N; i++)
+        wt_free(&L[i]);
+    free(L);
+    wt_free(&out);
+    free(x);
+    free(y);
+}
+
+int main(int argc, char **argv)
+{
+    const char *types_arg = argc > 1 ? argv[1] : "q8_0,q4_0,q4_K,q6_K,f16,f32";
+    int only_model = argc > 2 && strcmp(argv[2], "model") == 0;
+    printf("kernels: %s\n", sw_matmul_kernel_name());
+    sw_pool_t *pools[2] = { sw_pool_new(1), sw_pool_new(2) };
+    const int64_t shapes[][2] = { { 2048, 2048 }, { 2048, 256 }, { 2048, 5632 }, { 5632, 2048 }, { 2048, 32000 } };
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", types_arg);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        sw_dtype_t type;
+        if (sw_dtype_from_name(tok, &type) != 0) {
+            fprintf(stderr, "unknown type %s\n", tok);
+            continue;
+        }
+        if (!only_model)
+            for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+                bench_shape(type, shapes[s][0], shapes[s][1], pools);
+        if (type == SW_DTYPE_Q8_0 || type == SW_DTYPE_Q4_0 || only_model) {
+            bench_model(type, pools[1]);
+        }
+        fflush(stdout);
+    }
+    sw_pool_destroy(&pools[0]);
+    sw_pool_destroy(&pools[1]);
+    return 0;
+}
