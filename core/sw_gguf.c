@@ -12,6 +12,8 @@
  */
 #include "sw_gguf.h"
 
+#include <xxhash.h>
+
 #include "sw_common.h"
 
 #include <errno.h>
@@ -609,6 +611,11 @@ void sw_gguf_destroy(sw_gguf_t **self_p)
 uint32_t sw_gguf_version(const sw_gguf_t *self) { return self->version; }
 uint32_t sw_gguf_alignment(const sw_gguf_t *self) { return self->alignment; }
 size_t sw_gguf_file_size(const sw_gguf_t *self) { return self->size; }
+
+uint64_t sw_gguf_identity_hash(const sw_gguf_t *self)
+{
+    return XXH3_64bits(self->base, self->data_off);
+}
 
 /* ---- metadata ---------------------------------------------------------- */
 

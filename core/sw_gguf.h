@@ -85,6 +85,12 @@ void sw_gguf_destroy(sw_gguf_t **self_p);
 uint32_t sw_gguf_version(const sw_gguf_t *self);
 uint32_t sw_gguf_alignment(const sw_gguf_t *self);
 size_t sw_gguf_file_size(const sw_gguf_t *self);
+/*  XXH3-64 (xxHash, Collet) of everything before the data section: header,
+ *  metadata and tensor infos. Two files with the same value have the same
+ *  metadata, tensor names, types, shapes and offsets; the swarm uses it as the
+ *  model checksum (cheap: no tensor data is read). Weights that differ only
+ *  in value are not told apart. */
+uint64_t sw_gguf_identity_hash(const sw_gguf_t *self);
 
 /* ---- metadata ---------------------------------------------------------- */
 

@@ -1,0 +1,87 @@
+/*  sw_broker_client.h: a node's (stage's, gateway's, client broker's) link to
+ *  its broker.
+ *
+ *  One DEALER socket connected outbound to the broker (so the node works
+ *  behind NAT). The client registers with Hello, re-sends it until a HelloAck
+ *  arrives and again whenever the broker answers ERROR_UNKNOWN_NODE (broker
+ *  restarted, or the node was expired after a pause), sends a Heartbeat every
+ *  heartbeat_ms with the load the owner reports, and measures the round trip
+ *  from HeartbeatAcks. Messages for the application are handed back by
+ *  sw_broker_client_recv; registration traffic is handled inside.
+ *
+ *  Use: add sw_broker_client_sock() to your poller; when it is readable call
+ *  sw_broker_client_recv; call sw_broker_client_tick at least every
+ *  sw_broker_client_timeout_ms() milliseconds.
+ *
+ *  Thread safety: one thread (the socket's owner).
+ */
+#ifndef SW_BROKER_CLIENT_H
+#define SW_BROKER_CLIENT_H
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sw_wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *endpoint;                     /* broker, e.g. "tcp://127.0.0.1:5555" */
+    Swisd__V1__Role role;                     /* ROLE_STAGE, ROLE_GATEWAY, ROLE_BROKER */
+    const char *node_id;                      /* NULL: a random id */
+    const char *region;                       /* NULL: "default" */
+    const Swisd__V1__ModelRef *model;         /* copied; NULL if none */
+    uint32_t layer_begin, layer_end;          /* stages: [begin, end) */
+    const Swisd__V1__Capabilities *caps;      /* copied; NULL if none */
+    int heartbeat_ms;                         /* <= 0: 1000 */
+} sw_broker_client_config_t;
+
+typedef struct sw_broker_client_t sw_broker_client_t;
+
+/*  Creates the socket, connects and sends the first Hello.
+ *  Returns NULL with a reason. Caller destroys result. */
+sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, char *err, size_t errlen);
+/*  Sends Goodbye (best effort) and closes; accepts NULL; sets *self_p = NULL. */
+void sw_broker_client_destroy(sw_broker_client_t **self_p);
+
+zsock_t *sw_broker_client_sock(sw_broker_client_t *self);
+const char *sw_broker_client_id(const sw_broker_client_t *self);
+/*  True once a HelloAck arrived (and no UNKNOWN_NODE since). */
+bool sw_broker_client_registered(const sw_broker_client_t *self);
+/*  Last measured round trip to the broker in ms (0 before the first ack). */
+double sw_broker_client_rtt_ms(const sw_broker_client_t *self);
+/*  The broker's id and region from its HelloAck ("" before). */
+const char *sw_broker_client_broker_id(const sw_broker_client_t *self);
+
+/*  Sets the load reported in the next heartbeats (copied). */
+void sw_broker_client_set_load(sw_broker_client_t *self, const Swisd__V1__Load *load);
+/*  Changes the announced layer range (stages with --layers auto) and
+ *  re-registers. */
+void sw_broker_client_set_layers(sw_broker_client_t *self, uint32_t begin, uint32_t end);
+
+/*  Receives one message (call when the socket is readable). Returns 1 when
+ *  msg holds a validated message for the application (header and body set;
+ *  caller frees msg with sw_wire_msg_free), 0 when the message was
+ *  registration traffic handled here or a malformed frame that was logged
+ *  (msg is then empty), -1 if the receive was interrupted. */
+int sw_broker_client_recv(sw_broker_client_t *self, sw_wire_msg_t *msg);
+
+/*  Sends Hello / Heartbeat when due. */
+void sw_broker_client_tick(sw_broker_client_t *self);
+/*  Milliseconds until the next tick is needed (for the poller's timeout). */
+int sw_broker_client_timeout_ms(const sw_broker_client_t *self);
+
+/*  Sends a body to node dst ("" = the broker itself) through the broker.
+ *  Returns 0 or -1 (queue full or socket error). */
+int sw_broker_client_send(sw_broker_client_t *self, const char *dst, const Swisd__V1__Body *body);
+/*  Sends an Error to dst. */
+int sw_broker_client_send_error(sw_broker_client_t *self, const char *dst, int code, const char *session_id,
+                                uint64_t request_id, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif
