@@ -16,6 +16,12 @@
  *  whose declared or actual sizes differ, whose zstd content size is not the
  *  expected one, or whose checksum does not match, before writing output.
  *
+ *  Delta frames need matching state on both ends: the sender's codec and
+ *  the receiver's codec are both created with delta = true for one session
+ *  and direction; the receiver keeps the last frame it decoded. A delta
+ *  frame that reaches a receiver without its reference is refused (clear
+ *  error, no silent garbage); the sender then starts again without delta.
+ *
  *  Thread safety: a sw_codec_t holds zstd contexts and delta state; one
  *  thread at a time. Use one codec per link direction (and per session when
  *  delta is on).
