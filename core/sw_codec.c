@@ -212,6 +212,10 @@ int sw_codec_decode(sw_codec_t *self, const sw_codec_header_t *hdr, const void *
         rows = self->raw;
     } else if (payload_len != expected) {
         return sw_err(err, errlen, "payload has %zu bytes, the shape needs %zu", payload_len, expected);
+    } else if ((uintptr_t) payload % sizeof(float) != 0) {
+        /* the block layouts hold f16/f32 fields: read them from aligned memory */
+        memcpy(self->raw, payload, expected);
+        rows = self->raw;
     }
     if (hdr->flags & SW_CODEC_FLAG_DELTA) {
         if (!self->rx_prev || self->rx_prev_seq != hdr->delta_ref || self->rx_prev_len != expected)

@@ -509,6 +509,21 @@ static void s_rope(float *x, const float *cs, int32_t n_rot, sw_rope_type_t type
     }
 }
 
+/* Dot product with 8 independent partial sums, so the compiler can use SIMD
+ * lanes (a single float accumulator would force strict left-to-right order). */
+static inline float s_dot(const float *a, const float *b, int32_t n)
+{
+    float acc[8] = {0};
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
 typedef struct {
     const sw_hparams_t *hp;
     sw_seq_t *seqs;
@@ -550,11 +565,7 @@ static void s_attn_worker(void *arg, int ith, int nth)
         const float *q = J->q + row * q_dim + (int64_t) h * hd;
         float mx = -INFINITY;
         for (int32_t t = 0; t <= pos; t++) {
-            const float *k = K + (size_t) t * kv_dim;
-            float d = 0.0f;
-            for (int32_t i = 0; i < hd; i++)
-                d += q[i] * k[i];
-            d *= scale;
+            const float d = s_dot(q, K + (size_t) t * kv_dim, hd) * scale;
             scores[t] = d;
             if (d > mx)
                 mx = d;
