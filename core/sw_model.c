@@ -47,7 +47,9 @@ struct sw_kv_t {
     int32_t n_ctx;                  /* positions allocated */
     int32_t n_past;                 /* positions held */
     int32_t kv_dim;                 /* n_head_kv * head_dim */
-    float *k;                       /* (n_layers, n_ctx, kv_dim) */
+    float *k;                       /* (n_layers, n_head_kv, head_dim, n_ctx): keys
+                                       transposed per head, so attention scores
+                                       accumulate over positions as vector FMAs */
     float *v;                       /* (n_layers, n_ctx, kv_dim) */
 };
 
@@ -117,6 +119,9 @@ int sw_hparams_from_gguf(const sw_gguf_t *g, sw_hparams_t *hp, char *err, size_t
                           arch, v, hp->n_head);
         hp->n_head_kv = (int32_t) v;
     }
+    if (hp->n_head / hp->n_head_kv > 64)
+        return sw_err(err, errlen, "%d query heads per KV head is not supported (at most 64)",
+                      hp->n_head / hp->n_head_kv);
     hp->head_dim = hp->n_embd / hp->n_head;
     if (s_get_arch_u32(g, arch, "attention.key_length", &v) == 0)
         hp->head_dim = (int32_t) v;
@@ -538,51 +543,62 @@ typedef struct {
 } s_attn_job_t;
 
 /* Causal scaled dot-product attention (Vaswani et al. 2017) for the work
- * items [ith * n / nth, (ith+1) * n / nth): one item = (token, head). */
+ * items [ith * n / nth, (ith+1) * n / nth). One item = (token, KV head): the
+ * query heads of a GQA group share each read of their K and V rows. */
 static void s_attn_worker(void *arg, int ith, int nth)
 {
     s_attn_job_t *J = arg;
     const sw_hparams_t *hp = J->hp;
-    const int32_t hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
-    const int32_t group = hp->n_head / hp->n_head_kv;
+    const int32_t hd = hp->head_dim, q_dim = hp->n_head * hd, n_kv = hp->n_head_kv, kv_dim = n_kv * hd;
+    const int32_t group = hp->n_head / n_kv;
     const float scale = 1.0f / sqrtf((float) hd);
-    float *scores = J->scores + (size_t) ith * (size_t) J->max_ctx;
+    float *scores = J->scores + (size_t) ith * (size_t) group * (size_t) J->max_ctx;
     const int64_t begin = J->n_items * ith / nth, end = J->n_items * (ith + 1) / nth;
     int s = 0;
     for (int64_t item = begin; item < end; item++) {
-        const int64_t row = item / hp->n_head;
-        const int32_t h = (int32_t) (item % hp->n_head);
+        const int64_t row = item / n_kv;
+        const int32_t kh = (int32_t) (item % n_kv);
         while (s + 1 < J->n_seqs && J->seq_start[s + 1] <= row)
             s++;
         while (s > 0 && J->seq_start[s] > row)
             s--;
         const sw_seq_t *sq = &J->seqs[s];
-        const int32_t pos = sq->pos + (int32_t) (row - J->seq_start[s]);
+        const int32_t pos = sq->pos + (int32_t) (row - J->seq_start[s]), n_t = pos + 1;
         const sw_kv_t *kv = sq->kv;
-        const size_t layer_off = (size_t) J->il_local * (size_t) kv->n_ctx * (size_t) kv_dim;
-        const float *K = kv->k + layer_off + (size_t) (h / group) * hd;
-        const float *V = kv->v + layer_off + (size_t) (h / group) * hd;
-        const float *q = J->q + row * q_dim + (int64_t) h * hd;
-        float mx = -INFINITY;
-        for (int32_t t = 0; t <= pos; t++) {
-            const float d = s_dot(q, K + (size_t) t * kv_dim, hd) * scale;
-            scores[t] = d;
-            if (d > mx)
-                mx = d;
+        const size_t n_ctx = (size_t) kv->n_ctx;
+        const float *Kt = kv->k + ((size_t) J->il_local * n_kv + kh) * hd * n_ctx;
+        const float *V = kv->v + (size_t) J->il_local * n_ctx * kv_dim + (size_t) kh * hd;
+        float inv[64];
+        for (int32_t g = 0; g < group; g++) {
+            const float *q = J->q + row * q_dim + (int64_t) (kh * group + g) * hd;
+            float *sc = scores + (size_t) g * J->max_ctx;
+            memset(sc, 0, sizeof(float) * (size_t) n_t);
+            for (int32_t i = 0; i < hd; i++) {
+                const float qi = q[i] * scale;
+                const float *kr = Kt + (size_t) i * n_ctx;
+                for (int32_t t = 0; t < n_t; t++)
+                    sc[t] += qi * kr[t];
+            }
+            float mx = -INFINITY;
+            for (int32_t t = 0; t < n_t; t++)
+                mx = sc[t] > mx ? sc[t] : mx;
+            float sum = 0.0f;
+            for (int32_t t = 0; t < n_t; t++) {
+                sc[t] = expf(sc[t] - mx);
+                sum += sc[t];
+            }
+            inv[g] = 1.0f / sum;
+            float *o = J->out + row * q_dim + (int64_t) (kh * group + g) * hd;
+            memset(o, 0, sizeof(float) * (size_t) hd);
         }
-        float sum = 0.0f;
-        for (int32_t t = 0; t <= pos; t++) {
-            scores[t] = expf(scores[t] - mx);
-            sum += scores[t];
-        }
-        const float inv = 1.0f / sum;
-        float *o = J->out + row * q_dim + (int64_t) h * hd;
-        memset(o, 0, sizeof(float) * (size_t) hd);
-        for (int32_t t = 0; t <= pos; t++) {
-            const float p = scores[t] * inv;
+        for (int32_t t = 0; t < n_t; t++) {
             const float *v = V + (size_t) t * kv_dim;
-            for (int32_t i = 0; i < hd; i++)
-                o[i] += p * v[i];
+            for (int32_t g = 0; g < group; g++) {
+                const float p = scores[(size_t) g * J->max_ctx + t] * inv[g];
+                float *o = J->out + row * q_dim + (int64_t) (kh * group + g) * hd;
+                for (int32_t i = 0; i < hd; i++)
+                    o[i] += p * v[i];
+            }
         }
     }
 }
@@ -606,7 +622,8 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
     const int nth = sw_pool_n_threads(ex->pool);
     /* scratch layout */
     const size_t n_x = (size_t) (N * n_embd), n_q = (size_t) (N * q_dim), n_kv = (size_t) (N * kv_dim);
-    const size_t n_f = (size_t) (N * n_ff), n_sc = (size_t) nth * (size_t) max_ctx;
+    const size_t n_f = (size_t) (N * n_ff);
+    const size_t n_sc = (size_t) nth * (size_t) (hp->n_head / hp->n_head_kv) * (size_t) max_ctx;
     const size_t n_rope = (size_t) N * (size_t) hp->n_rot;
     const size_t pad = 16; /* keep each region 64-byte aligned */
 #define ROUND(n) (((n) + pad - 1) / pad * pad)
@@ -667,7 +684,8 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
                     s_rope(q + r * q_dim + h * hd, cs, hp->n_rot, hp->rope_type);
                 for (int32_t h = 0; h < hp->n_head_kv; h++)
                     s_rope(k + r * kv_dim + h * hd, cs, hp->n_rot, hp->rope_type);
-                memcpy(kv->k + layer_off + (size_t) pos * kv_dim, k + r * kv_dim, sizeof(float) * (size_t) kv_dim);
+                for (int64_t i = 0; i < kv_dim; i++) /* keys transposed: [head][dim][position] */
+                    kv->k[layer_off + (size_t) i * kv->n_ctx + pos] = k[r * kv_dim + i];
                 memcpy(kv->v + layer_off + (size_t) pos * kv_dim, v + r * kv_dim, sizeof(float) * (size_t) kv_dim);
             }
         }
@@ -683,7 +701,7 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
             s_attn_job_t job = {
                 .hp = hp, .seqs = seqs + s0, .n_seqs = s1 - s0, .il_local = il - seqs[s0].kv->layer_begin,
                 .q = q + shift * q_dim, .out = att + shift * q_dim, .scores = scores, .max_ctx = max_ctx,
-                .n_items = (seq_start[s1] - shift) * hp->n_head, .seq_start = local_start,
+                .n_items = (seq_start[s1] - shift) * hp->n_head_kv, .seq_start = local_start,
             };
             sw_pool_run(ex->pool, s_attn_worker, &job);
             s0 = s1;
