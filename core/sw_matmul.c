@@ -9,6 +9,8 @@
  */
 #include "sw_matmul.h"
 
+#include <stdatomic.h>
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +216,7 @@ typedef struct {
     /* blas */
     float *blas_buf;         /* per-thread dequantized rows, blas_rows * n_in floats each */
     int64_t blas_rows;
+    _Atomic int64_t next;    /* tiles: next group index to take */
 } s_job_t;
 
 static void s_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
@@ -246,6 +249,9 @@ static void s_job_quant(void *arg, int ith, int nth)
         s_quant_rows(j, t0, t1);
 }
 
+/* Groups of SW__GROUP rows are taken in chunks from a shared counter rather
+ * than split evenly up front: on machines where a core can be preempted (VMs,
+ * a busy desktop) an even split leaves the other threads waiting. */
 static void s_job_tiles(void *arg, int ith, int nth)
 {
     s_job_t *j = arg;
@@ -253,24 +259,31 @@ static void s_job_tiles(void *arg, int ith, int nth)
     const int64_t nb = w->n_in / 32;
     const int64_t ng = (w->n_out + SW__GROUP - 1) / SW__GROUP;
     const size_t rec = w->type == SW_DTYPE_Q8_0 ? SW__REC_Q8_0 : SW__REC_Q4_0;
-    int64_t g0, g1;
-    s_split(ng, ith, nth, &g0, &g1);
-    for (int64_t g = g0; g < g1; g++) {
-        int64_t rows_left = w->n_out - g * SW__GROUP;
-        sw__tile_t t = {
-            .wg = (const uint8_t *) w->priv + (size_t) g * (size_t) nb * rec,
-            .nb = nb,
-            .xq = j->xq,
-            .xq_stride = w->n_in,
-            .xd = j->xd,
-            .xb = j->xb,
-            .xs_stride = nb,
-            .n_tok = j->n_tok,
-            .y = j->y + g * SW__GROUP,
-            .ldy = w->n_out,
-            .n_rows = rows_left < SW__GROUP ? (int) rows_left : SW__GROUP,
-        };
-        j->tile(&t);
+    int64_t chunk = ng / ((int64_t) nth * 8);
+    chunk = chunk < 1 ? 1 : chunk;
+    (void) ith;
+    for (;;) {
+        const int64_t g0 = atomic_fetch_add_explicit(&j->next, chunk, memory_order_relaxed);
+        if (g0 >= ng)
+            break;
+        const int64_t g1 = g0 + chunk < ng ? g0 + chunk : ng;
+        for (int64_t g = g0; g < g1; g++) {
+            int64_t rows_left = w->n_out - g * SW__GROUP;
+            sw__tile_t t = {
+                .wg = (const uint8_t *) w->priv + (size_t) g * (size_t) nb * rec,
+                .nb = nb,
+                .xq = j->xq,
+                .xq_stride = w->n_in,
+                .xd = j->xd,
+                .xb = j->xb,
+                .xs_stride = nb,
+                .n_tok = j->n_tok,
+                .y = j->y + g * SW__GROUP,
+                .ldy = w->n_out,
+                .n_rows = rows_left < SW__GROUP ? (int) rows_left : SW__GROUP,
+            };
+            j->tile(&t);
+        }
     }
 }
 
