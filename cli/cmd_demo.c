@@ -1,0 +1,261 @@
+/*  cmd_demo.c: `swisd demo`: a whole swarm on this machine, one prompt
+ *  through it, then a clean shutdown.
+ *
+ *  Starts a root broker, two regional brokers (regions "eu" and "us") under
+ *  it, three stages splitting the model's layers (stages 1 and 3 in eu,
+ *  stage 2 in us, so activations cross regions), and a gateway in eu; waits
+ *  until the gateway reports the model servable; runs `swisd generate`
+ *  through the gateway (its stdout is the demo's); stops everything with
+ *  SIGTERM. The processes' logs go to a folder that is printed.
+ */
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli_util.h"
+#include "sw_common.h"
+#include "sw_gguf.h"
+#include "sw_model.h"
+#include "sw_proc.h"
+#include "sw_wire.h"
+#include "swisd_cli.h"
+
+#define N_PROCS 7
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: swisd demo [--model FILE.gguf] [-p PROMPT] [-n N] [--temp T] [--seed S] [--threads N]\n"
+                 "                  [--log-dir DIR]\n"
+                 "  Starts a root broker, two regional brokers, three stages and a gateway on this machine,\n"
+                 "  generates from the prompt through them, and shuts everything down.\n"
+                 "  Default model: stories260K from $SWISD_MODELS or ../shared/models next to the source tree.\n");
+}
+
+/* The default model: $SWISD_MODELS/stories260K/..., then ../shared/models
+ * relative to the source tree (two levels above the build's cli folder),
+ * then relative to the working directory. */
+static int s_default_model(const char *self, char *out, size_t outlen)
+{
+    const char *rel = "stories260K/stories260K.f32.gguf";
+    const char *env = getenv("SWISD_MODELS");
+    if (env) {
+        snprintf(out, outlen, "%s/%s", env, rel);
+        if (access(out, R_OK) == 0)
+            return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        /* <src>/build/cli/swisd -> <src>/../shared/models */
+        snprintf(out, outlen, "%s/../../../shared/models/%s", dirname(exe), rel);
+        if (access(out, R_OK) == 0)
+            return 0;
+    }
+    const char *tries[] = {"../shared/models/", "models/", "shared/models/"};
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        snprintf(out, outlen, "%s%s", tries[i], rel);
+        if (access(out, R_OK) == 0)
+            return 0;
+    }
+    (void) self;
+    return -1;
+}
+
+/* Asks the gateway's RPC endpoint whether its model is servable (every layer
+ * has a live stage). Returns 1 yes, 0 no, -1 no answer in timeout_ms. */
+static int s_servable(const char *endpoint, int timeout_ms)
+{
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    if (!s)
+        return -1;
+    sw_wire_socket_setup(s, 0, 100);
+    int result = -1;
+    if (zsock_connect(s, "%s", endpoint) == 0) {
+        Swisd__V1__ListModelsRequest req = SWISD__V1__LIST_MODELS_REQUEST__INIT;
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_LIST_MODELS_REQUEST;
+        b.list_models_request = &req;
+        zpoller_t *p = zpoller_new(s, NULL);
+        if (sw_wire_send(s, NULL, "demo", "", 0, &b) == 0 && zpoller_wait(p, timeout_ms) == s) {
+            sw_wire_msg_t m;
+            int code;
+            char err[256];
+            if (sw_wire_recv(s, false, &m, &code, err, sizeof err) == 0) {
+                const Swisd__V1__Body *r = sw_wire_body(&m, &code, err, sizeof err);
+                if (r && r->msg_case == SWISD__V1__BODY__MSG_LIST_MODELS_REPLY)
+                    result = r->list_models_reply->n_models > 0 && r->list_models_reply->models[0]->servable;
+                else
+                    result = 0;
+            }
+            sw_wire_msg_free(&m);
+        }
+        zpoller_destroy(&p);
+    }
+    zsock_destroy(&s);
+    return result;
+}
+
+int swisd_cmd_demo(int argc, char **argv)
+{
+    const char *model = NULL, *prompt = "Once upon a time", *log_dir_opt = NULL, *temp = "0", *seed = "0";
+    int64_t n = 100, threads = 1;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
+        {"n-predict", required_argument, 0, 'n'}, {"temp", required_argument, 0, 'T'},
+        {"seed", required_argument, 0, 'S'}, {"threads", required_argument, 0, 't'},
+        {"log-dir", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'n': if (cli_parse_i64("-n", optarg, 1, 65536, &n)) return 2; break;
+        case 'T': temp = optarg; break;
+        case 'S': seed = optarg; break;
+        case 't': if (cli_parse_i64("--threads", optarg, 1, 256, &threads)) return 2; break;
+        case 'L': log_dir_opt = optarg; break;
+        case 'h': s_usage(stdout); return 0;
+        default: s_usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        s_usage(stderr);
+        return 2;
+    }
+    char model_buf[PATH_MAX];
+    if (!model) {
+        if (s_default_model(argv[0], model_buf, sizeof model_buf) != 0) {
+            fprintf(stderr, "swisd demo: no default model found (stories260K under $SWISD_MODELS or "
+                            "../shared/models); pass --model FILE.gguf\n");
+            return 1;
+        }
+        model = model_buf;
+    }
+    /* layer split: three stages, as even as the model allows */
+    char err[512];
+    sw_gguf_t *g = sw_gguf_open(model, err, sizeof err);
+    sw_hparams_t hp;
+    if (!g || sw_hparams_from_gguf(g, &hp, err, sizeof err) != 0) {
+        fprintf(stderr, "swisd demo: %s: %s\n", model, err);
+        sw_gguf_destroy(&g);
+        return 1;
+    }
+    sw_gguf_destroy(&g);
+    if (hp.n_layer < 3) {
+        fprintf(stderr, "swisd demo: %s has %d layers; the demo splits the model over three stages\n", model,
+                hp.n_layer);
+        return 1;
+    }
+    const int L = hp.n_layer, b1 = (L + 2) / 3, b2 = b1 + (L - b1 + 1) / 2;
+    char ranges[3][32];
+    snprintf(ranges[0], sizeof ranges[0], "0-%d", b1 - 1);
+    snprintf(ranges[1], sizeof ranges[1], "%d-%d", b1, b2 - 1);
+    snprintf(ranges[2], sizeof ranges[2], "%d-%d", b2, L - 1);
+
+    char self[PATH_MAX], broker[PATH_MAX], stage[PATH_MAX], gateway[PATH_MAX];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[sl > 0 ? sl : 0] = 0;
+    if (sw_proc_find_tool(self, "swisd-broker", broker, sizeof broker) ||
+        sw_proc_find_tool(self, "swisd-stage", stage, sizeof stage) ||
+        sw_proc_find_tool(self, "swisd-gateway", gateway, sizeof gateway)) {
+        fprintf(stderr, "swisd demo: cannot find swisd-broker, swisd-stage and swisd-gateway next to %s or on PATH\n",
+                self);
+        return 1;
+    }
+    char log_dir[PATH_MAX];
+    if (log_dir_opt) {
+        snprintf(log_dir, sizeof log_dir, "%s", log_dir_opt);
+        mkdir(log_dir, 0755);
+    } else {
+        snprintf(log_dir, sizeof log_dir, "/tmp/swisd-demo-XXXXXX");
+        if (!mkdtemp(log_dir)) {
+            perror("swisd demo: mkdtemp");
+            return 1;
+        }
+    }
+    fprintf(stderr, "swisd demo: model %s (%d layers): stages %s (eu), %s (us), %s (eu); logs in %s\n", model, L,
+            ranges[0], ranges[1], ranges[2], log_dir);
+
+    sw_proc_t procs[N_PROCS];
+    memset(procs, 0, sizeof procs);
+    int n_procs = 0, rc = 1;
+    char root_ep[256], eu_ep[256], us_ep[256], rpc_ep[256], logp[PATH_MAX + 64], th[16];
+    snprintf(th, sizeof th, "%d", (int) threads);
+#define START(label, ...)                                                                                 \
+    do {                                                                                                  \
+        char *av[] = {__VA_ARGS__, NULL};                                                                 \
+        snprintf(logp, sizeof logp, "%s/%s.log", log_dir, label);                                         \
+        if (sw_proc_start(&procs[n_procs], label, av, logp) != 0)                                         \
+            goto stop;                                                                                    \
+        n_procs++;                                                                                        \
+    } while (0)
+#define READ(label, prefix, out)                                                                          \
+    do {                                                                                                  \
+        if (sw_proc_read_value(&procs[n_procs - 1], prefix, out, sizeof out, 10000) != 0) {               \
+            fprintf(stderr, "swisd demo: %s did not start (see %s/%s.log)\n", label, log_dir, label);     \
+            goto stop;                                                                                    \
+        }                                                                                                 \
+    } while (0)
+    START("broker-root", broker, "--bind", "tcp://127.0.0.1:*", "--region", "root");
+    READ("broker-root", "swisd-broker: listening on", root_ep);
+    START("broker-eu", broker, "--bind", "tcp://127.0.0.1:*", "--parent", root_ep, "--region", "eu");
+    READ("broker-eu", "swisd-broker: listening on", eu_ep);
+    START("broker-us", broker, "--bind", "tcp://127.0.0.1:*", "--parent", root_ep, "--region", "us");
+    READ("broker-us", "swisd-broker: listening on", us_ep);
+    START("stage-1", stage, "--broker", eu_ep, "--model", (char *) model, "--layers", ranges[0], "--region", "eu",
+          "--threads", th);
+    START("stage-2", stage, "--broker", us_ep, "--model", (char *) model, "--layers", ranges[1], "--region", "us",
+          "--threads", th);
+    START("stage-3", stage, "--broker", eu_ep, "--model", (char *) model, "--layers", ranges[2], "--region", "eu",
+          "--threads", th);
+    START("gateway", gateway, "--broker", eu_ep, "--model", (char *) model, "--rpc", "tcp://127.0.0.1:*", "--region",
+          "eu", "--threads", th);
+    READ("gateway", "swisd-gateway: rpc on", rpc_ep);
+    fprintf(stderr, "swisd demo: brokers root %s, eu %s, us %s; gateway rpc %s\n", root_ep, eu_ep, us_ep, rpc_ep);
+
+    /* wait until every layer has a live stage */
+    const uint64_t deadline = sw_now_ns() + 30ull * 1000000000ull;
+    int ok = 0;
+    while (!(ok = s_servable(rpc_ep, 1000) == 1) && (int64_t) (deadline - sw_now_ns()) > 0) {
+        for (int i = 0; i < n_procs; i++)
+            if (!sw_proc_alive(&procs[i])) {
+                fprintf(stderr, "swisd demo: %s exited (see %s)\n", procs[i].name, procs[i].log_path);
+                goto stop;
+            }
+        usleep(200 * 1000);
+    }
+    if (!ok) {
+        fprintf(stderr, "swisd demo: the swarm did not cover the model's layers within 30 s (logs in %s)\n", log_dir);
+        goto stop;
+    }
+    char nbuf[16];
+    snprintf(nbuf, sizeof nbuf, "%d", (int) n);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *av[] = {self, "generate", "--gateway", rpc_ep, "-p", (char *) prompt, "-n", nbuf, "--temp",
+                      (char *) temp, "--seed", (char *) seed, NULL};
+        execv(self, av);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        rc = 0;
+    fputc('\n', stdout);
+    fflush(stdout);
+stop:
+    for (int i = n_procs - 1; i >= 0; i--)
+        sw_proc_stop(&procs[i], 5000);
+    fprintf(stderr, "swisd demo: %s; all %d processes stopped\n", rc == 0 ? "done" : "failed", n_procs);
+#undef START
+#undef READ
+    return rc;
+}
