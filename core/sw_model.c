@@ -359,6 +359,25 @@ void sw_model_destroy(sw_model_t **self_p)
     *self_p = NULL;
 }
 
+void sw_model_identity(const sw_model_t *self, const char *path, char *id, size_t id_len, char *checksum,
+                       size_t sum_len)
+{
+    char name[129] = "";
+    if (sw_gguf_get_str_buf(self->gguf, "general.name", name, sizeof name) != 0 || !name[0]) {
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        snprintf(name, sizeof name, "%s", base);
+        size_t n = strlen(name);
+        if (n > 5 && !strcmp(name + n - 5, ".gguf"))
+            name[n - 5] = 0;
+    }
+    for (char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+              *p == '_' || *p == '-'))
+            *p = '_';
+    snprintf(id, id_len, "%s", name);
+    snprintf(checksum, sum_len, "%016llx", (unsigned long long) sw_gguf_identity_hash(self->gguf));
+}
+
 const sw_hparams_t *sw_model_hparams(const sw_model_t *self) { return &self->hp; }
 const sw_gguf_t *sw_model_gguf(const sw_model_t *self) { return self->gguf; }
 sw_model_parts_t sw_model_parts(const sw_model_t *self) { return self->parts; }

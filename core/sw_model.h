@@ -81,6 +81,13 @@ sw_model_parts_t sw_model_parts(const sw_model_t *self);
 /*  Reads hyperparameters only (no tensors checked). Returns 0 or -1. */
 int sw_hparams_from_gguf(const sw_gguf_t *gguf, sw_hparams_t *hp, char *err, size_t errlen);
 
+/*  The model's identity in the swarm: id = general.name with characters
+ *  outside [A-Za-z0-9._-] replaced by '_' (or the file name without .gguf
+ *  when there is no name), checksum = 16 hex digits of
+ *  sw_gguf_identity_hash. id: >= 129 bytes; checksum: >= 17 bytes. */
+void sw_model_identity(const sw_model_t *self, const char *path, char *id, size_t id_len, char *checksum,
+                       size_t sum_len);
+
 /* ---- execution context ------------------------------------------------- */
 
 /*  A thread pool of n_threads plus scratch buffers grown on demand.
