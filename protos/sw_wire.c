@@ -225,6 +225,8 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
             return sw_err(err, errlen, "position %u out of range", f->pos);
         if (s_activation(f->activation, err, errlen))
             return -1;
+        if (f->n_timings > SW_WIRE_MAX_ROUTE)
+            return sw_err(err, errlen, "too many hop timings");
         if (f->activation->n_tok != f->n_tok)
             return sw_err(err, errlen, "activation holds %u tokens, request says %u", f->activation->n_tok, f->n_tok);
         return 0;

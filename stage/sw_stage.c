@@ -1,0 +1,531 @@
+/*  sw_stage.c: the stage (see sw_stage.h). */
+#include "sw_stage.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "sw_broker_client.h"
+#include "sw_codec.h"
+#include "sw_common.h"
+#include "sw_model.h"
+#include "sw_session_cache.h"
+#include "sw_wire.h"
+
+#define S_MAX_DRAIN 64     /* messages taken per wake-up */
+#define S_MAX_ENCODERS 8   /* distinct link codecs kept */
+
+typedef struct {
+    sw_wire_msg_t msg;                     /* owns the request */
+    const Swisd__V1__ForwardRequest *fr;   /* = msg.body->forward_request */
+    uint64_t recv_ns;
+    float *hidden;                         /* (n_tok, n_embd) */
+    sw_session_t *sess;
+    bool taken, failed;
+} s_req_t;
+
+typedef struct {
+    sw_codec_config_t cfg;
+    sw_codec_t *codec;
+} s_encoder_t;
+
+struct sw_stage_t {
+    sw_stage_config_t cfg;
+    sw_model_t *model;
+    const sw_hparams_t *hp;
+    char model_id[129], checksum[17];
+    Swisd__V1__ModelRef ref;
+    sw_broker_client_t *bc;
+    sw_exec_t *ex;
+    sw_session_cache_t *cache;
+    sw_codec_t *rx;
+    s_encoder_t enc[S_MAX_ENCODERS];
+    int n_enc;
+    float ms_per_layer;
+    s_req_t queue[S_MAX_DRAIN];
+    int n_queue;
+    uint64_t busy_ns, busy_window_start;
+    float busy;
+    uint64_t served;
+};
+
+const char *sw_stage_id(const sw_stage_t *self) { return sw_broker_client_id(self->bc); }
+
+/* ---- setup ------------------------------------------------------------------ */
+
+/* Times one decode token through the stage's blocks (after a warm-up). */
+static float s_measure(sw_stage_t *st)
+{
+    const int32_t a = st->cfg.layer_begin, b = st->cfg.layer_end;
+    sw_kv_t *kv = sw_kv_new(st->model, a, b, 8);
+    float *h = calloc((size_t) st->hp->n_embd, sizeof(float));
+    float ms = 0;
+    if (kv && h) {
+        char err[128];
+        for (int i = 0; i < st->hp->n_embd; i++)
+            h[i] = (float) ((i % 7) - 3) * 0.1f;
+        uint64_t t0 = 0;
+        for (int it = 0; it < 4; it++) {
+            if (it == 1)
+                t0 = sw_now_ns();
+            sw_seq_t s = {.kv = kv, .pos = it, .n_tok = 1, .hidden = h};
+            sw_model_forward(st->ex, st->model, a, b, &s, 1, err, sizeof err);
+        }
+        ms = (float) ((sw_now_ns() - t0) / 3e6 / (b - a));
+    }
+    free(h);
+    sw_kv_destroy(&kv);
+    return ms;
+}
+
+/* Bytes of the tensors of block il (for sizing --layers auto). */
+static size_t s_layer_bytes(const sw_gguf_t *g, int32_t il)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "blk.%d.", (int) il);
+    size_t n = 0;
+    for (int64_t i = 0; i < sw_gguf_n_tensors(g); i++) {
+        const sw_gguf_tensor_t *t = sw_gguf_tensor(g, i);
+        if (!strncmp(t->name, prefix, strlen(prefix)))
+            n += t->nbytes;
+    }
+    return n;
+}
+
+/* --layers auto: ask the broker which layers are covered and take the least
+ * covered window that fits in the memory offered. */
+static int s_choose_layers(sw_stage_t *st, const char *checksum, char *err, size_t errlen)
+{
+    const sw_gguf_t *g = sw_model_gguf(st->model);
+    const int32_t L = st->hp->n_layer;
+    size_t mem = st->cfg.mem_bytes ? st->cfg.mem_bytes : (size_t) sysconf(_SC_PHYS_PAGES) * (size_t) sysconf(_SC_PAGESIZE);
+    int32_t fit = 0;
+    size_t used = 0;
+    for (int32_t il = 0; il < L; il++) {
+        size_t lb = s_layer_bytes(g, il);
+        if (used + lb > mem)
+            break;
+        used += lb;
+        fit++;
+    }
+    if (fit == 0)
+        return sw_err(err, errlen, "not even one layer fits in %zu MiB", mem >> 20);
+    int *cover = calloc((size_t) L, sizeof(int));
+    if (!cover)
+        return sw_err(err, errlen, "out of memory");
+    sw_broker_client_config_t qc = {.endpoint = st->cfg.broker, .role = SWISD__V1__ROLE__ROLE_CLIENT,
+                                    .region = st->cfg.region};
+    sw_broker_client_t *q = sw_broker_client_new(&qc, err, errlen);
+    bool answered = false;
+    if (q) {
+        zpoller_t *p = zpoller_new(sw_broker_client_sock(q), NULL);
+        const uint64_t deadline = sw_now_ns() + 3000000000ull;
+        bool asked = false;
+        while (!answered && sw_now_ns() < deadline && !zsys_interrupted) {
+            if (sw_broker_client_registered(q) && !asked) {
+                Swisd__V1__DirectoryQuery dq = SWISD__V1__DIRECTORY_QUERY__INIT;
+                dq.checksum = (char *) checksum;
+                Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+                b.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_QUERY;
+                b.directory_query = &dq;
+                sw_broker_client_send(q, "", &b);
+                asked = true;
+            }
+            if (zpoller_wait(p, 100)) {
+                sw_wire_msg_t m;
+                if (sw_broker_client_recv(q, &m) == 1 && m.body->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_REPLY) {
+                    const Swisd__V1__DirectoryReply *r = m.body->directory_reply;
+                    for (size_t i = 0; i < r->n_stages; i++)
+                        for (uint32_t l = r->stages[i]->layers->begin; l < r->stages[i]->layers->end && l < (uint32_t) L; l++)
+                            cover[l]++;
+                    answered = true;
+                }
+                sw_wire_msg_free(&m);
+            }
+            sw_broker_client_tick(q);
+        }
+        zpoller_destroy(&p);
+        sw_broker_client_destroy(&q);
+    }
+    int32_t best = 0;
+    long best_sum = -1;
+    for (int32_t s = 0; s + fit <= L; s++) {
+        long sum = 0;
+        for (int32_t l = s; l < s + fit; l++)
+            sum += cover[l];
+        if (best_sum < 0 || sum < best_sum) {
+            best_sum = sum;
+            best = s;
+        }
+    }
+    free(cover);
+    st->cfg.layer_begin = best;
+    st->cfg.layer_end = best + fit;
+    sw_log(SW_LOG_INFO, "stage: --layers auto chose %d-%d (%d of %d layers fit in %zu MiB; %s)", (int) best,
+           (int) (best + fit - 1), (int) fit, (int) L, mem >> 20,
+           answered ? "least covered by live stages" : "no directory answer, so from the start");
+    return 0;
+}
+
+sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
+{
+    sw_stage_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        sw_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    st->cfg = *cfg;
+    if (st->cfg.max_batch_tokens <= 0)
+        st->cfg.max_batch_tokens = 512;
+    if (st->cfg.threads < 1)
+        st->cfg.threads = 1;
+    if (!(st->ex = sw_exec_new(st->cfg.threads)))
+        goto oom;
+    /* metadata only first: identity, shape, and (auto) the range */
+    sw_model_parts_t none = {.layer_begin = 0, .layer_end = 0, .embed = false, .head = false};
+    if (!(st->model = sw_model_load(cfg->model_path, &none, err, errlen)))
+        goto fail;
+    st->hp = sw_model_hparams(st->model);
+    sw_model_identity(st->model, cfg->model_path, st->model_id, sizeof st->model_id, st->checksum, sizeof st->checksum);
+    if (st->cfg.layer_begin < 0 && s_choose_layers(st, st->checksum, err, errlen) != 0)
+        goto fail;
+    if (st->cfg.layer_begin < 0 || st->cfg.layer_end > st->hp->n_layer || st->cfg.layer_begin >= st->cfg.layer_end) {
+        sw_err(err, errlen, "layers %d-%d are outside the model's 0-%d", (int) st->cfg.layer_begin,
+               (int) st->cfg.layer_end - 1, (int) st->hp->n_layer - 1);
+        goto fail;
+    }
+    sw_model_destroy(&st->model);
+    sw_model_parts_t parts = {.layer_begin = st->cfg.layer_begin, .layer_end = st->cfg.layer_end};
+    if (!(st->model = sw_model_load(cfg->model_path, &parts, err, errlen)))
+        goto fail;
+    st->hp = sw_model_hparams(st->model);
+    st->cache = sw_session_cache_new(st->model, st->cfg.layer_begin, st->cfg.layer_end, st->hp->n_ctx_train,
+                                     st->cfg.kv_mem_bytes, st->cfg.max_sessions);
+    sw_codec_config_t f32 = {.dtype = SW_DTYPE_F32};
+    st->rx = sw_codec_new(&f32, st->hp->n_embd, SW_WIRE_MAX_TOKENS);
+    if (!st->cache || !st->rx)
+        goto oom;
+    st->ms_per_layer = s_measure(st);
+
+    swisd__v1__model_ref__init(&st->ref);
+    st->ref.id = st->model_id;
+    st->ref.checksum = st->checksum;
+    st->ref.n_layer = (uint32_t) st->hp->n_layer;
+    st->ref.n_embd = (uint32_t) st->hp->n_embd;
+    st->ref.n_vocab = (uint32_t) st->hp->n_vocab;
+    uint32_t codecs[] = {SW_DTYPE_F32, SW_DTYPE_F16, SW_DTYPE_BF16, SW_DTYPE_Q8_0, SW_DTYPE_Q4_0};
+    Swisd__V1__Capabilities caps = SWISD__V1__CAPABILITIES__INIT;
+    caps.memory_bytes = st->cfg.kv_mem_bytes;
+    caps.threads = (uint32_t) st->cfg.threads;
+    caps.ms_per_layer = st->ms_per_layer;
+    caps.codecs = codecs;
+    caps.n_codecs = sizeof codecs / sizeof codecs[0];
+    sw_broker_client_config_t bcfg = {
+        .endpoint = cfg->broker, .role = SWISD__V1__ROLE__ROLE_STAGE, .node_id = cfg->id, .region = cfg->region,
+        .model = &st->ref, .layer_begin = (uint32_t) st->cfg.layer_begin, .layer_end = (uint32_t) st->cfg.layer_end,
+        .caps = &caps, .heartbeat_ms = cfg->heartbeat_ms,
+    };
+    if (!(st->bc = sw_broker_client_new(&bcfg, err, errlen)))
+        goto fail;
+    sw_log(SW_LOG_INFO, "stage %.8s: model %s (%s), layers %d-%d of %d, %.3f ms per layer per token, %d threads",
+           sw_broker_client_id(st->bc), st->model_id, st->checksum, (int) st->cfg.layer_begin,
+           (int) st->cfg.layer_end - 1, (int) st->hp->n_layer, st->ms_per_layer, st->cfg.threads);
+    st->busy_window_start = sw_now_ns();
+    return st;
+oom:
+    sw_err(err, errlen, "out of memory");
+fail:
+    sw_stage_destroy(&st);
+    return NULL;
+}
+
+void sw_stage_destroy(sw_stage_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sw_stage_t *st = *self_p;
+    for (int i = 0; i < st->n_queue; i++) {
+        sw_wire_msg_free(&st->queue[i].msg);
+        free(st->queue[i].hidden);
+    }
+    for (int i = 0; i < st->n_enc; i++)
+        sw_codec_destroy(&st->enc[i].codec);
+    sw_codec_destroy(&st->rx);
+    sw_broker_client_destroy(&st->bc);
+    sw_session_cache_destroy(&st->cache);
+    sw_model_destroy(&st->model);
+    sw_exec_destroy(&st->ex);
+    free(st);
+    *self_p = NULL;
+}
+
+/* ---- serving ------------------------------------------------------------------ */
+
+static sw_codec_t *s_encoder(sw_stage_t *st, const Swisd__V1__CodecConfig *c)
+{
+    sw_codec_config_t cfg = {.dtype = SW_DTYPE_F32, .zstd_level = 0, .delta = false};
+    if (c) {
+        cfg.dtype = (sw_dtype_t) c->dtype;
+        cfg.zstd_level = c->zstd_level;
+    }
+    for (int i = 0; i < st->n_enc; i++)
+        if (st->enc[i].cfg.dtype == cfg.dtype && st->enc[i].cfg.zstd_level == cfg.zstd_level)
+            return st->enc[i].codec;
+    sw_codec_t *codec = sw_codec_new(&cfg, st->hp->n_embd, SW_WIRE_MAX_TOKENS);
+    if (!codec)
+        return NULL;
+    if (st->n_enc == S_MAX_ENCODERS) {
+        sw_codec_destroy(&st->enc[0].codec);
+        memmove(st->enc, st->enc + 1, sizeof st->enc[0] * (S_MAX_ENCODERS - 1));
+        st->n_enc--;
+    }
+    st->enc[st->n_enc].cfg = cfg;
+    st->enc[st->n_enc++].codec = codec;
+    return codec;
+}
+
+static void s_fail(sw_stage_t *st, s_req_t *r, int code, const char *fmt, const char *detail)
+{
+    sw_broker_client_send_error(st->bc, r->fr->origin, code, r->fr->session_id, r->fr->request_id, fmt, detail);
+    r->failed = true;
+}
+
+/* Checks the request and prepares its session and input rows. */
+static void s_prepare(sw_stage_t *st, s_req_t *r)
+{
+    const Swisd__V1__ForwardRequest *fr = r->fr;
+    const Swisd__V1__Hop *me = fr->route[0];
+    char err[256];
+    if (strcmp(me->node_id, sw_broker_client_id(st->bc)) != 0)
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "route[0] is %s, not this stage", me->node_id);
+    if ((int32_t) me->layers->begin < st->cfg.layer_begin || (int32_t) me->layers->end > st->cfg.layer_end) {
+        snprintf(err, sizeof err, "layers [%u, %u) are not all on this stage (it holds [%d, %d))", me->layers->begin,
+                 me->layers->end, (int) st->cfg.layer_begin, (int) st->cfg.layer_end);
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "%s", err);
+    }
+    if (fr->pos + fr->n_tok > (uint32_t) st->hp->n_ctx_train) {
+        snprintf(err, sizeof err, "positions up to %u exceed the context of %d", fr->pos + fr->n_tok,
+                 (int) st->hp->n_ctx_train);
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "%s", err);
+    }
+    sw_session_t *s = sw_session_cache_find(st->cache, fr->session_id);
+    if (fr->pos == 0 && !s)
+        s = sw_session_cache_create(st->cache, fr->session_id);
+    if (!s) {
+        if (fr->pos == 0)
+            return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s", "no KV cache memory left");
+        snprintf(err, sizeof err, "session %s: cache holds 0 positions, request starts at %u", fr->session_id, fr->pos);
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_KV_MISSING, "%s", err);
+    }
+    if ((int32_t) fr->pos > sw_kv_n_past(s->kv)) {
+        snprintf(err, sizeof err, "session %s: cache holds %d positions, request starts at %u", fr->session_id,
+                 (int) sw_kv_n_past(s->kv), fr->pos);
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_KV_MISSING, "%s", err);
+    }
+    const Swisd__V1__Activation *a = fr->activation;
+    sw_codec_header_t h = {.dtype = a->dtype, .n_tok = a->n_tok, .n_embd = a->n_embd, .flags = a->flags,
+                           .delta_ref = a->delta_ref, .seq = a->seq, .checksum = a->checksum,
+                           .raw_bytes = a->raw_bytes};
+    r->hidden = malloc(sizeof(float) * (size_t) fr->n_tok * (size_t) st->hp->n_embd);
+    if (!r->hidden)
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s", "out of memory");
+    if (sw_codec_decode(st->rx, &h, a->payload.data, a->payload.len, r->hidden, err, sizeof err) != 0)
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME, "activation: %s", err);
+    s->pinned = true;
+    r->sess = s;
+}
+
+/* Sends the result on: next hop, or the reply to the origin. */
+static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_ms)
+{
+    const Swisd__V1__ForwardRequest *fr = r->fr;
+    const bool last = fr->n_route == 1;
+    sw_codec_t *enc = s_encoder(st, last ? fr->reply_codec : fr->route[1]->codec);
+    char err[256];
+    sw_codec_header_t h;
+    const void *payload;
+    size_t len;
+    if (!enc || sw_codec_encode(enc, r->hidden, (int32_t) fr->n_tok, &h, &payload, &len, err, sizeof err) != 0)
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "cannot encode the activation: %s",
+                      enc ? err : "unsupported codec");
+    Swisd__V1__Activation act = SWISD__V1__ACTIVATION__INIT;
+    act.dtype = h.dtype;
+    act.n_tok = h.n_tok;
+    act.n_embd = h.n_embd;
+    act.flags = h.flags;
+    act.delta_ref = h.delta_ref;
+    act.seq = h.seq;
+    act.checksum = h.checksum;
+    act.raw_bytes = h.raw_bytes;
+    act.payload.data = (uint8_t *) payload;
+    act.payload.len = len;
+    Swisd__V1__HopTiming mine = SWISD__V1__HOP_TIMING__INIT;
+    mine.node_id = (char *) sw_broker_client_id(st->bc);
+    mine.queue_ms = queue_ms;
+    mine.compute_ms = compute_ms;
+    Swisd__V1__HopTiming *timings[SW_WIRE_MAX_ROUTE + 1];
+    size_t n_t = fr->n_timings < SW_WIRE_MAX_ROUTE ? fr->n_timings : SW_WIRE_MAX_ROUTE;
+    memcpy(timings, fr->timings, sizeof(timings[0]) * n_t);
+    timings[n_t++] = &mine;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    int rc;
+    if (last) {
+        Swisd__V1__ForwardReply rep = SWISD__V1__FORWARD_REPLY__INIT;
+        rep.session_id = fr->session_id;
+        rep.request_id = fr->request_id;
+        rep.activation = &act;
+        rep.timings = timings;
+        rep.n_timings = n_t;
+        b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REPLY;
+        b.forward_reply = &rep;
+        rc = sw_broker_client_send(st->bc, fr->origin, &b);
+    } else {
+        Swisd__V1__ForwardRequest next = *fr;
+        next.base = (ProtobufCMessage) PROTOBUF_C_MESSAGE_INIT(&swisd__v1__forward_request__descriptor);
+        next.route = fr->route + 1;
+        next.n_route = fr->n_route - 1;
+        next.activation = &act;
+        next.timings = timings;
+        next.n_timings = n_t;
+        b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
+        b.forward_request = &next;
+        rc = sw_broker_client_send(st->bc, fr->route[1]->node_id, &b);
+    }
+    if (rc != 0)
+        sw_log(SW_LOG_WARN, "stage: could not send session %.16s onward (broker queue full?)", fr->session_id);
+}
+
+/* Computes the queued requests: one batch per distinct layer range, at most
+ * one request per session per batch, in arrival order. */
+static void s_process(sw_stage_t *st)
+{
+    for (;;) {
+        sw_seq_t seqs[S_MAX_DRAIN];
+        s_req_t *batch[S_MAX_DRAIN];
+        int n = 0, tokens = 0;
+        uint32_t a = 0, bnd = 0;
+        const char *seen[S_MAX_DRAIN];
+        int n_seen = 0;
+        for (int i = 0; i < st->n_queue; i++) {
+            s_req_t *r = &st->queue[i];
+            if (r->taken || r->failed)
+                continue;
+            bool blocked = false;
+            for (int k = 0; k < n_seen; k++)
+                blocked |= !strcmp(seen[k], r->fr->session_id);
+            seen[n_seen++] = r->fr->session_id;
+            const Swisd__V1__LayerRange *lr = r->fr->route[0]->layers;
+            if (blocked || (n > 0 && (lr->begin != a || lr->end != bnd)) ||
+                (n > 0 && tokens + (int) r->fr->n_tok > st->cfg.max_batch_tokens))
+                continue;
+            if (!r->hidden) { /* checked only now: an earlier request of its session may have run */
+                s_prepare(st, r);
+                if (r->failed)
+                    continue;
+            }
+            a = lr->begin;
+            bnd = lr->end;
+            r->taken = true;
+            batch[n] = r;
+            seqs[n] = (sw_seq_t){.kv = r->sess->kv, .pos = (int32_t) r->fr->pos, .n_tok = (int32_t) r->fr->n_tok,
+                                 .hidden = r->hidden};
+            tokens += (int) r->fr->n_tok;
+            n++;
+        }
+        if (n == 0)
+            break;
+        const uint64_t t0 = sw_now_ns();
+        char err[256];
+        int rc = sw_model_forward(st->ex, st->model, (int32_t) a, (int32_t) bnd, seqs, n, err, sizeof err);
+        const uint64_t t1 = sw_now_ns();
+        st->busy_ns += t1 - t0;
+        for (int i = 0; i < n; i++) {
+            if (rc != 0)
+                s_fail(st, batch[i], SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "forward: %s", err);
+            else
+                s_send_on(st, batch[i], (float) ((t0 - batch[i]->recv_ns) / 1e6), (float) ((t1 - t0) / 1e6));
+            st->served++;
+        }
+    }
+    for (int i = 0; i < st->n_queue; i++) {
+        sw_wire_msg_free(&st->queue[i].msg);
+        free(st->queue[i].hidden);
+    }
+    st->n_queue = 0;
+    sw_session_cache_unpin_all(st->cache);
+}
+
+static void s_on_message(sw_stage_t *st, sw_wire_msg_t *m)
+{
+    const Swisd__V1__Body *b = m->body;
+    switch (b->msg_case) {
+    case SWISD__V1__BODY__MSG_FORWARD_REQUEST:
+        if (st->n_queue == S_MAX_DRAIN)
+            s_process(st);
+        st->queue[st->n_queue] = (s_req_t){.msg = *m, .fr = b->forward_request, .recv_ns = sw_now_ns()};
+        st->n_queue++;
+        memset(m, 0, sizeof *m); /* the queue owns it now */
+        return;
+    case SWISD__V1__BODY__MSG_KV_RELEASE:
+        s_process(st); /* keep the order of requests and releases */
+        sw_session_cache_release(st->cache, b->kv_release->session_id);
+        break;
+    case SWISD__V1__BODY__MSG_KV_TRUNCATE: {
+        s_process(st);
+        sw_session_t *s = sw_session_cache_find(st->cache, b->kv_truncate->session_id);
+        if (s && (int32_t) b->kv_truncate->n_past <= sw_kv_n_past(s->kv))
+            sw_kv_truncate(s->kv, (int32_t) b->kv_truncate->n_past);
+        break;
+    }
+    case SWISD__V1__BODY__MSG_ERROR:
+        sw_log(SW_LOG_DEBUG, "stage: error from %.8s: %s: %s", m->header->src, sw_wire_error_name(b->error->code),
+               b->error->message);
+        break;
+    default:
+        sw_broker_client_send_error(st->bc, m->header->src, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, NULL, 0,
+                                    "a stage does not serve %s", sw_wire_kind_name(b));
+        break;
+    }
+    sw_wire_msg_free(m);
+}
+
+int sw_stage_run(sw_stage_t *self, volatile int *stop)
+{
+    zsock_t *sock = sw_broker_client_sock(self->bc);
+    zpoller_t *poller = zpoller_new(sock, NULL);
+    uint64_t next_house_ns = 0;
+    while (!(stop && *stop) && !zsys_interrupted) {
+        int timeout = sw_broker_client_timeout_ms(self->bc);
+        void *which = zpoller_wait(poller, timeout < 250 ? timeout : 250);
+        if (which == sock) {
+            for (int i = 0; i < S_MAX_DRAIN && (zsock_events(sock) & ZMQ_POLLIN); i++) {
+                sw_wire_msg_t m;
+                if (sw_broker_client_recv(self->bc, &m) == 1)
+                    s_on_message(self, &m);
+            }
+            s_process(self);
+        } else if (zpoller_terminated(poller)) {
+            break;
+        }
+        sw_broker_client_tick(self->bc);
+        const uint64_t now = sw_now_ns();
+        if (now >= next_house_ns) {
+            int gone = sw_session_cache_expire(self->cache, (uint64_t) self->cfg.idle_ms);
+            if (gone)
+                sw_log(SW_LOG_INFO, "stage: dropped %d idle sessions", gone);
+            const uint64_t window = now - self->busy_window_start;
+            if (window >= 1000000000ull) {
+                self->busy = (float) self->busy_ns / (float) window;
+                self->busy_ns = 0;
+                self->busy_window_start = now;
+            }
+            Swisd__V1__Load load = SWISD__V1__LOAD__INIT;
+            load.active_sessions = (uint32_t) sw_session_cache_count(self->cache);
+            load.kv_bytes = sw_session_cache_bytes(self->cache);
+            load.busy = self->busy;
+            sw_broker_client_set_load(self->bc, &load);
+            next_house_ns = now + 500000000ull;
+        }
+    }
+    zpoller_destroy(&poller);
+    return 0;
+}

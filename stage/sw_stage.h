@@ -1,0 +1,49 @@
+/*  sw_stage.h: a stage: serves forward requests for a contiguous range of a
+ *  model's blocks, keeping a KV cache per session.
+ *
+ *  The stage connects outbound to its broker (sw_broker_client), registers
+ *  its layer range (topic model/<id>/layers/<a>-<b>), and serves
+ *  ForwardRequests: decode the activation, run its blocks (several sessions
+ *  in one sw_model_forward call when they arrive together), encode with the
+ *  next hop's codec and send the request on, or the ForwardReply to the
+ *  gateway that originated it. Errors go to the origin with the session and
+ *  request ids; the stage keeps serving. See docs/protocol.md.
+ *
+ *  Thread safety: one thread runs the stage (sw_stage_run); the compute pool
+ *  inside uses `threads` threads.
+ */
+#ifndef SW_STAGE_H
+#define SW_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *broker;       /* broker endpoint */
+    const char *model_path;   /* GGUF file */
+    int32_t layer_begin;      /* first block; -1 = choose automatically ("auto") */
+    int32_t layer_end;        /* one past the last block */
+    const char *region;       /* NULL: "default" */
+    const char *id;           /* NULL: random */
+    int threads;              /* compute threads, >= 1 */
+    size_t kv_mem_bytes;      /* cap on all KV caches */
+    size_t mem_bytes;         /* memory offered for weights (auto sizing); 0 = physical memory */
+    int max_sessions;         /* sessions held at once */
+    int idle_ms;              /* a session idle this long is dropped */
+    int heartbeat_ms;         /* <= 0: the broker's */
+    int max_batch_tokens;     /* tokens computed in one batch, <= 0: 512 */
+} sw_stage_config_t;
+
+typedef struct sw_stage_t sw_stage_t;
+
+/*  Loads the layers (choosing them first when layer_begin < 0), measures the
+ *  per-layer speed and registers. Returns NULL with a reason. */
+sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen);
+void sw_stage_destroy(sw_stage_t **self_p);
+
+/*  Serves until *stop or SIGINT/SIGTERM. Returns 0. */
+int sw_stage_run(sw_stage_t *self, volatile int *stop);
+
+const char *sw_stage_id(const sw_stage_t *self);
+
+#endif
