@@ -2,32 +2,87 @@
 #include "sw_broker.h"
 
 #include <czmq.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "sw_broker_client.h"
 #include "sw_common.h"
 #include "sw_wire.h"
 
+#define S_MAX_NODES 10000        /* default registry bound */
+#define S_HWM 10000              /* default ROUTER high-water marks, messages */
+#define S_BATCH 1000             /* messages handled per socket per step */
+#define S_MAX_ROUTES 200000      /* entries in the below-routes table */
+#define S_LEARNED_TTL_MS 60000   /* learned routes unused this long are dropped */
+#define S_KEY_MAX (2 * 255 + 1)  /* hex of a ZeroMQ routing id (<= 255 bytes) */
+
+/*  One registered peer of the ROUTER. */
 typedef struct {
-    char id[SW_WIRE_MAX_ID + 1];      /* node id (= its routing id) */
-    zframe_t *identity;               /* ROUTER routing id */
-    Swisd__V1__Body *hello;           /* its Hello (owned unpacked body) */
-    Swisd__V1__Load load;             /* from the last heartbeat */
-    uint64_t last_ns;                 /* last frame heard */
-    Swisd__V1__Body *report;          /* child brokers: their last DirectoryReport */
+    char id[SW_WIRE_MAX_ID + 1];          /* node id from its Hello */
+    char key[S_KEY_MAX];                  /* hex routing id (by_key index) */
+    zframe_t *identity;                   /* routing id frame, owned */
+    Swisd__V1__Role role;                 /* from Hello */
+    char region[SW_WIRE_MAX_NAME + 1];    /* from Hello ("" -> the broker's) */
+    Swisd__V1__Body *hello;               /* its last Hello (owned unpacked body) */
+    Swisd__V1__Load load;                 /* from the last Heartbeat */
+    int64_t last_ms;                      /* last valid frame heard, monotonic ms */
+    Swisd__V1__Body *report;              /* child brokers: last DirectoryReport (owned) */
+    int64_t report_ms;                    /* when it arrived */
 } s_node_t;
 
+/*  A node that lives below a child broker. */
+typedef struct {
+    char child[SW_WIRE_MAX_ID + 1];       /* node id of the child broker */
+    int64_t seen_ms;                      /* last report or frame that confirmed it */
+    bool learned;                         /* from a frame's src (else from a report) */
+} s_route_t;
+
 struct sw_broker_t {
-    sw_broker_config_t cfg;
+    sw_broker_config_t cfg;               /* resolved defaults; strings not kept */
     char id[SW_WIRE_MAX_ID + 1];
     char region[SW_WIRE_MAX_NAME + 1];
-    char endpoint[256];
+    char endpoint[256];                   /* resolved bound endpoint */
     zsock_t *router;
-    zhashx_t *nodes;                  /* node id -> s_node_t */
-    sw_broker_client_t *parent;       /* NULL at the root */
-    Swisd__V1__Body *remote;          /* parent's last DirectoryReply (other regions) */
-    uint64_t next_report_ns, next_expiry_ns;
+    zhashx_t *by_id;                      /* node id -> s_node_t (owns) */
+    zhashx_t *by_key;                     /* hex routing id -> s_node_t (borrowed) */
+    zhashx_t *below;                      /* node id -> s_route_t (owns) */
+    sw_broker_client_t *parent;           /* link to the parent; NULL at the root */
+    Swisd__V1__Body *above;               /* parent's last DirectoryReply (owned) */
+    int64_t above_ms;
+    uint64_t parent_regs;                 /* parent registrations seen (report at once on change) */
+    int64_t next_expiry_ms, next_report_ms, next_gc_ms;
 };
+
+static int64_t s_now_ms(void)
+{
+    return (int64_t) (sw_now_ns() / 1000000);
+}
+
+static const char *s_role_name(Swisd__V1__Role r)
+{
+    switch (r) {
+    case SWISD__V1__ROLE__ROLE_STAGE: return "stage";
+    case SWISD__V1__ROLE__ROLE_GATEWAY: return "gateway";
+    case SWISD__V1__ROLE__ROLE_BROKER: return "broker";
+    case SWISD__V1__ROLE__ROLE_CLIENT: return "client";
+    default: return "node";
+    }
+}
+
+static void s_key(const zframe_t *identity, char *key)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *d = zframe_data((zframe_t *) identity);
+    size_t n = zframe_size((zframe_t *) identity);
+    if (n > 255)
+        n = 255;
+    for (size_t i = 0; i < n; i++) {
+        key[2 * i] = hex[d[i] >> 4];
+        key[2 * i + 1] = hex[d[i] & 15];
+    }
+    key[2 * n] = '\0';
+}
 
 static void s_node_free(void **item)
 {
@@ -43,465 +98,755 @@ static void s_node_free(void **item)
     *item = NULL;
 }
 
+static void s_route_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+/* ---- construction ---------------------------------------------------------- */
+
 sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errlen)
 {
-    sw_broker_t *b = calloc(1, sizeof *b);
-    if (!b) {
+    if (!cfg || !cfg->bind || !cfg->bind[0]) {
+        sw_err(err, errlen, "no bind endpoint");
+        return NULL;
+    }
+    if (cfg->id && (!cfg->id[0] || strlen(cfg->id) > SW_WIRE_MAX_ID)) {
+        sw_err(err, errlen, "broker id must be 1..%d bytes", SW_WIRE_MAX_ID);
+        return NULL;
+    }
+    if (cfg->region && strlen(cfg->region) > SW_WIRE_MAX_NAME) {
+        sw_err(err, errlen, "region longer than %d bytes", SW_WIRE_MAX_NAME);
+        return NULL;
+    }
+    sw_broker_t *self = calloc(1, sizeof *self);
+    if (!self) {
         sw_err(err, errlen, "out of memory");
         return NULL;
     }
-    b->cfg = *cfg;
-    if (b->cfg.heartbeat_ms <= 0)
-        b->cfg.heartbeat_ms = 1000;
-    if (b->cfg.expiry_ms <= 0)
-        b->cfg.expiry_ms = 3500;
-    if (b->cfg.max_nodes <= 0)
-        b->cfg.max_nodes = 10000;
-    if (cfg->id && cfg->id[0])
-        snprintf(b->id, sizeof b->id, "%s", cfg->id);
+    self->cfg = *cfg;
+    if (self->cfg.heartbeat_ms <= 0)
+        self->cfg.heartbeat_ms = SW_BROKER_HEARTBEAT_MS;
+    if (self->cfg.expiry_ms <= 0)
+        self->cfg.expiry_ms = SW_BROKER_EXPIRY_MS;
+    if (self->cfg.max_nodes <= 0)
+        self->cfg.max_nodes = S_MAX_NODES;
+    if (self->cfg.hwm <= 0)
+        self->cfg.hwm = S_HWM;
+    self->cfg.bind = self->cfg.parent = self->cfg.region = self->cfg.id = NULL;
+    if (cfg->id)
+        snprintf(self->id, sizeof self->id, "%s", cfg->id);
     else
-        sw_wire_new_id(b->id, sizeof b->id);
-    snprintf(b->region, sizeof b->region, "%s", cfg->region && cfg->region[0] ? cfg->region : "default");
-    b->nodes = zhashx_new();
-    zhashx_set_destructor(b->nodes, s_node_free);
-    b->router = zsock_new(ZMQ_ROUTER);
-    if (!b->nodes || !b->router) {
-        sw_err(err, errlen, "cannot create sockets");
-        sw_broker_destroy(&b);
+        sw_wire_new_id(self->id, sizeof self->id);
+    snprintf(self->region, sizeof self->region, "%s", cfg->region && cfg->region[0] ? cfg->region : "default");
+
+    self->by_id = zhashx_new();
+    self->by_key = zhashx_new();
+    self->below = zhashx_new();
+    self->router = zsock_new(ZMQ_ROUTER);
+    if (!self->by_id || !self->by_key || !self->below || !self->router) {
+        sw_err(err, errlen, "out of memory or sockets");
+        sw_broker_destroy(&self);
         return NULL;
     }
-    sw_wire_socket_setup(b->router, 0, 10000);
-    if (zsock_bind(b->router, "%s", cfg->bind) < 0) {
-        sw_err(err, errlen, "cannot bind '%s': %s", cfg->bind, zmq_strerror(zmq_errno()));
-        sw_broker_destroy(&b);
+    zhashx_set_destructor(self->by_id, s_node_free);
+    zhashx_set_destructor(self->below, s_route_free);
+    sw_wire_socket_setup(self->router, 0, self->cfg.hwm);
+    zsock_set_sndtimeo(self->router, 0); /* one slow peer never stalls the loop */
+    if (zsock_bind(self->router, "%s", cfg->bind) < 0) {
+        sw_err(err, errlen, "cannot bind %s: %s", cfg->bind, zmq_strerror(zmq_errno()));
+        sw_broker_destroy(&self);
         return NULL;
     }
-    snprintf(b->endpoint, sizeof b->endpoint, "%s", zsock_endpoint(b->router));
+    char *ep = zsock_last_endpoint(self->router);
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", ep ? ep : cfg->bind);
+    zstr_free(&ep);
     if (cfg->parent && cfg->parent[0]) {
-        sw_broker_client_config_t pc = {.endpoint = cfg->parent, .role = SWISD__V1__ROLE__ROLE_BROKER,
-                                        .node_id = b->id, .region = b->region, .heartbeat_ms = b->cfg.heartbeat_ms};
-        if (!(b->parent = sw_broker_client_new(&pc, err, errlen))) {
-            sw_broker_destroy(&b);
+        sw_broker_client_config_t pc = {.endpoint = cfg->parent,
+                                        .role = SWISD__V1__ROLE__ROLE_BROKER,
+                                        .node_id = self->id,
+                                        .region = self->region,
+                                        .heartbeat_ms = self->cfg.heartbeat_ms};
+        self->parent = sw_broker_client_new(&pc, err, errlen);
+        if (!self->parent) {
+            sw_broker_destroy(&self);
             return NULL;
         }
+        sw_broker_client_set_relay_mode(self->parent, true);
     }
-    return b;
+    return self;
 }
 
 void sw_broker_destroy(sw_broker_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    sw_broker_t *b = *self_p;
-    sw_broker_client_destroy(&b->parent);
-    zhashx_destroy(&b->nodes);
-    if (b->remote)
-        swisd__v1__body__free_unpacked(b->remote, NULL);
-    zsock_destroy(&b->router);
-    free(b);
+    sw_broker_t *self = *self_p;
+    sw_broker_client_destroy(&self->parent);
+    zhashx_destroy(&self->by_key);
+    zhashx_destroy(&self->below);
+    zhashx_destroy(&self->by_id);
+    if (self->above)
+        swisd__v1__body__free_unpacked(self->above, NULL);
+    zsock_destroy(&self->router);
+    free(self);
     *self_p = NULL;
 }
 
-const char *sw_broker_endpoint(const sw_broker_t *self) { return self->endpoint; }
-const char *sw_broker_id(const sw_broker_t *self) { return self->id; }
-
-/* ---- directory ------------------------------------------------------------ */
-
-static bool s_is_stage(const s_node_t *n)
+const char *sw_broker_endpoint(const sw_broker_t *self)
 {
-    return n->hello && n->hello->hello->role == SWISD__V1__ROLE__ROLE_STAGE;
+    return self->endpoint;
 }
 
-typedef struct {
-    Swisd__V1__StageInfo **items; /* pointers into owned or borrowed structs */
-    Swisd__V1__StageInfo *local;  /* owned array for local stages */
-    size_t n, cap;
-    size_t n_local;
-} s_list_t;
-
-static bool s_matches(const Swisd__V1__ModelRef *m, const char *model_id, const char *checksum)
+const char *sw_broker_id(const sw_broker_t *self)
 {
-    if (model_id && model_id[0] && (!m || !m->id || strcmp(m->id, model_id)))
-        return false;
-    if (checksum && checksum[0] && (!m || !m->checksum || strcmp(m->checksum, checksum)))
-        return false;
-    return true;
+    return self->id;
 }
 
-static void s_list_add(s_list_t *l, Swisd__V1__StageInfo *s)
+size_t sw_broker_node_count(const sw_broker_t *self)
 {
-    if (l->n < l->cap)
-        l->items[l->n++] = s;
+    return zhashx_size(self->by_id);
 }
 
-/* Local stages first (built from their Hello and heartbeat), then those of
- * child regions (root) and, from the parent, of other regions. Filters by
- * model id / checksum when given; skips the child `except`. */
-static int s_collect(sw_broker_t *b, s_list_t *l, const char *model_id, const char *checksum, const s_node_t *except,
-                     bool include_remote)
+/* ---- registry ---------------------------------------------------------------- */
+
+/*  Drops every below-route of child (learned ones too when all is true). */
+static void s_routes_drop(sw_broker_t *self, const char *child, bool all)
 {
-    size_t cap = zhashx_size(b->nodes);
-    for (s_node_t *n = zhashx_first(b->nodes); n; n = zhashx_next(b->nodes))
-        if (n->report)
-            cap += n->report->directory_report->n_stages;
-    if (include_remote && b->remote)
-        cap += b->remote->directory_reply->n_stages;
-    if (cap > SW_WIRE_MAX_STAGES)
-        cap = SW_WIRE_MAX_STAGES;
-    l->items = calloc(cap + 1, sizeof *l->items);
-    l->local = calloc(zhashx_size(b->nodes) + 1, sizeof *l->local);
-    l->cap = cap;
-    if (!l->items || !l->local)
+    zlist_t *gone = zlist_new();
+    if (!gone)
+        return;
+    for (s_route_t *r = zhashx_first(self->below); r; r = zhashx_next(self->below))
+        if (!strcmp(r->child, child) && (all || !r->learned))
+            zlist_append(gone, (void *) zhashx_cursor(self->below));
+    for (const char *k = zlist_first(gone); k; k = zlist_next(gone))
+        zhashx_delete(self->below, k); /* k is the table's key: delete it last */
+    zlist_destroy(&gone);
+}
+
+static void s_node_remove(sw_broker_t *self, s_node_t *n, const char *why)
+{
+    sw_log(SW_LOG_INFO, "broker %.8s: %s %s %s", self->id, s_role_name(n->role), n->id, why);
+    if (zhashx_lookup(self->by_key, n->key) == n)
+        zhashx_delete(self->by_key, n->key);
+    if (n->role == SWISD__V1__ROLE__ROLE_BROKER)
+        s_routes_drop(self, n->id, true);
+    zhashx_delete(self->by_id, n->id);
+}
+
+static void s_learn(sw_broker_t *self, const char *node, const s_node_t *child, int64_t now)
+{
+    if (zhashx_lookup(self->by_id, node))
+        return; /* a local node (should not come from a child) */
+    s_route_t *r = zhashx_lookup(self->below, node);
+    if (r) {
+        if (r->learned && strcmp(r->child, child->id) != 0)
+            snprintf(r->child, sizeof r->child, "%s", child->id);
+        if (!strcmp(r->child, child->id))
+            r->seen_ms = now;
+        return;
+    }
+    if (zhashx_size(self->below) >= S_MAX_ROUTES)
+        return;
+    r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    snprintf(r->child, sizeof r->child, "%s", child->id);
+    r->seen_ms = now;
+    r->learned = true;
+    zhashx_insert(self->below, node, r);
+}
+
+static void s_routes_from_report(sw_broker_t *self, const s_node_t *child, int64_t now)
+{
+    s_routes_drop(self, child->id, false);
+    const Swisd__V1__DirectoryReport *rep = child->report->directory_report;
+    for (size_t i = 0; i < rep->n_stages; i++) {
+        const char *id = rep->stages[i]->node_id;
+        if (!id || !id[0] || zhashx_lookup(self->by_id, id))
+            continue;
+        s_route_t *r = zhashx_lookup(self->below, id);
+        if (!r) {
+            if (zhashx_size(self->below) >= S_MAX_ROUTES)
+                break;
+            if (!(r = calloc(1, sizeof *r)))
+                break;
+            zhashx_insert(self->below, id, r);
+        }
+        snprintf(r->child, sizeof r->child, "%s", child->id);
+        r->seen_ms = now;
+        r->learned = false;
+    }
+}
+
+/* ---- sending ----------------------------------------------------------------- */
+
+/*  Moves body into a message {to's routing id, header, body} on the ROUTER.
+ *  Returns 0 (then *body is NULL) or -1 with errno (EHOSTUNREACH: peer gone;
+ *  EAGAIN: its queue is full) and *body still owned by the caller. */
+static int s_relay(sw_broker_t *self, s_node_t *to, const char *src, const char *dst, uint32_t hops,
+                   zframe_t **body)
+{
+    zframe_t *hf = sw__broker_header_frame(src, dst, hops);
+    if (!hf) {
+        errno = EMSGSIZE;
         return -1;
-    const uint64_t now = sw_now_ns();
-    for (s_node_t *n = zhashx_first(b->nodes); n; n = zhashx_next(b->nodes)) {
-        if (!s_is_stage(n) || !s_matches(n->hello->hello->model, model_id, checksum))
-            continue;
-        Swisd__V1__StageInfo *s = &l->local[l->n_local++];
-        swisd__v1__stage_info__init(s);
-        const Swisd__V1__Hello *h = n->hello->hello;
-        s->node_id = n->id;
-        s->region = h->region;
-        s->model = h->model;
-        s->layers = h->layers;
-        s->caps = h->caps;
-        s->load = &n->load;
-        s->topic = h->topic;
-        s->age_ms = (uint32_t) ((now - n->last_ns) / 1000000ull);
-        s->broker_id = b->id;
-        s_list_add(l, s);
     }
-    for (s_node_t *n = zhashx_first(b->nodes); n; n = zhashx_next(b->nodes)) {
-        if (!n->report || n == except)
-            continue;
-        const Swisd__V1__DirectoryReport *r = n->report->directory_report;
-        for (size_t i = 0; i < r->n_stages; i++)
-            if (s_matches(r->stages[i]->model, model_id, checksum))
-                s_list_add(l, r->stages[i]);
+    if (zframe_send(&to->identity, self->router, ZFRAME_MORE | ZFRAME_REUSE | ZFRAME_DONTWAIT) != 0) {
+        int e = errno;
+        zframe_destroy(&hf);
+        errno = e;
+        return -1;
     }
-    if (include_remote && b->remote) {
-        const Swisd__V1__DirectoryReply *r = b->remote->directory_reply;
-        for (size_t i = 0; i < r->n_stages; i++)
-            if (s_matches(r->stages[i]->model, model_id, checksum))
-                s_list_add(l, r->stages[i]);
+    /* once the first part is queued, ZeroMQ accepts the rest of the message */
+    if (zframe_send(&hf, self->router, ZFRAME_MORE) != 0 || zframe_send(body, self->router, 0) != 0) {
+        sw_log(SW_LOG_ERROR, "broker %.8s: partial send to %s: %s", self->id, to->id, zmq_strerror(zmq_errno()));
+        zframe_destroy(&hf);
+        return -1;
     }
     return 0;
 }
 
-static void s_list_free(s_list_t *l)
+/*  Sends an Error about a frame back towards its src: through the peer it
+ *  came from (from, a ROUTER peer) or through the parent (from == NULL). */
+static void s_error_back(sw_broker_t *self, s_node_t *from, const char *src, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void s_error_back(sw_broker_t *self, s_node_t *from, const char *src, int code, const char *fmt, ...)
 {
-    free(l->items);
-    free(l->local);
-    memset(l, 0, sizeof *l);
+    char text[SW_WIRE_MAX_TEXT + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    sw_log(SW_LOG_DEBUG, "broker %.8s: error %s to %s: %s", self->id, sw_wire_error_name(code), src, text);
+    if (from)
+        sw_wire_send_error(self->router, from->identity, self->id, src, code, NULL, 0, "%s", text);
+    else if (self->parent)
+        sw_broker_client_send_error(self->parent, src, code, NULL, 0, "%s", text);
 }
 
-static void s_send_directory(sw_broker_t *b, zframe_t *identity, const char *dst, const char *model_id,
-                             const char *checksum, const s_node_t *except, bool include_remote)
+static int s_send_body(sw_broker_t *self, s_node_t *to, const char *dst, const Swisd__V1__Body *body)
 {
-    s_list_t l = {0};
-    if (s_collect(b, &l, model_id, checksum, except, include_remote) == 0) {
-        Swisd__V1__DirectoryReply r = SWISD__V1__DIRECTORY_REPLY__INIT;
-        r.stages = l.items;
-        r.n_stages = l.n;
-        r.broker_id = b->id;
-        r.region = b->region;
-        Swisd__V1__Body body = SWISD__V1__BODY__INIT;
-        body.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_REPLY;
-        body.directory_reply = &r;
-        sw_wire_send(b->router, identity, b->id, dst, 0, &body);
+    return sw_wire_send(self->router, to->identity, self->id, dst, 0, body);
+}
+
+/* ---- directory --------------------------------------------------------------- */
+
+static bool s_matches(const Swisd__V1__ModelRef *m, const char *model_id, const char *checksum)
+{
+    if (model_id && model_id[0] && (!m || !m->id || strcmp(m->id, model_id) != 0))
+        return false;
+    if (checksum && checksum[0] && (!m || !m->checksum || strcmp(m->checksum, checksum) != 0))
+        return false;
+    return true;
+}
+
+static uint32_t s_age(uint32_t reported, int64_t since_ms)
+{
+    int64_t a = (int64_t) reported + (since_ms > 0 ? since_ms : 0);
+    return a > UINT32_MAX ? UINT32_MAX : (uint32_t) a;
+}
+
+/*  A directory: shallow StageInfo copies (strings and sub-messages borrowed
+ *  from the registry, valid until the registry changes) and their pointers. */
+typedef struct {
+    Swisd__V1__StageInfo *infos;
+    Swisd__V1__StageInfo **ptrs;
+    size_t n, cap;
+} s_dir_t;
+
+static Swisd__V1__StageInfo *s_dir_add(s_dir_t *d, const Swisd__V1__StageInfo *s)
+{
+    if (d->n >= d->cap)
+        return NULL;
+    d->infos[d->n] = *s;
+    d->ptrs[d->n] = &d->infos[d->n];
+    return &d->infos[d->n++];
+}
+
+/*  Collects live stages: local first, then those below child brokers (except
+ *  `except`), then (with above) other regions' from the parent. */
+static int s_dir_build(sw_broker_t *self, s_dir_t *d, const char *model_id, const char *checksum,
+                       const s_node_t *except, bool above)
+{
+    memset(d, 0, sizeof *d);
+    const int64_t now = s_now_ms();
+    size_t total = 0;
+    for (s_node_t *n = zhashx_first(self->by_id); n; n = zhashx_next(self->by_id)) {
+        total += n->role == SWISD__V1__ROLE__ROLE_STAGE;
+        if (n->report && n != except)
+            total += n->report->directory_report->n_stages;
     }
-    s_list_free(&l);
-}
-
-/* Which child broker (root) or which remote region holds node `id`. */
-static s_node_t *s_child_holding(sw_broker_t *b, const char *id)
-{
-    for (s_node_t *n = zhashx_first(b->nodes); n; n = zhashx_next(b->nodes)) {
-        if (!n->report)
+    if (above && self->above)
+        total += self->above->directory_reply->n_stages;
+    d->cap = total < SW_WIRE_MAX_STAGES ? total : SW_WIRE_MAX_STAGES;
+    d->infos = calloc(d->cap + 1, sizeof *d->infos);
+    d->ptrs = calloc(d->cap + 1, sizeof *d->ptrs);
+    if (!d->infos || !d->ptrs)
+        return -1;
+    for (s_node_t *n = zhashx_first(self->by_id); n; n = zhashx_next(self->by_id)) {
+        if (n->role != SWISD__V1__ROLE__ROLE_STAGE || !n->hello)
+            continue;
+        const Swisd__V1__Hello *h = n->hello->hello;
+        if (!h->layers || !s_matches(h->model, model_id, checksum))
+            continue;
+        Swisd__V1__StageInfo s = SWISD__V1__STAGE_INFO__INIT;
+        s.node_id = n->id;
+        s.region = n->region;
+        s.model = h->model;
+        s.layers = h->layers;
+        s.caps = h->caps;
+        s.load = &n->load;
+        s.topic = h->topic;
+        s.age_ms = s_age(0, now - n->last_ms);
+        s.broker_id = self->id;
+        s_dir_add(d, &s);
+    }
+    for (s_node_t *n = zhashx_first(self->by_id); n; n = zhashx_next(self->by_id)) {
+        if (!n->report || n == except)
             continue;
         const Swisd__V1__DirectoryReport *r = n->report->directory_report;
-        for (size_t i = 0; i < r->n_stages; i++)
-            if (!strcmp(r->stages[i]->node_id, id))
-                return n;
+        for (size_t i = 0; i < r->n_stages; i++) {
+            if (!s_matches(r->stages[i]->model, model_id, checksum))
+                continue;
+            Swisd__V1__StageInfo *s = s_dir_add(d, r->stages[i]);
+            if (s)
+                s->age_ms = s_age(r->stages[i]->age_ms, now - n->report_ms);
+        }
     }
-    return NULL;
+    if (above && self->above) {
+        const Swisd__V1__DirectoryReply *r = self->above->directory_reply;
+        for (size_t i = 0; i < r->n_stages; i++) {
+            if (!s_matches(r->stages[i]->model, model_id, checksum) || zhashx_lookup(self->by_id, r->stages[i]->node_id))
+                continue;
+            Swisd__V1__StageInfo *s = s_dir_add(d, r->stages[i]);
+            if (s)
+                s->age_ms = s_age(r->stages[i]->age_ms, now - self->above_ms);
+        }
+    }
+    return 0;
 }
 
-/* ---- messages from nodes -------------------------------------------------- */
-
-static void s_error_to(sw_broker_t *b, zframe_t *identity, const char *dst, int code, const char *fmt, const char *a)
+static void s_dir_free(s_dir_t *d)
 {
-    if (identity)
-        sw_wire_send_error(b->router, identity, b->id, dst, code, NULL, 0, fmt, a);
-    else if (b->parent)
-        sw_broker_client_send_error(b->parent, dst, code, NULL, 0, fmt, a);
+    free(d->infos);
+    free(d->ptrs);
+    memset(d, 0, sizeof *d);
 }
 
-/* Delivers a frame for node dst: local, child region, parent, or error. */
-static void s_route(sw_broker_t *b, sw_wire_msg_t *m, bool from_parent)
+static void s_send_directory(sw_broker_t *self, s_node_t *to, const char *dst, const char *model_id,
+                             const char *checksum, const s_node_t *except)
 {
-    const Swisd__V1__Header *h = m->header;
-    const uint32_t hops = h->hops + 1;
-    s_node_t *n = zhashx_lookup(b->nodes, h->dst);
-    zframe_t *src_identity = from_parent ? NULL : m->identity;
-    if (hops > SW_WIRE_MAX_HOPS) {
-        s_error_to(b, src_identity, h->src, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE,
-                   "message to %s crossed too many brokers", h->dst);
+    s_dir_t d;
+    if (s_dir_build(self, &d, model_id, checksum, except, true) == 0) {
+        Swisd__V1__DirectoryReply r = SWISD__V1__DIRECTORY_REPLY__INIT;
+        r.stages = d.ptrs;
+        r.n_stages = d.n;
+        r.broker_id = self->id;
+        r.region = self->region;
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_REPLY;
+        b.directory_reply = &r;
+        if (s_send_body(self, to, dst, &b) != 0)
+            sw_log(SW_LOG_WARN, "broker %.8s: directory reply to %s not sent: %s", self->id, to->id,
+                   zmq_strerror(zmq_errno()));
+    }
+    s_dir_free(&d);
+}
+
+static void s_report_up(sw_broker_t *self)
+{
+    s_dir_t d;
+    if (s_dir_build(self, &d, NULL, NULL, NULL, false) == 0) {
+        Swisd__V1__DirectoryReport r = SWISD__V1__DIRECTORY_REPORT__INIT;
+        r.region = self->region;
+        r.stages = d.ptrs;
+        r.n_stages = d.n;
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_REPORT;
+        b.directory_report = &r;
+        if (sw_broker_client_send(self->parent, "", &b) != 0)
+            sw_log(SW_LOG_DEBUG, "broker %.8s: directory report not sent (parent queue full)", self->id);
+    }
+    s_dir_free(&d);
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+/*  Delivers the body frame of m to dst. from: the ROUTER peer it came from,
+ *  or NULL when it came down from the parent. */
+static void s_route(sw_broker_t *self, s_node_t *from, const char *src, const char *dst, uint32_t hops,
+                    sw_wire_msg_t *m)
+{
+    const uint32_t nh = hops + 1;
+    if (nh > SW_WIRE_MAX_HOPS) {
+        s_error_back(self, from, src, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE,
+                     "message to %s dropped after crossing %u brokers", dst, hops);
         return;
     }
-    if (!n)
-        n = s_child_holding(b, h->dst);
-    if (n) {
-        if (sw_wire_relay(b->router, n->identity, h->src, h->dst, hops, m->body_frame) != 0) {
-            sw_log(SW_LOG_WARN, "broker %.8s: node %.8s is unreachable; forgetting it", b->id, n->id);
-            s_error_to(b, src_identity, h->src, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, "node %s is unreachable",
-                       h->dst);
-            zhashx_delete(b->nodes, n->id);
+    s_node_t *to = zhashx_lookup(self->by_id, dst);
+    if (!to) {
+        s_route_t *r = zhashx_lookup(self->below, dst);
+        if (r) {
+            to = zhashx_lookup(self->by_id, r->child);
+            if (!to) {
+                zhashx_delete(self->below, dst);
+            } else if (to == from) {
+                /* the child it came from does not know it either: never bounce */
+                s_error_back(self, from, src, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, "unknown destination %s",
+                             dst);
+                return;
+            }
+        }
+    }
+    if (to) {
+        if (s_relay(self, to, src, dst, nh, &m->body_frame) == 0)
+            return;
+        if (errno == EHOSTUNREACH) {
+            s_error_back(self, from, src, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, "node %s is unreachable", dst);
+            s_node_remove(self, to, "is unreachable; dropped");
+        } else if (errno == EAGAIN) {
+            s_error_back(self, from, src, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "queue to node %s is full", dst);
+        } else {
+            s_error_back(self, from, src, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "relay to %s failed: %s", dst,
+                         zmq_strerror(errno));
         }
         return;
     }
-    if (b->parent && !from_parent) {
-        if (sw_wire_relay(sw_broker_client_sock(b->parent), NULL, h->src, h->dst, hops, m->body_frame) != 0)
-            s_error_to(b, src_identity, h->src, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE,
-                       "parent broker unreachable for %s", h->dst);
+    if (self->parent && from) {
+        if (sw_broker_client_relay(self->parent, src, dst, nh, &m->body_frame) != 0)
+            s_error_back(self, from, src, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED,
+                         "link to the parent broker is full; %s not reached", dst);
         return;
     }
-    s_error_to(b, src_identity, h->src, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, "unknown destination %s", h->dst);
+    s_error_back(self, from, src, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, "unknown destination %s", dst);
 }
 
-static void s_on_hello(sw_broker_t *b, sw_wire_msg_t *m)
+/* ---- messages to the broker itself ------------------------------------------------ */
+
+static void s_on_hello(sw_broker_t *self, s_node_t *from, sw_wire_msg_t *m, const char *key)
 {
     const Swisd__V1__Hello *h = m->body->hello;
-    s_node_t *old = zhashx_lookup(b->nodes, h->node_id);
-    if (!old && (int) zhashx_size(b->nodes) >= b->cfg.max_nodes) {
-        sw_wire_send_error(b->router, m->identity, b->id, h->node_id, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, NULL,
-                           0, "broker is full (%d nodes)", b->cfg.max_nodes);
+    const int64_t now = s_now_ms();
+    s_node_t *same = zhashx_lookup(self->by_id, h->node_id);
+    if (from && from != same) /* this connection registers under a new id */
+        s_node_remove(self, from, "re-registered under a new id; old entry dropped");
+    if (!same && (int) zhashx_size(self->by_id) >= self->cfg.max_nodes) {
+        sw_log(SW_LOG_WARN, "broker %.8s: registry full (%d nodes); refused %s", self->id, self->cfg.max_nodes,
+               h->node_id);
+        sw_wire_send_error(self->router, m->identity, self->id, h->node_id, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED,
+                           NULL, 0, "broker is full (%d nodes)", self->cfg.max_nodes);
         return;
     }
-    if (!zframe_streq(m->identity, h->node_id)) {
-        sw_wire_send_error(b->router, m->identity, b->id, h->node_id, SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED,
-                           NULL, 0, "node id %s does not match the connection's routing id", h->node_id);
-        return;
+    const bool fresh = !same;
+    s_node_t *n = same;
+    if (!n) {
+        if (!(n = calloc(1, sizeof *n)))
+            return;
+        snprintf(n->id, sizeof n->id, "%s", h->node_id);
+        swisd__v1__load__init(&n->load);
+        zhashx_insert(self->by_id, n->id, n);
     }
-    s_node_t *n = calloc(1, sizeof *n);
-    if (!n)
-        return;
-    snprintf(n->id, sizeof n->id, "%s", h->node_id);
-    n->identity = zframe_dup(m->identity);
-    n->hello = m->body;
-    m->body = NULL; /* keep the unpacked Hello */
-    swisd__v1__load__init(&n->load);
-    n->last_ns = sw_now_ns();
-    const Swisd__V1__Hello *hh = n->hello->hello;
-    if (!old)
-        sw_log(SW_LOG_INFO, "broker %.8s: %s %.8s joined (region %s%s%s)", b->id,
-               hh->role == SWISD__V1__ROLE__ROLE_STAGE     ? "stage"
-               : hh->role == SWISD__V1__ROLE__ROLE_GATEWAY ? "gateway"
-               : hh->role == SWISD__V1__ROLE__ROLE_BROKER  ? "broker"
-                                                           : "node",
-               n->id, hh->region, hh->topic && hh->topic[0] ? ", " : "", hh->topic ? hh->topic : "");
-    zhashx_update(b->nodes, n->id, n); /* replaces (and frees) an old record */
+    if (!n->identity || strcmp(n->key, key) != 0) {
+        if (n->identity && zhashx_lookup(self->by_key, n->key) == n)
+            zhashx_delete(self->by_key, n->key);
+        zframe_destroy(&n->identity);
+        n->identity = zframe_dup(m->identity);
+        snprintf(n->key, sizeof n->key, "%s", key);
+        zhashx_update(self->by_key, n->key, n);
+        if (!fresh)
+            sw_log(SW_LOG_INFO, "broker %.8s: %s %s re-registered from a new connection", self->id,
+                   s_role_name(h->role), n->id);
+    }
+    if (n->role == SWISD__V1__ROLE__ROLE_BROKER && h->role != SWISD__V1__ROLE__ROLE_BROKER) {
+        s_routes_drop(self, n->id, true);
+        if (n->report)
+            swisd__v1__body__free_unpacked(n->report, NULL);
+        n->report = NULL;
+    }
+    n->role = h->role;
+    snprintf(n->region, sizeof n->region, "%s", h->region && h->region[0] ? h->region : self->region);
+    if (n->hello)
+        swisd__v1__body__free_unpacked(n->hello, NULL);
+    n->hello = m->body; /* keep the unpacked Hello */
+    m->body = NULL;
+    n->last_ms = now;
+    if (fresh) {
+        const Swisd__V1__Hello *hh = n->hello->hello;
+        if (hh->role == SWISD__V1__ROLE__ROLE_STAGE)
+            sw_log(SW_LOG_INFO, "broker %.8s: stage %s registered (region %s, model %s, layers [%u, %u)%s%s)",
+                   self->id, n->id, n->region, hh->model && hh->model->id ? hh->model->id : "?", hh->layers->begin,
+                   hh->layers->end, hh->topic && hh->topic[0] ? ", topic " : "", hh->topic ? hh->topic : "");
+        else
+            sw_log(SW_LOG_INFO, "broker %.8s: %s %s registered (region %s)", self->id, s_role_name(hh->role), n->id,
+                   n->region);
+    }
     Swisd__V1__HelloAck ack = SWISD__V1__HELLO_ACK__INIT;
-    ack.broker_id = b->id;
-    ack.region = b->region;
-    ack.heartbeat_ms = (uint32_t) b->cfg.heartbeat_ms;
-    ack.expiry_ms = (uint32_t) b->cfg.expiry_ms;
-    Swisd__V1__Body body = SWISD__V1__BODY__INIT;
-    body.msg_case = SWISD__V1__BODY__MSG_HELLO_ACK;
-    body.hello_ack = &ack;
-    sw_wire_send(b->router, m->identity, b->id, n->id, 0, &body);
+    ack.broker_id = self->id;
+    ack.region = self->region;
+    ack.heartbeat_ms = (uint32_t) self->cfg.heartbeat_ms;
+    ack.expiry_ms = (uint32_t) self->cfg.expiry_ms;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_HELLO_ACK;
+    b.hello_ack = &ack;
+    if (s_send_body(self, n, n->id, &b) != 0)
+        sw_log(SW_LOG_WARN, "broker %.8s: HelloAck to %s not sent: %s", self->id, n->id, zmq_strerror(zmq_errno()));
 }
 
-static void s_on_router(sw_broker_t *b)
+static void s_on_own(sw_broker_t *self, s_node_t *n, sw_wire_msg_t *m, const char *key)
 {
-    sw_wire_msg_t m;
-    int code;
+    int code = 0;
     char err[256];
-    if (sw_wire_recv(b->router, true, &m, &code, err, sizeof err) != 0) {
-        if (m.identity)
-            sw_wire_send_error(b->router, m.identity, b->id, m.header ? m.header->src : "", code, NULL, 0, "%s", err);
-        sw_wire_msg_free(&m);
+    const Swisd__V1__Body *body = sw_wire_body(m, &code, err, sizeof err);
+    if (!body) {
+        sw_log(SW_LOG_WARN, "broker %.8s: bad body from %s: %s", self->id, n->id, err);
+        sw_wire_send_error(self->router, m->identity, self->id, n->id, code, NULL, 0, "%s", err);
         return;
     }
-    /* who is it? */
-    char ident[SW_WIRE_MAX_ID + 1];
-    size_t il = zframe_size(m.identity) < SW_WIRE_MAX_ID ? zframe_size(m.identity) : SW_WIRE_MAX_ID;
-    memcpy(ident, zframe_data(m.identity), il);
-    ident[il] = 0;
-    s_node_t *n = zhashx_lookup(b->nodes, ident);
-    if (n && !zframe_eq(n->identity, m.identity))
-        n = NULL;
-    const bool for_me = m.header->dst[0] == 0 || !strcmp(m.header->dst, b->id);
-    if (for_me || !n) {
-        const Swisd__V1__Body *body = sw_wire_body(&m, &code, err, sizeof err);
-        if (!body) {
-            sw_wire_send_error(b->router, m.identity, b->id, m.header->src, code, NULL, 0, "%s", err);
-            sw_wire_msg_free(&m);
-            return;
-        }
-        if (body->msg_case == SWISD__V1__BODY__MSG_HELLO) {
-            s_on_hello(b, &m);
-            sw_wire_msg_free(&m);
-            return;
-        }
-        if (!n) {
-            sw_wire_send_error(b->router, m.identity, b->id, m.header->src, SWISD__V1__ERROR_CODE__ERROR_UNKNOWN_NODE,
-                               NULL, 0, "unknown node: send Hello first");
-            sw_wire_msg_free(&m);
-            return;
-        }
-    }
-    if (strcmp(m.header->src, n->id) != 0) {
-        sw_wire_send_error(b->router, m.identity, b->id, n->id, SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED, NULL, 0,
-                           "header src %s is not this connection's node id", m.header->src);
-        sw_wire_msg_free(&m);
-        return;
-    }
-    n->last_ns = sw_now_ns();
-    if (!for_me) {
-        s_route(b, &m, false);
-        sw_wire_msg_free(&m);
-        return;
-    }
-    const Swisd__V1__Body *body = m.body;
     Swisd__V1__Body reply = SWISD__V1__BODY__INIT;
     switch (body->msg_case) {
+    case SWISD__V1__BODY__MSG_HELLO:
+        s_on_hello(self, n, m, key);
+        break;
     case SWISD__V1__BODY__MSG_HEARTBEAT: {
-        if (body->heartbeat->load) {
-            n->load.active_sessions = body->heartbeat->load->active_sessions;
-            n->load.queued_requests = body->heartbeat->load->queued_requests;
-            n->load.kv_bytes = body->heartbeat->load->kv_bytes;
-            n->load.busy = body->heartbeat->load->busy;
+        const Swisd__V1__Heartbeat *hb = body->heartbeat;
+        if (hb->load) {
+            n->load.active_sessions = hb->load->active_sessions;
+            n->load.queued_requests = hb->load->queued_requests;
+            n->load.kv_bytes = hb->load->kv_bytes;
+            n->load.busy = hb->load->busy;
         }
         Swisd__V1__HeartbeatAck ack = SWISD__V1__HEARTBEAT_ACK__INIT;
-        ack.seq = body->heartbeat->seq;
-        ack.echo_sent_us = body->heartbeat->sent_us;
+        ack.seq = hb->seq;
+        ack.echo_sent_us = hb->sent_us;
         reply.msg_case = SWISD__V1__BODY__MSG_HEARTBEAT_ACK;
         reply.heartbeat_ack = &ack;
-        sw_wire_send(b->router, m.identity, b->id, n->id, 0, &reply);
+        s_send_body(self, n, n->id, &reply);
         break;
     }
-    case SWISD__V1__BODY__MSG_GOODBYE:
-        sw_log(SW_LOG_INFO, "broker %.8s: node %.8s left (%s)", b->id, n->id, body->goodbye->reason);
-        zhashx_delete(b->nodes, n->id);
+    case SWISD__V1__BODY__MSG_GOODBYE: {
+        char why[SW_WIRE_MAX_TEXT + 32];
+        snprintf(why, sizeof why, "left (%s)", body->goodbye->reason ? body->goodbye->reason : "");
+        s_node_remove(self, n, why);
         break;
+    }
     case SWISD__V1__BODY__MSG_DIRECTORY_QUERY:
-        s_send_directory(b, m.identity, n->id, body->directory_query->model_id, body->directory_query->checksum, NULL,
-                         true);
+        s_send_directory(self, n, n->id, body->directory_query->model_id, body->directory_query->checksum, NULL);
         break;
     case SWISD__V1__BODY__MSG_DIRECTORY_REPORT:
-        if (n->hello->hello->role != SWISD__V1__ROLE__ROLE_BROKER) {
-            sw_wire_send_error(b->router, m.identity, b->id, n->id, SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED, NULL,
-                               0, "only brokers report directories");
+        if (n->role != SWISD__V1__ROLE__ROLE_BROKER) {
+            sw_wire_send_error(self->router, m->identity, self->id, n->id, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST,
+                               NULL, 0, "only brokers send directory reports (you registered as %s)",
+                               s_role_name(n->role));
             break;
         }
         if (n->report)
             swisd__v1__body__free_unpacked(n->report, NULL);
-        n->report = m.body;
-        m.body = NULL;
-        /* answer with every region but the child's own */
-        s_send_directory(b, m.identity, n->id, NULL, NULL, n, true);
+        n->report = m->body; /* keep it */
+        m->body = NULL;
+        n->report_ms = s_now_ms();
+        s_routes_from_report(self, n, n->report_ms);
+        s_send_directory(self, n, n->id, NULL, NULL, n); /* every region but the child's own */
         break;
     case SWISD__V1__BODY__MSG_ERROR:
-        sw_log(SW_LOG_DEBUG, "broker %.8s: error from %.8s: %s", b->id, n->id, body->error->message);
+        sw_log(SW_LOG_DEBUG, "broker %.8s: error from %s: %s: %s", self->id, n->id, sw_wire_error_name(body->error->code),
+               body->error->message ? body->error->message : "");
         break;
     default:
-        sw_wire_send_error(b->router, m.identity, b->id, n->id, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, NULL, 0,
-                           "a broker does not serve %s", sw_wire_kind_name(body));
+        sw_wire_send_error(self->router, m->identity, self->id, n->id, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, NULL,
+                           0, "a broker does not serve %s", sw_wire_kind_name(body));
         break;
     }
-    sw_wire_msg_free(&m);
 }
 
-/* Frames from the parent broker: directory replies for us, or frames to
- * relay down to a local node. */
-static void s_on_parent(sw_broker_t *b)
+/* ---- socket handlers ---------------------------------------------------------- */
+
+static void s_on_router(sw_broker_t *self)
 {
     sw_wire_msg_t m;
-    if (sw_broker_client_recv(b->parent, &m) != 1)
+    int code = 0;
+    char err[256];
+    int rc = sw_wire_recv(self->router, true, &m, &code, err, sizeof err);
+    if (!m.identity) {
+        sw_wire_msg_free(&m);
         return;
-    const bool for_me = m.header->dst[0] == 0 || !strcmp(m.header->dst, b->id);
-    if (for_me && m.body && m.body->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_REPLY) {
-        if (b->remote)
-            swisd__v1__body__free_unpacked(b->remote, NULL);
-        b->remote = m.body;
-        m.body = NULL;
-    } else if (!for_me) {
-        s_route(b, &m, true);
+    }
+    char key[S_KEY_MAX];
+    s_key(m.identity, key);
+    s_node_t *from = zhashx_lookup(self->by_key, key);
+    if (rc != 0) {
+        /* answer to the header's src only when it is a valid id */
+        const char *src = m.header && m.header->src && strnlen(m.header->src, SW_WIRE_MAX_ID + 1) <= SW_WIRE_MAX_ID
+                              ? m.header->src
+                              : "";
+        sw_log(SW_LOG_WARN, "broker %.8s: bad frame from %s: %s", self->id, from ? from->id : "an unregistered peer",
+               err);
+        sw_wire_send_error(self->router, m.identity, self->id, from ? from->id : src, code, NULL, 0, "%s", err);
+        sw_wire_msg_free(&m);
+        return;
+    }
+    const Swisd__V1__Header *h = m.header;
+    const char *dst = h->dst ? h->dst : "";
+    const bool for_me = !dst[0] || !strcmp(dst, self->id);
+    if (!from) {
+        const Swisd__V1__Body *body = sw_wire_body(&m, &code, err, sizeof err);
+        if (!body) {
+            sw_log(SW_LOG_WARN, "broker %.8s: bad body from an unregistered peer: %s", self->id, err);
+            sw_wire_send_error(self->router, m.identity, self->id, h->src, code, NULL, 0, "%s", err);
+        } else if (body->msg_case == SWISD__V1__BODY__MSG_HELLO && for_me) {
+            s_on_hello(self, NULL, &m, key);
+        } else if (body->msg_case != SWISD__V1__BODY__MSG_ERROR) { /* never answer an Error with an Error */
+            sw_wire_send_error(self->router, m.identity, self->id, h->src, SWISD__V1__ERROR_CODE__ERROR_UNKNOWN_NODE,
+                               NULL, 0, "node '%s' is not registered with broker %s: send Hello", h->src, self->id);
+        }
+        sw_wire_msg_free(&m);
+        return;
+    }
+    from->last_ms = s_now_ms();
+    if (for_me) {
+        s_on_own(self, from, &m, key);
+    } else {
+        const bool is_broker = from->role == SWISD__V1__ROLE__ROLE_BROKER;
+        const char *src = is_broker && h->src && h->src[0] ? h->src : from->id;
+        if (is_broker && strcmp(src, from->id) != 0)
+            s_learn(self, src, from, from->last_ms);
+        s_route(self, from, src, dst, h->hops, &m);
     }
     sw_wire_msg_free(&m);
 }
 
-static void s_expire(sw_broker_t *b)
+static void s_on_parent(sw_broker_t *self)
 {
-    const uint64_t now = sw_now_ns(), limit = (uint64_t) b->cfg.expiry_ms * 1000000ull;
-    zlist_t *gone = zlist_new();
-    for (s_node_t *n = zhashx_first(b->nodes); n; n = zhashx_next(b->nodes))
-        if (now - n->last_ns > limit)
-            zlist_append(gone, n->id);
-    for (char *id = zlist_first(gone); id; id = zlist_next(gone)) {
-        sw_log(SW_LOG_INFO, "broker %.8s: node %.8s expired (silent for more than %d ms)", b->id, id, b->cfg.expiry_ms);
-        zhashx_delete(b->nodes, id);
+    sw_wire_msg_t m;
+    if (sw_broker_client_recv(self->parent, &m) != 1)
+        return;
+    const Swisd__V1__Header *h = m.header;
+    const char *dst = h->dst ? h->dst : "";
+    if (!dst[0] || !strcmp(dst, self->id)) {
+        const Swisd__V1__Body *b = m.body;
+        if (b && b->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_REPLY) {
+            if (self->above)
+                swisd__v1__body__free_unpacked(self->above, NULL);
+            self->above = m.body;
+            m.body = NULL;
+            self->above_ms = s_now_ms();
+        } else if (b && b->msg_case == SWISD__V1__BODY__MSG_ERROR) {
+            sw_log(SW_LOG_INFO, "broker %.8s: error from the parent side (%s): %s: %s", self->id, h->src ? h->src : "",
+                   sw_wire_error_name(b->error->code), b->error->message ? b->error->message : "");
+        } else {
+            sw_log(SW_LOG_DEBUG, "broker %.8s: ignored %s from the parent", self->id, sw_wire_kind_name(b));
+        }
+    } else {
+        s_route(self, NULL, h->src ? h->src : "", dst, h->hops, &m);
     }
+    sw_wire_msg_free(&m);
+}
+
+/* ---- timers ----------------------------------------------------------------------- */
+
+static void s_expire(sw_broker_t *self, int64_t now)
+{
+    zlist_t *gone = zlist_new();
+    if (!gone)
+        return;
+    for (s_node_t *n = zhashx_first(self->by_id); n; n = zhashx_next(self->by_id))
+        if (now - n->last_ms > self->cfg.expiry_ms)
+            zlist_append(gone, n);
+    char why[64];
+    snprintf(why, sizeof why, "expired (silent for more than %d ms)", self->cfg.expiry_ms);
+    for (s_node_t *n = zlist_first(gone); n; n = zlist_next(gone))
+        s_node_remove(self, n, why);
     zlist_destroy(&gone);
-    if (b->parent && !sw_broker_client_registered(b->parent) && b->remote) {
-        swisd__v1__body__free_unpacked(b->remote, NULL);
-        b->remote = NULL;
+    if (self->above && (now - self->above_ms > self->cfg.expiry_ms || !sw_broker_client_registered(self->parent))) {
+        sw_log(SW_LOG_INFO, "broker %.8s: other regions' directory is stale; dropped", self->id);
+        swisd__v1__body__free_unpacked(self->above, NULL);
+        self->above = NULL;
     }
 }
 
-static void s_report_up(sw_broker_t *b)
+static void s_gc_routes(sw_broker_t *self, int64_t now)
 {
-    if (!b->parent || !sw_broker_client_registered(b->parent))
+    zlist_t *gone = zlist_new();
+    if (!gone)
         return;
-    s_list_t l = {0};
-    if (s_collect(b, &l, NULL, NULL, NULL, false) == 0) {
-        Swisd__V1__DirectoryReport r = SWISD__V1__DIRECTORY_REPORT__INIT;
-        r.region = b->region;
-        r.stages = l.items;
-        r.n_stages = l.n;
-        Swisd__V1__Body body = SWISD__V1__BODY__INIT;
-        body.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_REPORT;
-        body.directory_report = &r;
-        sw_broker_client_send(b->parent, "", &body);
+    for (s_route_t *r = zhashx_first(self->below); r; r = zhashx_next(self->below))
+        if ((r->learned && now - r->seen_ms > S_LEARNED_TTL_MS) || !zhashx_lookup(self->by_id, r->child))
+            zlist_append(gone, (void *) zhashx_cursor(self->below));
+    for (const char *k = zlist_first(gone); k; k = zlist_next(gone))
+        zhashx_delete(self->below, k);
+    zlist_destroy(&gone);
+}
+
+static void s_timers(sw_broker_t *self)
+{
+    const int64_t now = s_now_ms();
+    if (now >= self->next_expiry_ms) {
+        s_expire(self, now);
+        int every = self->cfg.heartbeat_ms < self->cfg.expiry_ms / 4 ? self->cfg.heartbeat_ms : self->cfg.expiry_ms / 4;
+        self->next_expiry_ms = now + (every > 10 ? every : 10);
     }
-    s_list_free(&l);
+    if (now >= self->next_gc_ms) {
+        s_gc_routes(self, now);
+        self->next_gc_ms = now + 1000;
+    }
+    if (self->parent) {
+        sw_broker_client_tick(self->parent);
+        uint64_t regs = sw_broker_client_registrations(self->parent);
+        if (sw_broker_client_registered(self->parent) && (now >= self->next_report_ms || regs != self->parent_regs)) {
+            s_report_up(self);
+            self->parent_regs = regs;
+            self->next_report_ms = now + self->cfg.heartbeat_ms;
+        }
+    }
+}
+
+static int s_next_timer_ms(const sw_broker_t *self)
+{
+    const int64_t now = s_now_ms();
+    int64_t due = self->next_expiry_ms < self->next_gc_ms ? self->next_expiry_ms : self->next_gc_ms;
+    if (self->parent) {
+        if (self->next_report_ms < due)
+            due = self->next_report_ms;
+        int64_t c = now + sw_broker_client_timeout_ms(self->parent);
+        if (c < due)
+            due = c;
+    }
+    return due <= now ? 0 : (int) (due - now);
+}
+
+int sw_broker_step(sw_broker_t *self, int max_wait_ms)
+{
+    int timeout = s_next_timer_ms(self);
+    if (max_wait_ms >= 0 && max_wait_ms < timeout)
+        timeout = max_wait_ms;
+    zmq_pollitem_t items[2] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0}, {NULL, 0, ZMQ_POLLIN, 0}};
+    int n_items = 1;
+    if (self->parent) {
+        items[1].socket = zsock_resolve(sw_broker_client_sock(self->parent));
+        n_items = 2;
+    }
+    int rc = zmq_poll(items, n_items, timeout);
+    if (rc < 0 && zmq_errno() == ETERM)
+        return -1;
+    if (rc > 0) {
+        if (items[0].revents & ZMQ_POLLIN)
+            for (int i = 0; i < S_BATCH && (zsock_events(self->router) & ZMQ_POLLIN); i++)
+                s_on_router(self);
+        if (n_items > 1 && (items[1].revents & ZMQ_POLLIN)) {
+            zsock_t *ps = sw_broker_client_sock(self->parent);
+            for (int i = 0; i < S_BATCH && (zsock_events(ps) & ZMQ_POLLIN); i++)
+                s_on_parent(self);
+        }
+    }
+    s_timers(self);
+    return 0;
 }
 
 int sw_broker_run(sw_broker_t *self, volatile int *stop)
 {
-    zpoller_t *poller = zpoller_new(self->router, NULL);
-    if (self->parent)
-        zpoller_add(poller, sw_broker_client_sock(self->parent));
-    while (!(stop && *stop) && !zsys_interrupted) {
-        int timeout = self->cfg.heartbeat_ms / 4 > 0 ? self->cfg.heartbeat_ms / 4 : 1;
-        if (self->parent) {
-            int t = sw_broker_client_timeout_ms(self->parent);
-            timeout = t < timeout ? t : timeout;
-        }
-        void *which = zpoller_wait(poller, timeout);
-        if (which == self->router) {
-            for (int i = 0; i < 1000 && (zsock_events(self->router) & ZMQ_POLLIN); i++)
-                s_on_router(self);
-        } else if (self->parent && which == sw_broker_client_sock(self->parent)) {
-            for (int i = 0; i < 1000 && (zsock_events(which) & ZMQ_POLLIN); i++)
-                s_on_parent(self);
-        } else if (zpoller_terminated(poller)) {
+    while (!(stop && *stop) && !zsys_interrupted)
+        if (sw_broker_step(self, 1000) != 0)
             break;
-        }
-        const uint64_t now = sw_now_ns();
-        if (self->parent) {
-            sw_broker_client_tick(self->parent);
-            if (now >= self->next_report_ns) {
-                s_report_up(self);
-                self->next_report_ns = now + (uint64_t) self->cfg.heartbeat_ms * 1000000ull;
-            }
-        }
-        if (now >= self->next_expiry_ns) {
-            s_expire(self);
-            self->next_expiry_ns = now + (uint64_t) (self->cfg.heartbeat_ms / 4 + 1) * 1000000ull;
-        }
-    }
-    zpoller_destroy(&poller);
     return 0;
 }

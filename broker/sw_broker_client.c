@@ -1,248 +1,400 @@
-/*  sw_broker_client.c: a node's link to its broker (see the header). */
+/*  sw_broker_client.c: a node's link to its broker (registration, liveness,
+ *  sending and receiving through the broker). See sw_broker_client.h. */
 #include "sw_broker_client.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sw_common.h"
 
-#define S_HELLO_RETRY_MS 1000
-
 struct sw_broker_client_t {
-    zsock_t *sock;
-    char id[SW_WIRE_MAX_ID + 1];
-    char region[SW_WIRE_MAX_NAME + 1];
-    char broker_id[SW_WIRE_MAX_ID + 1];
-    Swisd__V1__Role role;
-    /* owned copies of what Hello announces */
-    Swisd__V1__ModelRef model;
-    bool has_model;
-    char model_id[SW_WIRE_MAX_NAME + 1], model_sum[SW_WIRE_MAX_NAME + 1];
-    Swisd__V1__Capabilities caps;
-    bool has_caps;
-    uint32_t codecs[32];
-    uint32_t layer_begin, layer_end;
-    char topic[SW_WIRE_MAX_NAME + 64];
-    Swisd__V1__Load load;
-    int heartbeat_ms;
-    bool registered;
-    uint64_t next_hello_ns, next_beat_ns;
-    uint64_t beat_seq;
-    double rtt_ms;
+    zsock_t *sock;                            /* DEALER connected to the broker */
+    char id[SW_WIRE_MAX_ID + 1];              /* our node id */
+    char region[SW_WIRE_MAX_NAME + 1];        /* announced region */
+    Swisd__V1__Role role;                     /* announced role */
+    Swisd__V1__ModelRef *model;               /* owned deep copy or NULL */
+    Swisd__V1__Capabilities *caps;            /* owned deep copy or NULL */
+    uint32_t layer_begin, layer_end;          /* stages: [begin, end) */
+    char topic[SW_WIRE_MAX_NAME + 1];         /* stages: model/<id>/layers/<a>-<b-1>; "" if none */
+    Swisd__V1__Load load;                     /* reported in heartbeats */
+    int cfg_heartbeat_ms;                     /* asked by the owner */
+    int heartbeat_ms;                         /* in force (the broker's HelloAck wins) */
+    int expiry_ms;                            /* broker silence after which we re-register */
+    bool registered;                          /* HelloAck seen, no UNKNOWN_NODE since */
+    bool relay_mode;                          /* hand back foreign messages without parsing bodies */
+    uint64_t hb_seq;                          /* heartbeat sequence number */
+    int64_t next_hello_us;                    /* when to (re)send Hello while unregistered */
+    int64_t next_hb_us;                       /* when to send the next Heartbeat */
+    int64_t last_heard_us;                    /* last message from the broker side */
+    double rtt_ms;                            /* last HeartbeatAck round trip */
+    uint64_t registrations;                   /* HelloAcks that (re)registered us */
+    char broker_id[SW_WIRE_MAX_ID + 1];       /* from HelloAck */
+    char broker_region[SW_WIRE_MAX_NAME + 1]; /* from HelloAck */
 };
 
-static void s_set_topic(sw_broker_client_t *c)
+static int64_t s_now_us(void)
 {
-    c->topic[0] = 0;
-    if (c->has_model && c->layer_end > c->layer_begin)
-        snprintf(c->topic, sizeof c->topic, "model/%s/layers/%u-%u", c->model_id, c->layer_begin, c->layer_end - 1);
-    c->topic[SW_WIRE_MAX_NAME] = 0; /* the protocol's limit */
+    return (int64_t) (sw_now_ns() / 1000);
+}
+
+static void s_copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/*  Deep copy of a protobuf-c message through pack + unpack (messages here are
+ *  small: a ModelRef or Capabilities). Returns NULL on allocation failure. */
+static void *s_copy_msg(const ProtobufCMessage *m, const ProtobufCMessageDescriptor *d)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return NULL;
+    protobuf_c_message_pack(m, buf);
+    void *copy = protobuf_c_message_unpack(d, NULL, n, buf);
+    free(buf);
+    return copy;
+}
+
+static void s_make_topic(sw_broker_client_t *self)
+{
+    self->topic[0] = '\0';
+    if (self->role != SWISD__V1__ROLE__ROLE_STAGE || !self->model || !self->model->id)
+        return;
+    char t[2 * SW_WIRE_MAX_NAME + 64];
+    snprintf(t, sizeof t, "model/%s/layers/%u-%u", self->model->id, self->layer_begin, self->layer_end - 1);
+    if (strlen(t) <= SW_WIRE_MAX_NAME)
+        s_copy_str(self->topic, sizeof self->topic, t);
+}
+
+zframe_t *sw__broker_header_frame(const char *src, const char *dst, uint32_t hops)
+{
+    Swisd__V1__Header h = SWISD__V1__HEADER__INIT;
+    h.version_major = SW_WIRE_VERSION_MAJOR;
+    h.version_minor = SW_WIRE_VERSION_MINOR;
+    h.src = (char *) (src ? src : "");
+    h.dst = (char *) (dst ? dst : "");
+    h.hops = hops;
+    size_t n = swisd__v1__header__get_packed_size(&h);
+    if (n > SW_WIRE_MAX_HEADER)
+        return NULL;
+    zframe_t *f = zframe_new(NULL, n);
+    if (f)
+        swisd__v1__header__pack(&h, zframe_data(f));
+    return f;
+}
+
+static void s_send_hello(sw_broker_client_t *self)
+{
+    Swisd__V1__Hello h = SWISD__V1__HELLO__INIT;
+    Swisd__V1__LayerRange r = SWISD__V1__LAYER_RANGE__INIT;
+    h.role = self->role;
+    h.node_id = self->id;
+    h.region = self->region;
+    h.model = self->model;
+    if (self->layer_end > self->layer_begin) {
+        r.begin = self->layer_begin;
+        r.end = self->layer_end;
+        h.layers = &r;
+    }
+    h.caps = self->caps;
+    h.topic = self->topic;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_HELLO;
+    b.hello = &h;
+    if (sw_wire_send(self->sock, NULL, self->id, "", 0, &b) != 0)
+        sw_log(SW_LOG_DEBUG, "%s: hello not sent (queue full?)", __func__);
+    int retry = self->cfg_heartbeat_ms < SW_BROKER_HELLO_RETRY_MS ? self->cfg_heartbeat_ms : SW_BROKER_HELLO_RETRY_MS;
+    self->next_hello_us = s_now_us() + (int64_t) retry * 1000;
+}
+
+static void s_send_heartbeat(sw_broker_client_t *self)
+{
+    Swisd__V1__Heartbeat hb = SWISD__V1__HEARTBEAT__INIT;
+    hb.load = &self->load;
+    hb.seq = ++self->hb_seq;
+    hb.sent_us = (uint64_t) s_now_us();
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_HEARTBEAT;
+    b.heartbeat = &hb;
+    if (sw_wire_send(self->sock, NULL, self->id, "", 0, &b) != 0)
+        sw_log(SW_LOG_DEBUG, "%s: heartbeat not sent (queue full?)", __func__);
 }
 
 sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, char *err, size_t errlen)
 {
-    sw_broker_client_t *c = calloc(1, sizeof *c);
-    if (!c) {
+    if (!cfg || !cfg->endpoint || !cfg->endpoint[0]) {
+        sw_err(err, errlen, "no broker endpoint");
+        return NULL;
+    }
+    if (cfg->node_id && (!cfg->node_id[0] || strlen(cfg->node_id) > SW_WIRE_MAX_ID)) {
+        sw_err(err, errlen, "node id must be 1..%d bytes", SW_WIRE_MAX_ID);
+        return NULL;
+    }
+    if (cfg->region && strlen(cfg->region) > SW_WIRE_MAX_NAME) {
+        sw_err(err, errlen, "region longer than %d bytes", SW_WIRE_MAX_NAME);
+        return NULL;
+    }
+    if (cfg->role == SWISD__V1__ROLE__ROLE_STAGE && (!cfg->model || cfg->layer_begin >= cfg->layer_end)) {
+        sw_err(err, errlen, "a stage needs a model and a non-empty layer range (got [%u, %u))", cfg->layer_begin,
+               cfg->layer_end);
+        return NULL;
+    }
+    sw_broker_client_t *self = calloc(1, sizeof *self);
+    if (!self) {
         sw_err(err, errlen, "out of memory");
         return NULL;
     }
-    if (cfg->node_id && cfg->node_id[0])
-        snprintf(c->id, sizeof c->id, "%s", cfg->node_id);
+    if (cfg->node_id)
+        s_copy_str(self->id, sizeof self->id, cfg->node_id);
     else
-        sw_wire_new_id(c->id, sizeof c->id);
-    snprintf(c->region, sizeof c->region, "%s", cfg->region && cfg->region[0] ? cfg->region : "default");
-    c->role = cfg->role;
-    c->heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 1000;
-    swisd__v1__load__init(&c->load);
-    if (cfg->model) {
-        c->model = *cfg->model;
-        snprintf(c->model_id, sizeof c->model_id, "%s", cfg->model->id ? cfg->model->id : "");
-        snprintf(c->model_sum, sizeof c->model_sum, "%s", cfg->model->checksum ? cfg->model->checksum : "");
-        c->model.id = c->model_id;
-        c->model.checksum = c->model_sum;
-        c->has_model = true;
-    }
-    if (cfg->caps) {
-        c->caps = *cfg->caps;
-        c->caps.n_codecs = cfg->caps->n_codecs < 32 ? cfg->caps->n_codecs : 32;
-        memcpy(c->codecs, cfg->caps->codecs, sizeof(uint32_t) * c->caps.n_codecs);
-        c->caps.codecs = c->codecs;
-        c->has_caps = true;
-    }
-    c->layer_begin = cfg->layer_begin;
-    c->layer_end = cfg->layer_end;
-    s_set_topic(c);
-    c->sock = zsock_new(ZMQ_DEALER);
-    if (!c->sock) {
-        sw_err(err, errlen, "cannot create a socket");
-        free(c);
+        sw_wire_new_id(self->id, sizeof self->id);
+    s_copy_str(self->region, sizeof self->region, cfg->region ? cfg->region : "default");
+    self->role = cfg->role;
+    self->layer_begin = cfg->layer_begin;
+    self->layer_end = cfg->layer_end;
+    if (cfg->model)
+        self->model = s_copy_msg(&cfg->model->base, &swisd__v1__model_ref__descriptor);
+    if (cfg->caps)
+        self->caps = s_copy_msg(&cfg->caps->base, &swisd__v1__capabilities__descriptor);
+    if ((cfg->model && !self->model) || (cfg->caps && !self->caps)) {
+        sw_err(err, errlen, "out of memory");
+        sw_broker_client_destroy(&self);
         return NULL;
     }
-    sw_wire_socket_setup(c->sock, 0, 1000);
-    zsock_set_identity(c->sock, c->id);
-    if (zsock_connect(c->sock, "%s", cfg->endpoint) != 0) {
-        sw_err(err, errlen, "cannot connect to broker '%s'", cfg->endpoint);
-        zsock_destroy(&c->sock);
-        free(c);
+    swisd__v1__load__init(&self->load);
+    self->cfg_heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : SW_BROKER_HEARTBEAT_MS;
+    self->heartbeat_ms = self->cfg_heartbeat_ms;
+    self->expiry_ms = SW_BROKER_EXPIRY_MS;
+    s_make_topic(self);
+
+    self->sock = zsock_new(ZMQ_DEALER);
+    if (!self->sock) {
+        sw_err(err, errlen, "cannot create a DEALER socket");
+        sw_broker_client_destroy(&self);
         return NULL;
     }
-    sw_broker_client_tick(c);
-    return c;
+    sw_wire_socket_setup(self->sock, 0, SW_BROKER_HWM);
+    zsock_set_sndtimeo(self->sock, 0); /* a full queue fails the send instead of blocking */
+    if (zsock_connect(self->sock, "%s", cfg->endpoint) != 0) {
+        sw_err(err, errlen, "cannot connect to %s: %s", cfg->endpoint, zmq_strerror(zmq_errno()));
+        sw_broker_client_destroy(&self);
+        return NULL;
+    }
+    self->last_heard_us = s_now_us();
+    s_send_hello(self);
+    return self;
 }
 
 void sw_broker_client_destroy(sw_broker_client_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    sw_broker_client_t *c = *self_p;
-    if (c->registered) {
-        Swisd__V1__Goodbye g = SWISD__V1__GOODBYE__INIT;
-        g.reason = "shutdown";
-        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-        b.msg_case = SWISD__V1__BODY__MSG_GOODBYE;
-        b.goodbye = &g;
-        zsock_set_sndtimeo(c->sock, 100);
-        zsock_set_linger(c->sock, 200);
-        sw_wire_send(c->sock, NULL, c->id, "", 0, &b);
+    sw_broker_client_t *self = *self_p;
+    if (self->sock) {
+        if (self->registered) {
+            Swisd__V1__Goodbye g = SWISD__V1__GOODBYE__INIT;
+            g.reason = "shutdown";
+            Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+            b.msg_case = SWISD__V1__BODY__MSG_GOODBYE;
+            b.goodbye = &g;
+            if (sw_wire_send(self->sock, NULL, self->id, "", 0, &b) == 0)
+                zsock_set_linger(self->sock, SW_BROKER_GOODBYE_LINGER_MS);
+        }
+        zsock_destroy(&self->sock);
     }
-    zsock_destroy(&c->sock);
-    free(c);
+    if (self->model)
+        swisd__v1__model_ref__free_unpacked(self->model, NULL);
+    if (self->caps)
+        swisd__v1__capabilities__free_unpacked(self->caps, NULL);
+    free(self);
     *self_p = NULL;
 }
 
-zsock_t *sw_broker_client_sock(sw_broker_client_t *self) { return self->sock; }
-const char *sw_broker_client_id(const sw_broker_client_t *self) { return self->id; }
-bool sw_broker_client_registered(const sw_broker_client_t *self) { return self->registered; }
-double sw_broker_client_rtt_ms(const sw_broker_client_t *self) { return self->rtt_ms; }
-const char *sw_broker_client_broker_id(const sw_broker_client_t *self) { return self->broker_id; }
+zsock_t *sw_broker_client_sock(sw_broker_client_t *self)
+{
+    return self->sock;
+}
+
+const char *sw_broker_client_id(const sw_broker_client_t *self)
+{
+    return self->id;
+}
+
+bool sw_broker_client_registered(const sw_broker_client_t *self)
+{
+    return self->registered;
+}
+
+double sw_broker_client_rtt_ms(const sw_broker_client_t *self)
+{
+    return self->rtt_ms;
+}
+
+const char *sw_broker_client_broker_id(const sw_broker_client_t *self)
+{
+    return self->broker_id;
+}
+
+const char *sw_broker_client_broker_region(const sw_broker_client_t *self)
+{
+    return self->broker_region;
+}
+
+uint64_t sw_broker_client_registrations(const sw_broker_client_t *self)
+{
+    return self->registrations;
+}
+
+void sw_broker_client_set_relay_mode(sw_broker_client_t *self, bool on)
+{
+    self->relay_mode = on;
+}
 
 void sw_broker_client_set_load(sw_broker_client_t *self, const Swisd__V1__Load *load)
 {
+    if (!load)
+        return;
     self->load.active_sessions = load->active_sessions;
     self->load.queued_requests = load->queued_requests;
     self->load.kv_bytes = load->kv_bytes;
     self->load.busy = load->busy;
 }
 
-static void s_send_hello(sw_broker_client_t *c)
-{
-    Swisd__V1__Hello h = SWISD__V1__HELLO__INIT;
-    h.role = c->role;
-    h.node_id = c->id;
-    h.region = c->region;
-    Swisd__V1__LayerRange lr = SWISD__V1__LAYER_RANGE__INIT;
-    if (c->has_model)
-        h.model = &c->model;
-    if (c->layer_end > c->layer_begin) {
-        lr.begin = c->layer_begin;
-        lr.end = c->layer_end;
-        h.layers = &lr;
-    }
-    if (c->has_caps)
-        h.caps = &c->caps;
-    h.topic = c->topic;
-    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-    b.msg_case = SWISD__V1__BODY__MSG_HELLO;
-    b.hello = &h;
-    sw_wire_send(c->sock, NULL, c->id, "", 0, &b);
-    c->next_hello_ns = sw_now_ns() + (uint64_t) S_HELLO_RETRY_MS * 1000000ull;
-}
-
 void sw_broker_client_set_layers(sw_broker_client_t *self, uint32_t begin, uint32_t end)
 {
+    if (begin >= end) {
+        sw_log(SW_LOG_WARN, "%s: ignoring empty layer range [%u, %u)", __func__, begin, end);
+        return;
+    }
     self->layer_begin = begin;
     self->layer_end = end;
-    s_set_topic(self);
+    s_make_topic(self);
     self->registered = false;
     s_send_hello(self);
 }
 
+/*  Handles registration traffic. Returns true when the message was consumed. */
+static bool s_registration(sw_broker_client_t *self, const Swisd__V1__Body *b)
+{
+    switch (b->msg_case) {
+    case SWISD__V1__BODY__MSG_HELLO_ACK: {
+        const Swisd__V1__HelloAck *a = b->hello_ack;
+        bool was = self->registered;
+        self->registered = true;
+        s_copy_str(self->broker_id, sizeof self->broker_id, a->broker_id);
+        s_copy_str(self->broker_region, sizeof self->broker_region, a->region);
+        if (a->heartbeat_ms >= 10 && a->heartbeat_ms <= 600000)
+            self->heartbeat_ms = (int) a->heartbeat_ms;
+        if (a->expiry_ms >= 20 && a->expiry_ms <= 3600000)
+            self->expiry_ms = (int) a->expiry_ms;
+        if (!was) {
+            self->registrations++;
+            self->next_hb_us = s_now_us() + (int64_t) self->heartbeat_ms * 1000;
+            sw_log(SW_LOG_INFO, "node %s: registered with broker %s (region %s, heartbeat %d ms, expiry %d ms)",
+                   self->id, self->broker_id, self->broker_region, self->heartbeat_ms, self->expiry_ms);
+        }
+        return true;
+    }
+    case SWISD__V1__BODY__MSG_HEARTBEAT_ACK: {
+        int64_t now = s_now_us();
+        uint64_t sent = b->heartbeat_ack->echo_sent_us;
+        if (sent > 0 && sent <= (uint64_t) now)
+            self->rtt_ms = (double) ((uint64_t) now - sent) / 1000.0;
+        return true;
+    }
+    case SWISD__V1__BODY__MSG_ERROR:
+        if (b->error->code == SWISD__V1__ERROR_CODE__ERROR_UNKNOWN_NODE) {
+            sw_log(SW_LOG_INFO, "node %s: broker does not know us (%s); registering again", self->id,
+                   b->error->message ? b->error->message : "");
+            self->registered = false;
+            s_send_hello(self);
+            return true;
+        }
+        return false;
+    default:
+        return false;
+    }
+}
+
+int sw_broker_client_recv(sw_broker_client_t *self, sw_wire_msg_t *msg)
+{
+    memset(msg, 0, sizeof *msg);
+    if (!(zsock_events(self->sock) & ZMQ_POLLIN))
+        return 0;
+    int code = 0;
+    char err[256];
+    errno = 0;
+    int rc = sw_wire_recv(self->sock, false, msg, &code, err, sizeof err);
+    int e = errno;
+    if (rc != 0) {
+        if (!msg->header && !msg->body_frame && (e == EINTR || e == ETERM)) {
+            sw_wire_msg_free(msg);
+            return -1;
+        }
+        sw_log(SW_LOG_WARN, "node %s: dropped a malformed message: %s", self->id, err);
+        if (msg->header && msg->header->src && msg->header->src[0])
+            sw_wire_send_error(self->sock, NULL, self->id, msg->header->src, code, NULL, 0, "%s", err);
+        sw_wire_msg_free(msg);
+        return 0;
+    }
+    self->last_heard_us = s_now_us();
+    const char *dst = msg->header->dst ? msg->header->dst : "";
+    if (self->relay_mode && dst[0] && strcmp(dst, self->id) != 0)
+        return 1; /* to be relayed: the body stays a raw frame */
+    const Swisd__V1__Body *b = sw_wire_body(msg, &code, err, sizeof err);
+    if (!b) {
+        sw_log(SW_LOG_WARN, "node %s: dropped a malformed body from '%s': %s", self->id,
+               msg->header->src ? msg->header->src : "", err);
+        if (msg->header->src && msg->header->src[0])
+            sw_wire_send_error(self->sock, NULL, self->id, msg->header->src, code, NULL, 0, "%s", err);
+        sw_wire_msg_free(msg);
+        return 0;
+    }
+    if (s_registration(self, b)) {
+        sw_wire_msg_free(msg);
+        return 0;
+    }
+    return 1;
+}
+
 void sw_broker_client_tick(sw_broker_client_t *self)
 {
-    const uint64_t now = sw_now_ns();
+    int64_t now = s_now_us();
+    if (self->registered && now - self->last_heard_us > (int64_t) self->expiry_ms * 1000) {
+        sw_log(SW_LOG_WARN, "node %s: broker silent for %lld ms; registering again", self->id,
+               (long long) ((now - self->last_heard_us) / 1000));
+        self->registered = false;
+        self->last_heard_us = now;
+        s_send_hello(self);
+        return;
+    }
     if (!self->registered) {
-        if (now >= self->next_hello_ns)
+        if (now >= self->next_hello_us)
             s_send_hello(self);
         return;
     }
-    if (now >= self->next_beat_ns) {
-        Swisd__V1__Heartbeat hb = SWISD__V1__HEARTBEAT__INIT;
-        hb.load = &self->load;
-        hb.seq = ++self->beat_seq;
-        hb.sent_us = now / 1000;
-        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-        b.msg_case = SWISD__V1__BODY__MSG_HEARTBEAT;
-        b.heartbeat = &hb;
-        sw_wire_send(self->sock, NULL, self->id, "", 0, &b);
-        self->next_beat_ns = now + (uint64_t) self->heartbeat_ms * 1000000ull;
+    if (now >= self->next_hb_us) {
+        s_send_heartbeat(self);
+        self->next_hb_us += (int64_t) self->heartbeat_ms * 1000;
+        if (self->next_hb_us <= now) /* fell behind (process stopped): do not burst */
+            self->next_hb_us = now + (int64_t) self->heartbeat_ms * 1000;
     }
 }
 
 int sw_broker_client_timeout_ms(const sw_broker_client_t *self)
 {
-    const uint64_t now = sw_now_ns();
-    const uint64_t next = self->registered ? self->next_beat_ns : self->next_hello_ns;
-    if (next <= now)
-        return 0;
-    uint64_t ms = (next - now) / 1000000ull + 1;
-    return ms > 60000 ? 60000 : (int) ms;
-}
-
-int sw_broker_client_recv(sw_broker_client_t *self, sw_wire_msg_t *msg)
-{
-    int code;
-    char err[256];
-    if (sw_wire_recv(self->sock, false, msg, &code, err, sizeof err) != 0) {
-        if (!msg->header && !msg->body_frame && strstr(err, "interrupted")) {
-            sw_wire_msg_free(msg);
-            return -1;
-        }
-        sw_log(SW_LOG_WARN, "node %.8s: dropped a malformed frame from the broker: %s", self->id, err);
-        sw_wire_msg_free(msg);
-        return 0;
+    int64_t now = s_now_us();
+    int64_t due = self->registered ? self->next_hb_us : self->next_hello_us;
+    if (self->registered) {
+        int64_t silent = self->last_heard_us + (int64_t) self->expiry_ms * 1000;
+        if (silent < due)
+            due = silent;
     }
-    const Swisd__V1__Body *b = sw_wire_body(msg, &code, err, sizeof err);
-    if (!b) {
-        sw_log(SW_LOG_WARN, "node %.8s: malformed body from %s: %s", self->id, msg->header->src, err);
-        if (msg->header->src[0])
-            sw_broker_client_send_error(self, msg->header->src, code, NULL, 0, "%s", err);
-        sw_wire_msg_free(msg);
-        return 0;
-    }
-    const bool from_broker = msg->header->dst[0] == 0 || !strcmp(msg->header->src, self->broker_id) ||
-                             b->msg_case == SWISD__V1__BODY__MSG_HELLO_ACK;
-    switch (b->msg_case) {
-    case SWISD__V1__BODY__MSG_HELLO_ACK:
-        snprintf(self->broker_id, sizeof self->broker_id, "%s", b->hello_ack->broker_id);
-        if (b->hello_ack->heartbeat_ms >= 10 && b->hello_ack->heartbeat_ms <= 60000)
-            self->heartbeat_ms = (int) b->hello_ack->heartbeat_ms;
-        if (!self->registered)
-            sw_log(SW_LOG_INFO, "node %.8s: registered with broker %.8s (%s)", self->id, self->broker_id,
-                   b->hello_ack->region);
-        self->registered = true;
-        self->next_beat_ns = sw_now_ns();
-        sw_wire_msg_free(msg);
-        return 0;
-    case SWISD__V1__BODY__MSG_HEARTBEAT_ACK: {
-        uint64_t now_us = sw_now_ns() / 1000;
-        if (b->heartbeat_ack->echo_sent_us > 0 && b->heartbeat_ack->echo_sent_us <= now_us)
-            self->rtt_ms = (double) (now_us - b->heartbeat_ack->echo_sent_us) / 1000.0;
-        sw_wire_msg_free(msg);
-        return 0;
-    }
-    case SWISD__V1__BODY__MSG_ERROR:
-        if (from_broker && b->error->code == SWISD__V1__ERROR_CODE__ERROR_UNKNOWN_NODE) {
-            sw_log(SW_LOG_INFO, "node %.8s: the broker does not know us (restart or expiry); registering again",
-                   self->id);
-            self->registered = false;
-            s_send_hello(self);
-            sw_wire_msg_free(msg);
-            return 0;
-        }
-        return 1;
-    default:
-        return 1;
-    }
+    int64_t ms = (due - now + 999) / 1000;
+    return ms < 0 ? 0 : ms > 60000 ? 60000 : (int) ms;
 }
 
 int sw_broker_client_send(sw_broker_client_t *self, const char *dst, const Swisd__V1__Body *body)
@@ -259,4 +411,24 @@ int sw_broker_client_send_error(sw_broker_client_t *self, const char *dst, int c
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     return sw_wire_send_error(self->sock, NULL, self->id, dst, code, session_id, request_id, "%s", text);
+}
+
+int sw_broker_client_relay(sw_broker_client_t *self, const char *src, const char *dst, uint32_t hops,
+                           zframe_t **body_frame)
+{
+    if (!body_frame || !*body_frame)
+        return -1;
+    zframe_t *hf = sw__broker_header_frame(src ? src : self->id, dst, hops);
+    if (!hf)
+        return -1;
+    if (zframe_send(&hf, self->sock, ZFRAME_MORE | ZFRAME_DONTWAIT) != 0) {
+        int e = errno;
+        zframe_destroy(&hf);
+        errno = e;
+        return -1;
+    }
+    /* zmq queues the remaining parts of a message once the first was accepted */
+    if (zframe_send(body_frame, self->sock, 0) != 0)
+        return -1;
+    return 0;
 }

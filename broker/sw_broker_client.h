@@ -28,6 +28,14 @@
 extern "C" {
 #endif
 
+/*  Liveness defaults (docs/protocol.md "Registration"); the broker's HelloAck
+ *  overrides heartbeat and expiry for its nodes. */
+#define SW_BROKER_HEARTBEAT_MS 1000     /* node -> broker Heartbeat period */
+#define SW_BROKER_EXPIRY_MS 3500        /* silence after which a node is forgotten */
+#define SW_BROKER_HELLO_RETRY_MS 1000   /* Hello re-sent until acknowledged */
+#define SW_BROKER_HWM 1000              /* SNDHWM/RCVHWM of node sockets, messages */
+#define SW_BROKER_GOODBYE_LINGER_MS 200 /* time a destroy waits to flush the Goodbye */
+
 typedef struct {
     const char *endpoint;                     /* broker, e.g. "tcp://127.0.0.1:5555" */
     Swisd__V1__Role role;                     /* ROLE_STAGE, ROLE_GATEWAY, ROLE_BROKER */
@@ -41,8 +49,11 @@ typedef struct {
 
 typedef struct sw_broker_client_t sw_broker_client_t;
 
-/*  Creates the socket, connects and sends the first Hello.
- *  Returns NULL with a reason. Caller destroys result. */
+/*  Creates the socket (DEALER, SNDTIMEO 0: sends never block), connects and
+ *  sends the first Hello. The broker assigns the routing id; the node id is
+ *  carried in Hello and in every header's src.
+ *  Returns NULL with a reason (no endpoint, id/region too long, a stage
+ *  without model or layers, connect failure). Caller destroys result. */
 sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, char *err, size_t errlen);
 /*  Sends Goodbye (best effort) and closes; accepts NULL; sets *self_p = NULL. */
 void sw_broker_client_destroy(sw_broker_client_t **self_p);
@@ -55,6 +66,9 @@ bool sw_broker_client_registered(const sw_broker_client_t *self);
 double sw_broker_client_rtt_ms(const sw_broker_client_t *self);
 /*  The broker's id and region from its HelloAck ("" before). */
 const char *sw_broker_client_broker_id(const sw_broker_client_t *self);
+const char *sw_broker_client_broker_region(const sw_broker_client_t *self);
+/*  How many times a HelloAck (re-)registered this node (1 after the first). */
+uint64_t sw_broker_client_registrations(const sw_broker_client_t *self);
 
 /*  Sets the load reported in the next heartbeats (copied). */
 void sw_broker_client_set_load(sw_broker_client_t *self, const Swisd__V1__Load *load);
@@ -62,11 +76,15 @@ void sw_broker_client_set_load(sw_broker_client_t *self, const Swisd__V1__Load *
  *  re-registers. */
 void sw_broker_client_set_layers(sw_broker_client_t *self, uint32_t begin, uint32_t end);
 
-/*  Receives one message (call when the socket is readable). Returns 1 when
- *  msg holds a validated message for the application (header and body set;
- *  caller frees msg with sw_wire_msg_free), 0 when the message was
- *  registration traffic handled here or a malformed frame that was logged
- *  (msg is then empty), -1 if the receive was interrupted. */
+/*  Receives one message (call when the socket is readable; returns 0 at once
+ *  when nothing is queued). Returns 1 when msg holds a validated message for
+ *  the application (header and body set; caller frees msg with
+ *  sw_wire_msg_free), 0 when the message was registration traffic handled
+ *  here (HelloAck, HeartbeatAck, Error UNKNOWN_NODE -> Hello again) or a
+ *  malformed frame (logged, and answered with an Error to the header's src
+ *  when it parsed); msg is then empty. -1 if the receive was interrupted.
+ *  Errors other than UNKNOWN_NODE (e.g. UNREACHABLE from the broker) are
+ *  returned to the application. */
 int sw_broker_client_recv(sw_broker_client_t *self, sw_wire_msg_t *msg);
 
 /*  Sends Hello / Heartbeat when due. */
@@ -77,9 +95,26 @@ int sw_broker_client_timeout_ms(const sw_broker_client_t *self);
 /*  Sends a body to node dst ("" = the broker itself) through the broker.
  *  Returns 0 or -1 (queue full or socket error). */
 int sw_broker_client_send(sw_broker_client_t *self, const char *dst, const Swisd__V1__Body *body);
-/*  Sends an Error to dst. */
+/*  Sends an Error to dst (message printf-formatted, <= SW_WIRE_MAX_TEXT). */
 int sw_broker_client_send_error(sw_broker_client_t *self, const char *dst, int code, const char *session_id,
                                 uint64_t request_id, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/*  Relay mode (for child brokers): sw_broker_client_recv returns messages
+ *  whose header dst is neither "" nor this node's id with msg->body == NULL
+ *  (the body frame is not decoded), so they can be relayed unchanged. */
+void sw_broker_client_set_relay_mode(sw_broker_client_t *self, bool on);
+
+/*  Sends a raw body frame behind a header {src, dst, hops} (src NULL = this
+ *  node). Takes the frame: on success *body_frame is NULL (moved into ZeroMQ,
+ *  no copy); on failure (-1, errno EAGAIN when the queue is full) the caller
+ *  still owns it. Used by brokers to relay upward and by tests to send
+ *  arbitrary bodies. */
+int sw_broker_client_relay(sw_broker_client_t *self, const char *src, const char *dst, uint32_t hops,
+                           zframe_t **body_frame);
+
+/*  Internal (brokers): a packed swisd.v1.Header frame {version, src, dst,
+ *  hops}; NULL if it would exceed SW_WIRE_MAX_HEADER. Caller destroys. */
+zframe_t *sw__broker_header_frame(const char *src, const char *dst, uint32_t hops);
 
 #ifdef __cplusplus
 }

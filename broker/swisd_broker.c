@@ -1,23 +1,39 @@
-/*  swisd_broker.c: the `swisd-broker` process. */
+/*  swisd_broker.c: the `swisd-broker` process (a thin main over sw_broker). */
+#include <czmq.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sw_broker.h"
 #include "sw_common.h"
 
+static volatile int s_stop = 0;
+
+static void s_on_signal(int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: swisd-broker --bind ENDPOINT [--parent ENDPOINT] [--region NAME] [--id ID]\n"
-                 "                    [--heartbeat-ms N] [--expiry-ms N] [--max-nodes N]\n"
-                 "  --bind ENDPOINT     ZeroMQ endpoint to listen on, e.g. tcp://0.0.0.0:5555\n"
-                 "                      (tcp://127.0.0.1:* picks a free port; the bound endpoint is printed)\n"
-                 "  --parent ENDPOINT   register with this (root) broker as a regional broker\n"
-                 "  --region NAME       region of this broker (default \"default\")\n"
-                 "  --heartbeat-ms N    how often nodes must beat (default 1000)\n"
-                 "  --expiry-ms N       silence after which a node is forgotten (default 3500)\n"
-                 "Prints \"swisd-broker: listening on ENDPOINT\" on stdout once bound; logs go to stderr.\n"
-                 "Exits cleanly on SIGINT or SIGTERM.\n");
+    fprintf(out,
+            "usage: swisd-broker --bind ENDPOINT [--parent ENDPOINT] [--region NAME] [--id ID]\n"
+            "                    [--heartbeat-ms N] [--expiry-ms N] [--max-nodes N] [--hwm N]\n"
+            "  --bind ENDPOINT     ZeroMQ endpoint to listen on, e.g. tcp://0.0.0.0:5555\n"
+            "                      (tcp://127.0.0.1:* picks a free port)\n"
+            "  --parent ENDPOINT   register with this (root) broker as the broker of --region\n"
+            "  --region NAME       region of this broker (default \"default\")\n"
+            "  --id ID             node id of this broker (default: random 128-bit hex)\n"
+            "  --heartbeat-ms N    how often nodes must send a heartbeat (default 1000)\n"
+            "  --expiry-ms N       silence after which a node is forgotten (default 3500)\n"
+            "  --max-nodes N       registry bound (default 10000)\n"
+            "  --hwm N             send/receive high-water mark in messages (default 10000)\n"
+            "Prints \"swisd-broker: listening on ENDPOINT\" and \"swisd-broker: id ID region NAME\" on\n"
+            "stdout once bound; logs go to stderr (SWISD_LOG=error|warn|info|debug).\n"
+            "Exits cleanly with status 0 on SIGINT or SIGTERM.\n");
 }
 
 static int s_int(const char *opt, const char *v, int lo, int hi)
@@ -35,10 +51,11 @@ int main(int argc, char **argv)
 {
     sw_broker_config_t cfg = {0};
     static const struct option opts[] = {
-        {"bind", required_argument, 0, 'b'}, {"parent", required_argument, 0, 'p'},
-        {"region", required_argument, 0, 'r'}, {"id", required_argument, 0, 'i'},
+        {"bind", required_argument, 0, 'b'},         {"parent", required_argument, 0, 'p'},
+        {"region", required_argument, 0, 'r'},       {"id", required_argument, 0, 'i'},
         {"heartbeat-ms", required_argument, 0, 'H'}, {"expiry-ms", required_argument, 0, 'E'},
-        {"max-nodes", required_argument, 0, 'M'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"max-nodes", required_argument, 0, 'M'},    {"hwm", required_argument, 0, 'W'},
+        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -47,9 +64,10 @@ int main(int argc, char **argv)
         case 'p': cfg.parent = optarg; break;
         case 'r': cfg.region = optarg; break;
         case 'i': cfg.id = optarg; break;
-        case 'H': cfg.heartbeat_ms = s_int("--heartbeat-ms", optarg, 10, 60000); break;
-        case 'E': cfg.expiry_ms = s_int("--expiry-ms", optarg, 20, 600000); break;
+        case 'H': cfg.heartbeat_ms = s_int("--heartbeat-ms", optarg, 10, 600000); break;
+        case 'E': cfg.expiry_ms = s_int("--expiry-ms", optarg, 20, 3600000); break;
         case 'M': cfg.max_nodes = s_int("--max-nodes", optarg, 1, 1000000); break;
+        case 'W': cfg.hwm = s_int("--hwm", optarg, 1, 10000000); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -58,6 +76,20 @@ int main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
+    if (cfg.heartbeat_ms > 0 && cfg.expiry_ms > 0 && cfg.expiry_ms <= cfg.heartbeat_ms) {
+        fprintf(stderr, "swisd-broker: --expiry-ms must be longer than --heartbeat-ms\n");
+        return 2;
+    }
+    /* our own handlers: czmq's would print and set zsys_interrupted */
+    zsys_handler_set(NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     char err[512];
     sw_broker_t *b = sw_broker_new(&cfg, err, sizeof err);
     if (!b) {
@@ -65,11 +97,12 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("swisd-broker: listening on %s\n", sw_broker_endpoint(b));
+    printf("swisd-broker: id %s region %s\n", sw_broker_id(b), cfg.region ? cfg.region : "default");
     fflush(stdout);
     sw_log(SW_LOG_INFO, "broker %s (region %s) on %s%s%s", sw_broker_id(b), cfg.region ? cfg.region : "default",
            sw_broker_endpoint(b), cfg.parent ? ", parent " : "", cfg.parent ? cfg.parent : "");
-    sw_broker_run(b, NULL);
-    sw_log(SW_LOG_INFO, "broker %s: shutting down", sw_broker_id(b));
+    sw_broker_run(b, &s_stop);
+    sw_log(SW_LOG_INFO, "broker %s: shutting down (%zu nodes registered)", sw_broker_id(b), sw_broker_node_count(b));
     sw_broker_destroy(&b);
     return 0;
 }

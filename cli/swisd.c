@@ -12,6 +12,7 @@ typedef struct {
 
 static const s_command_t s_commands[] = {
     {"demo", swisd_cmd_demo, "start a local swarm (brokers, stages, gateway) and generate through it"},
+    {"generate", swisd_cmd_generate, "generate text through a swarm's gateway"},
     {"run", swisd_cmd_run, "generate text in one process (the reference path)"},
     {"convert", swisd_cmd_convert, "llama2.c .bin checkpoint + tokenizer -> GGUF"},
     {"quantize", swisd_cmd_quantize, "re-encode a GGUF model's matrices as q8_0, q4_0, ..."},

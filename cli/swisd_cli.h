@@ -12,5 +12,6 @@ int swisd_cmd_quantize(int argc, char **argv);
 int swisd_cmd_synth(int argc, char **argv);
 int swisd_cmd_inspect(int argc, char **argv);
 int swisd_cmd_demo(int argc, char **argv);
+int swisd_cmd_generate(int argc, char **argv);
 
 #endif

@@ -1,0 +1,189 @@
+/*  sw_client.c: gateway RPC client (see sw_client.h). */
+#include "sw_client.h"
+
+#include <czmq.h>
+#include <string.h>
+
+#include "sw_common.h"
+#include "sw_wire.h"
+
+struct sw_client_t {
+    zsock_t *sock;
+    zpoller_t *poller;
+    uint64_t next_id;
+};
+
+sw_client_t *sw_client_new(const char *endpoint, char *err, size_t errlen)
+{
+    sw_client_t *c = calloc(1, sizeof *c);
+    if (!c || !(c->sock = zsock_new(ZMQ_DEALER))) {
+        free(c);
+        sw_err(err, errlen, "cannot create a socket");
+        return NULL;
+    }
+    sw_wire_socket_setup(c->sock, 0, 1000);
+    if (zsock_connect(c->sock, "%s", endpoint) != 0) {
+        sw_err(err, errlen, "cannot connect to '%s'", endpoint);
+        zsock_destroy(&c->sock);
+        free(c);
+        return NULL;
+    }
+    c->poller = zpoller_new(c->sock, NULL);
+    c->next_id = (uint64_t) sw_now_ns();
+    return c;
+}
+
+void sw_client_destroy(sw_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zpoller_destroy(&(*self_p)->poller);
+    zsock_destroy(&(*self_p)->sock);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* Waits for the next valid message; returns its body (owned by m) or NULL. */
+static const Swisd__V1__Body *s_next(sw_client_t *c, sw_wire_msg_t *m, int timeout_ms, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    if (zpoller_wait(c->poller, timeout_ms) != c->sock) {
+        sw_err(err, errlen, zpoller_terminated(c->poller) ? "interrupted" : "no answer from the gateway in %d ms",
+               timeout_ms);
+        return NULL;
+    }
+    int code;
+    if (sw_wire_recv(c->sock, false, m, &code, err, errlen) != 0)
+        return NULL;
+    const Swisd__V1__Body *b = sw_wire_body(m, &code, err, errlen);
+    if (b && b->msg_case == SWISD__V1__BODY__MSG_ERROR) {
+        sw_err(err, errlen, "%s: %s", sw_wire_error_name(b->error->code), b->error->message);
+        return NULL;
+    }
+    return b;
+}
+
+int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_client_token_fn *on_token, void *user,
+                       sw_client_summary_t *summary, int timeout_ms, char *err, size_t errlen)
+{
+    Swisd__V1__SamplingParams sp = SWISD__V1__SAMPLING_PARAMS__INIT;
+    sp.temperature = req->temperature;
+    sp.top_k = req->top_k;
+    sp.top_p = req->top_p;
+    sp.min_p = req->min_p;
+    sp.repeat_penalty = req->repeat_penalty;
+    sp.seed = req->seed;
+    sp.ignore_eos = req->ignore_eos;
+    Swisd__V1__GenerateRequest g = SWISD__V1__GENERATE_REQUEST__INIT;
+    g.request_id = ++self->next_id;
+    g.prompt = (char *) (req->prompt ? req->prompt : "");
+    g.max_tokens = req->max_tokens;
+    g.sampling = &sp;
+    g.stop = (char **) req->stop;
+    g.n_stop = req->stop ? (size_t) req->n_stop : 0;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REQUEST;
+    b.generate_request = &g;
+    if (sw_wire_send(self->sock, NULL, "client", "", 0, &b) != 0)
+        return sw_err(err, errlen, "cannot send the request");
+    memset(summary, 0, sizeof *summary);
+    for (;;) {
+        sw_wire_msg_t m;
+        const Swisd__V1__Body *r = s_next(self, &m, timeout_ms, err, errlen);
+        if (!r) {
+            sw_wire_msg_free(&m);
+            return -1;
+        }
+        if (r->msg_case != SWISD__V1__BODY__MSG_GENERATE_REPLY || r->generate_reply->request_id != g.request_id) {
+            sw_wire_msg_free(&m); /* a stale reply of an earlier call */
+            continue;
+        }
+        const Swisd__V1__GenerateReply *gr = r->generate_reply;
+        if (gr->part_case == SWISD__V1__GENERATE_REPLY__PART_TOKEN) {
+            if (on_token)
+                on_token((const char *) gr->token->text.data, gr->token->text.len, gr->token->token_id, user);
+            sw_wire_msg_free(&m);
+            continue;
+        }
+        if (gr->part_case == SWISD__V1__GENERATE_REPLY__PART_SUMMARY) {
+            const Swisd__V1__GenerateSummary *s = gr->summary;
+            summary->prompt_tokens = s->prompt_tokens;
+            summary->completion_tokens = s->completion_tokens;
+            snprintf(summary->stop_reason, sizeof summary->stop_reason, "%s", s->stop_reason);
+            summary->time_to_first_token_ms = s->time_to_first_token_ms;
+            summary->prefill_ms = s->prefill_ms;
+            summary->decode_tokens_per_s = s->decode_tokens_per_s;
+            summary->total_ms = s->total_ms;
+            summary->n_route = (int) s->n_route;
+            sw_wire_msg_free(&m);
+            return 0;
+        }
+        sw_wire_msg_free(&m);
+    }
+}
+
+static const Swisd__V1__Body *s_call(sw_client_t *c, Swisd__V1__Body *b, int want, sw_wire_msg_t *m, int timeout_ms,
+                                     char *err, size_t errlen)
+{
+    if (sw_wire_send(c->sock, NULL, "client", "", 0, b) != 0) {
+        sw_err(err, errlen, "cannot send the request");
+        memset(m, 0, sizeof *m);
+        return NULL;
+    }
+    for (;;) {
+        const Swisd__V1__Body *r = s_next(c, m, timeout_ms, err, errlen);
+        if (!r || (int) r->msg_case == want)
+            return r;
+        sw_wire_msg_free(m);
+    }
+}
+
+int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool *servable, char *gaps,
+                          size_t gaps_len, int timeout_ms, char *err, size_t errlen)
+{
+    Swisd__V1__ListModelsRequest q = SWISD__V1__LIST_MODELS_REQUEST__INIT;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_LIST_MODELS_REQUEST;
+    b.list_models_request = &q;
+    sw_wire_msg_t m;
+    const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_LIST_MODELS_REPLY, &m, timeout_ms, err, errlen);
+    int rc = -1;
+    if (r && r->list_models_reply->n_models > 0) {
+        const Swisd__V1__ModelInfo *mi = r->list_models_reply->models[0];
+        if (model_id)
+            snprintf(model_id, id_len, "%s", mi->model && mi->model->id ? mi->model->id : "");
+        if (servable)
+            *servable = mi->servable;
+        if (gaps && gaps_len) {
+            size_t used = 0;
+            gaps[0] = 0;
+            for (size_t i = 0; i < mi->n_gaps && used < gaps_len; i++) {
+                int w = snprintf(gaps + used, gaps_len - used, "%s%u-%u", i ? ", " : "", mi->gaps[i]->begin,
+                                 mi->gaps[i]->end - 1);
+                used += w > 0 ? (size_t) w : 0;
+            }
+        }
+        rc = 0;
+    } else if (r) {
+        sw_err(err, errlen, "the gateway lists no model");
+    }
+    sw_wire_msg_free(&m);
+    return rc;
+}
+
+int sw_client_swarm_status(sw_client_t *self, int *n_stages, int *n_sessions, int timeout_ms, char *err,
+                           size_t errlen)
+{
+    Swisd__V1__SwarmStatusRequest q = SWISD__V1__SWARM_STATUS_REQUEST__INIT;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_SWARM_STATUS_REQUEST;
+    b.swarm_status_request = &q;
+    sw_wire_msg_t m;
+    const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY, &m, timeout_ms, err, errlen);
+    if (r) {
+        *n_stages = (int) r->swarm_status_reply->n_stages;
+        *n_sessions = (int) r->swarm_status_reply->n_sessions;
+    }
+    sw_wire_msg_free(&m);
+    return r ? 0 : -1;
+}

@@ -1,0 +1,724 @@
+/*  sw_gateway.c: the gateway (see sw_gateway.h). */
+#include "sw_gateway.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "sw_broker_client.h"
+#include "sw_codec.h"
+#include "sw_common.h"
+#include "sw_model.h"
+#include "sw_planner.h"
+#include "sw_sampler.h"
+#include "sw_tokenizer.h"
+#include "sw_wire.h"
+
+#define S_PREFILL_CHUNK 512     /* prompt tokens per forward request */
+#define S_DIRECTORY_MS 1000     /* directory refresh period */
+#define S_MAX_STOPS 16
+
+typedef enum { S_WAIT_ROUTE, S_WAIT_REPLY } s_state_t;
+
+typedef struct s_session {
+    struct s_session *next;
+    char id[33];                   /* session id on every stage */
+    zframe_t *client;              /* the client's routing id */
+    uint64_t client_req;           /* the client's request id */
+    uint64_t req_id;               /* forward request in flight */
+    s_state_t state;
+    int32_t *tokens;               /* history: prompt then generated */
+    int64_t n_tokens, n_prompt;
+    int64_t n_sent;                /* tokens whose activations went through the chain */
+    int32_t last_n;                /* rows in the step in flight */
+    int32_t max_tokens, n_gen;
+    bool ignore_eos;
+    sw_sampler_t *sampler;
+    char *stops[S_MAX_STOPS];
+    int n_stops;
+    char *text;                    /* completion text so far */
+    size_t text_len, text_cap, text_sent;
+    int n_hops;
+    char hop_id[SW_PLAN_MAX_HOPS][SW_WIRE_MAX_ID + 1];
+    int32_t hop_begin[SW_PLAN_MAX_HOPS], hop_end[SW_PLAN_MAX_HOPS];
+    uint64_t t_start, t_first, t_prefill, t_step, route_deadline;
+} s_session_t;
+
+struct sw_gateway_t {
+    sw_gateway_config_t cfg;
+    sw_model_t *model;
+    const sw_hparams_t *hp;
+    sw_tokenizer_t *tok;
+    sw_exec_t *ex;
+    char model_id[129], checksum[17];
+    Swisd__V1__ModelRef ref;
+    sw_broker_client_t *bc;
+    zsock_t *rpc;
+    char rpc_ep[256];
+    sw_codec_config_t codec_cfg;
+    sw_codec_t *tx, *rx;
+    Swisd__V1__Body *dir;          /* last DirectoryReply */
+    uint64_t next_dir_ns;
+    s_session_t *sessions;
+    int n_sessions;
+    uint64_t next_req;
+    float *hidden, *logits;
+};
+
+const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self) { return self->rpc_ep; }
+const char *sw_gateway_id(const sw_gateway_t *self) { return sw_broker_client_id(self->bc); }
+
+sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t errlen)
+{
+    sw_gateway_t *g = calloc(1, sizeof *g);
+    if (!g) {
+        sw_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->cfg = *cfg;
+    if (g->cfg.timeout_ms <= 0) g->cfg.timeout_ms = 30000;
+    if (g->cfg.route_wait_ms <= 0) g->cfg.route_wait_ms = 5000;
+    if (g->cfg.max_sessions <= 0) g->cfg.max_sessions = 64;
+    if (sw_codec_config_parse(cfg->codec ? cfg->codec : "f32", &g->codec_cfg) != 0 || g->codec_cfg.delta) {
+        sw_err(err, errlen, "unknown codec '%s' (f32, f16, bf16, q8_0, q4_0, optionally +zstd[N])", cfg->codec);
+        goto fail;
+    }
+    sw_model_parts_t parts = {.layer_begin = 0, .layer_end = 0, .embed = true, .head = true};
+    if (!(g->model = sw_model_load(cfg->model_path, &parts, err, errlen)))
+        goto fail;
+    g->hp = sw_model_hparams(g->model);
+    if (!(g->tok = sw_tokenizer_from_gguf(sw_model_gguf(g->model), err, errlen)))
+        goto fail;
+    sw_model_identity(g->model, cfg->model_path, g->model_id, sizeof g->model_id, g->checksum, sizeof g->checksum);
+    swisd__v1__model_ref__init(&g->ref);
+    g->ref.id = g->model_id;
+    g->ref.checksum = g->checksum;
+    g->ref.n_layer = (uint32_t) g->hp->n_layer;
+    g->ref.n_embd = (uint32_t) g->hp->n_embd;
+    g->ref.n_vocab = (uint32_t) g->hp->n_vocab;
+    g->ex = sw_exec_new(cfg->threads > 0 ? cfg->threads : 1);
+    g->tx = sw_codec_new(&g->codec_cfg, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
+    sw_codec_config_t any = {.dtype = SW_DTYPE_F32};
+    g->rx = sw_codec_new(&any, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
+    g->hidden = malloc(sizeof(float) * (size_t) S_PREFILL_CHUNK * (size_t) g->hp->n_embd);
+    g->logits = malloc(sizeof(float) * (size_t) g->hp->n_vocab);
+    if (!g->ex || !g->tx || !g->rx || !g->hidden || !g->logits) {
+        sw_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    g->rpc = zsock_new(ZMQ_ROUTER);
+    if (!g->rpc)
+        goto fail;
+    sw_wire_socket_setup(g->rpc, 0, 10000);
+    if (zsock_bind(g->rpc, "%s", cfg->rpc) < 0) {
+        sw_err(err, errlen, "cannot bind the RPC endpoint '%s': %s", cfg->rpc, zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    snprintf(g->rpc_ep, sizeof g->rpc_ep, "%s", zsock_endpoint(g->rpc));
+    sw_broker_client_config_t bcfg = {.endpoint = cfg->broker, .role = SWISD__V1__ROLE__ROLE_GATEWAY,
+                                      .node_id = cfg->id, .region = cfg->region, .model = &g->ref,
+                                      .heartbeat_ms = cfg->heartbeat_ms};
+    if (!(g->bc = sw_broker_client_new(&bcfg, err, errlen)))
+        goto fail;
+    sw_log(SW_LOG_INFO, "gateway %.8s: model %s (%s), %d layers, codec %s, rpc %s", sw_broker_client_id(g->bc),
+           g->model_id, g->checksum, (int) g->hp->n_layer, cfg->codec ? cfg->codec : "f32", g->rpc_ep);
+    return g;
+fail:
+    sw_gateway_destroy(&g);
+    return NULL;
+}
+
+static void s_session_free(s_session_t *s)
+{
+    zframe_destroy(&s->client);
+    free(s->tokens);
+    free(s->text);
+    for (int i = 0; i < s->n_stops; i++)
+        free(s->stops[i]);
+    sw_sampler_destroy(&s->sampler);
+    free(s);
+}
+
+void sw_gateway_destroy(sw_gateway_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sw_gateway_t *g = *self_p;
+    while (g->sessions) {
+        s_session_t *s = g->sessions;
+        g->sessions = s->next;
+        s_session_free(s);
+    }
+    if (g->dir)
+        swisd__v1__body__free_unpacked(g->dir, NULL);
+    sw_broker_client_destroy(&g->bc);
+    zsock_destroy(&g->rpc);
+    sw_codec_destroy(&g->tx);
+    sw_codec_destroy(&g->rx);
+    sw_exec_destroy(&g->ex);
+    sw_tokenizer_destroy(&g->tok);
+    sw_model_destroy(&g->model);
+    free(g->hidden);
+    free(g->logits);
+    free(g);
+    *self_p = NULL;
+}
+
+/* ---- planning ------------------------------------------------------------------- */
+
+/* Live stages of our model from the last directory, as planner input. */
+static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, int max)
+{
+    int n = 0;
+    if (!g->dir)
+        return 0;
+    const Swisd__V1__DirectoryReply *d = g->dir->directory_reply;
+    for (size_t i = 0; i < d->n_stages && n < max; i++) {
+        const Swisd__V1__StageInfo *s = d->stages[i];
+        if (!s->model || !s->model->checksum || strcmp(s->model->checksum, g->checksum) || !s->layers)
+            continue;
+        out[n++] = (sw_plan_stage_t){
+            .node_id = s->node_id, .begin = (int32_t) s->layers->begin, .end = (int32_t) s->layers->end,
+            .ms_per_layer = s->caps ? s->caps->ms_per_layer : 0, .link_ms = s->rtt_ms,
+            .busy = s->load ? s->load->busy : 0, .queued = s->load ? s->load->queued_requests : 0,
+        };
+    }
+    return n;
+}
+
+/* ---- talking to clients ------------------------------------------------------------ */
+
+static bool s_to_client(sw_gateway_t *g, s_session_t *s, const Swisd__V1__Body *b)
+{
+    return sw_wire_send(g->rpc, s->client, sw_gateway_id(g), "", 0, b) == 0;
+}
+
+static void s_release(sw_gateway_t *g, s_session_t *s)
+{
+    Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
+    rel.session_id = s->id;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
+    b.kv_release = &rel;
+    for (int i = 0; i < s->n_hops; i++)
+        sw_broker_client_send(g->bc, s->hop_id[i], &b);
+}
+
+static void s_remove(sw_gateway_t *g, s_session_t *s)
+{
+    s_release(g, s);
+    for (s_session_t **pp = &g->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    g->n_sessions--;
+    s_session_free(s);
+}
+
+static void s_fail(sw_gateway_t *g, s_session_t *s, int code, const char *fmt, const char *detail)
+{
+    sw_log(SW_LOG_INFO, "gateway: session %.8s failed: %s %s", s->id, sw_wire_error_name(code), detail);
+    sw_wire_send_error(g->rpc, s->client, sw_gateway_id(g), "", code, s->id, s->client_req, fmt, detail);
+    s_remove(g, s);
+}
+
+/* Streams text[text_sent, upto) with the token that produced it. */
+static bool s_emit(sw_gateway_t *g, s_session_t *s, int32_t token, size_t upto)
+{
+    Swisd__V1__TokenChunk ch = SWISD__V1__TOKEN_CHUNK__INIT;
+    ch.index = (uint32_t) (s->n_gen - 1);
+    ch.token_id = (uint32_t) token;
+    ch.text.data = (uint8_t *) s->text + s->text_sent;
+    ch.text.len = upto > s->text_sent ? upto - s->text_sent : 0;
+    s->text_sent = upto > s->text_sent ? upto : s->text_sent;
+    Swisd__V1__GenerateReply r = SWISD__V1__GENERATE_REPLY__INIT;
+    r.request_id = s->client_req;
+    r.part_case = SWISD__V1__GENERATE_REPLY__PART_TOKEN;
+    r.token = &ch;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REPLY;
+    b.generate_reply = &r;
+    return s_to_client(g, s, &b);
+}
+
+static void s_finish(sw_gateway_t *g, s_session_t *s, const char *reason)
+{
+    const uint64_t now = sw_now_ns();
+    Swisd__V1__GenerateSummary sum = SWISD__V1__GENERATE_SUMMARY__INIT;
+    sum.prompt_tokens = (uint32_t) s->n_prompt;
+    sum.completion_tokens = (uint32_t) s->n_gen;
+    sum.stop_reason = (char *) reason;
+    sum.time_to_first_token_ms = s->t_first ? (float) ((s->t_first - s->t_start) / 1e6) : 0;
+    sum.prefill_ms = s->t_prefill ? (float) ((s->t_prefill - s->t_start) / 1e6) : 0;
+    if (s->n_gen > 1 && s->t_first)
+        sum.decode_tokens_per_s = (float) ((s->n_gen - 1) / ((now - s->t_first) / 1e9));
+    sum.total_ms = (float) ((now - s->t_start) / 1e6);
+    char *route[SW_PLAN_MAX_HOPS];
+    for (int i = 0; i < s->n_hops; i++)
+        route[i] = s->hop_id[i];
+    sum.route = route;
+    sum.n_route = (size_t) s->n_hops;
+    Swisd__V1__GenerateReply r = SWISD__V1__GENERATE_REPLY__INIT;
+    r.request_id = s->client_req;
+    r.part_case = SWISD__V1__GENERATE_REPLY__PART_SUMMARY;
+    r.summary = &sum;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REPLY;
+    b.generate_reply = &r;
+    s_to_client(g, s, &b);
+    sw_log(SW_LOG_INFO, "gateway: session %.8s done (%s): %d prompt + %d generated tokens, %.1f tokens/s",
+           s->id, reason, (int) s->n_prompt, (int) s->n_gen, sum.decode_tokens_per_s);
+    s_remove(g, s);
+}
+
+/* ---- the chain -------------------------------------------------------------------- */
+
+/* Sends tokens [from, from + n) of the history through the chain. */
+static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
+{
+    char err[256];
+    if (sw_model_embed(g->model, s->tokens + from, n, g->hidden, err, sizeof err) != 0)
+        return -1;
+    sw_codec_header_t h;
+    const void *payload;
+    size_t len;
+    if (sw_codec_encode(g->tx, g->hidden, n, &h, &payload, &len, err, sizeof err) != 0)
+        return -1;
+    Swisd__V1__Activation act = SWISD__V1__ACTIVATION__INIT;
+    act.dtype = h.dtype;
+    act.n_tok = h.n_tok;
+    act.n_embd = h.n_embd;
+    act.flags = h.flags;
+    act.seq = h.seq;
+    act.checksum = h.checksum;
+    act.raw_bytes = h.raw_bytes;
+    act.payload.data = (uint8_t *) payload;
+    act.payload.len = len;
+    Swisd__V1__CodecConfig codec = SWISD__V1__CODEC_CONFIG__INIT;
+    codec.dtype = g->codec_cfg.dtype;
+    codec.zstd_level = g->codec_cfg.zstd_level;
+    Swisd__V1__LayerRange lr[SW_PLAN_MAX_HOPS];
+    Swisd__V1__Hop hops[SW_PLAN_MAX_HOPS], *route[SW_PLAN_MAX_HOPS];
+    for (int i = 0; i < s->n_hops; i++) {
+        swisd__v1__layer_range__init(&lr[i]);
+        lr[i].begin = (uint32_t) s->hop_begin[i];
+        lr[i].end = (uint32_t) s->hop_end[i];
+        swisd__v1__hop__init(&hops[i]);
+        hops[i].node_id = s->hop_id[i];
+        hops[i].layers = &lr[i];
+        hops[i].codec = &codec;
+        route[i] = &hops[i];
+    }
+    Swisd__V1__ForwardRequest fr = SWISD__V1__FORWARD_REQUEST__INIT;
+    fr.session_id = s->id;
+    fr.request_id = s->req_id = ++g->next_req;
+    fr.origin = (char *) sw_gateway_id(g);
+    fr.route = route;
+    fr.n_route = (size_t) s->n_hops;
+    fr.pos = (uint32_t) from;
+    fr.n_tok = (uint32_t) n;
+    fr.activation = &act;
+    fr.deadline_ms = (uint32_t) g->cfg.timeout_ms;
+    fr.reply_codec = &codec;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
+    b.forward_request = &fr;
+    if (sw_broker_client_send(g->bc, s->hop_id[0], &b) != 0)
+        return -1;
+    s->state = S_WAIT_REPLY;
+    s->t_step = sw_now_ns();
+    s->n_sent = from + n;
+    s->last_n = n;
+    return 0;
+}
+
+/* Plans the route and sends the first prompt chunk; keeps waiting while
+ * the swarm does not cover every layer, until the route deadline. */
+static void s_try_start(sw_gateway_t *g, s_session_t *s)
+{
+    sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
+    int n = s_stages(g, st, SW_WIRE_MAX_STAGES);
+    sw_plan_t plan;
+    if (sw_plan(st, n, g->hp->n_layer, &plan) != 0) {
+        if (sw_now_ns() >= s->route_deadline) {
+            char gaps[256];
+            if (sw_plan_gaps(st, n, g->hp->n_layer, gaps, sizeof gaps) == 0)
+                snprintf(gaps, sizeof gaps, "none (the chain would be too long)");
+            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_NO_ROUTE, "no live stages for layers %s", gaps);
+        }
+        return;
+    }
+    s->n_hops = plan.n_hops;
+    for (int i = 0; i < plan.n_hops; i++) {
+        snprintf(s->hop_id[i], sizeof s->hop_id[i], "%s", st[plan.hops[i].stage].node_id);
+        s->hop_begin[i] = plan.hops[i].begin;
+        s->hop_end[i] = plan.hops[i].end;
+    }
+    int32_t chunk = s->n_prompt < S_PREFILL_CHUNK ? (int32_t) s->n_prompt : S_PREFILL_CHUNK;
+    if (s_send_step(g, s, 0, chunk) != 0)
+        s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the prompt to the first stage");
+}
+
+/* Longest k < len(stop) such that text ends with stop[0..k). */
+static size_t s_partial_stop(const char *text, size_t len, const char *stop)
+{
+    size_t sl = strlen(stop), best = 0;
+    for (size_t k = 1; k < sl && k <= len; k++)
+        if (!memcmp(text + len - k, stop, k))
+            best = k;
+    return best;
+}
+
+/* A sampled token: stream it, decide whether to go on. */
+static void s_on_token(sw_gateway_t *g, s_session_t *s, int32_t token)
+{
+    if (!s->ignore_eos && sw_tokenizer_is_eog(g->tok, token))
+        return s_finish(g, s, "eos");
+    const int32_t prev = s->tokens[s->n_tokens - 1];
+    s->tokens[s->n_tokens++] = token;
+    s->n_gen++;
+    char piece[256];
+    int pl = sw_tokenizer_decode_token(g->tok, prev, token, piece, sizeof piece);
+    pl = pl < 0 ? 0 : (pl > (int) sizeof piece ? (int) sizeof piece : pl);
+    if (s->text_len + (size_t) pl + 1 > s->text_cap) {
+        size_t cap = (s->text_cap + (size_t) pl + 1) * 2;
+        char *t = realloc(s->text, cap);
+        if (!t)
+            return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "out of memory");
+        s->text = t;
+        s->text_cap = cap;
+    }
+    memcpy(s->text + s->text_len, piece, (size_t) pl);
+    s->text_len += (size_t) pl;
+    s->text[s->text_len] = 0;
+    size_t safe = s->text_len;
+    for (int i = 0; i < s->n_stops; i++) {
+        const char *hit = strstr(s->text + (s->text_sent > 256 ? s->text_sent - 256 : 0), s->stops[i]);
+        if (hit) {
+            s_emit(g, s, token, (size_t) (hit - s->text));
+            return s_finish(g, s, "stop");
+        }
+        size_t hold = s_partial_stop(s->text, s->text_len, s->stops[i]);
+        if (s->text_len - hold < safe)
+            safe = s->text_len - hold;
+    }
+    const bool last = s->n_gen >= s->max_tokens;
+    if (!s_emit(g, s, token, last ? s->text_len : safe)) {
+        sw_log(SW_LOG_INFO, "gateway: client of session %.8s is gone; cancelling", s->id);
+        return s_remove(g, s);
+    }
+    if (last)
+        return s_finish(g, s, "length");
+    if (s_send_step(g, s, s->n_tokens - 1, 1) != 0)
+        s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the next step");
+}
+
+static s_session_t *s_find(sw_gateway_t *g, const char *id)
+{
+    for (s_session_t *s = g->sessions; s; s = s->next)
+        if (!strcmp(s->id, id))
+            return s;
+    return NULL;
+}
+
+static void s_on_reply(sw_gateway_t *g, const Swisd__V1__ForwardReply *rep)
+{
+    s_session_t *s = s_find(g, rep->session_id);
+    if (!s || s->state != S_WAIT_REPLY || rep->request_id != s->req_id)
+        return; /* stale, duplicate or cancelled: ignore */
+    const Swisd__V1__Activation *a = rep->activation;
+    sw_codec_header_t h = {.dtype = a->dtype, .n_tok = a->n_tok, .n_embd = a->n_embd, .flags = a->flags,
+                           .delta_ref = a->delta_ref, .seq = a->seq, .checksum = a->checksum, .raw_bytes = a->raw_bytes};
+    char err[256];
+    err[0] = 0;
+    if (h.n_tok != (uint32_t) s->last_n ||
+        sw_codec_decode(g->rx, &h, a->payload.data, a->payload.len, g->hidden, err, sizeof err) != 0)
+        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME, "bad activation from the last stage: %s", err);
+    if (s->n_sent < s->n_prompt) { /* more prompt to send */
+        int64_t left = s->n_prompt - s->n_sent;
+        if (s_send_step(g, s, s->n_sent, (int32_t) (left < S_PREFILL_CHUNK ? left : S_PREFILL_CHUNK)) != 0)
+            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the prompt");
+        return;
+    }
+    if (sw_model_head(g->ex, g->model, g->hidden + (size_t) (h.n_tok - 1) * g->hp->n_embd, 1, g->logits, err,
+                      sizeof err) != 0)
+        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "head: %s", err);
+    const uint64_t now = sw_now_ns();
+    if (!s->t_prefill)
+        s->t_prefill = now;
+    int32_t token = sw_sampler_sample(s->sampler, g->logits, s->tokens, s->n_tokens);
+    if (token < 0)
+        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "the logits hold no finite value");
+    if (!s->t_first)
+        s->t_first = now;
+    s_on_token(g, s, token);
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__GenerateRequest *req)
+{
+    char err[256];
+    const char *why = NULL;
+    int code = SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST;
+    if (req->model && req->model[0] && strcmp(req->model, g->model_id))
+        why = "this gateway serves another model";
+    else if (req->max_tokens == 0)
+        why = "max_tokens must be at least 1";
+    else if (g->n_sessions >= g->cfg.max_sessions)
+        why = "too many concurrent sessions", code = SWISD__V1__ERROR_CODE__ERROR_OVERLOADED;
+    if (why) {
+        sw_wire_send_error(g->rpc, client, sw_gateway_id(g), "", code, NULL, req->request_id, "%s", why);
+        return;
+    }
+    s_session_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return;
+    sw_wire_new_id(s->id, sizeof s->id);
+    s->client = zframe_dup(client);
+    s->client_req = req->request_id;
+    s->max_tokens = (int32_t) req->max_tokens;
+    const Swisd__V1__SamplingParams *sp = req->sampling;
+    sw_sampler_params_t p = sw_sampler_default_params();
+    p.temperature = sp ? sp->temperature : 0;
+    p.top_k = sp ? sp->top_k : 0;
+    p.top_p = sp && sp->top_p > 0 ? sp->top_p : 1.0f;
+    p.min_p = sp ? sp->min_p : 0;
+    p.repeat_penalty = sp && sp->repeat_penalty > 0 ? sp->repeat_penalty : 1.0f;
+    p.seed = sp ? sp->seed : 0;
+    s->ignore_eos = sp && sp->ignore_eos;
+    const size_t plen = req->prompt ? strlen(req->prompt) : 0;
+    const bool bos = sw_tokenizer_add_bos(g->tok);
+    int64_t n = sw_tokenizer_encode(g->tok, req->prompt ? req->prompt : "", plen, bos, NULL, 0);
+    s->sampler = sw_sampler_new(&p, g->hp->n_vocab);
+    s->tokens = n >= 0 ? malloc(sizeof(int32_t) * (size_t) (n + s->max_tokens + 1)) : NULL;
+    if (!s->sampler || !s->tokens || n < 0) {
+        snprintf(err, sizeof err, "cannot accept the request (bad sampling parameters or out of memory)");
+    } else if (n == 0) {
+        snprintf(err, sizeof err, "the prompt is empty and the model adds no BOS token");
+    } else if (n + s->max_tokens > g->hp->n_ctx_train) {
+        snprintf(err, sizeof err, "prompt (%lld tokens) + max_tokens (%d) exceeds the model's context of %d",
+                 (long long) n, (int) s->max_tokens, (int) g->hp->n_ctx_train);
+    } else {
+        err[0] = 0;
+    }
+    for (size_t i = 0; i < req->n_stop && i < S_MAX_STOPS; i++)
+        if (req->stop[i][0])
+            s->stops[s->n_stops++] = strdup(req->stop[i]);
+    if (err[0]) {
+        sw_wire_send_error(g->rpc, client, sw_gateway_id(g), "", SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, NULL,
+                           req->request_id, "%s", err);
+        s_session_free(s);
+        return;
+    }
+    sw_tokenizer_encode(g->tok, req->prompt ? req->prompt : "", plen, bos, s->tokens, n);
+    s->n_tokens = s->n_prompt = n;
+    s->t_start = sw_now_ns();
+    s->route_deadline = s->t_start + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
+    s->state = S_WAIT_ROUTE;
+    s->next = g->sessions;
+    g->sessions = s;
+    g->n_sessions++;
+    s_try_start(g, s);
+}
+
+static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
+{
+    sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
+    int n = s_stages(g, st, SW_WIRE_MAX_STAGES);
+    sw_plan_t plan;
+    Swisd__V1__ModelInfo info = SWISD__V1__MODEL_INFO__INIT;
+    info.model = &g->ref;
+    info.servable = sw_plan(st, n, g->hp->n_layer, &plan) == 0;
+    Swisd__V1__LayerRange gaps[64], *gp[64];
+    size_t ng = 0;
+    for (int32_t l = 0; l < g->hp->n_layer && ng < 64;) {
+        bool held = false;
+        for (int i = 0; i < n && !held; i++)
+            held = st[i].begin <= l && l < st[i].end;
+        if (held) {
+            l++;
+            continue;
+        }
+        swisd__v1__layer_range__init(&gaps[ng]);
+        gaps[ng].begin = (uint32_t) l;
+        while (l < g->hp->n_layer) {
+            bool h2 = false;
+            for (int i = 0; i < n && !h2; i++)
+                h2 = st[i].begin <= l && l < st[i].end;
+            if (h2)
+                break;
+            l++;
+        }
+        gaps[ng].end = (uint32_t) l;
+        gp[ng] = &gaps[ng];
+        ng++;
+    }
+    info.gaps = gp;
+    info.n_gaps = ng;
+    Swisd__V1__ModelInfo *models[1] = {&info};
+    Swisd__V1__ListModelsReply r = SWISD__V1__LIST_MODELS_REPLY__INIT;
+    r.models = models;
+    r.n_models = 1;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_LIST_MODELS_REPLY;
+    b.list_models_reply = &r;
+    sw_wire_send(g->rpc, client, sw_gateway_id(g), "", 0, &b);
+}
+
+static void s_on_status(sw_gateway_t *g, zframe_t *client)
+{
+    Swisd__V1__SwarmStatusReply r = SWISD__V1__SWARM_STATUS_REPLY__INIT;
+    if (g->dir) {
+        r.stages = g->dir->directory_reply->stages;
+        r.n_stages = g->dir->directory_reply->n_stages;
+    }
+    Swisd__V1__SessionStatus ss[256], *sp[256];
+    size_t n = 0;
+    const uint64_t now = sw_now_ns();
+    for (s_session_t *s = g->sessions; s && n < 256; s = s->next, n++) {
+        swisd__v1__session_status__init(&ss[n]);
+        ss[n].request_id = s->client_req;
+        ss[n].session_id = s->id;
+        ss[n].tokens = (uint32_t) s->n_gen;
+        if (s->t_first && s->n_gen > 1)
+            ss[n].tokens_per_s = (float) ((s->n_gen - 1) / ((now - s->t_first) / 1e9));
+        sp[n] = &ss[n];
+    }
+    r.sessions = sp;
+    r.n_sessions = n;
+    r.gateway_id = (char *) sw_gateway_id(g);
+    r.region = g->cfg.region ? (char *) g->cfg.region : "default";
+    r.model = &g->ref;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY;
+    b.swarm_status_reply = &r;
+    sw_wire_send(g->rpc, client, sw_gateway_id(g), "", 0, &b);
+}
+
+static void s_on_rpc(sw_gateway_t *g)
+{
+    sw_wire_msg_t m;
+    int code;
+    char err[256];
+    if (sw_wire_recv(g->rpc, true, &m, &code, err, sizeof err) != 0) {
+        if (m.identity)
+            sw_wire_send_error(g->rpc, m.identity, sw_gateway_id(g), "", code, NULL, 0, "%s", err);
+        sw_wire_msg_free(&m);
+        return;
+    }
+    const Swisd__V1__Body *b = sw_wire_body(&m, &code, err, sizeof err);
+    if (!b) {
+        sw_wire_send_error(g->rpc, m.identity, sw_gateway_id(g), "", code, NULL, 0, "%s", err);
+        sw_wire_msg_free(&m);
+        return;
+    }
+    switch (b->msg_case) {
+    case SWISD__V1__BODY__MSG_GENERATE_REQUEST:
+        s_on_generate(g, m.identity, b->generate_request);
+        break;
+    case SWISD__V1__BODY__MSG_LIST_MODELS_REQUEST:
+        s_on_list_models(g, m.identity);
+        break;
+    case SWISD__V1__BODY__MSG_SWARM_STATUS_REQUEST:
+        s_on_status(g, m.identity);
+        break;
+    case SWISD__V1__BODY__MSG_CANCEL:
+        for (s_session_t *s = g->sessions; s; s = s->next)
+            if (zframe_eq(s->client, m.identity) && s->client_req == b->cancel->request_id) {
+                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_CANCELLED, "%s", "cancelled by the client");
+                break;
+            }
+        break;
+    default:
+        sw_wire_send_error(g->rpc, m.identity, sw_gateway_id(g), "", SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, NULL,
+                           0, "the gateway RPC does not serve %s", sw_wire_kind_name(b));
+        break;
+    }
+    sw_wire_msg_free(&m);
+}
+
+static void s_on_broker(sw_gateway_t *g)
+{
+    sw_wire_msg_t m;
+    if (sw_broker_client_recv(g->bc, &m) != 1)
+        return;
+    const Swisd__V1__Body *b = m.body;
+    switch (b->msg_case) {
+    case SWISD__V1__BODY__MSG_DIRECTORY_REPLY:
+        if (g->dir)
+            swisd__v1__body__free_unpacked(g->dir, NULL);
+        g->dir = m.body;
+        m.body = NULL;
+        for (s_session_t *s = g->sessions, *next; s; s = next) {
+            next = s->next;
+            if (s->state == S_WAIT_ROUTE)
+                s_try_start(g, s);
+        }
+        break;
+    case SWISD__V1__BODY__MSG_FORWARD_REPLY:
+        s_on_reply(g, b->forward_reply);
+        break;
+    case SWISD__V1__BODY__MSG_ERROR: {
+        s_session_t *s = b->error->session_id && b->error->session_id[0] ? s_find(g, b->error->session_id) : NULL;
+        if (s && (b->error->request_id == 0 || b->error->request_id == s->req_id)) {
+            char text[SW_WIRE_MAX_TEXT + 80];
+            snprintf(text, sizeof text, "stage %.8s: %s", b->error->node_id, b->error->message);
+            s_fail(g, s, b->error->code, "%s", text);
+        } else {
+            sw_log(SW_LOG_DEBUG, "gateway: error from %.8s: %s", m.header->src, b->error->message);
+        }
+        break;
+    }
+    default:
+        sw_broker_client_send_error(g->bc, m.header->src, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, NULL, 0,
+                                    "a gateway does not serve %s", sw_wire_kind_name(b));
+        break;
+    }
+    sw_wire_msg_free(&m);
+}
+
+static void s_housekeeping(sw_gateway_t *g)
+{
+    const uint64_t now = sw_now_ns();
+    if (now >= g->next_dir_ns && sw_broker_client_registered(g->bc)) {
+        Swisd__V1__DirectoryQuery q = SWISD__V1__DIRECTORY_QUERY__INIT;
+        q.checksum = g->checksum;
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_QUERY;
+        b.directory_query = &q;
+        sw_broker_client_send(g->bc, "", &b);
+        g->next_dir_ns = now + (uint64_t) S_DIRECTORY_MS * 1000000ull;
+    }
+    for (s_session_t *s = g->sessions, *next; s; s = next) {
+        next = s->next;
+        if (s->state == S_WAIT_REPLY && now - s->t_step > (uint64_t) g->cfg.timeout_ms * 1000000ull)
+            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_DEADLINE_EXCEEDED, "%s",
+                   "no answer from the chain of stages in time");
+        else if (s->state == S_WAIT_ROUTE)
+            s_try_start(g, s);
+    }
+}
+
+int sw_gateway_run(sw_gateway_t *self, volatile int *stop)
+{
+    zsock_t *bs = sw_broker_client_sock(self->bc);
+    zpoller_t *poller = zpoller_new(bs, self->rpc, NULL);
+    while (!(stop && *stop) && !zsys_interrupted) {
+        int timeout = sw_broker_client_timeout_ms(self->bc);
+        void *which = zpoller_wait(poller, timeout < 100 ? timeout : 100);
+        if (which == bs) {
+            for (int i = 0; i < 256 && (zsock_events(bs) & ZMQ_POLLIN); i++)
+                s_on_broker(self);
+        } else if (which == self->rpc) {
+            for (int i = 0; i < 256 && (zsock_events(self->rpc) & ZMQ_POLLIN); i++)
+                s_on_rpc(self);
+        } else if (zpoller_terminated(poller)) {
+            break;
+        }
+        sw_broker_client_tick(self->bc);
+        s_housekeeping(self);
+    }
+    zpoller_destroy(&poller);
+    return 0;
+}

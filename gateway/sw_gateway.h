@@ -1,0 +1,43 @@
+/*  sw_gateway.h: the gateway: tokenizer, embeddings, final norm and output
+ *  head of one model; plans chains of stages, runs prefill and decode
+ *  through them for many sessions at once, samples, and streams tokens to
+ *  RPC clients (docs/protocol.md, "Gateway RPC").
+ *
+ *  One event loop: the broker link (DEALER) and the RPC socket (ROUTER).
+ *  Every session is a state machine waiting for its next ForwardReply, so
+ *  sessions are independent and none blocks another. Each session keeps its
+ *  token history (prompt + generated), so a later failover can replay it.
+ *
+ *  Thread safety: one thread runs the gateway (sw_gateway_run).
+ */
+#ifndef SW_GATEWAY_H
+#define SW_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *broker;      /* broker endpoint */
+    const char *model_path;  /* GGUF (embeddings, output norm and head are loaded) */
+    const char *rpc;         /* RPC endpoint to bind, e.g. tcp://127.0.0.1:* */
+    const char *region;      /* NULL: "default" */
+    const char *id;          /* NULL: random */
+    const char *codec;       /* activation codec spec for every link, NULL: "f32" */
+    int threads;             /* compute threads for embed / head */
+    int timeout_ms;          /* one step through the chain; <= 0: 30000 */
+    int route_wait_ms;       /* how long a request waits for full coverage; <= 0: 5000 */
+    int max_sessions;        /* concurrent sessions; <= 0: 64 */
+    int heartbeat_ms;        /* <= 0: the broker's */
+} sw_gateway_config_t;
+
+typedef struct sw_gateway_t sw_gateway_t;
+
+sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t errlen);
+void sw_gateway_destroy(sw_gateway_t **self_p);
+/*  The RPC endpoint actually bound. Borrowed. */
+const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self);
+const char *sw_gateway_id(const sw_gateway_t *self);
+/*  Serves until *stop or SIGINT/SIGTERM. Returns 0. */
+int sw_gateway_run(sw_gateway_t *self, volatile int *stop);
+
+#endif

@@ -1,0 +1,86 @@
+/*  swisd_gateway.c: the `swisd-gateway` process. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sw_common.h"
+#include "sw_gateway.h"
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: swisd-gateway --broker ENDPOINT --model MODEL.gguf --rpc ENDPOINT [--http ADDR:PORT]\n"
+            "                     [--threads N] [--codec SPEC] [--region NAME] [--id ID] [--timeout-ms N]\n"
+            "                     [--route-wait-ms N] [--max-sessions N] [--heartbeat-ms N]\n"
+            "  --rpc ENDPOINT    where clients connect (tcp://127.0.0.1:* picks a free port; printed on stdout)\n"
+            "  --codec SPEC      activation codec on every link: f32 (default), f16, bf16, q8_0, q4_0,\n"
+            "                    optionally +zstd or +zstdN (e.g. q8_0+zstd3)\n"
+            "  --timeout-ms N    time one step through the chain may take (default 30000)\n"
+            "  --route-wait-ms N how long a request waits for every layer to have a stage (default 5000)\n"
+            "  --http ADDR:PORT  OpenAI-compatible HTTP API (not available in this version)\n"
+            "Exits cleanly on SIGINT or SIGTERM.\n");
+}
+
+static int s_int(const char *opt, const char *v, int lo, int hi)
+{
+    char *end = NULL;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "swisd-gateway: %s: expected an integer in [%d, %d], got '%s'\n", opt, lo, hi, v);
+        exit(2);
+    }
+    return (int) x;
+}
+
+int main(int argc, char **argv)
+{
+    sw_gateway_config_t cfg = {.threads = 1};
+    const char *http = NULL;
+    static const struct option opts[] = {
+        {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
+        {"rpc", required_argument, 0, 'r'}, {"http", required_argument, 0, 'H'},
+        {"threads", required_argument, 0, 't'}, {"codec", required_argument, 0, 'c'},
+        {"region", required_argument, 0, 'R'}, {"id", required_argument, 0, 'i'},
+        {"timeout-ms", required_argument, 0, 'T'}, {"route-wait-ms", required_argument, 0, 'W'},
+        {"max-sessions", required_argument, 0, 'S'}, {"heartbeat-ms", required_argument, 0, 'B'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b': cfg.broker = optarg; break;
+        case 'm': cfg.model_path = optarg; break;
+        case 'r': cfg.rpc = optarg; break;
+        case 'H': http = optarg; break;
+        case 't': cfg.threads = s_int("--threads", optarg, 1, 256); break;
+        case 'c': cfg.codec = optarg; break;
+        case 'R': cfg.region = optarg; break;
+        case 'i': cfg.id = optarg; break;
+        case 'T': cfg.timeout_ms = s_int("--timeout-ms", optarg, 10, 3600000); break;
+        case 'W': cfg.route_wait_ms = s_int("--route-wait-ms", optarg, 1, 3600000); break;
+        case 'S': cfg.max_sessions = s_int("--max-sessions", optarg, 1, 100000); break;
+        case 'B': cfg.heartbeat_ms = s_int("--heartbeat-ms", optarg, 10, 60000); break;
+        case 'h': s_usage(stdout); return 0;
+        default: s_usage(stderr); return 2;
+        }
+    }
+    if (!cfg.broker || !cfg.model_path || !cfg.rpc || optind != argc) {
+        s_usage(stderr);
+        return 2;
+    }
+    if (http)
+        sw_log(SW_LOG_WARN, "--http %s: the HTTP API is not available in this version; serving RPC only", http);
+    char err[512];
+    sw_gateway_t *g = sw_gateway_new(&cfg, err, sizeof err);
+    if (!g) {
+        fprintf(stderr, "swisd-gateway: %s\n", err);
+        return 1;
+    }
+    printf("swisd-gateway: rpc on %s\n", sw_gateway_rpc_endpoint(g));
+    fflush(stdout);
+    sw_gateway_run(g, NULL);
+    sw_log(SW_LOG_INFO, "gateway %s: shutting down", sw_gateway_id(g));
+    sw_gateway_destroy(&g);
+    return 0;
+}
