@@ -262,8 +262,8 @@ static void s_routes_from_report(sw_broker_t *self, const s_node_t *child, int64
 {
     s_routes_drop(self, child->id, false);
     const Swisd__V1__DirectoryReport *rep = child->report->directory_report;
-    for (size_t i = 0; i < rep->n_stages; i++) {
-        const char *id = rep->stages[i]->node_id;
+    for (size_t i = 0; i < rep->n_stages + rep->n_nodes; i++) {
+        const char *id = i < rep->n_stages ? rep->stages[i]->node_id : rep->nodes[i - rep->n_stages];
         if (!id || !id[0] || zhashx_lookup(self->by_id, id))
             continue;
         s_route_t *r = zhashx_lookup(self->below, id);
@@ -463,11 +463,20 @@ static void s_report_up(sw_broker_t *self)
         r.region = self->region;
         r.stages = d.ptrs;
         r.n_stages = d.n;
+        /* gateways and clients too, so the parent can route replies to them */
+        char **nodes = calloc(zhashx_size(self->by_id) + 1, sizeof *nodes);
+        size_t n_nodes = 0;
+        for (s_node_t *n = zhashx_first(self->by_id); n && nodes; n = zhashx_next(self->by_id))
+            if (n->role == SWISD__V1__ROLE__ROLE_GATEWAY || n->role == SWISD__V1__ROLE__ROLE_CLIENT)
+                nodes[n_nodes++] = n->id;
+        r.nodes = nodes;
+        r.n_nodes = n_nodes;
         Swisd__V1__Body b = SWISD__V1__BODY__INIT;
         b.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_REPORT;
         b.directory_report = &r;
         if (sw_broker_client_send(self->parent, "", &b) != 0)
             sw_log(SW_LOG_DEBUG, "broker %.8s: directory report not sent (parent queue full)", self->id);
+        free(nodes);
     }
     s_dir_free(&d);
 }

@@ -199,6 +199,13 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
                                         : b->directory_report->stages;
         if (n > SW_WIRE_MAX_STAGES)
             return sw_err(err, errlen, "directory of %zu stages (limit %d)", n, SW_WIRE_MAX_STAGES);
+        if (b->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_REPORT) {
+            if (b->directory_report->n_nodes > SW_WIRE_MAX_STAGES)
+                return sw_err(err, errlen, "report of %zu nodes (limit %d)", b->directory_report->n_nodes,
+                              SW_WIRE_MAX_STAGES);
+            for (size_t i = 0; i < b->directory_report->n_nodes; i++)
+                CHECK_STR(b->directory_report->nodes[i], SW_WIRE_MAX_ID, "node id");
+        }
         for (size_t i = 0; i < n; i++)
             if (s_stage(st[i], err, errlen))
                 return -1;

@@ -1,0 +1,149 @@
+/*  swarm_poke.c: sends malformed and unservable frames to a running swarm and
+ *  prints one line per probe: "probe NAME: error CODE" when the process
+ *  answered with an Error, "probe NAME: no answer" otherwise.
+ *    swarm_poke rpc ENDPOINT            probes the gateway's RPC socket
+ *    swarm_poke stage BROKER STAGE_ID BEGIN END   probes a stage (holding [BEGIN, END)) via its broker
+ *  Used by test_swarm.py, which then checks the processes still serve. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sw_broker_client.h"
+#include "sw_wire.h"
+
+static void s_report(const char *name, zsock_t *s, bool dealer_of_broker, sw_broker_client_t *bc)
+{
+    zpoller_t *p = zpoller_new(s, NULL);
+    const char *res = "no answer";
+    char code[64] = "";
+    for (int tries = 0; tries < 20; tries++) {
+        if (zpoller_wait(p, 200) != s)
+            continue;
+        sw_wire_msg_t m;
+        int c;
+        char err[256];
+        if (bc) {
+            if (sw_broker_client_recv(bc, &m) != 1)
+                continue;
+        } else if (sw_wire_recv(s, false, &m, &c, err, sizeof err) != 0) {
+            sw_wire_msg_free(&m);
+            continue;
+        }
+        const Swisd__V1__Body *b = m.body ? m.body : sw_wire_body(&m, &c, err, sizeof err);
+        if (b && b->msg_case == SWISD__V1__BODY__MSG_ERROR) {
+            snprintf(code, sizeof code, "error %s", sw_wire_error_name(b->error->code));
+            res = code;
+            sw_wire_msg_free(&m);
+            break;
+        }
+        sw_wire_msg_free(&m);
+    }
+    (void) dealer_of_broker;
+    printf("probe %s: %s\n", name, res);
+    fflush(stdout);
+    zpoller_destroy(&p);
+}
+
+int main(int argc, char **argv)
+{
+    zsys_handler_set(NULL);
+    if (argc == 3 && !strcmp(argv[1], "rpc")) {
+        zsock_t *s = zsock_new(ZMQ_DEALER);
+        sw_wire_socket_setup(s, 0, 100);
+        zsock_connect(s, "%s", argv[2]);
+        zstr_send(s, "one frame only");
+        s_report("one-frame", s, false, NULL);
+        zstr_sendx(s, "\x0a\xff\xff\xff", "body", NULL);
+        s_report("garbage-header", s, false, NULL);
+        Swisd__V1__Header h = SWISD__V1__HEADER__INIT;
+        h.version_major = 1;
+        uint8_t hb[64];
+        size_t hn = swisd__v1__header__pack(&h, hb);
+        zmsg_t *m = zmsg_new();
+        zmsg_addmem(m, hb, hn);
+        zmsg_addmem(m, "\x52\xff\xff\xff\xff\xff", 6);
+        zmsg_send(&m, s);
+        s_report("garbage-body", s, false, NULL);
+        h.version_major = 9;
+        hn = swisd__v1__header__pack(&h, hb);
+        m = zmsg_new();
+        zmsg_addmem(m, hb, hn);
+        zmsg_addmem(m, "", 0);
+        zmsg_send(&m, s);
+        s_report("version-9", s, false, NULL);
+        Swisd__V1__GenerateRequest g = SWISD__V1__GENERATE_REQUEST__INIT;
+        g.prompt = "hello";
+        g.max_tokens = 0;
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REQUEST;
+        b.generate_request = &g;
+        sw_wire_send(s, NULL, "poke", "", 0, &b);
+        s_report("max-tokens-0", s, false, NULL);
+        g.max_tokens = 100000;
+        sw_wire_send(s, NULL, "poke", "", 0, &b);
+        s_report("max-tokens-100000", s, false, NULL);
+        zsock_destroy(&s);
+        return 0;
+    }
+    if (argc == 6 && !strcmp(argv[1], "stage")) {
+        char err[256];
+        sw_broker_client_config_t cfg = {.endpoint = argv[2], .role = SWISD__V1__ROLE__ROLE_CLIENT};
+        sw_broker_client_t *bc = sw_broker_client_new(&cfg, err, sizeof err);
+        if (!bc) {
+            fprintf(stderr, "swarm_poke: %s\n", err);
+            return 1;
+        }
+        zpoller_t *p = zpoller_new(sw_broker_client_sock(bc), NULL);
+        for (int i = 0; i < 50 && !sw_broker_client_registered(bc); i++) {
+            if (zpoller_wait(p, 100)) {
+                sw_wire_msg_t m;
+                if (sw_broker_client_recv(bc, &m) == 1)
+                    sw_wire_msg_free(&m);
+            }
+            sw_broker_client_tick(bc);
+        }
+        zpoller_destroy(&p);
+        zframe_t *junk = zframe_new("\x52\xff\xff\xff\xff\xff", 6);
+        sw_broker_client_relay(bc, NULL, argv[3], 0, &junk);
+        zframe_destroy(&junk);
+        s_report("stage-garbage-body", sw_broker_client_sock(bc), true, bc);
+        /* a well-formed forward request whose route does not start at this stage */
+        Swisd__V1__LayerRange lr = SWISD__V1__LAYER_RANGE__INIT;
+        lr.begin = 0;
+        lr.end = 1;
+        Swisd__V1__Hop hop = SWISD__V1__HOP__INIT;
+        hop.node_id = "someone-else";
+        hop.layers = &lr;
+        Swisd__V1__Hop *route[1] = {&hop};
+        uint8_t payload[4] = {0};
+        Swisd__V1__Activation act = SWISD__V1__ACTIVATION__INIT;
+        act.n_tok = 1;
+        act.n_embd = 1;
+        act.raw_bytes = 4;
+        act.payload.data = payload;
+        act.payload.len = 4;
+        Swisd__V1__ForwardRequest fr = SWISD__V1__FORWARD_REQUEST__INIT;
+        fr.session_id = "poke";
+        fr.request_id = 1;
+        fr.origin = (char *) sw_broker_client_id(bc);
+        fr.route = route;
+        fr.n_route = 1;
+        fr.n_tok = 1;
+        fr.activation = &act;
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
+        b.forward_request = &fr;
+        sw_broker_client_send(bc, argv[3], &b);
+        s_report("stage-wrong-route", sw_broker_client_sock(bc), true, bc);
+        hop.node_id = argv[3];
+        lr.begin = (uint32_t) atoi(argv[4]); /* the stage's own layers */
+        lr.end = (uint32_t) atoi(argv[5]);
+        fr.pos = 7; /* the stage holds nothing for session "poke" */
+        sw_broker_client_send(bc, argv[3], &b);
+        s_report("stage-kv-missing", sw_broker_client_sock(bc), true, bc);
+        sw_broker_client_destroy(&bc);
+        return 0;
+    }
+    fprintf(stderr, "usage: swarm_poke rpc ENDPOINT | swarm_poke stage BROKER STAGE_ID BEGIN END\n");
+    return 2;
+}

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""The swarm end to end: real brokers, stages and a gateway on loopback.
+
+Topology: a root broker and two regional brokers (eu, us) under it; three
+stages split over the two regions; a gateway in eu. Checks:
+  a) for every prompt of ../shared/refs, greedy text through the swarm equals
+     `swisd run`'s (same binary, one process) and the reference text, for the
+     splits 2+2+1 and 1+1+3 (the second ends in the other region, so replies
+     cross the root);
+  b) 8 concurrent sessions with different prompts each equal their
+     single-process text;
+  c) malformed frames to the gateway and to a stage each get an Error, and the
+     swarm keeps serving (a generation after them is still exact);
+  d) a client killed mid-generation does not disturb a concurrent one.
+usage: test_swarm.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY SWARM_POKE
+Python 3 standard library only.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+swisd, broker_bin, stage_bin, gateway_bin, poke = sys.argv[1:6]
+models = os.environ.get("SWISD_SHARED_MODELS", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models"))
+refs = os.environ.get("SWISD_SHARED_REFS", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "refs"))
+model = os.path.join(models, "stories260K", "stories260K.f32.gguf")
+
+rows = []
+with open(os.path.join(refs, "stories260K_greedy.tsv"), encoding="utf-8") as f:
+    for line in f:
+        if line.startswith("#") or not line.strip():
+            continue
+        p, t = line.rstrip("\n").split("\t", 1)
+        rows.append((p, json.loads(t)))
+
+failures = 0
+checks = 0
+
+
+def check(cond, what):
+    global failures, checks
+    checks += 1
+    if not cond:
+        failures += 1
+        print("FAIL:", what, flush=True)
+
+
+procs = []
+logdir = tempfile.mkdtemp(prefix="swisd-test-swarm-")
+
+
+def start(name, args, prefix=None):
+    log = open(os.path.join(logdir, name + ".log"), "w")
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+    procs.append(p)
+    if prefix is None:
+        return p, None
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        if line.startswith(prefix):
+            return p, line[len(prefix):].strip()
+    raise RuntimeError(f"{name} did not start; see {log.name}")
+
+
+def run_local(prompt, n=100):
+    r = subprocess.run([swisd, "run", "-m", model, "-p", prompt, "-n", str(n), "--temp", "0", "-t", "1"],
+                       capture_output=True, timeout=120)
+    return r.stdout.decode("utf-8", "replace")
+
+
+def generate(rpc, prompt, n=100, timeout=120):
+    r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", prompt, "-n", str(n), "--temp", "0"],
+                       capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+
+
+def wait_servable(rpc, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rc, out, err = generate(rpc, "Once", 1, timeout=30)
+        if rc == 0:
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def stop_all():
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    procs.clear()
+
+
+local = {p: run_local(p) for p, _ in rows}
+for p, want in rows:
+    check(local[p].strip() == want.strip(), f"swisd run differs from the reference for {p!r}")
+
+try:
+    for split_name, split in (("2+2+1", [("0-1", "eu"), ("2-3", "us"), ("4-4", "eu")]),
+                              ("1+1+3", [("0-0", "us"), ("1-1", "eu"), ("2-4", "us")])):
+        _, root = start("root", [broker_bin, "--bind", "tcp://127.0.0.1:*", "--region", "root",
+                                 "--heartbeat-ms", "200", "--expiry-ms", "1500"], "swisd-broker: listening on")
+        eps = {}
+        for region in ("eu", "us"):
+            _, eps[region] = start("broker-" + region, [broker_bin, "--bind", "tcp://127.0.0.1:*", "--parent", root,
+                                                        "--region", region, "--heartbeat-ms", "200",
+                                                        "--expiry-ms", "1500"], "swisd-broker: listening on")
+        stage_ids = []
+        for i, (layers, region) in enumerate(split):
+            _, sid = start(f"stage{i}-{split_name}", [stage_bin, "--broker", eps[region], "--model", model,
+                                                      "--layers", layers, "--region", region, "--threads", "1"],
+                           "swisd-stage:")
+            stage_ids.append((sid.split()[0], eps[region]))
+        _, rpc = start("gateway-" + split_name, [gateway_bin, "--broker", eps["eu"], "--model", model, "--rpc",
+                                                 "tcp://127.0.0.1:*", "--region", "eu"], "swisd-gateway: rpc on")
+        check(wait_servable(rpc), f"{split_name}: the swarm never became servable")
+        # a) every reference prompt, greedy, 100 tokens
+        for p, want in rows:
+            rc, out, err = generate(rpc, p)
+            check(rc == 0 and out == local[p], f"{split_name} {p!r}: swarm text differs\n  swarm {out!r}\n"
+                                               f"  local {local[p]!r}\n  {err[-300:]}")
+            check(out.strip() == want.strip(), f"{split_name} {p!r}: swarm text differs from the reference")
+        if split_name != "2+2+1":
+            stop_all()
+            continue
+        # b) 8 concurrent sessions with different prompts
+        prompts = [p for p, _ in rows] + ["Tom had a dog", "The sun was", "Sue and Ben", "One day, a bird",
+                                          "There was a big tree"]
+        prompts = prompts[:8]
+        want8 = {p: run_local(p, 60) for p in prompts}
+        gens = [subprocess.Popen([swisd, "generate", "--gateway", rpc, "-p", p, "-n", "60", "--temp", "0"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for p in prompts]
+        for p, g in zip(prompts, gens):
+            out, err = g.communicate(timeout=120)
+            check(g.returncode == 0 and out.decode() == want8[p],
+                  f"concurrent {p!r}: {out.decode()!r} != {want8[p]!r} ({err.decode()[-200:]})")
+        # c) malformed frames get errors, and the swarm keeps serving
+        r = subprocess.run([poke, "rpc", rpc], capture_output=True, text=True, timeout=60)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("probe")]
+        check(len(lines) == 6 and all("error" in l for l in lines), f"gateway probes: {r.stdout} {r.stderr}")
+        sid, sep = stage_ids[1]
+        r = subprocess.run([poke, "stage", sep, sid, "2", "4"], capture_output=True, text=True, timeout=60)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("probe")]
+        check(len(lines) == 3 and all("error" in l for l in lines), f"stage probes: {r.stdout} {r.stderr}")
+        check(any("KV_MISSING" in l for l in lines), f"stage did not answer KV_MISSING: {r.stdout}")
+        p0, want0 = rows[0]
+        rc, out, err = generate(rpc, p0)
+        check(rc == 0 and out == local[p0], f"after the probes the swarm text differs: {out!r} {err[-300:]}")
+        # d) a client killed mid-generation; another one in flight is unaffected
+        victim = subprocess.Popen([swisd, "generate", "--gateway", rpc, "-p", "Lily and Tom", "-n", "400",
+                                   "--temp", "0.8", "--ignore-eos"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        other = subprocess.Popen([swisd, "generate", "--gateway", rpc, "-p", p0, "-n", "100", "--temp", "0"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.05)
+        victim.kill()
+        victim.wait()
+        out, err = other.communicate(timeout=120)
+        check(other.returncode == 0 and out.decode() == local[p0], f"killed client disturbed another: {err[-300:]}")
+        stop_all()
+finally:
+    stop_all()
+
+print(f"swarm: {checks} checks, {failures} failed (logs in {logdir})")
+sys.exit(1 if failures else 0)
