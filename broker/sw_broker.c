@@ -1,6 +1,8 @@
 /*  sw_broker.c: registry, directory, relay and tiers (see sw_broker.h). */
 #include "sw_broker.h"
 
+#include <math.h>
+
 #include <czmq.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -26,6 +28,7 @@ typedef struct {
     char region[SW_WIRE_MAX_NAME + 1];    /* from Hello ("" -> the broker's) */
     Swisd__V1__Body *hello;               /* its last Hello (owned unpacked body) */
     Swisd__V1__Load load;                 /* from the last Heartbeat */
+    float rtt_ms;                         /* the node's round trip to us, from its Heartbeat */
     int64_t last_ms;                      /* last valid frame heard, monotonic ms */
     Swisd__V1__Body *report;              /* child brokers: last DirectoryReport (owned) */
     int64_t report_ms;                    /* when it arrived */
@@ -400,6 +403,7 @@ static int s_dir_build(sw_broker_t *self, s_dir_t *d, const char *model_id, cons
         s.load = &n->load;
         s.topic = h->topic;
         s.age_ms = s_age(0, now - n->last_ms);
+        s.rtt_ms = n->rtt_ms;
         s.broker_id = self->id;
         s_dir_add(d, &s);
     }
@@ -411,8 +415,10 @@ static int s_dir_build(sw_broker_t *self, s_dir_t *d, const char *model_id, cons
             if (!s_matches(r->stages[i]->model, model_id, checksum))
                 continue;
             Swisd__V1__StageInfo *s = s_dir_add(d, r->stages[i]);
-            if (s)
+            if (s) {
                 s->age_ms = s_age(r->stages[i]->age_ms, now - n->report_ms);
+                s->rtt_ms += n->rtt_ms; /* plus the child broker's link to us */
+            }
         }
     }
     if (above && self->above) {
@@ -421,8 +427,10 @@ static int s_dir_build(sw_broker_t *self, s_dir_t *d, const char *model_id, cons
             if (!s_matches(r->stages[i]->model, model_id, checksum) || zhashx_lookup(self->by_id, r->stages[i]->node_id))
                 continue;
             Swisd__V1__StageInfo *s = s_dir_add(d, r->stages[i]);
-            if (s)
+            if (s) {
                 s->age_ms = s_age(r->stages[i]->age_ms, now - self->above_ms);
+                s->rtt_ms += (float) sw_broker_client_rtt_ms(self->parent); /* plus our link to the parent */
+            }
         }
     }
     return 0;
@@ -620,6 +628,8 @@ static void s_on_own(sw_broker_t *self, s_node_t *n, sw_wire_msg_t *m, const cha
         break;
     case SWISD__V1__BODY__MSG_HEARTBEAT: {
         const Swisd__V1__Heartbeat *hb = body->heartbeat;
+        if (isfinite(hb->rtt_ms) && hb->rtt_ms >= 0 && hb->rtt_ms < 600000)
+            n->rtt_ms = hb->rtt_ms;
         if (hb->load) {
             n->load.active_sessions = hb->load->active_sessions;
             n->load.queued_requests = hb->load->queued_requests;

@@ -114,6 +114,7 @@ static void s_send_heartbeat(sw_broker_client_t *self)
 {
     Swisd__V1__Heartbeat hb = SWISD__V1__HEARTBEAT__INIT;
     hb.load = &self->load;
+    hb.rtt_ms = (float) self->rtt_ms;
     hb.seq = ++self->hb_seq;
     hb.sent_us = (uint64_t) s_now_us();
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;

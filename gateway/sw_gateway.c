@@ -40,6 +40,7 @@ typedef struct s_session {
     int n_hops;
     char hop_id[SW_PLAN_MAX_HOPS][SW_WIRE_MAX_ID + 1];
     int32_t hop_begin[SW_PLAN_MAX_HOPS], hop_end[SW_PLAN_MAX_HOPS];
+    sw_codec_config_t hop_codec[SW_PLAN_MAX_HOPS]; /* codec of the link into each hop */
     uint64_t t_start, t_first, t_prefill, t_step, route_deadline;
 } s_session_t;
 
@@ -56,6 +57,7 @@ struct sw_gateway_t {
     char rpc_ep[256];
     sw_codec_config_t codec_cfg;
     sw_codec_t *tx, *rx;
+    sw_codec_config_t tx_cfg;      /* config g->tx was made with */
     Swisd__V1__Body *dir;          /* last DirectoryReply */
     uint64_t next_dir_ns;
     s_session_t *sessions;
@@ -97,6 +99,7 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     g->ref.n_vocab = (uint32_t) g->hp->n_vocab;
     g->ex = sw_exec_new(cfg->threads > 0 ? cfg->threads : 1);
     g->tx = sw_codec_new(&g->codec_cfg, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
+    g->tx_cfg = g->codec_cfg;
     sw_codec_config_t any = {.dtype = SW_DTYPE_F32};
     g->rx = sw_codec_new(&any, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
     g->hidden = malloc(sizeof(float) * (size_t) S_PREFILL_CHUNK * (size_t) g->hp->n_embd);
@@ -166,7 +169,7 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
 /* ---- planning ------------------------------------------------------------------- */
 
 /* Live stages of our model from the last directory, as planner input. */
-static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, int max)
+static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__StageInfo **infos, int max)
 {
     int n = 0;
     if (!g->dir)
@@ -176,6 +179,8 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, int max)
         const Swisd__V1__StageInfo *s = d->stages[i];
         if (!s->model || !s->model->checksum || strcmp(s->model->checksum, g->checksum) || !s->layers)
             continue;
+        if (infos)
+            infos[n] = s;
         out[n++] = (sw_plan_stage_t){
             .node_id = s->node_id, .begin = (int32_t) s->layers->begin, .end = (int32_t) s->layers->end,
             .ms_per_layer = s->caps ? s->caps->ms_per_layer : 0, .link_ms = s->rtt_ms,
@@ -282,6 +287,14 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
     sw_codec_header_t h;
     const void *payload;
     size_t len;
+    if (s->hop_codec[0].dtype != g->tx_cfg.dtype || s->hop_codec[0].zstd_level != g->tx_cfg.zstd_level) {
+        sw_codec_t *tx = sw_codec_new(&s->hop_codec[0], g->hp->n_embd, SW_WIRE_MAX_TOKENS);
+        if (!tx)
+            return -1;
+        sw_codec_destroy(&g->tx);
+        g->tx = tx;
+        g->tx_cfg = s->hop_codec[0];
+    }
     if (sw_codec_encode(g->tx, g->hidden, n, &h, &payload, &len, err, sizeof err) != 0)
         return -1;
     Swisd__V1__Activation act = SWISD__V1__ACTIVATION__INIT;
@@ -294,8 +307,8 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
     act.raw_bytes = h.raw_bytes;
     act.payload.data = (uint8_t *) payload;
     act.payload.len = len;
-    Swisd__V1__CodecConfig codec = SWISD__V1__CODEC_CONFIG__INIT;
-    codec.dtype = g->codec_cfg.dtype;
+    Swisd__V1__CodecConfig codec = SWISD__V1__CODEC_CONFIG__INIT, hop_codec[SW_PLAN_MAX_HOPS];
+    codec.dtype = g->codec_cfg.dtype; /* replies come back on our own link */
     codec.zstd_level = g->codec_cfg.zstd_level;
     Swisd__V1__LayerRange lr[SW_PLAN_MAX_HOPS];
     Swisd__V1__Hop hops[SW_PLAN_MAX_HOPS], *route[SW_PLAN_MAX_HOPS];
@@ -306,7 +319,10 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
         swisd__v1__hop__init(&hops[i]);
         hops[i].node_id = s->hop_id[i];
         hops[i].layers = &lr[i];
-        hops[i].codec = &codec;
+        swisd__v1__codec_config__init(&hop_codec[i]);
+        hop_codec[i].dtype = s->hop_codec[i].dtype;
+        hop_codec[i].zstd_level = s->hop_codec[i].zstd_level;
+        hops[i].codec = &hop_codec[i];
         route[i] = &hops[i];
     }
     Swisd__V1__ForwardRequest fr = SWISD__V1__FORWARD_REQUEST__INIT;
@@ -337,7 +353,8 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
 static void s_try_start(sw_gateway_t *g, s_session_t *s)
 {
     sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
-    int n = s_stages(g, st, SW_WIRE_MAX_STAGES);
+    const Swisd__V1__StageInfo *infos[SW_WIRE_MAX_STAGES];
+    int n = s_stages(g, st, infos, SW_WIRE_MAX_STAGES);
     sw_plan_t plan;
     if (sw_plan(st, n, g->hp->n_layer, &plan) != 0) {
         if (sw_now_ns() >= s->route_deadline) {
@@ -353,6 +370,16 @@ static void s_try_start(sw_gateway_t *g, s_session_t *s)
         snprintf(s->hop_id[i], sizeof s->hop_id[i], "%s", st[plan.hops[i].stage].node_id);
         s->hop_begin[i] = plan.hops[i].begin;
         s->hop_end[i] = plan.hops[i].end;
+        const Swisd__V1__Capabilities *caps = infos[plan.hops[i].stage]->caps;
+        s->hop_codec[i] = g->codec_cfg; /* the stage's own choice for its link wins */
+        if (caps && caps->inbound_codec) {
+            sw_codec_config_t want = {.dtype = (sw_dtype_t) caps->inbound_codec->dtype,
+                                      .zstd_level = caps->inbound_codec->zstd_level};
+            sw_codec_t *probe = sw_codec_new(&want, g->hp->n_embd, 1);
+            if (probe)
+                s->hop_codec[i] = want;
+            sw_codec_destroy(&probe);
+        }
     }
     int32_t chunk = s->n_prompt < S_PREFILL_CHUNK ? (int32_t) s->n_prompt : S_PREFILL_CHUNK;
     if (s_send_step(g, s, 0, chunk) != 0)
@@ -525,7 +552,7 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
 static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
 {
     sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
-    int n = s_stages(g, st, SW_WIRE_MAX_STAGES);
+    int n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES);
     sw_plan_t plan;
     Swisd__V1__ModelInfo info = SWISD__V1__MODEL_INFO__INIT;
     info.model = &g->ref;

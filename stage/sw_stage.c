@@ -46,9 +46,12 @@ struct sw_stage_t {
     uint64_t busy_ns, busy_window_start;
     float busy;
     uint64_t served;
+    char layers_text[32];  /* "a-b", inclusive */
 };
 
 const char *sw_stage_id(const sw_stage_t *self) { return sw_broker_client_id(self->bc); }
+
+const char *sw_stage_layers(const sw_stage_t *self) { return self->layers_text; }
 
 /* ---- setup ------------------------------------------------------------------ */
 
@@ -205,6 +208,7 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
     if (!st->cache || !st->rx)
         goto oom;
     st->ms_per_layer = s_measure(st);
+    snprintf(st->layers_text, sizeof st->layers_text, "%d-%d", (int) st->cfg.layer_begin, (int) st->cfg.layer_end - 1);
 
     swisd__v1__model_ref__init(&st->ref);
     st->ref.id = st->model_id;
@@ -219,6 +223,17 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
     caps.ms_per_layer = st->ms_per_layer;
     caps.codecs = codecs;
     caps.n_codecs = sizeof codecs / sizeof codecs[0];
+    Swisd__V1__CodecConfig inbound = SWISD__V1__CODEC_CONFIG__INIT;
+    if (cfg->codec) {
+        sw_codec_config_t cc;
+        if (sw_codec_config_parse(cfg->codec, &cc) != 0 || cc.delta) {
+            sw_err(err, errlen, "unknown codec '%s' (f32, f16, bf16, q8_0, q4_0, optionally +zstd[N])", cfg->codec);
+            goto fail;
+        }
+        inbound.dtype = cc.dtype;
+        inbound.zstd_level = cc.zstd_level;
+        caps.inbound_codec = &inbound;
+    }
     sw_broker_client_config_t bcfg = {
         .endpoint = cfg->broker, .role = SWISD__V1__ROLE__ROLE_STAGE, .node_id = cfg->id, .region = cfg->region,
         .model = &st->ref, .layer_begin = (uint32_t) st->cfg.layer_begin, .layer_end = (uint32_t) st->cfg.layer_end,

@@ -32,6 +32,8 @@ typedef struct {
     int idle_ms;              /* a session idle this long is dropped */
     int heartbeat_ms;         /* <= 0: the broker's */
     int max_batch_tokens;     /* tokens computed in one batch, <= 0: 512 */
+    const char *codec;        /* codec wanted for activations sent to this stage (its inbound
+                                 link), e.g. "q8_0+zstd3"; NULL: the sender's choice */
 } sw_stage_config_t;
 
 typedef struct sw_stage_t sw_stage_t;
@@ -45,5 +47,7 @@ void sw_stage_destroy(sw_stage_t **self_p);
 int sw_stage_run(sw_stage_t *self, volatile int *stop);
 
 const char *sw_stage_id(const sw_stage_t *self);
+/*  The blocks served, inclusive, e.g. "2-3" (borrowed). */
+const char *sw_stage_layers(const sw_stage_t *self);
 
 #endif

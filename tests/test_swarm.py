@@ -170,6 +170,25 @@ try:
         out, err = other.communicate(timeout=120)
         check(other.returncode == 0 and out.decode() == local[p0], f"killed client disturbed another: {err[-300:]}")
         stop_all()
+    # e) --layers auto fills the gap, and per-link codecs (a stage asking for f16 on its
+    #    link, the gateway sending bf16) keep the greedy text (both measured lossless on
+    #    these prompts by bench_codec)
+    _, b1 = start("auto-broker", [broker_bin, "--bind", "tcp://127.0.0.1:*", "--heartbeat-ms", "200"],
+                  "swisd-broker: listening on")
+    start("auto-s1", [stage_bin, "--broker", b1, "--model", model, "--layers", "0-1", "--codec", "f16"],
+          "swisd-stage:")
+    start("auto-s3", [stage_bin, "--broker", b1, "--model", model, "--layers", "4-4"], "swisd-stage:")
+    time.sleep(0.6)  # both registered before the auto stage asks
+    _, line = start("auto-s2", [stage_bin, "--broker", b1, "--model", model, "--layers", "auto", "--mem", "400K"],
+                    "swisd-stage:")
+    check(line.endswith("serving layers 2-3"), f"--layers auto chose: {line!r}")
+    _, rpc = start("auto-gw", [gateway_bin, "--broker", b1, "--model", model, "--rpc", "tcp://127.0.0.1:*",
+                               "--codec", "bf16"], "swisd-gateway: rpc on")
+    check(wait_servable(rpc), "the auto-filled swarm never became servable")
+    p0, want0 = rows[0]
+    rc, out, err = generate(rpc, p0)
+    check(rc == 0 and out == local[p0], f"auto swarm with mixed codecs differs: {out!r} {err[-300:]}")
+    stop_all()
 finally:
     stop_all()
 

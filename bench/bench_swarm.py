@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Decode speed of a swarm against `swisd run` on the same model.
+
+Starts one broker, STAGES stages splitting the model's layers evenly, and a
+gateway, all on loopback (optionally behind swisd-link with a one-way delay
+per hop), then runs `swisd generate --ignore-eos` and reads the gateway's
+summary (decode tokens/s, time to first token). The single-process baseline
+is `swisd run` with the same thread count. Repeats and keeps the best run of
+each. Prints a Markdown table.
+
+usage: bench_swarm.py BUILD_DIR MODEL.gguf [--stages 3] [--threads 2] [--tokens 64]
+       [--repeat 3] [--codec f32] [--delay-ms 0]
+"""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("build")
+ap.add_argument("model")
+ap.add_argument("--stages", type=int, default=3)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--tokens", type=int, default=64)
+ap.add_argument("--repeat", type=int, default=3)
+ap.add_argument("--codec", default="f32")
+ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay on every link (swisd-link)")
+a = ap.parse_args()
+
+swisd = os.path.join(a.build, "cli", "swisd")
+procs = []
+
+
+def start(args, prefix):
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    procs.append(p)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    sys.exit(f"bench_swarm: {args[0]} did not start")
+
+
+def link(target):
+    """A swisd-link proxy in front of target with the configured delay."""
+    if a.delay_ms <= 0:
+        return target
+    host, port = target.replace("tcp://", "").rsplit(":", 1)
+    p = subprocess.Popen([os.path.join(a.build, "chaos", "swisd-link"), "--listen", "127.0.0.1:0", "--connect",
+                          f"{host}:{port}", "--delay", str(a.delay_ms)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    procs.append(p)
+    line = p.stderr.readline()
+    m = re.search(r"127\.0\.0\.1:(\d+)", line)
+    if not m:
+        sys.exit(f"bench_swarm: swisd-link did not start: {line}")
+    return f"tcp://127.0.0.1:{m.group(1)}"
+
+
+def n_layers():
+    r = subprocess.run([swisd, "inspect", a.model], capture_output=True, text=True, errors="replace")
+    m = re.search(r"\.block_count\s*(?:\S+\s+)?=?\s*(\d+)", r.stdout)
+    return int(m.group(1)) if m else None
+
+
+prompt = "Once upon a time"
+best_local = 0.0
+for _ in range(a.repeat):
+    r = subprocess.run([swisd, "run", "-m", a.model, "-p", prompt, "-n", str(a.tokens + 1), "--ignore-eos", "--temp",
+                        "0", "-t", str(a.threads)], capture_output=True, text=True, errors="replace")
+    m = re.search(r"decode \d+ forward passes in [\d.]+ ms \(([\d.]+) tokens/s\)", r.stderr)
+    if m:
+        best_local = max(best_local, float(m.group(1)))
+
+L = n_layers()
+if not L:
+    sys.exit("bench_swarm: cannot read the model's block count")
+bounds = [round(i * L / a.stages) for i in range(a.stages + 1)]
+best_swarm, best_ttft = 0.0, None
+try:
+    broker = start([os.path.join(a.build, "broker", "swisd-broker"), "--bind", "tcp://127.0.0.1:*"],
+                   "swisd-broker: listening on")
+    for i in range(a.stages):
+        start([os.path.join(a.build, "stage", "swisd-stage"), "--broker", link(broker), "--model", a.model,
+               "--layers", f"{bounds[i]}-{bounds[i + 1] - 1}", "--threads", str(a.threads)], "swisd-stage:")
+    rpc = start([os.path.join(a.build, "gateway", "swisd-gateway"), "--broker", link(broker), "--model", a.model,
+                 "--rpc", "tcp://127.0.0.1:*", "--threads", str(a.threads), "--codec", a.codec],
+                "swisd-gateway: rpc on")
+    for _ in range(a.repeat + 1):  # the first run also waits for the swarm to assemble
+        r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", prompt, "-n", str(a.tokens + 1),
+                            "--ignore-eos", "--temp", "0"], capture_output=True, text=True, errors="replace", timeout=600)
+        m = re.search(r"time to first token ([\d.]+) ms \| decode ([\d.]+) tokens/s", r.stderr)
+        if r.returncode == 0 and m:
+            if float(m.group(2)) > best_swarm:
+                best_swarm, best_ttft = float(m.group(2)), float(m.group(1))
+finally:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+print(f"| {os.path.basename(a.model)} | {a.stages} stages, {a.threads} threads each, codec {a.codec}, "
+      f"{a.delay_ms:g} ms one-way per link | {best_local:.1f} | {best_swarm:.1f} | "
+      f"{100 * best_swarm / best_local if best_local else 0:.0f}% | {best_ttft if best_ttft is not None else 0:.1f} |")
