@@ -100,8 +100,11 @@ int swisd_cmd_generate(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "[swisd generate] %u prompt + %u generated tokens (%s) | time to first token %.1f ms | decode "
-                    "%.2f tokens/s | %d stages in the chain | total %.1f ms\n",
+                    "%.2f tokens/s | %d stages in the chain | total %.1f ms",
             sum.prompt_tokens, sum.completion_tokens, sum.stop_reason, sum.time_to_first_token_ms,
             sum.decode_tokens_per_s, sum.n_route, sum.total_ms);
+    if (sum.acceptance_rate > 0)
+        fprintf(stderr, " | draft acceptance %.1f%%", 100.0 * sum.acceptance_rate);
+    fputc('\n', stderr);
     return 0;
 }

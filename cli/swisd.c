@@ -16,6 +16,7 @@ static const s_command_t s_commands[] = {
     {"run", swisd_cmd_run, "generate text in one process (the reference path)"},
     {"convert", swisd_cmd_convert, "llama2.c .bin checkpoint + tokenizer -> GGUF"},
     {"quantize", swisd_cmd_quantize, "re-encode a GGUF model's matrices as q8_0, q4_0, ..."},
+    {"draft", swisd_cmd_draft, "make a speculative-decoding draft from a model (early exit and/or quantized)"},
     {"synth", swisd_cmd_synth, "write a random-weight GGUF with the shapes of a real model"},
     {"inspect", swisd_cmd_inspect, "print a GGUF file's metadata and tensors"},
 };

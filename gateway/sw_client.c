@@ -115,6 +115,7 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
             summary->decode_tokens_per_s = s->decode_tokens_per_s;
             summary->total_ms = s->total_ms;
             summary->n_route = (int) s->n_route;
+            summary->acceptance_rate = s->acceptance_rate;
             sw_wire_msg_free(&m);
             return 0;
         }

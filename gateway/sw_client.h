@@ -35,6 +35,7 @@ typedef struct {
     char stop_reason[16];        /* "length", "eos", "stop" */
     float time_to_first_token_ms, prefill_ms, decode_tokens_per_s, total_ms;
     int n_route;                 /* hops of the chain used */
+    float acceptance_rate;       /* speculative decoding: draft tokens accepted / evaluated; 0 when off */
 } sw_client_summary_t;
 
 /*  Called for every streamed chunk: text bytes (not NUL-terminated; may split

@@ -10,12 +10,14 @@
 #include "sw_model.h"
 #include "sw_planner.h"
 #include "sw_sampler.h"
+#include "sw_spec.h"
 #include "sw_tokenizer.h"
 #include "sw_wire.h"
 
 #define S_PREFILL_CHUNK 512     /* prompt tokens per forward request */
 #define S_DIRECTORY_MS 1000     /* directory refresh period */
 #define S_MAX_STOPS 16
+#define S_GAMMA_LIMIT 16       /* most draft tokens per round */
 
 typedef enum { S_WAIT_ROUTE, S_WAIT_REPLY } s_state_t;
 
@@ -42,6 +44,14 @@ typedef struct s_session {
     int32_t hop_begin[SW_PLAN_MAX_HOPS], hop_end[SW_PLAN_MAX_HOPS];
     sw_codec_config_t hop_codec[SW_PLAN_MAX_HOPS]; /* codec of the link into each hop */
     uint64_t t_start, t_first, t_prefill, t_step, route_deadline;
+    /* speculative decoding (with a draft model) */
+    sw_kv_t *draft_kv;             /* the draft's cache; positions < draft_n match tokens */
+    int32_t draft_n;
+    int gamma;                     /* proposals in the round in flight (0: plain step) */
+    int gamma_next;                /* proposals for the next round */
+    float *q;                      /* (gamma, n_vocab) draft probabilities of the round */
+    double accept_ema, round_ms_ema, draft_ms_ema;
+    uint64_t proposed, accepted, rounds;
 } s_session_t;
 
 struct sw_gateway_t {
@@ -63,11 +73,46 @@ struct sw_gateway_t {
     s_session_t *sessions;
     int n_sessions;
     uint64_t next_req;
-    float *hidden, *logits;
+    float *hidden, *logits;        /* hidden (S_PREFILL_CHUNK rows); logits (S_GAMMA_LIMIT + 1 rows) */
+    sw_model_t *draft;             /* speculative decoding; NULL when off */
+    float *p, *work;               /* target probabilities (S_GAMMA_LIMIT + 1 rows), scratch row */
+    float *dh;                     /* draft hidden, S_PREFILL_CHUNK rows */
+    int gamma_max;
 };
 
 const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self) { return self->rpc_ep; }
 const char *sw_gateway_id(const sw_gateway_t *self) { return sw_broker_client_id(self->bc); }
+
+/* Loads the draft model and checks that it shares the target's vocabulary
+ * (same size and the same piece for every id). */
+static int s_load_draft(sw_gateway_t *g, const char *path, char *err, size_t errlen)
+{
+    char e2[256];
+    if (!(g->draft = sw_model_load(path, NULL, e2, sizeof e2)))
+        return sw_err(err, errlen, "draft %s: %s", path, e2);
+    sw_tokenizer_t *dt = sw_tokenizer_from_gguf(sw_model_gguf(g->draft), e2, sizeof e2);
+    if (!dt)
+        return sw_err(err, errlen, "draft %s: tokenizer: %s", path, e2);
+    int bad = sw_tokenizer_n_vocab(dt) != sw_tokenizer_n_vocab(g->tok) ||
+              sw_model_hparams(g->draft)->n_vocab != g->hp->n_vocab;
+    for (int32_t i = 0; !bad && i < sw_tokenizer_n_vocab(dt); i++) {
+        size_t la, lb;
+        const char *a = sw_tokenizer_piece(dt, i, &la), *b = sw_tokenizer_piece(g->tok, i, &lb);
+        bad = la != lb || memcmp(a, b, la) != 0;
+    }
+    sw_tokenizer_destroy(&dt);
+    if (bad)
+        return sw_err(err, errlen, "draft %s does not share the target's vocabulary", path);
+    g->gamma_max = g->cfg.gamma_max > 0 ? (g->cfg.gamma_max < S_GAMMA_LIMIT ? g->cfg.gamma_max : S_GAMMA_LIMIT) : 8;
+    g->p = malloc(sizeof(float) * (size_t) (S_GAMMA_LIMIT + 1) * (size_t) g->hp->n_vocab);
+    g->work = malloc(sizeof(float) * (size_t) g->hp->n_vocab);
+    g->dh = malloc(sizeof(float) * (size_t) S_PREFILL_CHUNK * (size_t) sw_model_hparams(g->draft)->n_embd);
+    if (!g->p || !g->work || !g->dh)
+        return sw_err(err, errlen, "out of memory");
+    sw_log(SW_LOG_INFO, "gateway: speculative decoding with draft %s (%d layers), up to %d tokens per round", path,
+           (int) sw_model_hparams(g->draft)->n_layer, g->gamma_max);
+    return 0;
+}
 
 sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t errlen)
 {
@@ -103,11 +148,13 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     sw_codec_config_t any = {.dtype = SW_DTYPE_F32};
     g->rx = sw_codec_new(&any, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
     g->hidden = malloc(sizeof(float) * (size_t) S_PREFILL_CHUNK * (size_t) g->hp->n_embd);
-    g->logits = malloc(sizeof(float) * (size_t) g->hp->n_vocab);
+    g->logits = malloc(sizeof(float) * (size_t) (S_GAMMA_LIMIT + 1) * (size_t) g->hp->n_vocab);
     if (!g->ex || !g->tx || !g->rx || !g->hidden || !g->logits) {
         sw_err(err, errlen, "out of memory");
         goto fail;
     }
+    if (cfg->draft_path && s_load_draft(g, cfg->draft_path, err, errlen) != 0)
+        goto fail;
     g->rpc = zsock_new(ZMQ_ROUTER);
     if (!g->rpc)
         goto fail;
@@ -133,6 +180,8 @@ fail:
 static void s_session_free(s_session_t *s)
 {
     zframe_destroy(&s->client);
+    sw_kv_destroy(&s->draft_kv);
+    free(s->q);
     free(s->tokens);
     free(s->text);
     for (int i = 0; i < s->n_stops; i++)
@@ -160,6 +209,10 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
     sw_exec_destroy(&g->ex);
     sw_tokenizer_destroy(&g->tok);
     sw_model_destroy(&g->model);
+    sw_model_destroy(&g->draft);
+    free(g->p);
+    free(g->work);
+    free(g->dh);
     free(g->hidden);
     free(g->logits);
     free(g);
@@ -258,6 +311,7 @@ static void s_finish(sw_gateway_t *g, s_session_t *s, const char *reason)
     if (s->n_gen > 1 && s->t_first)
         sum.decode_tokens_per_s = (float) ((s->n_gen - 1) / ((now - s->t_first) / 1e9));
     sum.total_ms = (float) ((now - s->t_start) / 1e6);
+    sum.acceptance_rate = s->proposed ? (float) ((double) s->accepted / (double) s->proposed) : 0;
     char *route[SW_PLAN_MAX_HOPS];
     for (int i = 0; i < s->n_hops; i++)
         route[i] = s->hop_id[i];
@@ -396,11 +450,14 @@ static size_t s_partial_stop(const char *text, size_t len, const char *stop)
     return best;
 }
 
-/* A sampled token: stream it, decide whether to go on. */
-static void s_on_token(sw_gateway_t *g, s_session_t *s, int32_t token)
+/* A token the target chose: stream it. Returns 0 to go on, 1 when the
+ * session ended (finished or failed; s is freed). */
+static int s_accept_token(sw_gateway_t *g, s_session_t *s, int32_t token)
 {
-    if (!s->ignore_eos && sw_tokenizer_is_eog(g->tok, token))
-        return s_finish(g, s, "eos");
+    if (!s->ignore_eos && sw_tokenizer_is_eog(g->tok, token)) {
+        s_finish(g, s, "eos");
+        return 1;
+    }
     const int32_t prev = s->tokens[s->n_tokens - 1];
     s->tokens[s->n_tokens++] = token;
     s->n_gen++;
@@ -410,8 +467,10 @@ static void s_on_token(sw_gateway_t *g, s_session_t *s, int32_t token)
     if (s->text_len + (size_t) pl + 1 > s->text_cap) {
         size_t cap = (s->text_cap + (size_t) pl + 1) * 2;
         char *t = realloc(s->text, cap);
-        if (!t)
-            return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "out of memory");
+        if (!t) {
+            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "out of memory");
+            return 1;
+        }
         s->text = t;
         s->text_cap = cap;
     }
@@ -423,7 +482,8 @@ static void s_on_token(sw_gateway_t *g, s_session_t *s, int32_t token)
         const char *hit = strstr(s->text + (s->text_sent > 256 ? s->text_sent - 256 : 0), s->stops[i]);
         if (hit) {
             s_emit(g, s, token, (size_t) (hit - s->text));
-            return s_finish(g, s, "stop");
+            s_finish(g, s, "stop");
+            return 1;
         }
         size_t hold = s_partial_stop(s->text, s->text_len, s->stops[i]);
         if (s->text_len - hold < safe)
@@ -432,14 +492,122 @@ static void s_on_token(sw_gateway_t *g, s_session_t *s, int32_t token)
     const bool last = s->n_gen >= s->max_tokens;
     if (!s_emit(g, s, token, last ? s->text_len : safe)) {
         sw_log(SW_LOG_INFO, "gateway: client of session %.8s is gone; cancelling", s->id);
-        return s_remove(g, s);
+        s_remove(g, s);
+        return 1;
     }
-    if (last)
-        return s_finish(g, s, "length");
+    if (last) {
+        s_finish(g, s, "length");
+        return 1;
+    }
+    return 0;
+}
+
+/* The sampling distribution for the position after history[0..n). */
+static int s_probs(s_session_t *s, const float *logits, int64_t n, float *probs)
+{
+    return sw_sampler_probs(s->sampler, logits, s->tokens, n, probs);
+}
+
+/* Runs the draft over tokens [draft_n, upto) and leaves the logits of the
+ * last one in out. Returns 0 or -1. */
+static int s_draft_feed(sw_gateway_t *g, s_session_t *s, int64_t upto, float *out)
+{
+    char err[256];
+    const sw_hparams_t *dh = sw_model_hparams(g->draft);
+    while (s->draft_n < upto) {
+        int32_t n = (int32_t) (upto - s->draft_n < S_PREFILL_CHUNK ? upto - s->draft_n : S_PREFILL_CHUNK);
+        sw_seq_t sq = {.kv = s->draft_kv, .pos = s->draft_n, .n_tok = n, .hidden = g->dh};
+        if (sw_model_embed(g->draft, s->tokens + s->draft_n, n, g->dh, err, sizeof err) ||
+            sw_model_forward(g->ex, g->draft, 0, dh->n_layer, &sq, 1, err, sizeof err))
+            return -1;
+        s->draft_n += n;
+        if (s->draft_n == upto &&
+            sw_model_head(g->ex, g->draft, g->dh + (size_t) (n - 1) * dh->n_embd, 1, out, err, sizeof err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Sends the next decode step: plain (one token), or a speculative round of
+ * gamma draft proposals verified in one pass. */
+static void s_next_step(sw_gateway_t *g, s_session_t *s)
+{
+    s->gamma = 0;
+    const int64_t room = (int64_t) g->hp->n_ctx_train - s->n_tokens;
+    int gamma = s->gamma_next;
+    if (gamma > s->max_tokens - s->n_gen - 1)
+        gamma = s->max_tokens - s->n_gen - 1;
+    if (gamma > room - 1)
+        gamma = (int) (room - 1);
+    if (g->draft && gamma > 0) {
+        if (!s->draft_kv) {
+            s->draft_kv = sw_kv_new(g->draft, 0, sw_model_hparams(g->draft)->n_layer, g->hp->n_ctx_train);
+            s->q = malloc(sizeof(float) * (size_t) S_GAMMA_LIMIT * (size_t) g->hp->n_vocab);
+        }
+        const uint64_t t0 = sw_now_ns();
+        float *dl = g->logits; /* the draft's logits, one row */
+        int ok = s->draft_kv && s->q && s_draft_feed(g, s, s->n_tokens, dl) == 0;
+        for (int i = 0; ok && i < gamma; i++) {
+            float *qi = s->q + (size_t) i * g->hp->n_vocab;
+            int32_t d = -1;
+            ok = s_probs(s, dl, s->n_tokens + i, qi) == 0 && (d = sw_sampler_draw(s->sampler, qi, g->hp->n_vocab)) >= 0;
+            if (ok) {
+                s->tokens[s->n_tokens + i] = d; /* proposals sit after the history */
+                if (i + 1 < gamma)
+                    ok = s_draft_feed(g, s, s->n_tokens + i + 1, dl) == 0;
+            }
+        }
+        if (ok) {
+            const double ms = (sw_now_ns() - t0) / 1e6 / gamma;
+            s->draft_ms_ema = s->rounds ? 0.8 * s->draft_ms_ema + 0.2 * ms : ms;
+            s->gamma = gamma;
+            if (s_send_step(g, s, s->n_tokens - 1, gamma + 1) != 0)
+                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the next step");
+            return;
+        }
+        sw_log(SW_LOG_WARN, "gateway: session %.8s: the draft failed; continuing without it", s->id);
+        s->gamma_next = 0;
+    }
     if (s_send_step(g, s, s->n_tokens - 1, 1) != 0)
         s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the next step");
 }
 
+/* Verifies a speculative round whose target hidden states (gamma + 1 rows)
+ * are in g->hidden, streams the tokens it yields and adapts gamma. */
+static void s_on_round(sw_gateway_t *g, s_session_t *s)
+{
+    char err[256];
+    const int gamma = s->gamma;
+    const int32_t V = g->hp->n_vocab;
+    const int64_t n0 = s->n_tokens;
+    if (sw_model_head(g->ex, g->model, g->hidden, gamma + 1, g->logits, err, sizeof err) != 0)
+        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "head: %s", err);
+    for (int i = 0; i <= gamma; i++)
+        if (s_probs(s, g->logits + (size_t) i * V, n0 + i, g->p + (size_t) i * V) != 0)
+            return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "the logits hold no finite value");
+    int32_t out[S_GAMMA_LIMIT + 1];
+    int k = sw_spec_verify(g->p, s->q, s->tokens + n0, gamma, V, g->work, s->sampler, out);
+    if (k < 1)
+        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "speculative verification failed");
+    const int accepted = k - 1, evaluated = accepted + (k <= gamma ? 1 : 0);
+    s->proposed += (uint64_t) evaluated;
+    s->accepted += (uint64_t) accepted;
+    s->rounds++;
+    const double round_ms = (sw_now_ns() - s->t_step) / 1e6;
+    s->round_ms_ema = s->rounds > 1 ? 0.8 * s->round_ms_ema + 0.2 * round_ms : round_ms;
+    s->accept_ema = 0.8 * s->accept_ema + 0.2 * (double) accepted / (double) evaluated;
+    s->gamma_next = sw_spec_choose_gamma(s->accept_ema, s->round_ms_ema, s->draft_ms_ema, g->gamma_max);
+    /* the draft holds t_{n-1} and proposals 1..gamma-1; keep what was accepted */
+    const int32_t keep = (int32_t) n0 + (accepted < gamma - 1 ? accepted : gamma - 1);
+    if (s->draft_n > keep) {
+        sw_kv_truncate(s->draft_kv, keep);
+        s->draft_n = keep;
+    }
+    for (int i = 0; i < k; i++)
+        if (s_accept_token(g, s, out[i]) != 0)
+            return;
+    s_next_step(g, s);
+}
 static s_session_t *s_find(sw_gateway_t *g, const char *id)
 {
     for (s_session_t *s = g->sessions; s; s = s->next)
@@ -467,6 +635,8 @@ static void s_on_reply(sw_gateway_t *g, const Swisd__V1__ForwardReply *rep)
             s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the prompt");
         return;
     }
+    if (s->gamma > 0)
+        return s_on_round(g, s);
     if (sw_model_head(g->ex, g->model, g->hidden + (size_t) (h.n_tok - 1) * g->hp->n_embd, 1, g->logits, err,
                       sizeof err) != 0)
         return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "head: %s", err);
@@ -478,7 +648,8 @@ static void s_on_reply(sw_gateway_t *g, const Swisd__V1__ForwardReply *rep)
         return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "the logits hold no finite value");
     if (!s->t_first)
         s->t_first = now;
-    s_on_token(g, s, token);
+    if (s_accept_token(g, s, token) == 0)
+        s_next_step(g, s);
 }
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -518,7 +689,7 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     const bool bos = sw_tokenizer_add_bos(g->tok);
     int64_t n = sw_tokenizer_encode(g->tok, req->prompt ? req->prompt : "", plen, bos, NULL, 0);
     s->sampler = sw_sampler_new(&p, g->hp->n_vocab);
-    s->tokens = n >= 0 ? malloc(sizeof(int32_t) * (size_t) (n + s->max_tokens + 1)) : NULL;
+    s->tokens = n >= 0 ? malloc(sizeof(int32_t) * (size_t) (n + s->max_tokens + S_GAMMA_LIMIT + 2)) : NULL;
     if (!s->sampler || !s->tokens || n < 0) {
         snprintf(err, sizeof err, "cannot accept the request (bad sampling parameters or out of memory)");
     } else if (n == 0) {
@@ -543,6 +714,8 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     s->t_start = sw_now_ns();
     s->route_deadline = s->t_start + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
     s->state = S_WAIT_ROUTE;
+    s->gamma_next = g->draft ? (g->gamma_max < 4 ? g->gamma_max : 4) : 0;
+    s->accept_ema = 0.6; /* prior until rounds are measured */
     s->next = g->sessions;
     g->sessions = s;
     g->n_sessions++;
@@ -610,6 +783,9 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
         ss[n].tokens = (uint32_t) s->n_gen;
         if (s->t_first && s->n_gen > 1)
             ss[n].tokens_per_s = (float) ((s->n_gen - 1) / ((now - s->t_first) / 1e9));
+        ss[n].acceptance_rate = s->proposed ? (float) ((double) s->accepted / (double) s->proposed) : 0;
+        ss[n].tokens_per_round_trip = s->rounds ? (float) ((double) (s->accepted + s->rounds) / (double) s->rounds) : 1;
+        ss[n].gamma = (uint32_t) s->gamma_next;
         sp[n] = &ss[n];
     }
     r.sessions = sp;

@@ -28,6 +28,9 @@ typedef struct {
     int route_wait_ms;       /* how long a request waits for full coverage; <= 0: 5000 */
     int max_sessions;        /* concurrent sessions; <= 0: 64 */
     int heartbeat_ms;        /* <= 0: the broker's */
+    const char *draft_path;  /* speculative decoding: a local draft model with the same
+                                vocabulary (NULL: off) */
+    int gamma_max;           /* most tokens proposed per round; <= 0: 8 (at most 16) */
 } sw_gateway_config_t;
 
 typedef struct sw_gateway_t sw_gateway_t;

@@ -13,11 +13,16 @@ static void s_usage(FILE *out)
             "usage: swisd-gateway --broker ENDPOINT --model MODEL.gguf --rpc ENDPOINT [--http ADDR:PORT]\n"
             "                     [--threads N] [--codec SPEC] [--region NAME] [--id ID] [--timeout-ms N]\n"
             "                     [--route-wait-ms N] [--max-sessions N] [--heartbeat-ms N]\n"
+            "                     [--draft DRAFT.gguf [--gamma-max N]]\n"
             "  --rpc ENDPOINT    where clients connect (tcp://127.0.0.1:* picks a free port; printed on stdout)\n"
             "  --codec SPEC      activation codec on every link: f32 (default), f16, bf16, q8_0, q4_0,\n"
             "                    optionally +zstd or +zstdN (e.g. q8_0+zstd3)\n"
             "  --timeout-ms N    time one step through the chain may take (default 30000)\n"
             "  --route-wait-ms N how long a request waits for every layer to have a stage (default 5000)\n"
+            "  --draft FILE      speculative decoding with this local draft model (same vocabulary):\n"
+            "                    it proposes tokens, the swarm verifies several in one round trip\n"
+            "  --gamma-max N     most tokens proposed per round (default 8; the gateway adapts the\n"
+            "                    number to the measured acceptance rate and round-trip time)\n"
             "  --http ADDR:PORT  OpenAI-compatible HTTP API (not available in this version)\n"
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
@@ -44,6 +49,7 @@ int main(int argc, char **argv)
         {"region", required_argument, 0, 'R'}, {"id", required_argument, 0, 'i'},
         {"timeout-ms", required_argument, 0, 'T'}, {"route-wait-ms", required_argument, 0, 'W'},
         {"max-sessions", required_argument, 0, 'S'}, {"heartbeat-ms", required_argument, 0, 'B'},
+        {"draft", required_argument, 0, 'd'}, {"gamma-max", required_argument, 0, 'g'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -61,6 +67,8 @@ int main(int argc, char **argv)
         case 'W': cfg.route_wait_ms = s_int("--route-wait-ms", optarg, 1, 3600000); break;
         case 'S': cfg.max_sessions = s_int("--max-sessions", optarg, 1, 100000); break;
         case 'B': cfg.heartbeat_ms = s_int("--heartbeat-ms", optarg, 10, 60000); break;
+        case 'd': cfg.draft_path = optarg; break;
+        case 'g': cfg.gamma_max = s_int("--gamma-max", optarg, 1, 16); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }

@@ -135,6 +135,60 @@ try:
         if split_name != "2+2+1":
             stop_all()
             continue
+        # speculative decoding: greedy output identical to plain greedy, with a q4_0
+        # copy and an early-exit (4 of 5 blocks) draft made by `swisd draft`
+        for dname, dargs in (("q4_0", ["--type", "q4_0"]), ("early-exit", ["--layers", "4"])):
+            dpath = os.path.join(logdir, f"draft-{dname}.gguf")
+            subprocess.run([swisd, "draft", model, dpath] + dargs, check=True, capture_output=True)
+            _, rpc_spec = start("gateway-spec-" + dname, [gateway_bin, "--broker", eps["eu"], "--model", model,
+                                                          "--rpc", "tcp://127.0.0.1:*", "--draft", dpath],
+                                "swisd-gateway: rpc on")
+            check(wait_servable(rpc_spec), f"speculative gateway ({dname}) never became servable")
+            for p, want in rows:
+                rc, out, err = generate(rpc_spec, p)
+                check(rc == 0 and out == local[p], f"speculative ({dname}) {p!r}: text differs\n  spec  {out!r}\n"
+                                                   f"  local {local[p]!r}\n  {err[-300:]}")
+                check("draft acceptance" in err, f"speculative ({dname}): no acceptance reported: {err[-200:]}")
+        # sampling: speculative keeps the target's distribution. 3-token completions (the 2nd
+        # and 3rd tokens come from verification rounds) over 160 seeds, plain vs speculative,
+        # compared with a two-sample chi-square test (rare outcomes pooled), at p = 0.001.
+        def samples(endpoint, n_runs):
+            out = []
+            for seed in range(n_runs):
+                r = subprocess.run([swisd, "generate", "--gateway", endpoint, "-p", "Once upon a time", "-n", "3",
+                                    "--temp", "1", "--top-k", "0", "--top-p", "1", "--min-p", "0", "--seed",
+                                    str(seed), "--ignore-eos"], capture_output=True, timeout=60)
+                out.append(r.stdout.decode("utf-8", "replace")[len("Once upon a time"):])
+            return out
+        plain, spec = samples(rpc, 160), samples(rpc_spec, 160)
+        def chi2_two_sample(a, b):
+            cats = {}
+            for x in a + b:
+                cats[x] = cats.get(x, 0) + 1
+            common = [c for c, n in cats.items() if n >= 10]
+            def hist(xs):
+                h = {c: 0 for c in common + ["other"]}
+                for x in xs:
+                    h[x if x in common else "other"] += 1
+                return h
+            ha, hb = hist(a), hist(b)
+            stat, df = 0.0, -1
+            for c in ha:
+                tot = ha[c] + hb[c]
+                if tot == 0:
+                    continue
+                df += 1
+                for h, n in ((ha, len(a)), (hb, len(b))):
+                    e = tot * n / (len(a) + len(b))
+                    stat += (h[c] - e) ** 2 / e
+            return stat, max(df, 1)
+        # critical values of chi-square at p = 0.001 for df 1..30
+        crit = [10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12, 27.88, 29.59, 31.26, 32.91, 34.53, 36.12,
+                37.70, 39.25, 40.79, 42.31, 43.82, 45.31, 46.80, 48.27, 49.73, 51.18, 52.62, 54.05, 55.48, 56.89,
+                58.30, 59.70]
+        stat, df = chi2_two_sample(plain, spec)
+        check(stat < crit[min(df, 30) - 1], f"speculative sampling changes the distribution: chi2 {stat:.1f}, df {df}")
+        check(len(set(plain)) > 5, f"sampling produced too few distinct texts to test: {set(plain)}")
         # b) 8 concurrent sessions with different prompts
         prompts = [p for p, _ in rows] + ["Tom had a dog", "The sun was", "Sue and Ben", "One day, a bird",
                                           "There was a big tree"]
