@@ -28,6 +28,8 @@ ap.add_argument("--tokens", type=int, default=64)
 ap.add_argument("--repeat", type=int, default=3)
 ap.add_argument("--codec", default="f32")
 ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay on every link (swisd-link)")
+ap.add_argument("--draft", default=None, help="speculative decoding: the gateway's draft model")
+ap.add_argument("--no-local", action="store_true", help="skip the single-process baseline")
 a = ap.parse_args()
 
 swisd = os.path.join(a.build, "cli", "swisd")
@@ -71,7 +73,7 @@ def n_layers():
 
 prompt = "Once upon a time"
 best_local = 0.0
-for _ in range(a.repeat):
+for _ in range(0 if a.no_local else a.repeat):
     r = subprocess.run([swisd, "run", "-m", a.model, "-p", prompt, "-n", str(a.tokens + 1), "--ignore-eos", "--temp",
                         "0", "-t", str(a.threads)], capture_output=True, text=True, errors="replace")
     m = re.search(r"decode \d+ forward passes in [\d.]+ ms \(([\d.]+) tokens/s\)", r.stderr)
@@ -82,7 +84,7 @@ L = n_layers()
 if not L:
     sys.exit("bench_swarm: cannot read the model's block count")
 bounds = [round(i * L / a.stages) for i in range(a.stages + 1)]
-best_swarm, best_ttft = 0.0, None
+best_swarm, best_ttft, best_acc = 0.0, None, None
 try:
     broker = start([os.path.join(a.build, "broker", "swisd-broker"), "--bind", "tcp://127.0.0.1:*"],
                    "swisd-broker: listening on")
@@ -90,15 +92,17 @@ try:
         start([os.path.join(a.build, "stage", "swisd-stage"), "--broker", link(broker), "--model", a.model,
                "--layers", f"{bounds[i]}-{bounds[i + 1] - 1}", "--threads", str(a.threads)], "swisd-stage:")
     rpc = start([os.path.join(a.build, "gateway", "swisd-gateway"), "--broker", link(broker), "--model", a.model,
-                 "--rpc", "tcp://127.0.0.1:*", "--threads", str(a.threads), "--codec", a.codec],
-                "swisd-gateway: rpc on")
+                 "--rpc", "tcp://127.0.0.1:*", "--threads", str(a.threads), "--codec", a.codec]
+                + (["--draft", a.draft] if a.draft else []), "swisd-gateway: rpc on")
     for _ in range(a.repeat + 1):  # the first run also waits for the swarm to assemble
         r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", prompt, "-n", str(a.tokens + 1),
                             "--ignore-eos", "--temp", "0"], capture_output=True, text=True, errors="replace", timeout=600)
         m = re.search(r"time to first token ([\d.]+) ms \| decode ([\d.]+) tokens/s", r.stderr)
+        acc = re.search(r"draft acceptance ([\d.]+)%", r.stderr)
         if r.returncode == 0 and m:
             if float(m.group(2)) > best_swarm:
                 best_swarm, best_ttft = float(m.group(2)), float(m.group(1))
+                best_acc = float(acc.group(1)) if acc else None
 finally:
     for p in procs:
         if p.poll() is None:
@@ -109,6 +113,10 @@ finally:
         except subprocess.TimeoutExpired:
             p.kill()
 
-print(f"| {os.path.basename(a.model)} | {a.stages} stages, {a.threads} threads each, codec {a.codec}, "
-      f"{a.delay_ms:g} ms one-way per link | {best_local:.1f} | {best_swarm:.1f} | "
-      f"{100 * best_swarm / best_local if best_local else 0:.0f}% | {best_ttft if best_ttft is not None else 0:.1f} |")
+if a.draft:
+    print(f"| {os.path.basename(a.model)} | {os.path.basename(a.draft)} | {4 * a.delay_ms:g} | {best_swarm:.1f} | "
+          f"{best_acc if best_acc is not None else 0:.1f}% |")
+else:
+    print(f"| {os.path.basename(a.model)} | {a.stages} stages, {a.threads} threads each, codec {a.codec}, "
+          f"{a.delay_ms:g} ms one-way per link | {best_local:.1f} | {best_swarm:.1f} | "
+          f"{100 * best_swarm / best_local if best_local else 0:.0f}% | {best_ttft if best_ttft is not None else 0:.1f} |")
