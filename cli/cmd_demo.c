@@ -8,7 +8,10 @@
  *  through the gateway (its stdout is the demo's); stops everything with
  *  SIGTERM. The processes' logs go to a folder that is printed.
  */
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -26,14 +29,17 @@
 #include "sw_wire.h"
 #include "swisd_cli.h"
 
-#define N_PROCS 7
+#define N_PROCS 12
 
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: swisd demo [--model FILE.gguf] [-p PROMPT] [-n N] [--temp T] [--seed S] [--threads N]\n"
-                 "                  [--log-dir DIR]\n"
+                 "                  [--log-dir DIR] [--link-delay MS] [--draft DRAFT.gguf]\n"
                  "  Starts a root broker, two regional brokers, three stages and a gateway on this machine,\n"
                  "  generates from the prompt through them, and shuts everything down.\n"
+                 "  --link-delay MS   put every stage and the gateway behind swisd-link adding MS of one-way\n"
+                 "                    delay on its link to the broker (stages \"far apart\")\n"
+                 "  --draft FILE      speculative decoding in the gateway with this draft model\n"
                  "  Default model: stories260K from $SWISD_MODELS or ../shared/models next to the source tree.\n");
 }
 
@@ -66,6 +72,20 @@ static int s_default_model(const char *self, char *out, size_t outlen)
     }
     (void) self;
     return -1;
+}
+
+/* A free TCP port on 127.0.0.1 (bound and released; a tiny race is possible). */
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *) &a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *) &a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
 }
 
 /* Asks the gateway's RPC endpoint whether its model is servable (every layer
@@ -106,11 +126,15 @@ int swisd_cmd_demo(int argc, char **argv)
 {
     const char *model = NULL, *prompt = "Once upon a time", *log_dir_opt = NULL, *temp = "0", *seed = "0";
     int64_t n = 100, threads = 1;
+    float link_delay = 0;
+    const char *draft = NULL;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
         {"n-predict", required_argument, 0, 'n'}, {"temp", required_argument, 0, 'T'},
         {"seed", required_argument, 0, 'S'}, {"threads", required_argument, 0, 't'},
-        {"log-dir", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"log-dir", required_argument, 0, 'L'}, {"link-delay", required_argument, 0, 'D'},
+        {"draft", required_argument, 0, 'r'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
     optind = 1;
@@ -123,6 +147,8 @@ int swisd_cmd_demo(int argc, char **argv)
         case 'S': seed = optarg; break;
         case 't': if (cli_parse_i64("--threads", optarg, 1, 256, &threads)) return 2; break;
         case 'L': log_dir_opt = optarg; break;
+        case 'r': draft = optarg; break;
+        case 'D': if (cli_parse_f32("--link-delay", optarg, 0.0f, 10000.0f, &link_delay)) return 2; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -161,7 +187,7 @@ int swisd_cmd_demo(int argc, char **argv)
     snprintf(ranges[1], sizeof ranges[1], "%d-%d", b1, b2 - 1);
     snprintf(ranges[2], sizeof ranges[2], "%d-%d", b2, L - 1);
 
-    char self[PATH_MAX], broker[PATH_MAX], stage[PATH_MAX], gateway[PATH_MAX];
+    char self[PATH_MAX], broker[PATH_MAX], stage[PATH_MAX], gateway[PATH_MAX], linkx[PATH_MAX];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     self[sl > 0 ? sl : 0] = 0;
     if (sw_proc_find_tool(self, "swisd-broker", broker, sizeof broker) ||
@@ -169,6 +195,10 @@ int swisd_cmd_demo(int argc, char **argv)
         sw_proc_find_tool(self, "swisd-gateway", gateway, sizeof gateway)) {
         fprintf(stderr, "swisd demo: cannot find swisd-broker, swisd-stage and swisd-gateway next to %s or on PATH\n",
                 self);
+        return 1;
+    }
+    if (link_delay > 0 && sw_proc_find_tool(self, "swisd-link", linkx, sizeof linkx)) {
+        fprintf(stderr, "swisd demo: --link-delay needs swisd-link next to %s or on PATH\n", self);
         return 1;
     }
     char log_dir[PATH_MAX];
@@ -189,6 +219,9 @@ int swisd_cmd_demo(int argc, char **argv)
     memset(procs, 0, sizeof procs);
     int n_procs = 0, rc = 1;
     char root_ep[256], eu_ep[256], us_ep[256], rpc_ep[256], logp[PATH_MAX + 64], th[16];
+    char via[4][300]; /* the endpoint each stage / the gateway dials: the broker, or a swisd-link in front */
+    char delay_s[32], listen_s[64], connect_s[300];
+    snprintf(delay_s, sizeof delay_s, "%g", link_delay);
     snprintf(th, sizeof th, "%d", (int) threads);
 #define START(label, ...)                                                                                 \
     do {                                                                                                  \
@@ -211,14 +244,36 @@ int swisd_cmd_demo(int argc, char **argv)
     READ("broker-eu", "swisd-broker: listening on", eu_ep);
     START("broker-us", broker, "--bind", "tcp://127.0.0.1:*", "--parent", root_ep, "--region", "us");
     READ("broker-us", "swisd-broker: listening on", us_ep);
-    START("stage-1", stage, "--broker", eu_ep, "--model", (char *) model, "--layers", ranges[0], "--region", "eu",
+    const char *targets[4] = {eu_ep, us_ep, eu_ep, eu_ep};
+    for (int i = 0; i < 4; i++) {
+        snprintf(via[i], sizeof via[i], "%s", targets[i]);
+        if (link_delay <= 0)
+            continue;
+        int port = s_free_port();
+        const char *colon = strrchr(targets[i], ':');
+        if (port < 0 || !colon)
+            goto stop;
+        snprintf(listen_s, sizeof listen_s, "127.0.0.1:%d", port);
+        snprintf(connect_s, sizeof connect_s, "127.0.0.1:%s", colon + 1);
+        char label[32];
+        snprintf(label, sizeof label, "link-%d", i + 1);
+        START(label, linkx, "--listen", listen_s, "--connect", connect_s, "--delay", delay_s);
+        snprintf(via[i], sizeof via[i], "tcp://%s", listen_s);
+    }
+    if (link_delay > 0)
+        usleep(300 * 1000); /* let the proxies bind */
+    START("stage-1", stage, "--broker", via[0], "--model", (char *) model, "--layers", ranges[0], "--region", "eu",
           "--threads", th);
-    START("stage-2", stage, "--broker", us_ep, "--model", (char *) model, "--layers", ranges[1], "--region", "us",
+    START("stage-2", stage, "--broker", via[1], "--model", (char *) model, "--layers", ranges[1], "--region", "us",
           "--threads", th);
-    START("stage-3", stage, "--broker", eu_ep, "--model", (char *) model, "--layers", ranges[2], "--region", "eu",
+    START("stage-3", stage, "--broker", via[2], "--model", (char *) model, "--layers", ranges[2], "--region", "eu",
           "--threads", th);
-    START("gateway", gateway, "--broker", eu_ep, "--model", (char *) model, "--rpc", "tcp://127.0.0.1:*", "--region",
-          "eu", "--threads", th);
+    if (draft)
+        START("gateway", gateway, "--broker", via[3], "--model", (char *) model, "--rpc", "tcp://127.0.0.1:*",
+              "--region", "eu", "--threads", th, "--draft", (char *) draft);
+    else
+        START("gateway", gateway, "--broker", via[3], "--model", (char *) model, "--rpc", "tcp://127.0.0.1:*",
+              "--region", "eu", "--threads", th);
     READ("gateway", "swisd-gateway: rpc on", rpc_ep);
     fprintf(stderr, "swisd demo: brokers root %s, eu %s, us %s; gateway rpc %s\n", root_ep, eu_ep, us_ep, rpc_ep);
 

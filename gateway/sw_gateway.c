@@ -786,6 +786,9 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
         ss[n].acceptance_rate = s->proposed ? (float) ((double) s->accepted / (double) s->proposed) : 0;
         ss[n].tokens_per_round_trip = s->rounds ? (float) ((double) (s->accepted + s->rounds) / (double) s->rounds) : 1;
         ss[n].gamma = (uint32_t) s->gamma_next;
+        if (s->rounds && s->round_ms_ema > 0)
+            ss[n].speedup = (float) (ss[n].tokens_per_round_trip * s->round_ms_ema /
+                                     (s->round_ms_ema + s->gamma_next * s->draft_ms_ema));
         sp[n] = &ss[n];
     }
     r.sessions = sp;
