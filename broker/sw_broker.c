@@ -291,7 +291,7 @@ static void s_routes_from_report(sw_broker_t *self, const s_node_t *child, int64
 static int s_relay(sw_broker_t *self, s_node_t *to, const char *src, const char *dst, uint32_t hops,
                    zframe_t **body)
 {
-    zframe_t *hf = sw__broker_header_frame(src, dst, hops);
+    zframe_t *hf = sw_wire_header_frame(src, dst, hops);
     if (!hf) {
         errno = EMSGSIZE;
         return -1;

@@ -69,23 +69,6 @@ static void s_make_topic(sw_broker_client_t *self)
         s_copy_str(self->topic, sizeof self->topic, t);
 }
 
-zframe_t *sw__broker_header_frame(const char *src, const char *dst, uint32_t hops)
-{
-    Swisd__V1__Header h = SWISD__V1__HEADER__INIT;
-    h.version_major = SW_WIRE_VERSION_MAJOR;
-    h.version_minor = SW_WIRE_VERSION_MINOR;
-    h.src = (char *) (src ? src : "");
-    h.dst = (char *) (dst ? dst : "");
-    h.hops = hops;
-    size_t n = swisd__v1__header__get_packed_size(&h);
-    if (n > SW_WIRE_MAX_HEADER)
-        return NULL;
-    zframe_t *f = zframe_new(NULL, n);
-    if (f)
-        swisd__v1__header__pack(&h, zframe_data(f));
-    return f;
-}
-
 static void s_send_hello(sw_broker_client_t *self)
 {
     Swisd__V1__Hello h = SWISD__V1__HELLO__INIT;
@@ -419,7 +402,7 @@ int sw_broker_client_relay(sw_broker_client_t *self, const char *src, const char
 {
     if (!body_frame || !*body_frame)
         return -1;
-    zframe_t *hf = sw__broker_header_frame(src ? src : self->id, dst, hops);
+    zframe_t *hf = sw_wire_header_frame(src ? src : self->id, dst, hops);
     if (!hf)
         return -1;
     if (zframe_send(&hf, self->sock, ZFRAME_MORE | ZFRAME_DONTWAIT) != 0) {

@@ -112,9 +112,6 @@ void sw_broker_client_set_relay_mode(sw_broker_client_t *self, bool on);
 int sw_broker_client_relay(sw_broker_client_t *self, const char *src, const char *dst, uint32_t hops,
                            zframe_t **body_frame);
 
-/*  Internal (brokers): a packed swisd.v1.Header frame {version, src, dst,
- *  hops}; NULL if it would exceed SW_WIRE_MAX_HEADER. Caller destroys. */
-zframe_t *sw__broker_header_frame(const char *src, const char *dst, uint32_t hops);
 
 #ifdef __cplusplus
 }

@@ -351,16 +351,8 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
     }
     if (sw_codec_encode(g->tx, g->hidden, n, &h, &payload, &len, err, sizeof err) != 0)
         return -1;
-    Swisd__V1__Activation act = SWISD__V1__ACTIVATION__INIT;
-    act.dtype = h.dtype;
-    act.n_tok = h.n_tok;
-    act.n_embd = h.n_embd;
-    act.flags = h.flags;
-    act.seq = h.seq;
-    act.checksum = h.checksum;
-    act.raw_bytes = h.raw_bytes;
-    act.payload.data = (uint8_t *) payload;
-    act.payload.len = len;
+    Swisd__V1__Activation act;
+    sw_wire_activation_to_msg(&h, payload, len, &act);
     Swisd__V1__CodecConfig codec = SWISD__V1__CODEC_CONFIG__INIT, hop_codec[SW_PLAN_MAX_HOPS];
     codec.dtype = g->codec_cfg.dtype; /* replies come back on our own link */
     codec.zstd_level = g->codec_cfg.zstd_level;
@@ -622,8 +614,8 @@ static void s_on_reply(sw_gateway_t *g, const Swisd__V1__ForwardReply *rep)
     if (!s || s->state != S_WAIT_REPLY || rep->request_id != s->req_id)
         return; /* stale, duplicate or cancelled: ignore */
     const Swisd__V1__Activation *a = rep->activation;
-    sw_codec_header_t h = {.dtype = a->dtype, .n_tok = a->n_tok, .n_embd = a->n_embd, .flags = a->flags,
-                           .delta_ref = a->delta_ref, .seq = a->seq, .checksum = a->checksum, .raw_bytes = a->raw_bytes};
+    sw_codec_header_t h;
+    sw_wire_activation_from_msg(a, &h);
     char err[256];
     err[0] = 0;
     if (h.n_tok != (uint32_t) s->last_n ||

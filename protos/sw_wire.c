@@ -288,7 +288,7 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
 
 /* ---- sending --------------------------------------------------------------- */
 
-static zframe_t *s_header_frame(const char *src, const char *dst, uint32_t hops)
+zframe_t *sw_wire_header_frame(const char *src, const char *dst, uint32_t hops)
 {
     Swisd__V1__Header h = SWISD__V1__HEADER__INIT;
     h.version_major = SW_WIRE_VERSION_MAJOR;
@@ -335,13 +335,13 @@ int sw_wire_send(zsock_t *sock, zframe_t *identity, const char *src, const char 
     zframe_t *bf = zframe_new(NULL, n);
     if (bf)
         swisd__v1__body__pack(body, zframe_data(bf));
-    return s_send_frames(sock, identity, s_header_frame(src, dst, hops), bf);
+    return s_send_frames(sock, identity, sw_wire_header_frame(src, dst, hops), bf);
 }
 
 int sw_wire_relay(zsock_t *sock, zframe_t *identity, const char *src, const char *dst, uint32_t hops,
                   zframe_t *body_frame)
 {
-    return s_send_frames(sock, identity, s_header_frame(src, dst, hops), zframe_dup(body_frame));
+    return s_send_frames(sock, identity, sw_wire_header_frame(src, dst, hops), zframe_dup(body_frame));
 }
 
 int sw_wire_send_error(zsock_t *sock, zframe_t *identity, const char *src, const char *dst, int code,
@@ -362,6 +362,29 @@ int sw_wire_send_error(zsock_t *sock, zframe_t *identity, const char *src, const
     b.msg_case = SWISD__V1__BODY__MSG_ERROR;
     b.error = &e;
     return sw_wire_send(sock, identity, src, dst, 0, &b);
+}
+
+void sw_wire_activation_to_msg(const sw_codec_header_t *hdr, const void *payload, size_t len,
+                               Swisd__V1__Activation *msg)
+{
+    swisd__v1__activation__init(msg);
+    msg->dtype = hdr->dtype;
+    msg->n_tok = hdr->n_tok;
+    msg->n_embd = hdr->n_embd;
+    msg->flags = hdr->flags;
+    msg->delta_ref = hdr->delta_ref;
+    msg->seq = hdr->seq;
+    msg->checksum = hdr->checksum;
+    msg->raw_bytes = hdr->raw_bytes;
+    msg->payload.data = (uint8_t *) payload;
+    msg->payload.len = len;
+}
+
+void sw_wire_activation_from_msg(const Swisd__V1__Activation *msg, sw_codec_header_t *hdr)
+{
+    *hdr = (sw_codec_header_t){.dtype = msg->dtype, .n_tok = msg->n_tok, .n_embd = msg->n_embd, .flags = msg->flags,
+                               .delta_ref = msg->delta_ref, .seq = msg->seq, .checksum = msg->checksum,
+                               .raw_bytes = msg->raw_bytes};
 }
 
 const char *sw_wire_kind_name(const Swisd__V1__Body *body)

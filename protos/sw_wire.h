@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "body.pb-c.h"
+#include "sw_codec.h"
 #include "common.pb-c.h"
 #include "directory.pb-c.h"
 #include "forward.pb-c.h"
@@ -87,6 +88,16 @@ int sw_wire_validate_body(const Swisd__V1__Body *body, char *err, size_t errlen)
  *  (EHOSTUNREACH on a ROUTER_MANDATORY socket when the peer is gone). */
 int sw_wire_send(zsock_t *sock, zframe_t *identity, const char *src, const char *dst, uint32_t hops,
                  const Swisd__V1__Body *body);
+
+/*  A packed Header frame {version, src, dst, hops}; NULL if it would exceed
+ *  SW_WIRE_MAX_HEADER (ids too long). Caller destroys the frame. */
+zframe_t *sw_wire_header_frame(const char *src, const char *dst, uint32_t hops);
+
+/*  Activation message fields <-> codec header (sw_codec.h). to_msg points
+ *  the message's payload at payload (borrowed, not copied). */
+void sw_wire_activation_to_msg(const sw_codec_header_t *hdr, const void *payload, size_t len,
+                               Swisd__V1__Activation *msg);
+void sw_wire_activation_from_msg(const Swisd__V1__Activation *msg, sw_codec_header_t *hdr);
 
 /*  Re-sends a received body frame unchanged behind a new header (relay).
  *  body_frame is borrowed (duplicated for the send). Returns 0 or -1. */

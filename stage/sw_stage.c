@@ -337,9 +337,8 @@ static void s_prepare(sw_stage_t *st, s_req_t *r)
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_KV_MISSING, "%s", err);
     }
     const Swisd__V1__Activation *a = fr->activation;
-    sw_codec_header_t h = {.dtype = a->dtype, .n_tok = a->n_tok, .n_embd = a->n_embd, .flags = a->flags,
-                           .delta_ref = a->delta_ref, .seq = a->seq, .checksum = a->checksum,
-                           .raw_bytes = a->raw_bytes};
+    sw_codec_header_t h;
+    sw_wire_activation_from_msg(a, &h);
     r->hidden = malloc(sizeof(float) * (size_t) fr->n_tok * (size_t) st->hp->n_embd);
     if (!r->hidden)
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s", "out of memory");
@@ -362,17 +361,8 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
     if (!enc || sw_codec_encode(enc, r->hidden, (int32_t) fr->n_tok, &h, &payload, &len, err, sizeof err) != 0)
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "cannot encode the activation: %s",
                       enc ? err : "unsupported codec");
-    Swisd__V1__Activation act = SWISD__V1__ACTIVATION__INIT;
-    act.dtype = h.dtype;
-    act.n_tok = h.n_tok;
-    act.n_embd = h.n_embd;
-    act.flags = h.flags;
-    act.delta_ref = h.delta_ref;
-    act.seq = h.seq;
-    act.checksum = h.checksum;
-    act.raw_bytes = h.raw_bytes;
-    act.payload.data = (uint8_t *) payload;
-    act.payload.len = len;
+    Swisd__V1__Activation act;
+    sw_wire_activation_to_msg(&h, payload, len, &act);
     Swisd__V1__HopTiming mine = SWISD__V1__HOP_TIMING__INIT;
     mine.node_id = (char *) sw_broker_client_id(st->bc);
     mine.queue_ms = queue_ms;
