@@ -2,6 +2,7 @@
 #include "cli_util.h"
 
 #include <errno.h>
+#include <string.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@ int cli_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int6
     errno = 0;
     long long v = s ? strtoll(s, &end, 10) : 0;
     if (!s || !*s || *end || errno || v < min || v > max) {
-        fprintf(stderr, "swisd: %s: expected an integer in [%lld, %lld], got '%s'\n", opt, (long long) min,
+        fprintf(stderr, "%s: %s: expected an integer in [%lld, %lld], got '%s'\n", program_invocation_short_name, opt, (long long) min,
                 (long long) max, s ? s : "");
         return -1;
     }
@@ -27,7 +28,7 @@ int cli_parse_f32(const char *opt, const char *s, float min, float max, float *o
     errno = 0;
     float v = s ? strtof(s, &end) : 0.0f;
     if (!s || !*s || *end || errno || !isfinite(v) || v < min || v > max) {
-        fprintf(stderr, "swisd: %s: expected a number in [%g, %g], got '%s'\n", opt, min, max, s ? s : "");
+        fprintf(stderr, "%s: %s: expected a number in [%g, %g], got '%s'\n", program_invocation_short_name, opt, min, max, s ? s : "");
         return -1;
     }
     *out = v;
@@ -40,7 +41,7 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t *out)
     errno = 0;
     unsigned long long v = s ? strtoull(s, &end, 10) : 0;
     if (!s || !*s || *s == '-' || *end || errno) {
-        fprintf(stderr, "swisd: %s: expected a non-negative integer, got '%s'\n", opt, s ? s : "");
+        fprintf(stderr, "%s: %s: expected a non-negative integer, got '%s'\n", program_invocation_short_name, opt, s ? s : "");
         return -1;
     }
     *out = v;

@@ -1,6 +1,7 @@
 /*  cli_util.h: argument parsing helpers shared by the swisd subcommands.
  *  Each parser accepts the whole string or fails (no trailing garbage), and
- *  on failure prints "swisd: OPTION: reason" to stderr and returns -1. */
+ *  on failure prints "PROGRAM: OPTION: reason" to stderr and returns -1.
+ *  Shared by the swisd tool and the swisd-broker/-stage/-gateway programs. */
 #ifndef SWISD_CLI_UTIL_H
 #define SWISD_CLI_UTIL_H
 

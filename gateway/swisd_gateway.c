@@ -2,6 +2,8 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "cli_util.h"
 #include <string.h>
 
 #include "sw_common.h"
@@ -27,15 +29,13 @@ static void s_usage(FILE *out)
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
-static int s_int(const char *opt, const char *v, int lo, int hi)
+/* An integer option in [lo, hi]; exits with status 2 on a bad value. */
+static long s_int(const char *opt, const char *v, long lo, long hi)
 {
-    char *end = NULL;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > hi) {
-        fprintf(stderr, "swisd-gateway: %s: expected an integer in [%d, %d], got '%s'\n", opt, lo, hi, v);
+    int64_t x;
+    if (cli_parse_i64(opt, v, lo, hi, &x) != 0)
         exit(2);
-    }
-    return (int) x;
+    return (long) x;
 }
 
 int main(int argc, char **argv)

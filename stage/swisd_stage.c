@@ -2,6 +2,8 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "cli_util.h"
 #include <string.h>
 #include <unistd.h>
 
@@ -27,15 +29,13 @@ static void s_usage(FILE *out)
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
+/* An integer option in [lo, hi]; exits with status 2 on a bad value. */
 static long s_num(const char *opt, const char *v, long lo, long hi)
 {
-    char *end = NULL;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > hi) {
-        fprintf(stderr, "swisd-stage: %s: expected an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, v);
+    int64_t x;
+    if (cli_parse_i64(opt, v, lo, hi, &x) != 0)
         exit(2);
-    }
-    return x;
+    return (long) x;
 }
 
 /* A size in MiB, or with a K, M or G suffix (KiB, MiB, GiB). */
