@@ -217,6 +217,11 @@ typedef struct {
     float *blas_buf;         /* per-thread dequantized rows, blas_rows * n_in floats each */
     int64_t blas_rows;
     _Atomic int64_t next;    /* tiles: next group index to take */
+    /* several weights on one input (sw_matmul_multi) */
+    int n_multi;
+    const sw_weight_t *const *ws;
+    float *const *ys;
+    int64_t group_end[SW_MATMUL_MULTI_MAX]; /* cumulative group counts */
 } s_job_t;
 
 static void s_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
@@ -279,6 +284,47 @@ static void s_job_tiles(void *arg, int ith, int nth)
                 .xs_stride = nb,
                 .n_tok = j->n_tok,
                 .y = j->y + g * SW__GROUP,
+                .ldy = w->n_out,
+                .n_rows = rows_left < SW__GROUP ? (int) rows_left : SW__GROUP,
+            };
+            j->tile(&t);
+        }
+    }
+}
+
+/* Tiles of several weights sharing one quantized input: one counter over
+ * the concatenated groups, so one pool job serves them all. */
+static void s_job_tiles_multi(void *arg, int ith, int nth)
+{
+    s_job_t *j = arg;
+    const int64_t total = j->group_end[j->n_multi - 1];
+    int64_t chunk = total / ((int64_t) nth * 8);
+    chunk = chunk < 1 ? 1 : chunk;
+    (void) ith;
+    for (;;) {
+        const int64_t g0 = atomic_fetch_add_explicit(&j->next, chunk, memory_order_relaxed);
+        if (g0 >= total)
+            break;
+        const int64_t g1 = g0 + chunk < total ? g0 + chunk : total;
+        int m = 0;
+        for (int64_t gg = g0; gg < g1; gg++) {
+            while (gg >= j->group_end[m])
+                m++;
+            const sw_weight_t *w = j->ws[m];
+            const int64_t g = gg - (m ? j->group_end[m - 1] : 0);
+            const int64_t nb = w->n_in / 32;
+            const size_t rec = w->type == SW_DTYPE_Q8_0 ? SW__REC_Q8_0 : SW__REC_Q4_0;
+            const int64_t rows_left = w->n_out - g * SW__GROUP;
+            sw__tile_t t = {
+                .wg = (const uint8_t *) w->priv + (size_t) g * (size_t) nb * rec,
+                .nb = nb,
+                .xq = j->xq,
+                .xq_stride = w->n_in,
+                .xd = j->xd,
+                .xb = j->xb,
+                .xs_stride = nb,
+                .n_tok = j->n_tok,
+                .y = j->ys[m] + g * SW__GROUP,
                 .ldy = w->n_out,
                 .n_rows = rows_left < SW__GROUP ? (int) rows_left : SW__GROUP,
             };
@@ -403,6 +449,53 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
         }
         sw_pool_run(pool, s_job_rows, &j);
     }
+    sw_free(owned);
+    return 0;
+}
+
+int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const float *x, int64_t n_tok,
+                    float *const *ys)
+{
+    if (n <= 0 || n > SW_MATMUL_MULTI_MAX || !ws || !ys || !x || n_tok < 0)
+        return -1;
+    const sw__kernels_t *k = s_kernels();
+    sw__tile_fn *tile = NULL;
+    if (!s_scalar_forced && ws[0]->priv && ws[0]->type == SW_DTYPE_Q8_0)
+        tile = k->tile_q8_0;
+    else if (!s_scalar_forced && ws[0]->priv && ws[0]->type == SW_DTYPE_Q4_0)
+        tile = k->tile_q4_0;
+    bool same = tile != NULL;
+    for (int i = 1; i < n && same; i++)
+        same = ws[i]->priv && ws[i]->type == ws[0]->type && ws[i]->n_in == ws[0]->n_in;
+    if (!same || n_tok == 0) {
+        for (int i = 0; i < n; i++)
+            if (sw_matmul(pool, ws[i], x, n_tok, ys[i]) != 0)
+                return -1;
+        return 0;
+    }
+    const int nth = sw_pool_n_threads(pool);
+    const int64_t n_in = ws[0]->n_in, nb = n_in / 32;
+    s_job_t j = {.k = k, .w = ws[0], .x = x, .n_tok = n_tok, .y = ys[0], .n_multi = n, .ws = ws, .ys = ys};
+    int64_t acc = 0;
+    for (int i = 0; i < n; i++) {
+        acc += (ws[i]->n_out + SW__GROUP - 1) / SW__GROUP;
+        j.group_end[i] = acc;
+    }
+    const size_t need = s_round64((size_t) n_tok * (size_t) n_in) + 2 * s_round64((size_t) n_tok * (size_t) nb * 4);
+    void *owned = NULL;
+    void *mem = pool ? sw__pool_scratch(pool, need) : (owned = sw_alloc_aligned(need));
+    if (!mem)
+        return -1;
+    j.tile = tile;
+    j.xq = mem;
+    j.xd = (float *) ((char *) mem + s_round64((size_t) n_tok * (size_t) n_in));
+    j.xb = (int32_t *) ((char *) j.xd + s_round64((size_t) n_tok * (size_t) nb * 4));
+    j.bias_mul = ws[0]->type == SW_DTYPE_Q8_0 ? k->q8_0_bias : 8;
+    if (nth > 1 && n_tok * n_in > SW_QUANT_SERIAL_MAX && n_tok >= nth)
+        sw_pool_run(pool, s_job_quant, &j);
+    else
+        s_quant_tiles(&j, 0, n_tok);
+    sw_pool_run(pool, s_job_tiles_multi, &j);
     sw_free(owned);
     return 0;
 }

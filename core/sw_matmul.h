@@ -51,6 +51,17 @@ void sw_weight_release(sw_weight_t *w);
  *  x and y must not overlap. Returns 0, or -1 on allocation failure. */
 int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_tok, float *y);
 
+#define SW_MATMUL_MULTI_MAX 8
+
+/*  ys[i] (n_tok, ws[i]->n_out) = x (n_tok, n_in) times ws[i]^T for i < n
+ *  (n <= SW_MATMUL_MULTI_MAX): several matrices on the same input, e.g. the
+ *  Q, K and V projections. When all are repacked q8_0 or all q4_0 with the
+ *  same n_in, x is quantized once and one pool job computes every product
+ *  (fewer thread hand-offs per token); otherwise it is sw_matmul in turn.
+ *  Returns 0 or -1. */
+int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const float *x, int64_t n_tok,
+                    float *const *ys);
+
 /*  Name of the kernel set chosen at run time: "avx512vnni", "avx2", "neon",
  *  "scalar". */
 const char *sw_matmul_kernel_name(void);

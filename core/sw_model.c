@@ -681,8 +681,9 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
         /* attention */
         for (int64_t r = 0; r < N; r++)
             s_rmsnorm(xn + r * n_embd, x + r * n_embd, L->attn_norm, n_embd, hp->rms_eps);
-        if (sw_matmul(ex->pool, &L->wq, xn, N, q) || sw_matmul(ex->pool, &L->wk, xn, N, k) ||
-            sw_matmul(ex->pool, &L->wv, xn, N, v))
+        const sw_weight_t *qkv_w[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_y[3] = {q, k, v};
+        if (sw_matmul_multi(ex->pool, qkv_w, 3, xn, N, qkv_y))
             return sw_err(err, errlen, "matrix product failed (out of memory)");
         for (int64_t r = 0; r < N; r++) {
             if (L->bq)
@@ -732,7 +733,9 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
         /* feed-forward (SwiGLU, Shazeer 2020) */
         for (int64_t r = 0; r < N; r++)
             s_rmsnorm(xn + r * n_embd, x + r * n_embd, L->ffn_norm, n_embd, hp->rms_eps);
-        if (sw_matmul(ex->pool, &L->w_gate, xn, N, g) || sw_matmul(ex->pool, &L->w_up, xn, N, u))
+        const sw_weight_t *gu_w[2] = {&L->w_gate, &L->w_up};
+        float *gu_y[2] = {g, u};
+        if (sw_matmul_multi(ex->pool, gu_w, 2, xn, N, gu_y))
             return sw_err(err, errlen, "matrix product failed (out of memory)");
         for (size_t i = 0; i < n_f; i++)
             g[i] = s_silu(g[i]) * u[i];

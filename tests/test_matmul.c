@@ -320,6 +320,45 @@ static int s_run_all(void)
         CHECK_MSG(st.mismatches == 0, "%s: %d mismatches", sw_dtype_name(type), st.mismatches);
         printf("%-5s %3d cases, worst err/tol %.3g\n", sw_dtype_name(type), cases + 1, st.worst);
     }
+    /* sw_matmul_multi gives exactly what separate products give, for every
+     * type (tiled or not) and mixed shapes sharing n_in */
+    const sw_dtype_t mtypes[] = {SW_DTYPE_Q8_0, SW_DTYPE_Q4_0, SW_DTYPE_F32, SW_DTYPE_Q6_K};
+    for (size_t ti = 0; ti < sizeof mtypes / sizeof mtypes[0]; ti++) {
+        const sw_dtype_t type = mtypes[ti];
+        const int64_t n_in = sw_dtype_block_size(type) == 1 ? 64 : sw_dtype_block_size(type) * 2;
+        const int64_t outs[3] = {37, 16, 70}, n_tok = 5;
+        sw_weight_t w[3];
+        void *data[3];
+        float *ys[3], *yr[3];
+        float *x = malloc(sizeof(float) * (size_t) (n_tok * n_in));
+        for (int64_t i = 0; i < n_tok * n_in; i++)
+            x[i] = (float) ((i * 7919) % 201 - 100) / 50.0f;
+        for (int m = 0; m < 3; m++) {
+            float *f = malloc(sizeof(float) * (size_t) (outs[m] * n_in));
+            for (int64_t i = 0; i < outs[m] * n_in; i++)
+                f[i] = (float) ((i * 104729 + m) % 97 - 48) / 40.0f;
+            size_t rb = sw_dtype_row_size(type, n_in);
+            data[m] = malloc(rb * (size_t) outs[m]);
+            for (int64_t r = 0; r < outs[m]; r++)
+                sw_quantize_row(type, f + r * n_in, (uint8_t *) data[m] + (size_t) r * rb, n_in);
+            free(f);
+            CHECK(sw_weight_init(&w[m], type, n_in, outs[m], data[m]) == 0);
+            ys[m] = calloc((size_t) (n_tok * outs[m]), sizeof(float));
+            yr[m] = calloc((size_t) (n_tok * outs[m]), sizeof(float));
+            CHECK(sw_matmul(pools[2], &w[m], x, n_tok, yr[m]) == 0);
+        }
+        const sw_weight_t *wp[3] = {&w[0], &w[1], &w[2]};
+        CHECK(sw_matmul_multi(pools[2], wp, 3, x, n_tok, ys) == 0);
+        for (int m = 0; m < 3; m++) {
+            CHECK_MSG(memcmp(ys[m], yr[m], sizeof(float) * (size_t) (n_tok * outs[m])) == 0,
+                      "%s: sw_matmul_multi differs from sw_matmul for matrix %d", sw_dtype_name(type), m);
+            sw_weight_release(&w[m]);
+            free(data[m]);
+            free(ys[m]);
+            free(yr[m]);
+        }
+        free(x);
+    }
     for (int p = 0; p < 4; p++)
         sw_pool_destroy(&pools[p]);
     return sw_test_report(getenv("SWISD_KERNELS") ? "matmul(SWISD_KERNELS)" : "matmul");
