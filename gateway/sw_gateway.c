@@ -18,6 +18,8 @@
 #define S_DIRECTORY_MS 1000     /* directory refresh period */
 #define S_MAX_STOPS 16
 #define S_GAMMA_LIMIT 16       /* most draft tokens per round */
+#define S_MAX_RECOVERIES 8     /* failovers one session may go through */
+#define S_MAX_BAD 64           /* stages remembered as failing */
 
 typedef enum { S_WAIT_ROUTE, S_WAIT_REPLY } s_state_t;
 
@@ -52,7 +54,20 @@ typedef struct s_session {
     float *q;                      /* (gamma, n_vocab) draft probabilities of the round */
     double accept_ema, round_ms_ema, draft_ms_ema;
     uint64_t proposed, accepted, rounds;
+    /* failover */
+    int64_t prefill_to;            /* tokens to (re)send before sampling: the prompt, or the history on replay */
+    int recoveries;                /* failovers so far */
+    double step_ms_ema;            /* decode step time, for the step deadline */
+    uint64_t not_before_ns;        /* after an unexplained failure: plan only with a fresh directory */
 } s_session_t;
+
+/* A stage that failed a step: left out of plans until `until_ns`, with
+ * exponential back-off on repeated failures. */
+typedef struct {
+    char id[SW_WIRE_MAX_ID + 1];
+    uint64_t until_ns;
+    int strikes;
+} s_bad_t;
 
 struct sw_gateway_t {
     sw_gateway_config_t cfg;
@@ -78,7 +93,41 @@ struct sw_gateway_t {
     float *p, *work;               /* target probabilities (S_GAMMA_LIMIT + 1 rows), scratch row */
     float *dh;                     /* draft hidden, S_PREFILL_CHUNK rows */
     int gamma_max;
+    s_bad_t bad[S_MAX_BAD];        /* stages backed off after failures */
+    uint64_t failovers;            /* sessions moved to another route */
 };
+
+/* True while node `id` is backed off. */
+static bool s_is_bad(const sw_gateway_t *g, const char *id, uint64_t now)
+{
+    for (int i = 0; i < S_MAX_BAD; i++)
+        if (g->bad[i].id[0] && g->bad[i].until_ns > now && !strcmp(g->bad[i].id, id))
+            return true;
+    return false;
+}
+
+/* Backs node `id` off for 1 s, doubling per repeated failure (at most 64 s). */
+static void s_mark_bad(sw_gateway_t *g, const char *id)
+{
+    const uint64_t now = sw_now_ns();
+    int slot = 0;
+    for (int i = 0; i < S_MAX_BAD; i++) {
+        if (!strcmp(g->bad[i].id, id)) {
+            slot = i;
+            break;
+        }
+        if (g->bad[i].until_ns < g->bad[slot].until_ns)
+            slot = i;
+    }
+    s_bad_t *b = &g->bad[slot];
+    if (strcmp(b->id, id)) {
+        snprintf(b->id, sizeof b->id, "%s", id);
+        b->strikes = 0;
+    }
+    b->strikes = b->strikes < 6 ? b->strikes + 1 : 7;
+    b->until_ns = now + (1000000000ull << (b->strikes - 1));
+    sw_log(SW_LOG_INFO, "gateway: backing off stage %.8s for %d s", id, 1 << (b->strikes - 1));
+}
 
 const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self) { return self->rpc_ep; }
 const char *sw_gateway_id(const sw_gateway_t *self) { return sw_broker_client_id(self->bc); }
@@ -230,7 +279,8 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
     const Swisd__V1__DirectoryReply *d = g->dir->directory_reply;
     for (size_t i = 0; i < d->n_stages && n < max; i++) {
         const Swisd__V1__StageInfo *s = d->stages[i];
-        if (!s->model || !s->model->checksum || strcmp(s->model->checksum, g->checksum) || !s->layers)
+        if (!s->model || !s->model->checksum || strcmp(s->model->checksum, g->checksum) || !s->layers ||
+            s_is_bad(g, s->node_id, sw_now_ns()))
             continue;
         if (infos)
             infos[n] = s;
@@ -398,6 +448,8 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
  * the swarm does not cover every layer, until the route deadline. */
 static void s_try_start(sw_gateway_t *g, s_session_t *s)
 {
+    if (sw_now_ns() < s->not_before_ns)
+        return;
     sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
     const Swisd__V1__StageInfo *infos[SW_WIRE_MAX_STAGES];
     int n = s_stages(g, st, infos, SW_WIRE_MAX_STAGES);
@@ -427,7 +479,8 @@ static void s_try_start(sw_gateway_t *g, s_session_t *s)
             sw_codec_destroy(&probe);
         }
     }
-    int32_t chunk = s->n_prompt < S_PREFILL_CHUNK ? (int32_t) s->n_prompt : S_PREFILL_CHUNK;
+    s->gamma = 0;
+    int32_t chunk = s->prefill_to < S_PREFILL_CHUNK ? (int32_t) s->prefill_to : S_PREFILL_CHUNK;
     if (s_send_step(g, s, 0, chunk) != 0)
         s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the prompt to the first stage");
 }
@@ -621,11 +674,15 @@ static void s_on_reply(sw_gateway_t *g, const Swisd__V1__ForwardReply *rep)
     if (h.n_tok != (uint32_t) s->last_n ||
         sw_codec_decode(g->rx, &h, a->payload.data, a->payload.len, g->hidden, err, sizeof err) != 0)
         return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME, "bad activation from the last stage: %s", err);
-    if (s->n_sent < s->n_prompt) { /* more prompt to send */
-        int64_t left = s->n_prompt - s->n_sent;
+    if (s->n_sent < s->prefill_to) { /* more prompt (or history, on replay) to send */
+        int64_t left = s->prefill_to - s->n_sent;
         if (s_send_step(g, s, s->n_sent, (int32_t) (left < S_PREFILL_CHUNK ? left : S_PREFILL_CHUNK)) != 0)
             s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the prompt");
         return;
+    }
+    if (s->t_prefill && s->last_n == 1) {
+        const double ms = (sw_now_ns() - s->t_step) / 1e6;
+        s->step_ms_ema = s->step_ms_ema > 0 ? 0.8 * s->step_ms_ema + 0.2 * ms : ms;
     }
     if (s->gamma > 0)
         return s_on_round(g, s);
@@ -702,7 +759,7 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
         return;
     }
     sw_tokenizer_encode(g->tok, req->prompt ? req->prompt : "", plen, bos, s->tokens, n);
-    s->n_tokens = s->n_prompt = n;
+    s->n_tokens = s->n_prompt = s->prefill_to = n;
     s->t_start = sw_now_ns();
     s->route_deadline = s->t_start + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
     s->state = S_WAIT_ROUTE;
@@ -836,6 +893,51 @@ static void s_on_rpc(sw_gateway_t *g)
     sw_wire_msg_free(&m);
 }
 
+/* A step failed (a stage error, a deadline, or a stage of the route left the
+ * directory): back off `culprit` (if known), release the session's caches,
+ * and start over on a new route by replaying the whole history as a prefill.
+ * The client only sees a pause; greedy output is unchanged because the
+ * replayed positions give the same states. */
+static void s_recover(sw_gateway_t *g, s_session_t *s, const char *culprit, const char *why)
+{
+    if (s->recoveries >= S_MAX_RECOVERIES) {
+        char text[SW_WIRE_MAX_TEXT];
+        snprintf(text, sizeof text, "gave up after %d failovers; last: %s", s->recoveries, why);
+        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, "%s", text);
+    }
+    s->recoveries++;
+    g->failovers++;
+    if (culprit && culprit[0])
+        s_mark_bad(g, culprit);
+    sw_log(SW_LOG_INFO, "gateway: session %.8s: %s; replaying %lld tokens on a new route (failover %d)", s->id, why,
+           (long long) s->n_tokens, s->recoveries);
+    s_release(g, s);
+    s->n_hops = 0;
+    s->req_id = 0;                 /* replies still in flight are now stale */
+    s->gamma = 0;
+    s->prefill_to = s->n_tokens;   /* the accepted history; its last row gives the next token */
+    s->n_sent = 0;
+    s->state = S_WAIT_ROUTE;
+    s->route_deadline = sw_now_ns() + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
+    /* without a culprit the directory we hold may still list the failed stage: wait for the next one */
+    s->not_before_ns = culprit && culprit[0] ? 0 : sw_now_ns() + (uint64_t) S_DIRECTORY_MS * 1000000ull;
+    s_try_start(g, s);
+}
+
+/* The step deadline: the configured one for prefills, a multiple of the
+ * measured step time (at least 1 s) for decode steps, so a frozen stage is
+ * noticed quickly. */
+static uint64_t s_deadline_ns(const sw_gateway_t *g, const s_session_t *s)
+{
+    double ms = g->cfg.timeout_ms;
+    if (s->t_prefill && s->step_ms_ema > 0) { /* decode steps, and replays after the first prefill */
+        double adaptive = 10.0 * s->step_ms_ema * (1.0 + s->last_n / 8.0) + 1000.0;
+        if (adaptive < ms)
+            ms = adaptive;
+    }
+    return (uint64_t) (ms * 1e6);
+}
+
 static void s_on_broker(sw_gateway_t *g)
 {
     sw_wire_msg_t m;
@@ -850,8 +952,22 @@ static void s_on_broker(sw_gateway_t *g)
         m.body = NULL;
         for (s_session_t *s = g->sessions, *next; s; s = next) {
             next = s->next;
-            if (s->state == S_WAIT_ROUTE)
+            if (s->state == S_WAIT_ROUTE) {
                 s_try_start(g, s);
+                continue;
+            }
+            const Swisd__V1__DirectoryReply *d = g->dir->directory_reply;
+            for (int h = 0; h < s->n_hops; h++) {
+                bool live = false;
+                for (size_t i = 0; i < d->n_stages && !live; i++)
+                    live = !strcmp(d->stages[i]->node_id, s->hop_id[h]);
+                if (!live) {
+                    char why[128];
+                    snprintf(why, sizeof why, "stage %.8s left the swarm", s->hop_id[h]);
+                    s_recover(g, s, s->hop_id[h], why);
+                    break;
+                }
+            }
         }
         break;
     case SWISD__V1__BODY__MSG_FORWARD_REPLY:
@@ -859,10 +975,13 @@ static void s_on_broker(sw_gateway_t *g)
         break;
     case SWISD__V1__BODY__MSG_ERROR: {
         s_session_t *s = b->error->session_id && b->error->session_id[0] ? s_find(g, b->error->session_id) : NULL;
-        if (s && (b->error->request_id == 0 || b->error->request_id == s->req_id)) {
+        if (s && s->state == S_WAIT_REPLY && (b->error->request_id == 0 || b->error->request_id == s->req_id)) {
             char text[SW_WIRE_MAX_TEXT + 80];
             snprintf(text, sizeof text, "stage %.8s: %s", b->error->node_id, b->error->message);
-            s_fail(g, s, b->error->code, "%s", text);
+            if (b->error->code == SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST)
+                s_fail(g, s, b->error->code, "%s", text); /* the request itself is wrong: no retry helps */
+            else
+                s_recover(g, s, b->error->node_id, text);
         } else {
             sw_log(SW_LOG_DEBUG, "gateway: error from %.8s: %s", m.header->src, b->error->message);
         }
@@ -890,9 +1009,11 @@ static void s_housekeeping(sw_gateway_t *g)
     }
     for (s_session_t *s = g->sessions, *next; s; s = next) {
         next = s->next;
-        if (s->state == S_WAIT_REPLY && now - s->t_step > (uint64_t) g->cfg.timeout_ms * 1000000ull)
-            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_DEADLINE_EXCEEDED, "%s",
-                   "no answer from the chain of stages in time");
+        if (s->state == S_WAIT_REPLY && now - s->t_step > s_deadline_ns(g, s)) {
+            /* which hop is to blame is unknown: back off none, re-plan around stages the
+             * directory no longer lists, and replay */
+            s_recover(g, s, NULL, "no answer from the chain of stages in time");
+        }
         else if (s->state == S_WAIT_ROUTE)
             s_try_start(g, s);
     }
