@@ -28,6 +28,8 @@ struct sw_broker_client_t {
     int64_t next_hello_us;                    /* when to (re)send Hello while unregistered */
     int64_t next_hb_us;                       /* when to send the next Heartbeat */
     int64_t last_heard_us;                    /* last message from the broker side */
+    char endpoints[8][256];                   /* brokers of the region, tried in turn */
+    int n_endpoints, current;                 /* how many; the one connected */
     double rtt_ms;                            /* last HeartbeatAck round trip */
     uint64_t registrations;                   /* HelloAcks that (re)registered us */
     char broker_id[SW_WIRE_MAX_ID + 1];       /* from HelloAck */
@@ -162,7 +164,15 @@ sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, c
     }
     sw_wire_socket_setup(self->sock, 0, SW_BROKER_HWM);
     zsock_set_sndtimeo(self->sock, 0); /* a full queue fails the send instead of blocking */
-    if (zsock_connect(self->sock, "%s", cfg->endpoint) != 0) {
+    /* "tcp://a:1,tcp://b:2": several brokers of the region; the first is used
+     * until it falls silent, then the next (failover) */
+    char list[2048];
+    s_copy_str(list, sizeof list, cfg->endpoint);
+    char *save = NULL;
+    for (char *e = strtok_r(list, ",", &save); e && self->n_endpoints < 8; e = strtok_r(NULL, ",", &save))
+        if (*e)
+            s_copy_str(self->endpoints[self->n_endpoints++], sizeof self->endpoints[0], e);
+    if (self->n_endpoints == 0 || zsock_connect(self->sock, "%s", self->endpoints[0]) != 0) {
         sw_err(err, errlen, "cannot connect to %s: %s", cfg->endpoint, zmq_strerror(zmq_errno()));
         sw_broker_client_destroy(&self);
         return NULL;
@@ -344,14 +354,27 @@ int sw_broker_client_recv(sw_broker_client_t *self, sw_wire_msg_t *msg)
     return 1;
 }
 
+/* Moves to the next broker of the list (no-op with one broker). */
+static void s_next_broker(sw_broker_client_t *self)
+{
+    if (self->n_endpoints < 2)
+        return;
+    zsock_disconnect(self->sock, "%s", self->endpoints[self->current]);
+    self->current = (self->current + 1) % self->n_endpoints;
+    zsock_connect(self->sock, "%s", self->endpoints[self->current]);
+    sw_log(SW_LOG_WARN, "node %s: moving to broker %s", self->id, self->endpoints[self->current]);
+}
+
 void sw_broker_client_tick(sw_broker_client_t *self)
 {
     int64_t now = s_now_us();
-    if (self->registered && now - self->last_heard_us > (int64_t) self->expiry_ms * 1000) {
-        sw_log(SW_LOG_WARN, "node %s: broker silent for %lld ms; registering again", self->id,
-               (long long) ((now - self->last_heard_us) / 1000));
+    if (now - self->last_heard_us > (int64_t) self->expiry_ms * 1000) {
+        if (self->registered || self->n_endpoints > 1)
+            sw_log(SW_LOG_WARN, "node %s: broker silent for %lld ms; registering again", self->id,
+                   (long long) ((now - self->last_heard_us) / 1000));
         self->registered = false;
         self->last_heard_us = now;
+        s_next_broker(self);
         s_send_hello(self);
         return;
     }

@@ -37,7 +37,9 @@ extern "C" {
 #define SW_BROKER_GOODBYE_LINGER_MS 200 /* time a destroy waits to flush the Goodbye */
 
 typedef struct {
-    const char *endpoint;                     /* broker, e.g. "tcp://127.0.0.1:5555" */
+    const char *endpoint;                     /* broker, e.g. "tcp://127.0.0.1:5555"; or a comma-separated
+                                                 list of up to 8 brokers of the region: the next is
+                                                 used when the current one falls silent */
     Swisd__V1__Role role;                     /* ROLE_STAGE, ROLE_GATEWAY, ROLE_BROKER */
     const char *node_id;                      /* NULL: a random id */
     const char *region;                       /* NULL: "default" */

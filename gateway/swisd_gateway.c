@@ -12,7 +12,7 @@
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: swisd-gateway --broker ENDPOINT --model MODEL.gguf --rpc ENDPOINT [--http ADDR:PORT]\n"
+            "usage: swisd-gateway --broker ENDPOINT[,ENDPOINT...] --model MODEL.gguf --rpc ENDPOINT [--http ADDR:PORT]\n"
             "                     [--threads N] [--codec SPEC] [--region NAME] [--id ID] [--timeout-ms N]\n"
             "                     [--route-wait-ms N] [--max-sessions N] [--heartbeat-ms N]\n"
             "                     [--draft DRAFT.gguf [--gamma-max N]]\n"

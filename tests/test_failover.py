@@ -105,6 +105,46 @@ try:
     check("replaying" in glog, "the gateway never failed over: the faults missed the generations")
     print(f"failover: killed {victim}, froze {frozen}; "
           f"{glog.count('replaying')} failovers in the gateway log", flush=True)
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+    procs.clear()
+
+    # broker failure: two regional brokers under a root; every node knows both and
+    # moves to the other when its broker stops answering
+    hb = ["--heartbeat-ms", "200", "--expiry-ms", "1000"]
+    _, root = start("root", [broker_bin, "--bind", "tcp://127.0.0.1:*", "--region", "root"] + hb,
+                    "swisd-broker: listening on")
+    brokers, eps = {}, {}
+    for name in ("e1", "e2"):
+        brokers[name], eps[name] = start("broker-" + name, [broker_bin, "--bind", "tcp://127.0.0.1:*", "--parent",
+                                                            root, "--region", "eu"] + hb, "swisd-broker: listening on")
+    both = eps["e1"] + "," + eps["e2"]
+    for name, layers in (("a", "0-2"), ("b", "3-4")):
+        start("stage2-" + name, [stage_bin, "--broker", both, "--model", model, "--layers", layers, "--threads", "1",
+                                 "--heartbeat-ms", "200"], "swisd-stage:")
+    _, rpc = start("gateway2", [gateway_bin, "--broker", both, "--model", model, "--rpc", "tcp://127.0.0.1:*"],
+                   "swisd-gateway: rpc on")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", "Once", "-n", "1", "--temp", "0"],
+                           capture_output=True, timeout=30)
+        if r.returncode == 0:
+            break
+        time.sleep(0.3)
+    p0 = prompts[0]
+    g = subprocess.Popen([swisd, "generate", "--gateway", rpc, "-p", p0, "-n", str(N), "--temp", "0",
+                          "--ignore-eos", "--timeout-ms", "60000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(rng.uniform(0.1, 0.2))
+    brokers["e1"].send_signal(signal.SIGKILL)  # every node starts on e1, the first of its list
+    out, err = g.communicate(timeout=180)
+    text = out.decode("utf-8", "replace")
+    check(g.returncode == 0 and text == local[p0],
+          f"after the broker died: rc {g.returncode}, {err.decode()[-300:]}\n  got {text[-80:]!r}")
+    with open(os.path.join(logdir, "gateway2.log")) as f:
+        check("moving to broker" in f.read(), "the gateway never moved to the other broker")
 finally:
     for p in procs:
         if p.poll() is None:
