@@ -47,6 +47,10 @@ struct sw_stage_t {
     float busy;
     uint64_t served;
     char layers_text[32];  /* "a-b", inclusive */
+    bool auto_layers;      /* --layers auto: also move to cover gaps later (rebalancing) */
+    uint64_t next_rebalance_ns;
+    int gap_seen;          /* consecutive directory replies showing a gap we could fill */
+    uint64_t rng;          /* for the rebalancing jitter */
 };
 
 const char *sw_stage_id(const sw_stage_t *self) { return sw_broker_client_id(self->bc); }
@@ -189,6 +193,8 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
         goto fail;
     st->hp = sw_model_hparams(st->model);
     sw_model_identity(st->model, cfg->model_path, st->model_id, sizeof st->model_id, st->checksum, sizeof st->checksum);
+    st->auto_layers = st->cfg.layer_begin < 0;
+    st->rng = sw_now_ns() | 1;
     if (st->cfg.layer_begin < 0 && s_choose_layers(st, st->checksum, err, errlen) != 0)
         goto fail;
     if (st->cfg.layer_begin < 0 || st->cfg.layer_end > st->hp->n_layer || st->cfg.layer_begin >= st->cfg.layer_end) {
@@ -459,6 +465,88 @@ static void s_process(sw_stage_t *st)
     sw_session_cache_unpin_all(st->cache);
 }
 
+/* Loads layers [a, b) in place of the current ones: every session's cache is
+ * dropped (their gateways fail over on KV_MISSING). Returns 0 or -1 (then
+ * the old layers stay). */
+static int s_move_layers(sw_stage_t *st, int32_t a, int32_t b)
+{
+    char err[256];
+    sw_model_parts_t parts = {.layer_begin = a, .layer_end = b};
+    sw_model_t *m = sw_model_load(st->cfg.model_path, &parts, err, sizeof err);
+    sw_session_cache_t *c = m ? sw_session_cache_new(m, a, b, sw_model_hparams(m)->n_ctx_train, st->cfg.kv_mem_bytes,
+                                                     st->cfg.max_sessions)
+                              : NULL;
+    if (!m || !c) {
+        sw_log(SW_LOG_WARN, "stage: cannot load layers %d-%d: %s", (int) a, (int) b - 1, m ? "out of memory" : err);
+        sw_model_destroy(&m);
+        return -1;
+    }
+    sw_session_cache_destroy(&st->cache);
+    sw_model_destroy(&st->model);
+    st->model = m;
+    st->hp = sw_model_hparams(m);
+    st->cache = c;
+    st->cfg.layer_begin = a;
+    st->cfg.layer_end = b;
+    snprintf(st->layers_text, sizeof st->layers_text, "%d-%d", (int) a, (int) b - 1);
+    sw_broker_client_set_layers(st->bc, (uint32_t) a, (uint32_t) b);
+    return 0;
+}
+
+/* Rebalancing (--layers auto): when layers have no live stage, move to the
+ * window of our size that covers the most of them, but only if every layer we
+ * give up is held by another stage (moving must not open a new gap), and
+ * only after two directory replies in a row show the gap (not a passing
+ * expiry). */
+static void s_rebalance(sw_stage_t *st, const Swisd__V1__DirectoryReply *d)
+{
+    const int32_t L = st->hp->n_layer, size = st->cfg.layer_end - st->cfg.layer_begin;
+    int *cover = calloc((size_t) L, sizeof(int));
+    if (!cover)
+        return;
+    for (size_t i = 0; i < d->n_stages; i++) {
+        const Swisd__V1__StageInfo *s = d->stages[i];
+        if (!strcmp(s->node_id, sw_broker_client_id(st->bc)) || !s->model || !s->model->checksum ||
+            strcmp(s->model->checksum, st->checksum))
+            continue;
+        for (uint32_t l = s->layers->begin; l < s->layers->end && l < (uint32_t) L; l++)
+            cover[l]++;
+    }
+    int32_t best = -1, best_gaps = 0;
+    long best_sum = 0;
+    for (int32_t w = 0; w + size <= L; w++) {
+        int32_t gaps = 0;
+        long sum = 0;
+        bool safe = true;
+        for (int32_t l = w; l < w + size; l++) {
+            gaps += cover[l] == 0;
+            sum += cover[l];
+        }
+        for (int32_t l = st->cfg.layer_begin; l < st->cfg.layer_end; l++)
+            if ((l < w || l >= w + size) && cover[l] == 0)
+                safe = false; /* we are its only host */
+        int32_t now_gaps = 0;
+        for (int32_t l = st->cfg.layer_begin; l < st->cfg.layer_end; l++)
+            now_gaps += cover[l] == 0;
+        if (safe && gaps > now_gaps && (best < 0 || gaps > best_gaps || (gaps == best_gaps && sum < best_sum))) {
+            best = w;
+            best_gaps = gaps;
+            best_sum = sum;
+        }
+    }
+    free(cover);
+    if (best < 0 || best == st->cfg.layer_begin) {
+        st->gap_seen = 0;
+        return;
+    }
+    if (++st->gap_seen < 2)
+        return;
+    st->gap_seen = 0;
+    sw_log(SW_LOG_INFO, "stage: rebalancing: layers %d-%d have no other host; moving from %s to %d-%d",
+           (int) best, (int) (best + size - 1), st->layers_text, (int) best, (int) (best + size - 1));
+    s_move_layers(st, best, best + size);
+}
+
 static void s_on_message(sw_stage_t *st, sw_wire_msg_t *m)
 {
     const Swisd__V1__Body *b = m->body;
@@ -481,6 +569,12 @@ static void s_on_message(sw_stage_t *st, sw_wire_msg_t *m)
             sw_kv_truncate(s->kv, (int32_t) b->kv_truncate->n_past);
         break;
     }
+    case SWISD__V1__BODY__MSG_DIRECTORY_REPLY:
+        if (st->auto_layers) {
+            s_process(st); /* finish what is queued before any move */
+            s_rebalance(st, b->directory_reply);
+        }
+        break;
     case SWISD__V1__BODY__MSG_ERROR:
         sw_log(SW_LOG_DEBUG, "stage: error from %.8s: %s: %s", m->header->src, sw_wire_error_name(b->error->code),
                b->error->message);
@@ -529,6 +623,17 @@ int sw_stage_run(sw_stage_t *self, volatile int *stop)
             load.busy = self->busy;
             sw_broker_client_set_load(self->bc, &load);
             next_house_ns = now + 500000000ull;
+            if (self->auto_layers && now >= self->next_rebalance_ns && sw_broker_client_registered(self->bc)) {
+                Swisd__V1__DirectoryQuery q = SWISD__V1__DIRECTORY_QUERY__INIT;
+                q.checksum = self->checksum;
+                Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+                b.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_QUERY;
+                b.directory_query = &q;
+                sw_broker_client_send(self->bc, "", &b);
+                /* 2-3 s with jitter, so auto stages do not all move at once */
+                self->rng ^= self->rng << 13, self->rng ^= self->rng >> 7, self->rng ^= self->rng << 17;
+                self->next_rebalance_ns = now + 2000000000ull + self->rng % 1000000000ull;
+            }
         }
     }
     zpoller_destroy(&poller);

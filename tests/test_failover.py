@@ -145,6 +145,37 @@ try:
           f"after the broker died: rc {g.returncode}, {err.decode()[-300:]}\n  got {text[-80:]!r}")
     with open(os.path.join(logdir, "gateway2.log")) as f:
         check("moving to broker" in f.read(), "the gateway never moved to the other broker")
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+    procs.clear()
+
+    # rebalancing: the only host of layers 2-4 dies; a --layers auto stage (memory for 3
+    # layers, so it started on 0-2, which another stage also holds) moves to cover 2-4
+    _, ep3 = start("broker3", [broker_bin, "--bind", "tcp://127.0.0.1:*"] + hb, "swisd-broker: listening on")
+    start("fixed01", [stage_bin, "--broker", ep3, "--model", model, "--layers", "0-1", "--heartbeat-ms", "200"],
+          "swisd-stage:")
+    f24, _ = start("fixed24", [stage_bin, "--broker", ep3, "--model", model, "--layers", "2-4", "--heartbeat-ms",
+                               "200"], "swisd-stage:")
+    time.sleep(0.6)
+    _, line = start("auto", [stage_bin, "--broker", ep3, "--model", model, "--layers", "auto", "--mem", "560K",
+                             "--heartbeat-ms", "200"], "swisd-stage:")
+    check(line.endswith("layers 0-2"), f"the auto stage should start on 0-2: {line!r}")
+    _, rpc3 = start("gateway3", [gateway_bin, "--broker", ep3, "--model", model, "--rpc", "tcp://127.0.0.1:*",
+                                 "--route-wait-ms", "20000"], "swisd-gateway: rpc on")
+    f24.send_signal(signal.SIGKILL)
+    t0 = time.time()
+    rc, out = 1, b""
+    while time.time() - t0 < 30 and rc != 0:
+        r = subprocess.run([swisd, "generate", "--gateway", rpc3, "-p", p0, "-n", str(N), "--temp", "0",
+                            "--ignore-eos"], capture_output=True, timeout=60)
+        rc, out = r.returncode, r.stdout
+    check(rc == 0 and out.decode("utf-8", "replace") == local[p0],
+          f"after rebalancing: rc {rc}, text {out.decode('utf-8', 'replace')[-80:]!r}")
+    with open(os.path.join(logdir, "auto.log")) as f:
+        check("rebalancing" in f.read(), "the auto stage never moved")
+    print(f"failover: the swarm healed {time.time() - t0:.1f} s after losing the only host of 2-4", flush=True)
 finally:
     for p in procs:
         if p.poll() is None:
