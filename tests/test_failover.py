@@ -176,6 +176,22 @@ try:
     with open(os.path.join(logdir, "auto.log")) as f:
         check("rebalancing" in f.read(), "the auto stage never moved")
     print(f"failover: the swarm healed {time.time() - t0:.1f} s after losing the only host of 2-4", flush=True)
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+    procs.clear()
+
+    # no host for some layers: after a bounded wait, a clear error naming them
+    _, ep4 = start("broker4", [broker_bin, "--bind", "tcp://127.0.0.1:*"] + hb, "swisd-broker: listening on")
+    start("only01", [stage_bin, "--broker", ep4, "--model", model, "--layers", "0-1"], "swisd-stage:")
+    _, rpc4 = start("gateway4", [gateway_bin, "--broker", ep4, "--model", model, "--rpc", "tcp://127.0.0.1:*",
+                                 "--route-wait-ms", "1500"], "swisd-gateway: rpc on")
+    t0 = time.time()
+    r = subprocess.run([swisd, "generate", "--gateway", rpc4, "-p", p0, "-n", "5"], capture_output=True, timeout=60)
+    err = r.stderr.decode()
+    check(r.returncode == 1 and "NO_ROUTE" in err and "2-4" in err, f"missing layers not named: {err[-300:]}")
+    check(time.time() - t0 < 10, "the request without a route did not end within a bounded time")
 finally:
     for p in procs:
         if p.poll() is None:
