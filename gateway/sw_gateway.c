@@ -559,6 +559,10 @@ static int s_draft_feed(sw_gateway_t *g, s_session_t *s, int64_t upto, float *ou
 {
     char err[256];
     const sw_hparams_t *dh = sw_model_hparams(g->draft);
+    if (s->draft_n >= upto) { /* e.g. after a failover mid-round: recompute the last position */
+        s->draft_n = (int32_t) upto - 1;
+        sw_kv_truncate(s->draft_kv, s->draft_n);
+    }
     while (s->draft_n < upto) {
         int32_t n = (int32_t) (upto - s->draft_n < S_PREFILL_CHUNK ? upto - s->draft_n : S_PREFILL_CHUNK);
         sw_seq_t sq = {.kv = s->draft_kv, .pos = s->draft_n, .n_tok = n, .hidden = g->dh};
