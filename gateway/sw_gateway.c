@@ -131,6 +131,7 @@ static void s_mark_bad(sw_gateway_t *g, const char *id)
 
 const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self) { return self->rpc_ep; }
 const char *sw_gateway_id(const sw_gateway_t *self) { return sw_broker_client_id(self->bc); }
+const char *sw_gateway_model_id(const sw_gateway_t *self) { return self->model_id; }
 
 /* Loads the draft model and checks that it shares the target's vocabulary
  * (same size and the same piece for every id). */

@@ -40,6 +40,8 @@ void sw_gateway_destroy(sw_gateway_t **self_p);
 /*  The RPC endpoint actually bound. Borrowed. */
 const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self);
 const char *sw_gateway_id(const sw_gateway_t *self);
+/*  The served model's id (borrowed). */
+const char *sw_gateway_model_id(const sw_gateway_t *self);
 /*  Serves until *stop or SIGINT/SIGTERM. Returns 0. */
 int sw_gateway_run(sw_gateway_t *self, volatile int *stop);
 

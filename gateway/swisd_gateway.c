@@ -8,6 +8,7 @@
 
 #include "sw_common.h"
 #include "sw_gateway.h"
+#include "sw_http.h"
 
 static void s_usage(FILE *out)
 {
@@ -25,7 +26,10 @@ static void s_usage(FILE *out)
             "                    it proposes tokens, the swarm verifies several in one round trip\n"
             "  --gamma-max N     most tokens proposed per round (default 8; the gateway adapts the\n"
             "                    number to the measured acceptance rate and round-trip time)\n"
-            "  --http ADDR:PORT  OpenAI-compatible HTTP API (not available in this version)\n"
+            "  --http ADDR:PORT  OpenAI-compatible HTTP API: /v1/models, /v1/completions, /v1/chat/completions\n"
+            "                    (stream: true as server-sent events), /healthz (:0 picks a free port)\n"
+            "  --http-rate N     requests per second per client address (burst 2N; default 5)\n"
+            "  --http-max-concurrent N  generations at once over HTTP (default 16; more get 503)\n"
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
@@ -42,6 +46,8 @@ int main(int argc, char **argv)
 {
     sw_gateway_config_t cfg = {.threads = 1};
     const char *http = NULL;
+    double http_rate = 0;
+    int http_conc = 0;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
         {"rpc", required_argument, 0, 'r'}, {"http", required_argument, 0, 'H'},
@@ -50,6 +56,7 @@ int main(int argc, char **argv)
         {"timeout-ms", required_argument, 0, 'T'}, {"route-wait-ms", required_argument, 0, 'W'},
         {"max-sessions", required_argument, 0, 'S'}, {"heartbeat-ms", required_argument, 0, 'B'},
         {"draft", required_argument, 0, 'd'}, {"gamma-max", required_argument, 0, 'g'},
+        {"http-rate", required_argument, 0, 'q'}, {"http-max-concurrent", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -68,6 +75,8 @@ int main(int argc, char **argv)
         case 'S': cfg.max_sessions = s_int("--max-sessions", optarg, 1, 100000); break;
         case 'B': cfg.heartbeat_ms = s_int("--heartbeat-ms", optarg, 10, 60000); break;
         case 'd': cfg.draft_path = optarg; break;
+        case 'q': http_rate = (double) s_int("--http-rate", optarg, 1, 100000); break;
+        case 'C': http_conc = (int) s_int("--http-max-concurrent", optarg, 1, 10000); break;
         case 'g': cfg.gamma_max = s_int("--gamma-max", optarg, 1, 16); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
@@ -77,8 +86,6 @@ int main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
-    if (http)
-        sw_log(SW_LOG_WARN, "--http %s: the HTTP API is not available in this version; serving RPC only", http);
     char err[512];
     sw_gateway_t *g = sw_gateway_new(&cfg, err, sizeof err);
     if (!g) {
@@ -86,8 +93,20 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("swisd-gateway: rpc on %s\n", sw_gateway_rpc_endpoint(g));
+    sw_http_t *web = NULL;
+    if (http) {
+        sw_http_config_t hc = {.addr = http, .rpc = sw_gateway_rpc_endpoint(g), .model_id = sw_gateway_model_id(g),
+                               .rate_rps = http_rate, .max_concurrent = http_conc};
+        if (!(web = sw_http_new(&hc, err, sizeof err))) {
+            fprintf(stderr, "swisd-gateway: %s\n", err);
+            sw_gateway_destroy(&g);
+            return 1;
+        }
+        printf("swisd-gateway: http on port %d\n", sw_http_port(web));
+    }
     fflush(stdout);
     sw_gateway_run(g, NULL);
+    sw_http_destroy(&web);
     sw_log(SW_LOG_INFO, "gateway %s: shutting down", sw_gateway_id(g));
     sw_gateway_destroy(&g);
     return 0;

@@ -1,0 +1,569 @@
+/*  sw_http.c: OpenAI-compatible HTTP API over the gateway RPC (see sw_http.h). */
+#include "sw_http.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sw_client.h"
+#include "sw_common.h"
+
+#define S_BUCKETS 256
+
+typedef struct {
+    char ip[64];
+    double tokens;   /* requests that may still be made now */
+    double last;     /* seconds, monotonic */
+} s_bucket_t;
+
+struct sw_http_t {
+    sw_http_config_t cfg;
+    char rpc[256], model_id[129];
+    struct MHD_Daemon *d;
+    int port;
+    pthread_mutex_t mu;
+    int active;                    /* generations in progress */
+    s_bucket_t buckets[S_BUCKETS]; /* per-IP token buckets (hashed, overwrite on collision) */
+};
+
+typedef struct {
+    char *body;
+    size_t len;
+    bool too_big;
+} s_req_t;
+
+static double s_now(void) { return sw_now_ns() / 1e9; }
+
+/* ---- responses ---------------------------------------------------------------- */
+
+static enum MHD_Result s_send(struct MHD_Connection *c, unsigned status, const char *type, char *text,
+                              const char *retry_after)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", type);
+    if (retry_after)
+        MHD_add_response_header(r, "Retry-After", retry_after);
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result s_json(struct MHD_Connection *c, unsigned status, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s_send(c, status, "application/json", text ? text : strdup("{}"), NULL);
+}
+
+static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status, const char *type, const char *msg,
+                               const char *retry_after)
+{
+    json_t *j = json_pack("{s:{s:s, s:s, s:n}}", "error", "message", msg, "type", type, "code");
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s_send(c, status, "application/json", text ? text : strdup("{}"), retry_after);
+}
+
+/* ---- fair use ---------------------------------------------------------------- */
+
+/* Takes one request from the client's bucket; returns 0, or the seconds to wait. */
+static int s_rate(sw_http_t *h, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char ip[64] = "?";
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, ip, sizeof ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, ip, sizeof ip);
+    }
+    unsigned hash = 5381;
+    for (const char *p = ip; *p; p++)
+        hash = hash * 33 + (unsigned char) *p;
+    const double rate = h->cfg.rate_rps, burst = 2 * rate, now = s_now();
+    pthread_mutex_lock(&h->mu);
+    s_bucket_t *b = &h->buckets[hash % S_BUCKETS];
+    if (strcmp(b->ip, ip)) {
+        snprintf(b->ip, sizeof b->ip, "%s", ip);
+        b->tokens = burst;
+        b->last = now;
+    }
+    b->tokens = b->tokens + (now - b->last) * rate;
+    if (b->tokens > burst)
+        b->tokens = burst;
+    b->last = now;
+    int wait = 0;
+    if (b->tokens >= 1)
+        b->tokens -= 1;
+    else
+        wait = (int) ((1 - b->tokens) / rate) + 1;
+    pthread_mutex_unlock(&h->mu);
+    return wait;
+}
+
+/* ---- generation ------------------------------------------------------------------ */
+
+typedef struct {
+    sw_http_t *h;
+    sw_client_request_t req;
+    char *prompt;
+    char *stops[4];
+    bool chat, stream;
+    char id[40];
+    long created;
+    /* non-streaming: the text; streaming: the pipe to the response */
+    char *text;
+    size_t len, cap;
+    int fd_read, fd_write;
+    pthread_t thread;
+    bool thread_started;
+    sw_client_summary_t sum;
+    int rc;
+    char err[1200];
+} s_gen_t;
+
+static void s_gen_free(s_gen_t *g)
+{
+    if (!g)
+        return;
+    free(g->prompt);
+    for (int i = 0; i < 4; i++)
+        free(g->stops[i]);
+    free(g->text);
+    free(g);
+}
+
+static void s_append(s_gen_t *g, const char *t, size_t n)
+{
+    if (g->len + n + 1 > g->cap) {
+        size_t cap = (g->cap + n + 64) * 2;
+        char *p = realloc(g->text, cap);
+        if (!p)
+            return;
+        g->text = p;
+        g->cap = cap;
+    }
+    memcpy(g->text + g->len, t, n);
+    g->len += n;
+    g->text[g->len] = 0;
+}
+
+static const char *s_finish_reason(const sw_client_summary_t *s)
+{
+    return !strcmp(s->stop_reason, "length") ? "length" : "stop";
+}
+
+/* One SSE event holding a chunk of text (or the final finish_reason). */
+static void s_sse(s_gen_t *g, const char *text, size_t len, const char *finish)
+{
+    json_t *choice = g->chat
+                         ? json_pack("{s:i, s:{s:s%}, s:o}", "index", 0, "delta", "content", text ? text : "", len,
+                                     "finish_reason", finish ? json_string(finish) : json_null())
+                         : json_pack("{s:i, s:s%, s:o}", "index", 0, "text", text ? text : "", len, "finish_reason",
+                                     finish ? json_string(finish) : json_null());
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:[o]}", "id", g->id, "object",
+                          g->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t) g->created,
+                          "model", g->h->model_id, "choices", choice);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (body) {
+        dprintf(g->fd_write, "data: %s\n\n", body);
+        free(body);
+    }
+}
+
+static void s_on_token_text(const char *text, size_t len, uint32_t token_id, void *user)
+{
+    (void) token_id;
+    s_gen_t *g = user;
+    if (g->stream) {
+        if (len)
+            s_sse(g, text, len, NULL);
+    } else {
+        s_append(g, text, len);
+    }
+}
+
+static int s_run(s_gen_t *g)
+{
+    sw_client_t *cl = sw_client_new(g->h->rpc, g->err, sizeof g->err);
+    if (!cl)
+        return -1;
+    int rc = sw_client_generate(cl, &g->req, s_on_token_text, g, &g->sum, g->h->cfg.timeout_ms, g->err,
+                                sizeof g->err);
+    sw_client_destroy(&cl);
+    return rc;
+}
+
+static void *s_stream_thread(void *arg)
+{
+    s_gen_t *g = arg;
+    g->rc = s_run(g);
+    if (g->rc == 0)
+        s_sse(g, NULL, 0, s_finish_reason(&g->sum));
+    else
+        dprintf(g->fd_write, "data: {\"error\":{\"message\":\"%s\",\"type\":\"server_error\"}}\n\n",
+                strstr(g->err, "NO_ROUTE") ? "no route: some layers have no live stage" : "generation failed");
+    dprintf(g->fd_write, "data: [DONE]\n\n");
+    close(g->fd_write);
+    g->fd_write = -1;
+    pthread_mutex_lock(&g->h->mu);
+    g->h->active--;
+    pthread_mutex_unlock(&g->h->mu);
+    return NULL;
+}
+
+static ssize_t s_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void) pos;
+    s_gen_t *g = cls;
+    ssize_t n = read(g->fd_read, buf, max);
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+}
+
+static void s_stream_free(void *cls)
+{
+    s_gen_t *g = cls;
+    close(g->fd_read); /* a vanished client: the producer's writes fail, it finishes, we join */
+    if (g->thread_started)
+        pthread_join(g->thread, NULL);
+    if (g->fd_write >= 0)
+        close(g->fd_write);
+    s_gen_free(g);
+}
+
+/* Parses the request fields shared by both endpoints. Returns NULL with a
+ * message in why. */
+static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why)
+{
+    s_gen_t *g = calloc(1, sizeof *g);
+    if (!g) {
+        *why = "out of memory";
+        return NULL;
+    }
+    g->h = h;
+    g->chat = chat;
+    g->fd_read = g->fd_write = -1;
+    if (chat) {
+        json_t *msgs = json_object_get(j, "messages");
+        if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+            *why = "'messages' must be a non-empty array";
+            goto bad;
+        }
+        /* default template (documented in docs/protocol.md): "Role: content" lines, then "Assistant:" */
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m) {
+            const char *role = json_string_value(json_object_get(m, "role"));
+            const char *content = json_string_value(json_object_get(m, "content"));
+            if (!role || !content) {
+                *why = "each message needs string 'role' and 'content'";
+                goto bad;
+            }
+            char head[32];
+            snprintf(head, sizeof head, "%c%s: ", role[0] >= 'a' && role[0] <= 'z' ? role[0] - 32 : role[0],
+                     role[0] ? role + 1 : "");
+            s_append(g, head, strlen(head));
+            s_append(g, content, strlen(content));
+            s_append(g, "\n", 1);
+        }
+        s_append(g, "Assistant:", 10);
+        g->prompt = g->text;
+        g->text = NULL;
+        g->len = g->cap = 0;
+    } else {
+        json_t *p = json_object_get(j, "prompt");
+        if (!json_is_string(p)) {
+            *why = "'prompt' must be a string";
+            goto bad;
+        }
+        g->prompt = strdup(json_string_value(p));
+    }
+    if (!g->prompt || strlen(g->prompt) > (1u << 20)) {
+        *why = "the prompt is missing or longer than 1 MiB";
+        goto bad;
+    }
+    g->req.prompt = g->prompt;
+    json_t *v;
+    g->req.max_tokens = 16;
+    if ((v = json_object_get(j, "max_tokens")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > h->cfg.max_tokens) {
+            *why = "'max_tokens' must be an integer from 1 to the server's limit";
+            goto bad;
+        }
+        g->req.max_tokens = (uint32_t) json_integer_value(v);
+    }
+    g->req.temperature = 1.0f;
+    if ((v = json_object_get(j, "temperature")) && !json_is_null(v)) {
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2) {
+            *why = "'temperature' must be a number from 0 to 2";
+            goto bad;
+        }
+        g->req.temperature = (float) json_number_value(v);
+    }
+    g->req.top_p = 1.0f;
+    if ((v = json_object_get(j, "top_p")) && !json_is_null(v)) {
+        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1) {
+            *why = "'top_p' must be a number in (0, 1]";
+            goto bad;
+        }
+        g->req.top_p = (float) json_number_value(v);
+    }
+    if ((v = json_object_get(j, "seed")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            *why = "'seed' must be a non-negative integer";
+            goto bad;
+        }
+        g->req.seed = (uint64_t) json_integer_value(v);
+    }
+    if ((v = json_object_get(j, "stop")) && !json_is_null(v)) {
+        if (json_is_string(v)) {
+            g->stops[0] = strdup(json_string_value(v));
+            g->req.n_stop = 1;
+        } else if (json_is_array(v) && json_array_size(v) <= 4) {
+            for (size_t i = 0; i < json_array_size(v); i++) {
+                if (!json_is_string(json_array_get(v, i)) || strlen(json_string_value(json_array_get(v, i))) > 256) {
+                    *why = "'stop' must be a string or up to 4 strings";
+                    goto bad;
+                }
+                g->stops[g->req.n_stop++] = strdup(json_string_value(json_array_get(v, i)));
+            }
+        } else {
+            *why = "'stop' must be a string or up to 4 strings";
+            goto bad;
+        }
+        g->req.stop = (const char *const *) g->stops;
+    }
+    if ((v = json_object_get(j, "stream")) && !json_is_null(v)) {
+        if (!json_is_boolean(v)) {
+            *why = "'stream' must be a boolean";
+            goto bad;
+        }
+        g->stream = json_is_true(v);
+    }
+    g->req.top_k = 0;
+    g->req.min_p = 0;
+    g->req.repeat_penalty = 1.0f;
+    g->created = (long) time(NULL);
+    snprintf(g->id, sizeof g->id, "%s-%llx", chat ? "chatcmpl" : "cmpl", (unsigned long long) sw_now_ns());
+    return g;
+bad:
+    s_gen_free(g);
+    return NULL;
+}
+
+static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const s_req_t *rq, bool chat)
+{
+    json_error_t jerr;
+    json_t *j = rq->body ? json_loadb(rq->body, rq->len, 0, &jerr) : NULL;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return s_error(c, 400, "invalid_request_error", "the body is not a JSON object", NULL);
+    }
+    const char *why = NULL;
+    s_gen_t *g = s_parse(h, j, chat, &why);
+    json_decref(j);
+    if (!g)
+        return s_error(c, 400, "invalid_request_error", why, NULL);
+    pthread_mutex_lock(&h->mu);
+    bool full = h->active >= h->cfg.max_concurrent;
+    if (!full)
+        h->active++;
+    pthread_mutex_unlock(&h->mu);
+    if (full) {
+        s_gen_free(g);
+        return s_error(c, 503, "server_busy", "too many concurrent requests; try again shortly", "1");
+    }
+    if (g->stream) {
+        int fds[2];
+        if (pipe(fds) != 0) {
+            pthread_mutex_lock(&h->mu);
+            h->active--;
+            pthread_mutex_unlock(&h->mu);
+            s_gen_free(g);
+            return s_error(c, 500, "server_error", "cannot stream", NULL);
+        }
+        g->fd_read = fds[0];
+        g->fd_write = fds[1];
+        g->thread_started = pthread_create(&g->thread, NULL, s_stream_thread, g) == 0;
+        if (!g->thread_started) {
+            close(g->fd_write);
+            g->fd_write = -1;
+        }
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, s_stream_read, g,
+                                                                   s_stream_free);
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        enum MHD_Result rc = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        return rc;
+    }
+    int rc = s_run(g);
+    pthread_mutex_lock(&h->mu);
+    h->active--;
+    pthread_mutex_unlock(&h->mu);
+    enum MHD_Result res;
+    if (rc != 0) {
+        unsigned status = strstr(g->err, "NO_ROUTE") ? 503 : strstr(g->err, "BAD_REQUEST") ? 400
+                          : strstr(g->err, "no answer") ? 504 : 500;
+        res = s_error(c, status, status == 400 ? "invalid_request_error" : "server_error", g->err, NULL);
+    } else {
+        json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", 0, "message", "role", "assistant",
+                                          "content", g->text ? g->text : "", g->len, "finish_reason",
+                                          s_finish_reason(&g->sum))
+                              : json_pack("{s:i, s:s%, s:s}", "index", 0, "text", g->text ? g->text : "", g->len,
+                                          "finish_reason", s_finish_reason(&g->sum));
+        json_t *out = json_pack("{s:s, s:s, s:i, s:s, s:[o], s:{s:i, s:i, s:i}}", "id", g->id, "object",
+                                chat ? "chat.completion" : "text_completion", "created", (json_int_t) g->created,
+                                "model", h->model_id, "choices", choice, "usage", "prompt_tokens",
+                                (json_int_t) g->sum.prompt_tokens, "completion_tokens",
+                                (json_int_t) g->sum.completion_tokens, "total_tokens",
+                                (json_int_t) (g->sum.prompt_tokens + g->sum.completion_tokens));
+        res = out ? s_json(c, 200, out) : s_error(c, 500, "server_error", "cannot build the response", NULL);
+    }
+    s_gen_free(g);
+    return res;
+}
+
+static enum MHD_Result s_models(sw_http_t *h, struct MHD_Connection *c)
+{
+    char err[512], id[129] = "", gaps[256] = "";
+    bool servable = false;
+    sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
+    int rc = cl ? sw_client_list_models(cl, id, sizeof id, &servable, gaps, sizeof gaps, 5000, err, sizeof err) : -1;
+    sw_client_destroy(&cl);
+    if (rc != 0)
+        return s_error(c, 503, "server_error", "the gateway did not answer", NULL);
+    json_t *m = json_pack("{s:s, s:s, s:i, s:s, s:b, s:s}", "id", id, "object", "model", "created", 0, "owned_by",
+                          "swisd", "servable", servable, "missing_layers", gaps);
+    return s_json(c, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", m));
+}
+
+/* ---- the server ------------------------------------------------------------------ */
+
+static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                 const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void) version;
+    sw_http_t *h = cls;
+    s_req_t *rq = *con_cls;
+    if (!rq) {
+        if (!(rq = calloc(1, sizeof *rq)))
+            return MHD_NO;
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!rq->too_big && rq->len + *upload_size <= h->cfg.max_body) {
+            char *b = realloc(rq->body, rq->len + *upload_size + 1);
+            if (b) {
+                memcpy(b + rq->len, upload, *upload_size);
+                rq->body = b;
+                rq->len += *upload_size;
+                rq->body[rq->len] = 0;
+            }
+        } else {
+            rq->too_big = true;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!strcmp(url, "/healthz"))
+        return s_send(c, 200, "text/plain", strdup("ok\n"), NULL);
+    const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
+    const bool completions = !strcmp(url, "/v1/completions"), chat = !strcmp(url, "/v1/chat/completions");
+    if (!completions && !chat && strcmp(url, "/v1/models"))
+        return s_error(c, 404, "invalid_request_error", "no such endpoint", NULL);
+    if ((completions || chat) ? !post : !get)
+        return s_error(c, 405, "invalid_request_error", "method not allowed", NULL);
+    int wait = s_rate(h, c);
+    if (wait > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", wait);
+        return s_error(c, 429, "rate_limit_exceeded", "too many requests from this address", ra);
+    }
+    if (rq->too_big)
+        return s_error(c, 413, "invalid_request_error", "the body is too large", NULL);
+    if (!completions && !chat)
+        return s_models(h, c);
+    return s_generate(h, c, rq, chat);
+}
+
+static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+{
+    (void) cls, (void) c, (void) t;
+    s_req_t *rq = *con_cls;
+    if (rq) {
+        free(rq->body);
+        free(rq);
+    }
+    *con_cls = NULL;
+}
+
+sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
+{
+    const char *colon = cfg->addr ? strrchr(cfg->addr, ':') : NULL;
+    char host[64] = "";
+    long port = colon ? strtol(colon + 1, NULL, 10) : -1;
+    if (!colon || port < 0 || port > 65535 || (size_t) (colon - cfg->addr) >= sizeof host) {
+        sw_err(err, errlen, "--http: expected ADDR:PORT, got '%s'", cfg->addr ? cfg->addr : "");
+        return NULL;
+    }
+    memcpy(host, cfg->addr, (size_t) (colon - cfg->addr));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (host[0] && inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        sw_err(err, errlen, "--http: '%s' is not an IPv4 address", host);
+        return NULL;
+    }
+    sw_http_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        sw_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->cfg = *cfg;
+    snprintf(h->rpc, sizeof h->rpc, "%s", cfg->rpc);
+    snprintf(h->model_id, sizeof h->model_id, "%s", cfg->model_id ? cfg->model_id : "");
+    if (h->cfg.max_body == 0) h->cfg.max_body = 1u << 20;
+    if (h->cfg.max_tokens == 0) h->cfg.max_tokens = 2048;
+    if (h->cfg.max_concurrent <= 0) h->cfg.max_concurrent = 16;
+    if (h->cfg.rate_rps <= 0) h->cfg.rate_rps = 5;
+    if (h->cfg.timeout_ms <= 0) h->cfg.timeout_ms = 60000;
+    pthread_mutex_init(&h->mu, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a streaming client that vanishes must not kill the gateway */
+    h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                            s_handler, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+                            MHD_OPTION_NOTIFY_COMPLETED, s_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned) 300, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 256, MHD_OPTION_END);
+    if (!h->d) {
+        sw_err(err, errlen, "cannot serve HTTP on %s (address in use?)", cfg->addr);
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : (int) port;
+    return h;
+}
+
+void sw_http_destroy(sw_http_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    MHD_stop_daemon((*self_p)->d);
+    pthread_mutex_destroy(&(*self_p)->mu);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+int sw_http_port(const sw_http_t *self) { return self->port; }
