@@ -188,3 +188,22 @@ int sw_client_swarm_status(sw_client_t *self, int *n_stages, int *n_sessions, in
     sw_wire_msg_free(&m);
     return r ? 0 : -1;
 }
+
+int sw_client_swarm_stages(sw_client_t *self, sw_client_stage_fn *on_stage, void *user, int timeout_ms, char *err,
+                           size_t errlen)
+{
+    Swisd__V1__SwarmStatusRequest q = SWISD__V1__SWARM_STATUS_REQUEST__INIT;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_SWARM_STATUS_REQUEST;
+    b.swarm_status_request = &q;
+    sw_wire_msg_t m;
+    const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY, &m, timeout_ms, err, errlen);
+    if (r)
+        for (size_t i = 0; i < r->swarm_status_reply->n_stages; i++) {
+            const Swisd__V1__StageInfo *st = r->swarm_status_reply->stages[i];
+            on_stage(st->node_id, st->region, st->layers ? st->layers->begin : 0, st->layers ? st->layers->end : 0,
+                     st->rtt_ms, user);
+        }
+    sw_wire_msg_free(&m);
+    return r ? 0 : -1;
+}

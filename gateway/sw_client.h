@@ -64,4 +64,11 @@ int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool
 int sw_client_swarm_status(sw_client_t *self, int *n_stages, int *n_sessions, int timeout_ms, char *err,
                            size_t errlen);
 
+/*  Calls on_stage for every live stage the gateway sees: node id, region,
+ *  layers [begin, end), round trip to its broker in ms. Returns 0 or -1. */
+typedef void (sw_client_stage_fn)(const char *node_id, const char *region, uint32_t begin, uint32_t end,
+                                  float rtt_ms, void *user);
+int sw_client_swarm_stages(sw_client_t *self, sw_client_stage_fn *on_stage, void *user, int timeout_ms, char *err,
+                           size_t errlen);
+
 #endif

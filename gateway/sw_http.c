@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,16 @@ typedef struct {
     double last;     /* seconds, monotonic */
 } s_bucket_t;
 
+/* Time-to-first-token histogram bounds, seconds (Prometheus "le" labels). */
+static const double s_ttft_le[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define S_TTFT_N (sizeof s_ttft_le / sizeof s_ttft_le[0])
+
 struct sw_http_t {
     sw_http_config_t cfg;
+    /* metrics, under mu */
+    uint64_t requests, rate_limited, busy_rejected, failed, completions, tokens;
+    uint64_t ttft_bucket[S_TTFT_N + 1]; /* last: +Inf */
+    double ttft_sum, last_tps;
     char rpc[256], model_id[129];
     struct MHD_Daemon *d;
     int port;
@@ -195,11 +204,27 @@ static void s_on_token_text(const char *text, size_t len, uint32_t token_id, voi
 static int s_run(s_gen_t *g)
 {
     sw_client_t *cl = sw_client_new(g->h->rpc, g->err, sizeof g->err);
-    if (!cl)
-        return -1;
-    int rc = sw_client_generate(cl, &g->req, s_on_token_text, g, &g->sum, g->h->cfg.timeout_ms, g->err,
-                                sizeof g->err);
+    int rc = cl ? sw_client_generate(cl, &g->req, s_on_token_text, g, &g->sum, g->h->cfg.timeout_ms, g->err,
+                                     sizeof g->err)
+                : -1;
     sw_client_destroy(&cl);
+    sw_http_t *h = g->h;
+    pthread_mutex_lock(&h->mu);
+    if (rc == 0) {
+        h->completions++;
+        h->tokens += g->sum.completion_tokens;
+        const double ttft = g->sum.time_to_first_token_ms / 1000.0;
+        size_t b = 0;
+        while (b < S_TTFT_N && ttft > s_ttft_le[b])
+            b++;
+        h->ttft_bucket[b]++;
+        h->ttft_sum += ttft;
+        if (g->sum.decode_tokens_per_s > 0)
+            h->last_tps = g->sum.decode_tokens_per_s;
+    } else {
+        h->failed++;
+    }
+    pthread_mutex_unlock(&h->mu);
     return rc;
 }
 
@@ -381,6 +406,9 @@ static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const 
         h->active++;
     pthread_mutex_unlock(&h->mu);
     if (full) {
+        pthread_mutex_lock(&h->mu);
+        h->busy_rejected++;
+        pthread_mutex_unlock(&h->mu);
         s_gen_free(g);
         return s_error(c, 503, "server_busy", "too many concurrent requests; try again shortly", "1");
     }
@@ -449,6 +477,110 @@ static enum MHD_Result s_models(sw_http_t *h, struct MHD_Connection *c)
     return s_json(c, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", m));
 }
 
+/* Appends printf-style text to a growing buffer. */
+static void s_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void s_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (*buf && *len + (size_t) n < *cap) {
+            *len += (size_t) n;
+            return;
+        }
+        size_t cap2 = (*cap + (size_t) n + 256) * 2;
+        char *b = realloc(*buf, cap2);
+        if (!b)
+            return;
+        *buf = b;
+        *cap = cap2;
+    }
+}
+
+typedef struct {
+    char **buf;
+    size_t *len, *cap;
+    char regions[32][65];
+    int counts[32], n_regions;
+} s_metrics_ctx_t;
+
+static void s_metrics_stage(const char *node, const char *region, uint32_t begin, uint32_t end, float rtt_ms,
+                            void *user)
+{
+    s_metrics_ctx_t *m = user;
+    int i = 0;
+    while (i < m->n_regions && strcmp(m->regions[i], region))
+        i++;
+    if (i == m->n_regions && m->n_regions < 32)
+        snprintf(m->regions[m->n_regions++], sizeof m->regions[0], "%s", region);
+    if (i < 32)
+        m->counts[i]++;
+    s_printf(m->buf, m->len, m->cap, "swisd_stage_rtt_milliseconds{node=\"%.16s\",region=\"%s\",layers=\"%u-%u\"} %.3f\n",
+             node, region, begin, end ? end - 1 : 0, rtt_ms);
+}
+
+/* GET /metrics: Prometheus text exposition format, version 0.0.4. */
+static enum MHD_Result s_metrics(sw_http_t *h, struct MHD_Connection *c)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    pthread_mutex_lock(&h->mu);
+    s_printf(&buf, &len, &cap,
+             "# HELP swisd_http_requests_total HTTP requests received.\n# TYPE swisd_http_requests_total counter\n"
+             "swisd_http_requests_total %llu\n"
+             "# HELP swisd_rate_limited_total Requests answered 429.\n# TYPE swisd_rate_limited_total counter\n"
+             "swisd_rate_limited_total %llu\n"
+             "# HELP swisd_busy_rejected_total Requests answered 503 for the concurrency cap.\n"
+             "# TYPE swisd_busy_rejected_total counter\nswisd_busy_rejected_total %llu\n"
+             "# HELP swisd_generations_failed_total Generations that ended in an error.\n"
+             "# TYPE swisd_generations_failed_total counter\nswisd_generations_failed_total %llu\n"
+             "# HELP swisd_tokens_generated_total Completion tokens generated.\n"
+             "# TYPE swisd_tokens_generated_total counter\nswisd_tokens_generated_total %llu\n"
+             "# HELP swisd_decode_tokens_per_second Decode speed of the last finished generation.\n"
+             "# TYPE swisd_decode_tokens_per_second gauge\nswisd_decode_tokens_per_second %.3f\n"
+             "# HELP swisd_active_generations Generations in progress over HTTP.\n"
+             "# TYPE swisd_active_generations gauge\nswisd_active_generations %d\n"
+             "# HELP swisd_time_to_first_token_seconds Time to first token.\n"
+             "# TYPE swisd_time_to_first_token_seconds histogram\n",
+             (unsigned long long) h->requests, (unsigned long long) h->rate_limited,
+             (unsigned long long) h->busy_rejected, (unsigned long long) h->failed, (unsigned long long) h->tokens,
+             h->last_tps, h->active);
+    uint64_t cum = 0;
+    for (size_t b = 0; b <= S_TTFT_N; b++) {
+        cum += h->ttft_bucket[b];
+        if (b < S_TTFT_N)
+            s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_bucket{le=\"%g\"} %llu\n", s_ttft_le[b],
+                     (unsigned long long) cum);
+        else
+            s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_bucket{le=\"+Inf\"} %llu\n",
+                     (unsigned long long) cum);
+    }
+    s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_sum %.6f\nswisd_time_to_first_token_seconds_count %llu\n",
+             h->ttft_sum, (unsigned long long) cum);
+    pthread_mutex_unlock(&h->mu);
+    /* the swarm as the gateway sees it */
+    s_metrics_ctx_t m = {.buf = &buf, .len = &len, .cap = &cap};
+    char err[256];
+    int n_stages = 0, n_sessions = 0;
+    sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
+    s_printf(&buf, &len, &cap, "# HELP swisd_stage_rtt_milliseconds Round trip of each live stage to its broker.\n"
+                               "# TYPE swisd_stage_rtt_milliseconds gauge\n");
+    if (cl && sw_client_swarm_stages(cl, s_metrics_stage, &m, 3000, err, sizeof err) == 0 &&
+        sw_client_swarm_status(cl, &n_stages, &n_sessions, 3000, err, sizeof err) == 0) {
+        s_printf(&buf, &len, &cap, "# HELP swisd_stages Live stages by region.\n# TYPE swisd_stages gauge\n");
+        for (int i = 0; i < m.n_regions; i++)
+            s_printf(&buf, &len, &cap, "swisd_stages{region=\"%s\"} %d\n", m.regions[i], m.counts[i]);
+        s_printf(&buf, &len, &cap, "# HELP swisd_active_sessions Sessions in the gateway (all clients).\n"
+                                   "# TYPE swisd_active_sessions gauge\nswisd_active_sessions %d\n", n_sessions);
+    }
+    sw_client_destroy(&cl);
+    return s_send(c, 200, "text/plain; version=0.0.4", buf ? buf : strdup(""), NULL);
+}
+
 /* ---- the server ------------------------------------------------------------------ */
 
 static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -478,8 +610,13 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
         *upload_size = 0;
         return MHD_YES;
     }
+    pthread_mutex_lock(&h->mu);
+    h->requests++;
+    pthread_mutex_unlock(&h->mu);
     if (!strcmp(url, "/healthz"))
         return s_send(c, 200, "text/plain", strdup("ok\n"), NULL);
+    if (!strcmp(url, "/metrics"))
+        return s_metrics(h, c);
     const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
     const bool completions = !strcmp(url, "/v1/completions"), chat = !strcmp(url, "/v1/chat/completions");
     if (!completions && !chat && strcmp(url, "/v1/models"))
@@ -490,6 +627,9 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
     if (wait > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", wait);
+        pthread_mutex_lock(&h->mu);
+        h->rate_limited++;
+        pthread_mutex_unlock(&h->mu);
         return s_error(c, 429, "rate_limit_exceeded", "too many requests from this address", ra);
     }
     if (rq->too_big)

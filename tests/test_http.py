@@ -116,6 +116,12 @@ try:
     check(st == 405, f"GET /v1/completions: {st}")
     st, body, _ = call(port, "/v1/completions", req)
     check(st == 200 and json.loads(body)["choices"][0]["text"] == local, "the gateway stopped serving after bad input")
+    st, body, _ = call(port, "/metrics")
+    metrics = {l.split()[0]: l.split()[-1] for l in body.splitlines() if l and not l.startswith("#")}
+    check(st == 200 and int(metrics.get("swisd_tokens_generated_total", 0)) >= 90,
+          f"metrics tokens: {st} {body[:400]}")
+    check(int(metrics.get('swisd_time_to_first_token_seconds_bucket{le="+Inf"}', 0)) >= 3, f"ttft histogram: {body[:600]}")
+    check(metrics.get('swisd_stages{region="default"}') == "1", f"stages by region: {body[-400:]}")
     procs.pop().send_signal(signal.SIGTERM)
     # rate limit: 1 request/s, burst 2
     p = subprocess.Popen([gateway_bin, "--broker", ep, "--model", model, "--rpc", "tcp://127.0.0.1:*", "--http",
@@ -130,6 +136,11 @@ try:
     codes = [call(port, "/v1/models") for _ in range(6)]
     limited = [c for c in codes if c[0] == 429]
     check(limited and "Retry-After" in limited[0][2], f"no 429 with Retry-After: {[c[0] for c in codes]}")
+    time.sleep(1.1)
+    st, body, _ = call(port, "/metrics")
+    metrics = {l.split()[0]: l.split()[-1] for l in body.splitlines() if l and not l.startswith("#")}
+    check(st == 200 and int(metrics.get("swisd_rate_limited_total", 0)) >= 1,
+          f"rate-limited requests not counted: {st} {body[:300]}")
 finally:
     for p in procs:
         if p.poll() is None:
