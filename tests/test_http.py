@@ -11,6 +11,7 @@ usage: test_http.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,6 +117,24 @@ try:
     check(st == 405, f"GET /v1/completions: {st}")
     st, body, _ = call(port, "/v1/completions", req)
     check(st == 200 and json.loads(body)["choices"][0]["text"] == local, "the gateway stopped serving after bad input")
+    # the official OpenAI Node client (npm "openai"), when node and the npm registry are there
+    node_dir = os.path.join(os.environ.get("SWISD_BUILD", "/tmp"), "openai-client")
+    if shutil.which("node") and shutil.which("npm"):
+        os.makedirs(node_dir, exist_ok=True)
+        if not os.path.exists(os.path.join(node_dir, "node_modules", "openai")):
+            subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", node_dir, "openai@4"],
+                           capture_output=True, timeout=300)
+        if os.path.exists(os.path.join(node_dir, "node_modules", "openai")):
+            script = os.path.join(node_dir, "client.mjs")
+            shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "http_openai_client.mjs"), script)
+            expected = os.path.join(node_dir, "expected.txt")
+            with open(expected, "w") as f:
+                f.write(local)
+            r = subprocess.run(["node", script, f"http://127.0.0.1:{port}/v1", expected], capture_output=True,
+                               text=True, timeout=120)
+            check(r.returncode == 0 and r.stdout.count("ok ") == 6, f"OpenAI Node client: {r.stdout} {r.stderr[-400:]}")
+        else:
+            print("note: npm could not install 'openai'; the Node client check was skipped", flush=True)
     st, body, _ = call(port, "/metrics")
     metrics = {l.split()[0]: l.split()[-1] for l in body.splitlines() if l and not l.startswith("#")}
     check(st == 200 and int(metrics.get("swisd_tokens_generated_total", 0)) >= 90,
