@@ -254,46 +254,11 @@ static void s_job_quant(void *arg, int ith, int nth)
         s_quant_rows(j, t0, t1);
 }
 
-/* Groups of SW__GROUP rows are taken in chunks from a shared counter rather
- * than split evenly up front: on machines where a core can be preempted (VMs,
- * a busy desktop) an even split leaves the other threads waiting. */
-static void s_job_tiles(void *arg, int ith, int nth)
-{
-    s_job_t *j = arg;
-    const sw_weight_t *w = j->w;
-    const int64_t nb = w->n_in / 32;
-    const int64_t ng = (w->n_out + SW__GROUP - 1) / SW__GROUP;
-    const size_t rec = w->type == SW_DTYPE_Q8_0 ? SW__REC_Q8_0 : SW__REC_Q4_0;
-    int64_t chunk = ng / ((int64_t) nth * 8);
-    chunk = chunk < 1 ? 1 : chunk;
-    (void) ith;
-    for (;;) {
-        const int64_t g0 = atomic_fetch_add_explicit(&j->next, chunk, memory_order_relaxed);
-        if (g0 >= ng)
-            break;
-        const int64_t g1 = g0 + chunk < ng ? g0 + chunk : ng;
-        for (int64_t g = g0; g < g1; g++) {
-            int64_t rows_left = w->n_out - g * SW__GROUP;
-            sw__tile_t t = {
-                .wg = (const uint8_t *) w->priv + (size_t) g * (size_t) nb * rec,
-                .nb = nb,
-                .xq = j->xq,
-                .xq_stride = w->n_in,
-                .xd = j->xd,
-                .xb = j->xb,
-                .xs_stride = nb,
-                .n_tok = j->n_tok,
-                .y = j->y + g * SW__GROUP,
-                .ldy = w->n_out,
-                .n_rows = rows_left < SW__GROUP ? (int) rows_left : SW__GROUP,
-            };
-            j->tile(&t);
-        }
-    }
-}
-
-/* Tiles of several weights sharing one quantized input: one counter over
- * the concatenated groups, so one pool job serves them all. */
+/* Tiles of one or several weights sharing one quantized input: groups of
+ * SW__GROUP rows (concatenated over the weights) are taken in chunks from a
+ * shared counter rather than split evenly up front, since on machines where
+ * a core can be preempted (VMs, a busy desktop) an even split leaves the
+ * other threads waiting; one pool job serves all the weights. */
 static void s_job_tiles_multi(void *arg, int ith, int nth)
 {
     s_job_t *j = arg;
@@ -428,7 +393,13 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
             sw_pool_run(pool, s_job_quant, &j);
         else
             s_quant_tiles(&j, 0, n_tok);
-        sw_pool_run(pool, s_job_tiles, &j);
+        const sw_weight_t *one_w[1] = {w};
+        float *one_y[1] = {y};
+        j.n_multi = 1;
+        j.ws = one_w;
+        j.ys = one_y;
+        j.group_end[0] = (w->n_out + SW__GROUP - 1) / SW__GROUP;
+        sw_pool_run(pool, s_job_tiles_multi, &j);
     } else if (use_blas) {
         j.blas_buf = mem;
         sw_pool_run(pool, s_job_blas, &j);
