@@ -343,10 +343,17 @@ static size_t s_round64(size_t n)
     return (n + 63) & ~(size_t) 63;
 }
 
+/* Below this many multiply-adds a product runs on the calling thread: waking
+ * the pool costs more than it saves (measured on stories260K, docs/performance.md). */
+#define SW_INLINE_MACS (1 << 17)
+
 int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_tok, float *y)
 {
     if (!w || !w->data || !x || !y || n_tok < 0 || s_slot(w->type) < 0)
         return -1;
+    sw_pool_t *owner = pool; /* its scratch is reused even when the work runs inline */
+    if (n_tok * w->n_in * w->n_out < SW_INLINE_MACS)
+        pool = NULL;
     if (n_tok == 0)
         return 0;
     const sw__kernels_t *k = s_kernels();
@@ -376,7 +383,7 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
     }
     void *mem = NULL, *owned = NULL;
     if (need) {
-        mem = pool ? sw__pool_scratch(pool, need) : (owned = sw_alloc_aligned(need));
+        mem = owner ? sw__pool_scratch(owner, need) : (owned = sw_alloc_aligned(need));
         if (!mem) {
             sw_log(SW_LOG_ERROR, "%s: out of memory (%zu bytes of scratch)", __func__, need);
             return -1;
@@ -429,6 +436,12 @@ int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const 
 {
     if (n <= 0 || n > SW_MATMUL_MULTI_MAX || !ws || !ys || !x || n_tok < 0)
         return -1;
+    int64_t macs = 0;
+    for (int i = 0; i < n; i++)
+        macs += n_tok * ws[i]->n_in * ws[i]->n_out;
+    sw_pool_t *owner = pool;
+    if (macs < SW_INLINE_MACS)
+        pool = NULL;
     const sw__kernels_t *k = s_kernels();
     sw__tile_fn *tile = NULL;
     if (!s_scalar_forced && ws[0]->priv && ws[0]->type == SW_DTYPE_Q8_0)
@@ -454,7 +467,7 @@ int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const 
     }
     const size_t need = s_round64((size_t) n_tok * (size_t) n_in) + 2 * s_round64((size_t) n_tok * (size_t) nb * 4);
     void *owned = NULL;
-    void *mem = pool ? sw__pool_scratch(pool, need) : (owned = sw_alloc_aligned(need));
+    void *mem = owner ? sw__pool_scratch(owner, need) : (owned = sw_alloc_aligned(need));
     if (!mem)
         return -1;
     j.tile = tile;

@@ -723,7 +723,9 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
                 .q = q + shift * q_dim, .out = att + shift * q_dim, .scores = scores, .max_ctx = max_ctx,
                 .n_items = (seq_start[s1] - shift) * hp->n_head_kv, .seq_start = local_start,
             };
-            sw_pool_run(ex->pool, s_attn_worker, &job);
+            /* short contexts of small models: hand-offs would cost more than the work */
+            const int64_t work = job.n_items * (int64_t) max_ctx * hd * (hp->n_head / hp->n_head_kv);
+            sw_pool_run(work < (1 << 16) ? NULL : ex->pool, s_attn_worker, &job);
             s0 = s1;
         }
         if (sw_matmul(ex->pool, &L->wo, att, N, xn))
