@@ -14,9 +14,11 @@
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: swisd quantize IN.gguf OUT.gguf TYPE\n"
+    fprintf(out, "usage: swisd quantize IN.gguf OUT.gguf TYPE [--chat-template FILE]\n"
                  "  TYPE: q8_0, q4_0, q4_K, q6_K, f16, bf16 or f32. Matrices whose rows are not a\n"
-                 "  multiple of TYPE's block size (32, or 256 for the K types) and all vectors stay f32.\n");
+                 "  multiple of TYPE's block size (32, or 256 for the K types) and all vectors stay f32.\n"
+                 "  --chat-template FILE  set tokenizer.chat_template to FILE's text (a Jinja chat\n"
+                 "                        template; the gateway recognizes its format, see docs)\n");
 }
 
 int swisd_cmd_quantize(int argc, char **argv)
@@ -25,12 +27,27 @@ int swisd_cmd_quantize(int argc, char **argv)
         s_usage(stdout);
         return 0;
     }
-    if (argc != 4) {
+    char *chat_template = NULL;
+    if (argc == 6 && !strcmp(argv[4], "--chat-template")) {
+        FILE *f = fopen(argv[5], "rb");
+        long n = -1;
+        if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 &&
+            (chat_template = calloc(1, (size_t) n + 1)) && fread(chat_template, 1, (size_t) n, f) == (size_t) n) {
+            fclose(f);
+        } else {
+            fprintf(stderr, "swisd quantize: cannot read the chat template %s (or it is over 1 MiB)\n", argv[5]);
+            if (f)
+                fclose(f);
+            free(chat_template);
+            return 1;
+        }
+    } else if (argc != 4) {
         s_usage(stderr);
         return 2;
     }
     sw_dtype_t target;
     if (sw_dtype_from_name(argv[3], &target) != 0 || target == SW_DTYPE_Q8_K) {
+        free(chat_template);
         fprintf(stderr, "swisd quantize: unknown or unsupported type '%s'\n", argv[3]);
         return 2;
     }
@@ -38,6 +55,7 @@ int swisd_cmd_quantize(int argc, char **argv)
     sw_gguf_t *in = sw_gguf_open(argv[1], err, sizeof err);
     if (!in) {
         fprintf(stderr, "swisd quantize: %s: %s\n", argv[1], err);
+        free(chat_template);
         return 1;
     }
     int rc = 1;
@@ -46,7 +64,8 @@ int swisd_cmd_quantize(int argc, char **argv)
     void *q = NULL;
     size_t bytes_in = 0, bytes_out = 0;
     if (!w || sw_gguf_writer_copy_kv(w, in, "") != 0 ||
-        sw_gguf_writer_set_u32(w, "general.file_type", cli_file_type_for(target)) != 0) {
+        sw_gguf_writer_set_u32(w, "general.file_type", cli_file_type_for(target)) != 0 ||
+        (chat_template && sw_gguf_writer_set_str(w, "tokenizer.chat_template", chat_template, strlen(chat_template)) != 0)) {
         fprintf(stderr, "swisd quantize: out of memory\n");
         goto done;
     }
@@ -85,6 +104,7 @@ int swisd_cmd_quantize(int argc, char **argv)
             sw_dtype_name(target), bytes_in / 1048576.0, bytes_out / 1048576.0);
     rc = 0;
 done:
+    free(chat_template);
     free(f32);
     free(q);
     sw_gguf_writer_destroy(&w);

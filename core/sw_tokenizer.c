@@ -272,6 +272,27 @@ sw_tokenizer_t *sw_tokenizer_new(const sw_vocab_desc_t *d, char *err, size_t err
                 self->eog[i] = 1;
     }
 
+    /* special tokens, longest piece first (so "<|im_start|>" wins over a shorter prefix) */
+    for (int32_t i = 0; i < n; i++)
+        if ((self->types[i] == SW_TOKTYPE_CONTROL || self->types[i] == SW_TOKTYPE_USER) && self->tok_len[i] >= 2)
+            self->n_special++;
+    if (self->n_special) {
+        if (!(self->special = malloc(sizeof(int32_t) * (size_t) self->n_special)))
+            goto oom;
+        int32_t k = 0;
+        for (int32_t i = 0; i < n; i++)
+            if ((self->types[i] == SW_TOKTYPE_CONTROL || self->types[i] == SW_TOKTYPE_USER) &&
+                self->tok_len[i] >= 2) {
+                int32_t j = k++;
+                while (j > 0 && self->tok_len[self->special[j - 1]] < self->tok_len[i]) {
+                    self->special[j] = self->special[j - 1];
+                    j--;
+                }
+                self->special[j] = i;
+                self->special_first[(unsigned char) self->blob[self->tok_off[i]]] = 1;
+            }
+    }
+
     if (self->kind == SW_TOK_BPE && sw__tok_bpe_init(self, d, err, errlen) != 0) {
         sw_tokenizer_destroy(&self);
         return NULL;
@@ -296,6 +317,7 @@ void sw_tokenizer_destroy(sw_tokenizer_t **self_p)
     free(self->types);
     free(self->eog);
     free(self->ht);
+    free(self->special);
     free(self);
     *self_p = NULL;
 }
@@ -658,7 +680,7 @@ static bool s_is_ws(const char *buf, const s_sym_t *sy)
         cnt++;                                                                           \
     } while (0)
 
-static int64_t s_spm_encode(const sw_tokenizer_t *self, const char *text, size_t len,
+static int64_t s_spm_encode(const sw_tokenizer_t *self, const char *text, size_t len, bool space_prefix,
                             int32_t *out, int64_t max_out, int64_t cnt)
 {
     if (len == 0)
@@ -676,7 +698,7 @@ static int64_t s_spm_encode(const sw_tokenizer_t *self, const char *text, size_t
         return -1;
     }
     size_t bn = 0;
-    if (self->add_space_prefix) {
+    if (space_prefix) {
         memcpy(buf, "\xe2\x96\x81", 3);
         bn = 3;
     }
@@ -766,7 +788,88 @@ int64_t sw_tokenizer_encode(const sw_tokenizer_t *self, const char *text, size_t
     if (add_bos && self->bos_id >= 0)
         EMIT(self->bos_id);
     if (self->kind == SW_TOK_SPM)
-        return s_spm_encode(self, text, len, out, max_out, cnt);
+        return s_spm_encode(self, text, len, self->add_space_prefix, out, max_out, cnt);
     return sw__tok_bpe_encode(self, text, len, out, max_out, cnt);
+}
+
+/* The special token whose piece starts at text[i] (longest first), or -1. */
+static int32_t s_special_at(const sw_tokenizer_t *self, const char *text, size_t len, size_t i)
+{
+    if (!self->special_first[(unsigned char) text[i]])
+        return -1;
+    for (int32_t k = 0; k < self->n_special; k++) {
+        const int32_t id = self->special[k];
+        const size_t n = self->tok_len[id];
+        if (n <= len - i && !memcmp(text + i, self->blob + self->tok_off[id], n))
+            return id;
+    }
+    return -1;
+}
+
+int64_t sw_tokenizer_encode_parts(const sw_tokenizer_t *self, const sw_tok_part_t *parts, size_t n_parts,
+                                  bool add_bos, int32_t *out, int64_t max_out)
+{
+    int64_t cnt = 0;
+    if (!out)
+        max_out = 0;
+    size_t len = 0;
+    for (size_t p = 0; p < n_parts; p++) {
+        if (parts[p].len > ((size_t) 1 << 30) - len)
+            return -1;
+        len += parts[p].text ? parts[p].len : 0;
+    }
+    /* the parts back to back, and where a special token may start and end */
+    char *text = malloc(len + 1);
+    uint32_t *part_end = malloc(sizeof(uint32_t) * (len + 1)); /* for special bytes: end of their part; else 0 */
+    if (!text || !part_end) {
+        free(text);
+        free(part_end);
+        return -1;
+    }
+    size_t o = 0;
+    for (size_t p = 0; p < n_parts; p++) {
+        if (!parts[p].text)
+            continue;
+        memcpy(text + o, parts[p].text, parts[p].len);
+        for (size_t k = 0; k < parts[p].len; k++)
+            part_end[o + k] = parts[p].special ? (uint32_t) (o + parts[p].len) : 0;
+        o += parts[p].len;
+    }
+    if (add_bos && self->bos_id >= 0)
+        EMIT(self->bos_id);
+    bool after_special = true; /* SPM: the dummy prefix starts the text and follows each special */
+    size_t seg = 0;
+    for (size_t i = 0; i <= len;) {
+        const int32_t id = i < len && part_end[i] ? s_special_at(self, text, part_end[i], i) : -1;
+        if (id < 0 && i < len) {
+            i++;
+            continue;
+        }
+        if (i > seg) {
+            cnt = self->kind == SW_TOK_SPM
+                      ? s_spm_encode(self, text + seg, i - seg, self->add_space_prefix && after_special, out,
+                                     max_out, cnt)
+                      : sw__tok_bpe_encode(self, text + seg, i - seg, out, max_out, cnt);
+            if (cnt < 0)
+                break;
+            after_special = false;
+        }
+        if (i == len)
+            break;
+        EMIT(id);
+        after_special = true;
+        i += self->tok_len[id];
+        seg = i;
+    }
+    free(text);
+    free(part_end);
+    return cnt;
+}
+
+int64_t sw_tokenizer_encode_special(const sw_tokenizer_t *self, const char *text, size_t len, bool add_bos,
+                                    int32_t *out, int64_t max_out)
+{
+    const sw_tok_part_t part = {.text = text, .len = text ? len : 0, .special = true};
+    return sw_tokenizer_encode_parts(self, &part, 1, add_bos, out, max_out);
 }
 #undef EMIT

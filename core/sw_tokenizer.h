@@ -10,8 +10,10 @@
  *    pre-tokenizer regex named by `tokenizer.ggml.pre` (gpt2, llama3, qwen2,
  *    smollm ...), each byte mapped to a printable code point, then ranked
  *    merges from `tokenizer.ggml.merges` applied lowest rank first.
- *  Special tokens (control/user-defined types) in the text are not parsed as
- *  specials; they are tokenized as plain text.
+ *  sw_tokenizer_encode treats the text as plain text: a special token's
+ *  spelling in it ("<|im_start|>") is tokenized like any other characters.
+ *  sw_tokenizer_encode_special also recognizes the pieces of special tokens
+ *  (control and user-defined types), which chat templates need.
  *
  *  Thread safety: immutable after construction; encode/decode are reentrant.
  */
@@ -80,6 +82,36 @@ bool sw_tokenizer_is_eog(const sw_tokenizer_t *self, int32_t token);
  *  nothing (plus BOS if asked). */
 int64_t sw_tokenizer_encode(const sw_tokenizer_t *self, const char *text, size_t len,
                             bool add_bos, int32_t *out, int64_t max_out);
+
+/*  Like sw_tokenizer_encode, but every occurrence of a special token's piece
+ *  (control or user-defined type, 2 bytes or more; the longest match wins)
+ *  becomes that token, and the text between them is encoded as plain text.
+ *  SPM: the dummy-prefix space is added to the first text segment and to
+ *  each segment that follows a special token (llama.cpp's convention, so
+ *  ids agree with it). Use only for text the server assembled (chat
+ *  templates): a user who types "</s>" would otherwise end a turn; mix
+ *  the two with sw_tokenizer_encode_parts.
+ *  Returns as sw_tokenizer_encode. */
+int64_t sw_tokenizer_encode_special(const sw_tokenizer_t *self, const char *text, size_t len, bool add_bos,
+                                    int32_t *out, int64_t max_out);
+
+/*  A piece of a prompt: text (UTF-8, len bytes, borrowed) in which special
+ *  token pieces are recognized (special = true: text the server wrote, such
+ *  as a chat template's markers) or not (false: the user's words). */
+typedef struct {
+    const char *text;
+    size_t len;
+    bool special;
+} sw_tok_part_t;
+
+/*  Encodes the parts as one text: the plain text between recognized special
+ *  tokens runs across part boundaries exactly as if the parts were one
+ *  string, but a special token is recognized only where its whole piece lies
+ *  inside one special part. With every part special this is
+ *  sw_tokenizer_encode_special of the concatenation. Returns as
+ *  sw_tokenizer_encode (-1 also when the parts total over 1 GiB). */
+int64_t sw_tokenizer_encode_parts(const sw_tokenizer_t *self, const sw_tok_part_t *parts, size_t n_parts,
+                                  bool add_bos, int32_t *out, int64_t max_out);
 
 /*  The bytes one token stands for when it follows token `prev` (-1 at the
  *  start): SPM pieces have U+2581 turned into spaces, the leading space of

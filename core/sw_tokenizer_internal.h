@@ -39,6 +39,10 @@ struct sw_tokenizer_t {
     void *re[SW_TOK_MAX_RE];/* pcre2_code_8 * chain, applied in order */
     int n_re;
     bool ignore_merges;     /* llama3: a whole pre-token found in the vocab is emitted as is */
+    /* special tokens (control and user-defined types, >= 2 bytes), longest first */
+    int32_t *special;       /* (n_special) ids */
+    int32_t n_special;
+    uint8_t special_first[256]; /* 1 if some special piece starts with this byte */
 };
 
 uint64_t sw__tok_hash(const char *s, size_t n);

@@ -81,10 +81,29 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
     g.sampling = &sp;
     g.stop = (char **) req->stop;
     g.n_stop = req->stop ? (size_t) req->n_stop : 0;
+    Swisd__V1__PromptPart *pp = NULL, **ppp = NULL;
+    if (req->n_parts > 0) {
+        pp = calloc(req->n_parts, sizeof *pp);
+        ppp = calloc(req->n_parts, sizeof *ppp);
+        if (!pp || !ppp) {
+            free(pp), free(ppp);
+            return sw_err(err, errlen, "out of memory");
+        }
+        for (size_t i = 0; i < req->n_parts; i++) {
+            swisd__v1__prompt_part__init(&pp[i]);
+            pp[i].text = (char *) (req->parts[i].text ? req->parts[i].text : "");
+            pp[i].special = req->parts[i].special;
+            ppp[i] = &pp[i];
+        }
+        g.prompt_parts = ppp;
+        g.n_prompt_parts = req->n_parts;
+    }
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REQUEST;
     b.generate_request = &g;
-    if (sw_wire_send(self->sock, NULL, "client", "", 0, &b) != 0)
+    const int sent = sw_wire_send(self->sock, NULL, "client", "", 0, &b);
+    free(pp), free(ppp);
+    if (sent != 0)
         return sw_err(err, errlen, "cannot send the request");
     memset(summary, 0, sizeof *summary);
     for (;;) {
@@ -172,25 +191,10 @@ int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool
     return rc;
 }
 
-int sw_client_swarm_status(sw_client_t *self, int *n_stages, int *n_sessions, int timeout_ms, char *err,
-                           size_t errlen)
-{
-    Swisd__V1__SwarmStatusRequest q = SWISD__V1__SWARM_STATUS_REQUEST__INIT;
-    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-    b.msg_case = SWISD__V1__BODY__MSG_SWARM_STATUS_REQUEST;
-    b.swarm_status_request = &q;
-    sw_wire_msg_t m;
-    const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY, &m, timeout_ms, err, errlen);
-    if (r) {
-        *n_stages = (int) r->swarm_status_reply->n_stages;
-        *n_sessions = (int) r->swarm_status_reply->n_sessions;
-    }
-    sw_wire_msg_free(&m);
-    return r ? 0 : -1;
-}
+static const char *s_str(const char *s) { return s ? s : ""; }
 
-int sw_client_swarm_stages(sw_client_t *self, sw_client_stage_fn *on_stage, void *user, int timeout_ms, char *err,
-                           size_t errlen)
+int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user, int timeout_ms, char *err,
+                    size_t errlen)
 {
     Swisd__V1__SwarmStatusRequest q = SWISD__V1__SWARM_STATUS_REQUEST__INIT;
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
@@ -198,12 +202,52 @@ int sw_client_swarm_stages(sw_client_t *self, sw_client_stage_fn *on_stage, void
     b.swarm_status_request = &q;
     sw_wire_msg_t m;
     const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY, &m, timeout_ms, err, errlen);
-    if (r)
-        for (size_t i = 0; i < r->swarm_status_reply->n_stages; i++) {
-            const Swisd__V1__StageInfo *st = r->swarm_status_reply->stages[i];
-            on_stage(st->node_id, st->region, st->layers ? st->layers->begin : 0, st->layers ? st->layers->end : 0,
-                     st->rtt_ms, user);
-        }
+    if (!r) {
+        sw_wire_msg_free(&m);
+        return -1;
+    }
+    enum { MAX_ST = 256, MAX_SS = 256, MAX_GAPS = 64 };
+    sw_client_stage_t *st = calloc(MAX_ST, sizeof *st);
+    sw_client_session_t *ss = calloc(MAX_SS, sizeof *ss);
+    uint32_t(*gaps)[2] = calloc(MAX_GAPS, sizeof *gaps);
+    if (!st || !ss || !gaps) {
+        free(st), free(ss), free(gaps);
+        sw_wire_msg_free(&m);
+        sw_err(err, errlen, "out of memory");
+        return -1;
+    }
+    const Swisd__V1__SwarmStatusReply *sr = r->swarm_status_reply;
+    sw_client_swarm_t w = {.gateway_id = s_str(sr->gateway_id), .region = s_str(sr->region),
+                           .model_id = sr->model ? s_str(sr->model->id) : "",
+                           .checksum = sr->model ? s_str(sr->model->checksum) : "",
+                           .n_layer = sr->model ? sr->model->n_layer : 0, .n_embd = sr->model ? sr->model->n_embd : 0,
+                           .n_vocab = sr->model ? sr->model->n_vocab : 0, .stages = st, .sessions = ss,
+                           .gaps = (const uint32_t(*)[2]) gaps};
+    for (size_t i = 0; i < sr->n_stages && w.n_stages < MAX_ST; i++) {
+        const Swisd__V1__StageInfo *x = sr->stages[i];
+        st[w.n_stages++] = (sw_client_stage_t){
+            .node_id = s_str(x->node_id), .region = s_str(x->region), .broker_id = s_str(x->broker_id),
+            .model_id = x->model ? s_str(x->model->id) : "", .begin = x->layers ? x->layers->begin : 0,
+            .end = x->layers ? x->layers->end : 0, .rtt_ms = x->rtt_ms, .age_ms = x->age_ms,
+            .threads = x->caps ? x->caps->threads : 0, .ms_per_layer = x->caps ? x->caps->ms_per_layer : 0,
+            .active_sessions = x->load ? x->load->active_sessions : 0,
+            .queued_requests = x->load ? x->load->queued_requests : 0, .kv_bytes = x->load ? x->load->kv_bytes : 0,
+            .busy = x->load ? x->load->busy : 0,
+        };
+    }
+    for (size_t i = 0; i < sr->n_sessions && w.n_sessions < MAX_SS; i++) {
+        const Swisd__V1__SessionStatus *x = sr->sessions[i];
+        ss[w.n_sessions++] = (sw_client_session_t){.session_id = s_str(x->session_id), .tokens = x->tokens,
+                                                   .tokens_per_s = x->tokens_per_s,
+                                                   .acceptance_rate = x->acceptance_rate};
+    }
+    for (size_t i = 0; i < sr->n_gaps && w.n_gaps < MAX_GAPS; i++) {
+        gaps[w.n_gaps][0] = sr->gaps[i]->begin;
+        gaps[w.n_gaps][1] = sr->gaps[i]->end;
+        w.n_gaps++;
+    }
+    on_swarm(&w, user);
+    free(st), free(ss), free(gaps);
     sw_wire_msg_free(&m);
-    return r ? 0 : -1;
+    return 0;
 }

@@ -16,8 +16,16 @@
 
 typedef struct sw_client_t sw_client_t;
 
+/*  A piece of a templated prompt (see PromptPart in protos/rpc.proto). */
 typedef struct {
-    const char *prompt;          /* UTF-8 */
+    const char *text;            /* UTF-8, NUL-terminated, borrowed */
+    bool special;                /* special tokens' pieces in it become those tokens */
+} sw_client_prompt_part_t;
+
+typedef struct {
+    const char *prompt;          /* UTF-8 plain text; ignored when n_parts > 0 */
+    const sw_client_prompt_part_t *parts; /* n_parts pieces of a templated prompt, or NULL */
+    size_t n_parts;              /* <= 4096 */
     uint32_t max_tokens;         /* 1..65536 */
     float temperature;           /* <= 0: greedy */
     int32_t top_k;               /* <= 0: off */
@@ -59,16 +67,49 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
 int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool *servable, char *gaps,
                           size_t gaps_len, int timeout_ms, char *err, size_t errlen);
 
-/*  Number of live stages the gateway sees and its active sessions.
- *  Returns 0 or -1. */
-int sw_client_swarm_status(sw_client_t *self, int *n_stages, int *n_sessions, int timeout_ms, char *err,
-                           size_t errlen);
+/*  One live stage as the gateway's directory lists it. Strings borrowed
+ *  for the duration of the callback. */
+typedef struct {
+    const char *node_id, *region, *broker_id, *model_id;
+    uint32_t begin, end;          /* layers [begin, end) */
+    float rtt_ms;                 /* broker <-> stage round trip from heartbeats, ms */
+    uint32_t age_ms;              /* since the stage's last heartbeat, ms */
+    uint32_t threads;             /* compute threads the stage offers */
+    float ms_per_layer;           /* measured decode compute per block, ms */
+    uint32_t active_sessions;     /* sessions with a KV cache on the stage */
+    uint32_t queued_requests;     /* forward requests waiting */
+    uint64_t kv_bytes;            /* bytes held by KV caches */
+    float busy;                   /* fraction of the last second computing, 0..1 */
+} sw_client_stage_t;
 
-/*  Calls on_stage for every live stage the gateway sees: node id, region,
- *  layers [begin, end), round trip to its broker in ms. Returns 0 or -1. */
-typedef void (sw_client_stage_fn)(const char *node_id, const char *region, uint32_t begin, uint32_t end,
-                                  float rtt_ms, void *user);
-int sw_client_swarm_stages(sw_client_t *self, sw_client_stage_fn *on_stage, void *user, int timeout_ms, char *err,
-                           size_t errlen);
+/*  One session in progress in the gateway. */
+typedef struct {
+    const char *session_id;
+    uint32_t tokens;              /* generated so far */
+    float tokens_per_s;           /* decode speed so far */
+    float acceptance_rate;        /* speculative decoding, 0 when off */
+} sw_client_session_t;
+
+/*  The swarm as the gateway sees it (SwarmStatusReply, docs/protocol.md).
+ *  Everything is borrowed for the duration of the callback. */
+typedef struct {
+    const char *gateway_id, *region;
+    const char *model_id, *checksum;        /* the gateway's model */
+    uint32_t n_layer, n_embd, n_vocab;
+    const sw_client_stage_t *stages;        /* n_stages */
+    int n_stages;
+    const sw_client_session_t *sessions;    /* n_sessions */
+    int n_sessions;
+    const uint32_t (*gaps)[2];              /* n_gaps half-open layer ranges no live stage holds */
+    int n_gaps;
+} sw_client_swarm_t;
+
+typedef void (sw_client_swarm_fn)(const sw_client_swarm_t *swarm, void *user);
+
+/*  Asks the gateway for its view of the swarm and calls on_swarm once with
+ *  it (at most 256 stages, 256 sessions, 64 gaps are passed on).
+ *  Returns 0, or -1 with a reason (time-out, error reply) in err. */
+int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user, int timeout_ms, char *err,
+                    size_t errlen);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "sw_broker_client.h"
 #include "sw_codec.h"
+#include "sw_chat.h"
 #include "sw_common.h"
 #include "sw_model.h"
 #include "sw_planner.h"
@@ -71,6 +72,7 @@ typedef struct {
 
 struct sw_gateway_t {
     sw_gateway_config_t cfg;
+    int chat_format;           /* sw_chat_format_t of tokenizer.chat_template */
     sw_model_t *model;
     const sw_hparams_t *hp;
     sw_tokenizer_t *tok;
@@ -132,6 +134,7 @@ static void s_mark_bad(sw_gateway_t *g, const char *id)
 const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self) { return self->rpc_ep; }
 const char *sw_gateway_id(const sw_gateway_t *self) { return sw_broker_client_id(self->bc); }
 const char *sw_gateway_model_id(const sw_gateway_t *self) { return self->model_id; }
+int sw_gateway_chat_format(const sw_gateway_t *self) { return self->chat_format; }
 
 /* Loads the draft model and checks that it shares the target's vocabulary
  * (same size and the same piece for every id). */
@@ -185,6 +188,18 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     g->hp = sw_model_hparams(g->model);
     if (!(g->tok = sw_tokenizer_from_gguf(sw_model_gguf(g->model), err, errlen)))
         goto fail;
+    {
+        const char *tpl;
+        size_t tlen;
+        char *t = sw_gguf_get_str(sw_model_gguf(g->model), "tokenizer.chat_template", &tpl, &tlen) == 0
+                      ? strndup(tpl, tlen) : NULL;
+        g->chat_format = sw_chat_detect(t);
+        sw_log(SW_LOG_INFO, "gateway: chat format %s (%s)", sw_chat_format_name(g->chat_format),
+               !t ? "the model has no chat template"
+                  : g->chat_format == SW_CHAT_DEFAULT ? "its chat template is not one swisd recognizes"
+                                                      : "from the model's chat template");
+        free(t);
+    }
     sw_model_identity(g->model, cfg->model_path, g->model_id, sizeof g->model_id, g->checksum, sizeof g->checksum);
     swisd__v1__model_ref__init(&g->ref);
     g->ref.id = g->model_id;
@@ -741,7 +756,18 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     s->ignore_eos = sp && sp->ignore_eos;
     const size_t plen = req->prompt ? strlen(req->prompt) : 0;
     const bool bos = sw_tokenizer_add_bos(g->tok);
-    int64_t n = sw_tokenizer_encode(g->tok, req->prompt ? req->prompt : "", plen, bos, NULL, 0);
+    /* a templated prompt (chat): its parts; else the plain prompt (validated: <= 4096 parts) */
+    sw_tok_part_t parts[1], *pv = parts;
+    size_t n_parts = 1;
+    parts[0] = (sw_tok_part_t){.text = req->prompt ? req->prompt : "", .len = plen, .special = false};
+    if (req->n_prompt_parts > 0) {
+        n_parts = req->n_prompt_parts;
+        pv = malloc(sizeof *pv * n_parts);
+        for (size_t i = 0; pv && i < n_parts; i++)
+            pv[i] = (sw_tok_part_t){.text = req->prompt_parts[i]->text, .len = strlen(req->prompt_parts[i]->text),
+                                    .special = req->prompt_parts[i]->special};
+    }
+    int64_t n = pv ? sw_tokenizer_encode_parts(g->tok, pv, n_parts, bos, NULL, 0) : -1;
     s->sampler = sw_sampler_new(&p, g->hp->n_vocab);
     s->tokens = n >= 0 ? malloc(sizeof(int32_t) * (size_t) (n + s->max_tokens + S_GAMMA_LIMIT + 2)) : NULL;
     if (!s->sampler || !s->tokens || n < 0) {
@@ -757,13 +783,16 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     for (size_t i = 0; i < req->n_stop && i < S_MAX_STOPS; i++)
         if (req->stop[i][0])
             s->stops[s->n_stops++] = strdup(req->stop[i]);
+    if (!err[0])
+        sw_tokenizer_encode_parts(g->tok, pv, n_parts, bos, s->tokens, n);
+    if (pv != parts)
+        free(pv);
     if (err[0]) {
         sw_wire_send_error(g->rpc, client, sw_gateway_id(g), "", SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, NULL,
                            req->request_id, "%s", err);
         s_session_free(s);
         return;
     }
-    sw_tokenizer_encode(g->tok, req->prompt ? req->prompt : "", plen, bos, s->tokens, n);
     s->n_tokens = s->n_prompt = s->prefill_to = n;
     s->t_start = sw_now_ns();
     s->route_deadline = s->t_start + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
@@ -776,17 +805,13 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     s_try_start(g, s);
 }
 
-static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
+/* The layers no live stage holds, as half-open ranges; fills up to max
+ * entries of gaps and gp (gp[i] = &gaps[i]) and returns the count. */
+static size_t s_gaps(const sw_gateway_t *g, const sw_plan_stage_t *st, int n, Swisd__V1__LayerRange *gaps,
+                     Swisd__V1__LayerRange **gp, size_t max)
 {
-    sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
-    int n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES);
-    sw_plan_t plan;
-    Swisd__V1__ModelInfo info = SWISD__V1__MODEL_INFO__INIT;
-    info.model = &g->ref;
-    info.servable = sw_plan(st, n, g->hp->n_layer, &plan) == 0;
-    Swisd__V1__LayerRange gaps[64], *gp[64];
     size_t ng = 0;
-    for (int32_t l = 0; l < g->hp->n_layer && ng < 64;) {
+    for (int32_t l = 0; l < g->hp->n_layer && ng < max;) {
         bool held = false;
         for (int i = 0; i < n && !held; i++)
             held = st[i].begin <= l && l < st[i].end;
@@ -808,6 +833,19 @@ static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
         gp[ng] = &gaps[ng];
         ng++;
     }
+    return ng;
+}
+
+static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
+{
+    sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
+    int n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES);
+    sw_plan_t plan;
+    Swisd__V1__ModelInfo info = SWISD__V1__MODEL_INFO__INIT;
+    info.model = &g->ref;
+    info.servable = sw_plan(st, n, g->hp->n_layer, &plan) == 0;
+    Swisd__V1__LayerRange gaps[64], *gp[64];
+    size_t ng = s_gaps(g, st, n, gaps, gp, 64);
     info.gaps = gp;
     info.n_gaps = ng;
     Swisd__V1__ModelInfo *models[1] = {&info};
@@ -847,6 +885,11 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     }
     r.sessions = sp;
     r.n_sessions = n;
+    sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
+    const int n_st = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES);
+    Swisd__V1__LayerRange gaps[64], *gp[64];
+    r.n_gaps = s_gaps(g, st, n_st, gaps, gp, 64);
+    r.gaps = gp;
     r.gateway_id = (char *) sw_gateway_id(g);
     r.region = g->cfg.region ? (char *) g->cfg.region : "default";
     r.model = &g->ref;

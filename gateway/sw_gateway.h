@@ -42,6 +42,9 @@ const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self);
 const char *sw_gateway_id(const sw_gateway_t *self);
 /*  The served model's id (borrowed). */
 const char *sw_gateway_model_id(const sw_gateway_t *self);
+/*  The model's chat format (sw_chat_format_t, from tokenizer.chat_template
+ *  by sw_chat_detect; SW_CHAT_DEFAULT when absent or not recognized). */
+int sw_gateway_chat_format(const sw_gateway_t *self);
 /*  Serves until *stop or SIGINT/SIGTERM. Returns 0. */
 int sw_gateway_run(sw_gateway_t *self, volatile int *stop);
 

@@ -2,6 +2,7 @@
 #include "sw_http.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -10,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "sw_chat.h"
 #include "sw_client.h"
 #include "sw_common.h"
 
@@ -21,8 +24,18 @@
 typedef struct {
     char ip[64];
     double tokens;   /* requests that may still be made now */
+    double gen;      /* generated tokens that may still be asked for now (may be negative: overdrawn) */
     double last;     /* seconds, monotonic */
 } s_bucket_t;
+
+/* One finished generation, for the dashboard's plots. */
+typedef struct {
+    double t_ms;                /* wall clock at the end, ms since the epoch */
+    uint32_t completion_tokens;
+    float tokens_per_s, ttft_ms;
+} s_sample_t;
+
+#define S_HISTORY 240
 
 /* Time-to-first-token histogram bounds, seconds (Prometheus "le" labels). */
 static const double s_ttft_le[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -40,12 +53,18 @@ struct sw_http_t {
     pthread_mutex_t mu;
     int active;                    /* generations in progress */
     s_bucket_t buckets[S_BUCKETS]; /* per-IP token buckets (hashed, overwrite on collision) */
+    s_sample_t history[S_HISTORY]; /* ring of recent generations */
+    size_t hist_next, hist_n;
+    char *swarm_json;              /* cached /api/swarm answer (swarm part), and when it was made */
+    double swarm_json_at;
+    char web_dir[1024];            /* "" when there is no dashboard */
 };
 
 typedef struct {
     char *body;
     size_t len;
     bool too_big;
+    char ip[64];
 } s_req_t;
 
 static double s_now(void) { return sw_now_ns() / 1e9; }
@@ -82,40 +101,73 @@ static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status, const 
 
 /* ---- fair use ---------------------------------------------------------------- */
 
-/* Takes one request from the client's bucket; returns 0, or the seconds to wait. */
-static int s_rate(sw_http_t *h, struct MHD_Connection *c)
+/* The client's address as text ("?" if unknown). */
+static void s_client_ip(struct MHD_Connection *c, char ip[64])
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char ip[64] = "?";
+    snprintf(ip, 64, "?");
     if (ci && ci->client_addr) {
         const struct sockaddr *sa = ci->client_addr;
         if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, ip, sizeof ip);
+            inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, ip, 64);
         else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, ip, sizeof ip);
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, ip, 64);
     }
+}
+
+static double s_gen_burst(const sw_http_t *h)
+{
+    const double b = 60 * h->cfg.token_rate;
+    return b > h->cfg.max_tokens ? b : h->cfg.max_tokens;
+}
+
+/* The client's bucket, refilled to now. Call with mu held. */
+static s_bucket_t *s_bucket(sw_http_t *h, const char *ip)
+{
     unsigned hash = 5381;
     for (const char *p = ip; *p; p++)
         hash = hash * 33 + (unsigned char) *p;
-    const double rate = h->cfg.rate_rps, burst = 2 * rate, now = s_now();
-    pthread_mutex_lock(&h->mu);
+    const double now = s_now(), burst = 2 * h->cfg.rate_rps, gen_burst = s_gen_burst(h);
     s_bucket_t *b = &h->buckets[hash % S_BUCKETS];
     if (strcmp(b->ip, ip)) {
         snprintf(b->ip, sizeof b->ip, "%s", ip);
         b->tokens = burst;
+        b->gen = gen_burst;
         b->last = now;
     }
-    b->tokens = b->tokens + (now - b->last) * rate;
+    b->tokens += (now - b->last) * h->cfg.rate_rps;
     if (b->tokens > burst)
         b->tokens = burst;
+    b->gen += (now - b->last) * h->cfg.token_rate;
+    if (b->gen > gen_burst)
+        b->gen = gen_burst;
     b->last = now;
+    return b;
+}
+
+/* Takes one request from the client's bucket; with generate, also needs
+ * generated-token credit. Returns 0, or the seconds to wait. */
+static int s_rate(sw_http_t *h, const char *ip, bool generate)
+{
+    pthread_mutex_lock(&h->mu);
+    s_bucket_t *b = s_bucket(h, ip);
     int wait = 0;
-    if (b->tokens >= 1)
-        b->tokens -= 1;
+    if (b->tokens < 1)
+        wait = (int) ((1 - b->tokens) / h->cfg.rate_rps) + 1;
+    else if (generate && b->gen < 1)
+        wait = (int) ((1 - b->gen) / h->cfg.token_rate) + 1;
     else
-        wait = (int) ((1 - b->tokens) / rate) + 1;
+        b->tokens -= 1;
     pthread_mutex_unlock(&h->mu);
     return wait;
+}
+
+/* Charges generated tokens to the client's bucket. */
+static void s_charge(sw_http_t *h, const char *ip, uint32_t n)
+{
+    pthread_mutex_lock(&h->mu);
+    s_bucket(h, ip)->gen -= n;
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* ---- generation ------------------------------------------------------------------ */
@@ -124,7 +176,11 @@ typedef struct {
     sw_http_t *h;
     sw_client_request_t req;
     char *prompt;
-    char *stops[4];
+    sw_chat_prompt_t chat_prompt;         /* chat: the rendered prompt */
+    sw_client_prompt_part_t *parts;       /* chat: its parts (texts owned) */
+    size_t n_parts;
+    char ip[64];
+    char *stops[5];
     bool chat, stream;
     char id[40];
     long created;
@@ -144,7 +200,11 @@ static void s_gen_free(s_gen_t *g)
     if (!g)
         return;
     free(g->prompt);
-    for (int i = 0; i < 4; i++)
+    for (size_t i = 0; i < g->n_parts; i++)
+        free((char *) g->parts[i].text);
+    free(g->parts);
+    sw_chat_prompt_free(&g->chat_prompt);
+    for (int i = 0; i < 5; i++)
         free(g->stops[i]);
     free(g->text);
     free(g);
@@ -209,8 +269,18 @@ static int s_run(s_gen_t *g)
                 : -1;
     sw_client_destroy(&cl);
     sw_http_t *h = g->h;
+    s_charge(h, g->ip, g->sum.completion_tokens);
     pthread_mutex_lock(&h->mu);
     if (rc == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        h->history[h->hist_next] = (s_sample_t){.t_ms = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6,
+                                                .completion_tokens = g->sum.completion_tokens,
+                                                .tokens_per_s = g->sum.decode_tokens_per_s,
+                                                .ttft_ms = g->sum.time_to_first_token_ms};
+        h->hist_next = (h->hist_next + 1) % S_HISTORY;
+        if (h->hist_n < S_HISTORY)
+            h->hist_n++;
         h->completions++;
         h->tokens += g->sum.completion_tokens;
         const double ttft = g->sum.time_to_first_token_ms / 1000.0;
@@ -269,7 +339,7 @@ static void s_stream_free(void *cls)
 
 /* Parses the request fields shared by both endpoints. Returns NULL with a
  * message in why. */
-static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why)
+static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why, char *why_buf, size_t why_len)
 {
     s_gen_t *g = calloc(1, sizeof *g);
     if (!g) {
@@ -285,27 +355,84 @@ static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why)
             *why = "'messages' must be a non-empty array";
             goto bad;
         }
-        /* default template (documented in docs/protocol.md): "Role: content" lines, then "Assistant:" */
-        size_t i;
-        json_t *m;
-        json_array_foreach(msgs, i, m) {
-            const char *role = json_string_value(json_object_get(m, "role"));
-            const char *content = json_string_value(json_object_get(m, "content"));
-            if (!role || !content) {
-                *why = "each message needs string 'role' and 'content'";
+        /* the model's chat format (core/sw_chat.h); contents as strings or arrays of text parts */
+        const size_t nm = json_array_size(msgs);
+        if (nm > 1024) {
+            *why = "at most 1024 messages";
+            goto bad;
+        }
+        sw_chat_msg_t *cm = calloc(nm, sizeof *cm);
+        char **owned = calloc(nm, sizeof *owned);
+        size_t total = 0;
+        bool ok = cm && owned;
+        for (size_t i = 0; ok && i < nm; i++) {
+            json_t *m = json_array_get(msgs, i), *content = json_object_get(m, "content");
+            cm[i].role = json_string_value(json_object_get(m, "role"));
+            if (json_is_string(content)) {
+                cm[i].content = json_string_value(content);
+            } else if (json_is_array(content)) {
+                size_t k, len = 0;
+                json_t *part;
+                json_array_foreach(content, k, part) {
+                    const char *t = json_string_value(json_object_get(part, "text"));
+                    if (!t || strcmp(json_string_value(json_object_get(part, "type")) ?: "", "text")) {
+                        ok = false;
+                        break;
+                    }
+                    len += strlen(t);
+                }
+                if (ok && len <= (1u << 20) && (owned[i] = malloc(len + 1))) {
+                    owned[i][0] = 0;
+                    size_t o = 0;
+                    json_array_foreach(content, k, part) {
+                        const char *t = json_string_value(json_object_get(part, "text"));
+                        memcpy(owned[i] + o, t, strlen(t) + 1);
+                        o += strlen(t);
+                    }
+                    cm[i].content = owned[i];
+                } else {
+                    ok = false;
+                }
+            }
+            if (!cm[i].role || !cm[i].content)
+                ok = false;
+            else
+                total += strlen(cm[i].content);
+        }
+        char cerr[160] = "each message needs a string 'role' and a 'content' string or array of text parts";
+        if (ok && total > (1u << 20)) {
+            ok = false;
+            snprintf(cerr, sizeof cerr, "the messages are longer than 1 MiB");
+        }
+        if (ok && sw_chat_render((sw_chat_format_t) h->cfg.chat_format, cm, nm, &g->chat_prompt, cerr,
+                                 sizeof cerr) != 0)
+            ok = false;
+        for (size_t i = 0; owned && i < nm; i++)
+            free(owned[i]);
+        free(owned);
+        free(cm);
+        if (!ok) {
+            snprintf(g->err, sizeof g->err, "%s", cerr);
+            *why = g->err;
+            goto bad_keep_why;
+        }
+        g->parts = calloc(g->chat_prompt.n_parts, sizeof *g->parts);
+        if (!g->parts) {
+            *why = "out of memory";
+            goto bad;
+        }
+        for (size_t i = 0; i < g->chat_prompt.n_parts; i++) {
+            const sw_chat_part_t *cp = &g->chat_prompt.parts[i];
+            g->parts[i].special = cp->special;
+            if (!(g->parts[i].text = strndup(g->chat_prompt.text + cp->off, cp->len))) {
+                *why = "out of memory";
                 goto bad;
             }
-            char head[32];
-            snprintf(head, sizeof head, "%c%s: ", role[0] >= 'a' && role[0] <= 'z' ? role[0] - 32 : role[0],
-                     role[0] ? role + 1 : "");
-            s_append(g, head, strlen(head));
-            s_append(g, content, strlen(content));
-            s_append(g, "\n", 1);
+            g->n_parts++;
         }
-        s_append(g, "Assistant:", 10);
-        g->prompt = g->text;
-        g->text = NULL;
-        g->len = g->cap = 0;
+        g->req.parts = g->parts;
+        g->req.n_parts = g->n_parts;
+        g->prompt = strdup(g->chat_prompt.text ? g->chat_prompt.text : "");
     } else {
         json_t *p = json_object_get(j, "prompt");
         if (!json_is_string(p)) {
@@ -314,7 +441,7 @@ static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why)
         }
         g->prompt = strdup(json_string_value(p));
     }
-    if (!g->prompt || strlen(g->prompt) > (1u << 20)) {
+    if (!g->prompt || strlen(g->prompt) > (1u << 20) - 4096) {
         *why = "the prompt is missing or longer than 1 MiB";
         goto bad;
     }
@@ -369,6 +496,11 @@ static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why)
         }
         g->req.stop = (const char *const *) g->stops;
     }
+    const char *fmt_stop = chat ? sw_chat_stop_string((sw_chat_format_t) h->cfg.chat_format) : NULL;
+    if (fmt_stop && (g->stops[g->req.n_stop] = strdup(fmt_stop))) {
+        g->req.n_stop++;
+        g->req.stop = (const char *const *) g->stops;
+    }
     if ((v = json_object_get(j, "stream")) && !json_is_null(v)) {
         if (!json_is_boolean(v)) {
             *why = "'stream' must be a boolean";
@@ -385,6 +517,11 @@ static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why)
 bad:
     s_gen_free(g);
     return NULL;
+bad_keep_why: /* the reason is in g->err: copy it out before g goes */
+    snprintf(why_buf, why_len, "%.200s", g->err);
+    *why = why_buf;
+    s_gen_free(g);
+    return NULL;
 }
 
 static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const s_req_t *rq, bool chat)
@@ -396,10 +533,12 @@ static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const 
         return s_error(c, 400, "invalid_request_error", "the body is not a JSON object", NULL);
     }
     const char *why = NULL;
-    s_gen_t *g = s_parse(h, j, chat, &why);
+    char why_buf[256];
+    s_gen_t *g = s_parse(h, j, chat, &why, why_buf, sizeof why_buf);
     json_decref(j);
     if (!g)
         return s_error(c, 400, "invalid_request_error", why, NULL);
+    snprintf(g->ip, sizeof g->ip, "%s", rq->ip);
     pthread_mutex_lock(&h->mu);
     bool full = h->active >= h->cfg.max_concurrent;
     if (!full)
@@ -504,23 +643,39 @@ static void s_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 typedef struct {
     char **buf;
     size_t *len, *cap;
-    char regions[32][65];
-    int counts[32], n_regions;
 } s_metrics_ctx_t;
 
-static void s_metrics_stage(const char *node, const char *region, uint32_t begin, uint32_t end, float rtt_ms,
-                            void *user)
+static void s_metrics_swarm(const sw_client_swarm_t *w, void *user)
 {
     s_metrics_ctx_t *m = user;
-    int i = 0;
-    while (i < m->n_regions && strcmp(m->regions[i], region))
-        i++;
-    if (i == m->n_regions && m->n_regions < 32)
-        snprintf(m->regions[m->n_regions++], sizeof m->regions[0], "%s", region);
-    if (i < 32)
-        m->counts[i]++;
-    s_printf(m->buf, m->len, m->cap, "swisd_stage_rtt_milliseconds{node=\"%.16s\",region=\"%s\",layers=\"%u-%u\"} %.3f\n",
-             node, region, begin, end ? end - 1 : 0, rtt_ms);
+    char regions[32][65];
+    int counts[32] = {0}, n_regions = 0;
+    s_printf(m->buf, m->len, m->cap, "# HELP swisd_stage_rtt_milliseconds Round trip of each live stage to its broker.\n"
+                                     "# TYPE swisd_stage_rtt_milliseconds gauge\n");
+    for (int k = 0; k < w->n_stages; k++) {
+        const sw_client_stage_t *st = &w->stages[k];
+        int i = 0;
+        while (i < n_regions && strcmp(regions[i], st->region))
+            i++;
+        if (i == n_regions && n_regions < 32)
+            snprintf(regions[n_regions++], sizeof regions[0], "%s", st->region);
+        if (i < 32)
+            counts[i]++;
+        s_printf(m->buf, m->len, m->cap,
+                 "swisd_stage_rtt_milliseconds{node=\"%.64s\",region=\"%.64s\",layers=\"%u-%u\"} %.3f\n",
+                 st->node_id, st->region, st->begin, st->end ? st->end - 1 : 0, st->rtt_ms);
+    }
+    s_printf(m->buf, m->len, m->cap, "# HELP swisd_stages Live stages by region.\n# TYPE swisd_stages gauge\n");
+    for (int i = 0; i < n_regions; i++)
+        s_printf(m->buf, m->len, m->cap, "swisd_stages{region=\"%s\"} %d\n", regions[i], counts[i]);
+    s_printf(m->buf, m->len, m->cap, "# HELP swisd_active_sessions Sessions in the gateway (all clients).\n"
+                                     "# TYPE swisd_active_sessions gauge\nswisd_active_sessions %d\n", w->n_sessions);
+    s_printf(m->buf, m->len, m->cap, "# HELP swisd_layers_uncovered Layers of the model no live stage holds.\n"
+                                     "# TYPE swisd_layers_uncovered gauge\n");
+    uint32_t missing = 0;
+    for (int i = 0; i < w->n_gaps; i++)
+        missing += w->gaps[i][1] - w->gaps[i][0];
+    s_printf(m->buf, m->len, m->cap, "swisd_layers_uncovered %u\n", missing);
 }
 
 /* GET /metrics: Prometheus text exposition format, version 0.0.4. */
@@ -565,20 +720,166 @@ static enum MHD_Result s_metrics(sw_http_t *h, struct MHD_Connection *c)
     /* the swarm as the gateway sees it */
     s_metrics_ctx_t m = {.buf = &buf, .len = &len, .cap = &cap};
     char err[256];
-    int n_stages = 0, n_sessions = 0;
     sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
-    s_printf(&buf, &len, &cap, "# HELP swisd_stage_rtt_milliseconds Round trip of each live stage to its broker.\n"
-                               "# TYPE swisd_stage_rtt_milliseconds gauge\n");
-    if (cl && sw_client_swarm_stages(cl, s_metrics_stage, &m, 3000, err, sizeof err) == 0 &&
-        sw_client_swarm_status(cl, &n_stages, &n_sessions, 3000, err, sizeof err) == 0) {
-        s_printf(&buf, &len, &cap, "# HELP swisd_stages Live stages by region.\n# TYPE swisd_stages gauge\n");
-        for (int i = 0; i < m.n_regions; i++)
-            s_printf(&buf, &len, &cap, "swisd_stages{region=\"%s\"} %d\n", m.regions[i], m.counts[i]);
-        s_printf(&buf, &len, &cap, "# HELP swisd_active_sessions Sessions in the gateway (all clients).\n"
-                                   "# TYPE swisd_active_sessions gauge\nswisd_active_sessions %d\n", n_sessions);
-    }
+    if (cl)
+        sw_client_swarm(cl, s_metrics_swarm, &m, 3000, err, sizeof err);
     sw_client_destroy(&cl);
     return s_send(c, 200, "text/plain; version=0.0.4", buf ? buf : strdup(""), NULL);
+}
+
+/* ---- the dashboard's JSON ------------------------------------------------------------ */
+
+static void s_swarm_json(const sw_client_swarm_t *w, void *user)
+{
+    json_t *o = user, *stages = json_array(), *sessions = json_array(), *gaps = json_array();
+    for (int i = 0; i < w->n_stages; i++) {
+        const sw_client_stage_t *st = &w->stages[i];
+        json_array_append_new(
+            stages, json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:f, s:i, s:i, s:f, s:{s:i, s:i, s:I, s:f}}",
+                              "node_id", st->node_id, "region", st->region, "broker_id", st->broker_id, "model_id",
+                              st->model_id, "layers", "begin", (json_int_t) st->begin, "end", (json_int_t) st->end,
+                              "rtt_ms", (double) st->rtt_ms, "age_ms", (json_int_t) st->age_ms, "threads",
+                              (json_int_t) st->threads, "ms_per_layer", (double) st->ms_per_layer, "load",
+                              "active_sessions", (json_int_t) st->active_sessions, "queued_requests",
+                              (json_int_t) st->queued_requests, "kv_bytes", (json_int_t) st->kv_bytes, "busy",
+                              (double) st->busy));
+    }
+    for (int i = 0; i < w->n_sessions; i++)
+        json_array_append_new(sessions, json_pack("{s:s, s:i, s:f, s:f}", "session_id", w->sessions[i].session_id,
+                                                  "tokens", (json_int_t) w->sessions[i].tokens, "tokens_per_s",
+                                                  (double) w->sessions[i].tokens_per_s, "acceptance_rate",
+                                                  (double) w->sessions[i].acceptance_rate));
+    for (int i = 0; i < w->n_gaps; i++)
+        json_array_append_new(gaps, json_pack("{s:i, s:i}", "begin", (json_int_t) w->gaps[i][0], "end",
+                                              (json_int_t) w->gaps[i][1]));
+    json_object_set_new(o, "gateway", json_pack("{s:s, s:s}", "id", w->gateway_id, "region", w->region));
+    json_object_set_new(o, "model", json_pack("{s:s, s:i, s:i, s:i, s:s}", "id", w->model_id, "n_layer",
+                                              (json_int_t) w->n_layer, "n_embd", (json_int_t) w->n_embd, "n_vocab",
+                                              (json_int_t) w->n_vocab, "checksum", w->checksum));
+    json_object_set_new(o, "servable", json_boolean(w->n_gaps == 0 && w->n_layer > 0));
+    json_object_set_new(o, "gaps", gaps);
+    json_object_set_new(o, "stages", stages);
+    json_object_set_new(o, "sessions", sessions);
+}
+
+/* GET /api/swarm: the swarm part is asked of the gateway at most every
+ * 500 ms (shared by every viewer); counters and history are current. */
+static enum MHD_Result s_swarm(sw_http_t *h, struct MHD_Connection *c)
+{
+    json_t *o = NULL;
+    pthread_mutex_lock(&h->mu);
+    if (h->swarm_json && s_now() - h->swarm_json_at < 0.5)
+        o = json_loads(h->swarm_json, 0, NULL);
+    pthread_mutex_unlock(&h->mu);
+    if (!o) {
+        char err[256];
+        o = json_object();
+        sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
+        const int rc = cl ? sw_client_swarm(cl, s_swarm_json, o, 3000, err, sizeof err) : -1;
+        sw_client_destroy(&cl);
+        if (rc != 0) {
+            json_decref(o);
+            return s_error(c, 503, "server_error", "the gateway did not answer", NULL);
+        }
+        char *text = json_dumps(o, JSON_COMPACT);
+        pthread_mutex_lock(&h->mu);
+        free(h->swarm_json);
+        h->swarm_json = text;
+        h->swarm_json_at = s_now();
+        pthread_mutex_unlock(&h->mu);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_object_set_new(o, "time_ms", json_real(ts.tv_sec * 1e3 + ts.tv_nsec / 1e6));
+    json_object_set_new(o, "chat_format", json_string(sw_chat_format_name((sw_chat_format_t) h->cfg.chat_format)));
+    json_t *hist = json_array();
+    pthread_mutex_lock(&h->mu);
+    json_object_set_new(o, "counters",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "requests", (json_int_t) h->requests,
+                                  "completions", (json_int_t) h->completions, "tokens", (json_int_t) h->tokens,
+                                  "failed", (json_int_t) h->failed, "rate_limited", (json_int_t) h->rate_limited,
+                                  "busy_rejected", (json_int_t) h->busy_rejected, "active_generations",
+                                  (json_int_t) h->active));
+    for (size_t i = 0; i < h->hist_n; i++) {
+        const s_sample_t *x = &h->history[(h->hist_next + S_HISTORY - h->hist_n + i) % S_HISTORY];
+        json_array_append_new(hist, json_pack("{s:f, s:i, s:f, s:f}", "t_ms", x->t_ms, "completion_tokens",
+                                              (json_int_t) x->completion_tokens, "tokens_per_s",
+                                              (double) x->tokens_per_s, "ttft_ms", (double) x->ttft_ms));
+    }
+    pthread_mutex_unlock(&h->mu);
+    json_object_set_new(o, "history", hist);
+    return s_json(c, 200, o);
+}
+
+/* ---- static files (the dashboard) ------------------------------------------------------ */
+
+static const char *s_mime(const char *path)
+{
+    static const char *const map[][2] = {
+        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},   {".svg", "image/svg+xml"},
+        {".png", "image/png"},                 {".ico", "image/x-icon"},
+        {".json", "application/json"},         {".woff2", "font/woff2"},
+        {".txt", "text/plain; charset=utf-8"}, {".map", "application/json"},
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(dot, map[i][0]))
+            return map[i][1];
+    return "application/octet-stream";
+}
+
+/* GET of anything else: a file of web_dir. Paths are checked character by
+ * character (letters, digits, '.', '_', '-', '/'; no "..", no "//"), so no
+ * request can leave the folder; "/" and paths without a file extension
+ * (client-side routes) give index.html. */
+static enum MHD_Result s_static(sw_http_t *h, struct MHD_Connection *c, const char *url)
+{
+    if (!h->web_dir[0]) {
+        if (strcmp(url, "/"))
+            return s_error(c, 404, "invalid_request_error", "no such file", NULL);
+        return s_send(c, 200, "text/html; charset=utf-8",
+                      strdup("<!doctype html><title>swisd gateway</title><h1>swisd gateway</h1>"
+                             "<p>The dashboard is not built: run <code>scripts/dev build</code> on a machine with "
+                             "npm, or start the gateway with <code>--web web/dist</code>.</p>"
+                             "<p>API: <a href=\"/v1/models\">/v1/models</a>, POST /v1/completions, "
+                             "POST /v1/chat/completions, <a href=\"/api/swarm\">/api/swarm</a>, "
+                             "<a href=\"/metrics\">/metrics</a>.</p>"),
+                      NULL);
+    }
+    const size_t n = strlen(url);
+    bool ok = n >= 1 && n < 256 && url[0] == '/' && !strstr(url, "..") && !strstr(url, "//");
+    for (size_t i = 0; ok && i < n; i++) {
+        const char ch = url[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+             ch == '_' || ch == '-' || ch == '/';
+    }
+    if (!ok)
+        return s_error(c, 404, "invalid_request_error", "no such file", NULL);
+    const char *base = strrchr(url, '/');
+    const bool route = !strchr(base, '.'); /* "/", "/chat": the app */
+    char path[1400];
+    snprintf(path, sizeof path, "%s%s", h->web_dir, route ? "/index.html" : url);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return s_error(c, 404, "invalid_request_error", "no such file", NULL);
+    }
+    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t) sb.st_size, fd); /* closes fd */
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", s_mime(path));
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    /* Vite names assets by content hash: they never change */
+    MHD_add_response_header(r, "Cache-Control",
+                            !strncmp(url, "/assets/", 8) ? "public, max-age=31536000, immutable" : "no-cache");
+    enum MHD_Result rc = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return rc;
 }
 
 /* ---- the server ------------------------------------------------------------------ */
@@ -613,28 +914,35 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
     pthread_mutex_lock(&h->mu);
     h->requests++;
     pthread_mutex_unlock(&h->mu);
+    const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     if (!strcmp(url, "/healthz"))
         return s_send(c, 200, "text/plain", strdup("ok\n"), NULL);
     if (!strcmp(url, "/metrics"))
         return s_metrics(h, c);
-    const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
+    if (!strcmp(url, "/api/swarm"))
+        return get ? s_swarm(h, c) : s_error(c, 405, "invalid_request_error", "method not allowed", NULL);
     const bool completions = !strcmp(url, "/v1/completions"), chat = !strcmp(url, "/v1/chat/completions");
-    if (!completions && !chat && strcmp(url, "/v1/models"))
-        return s_error(c, 404, "invalid_request_error", "no such endpoint", NULL);
+    const bool models = !strcmp(url, "/v1/models");
+    if (!completions && !chat && !models) {
+        if (!strncmp(url, "/v1/", 4) || !strncmp(url, "/api/", 5))
+            return s_error(c, 404, "invalid_request_error", "no such endpoint", NULL);
+        return get ? s_static(h, c, url) : s_error(c, 405, "invalid_request_error", "method not allowed", NULL);
+    }
     if ((completions || chat) ? !post : !get)
         return s_error(c, 405, "invalid_request_error", "method not allowed", NULL);
-    int wait = s_rate(h, c);
+    s_client_ip(c, rq->ip);
+    int wait = s_rate(h, rq->ip, completions || chat);
     if (wait > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", wait);
         pthread_mutex_lock(&h->mu);
         h->rate_limited++;
         pthread_mutex_unlock(&h->mu);
-        return s_error(c, 429, "rate_limit_exceeded", "too many requests from this address", ra);
+        return s_error(c, 429, "rate_limit_exceeded", "too many requests or generated tokens from this address", ra);
     }
     if (rq->too_big)
         return s_error(c, 413, "invalid_request_error", "the body is too large", NULL);
-    if (!completions && !chat)
+    if (models)
         return s_models(h, c);
     return s_generate(h, c, rq, chat);
 }
@@ -679,6 +987,19 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
     if (h->cfg.max_concurrent <= 0) h->cfg.max_concurrent = 16;
     if (h->cfg.rate_rps <= 0) h->cfg.rate_rps = 5;
     if (h->cfg.timeout_ms <= 0) h->cfg.timeout_ms = 60000;
+    if (h->cfg.token_rate <= 0) h->cfg.token_rate = 50;
+    if (cfg->web_dir && cfg->web_dir[0]) {
+        struct stat sb;
+        char index[1100];
+        snprintf(index, sizeof index, "%s/index.html", cfg->web_dir);
+        if (strlen(cfg->web_dir) >= sizeof h->web_dir || stat(index, &sb) != 0) {
+            sw_err(err, errlen, "--web: %s has no index.html (build the dashboard: cd web && npm ci && npm run build)",
+                   cfg->web_dir);
+            free(h);
+            return NULL;
+        }
+        snprintf(h->web_dir, sizeof h->web_dir, "%s", cfg->web_dir);
+    }
     pthread_mutex_init(&h->mu, NULL);
     signal(SIGPIPE, SIG_IGN); /* a streaming client that vanishes must not kill the gateway */
     h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
@@ -702,6 +1023,7 @@ void sw_http_destroy(sw_http_t **self_p)
         return;
     MHD_stop_daemon((*self_p)->d);
     pthread_mutex_destroy(&(*self_p)->mu);
+    free((*self_p)->swarm_json);
     free(*self_p);
     *self_p = NULL;
 }

@@ -1,10 +1,12 @@
 /*  swisd_gateway.c: the `swisd-gateway` process. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "cli_util.h"
 #include <string.h>
+#include <unistd.h>
 
 #include "sw_common.h"
 #include "sw_gateway.h"
@@ -29,6 +31,11 @@ static void s_usage(FILE *out)
             "  --http ADDR:PORT  OpenAI-compatible HTTP API: /v1/models, /v1/completions, /v1/chat/completions\n"
             "                    (stream: true as server-sent events), /healthz (:0 picks a free port)\n"
             "  --http-rate N     requests per second per client address (burst 2N; default 5)\n"
+            "  --http-token-rate N  generated tokens per second per client address (burst 60 s worth;\n"
+            "                    default 50)\n"
+            "  --web DIR         serve the dashboard and chat page from DIR (default: the web/dist of\n"
+            "                    the source tree when built; none: --web '')\n"
+            "  --http-max-tokens N  largest max_tokens a request may ask for (default 2048)\n"
             "  --http-max-concurrent N  generations at once over HTTP (default 16; more get 503)\n"
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
@@ -46,8 +53,11 @@ int main(int argc, char **argv)
 {
     sw_gateway_config_t cfg = {.threads = 1};
     const char *http = NULL;
-    double http_rate = 0;
+    double http_rate = 0, token_rate = 0;
+    const char *web_dir = SWISD_WEB_DIR;
+    bool web_set = false;
     int http_conc = 0;
+    uint32_t http_max_tokens = 0;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
         {"rpc", required_argument, 0, 'r'}, {"http", required_argument, 0, 'H'},
@@ -57,6 +67,8 @@ int main(int argc, char **argv)
         {"max-sessions", required_argument, 0, 'S'}, {"heartbeat-ms", required_argument, 0, 'B'},
         {"draft", required_argument, 0, 'd'}, {"gamma-max", required_argument, 0, 'g'},
         {"http-rate", required_argument, 0, 'q'}, {"http-max-concurrent", required_argument, 0, 'C'},
+        {"http-token-rate", required_argument, 0, 'k'}, {"web", required_argument, 0, 'w'},
+        {"http-max-tokens", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -77,6 +89,9 @@ int main(int argc, char **argv)
         case 'd': cfg.draft_path = optarg; break;
         case 'q': http_rate = (double) s_int("--http-rate", optarg, 1, 100000); break;
         case 'C': http_conc = (int) s_int("--http-max-concurrent", optarg, 1, 10000); break;
+        case 'k': token_rate = (double) s_int("--http-token-rate", optarg, 1, 10000000); break;
+        case 'M': http_max_tokens = (uint32_t) s_int("--http-max-tokens", optarg, 1, 65536); break;
+        case 'w': web_dir = optarg, web_set = true; break;
         case 'g': cfg.gamma_max = s_int("--gamma-max", optarg, 1, 16); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
@@ -95,14 +110,22 @@ int main(int argc, char **argv)
     printf("swisd-gateway: rpc on %s\n", sw_gateway_rpc_endpoint(g));
     sw_http_t *web = NULL;
     if (http) {
+        /* the default dashboard folder only when it was built; an explicit --web must exist */
+        char index[1100];
+        snprintf(index, sizeof index, "%s/index.html", web_dir);
+        if (!web_set && access(index, R_OK) != 0)
+            web_dir = NULL;
         sw_http_config_t hc = {.addr = http, .rpc = sw_gateway_rpc_endpoint(g), .model_id = sw_gateway_model_id(g),
-                               .rate_rps = http_rate, .max_concurrent = http_conc};
+                               .rate_rps = http_rate, .max_concurrent = http_conc, .token_rate = token_rate, .max_tokens = http_max_tokens,
+                               .web_dir = web_dir, .chat_format = sw_gateway_chat_format(g)};
         if (!(web = sw_http_new(&hc, err, sizeof err))) {
             fprintf(stderr, "swisd-gateway: %s\n", err);
             sw_gateway_destroy(&g);
             return 1;
         }
         printf("swisd-gateway: http on port %d\n", sw_http_port(web));
+        if (web_dir && web_dir[0])
+            printf("swisd-gateway: dashboard at http://127.0.0.1:%d/ (chat: /#/chat)\n", sw_http_port(web));
     }
     fflush(stdout);
     sw_gateway_run(g, NULL);

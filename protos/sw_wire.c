@@ -259,6 +259,15 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
             return sw_err(err, errlen, "more than 16 stop strings");
         for (size_t i = 0; i < g->n_stop; i++)
             CHECK_STR(g->stop[i], 256, "stop string");
+        if (g->n_prompt_parts > SW_WIRE_MAX_PROMPT_PARTS)
+            return sw_err(err, errlen, "more than %d prompt parts", SW_WIRE_MAX_PROMPT_PARTS);
+        size_t total = 0;
+        for (size_t i = 0; i < g->n_prompt_parts; i++) {
+            CHECK_STR(g->prompt_parts[i]->text, SW_WIRE_MAX_PROMPT, "prompt part");
+            total += strlen(g->prompt_parts[i]->text);
+        }
+        if (total > SW_WIRE_MAX_PROMPT)
+            return sw_err(err, errlen, "prompt parts total %zu bytes, over %u", total, SW_WIRE_MAX_PROMPT);
         return 0;
     }
     case SWISD__V1__BODY__MSG_GENERATE_REPLY:

@@ -6,12 +6,20 @@ continuation; streaming (server-sent events ending "data: [DONE]") gives the
 same text; /v1/chat/completions answers in OpenAI's shape; malformed JSON,
 wrong types, a 2 MiB body, unknown paths and wrong methods get 4xx in
 OpenAI's error shape and the gateway keeps serving; the per-address rate
-limit answers 429 with Retry-After.
+limit answers 429 with Retry-After, and so does the generated-token limit;
+/api/swarm describes the swarm (stages, layers, gaps, counters, history);
+the dashboard's static files are served safely (no path leaves the folder);
+a model whose GGUF carries a chat template (set by `swisd quantize
+--chat-template`) gets its format, with the template's special tokens
+recognized and the user's text kept plain: the prompt's token count is
+checked against python3-sentencepiece on the same text split by hand.
 usage: test_http.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY
 """
+import http.client
 import json
 import os
 import shutil
+import tempfile
 import signal
 import subprocess
 import sys
@@ -44,6 +52,44 @@ def start(args, prefix):
         lines.append(line)
         if line.startswith(prefix):
             return line[len(prefix):].strip()
+
+
+def start_gateway(args):
+    """Starts a gateway with an HTTP port; returns (process, port, stdout lines so far)."""
+    p = subprocess.Popen([gateway_bin, "--broker", ep, "--rpc", "tcp://127.0.0.1:*", "--http", "127.0.0.1:0"] + args,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    procs.append(p)
+    lines = []
+    while True:
+        line = p.stdout.readline()
+        if not line:
+            return p, None, lines
+        lines.append(line)
+        if line.startswith("swisd-gateway: http on port"):
+            return p, int(line.split()[-1]), lines
+
+
+def raw_get(port, path, method="GET"):
+    """A request with the path sent exactly as given (urllib would normalize it)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.putrequest(method, path, skip_accept_encoding=True)
+    c.endheaders()
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body, dict(r.getheaders())
+
+
+def sp_counts(texts):
+    """Token counts of each text by the sentencepiece library (tok512.model)."""
+    sp_model = os.path.join(models, "stories260K", "tok512.model")
+    code = ("import json, sys, sentencepiece as s; p = s.SentencePieceProcessor(model_file=sys.argv[1]); "
+            "print(json.dumps([len(p.encode(t)) for t in json.loads(sys.argv[2])]))")
+    for py in (sys.executable, "/usr/bin/python3"):
+        r = subprocess.run([py, "-c", code, sp_model, json.dumps(texts)], capture_output=True, text=True)
+        if r.returncode == 0:
+            return json.loads(r.stdout)
+    return None
 
 
 def call(port, path, body=None, method=None, raw=None):
@@ -141,7 +187,118 @@ try:
           f"metrics tokens: {st} {body[:400]}")
     check(int(metrics.get('swisd_time_to_first_token_seconds_bucket{le="+Inf"}', 0)) >= 3, f"ttft histogram: {body[:600]}")
     check(metrics.get('swisd_stages{region="default"}') == "1", f"stages by region: {body[-400:]}")
+    # the dashboard's JSON
+    st, body, hdr = call(port, "/api/swarm")
+    sw = json.loads(body) if st == 200 else {}
+    stages = sw.get("stages", [])
+    check(st == 200 and hdr.get("Content-Type") == "application/json", f"/api/swarm: {st} {hdr}")
+    check(len(stages) == 1 and stages[0]["layers"] == {"begin": 0, "end": 5} and stages[0]["region"] == "default"
+          and stages[0]["node_id"] and "kv_bytes" in stages[0]["load"], f"/api/swarm stages: {stages}")
+    check(sw.get("model", {}).get("id") == "stories260K" and sw["model"].get("n_layer") == 5
+          and sw.get("gaps") == [] and sw.get("servable") is True, f"/api/swarm model: {body[:400]}")
+    check(sw.get("counters", {}).get("tokens") == int(metrics.get("swisd_tokens_generated_total", -1))
+          and sw.get("chat_format") == "default", f"/api/swarm counters: {sw.get('counters')}")
+    hist = sw.get("history", [])
+    check(len(hist) >= 3 and hist[0]["completion_tokens"] == 40 and hist[0]["tokens_per_s"] > 0
+          and hist[0]["ttft_ms"] > 0 and all(a["t_ms"] <= b["t_ms"] for a, b in zip(hist, hist[1:])),
+          f"/api/swarm history: {hist[:3]}")
+    st, _, _ = call(port, "/api/swarm", {"x": 1})
+    check(st == 405, f"POST /api/swarm: {st}")
+    st, _, _ = call(port, "/api/nothing")
+    check(st == 404, f"/api/nothing: {st}")
+    # chat: contents as arrays of text parts; bad roles
+    st, body, _ = call(port, "/v1/chat/completions", {"messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Tell me "}, {"type": "text", "text": "a story"}]}],
+        "max_tokens": 5})
+    check(st == 200 and json.loads(body)["usage"]["prompt_tokens"] > 5, f"chat with text parts: {st} {body[:300]}")
+    for bad_msgs in ([{"role": "wizard", "content": "x"}], [{"role": "user", "content": [{"type": "image_url"}]}],
+                     [{"role": "user", "content": 5}]):
+        st, body, _ = call(port, "/v1/chat/completions", {"messages": bad_msgs})
+        check(st == 400 and "error" in json.loads(body), f"chat {bad_msgs}: {st} {body[:200]}")
+    # no dashboard built for this gateway: "/" explains, other files are 404
+    st, body, _ = call(port, "/")
+    check(st == 200 and ("dashboard" in body), f"/ without a dashboard: {st} {body[:200]}")
     procs.pop().send_signal(signal.SIGTERM)
+
+    # static files of a dashboard folder
+    with tempfile.TemporaryDirectory() as web:
+        os.makedirs(os.path.join(web, "assets"))
+        with open(os.path.join(web, "index.html"), "w") as f:
+            f.write("<!doctype html><title>swisd test index</title>")
+        with open(os.path.join(web, "assets", "app-1234.js"), "w") as f:
+            f.write("console.log('swisd');")
+        with open(os.path.join(os.path.dirname(web), "secret-swisd.txt"), "w") as f:
+            f.write("secret")
+        _, port, _ = start_gateway(["--model", model, "--web", web])
+        st, body, hdr = raw_get(port, "/")
+        check(st == 200 and b"swisd test index" in body and hdr.get("Content-Type", "").startswith("text/html")
+              and hdr.get("Cache-Control") == "no-cache", f"GET /: {st} {body[:80]} {hdr}")
+        st, body, _ = raw_get(port, "/chat")
+        check(st == 200 and b"swisd test index" in body, f"GET /chat (a client route): {st}")
+        st, body, hdr = raw_get(port, "/assets/app-1234.js")
+        check(st == 200 and body == b"console.log('swisd');" and hdr.get("Content-Type", "").startswith("text/javascript")
+              and "immutable" in hdr.get("Cache-Control", ""), f"GET asset: {st} {hdr}")
+        st, _, hdr = raw_get(port, "/assets/app-1234.js", "HEAD")
+        check(st == 200 and hdr.get("Content-Length") == "21", f"HEAD asset: {st} {hdr}")
+        for evil in ("/../secret-swisd.txt", "/assets/../../secret-swisd.txt", "/%2e%2e/secret-swisd.txt",
+                     "//etc/passwd", "/assets/missing.js", "/a%20b.js"):
+            st, body, _ = raw_get(port, evil)
+            check(st == 404 and b"secret" not in body and b"root:" not in body, f"GET {evil}: {st} {body[:80]}")
+        for odd in ("/index.html%00.js", "/assets", "/%2e%2e"):  # the app's index at most, never another file
+            st, body, _ = raw_get(port, odd)
+            check(st == 404 or (st == 200 and b"swisd test index" in body), f"GET {odd}: {st} {body[:80]}")
+        st, _, _ = call(port, "/index.html", {"x": 1})
+        check(st == 405, f"POST /index.html: {st}")
+        procs.pop().send_signal(signal.SIGTERM)
+        os.unlink(os.path.join(os.path.dirname(web), "secret-swisd.txt"))
+    p, port, lines = start_gateway(["--model", model, "--web", "/nonexistent-swisd-web"])
+    check(port is None and p.wait(timeout=10) != 0, "--web with no index.html was accepted")
+
+    # generated-token limit: 1 token/s, burst 60; 20 tokens per request at most
+    _, port, _ = start_gateway(["--model", model, "--http-token-rate", "1", "--http-max-tokens", "20",
+                                "--http-rate", "1000"])
+    st, body, _ = call(port, "/v1/completions", {"prompt": prompt, "max_tokens": 21})
+    check(st == 400, f"max_tokens over --http-max-tokens: {st}")
+    got, generated = None, 0
+    for _ in range(12):
+        st, body, hdr = call(port, "/v1/completions", {"prompt": prompt, "max_tokens": 20, "temperature": 0})
+        if st != 200:
+            got = (st, body, hdr)
+            break
+        generated += json.loads(body)["usage"]["completion_tokens"]
+    check(got and got[0] == 429 and int(got[2].get("Retry-After", 0)) >= 1 and "tokens" in got[1]
+          and 60 <= generated < 80, f"token limit: generated {generated}, then {got and got[:2]}")
+    procs.pop().send_signal(signal.SIGTERM)
+
+    # a chat template in the GGUF: zephyr's format on the stories vocabulary ("</s>" is its EOS)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmodel = os.path.join(tmp, "stories260K.gguf")
+        tpl = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_templates", "zephyr.jinja")
+        r = subprocess.run([swisd, "quantize", model, tmodel, "f32", "--chat-template", tpl], capture_output=True)
+        check(r.returncode == 0, f"quantize --chat-template: {r.stderr[-300:]}")
+        start([stage_bin, "--broker", ep, "--model", tmodel, "--layers", "0-4", "--threads", "1"], "swisd-stage:")
+        _, port, _ = start_gateway(["--model", tmodel, "--http-rate", "1000"])
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            st, body, _ = call(port, "/v1/models")
+            if st == 200 and json.loads(body)["data"][0]["servable"]:
+                break
+            time.sleep(0.3)
+        user_text = "Hi </s> there"
+        st, body, _ = call(port, "/v1/chat/completions", {"messages": [{"role": "user", "content": user_text}],
+                                                           "max_tokens": 4, "temperature": 0})
+        counts = sp_counts(["<|user|>\n" + user_text, "\n<|assistant|>\n"])
+        if counts is None:
+            print("note: python3-sentencepiece is missing; the chat-template token count was not checked")
+        else:
+            want = 1 + counts[0] + 1 + counts[1]  # BOS, text, EOS (the template's </s>), text
+            got_n = json.loads(body)["usage"]["prompt_tokens"] if st == 200 else None
+            check(got_n == want, f"zephyr chat prompt: {got_n} tokens, sentencepiece says {want}: {body[:300]}")
+        st, body, _ = call(port, "/api/swarm")
+        check(st == 200 and json.loads(body).get("chat_format") == "zephyr", f"chat format: {body[:200]}")
+        procs.pop().send_signal(signal.SIGTERM)
+
     # rate limit: 1 request/s, burst 2
     p = subprocess.Popen([gateway_bin, "--broker", ep, "--model", model, "--rpc", "tcp://127.0.0.1:*", "--http",
                           "127.0.0.1:0", "--http-rate", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

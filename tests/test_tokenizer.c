@@ -376,6 +376,70 @@ static void s_test_spm_ties(void)
     sw_tokenizer_destroy(&t);
 }
 
+/*  Special tokens in text: sw_tokenizer_encode_special and _parts against the
+ *  plain encoder run on the pieces between the specials (found by hand). */
+static void s_test_special(void)
+{
+    static const char *const pieces[] = {
+        "<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "\xe2\x96\x81" "a", "<|x|>", "<|x|>b", "ab",
+    };
+    enum { N = sizeof(pieces) / sizeof(pieces[0]) };
+    size_t lens[N];
+    float scores[N];
+    int32_t types[N];
+    for (int i = 0; i < N; i++) {
+        lens[i] = strlen(pieces[i]);
+        scores[i] = (float) -i;
+        types[i] = i == 0 ? SW_TOKTYPE_UNKNOWN : (i < 3 || i == 7 || i == 8) ? SW_TOKTYPE_CONTROL : SW_TOKTYPE_NORMAL;
+    }
+    sw_vocab_desc_t d = { .kind = SW_TOK_SPM, .n_vocab = N, .tokens = pieces, .token_lens = lens,
+                          .scores = scores, .types = types, .bos_id = 1, .eos_id = 2, .unk_id = 0,
+                          .pad_id = -1, .add_bos = true, .add_space_prefix = true };
+    char err[200];
+    sw_tokenizer_t *t = sw_tokenizer_new(&d, err, sizeof(err));
+    CHECK_MSG(t != NULL, "%s", err);
+    if (!t)
+        return;
+    int32_t got[32], want[32], tmp[32];
+    /* "a" "<|x|>b" (longest special wins over "<|x|>") "ab" "</s>" */
+    const char *text = "a<|x|>bab</s>";
+    int64_t k = sw_tokenizer_encode_special(t, text, strlen(text), true, got, 32);
+    int64_t w = 0;
+    want[w++] = 1;
+    int64_t n = sw_tokenizer_encode(t, "a", 1, false, tmp, 32); /* first segment: with the dummy prefix */
+    for (int64_t i = 0; i < n; i++) want[w++] = tmp[i];
+    want[w++] = 8;
+    n = sw_tokenizer_encode(t, "ab", 2, false, tmp, 32); /* after a special: prefix again */
+    for (int64_t i = 0; i < n; i++) want[w++] = tmp[i];
+    want[w++] = 2;
+    CHECK_MSG(k == w && !memcmp(got, want, sizeof(int32_t) * (size_t) w), "special: %lld ids, want %lld",
+              (long long) k, (long long) w);
+    CHECK(w == 6 && want[1] == 6 && want[3] == 6 && want[4] == 5); /* "\u2581a" outscores "ab" */
+    /* the plain encoder never produces a special id */
+    k = sw_tokenizer_encode(t, text, strlen(text), false, got, 32);
+    bool none = k > 0 && k <= 32;
+    for (int64_t i = 0; i < k && i < 32; i++)
+        none = none && got[i] != 2 && got[i] != 7 && got[i] != 8;
+    CHECK(none);
+    /* parts: a special piece split over two parts, or inside a plain part, is plain text */
+    const sw_tok_part_t split[] = {{"a<|x", 4, true}, {"|>b", 3, true}};
+    k = sw_tokenizer_encode_parts(t, split, 2, false, got, 32);
+    n = sw_tokenizer_encode(t, "a<|x|>b", 7, false, tmp, 32);
+    CHECK(k == n && !memcmp(got, tmp, sizeof(int32_t) * (size_t) n));
+    const sw_tok_part_t user[] = {{"</s>", 4, true}, {"a</s>", 5, false}, {"</s>", 4, true}};
+    k = sw_tokenizer_encode_parts(t, user, 3, false, got, 32);
+    n = sw_tokenizer_encode(t, "a</s>", 5, false, tmp, 32);
+    CHECK(k == n + 2 && got[0] == 2 && got[k - 1] == 2 && !memcmp(got + 1, tmp, sizeof(int32_t) * (size_t) n));
+    /* plain text runs across parts as one string */
+    const sw_tok_part_t run[] = {{"a", 1, true}, {"b", 1, false}};
+    k = sw_tokenizer_encode_parts(t, run, 2, false, got, 32);
+    n = sw_tokenizer_encode(t, "ab", 2, false, tmp, 32);
+    CHECK(k == n && !memcmp(got, tmp, sizeof(int32_t) * (size_t) n));
+    CHECK(sw_tokenizer_encode_special(t, "", 0, false, got, 32) == 0);
+    CHECK(sw_tokenizer_encode_special(t, "</s>", 4, false, got, 32) == 1 && got[0] == 2);
+    sw_tokenizer_destroy(&t);
+}
+
 /* ---- byte-level BPE --------------------------------------------------------- */
 
 static const char k_corpus[] =
@@ -794,6 +858,7 @@ int main(void)
     snprintf(b, sizeof(b), "%s/llama2-tokenizer/ggml-vocab-llama-spm.gguf", s_models());
     s_test_real_spm(a, b, 32000);
     s_test_spm_ties();
+    s_test_special();
     s_test_bpe();
     return sw_test_report("tokenizer");
 }
