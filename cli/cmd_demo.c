@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +35,15 @@
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: swisd demo [--model FILE.gguf] [-p PROMPT] [-n N] [--temp T] [--seed S] [--threads N]\n"
-                 "                  [--log-dir DIR] [--link-delay MS] [--draft DRAFT.gguf]\n"
+                 "                  [--log-dir DIR] [--link-delay MS] [--draft DRAFT.gguf] [--http ADDR:PORT]\n"
                  "  Starts a root broker, two regional brokers, three stages and a gateway on this machine,\n"
                  "  generates from the prompt through them, and shuts everything down.\n"
                  "  --link-delay MS   put every stage and the gateway behind swisd-link adding MS of one-way\n"
                  "                    delay on its link to the broker (stages \"far apart\")\n"
                  "  --draft FILE      speculative decoding in the gateway with this draft model\n"
+                 "  --http ADDR:PORT  also serve the OpenAI-compatible API, the dashboard and the chat page\n"
+                 "                    there (e.g. 127.0.0.1:8080), and keep the swarm running after the\n"
+                 "                    prompt until Ctrl-C\n"
                  "  Default model: stories260K from $SWISD_MODELS or ../shared/models next to the source tree.\n");
 }
 
@@ -127,8 +131,9 @@ int swisd_cmd_demo(int argc, char **argv)
     const char *model = NULL, *prompt = "Once upon a time", *log_dir_opt = NULL, *temp = "0", *seed = "0";
     int64_t n = 100, threads = 1;
     float link_delay = 0;
-    const char *draft = NULL;
+    const char *draft = NULL, *http = NULL;
     static const struct option opts[] = {
+        {"http", required_argument, 0, 'H'},
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
         {"n-predict", required_argument, 0, 'n'}, {"temp", required_argument, 0, 'T'},
         {"seed", required_argument, 0, 'S'}, {"threads", required_argument, 0, 't'},
@@ -148,6 +153,7 @@ int swisd_cmd_demo(int argc, char **argv)
         case 't': if (cli_parse_i64("--threads", optarg, 1, 256, &threads)) return 2; break;
         case 'L': log_dir_opt = optarg; break;
         case 'r': draft = optarg; break;
+        case 'H': http = optarg; break;
         case 'D': if (cli_parse_f32("--link-delay", optarg, 0.0f, 10000.0f, &link_delay)) return 2; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
@@ -268,12 +274,20 @@ int swisd_cmd_demo(int argc, char **argv)
           "--threads", th);
     START("stage-3", stage, "--broker", via[2], "--model", (char *) model, "--layers", ranges[2], "--region", "eu",
           "--threads", th);
-    if (draft)
-        START("gateway", gateway, "--broker", via[3], "--model", (char *) model, "--rpc", "tcp://127.0.0.1:*",
-              "--region", "eu", "--threads", th, "--draft", (char *) draft);
-    else
-        START("gateway", gateway, "--broker", via[3], "--model", (char *) model, "--rpc", "tcp://127.0.0.1:*",
-              "--region", "eu", "--threads", th);
+    {
+        char *av[20] = {gateway, "--broker", via[3], "--model", (char *) model, "--rpc", "tcp://127.0.0.1:*",
+                        "--region", "eu", "--threads", th};
+        int ac = 11;
+        if (draft)
+            av[ac++] = "--draft", av[ac++] = (char *) draft;
+        if (http)
+            av[ac++] = "--http", av[ac++] = (char *) http;
+        av[ac] = NULL;
+        snprintf(logp, sizeof logp, "%s/gateway.log", log_dir);
+        if (sw_proc_start(&procs[n_procs], "gateway", av, logp) != 0)
+            goto stop;
+        n_procs++;
+    }
     READ("gateway", "swisd-gateway: rpc on", rpc_ep);
     fprintf(stderr, "swisd demo: brokers root %s, eu %s, us %s; gateway rpc %s\n", root_ep, eu_ep, us_ep, rpc_ep);
 
@@ -306,6 +320,23 @@ int swisd_cmd_demo(int argc, char **argv)
         rc = 0;
     fputc('\n', stdout);
     fflush(stdout);
+    if (http && rc == 0) {
+        char port[32];
+        if (sw_proc_read_value(&procs[n_procs - 1], "swisd-gateway: http on port", port, sizeof port, 10000) != 0) {
+            fprintf(stderr, "swisd demo: the gateway's HTTP server did not start (see %s/gateway.log)\n", log_dir);
+            rc = 1;
+            goto stop;
+        }
+        fprintf(stderr, "swisd demo: serving: dashboard http://127.0.0.1:%s/ , chat http://127.0.0.1:%s/#/chat ,\n"
+                        "            API http://127.0.0.1:%s/v1 ; Ctrl-C stops the swarm\n", port, port, port);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        int sig;
+        sigwait(&set, &sig);
+    }
 stop:
     for (int i = n_procs - 1; i >= 0; i--)
         sw_proc_stop(&procs[i], 5000);

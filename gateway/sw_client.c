@@ -210,8 +210,10 @@ int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user,
     sw_client_stage_t *st = calloc(MAX_ST, sizeof *st);
     sw_client_session_t *ss = calloc(MAX_SS, sizeof *ss);
     uint32_t(*gaps)[2] = calloc(MAX_GAPS, sizeof *gaps);
-    if (!st || !ss || !gaps) {
-        free(st), free(ss), free(gaps);
+    const size_t n_recent = r->swarm_status_reply->n_recent;
+    sw_client_sample_t *rec = calloc(n_recent ? n_recent : 1, sizeof *rec);
+    if (!st || !ss || !gaps || !rec) {
+        free(st), free(ss), free(gaps), free(rec);
         sw_wire_msg_free(&m);
         sw_err(err, errlen, "out of memory");
         return -1;
@@ -246,8 +248,19 @@ int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user,
         gaps[w.n_gaps][1] = sr->gaps[i]->end;
         w.n_gaps++;
     }
+    for (size_t i = 0; i < n_recent; i++) {
+        const Swisd__V1__GenerationSample *x = sr->recent[i];
+        rec[i] = (sw_client_sample_t){.end_unix_ms = (double) x->end_unix_ms, .prompt_tokens = x->prompt_tokens,
+                                      .completion_tokens = x->completion_tokens,
+                                      .decode_tokens_per_s = x->decode_tokens_per_s,
+                                      .ttft_ms = x->time_to_first_token_ms, .acceptance_rate = x->acceptance_rate};
+    }
+    w.recent = rec;
+    w.n_recent = (int) n_recent;
+    w.generations_total = sr->generations_total;
+    w.tokens_generated_total = sr->tokens_generated_total;
     on_swarm(&w, user);
-    free(st), free(ss), free(gaps);
+    free(st), free(ss), free(gaps), free(rec);
     sw_wire_msg_free(&m);
     return 0;
 }

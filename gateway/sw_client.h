@@ -90,6 +90,15 @@ typedef struct {
     float acceptance_rate;        /* speculative decoding, 0 when off */
 } sw_client_session_t;
 
+/*  One finished generation (all the gateway's clients, not only HTTP). */
+typedef struct {
+    double end_unix_ms;           /* wall clock at the end, ms since the epoch */
+    uint32_t prompt_tokens, completion_tokens;
+    float decode_tokens_per_s;
+    float ttft_ms;                /* time to first token */
+    float acceptance_rate;        /* speculative decoding, 0 when off */
+} sw_client_sample_t;
+
 /*  The swarm as the gateway sees it (SwarmStatusReply, docs/protocol.md).
  *  Everything is borrowed for the duration of the callback. */
 typedef struct {
@@ -102,6 +111,10 @@ typedef struct {
     int n_sessions;
     const uint32_t (*gaps)[2];              /* n_gaps half-open layer ranges no live stage holds */
     int n_gaps;
+    const sw_client_sample_t *recent;       /* n_recent finished generations, oldest first */
+    int n_recent;
+    uint64_t generations_total;             /* finished generations since the gateway started */
+    uint64_t tokens_generated_total;        /* completion tokens since the gateway started */
 } sw_client_swarm_t;
 
 typedef void (sw_client_swarm_fn)(const sw_client_swarm_t *swarm, void *user);

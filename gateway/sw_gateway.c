@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "sw_broker_client.h"
 #include "sw_codec.h"
@@ -70,8 +71,13 @@ typedef struct {
     int strikes;
 } s_bad_t;
 
+#define S_RECENT 240 /* finished generations kept for the swarm status */
+
 struct sw_gateway_t {
     sw_gateway_config_t cfg;
+    Swisd__V1__GenerationSample recent[S_RECENT]; /* ring, oldest at recent_next when full */
+    size_t recent_next, recent_n;
+    uint64_t generations_total, tokens_total;
     int chat_format;           /* sw_chat_format_t of tokenizer.chat_template */
     sw_model_t *model;
     const sw_hparams_t *hp;
@@ -378,6 +384,23 @@ static void s_finish(sw_gateway_t *g, s_session_t *s, const char *reason)
         sum.decode_tokens_per_s = (float) ((s->n_gen - 1) / ((now - s->t_first) / 1e9));
     sum.total_ms = (float) ((now - s->t_start) / 1e6);
     sum.acceptance_rate = s->proposed ? (float) ((double) s->accepted / (double) s->proposed) : 0;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        Swisd__V1__GenerationSample *x = &g->recent[g->recent_next];
+        swisd__v1__generation_sample__init(x);
+        x->end_unix_ms = (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+        x->prompt_tokens = sum.prompt_tokens;
+        x->completion_tokens = sum.completion_tokens;
+        x->decode_tokens_per_s = sum.decode_tokens_per_s;
+        x->time_to_first_token_ms = sum.time_to_first_token_ms;
+        x->acceptance_rate = sum.acceptance_rate;
+        g->recent_next = (g->recent_next + 1) % S_RECENT;
+        if (g->recent_n < S_RECENT)
+            g->recent_n++;
+        g->generations_total++;
+        g->tokens_total += sum.completion_tokens;
+    }
     char *route[SW_PLAN_MAX_HOPS];
     for (int i = 0; i < s->n_hops; i++)
         route[i] = s->hop_id[i];
@@ -890,6 +913,13 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     Swisd__V1__LayerRange gaps[64], *gp[64];
     r.n_gaps = s_gaps(g, st, n_st, gaps, gp, 64);
     r.gaps = gp;
+    Swisd__V1__GenerationSample *recent[S_RECENT];
+    for (size_t i = 0; i < g->recent_n; i++)
+        recent[i] = &g->recent[(g->recent_next + S_RECENT - g->recent_n + i) % S_RECENT];
+    r.recent = recent;
+    r.n_recent = g->recent_n;
+    r.generations_total = g->generations_total;
+    r.tokens_generated_total = g->tokens_total;
     r.gateway_id = (char *) sw_gateway_id(g);
     r.region = g->cfg.region ? (char *) g->cfg.region : "default";
     r.model = &g->ref;

@@ -28,14 +28,6 @@ typedef struct {
     double last;     /* seconds, monotonic */
 } s_bucket_t;
 
-/* One finished generation, for the dashboard's plots. */
-typedef struct {
-    double t_ms;                /* wall clock at the end, ms since the epoch */
-    uint32_t completion_tokens;
-    float tokens_per_s, ttft_ms;
-} s_sample_t;
-
-#define S_HISTORY 240
 
 /* Time-to-first-token histogram bounds, seconds (Prometheus "le" labels). */
 static const double s_ttft_le[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -53,8 +45,6 @@ struct sw_http_t {
     pthread_mutex_t mu;
     int active;                    /* generations in progress */
     s_bucket_t buckets[S_BUCKETS]; /* per-IP token buckets (hashed, overwrite on collision) */
-    s_sample_t history[S_HISTORY]; /* ring of recent generations */
-    size_t hist_next, hist_n;
     char *swarm_json;              /* cached /api/swarm answer (swarm part), and when it was made */
     double swarm_json_at;
     char web_dir[1024];            /* "" when there is no dashboard */
@@ -272,15 +262,6 @@ static int s_run(s_gen_t *g)
     s_charge(h, g->ip, g->sum.completion_tokens);
     pthread_mutex_lock(&h->mu);
     if (rc == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        h->history[h->hist_next] = (s_sample_t){.t_ms = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6,
-                                                .completion_tokens = g->sum.completion_tokens,
-                                                .tokens_per_s = g->sum.decode_tokens_per_s,
-                                                .ttft_ms = g->sum.time_to_first_token_ms};
-        h->hist_next = (h->hist_next + 1) % S_HISTORY;
-        if (h->hist_n < S_HISTORY)
-            h->hist_n++;
         h->completions++;
         h->tokens += g->sum.completion_tokens;
         const double ttft = g->sum.time_to_first_token_ms / 1000.0;
@@ -757,6 +738,18 @@ static void s_swarm_json(const sw_client_swarm_t *w, void *user)
                                               (json_int_t) w->n_layer, "n_embd", (json_int_t) w->n_embd, "n_vocab",
                                               (json_int_t) w->n_vocab, "checksum", w->checksum));
     json_object_set_new(o, "servable", json_boolean(w->n_gaps == 0 && w->n_layer > 0));
+    json_t *hist = json_array();
+    for (int i = 0; i < w->n_recent; i++) {
+        const sw_client_sample_t *x = &w->recent[i];
+        json_array_append_new(hist, json_pack("{s:f, s:i, s:i, s:f, s:f, s:f}", "t_ms", x->end_unix_ms,
+                                              "prompt_tokens", (json_int_t) x->prompt_tokens, "completion_tokens",
+                                              (json_int_t) x->completion_tokens, "tokens_per_s",
+                                              (double) x->decode_tokens_per_s, "ttft_ms", (double) x->ttft_ms,
+                                              "acceptance_rate", (double) x->acceptance_rate));
+    }
+    json_object_set_new(o, "history", hist);
+    json_object_set_new(o, "gateway_totals", json_pack("{s:I, s:I}", "completions", (json_int_t) w->generations_total,
+                                                       "tokens", (json_int_t) w->tokens_generated_total));
     json_object_set_new(o, "gaps", gaps);
     json_object_set_new(o, "stages", stages);
     json_object_set_new(o, "sessions", sessions);
@@ -792,22 +785,18 @@ static enum MHD_Result s_swarm(sw_http_t *h, struct MHD_Connection *c)
     clock_gettime(CLOCK_REALTIME, &ts);
     json_object_set_new(o, "time_ms", json_real(ts.tv_sec * 1e3 + ts.tv_nsec / 1e6));
     json_object_set_new(o, "chat_format", json_string(sw_chat_format_name((sw_chat_format_t) h->cfg.chat_format)));
-    json_t *hist = json_array();
+    /* counters: completions and tokens of every client of the gateway; the rest of HTTP */
+    json_t *tot = json_object_get(o, "gateway_totals");
+    const json_int_t completions = json_integer_value(json_object_get(tot, "completions"));
+    const json_int_t tokens = json_integer_value(json_object_get(tot, "tokens"));
     pthread_mutex_lock(&h->mu);
     json_object_set_new(o, "counters",
                         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "requests", (json_int_t) h->requests,
-                                  "completions", (json_int_t) h->completions, "tokens", (json_int_t) h->tokens,
-                                  "failed", (json_int_t) h->failed, "rate_limited", (json_int_t) h->rate_limited,
-                                  "busy_rejected", (json_int_t) h->busy_rejected, "active_generations",
-                                  (json_int_t) h->active));
-    for (size_t i = 0; i < h->hist_n; i++) {
-        const s_sample_t *x = &h->history[(h->hist_next + S_HISTORY - h->hist_n + i) % S_HISTORY];
-        json_array_append_new(hist, json_pack("{s:f, s:i, s:f, s:f}", "t_ms", x->t_ms, "completion_tokens",
-                                              (json_int_t) x->completion_tokens, "tokens_per_s",
-                                              (double) x->tokens_per_s, "ttft_ms", (double) x->ttft_ms));
-    }
+                                  "completions", completions, "tokens", tokens, "failed", (json_int_t) h->failed,
+                                  "rate_limited", (json_int_t) h->rate_limited, "busy_rejected",
+                                  (json_int_t) h->busy_rejected, "active_generations", (json_int_t) h->active));
     pthread_mutex_unlock(&h->mu);
-    json_object_set_new(o, "history", hist);
+    json_object_del(o, "gateway_totals");
     return s_json(c, 200, o);
 }
 

@@ -278,6 +278,8 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
     case SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY:
         if (b->swarm_status_reply->n_stages > SW_WIRE_MAX_STAGES)
             return sw_err(err, errlen, "status of too many stages");
+        if (b->swarm_status_reply->n_recent > 1024)
+            return sw_err(err, errlen, "status with too many recent generations");
         for (size_t i = 0; i < b->swarm_status_reply->n_stages; i++)
             if (s_stage(b->swarm_status_reply->stages[i], err, errlen))
                 return -1;

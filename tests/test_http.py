@@ -196,7 +196,7 @@ try:
           and stages[0]["node_id"] and "kv_bytes" in stages[0]["load"], f"/api/swarm stages: {stages}")
     check(sw.get("model", {}).get("id") == "stories260K" and sw["model"].get("n_layer") == 5
           and sw.get("gaps") == [] and sw.get("servable") is True, f"/api/swarm model: {body[:400]}")
-    check(sw.get("counters", {}).get("tokens") == int(metrics.get("swisd_tokens_generated_total", -1))
+    check(sw.get("counters", {}).get("tokens") >= int(metrics.get("swisd_tokens_generated_total", 1 << 30))
           and sw.get("chat_format") == "default", f"/api/swarm counters: {sw.get('counters')}")
     hist = sw.get("history", [])
     check(len(hist) >= 3 and hist[0]["completion_tokens"] == 40 and hist[0]["tokens_per_s"] > 0
