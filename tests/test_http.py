@@ -92,6 +92,16 @@ def sp_counts(texts):
     return None
 
 
+def wait_servable(port, seconds=20):
+    """Polls /v1/models until the model is servable; returns the last (status, body)."""
+    deadline = time.time() + seconds
+    while True:
+        st, body, _ = call(port, "/v1/models")
+        if (st == 200 and json.loads(body)["data"][0]["servable"]) or time.time() > deadline:
+            return st, body
+        time.sleep(0.3)
+
+
 def call(port, path, body=None, method=None, raw=None):
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
@@ -109,7 +119,7 @@ try:
     ep = start([broker_bin, "--bind", "tcp://127.0.0.1:*"], "swisd-broker: listening on")
     start([stage_bin, "--broker", ep, "--model", model, "--layers", "0-4", "--threads", "1"], "swisd-stage:")
     p = subprocess.Popen([gateway_bin, "--broker", ep, "--model", model, "--rpc", "tcp://127.0.0.1:*", "--http",
-                          "127.0.0.1:0", "--http-rate", "1000"], stdout=subprocess.PIPE,
+                          "127.0.0.1:0", "--http-rate", "1000", "--web", ""], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
     procs.append(p)
     port = None
@@ -121,12 +131,7 @@ try:
             port = int(line.split()[-1])
     st, body, _ = call(port, "/healthz")
     check(st == 200 and body.strip() == "ok", f"healthz: {st} {body}")
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        st, body, _ = call(port, "/v1/models")
-        if st == 200 and json.loads(body)["data"][0]["servable"]:
-            break
-        time.sleep(0.3)
+    st, body = wait_servable(port)
     check(st == 200 and json.loads(body)["data"][0]["id"] == "stories260K", f"models: {st} {body}")
     req = {"prompt": prompt, "max_tokens": 40, "temperature": 0}
     st, body, _ = call(port, "/v1/completions", req)
@@ -216,7 +221,7 @@ try:
                      [{"role": "user", "content": 5}]):
         st, body, _ = call(port, "/v1/chat/completions", {"messages": bad_msgs})
         check(st == 400 and "error" in json.loads(body), f"chat {bad_msgs}: {st} {body[:200]}")
-    # no dashboard built for this gateway: "/" explains, other files are 404
+    # no dashboard for this gateway (--web ''): "/" explains, other files are 404
     st, body, _ = call(port, "/")
     check(st == 200 and ("dashboard" in body), f"/ without a dashboard: {st} {body[:200]}")
     procs.pop().send_signal(signal.SIGTERM)
@@ -279,12 +284,7 @@ try:
         check(r.returncode == 0, f"quantize --chat-template: {r.stderr[-300:]}")
         start([stage_bin, "--broker", ep, "--model", tmodel, "--layers", "0-4", "--threads", "1"], "swisd-stage:")
         _, port, _ = start_gateway(["--model", tmodel, "--http-rate", "1000"])
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            st, body, _ = call(port, "/v1/models")
-            if st == 200 and json.loads(body)["data"][0]["servable"]:
-                break
-            time.sleep(0.3)
+        wait_servable(port)
         user_text = "Hi </s> there"
         st, body, _ = call(port, "/v1/chat/completions", {"messages": [{"role": "user", "content": user_text}],
                                                            "max_tokens": 4, "temperature": 0})
