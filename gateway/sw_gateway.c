@@ -3,12 +3,16 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "sw_broker_client.h"
 #include "sw_codec.h"
 #include "sw_chat.h"
 #include "sw_common.h"
+#include "sw_health.h"
 #include "sw_model.h"
 #include "sw_planner.h"
 #include "sw_sampler.h"
@@ -21,7 +25,9 @@
 #define S_MAX_STOPS 16
 #define S_GAMMA_LIMIT 16       /* most draft tokens per round */
 #define S_MAX_RECOVERIES 8     /* failovers one session may go through */
-#define S_MAX_BAD 64           /* stages remembered as failing */
+#define S_PREFILL_FLOOR_MS 3000 /* least deadline of a prefill step */
+#define S_MAX_AVOID 8          /* stages one session routes around after its steps timed out there */
+#define S_OVERLOAD_WAIT_MS 250 /* first wait after an "overloaded" answer; doubles, at most 2 s */
 
 typedef enum { S_WAIT_ROUTE, S_WAIT_REPLY } s_state_t;
 
@@ -60,16 +66,12 @@ typedef struct s_session {
     int64_t prefill_to;            /* tokens to (re)send before sampling: the prompt, or the history on replay */
     int recoveries;                /* failovers so far */
     double step_ms_ema;            /* decode step time, for the step deadline */
-    uint64_t not_before_ns;        /* after an unexplained failure: plan only with a fresh directory */
+    uint64_t not_before_ns;        /* do not plan before (after an overload answer, or a stage left) */
+    int overloads;                 /* "overloaded" answers in a row (the wait doubles) */
+    double route_ms;               /* the planner's expected decode step time of the route, ms */
+    char avoid[S_MAX_AVOID][SW_WIRE_MAX_ID + 1]; /* hops of this session's timed-out routes (ring) */
+    int n_avoid;
 } s_session_t;
-
-/* A stage that failed a step: left out of plans until `until_ns`, with
- * exponential back-off on repeated failures. */
-typedef struct {
-    char id[SW_WIRE_MAX_ID + 1];
-    uint64_t until_ns;
-    int strikes;
-} s_bad_t;
 
 #define S_RECENT 240 /* finished generations kept for the swarm status */
 
@@ -101,40 +103,23 @@ struct sw_gateway_t {
     float *p, *work;               /* target probabilities (S_GAMMA_LIMIT + 1 rows), scratch row */
     float *dh;                     /* draft hidden, S_PREFILL_CHUNK rows */
     int gamma_max;
-    s_bad_t bad[S_MAX_BAD];        /* stages backed off after failures */
+    sw_health_t *health;           /* admission, probation, back-off and measured speed of stages */
     uint64_t failovers;            /* sessions moved to another route */
+    uint64_t rng;                  /* request ids and probe nonces (unguessable: seeded by getrandom) */
+    uint64_t tag_seed;             /* keys the public tags of session ids */
+    float *probe_row;              /* (1, n_embd) f32: the BOS embedding that probes carry */
+    sw_codec_t *probe_tx;          /* f32 codec for probes */
+    uint64_t rpc_drops;            /* replies to RPC clients dropped (their queue was full) */
+    uint64_t drop_log_ns;          /* last log line about drops */
 };
 
-/* True while node `id` is backed off. */
-static bool s_is_bad(const sw_gateway_t *g, const char *id, uint64_t now)
+/* A 64-bit random number (splitmix64 over a getrandom seed). */
+static uint64_t s_rand(sw_gateway_t *g)
 {
-    for (int i = 0; i < S_MAX_BAD; i++)
-        if (g->bad[i].id[0] && g->bad[i].until_ns > now && !strcmp(g->bad[i].id, id))
-            return true;
-    return false;
-}
-
-/* Backs node `id` off for 1 s, doubling per repeated failure (at most 64 s). */
-static void s_mark_bad(sw_gateway_t *g, const char *id)
-{
-    const uint64_t now = sw_now_ns();
-    int slot = 0;
-    for (int i = 0; i < S_MAX_BAD; i++) {
-        if (!strcmp(g->bad[i].id, id)) {
-            slot = i;
-            break;
-        }
-        if (g->bad[i].until_ns < g->bad[slot].until_ns)
-            slot = i;
-    }
-    s_bad_t *b = &g->bad[slot];
-    if (strcmp(b->id, id)) {
-        snprintf(b->id, sizeof b->id, "%s", id);
-        b->strikes = 0;
-    }
-    b->strikes = b->strikes < 6 ? b->strikes + 1 : 7;
-    b->until_ns = now + (1000000000ull << (b->strikes - 1));
-    sw_log(SW_LOG_INFO, "gateway: backing off stage %.8s for %d s", id, 1 << (b->strikes - 1));
+    uint64_t z = (g->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self) { return self->rpc_ep; }
@@ -220,9 +205,20 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     g->rx = sw_codec_new(&any, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
     g->hidden = malloc(sizeof(float) * (size_t) S_PREFILL_CHUNK * (size_t) g->hp->n_embd);
     g->logits = malloc(sizeof(float) * (size_t) (S_GAMMA_LIMIT + 1) * (size_t) g->hp->n_vocab);
-    if (!g->ex || !g->tx || !g->rx || !g->hidden || !g->logits) {
+    g->health = sw_health_new();
+    g->probe_row = malloc(sizeof(float) * (size_t) g->hp->n_embd);
+    g->probe_tx = sw_codec_new(&any, g->hp->n_embd, 1);
+    if (getrandom(&g->rng, sizeof g->rng, 0) != (ssize_t) sizeof g->rng)
+        g->rng = sw_now_ns() ^ ((uint64_t) getpid() << 32);
+    g->tag_seed = s_rand(g);
+    if (!g->ex || !g->tx || !g->rx || !g->hidden || !g->logits || !g->health || !g->probe_row || !g->probe_tx) {
         sw_err(err, errlen, "out of memory");
         goto fail;
+    }
+    {   /* probes carry the embedding of BOS (or token 0): any valid activation row does */
+        const int32_t t0 = sw_tokenizer_bos(g->tok) >= 0 ? sw_tokenizer_bos(g->tok) : 0;
+        if (sw_model_embed(g->model, &t0, 1, g->probe_row, err, errlen) != 0)
+            goto fail;
     }
     if (cfg->draft_path && s_load_draft(g, cfg->draft_path, err, errlen) != 0)
         goto fail;
@@ -286,29 +282,43 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
     free(g->dh);
     free(g->hidden);
     free(g->logits);
+    free(g->probe_row);
+    sw_codec_destroy(&g->probe_tx);
+    sw_health_destroy(&g->health);
     free(g);
     *self_p = NULL;
 }
 
 /* ---- planning ------------------------------------------------------------------- */
 
-/* Live stages of our model from the last directory, as planner input. */
-static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__StageInfo **infos, int max)
+/* True when directory entry s is a stage of our model. */
+static bool s_ours(const sw_gateway_t *g, const Swisd__V1__StageInfo *s)
+{
+    return s->model && s->model->checksum && !strcmp(s->model->checksum, g->checksum) && s->layers &&
+           s->layers->end <= (uint32_t) g->hp->n_layer;
+}
+
+/* Stages of our model from the last directory, as planner input: with
+ * `usable`, only those stage health lets us choose now (admitted, not on
+ * probation, not backed off), each with the slower of its advertised and
+ * measured speed; else every live one (for the coverage shown to users). */
+static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__StageInfo **infos, int max, bool usable)
 {
     int n = 0;
     if (!g->dir)
         return 0;
+    const uint64_t now = sw_now_ns();
     const Swisd__V1__DirectoryReply *d = g->dir->directory_reply;
     for (size_t i = 0; i < d->n_stages && n < max; i++) {
         const Swisd__V1__StageInfo *s = d->stages[i];
-        if (!s->model || !s->model->checksum || strcmp(s->model->checksum, g->checksum) || !s->layers ||
-            s_is_bad(g, s->node_id, sw_now_ns()))
+        if (!s_ours(g, s) || (usable && !sw_health_usable(g->health, s->node_id, now)))
             continue;
         if (infos)
             infos[n] = s;
+        const float advertised = s->caps ? s->caps->ms_per_layer : 0;
         out[n++] = (sw_plan_stage_t){
             .node_id = s->node_id, .begin = (int32_t) s->layers->begin, .end = (int32_t) s->layers->end,
-            .ms_per_layer = s->caps ? s->caps->ms_per_layer : 0, .link_ms = s->rtt_ms,
+            .ms_per_layer = sw_health_ms_per_layer(g->health, s->node_id, advertised, NULL), .link_ms = s->rtt_ms,
             .busy = s->load ? s->load->busy : 0, .queued = s->load ? s->load->queued_requests : 0,
         };
     }
@@ -317,9 +327,26 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
 
 /* ---- talking to clients ------------------------------------------------------------ */
 
+/* Sends a reply to an RPC client without ever blocking: a client whose
+ * queue is full (it does not read) loses the reply, which is counted and
+ * logged at most once every 10 s. Returns true when it was queued. */
+static bool s_rpc_send(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Body *b)
+{
+    if (sw_wire_send(g->rpc, client, sw_gateway_id(g), "", 0, b) == 0)
+        return true;
+    g->rpc_drops++;
+    const uint64_t now = sw_now_ns();
+    if (now - g->drop_log_ns > 10000000000ull) {
+        g->drop_log_ns = now;
+        sw_log(SW_LOG_WARN, "gateway: an RPC client does not read its replies or is gone (%s); %llu replies dropped "
+               "so far", zmq_strerror(zmq_errno()), (unsigned long long) g->rpc_drops);
+    }
+    return false;
+}
+
 static bool s_to_client(sw_gateway_t *g, s_session_t *s, const Swisd__V1__Body *b)
 {
-    return sw_wire_send(g->rpc, s->client, sw_gateway_id(g), "", 0, b) == 0;
+    return s_rpc_send(g, s->client, b);
 }
 
 static void s_release(sw_gateway_t *g, s_session_t *s)
@@ -421,7 +448,11 @@ static void s_finish(sw_gateway_t *g, s_session_t *s, const char *reason)
 
 /* ---- the chain -------------------------------------------------------------------- */
 
-/* Sends tokens [from, from + n) of the history through the chain. */
+static void s_overloaded(sw_gateway_t *g, s_session_t *s, const char *why);
+
+/* Sends tokens [from, from + n) of the history through the chain. Returns 0,
+ * -1 when the step cannot be made (embedding, codec), or -2 when the queue
+ * to the broker is full. */
 static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
 {
     char err[256];
@@ -462,7 +493,7 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
     }
     Swisd__V1__ForwardRequest fr = SWISD__V1__FORWARD_REQUEST__INIT;
     fr.session_id = s->id;
-    fr.request_id = s->req_id = ++g->next_req;
+    fr.request_id = s->req_id = s_rand(g) | 1; /* unguessable: an error must echo it to count */
     fr.origin = (char *) sw_gateway_id(g);
     fr.route = route;
     fr.n_route = (size_t) s->n_hops;
@@ -475,7 +506,7 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
     b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
     b.forward_request = &fr;
     if (sw_broker_client_send(g->bc, s->hop_id[0], &b) != 0)
-        return -1;
+        return -2;
     s->state = S_WAIT_REPLY;
     s->t_step = sw_now_ns();
     s->n_sent = from + n;
@@ -483,26 +514,69 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
     return 0;
 }
 
+/* s_send_step, and what a failure means: a full queue is overload (wait and
+ * retry), anything else ends the session. */
+static void s_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
+{
+    const int rc = s_send_step(g, s, from, n);
+    if (rc == -2)
+        s_overloaded(g, s, "the queue to the broker is full");
+    else if (rc != 0)
+        s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot encode the step");
+}
+
 /* Plans the route and sends the first prompt chunk; keeps waiting while
  * the swarm does not cover every layer, until the route deadline. */
 static void s_try_start(sw_gateway_t *g, s_session_t *s)
 {
-    if (sw_now_ns() < s->not_before_ns)
+    const uint64_t now = sw_now_ns();
+    if (now < s->not_before_ns) {
+        if (now >= s->route_deadline && s->overloads > 0)
+            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s",
+                   "the stages are at capacity; retry shortly");
         return;
-    sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
-    const Swisd__V1__StageInfo *infos[SW_WIRE_MAX_STAGES];
-    int n = s_stages(g, st, infos, SW_WIRE_MAX_STAGES);
+    }
+    static sw_plan_stage_t st[SW_WIRE_MAX_STAGES]; /* one thread: static keeps 200 KB off the stack */
+    static const Swisd__V1__StageInfo *infos[SW_WIRE_MAX_STAGES];
+    int n = s_stages(g, st, infos, SW_WIRE_MAX_STAGES, true);
     sw_plan_t plan;
-    if (sw_plan(st, n, g->hp->n_layer, &plan) != 0) {
-        if (sw_now_ns() >= s->route_deadline) {
-            char gaps[256];
+    /* first around the stages of this session's timed-out routes, when the swarm allows */
+    int n_clear = 0;
+    for (int i = 0; i < n; i++) {
+        bool avoided = false;
+        for (int k = 0; k < s->n_avoid && k < S_MAX_AVOID && !avoided; k++)
+            avoided = !strcmp(s->avoid[k], st[i].node_id);
+        if (!avoided) {
+            sw_plan_stage_t t = st[n_clear];
+            const Swisd__V1__StageInfo *ti = infos[n_clear];
+            st[n_clear] = st[i], infos[n_clear] = infos[i];
+            st[i] = t, infos[i] = ti;
+            n_clear++;
+        }
+    }
+    if (n_clear < n && sw_plan(st, n_clear, g->hp->n_layer, &plan) == 0)
+        ;
+    else if (sw_plan(st, n, g->hp->n_layer, &plan) != 0) {
+        if (now >= s->route_deadline) {
+            char gaps[256], live_gaps[256];
             if (sw_plan_gaps(st, n, g->hp->n_layer, gaps, sizeof gaps) == 0)
                 snprintf(gaps, sizeof gaps, "none (the chain would be too long)");
-            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_NO_ROUTE, "no live stages for layers %s", gaps);
+            static sw_plan_stage_t all[SW_WIRE_MAX_STAGES];
+            const int n_all = s_stages(g, all, NULL, SW_WIRE_MAX_STAGES, false);
+            if (s->overloads > 0)
+                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s",
+                       "the stages are at capacity; retry shortly");
+            else if (sw_plan_gaps(all, n_all, g->hp->n_layer, live_gaps, sizeof live_gaps) == 0 && n_all > n)
+                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE,
+                       "the live stages for layers %s are backed off after failures or have not answered a probe "
+                       "yet; retry shortly", gaps);
+            else
+                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_NO_ROUTE, "no live stages for layers %s", gaps);
         }
         return;
     }
     s->n_hops = plan.n_hops;
+    s->route_ms = plan.cost_ms;
     for (int i = 0; i < plan.n_hops; i++) {
         snprintf(s->hop_id[i], sizeof s->hop_id[i], "%s", st[plan.hops[i].stage].node_id);
         s->hop_begin[i] = plan.hops[i].begin;
@@ -520,8 +594,7 @@ static void s_try_start(sw_gateway_t *g, s_session_t *s)
     }
     s->gamma = 0;
     int32_t chunk = s->prefill_to < S_PREFILL_CHUNK ? (int32_t) s->prefill_to : S_PREFILL_CHUNK;
-    if (s_send_step(g, s, 0, chunk) != 0)
-        s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the prompt to the first stage");
+    s_step(g, s, 0, chunk);
 }
 
 /* Longest k < len(stop) such that text ends with stop[0..k). */
@@ -649,15 +722,13 @@ static void s_next_step(sw_gateway_t *g, s_session_t *s)
             const double ms = (sw_now_ns() - t0) / 1e6 / gamma;
             s->draft_ms_ema = s->rounds ? 0.8 * s->draft_ms_ema + 0.2 * ms : ms;
             s->gamma = gamma;
-            if (s_send_step(g, s, s->n_tokens - 1, gamma + 1) != 0)
-                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the next step");
+            s_step(g, s, s->n_tokens - 1, gamma + 1);
             return;
         }
         sw_log(SW_LOG_WARN, "gateway: session %.8s: the draft failed; continuing without it", s->id);
         s->gamma_next = 0;
     }
-    if (s_send_step(g, s, s->n_tokens - 1, 1) != 0)
-        s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the next step");
+    s_step(g, s, s->n_tokens - 1, 1);
 }
 
 /* Verifies a speculative round whose target hidden states (gamma + 1 rows)
@@ -696,6 +767,113 @@ static void s_on_round(sw_gateway_t *g, s_session_t *s)
             return;
     s_next_step(g, s);
 }
+/* ---- stage health: probes ------------------------------------------------------- */
+
+/* The directory entry of stage `id` (of our model), or NULL. */
+static const Swisd__V1__StageInfo *s_stage_info(const sw_gateway_t *g, const char *id)
+{
+    if (!g->dir)
+        return NULL;
+    const Swisd__V1__DirectoryReply *d = g->dir->directory_reply;
+    for (size_t i = 0; i < d->n_stages; i++)
+        if (!strcmp(d->stages[i]->node_id, id) && s_ours(g, d->stages[i]))
+            return d->stages[i];
+    return NULL;
+}
+
+/* Sends stage `st` a probe when its health asks for one: a one-token forward
+ * pass at position 0 over every layer it holds, under a session id of its
+ * own (released when it answers). Admission, release from probation and the
+ * measured speed all come from these answers. */
+static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st)
+{
+    sw_health_probe_t pr;
+    if (!sw_health_probe_due(g->health, st->node_id, sw_now_ns(), s_rand(g), &pr))
+        return;
+    char err[128];
+    sw_codec_header_t h;
+    const void *payload;
+    size_t len;
+    if (sw_codec_encode(g->probe_tx, g->probe_row, 1, &h, &payload, &len, err, sizeof err) != 0)
+        return;
+    Swisd__V1__Activation act;
+    sw_wire_activation_to_msg(&h, payload, len, &act);
+    Swisd__V1__CodecConfig f32 = SWISD__V1__CODEC_CONFIG__INIT; /* dtype 0: f32, both ways */
+    Swisd__V1__LayerRange lr = SWISD__V1__LAYER_RANGE__INIT;
+    lr.begin = st->layers->begin;
+    lr.end = st->layers->end;
+    Swisd__V1__Hop hop = SWISD__V1__HOP__INIT, *route[1] = {&hop};
+    hop.node_id = st->node_id;
+    hop.layers = &lr;
+    hop.codec = &f32;
+    Swisd__V1__ForwardRequest fr = SWISD__V1__FORWARD_REQUEST__INIT;
+    fr.session_id = pr.probe_id;
+    fr.request_id = s_rand(g) | 1;
+    fr.origin = (char *) sw_gateway_id(g);
+    fr.route = route;
+    fr.n_route = 1;
+    fr.n_tok = 1;
+    fr.activation = &act;
+    fr.deadline_ms = (uint32_t) g->cfg.timeout_ms;
+    fr.reply_codec = &f32;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
+    b.forward_request = &fr;
+    sw_broker_client_send(g->bc, st->node_id, &b); /* a lost probe is sent again after the retry interval */
+}
+
+/* Starts every session that waits for a route (a stage may have become usable). */
+static void s_kick(sw_gateway_t *g)
+{
+    for (s_session_t *s = g->sessions, *next; s; s = next) {
+        next = s->next;
+        if (s->state == S_WAIT_ROUTE)
+            s_try_start(g, s);
+    }
+}
+
+/* A probe's answer from `src`: a reply (code 0), or an Error the stage
+ * raised. Only the probed stage itself can answer its probe. */
+static void s_on_probe_reply(sw_gateway_t *g, const char *src, const char *probe_id, int code)
+{
+    const char *stage = sw_health_probe_stage(g->health, probe_id);
+    if (!stage || strcmp(stage, src))
+        return;
+    const uint64_t now = sw_now_ns();
+    if (code != 0 && code != SWISD__V1__ERROR_CODE__ERROR_OVERLOADED) {
+        /* it refused a well-formed probe over the layers it announced */
+        const int sec = sw_health_strike(g->health, stage, now);
+        sw_log(SW_LOG_INFO, "gateway: stage %.8s refused a probe (%s); backing it off for %d s", stage,
+               sw_wire_error_name(code), sec);
+        return;
+    }
+    const Swisd__V1__StageInfo *info = s_stage_info(g, stage);
+    const int n_layers = info && code == 0 ? (int) (info->layers->end - info->layers->begin) : 0;
+    const char *why_before = sw_health_why_not(g->health, stage, now);
+    char id[SW_WIRE_MAX_ID + 1];
+    snprintf(id, sizeof id, "%s", stage);
+    sw_health_probe_answered(g->health, probe_id, n_layers, info ? info->rtt_ms : 0, now);
+    if (code == 0) {
+        Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
+        rel.session_id = (char *) probe_id;
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
+        b.kv_release = &rel;
+        sw_broker_client_send(g->bc, id, &b);
+    }
+    if (info && info->caps) {
+        bool lied = false;
+        const float eff = sw_health_ms_per_layer(g->health, id, info->caps->ms_per_layer, &lied);
+        if (lied)
+            sw_log(SW_LOG_INFO, "gateway: stage %.8s advertises %.3f ms per layer, measured %.3f: planning with "
+                   "the measured figure", id, info->caps->ms_per_layer, eff);
+    }
+    if (why_before && !sw_health_why_not(g->health, id, now)) {
+        sw_log(SW_LOG_DEBUG, "gateway: stage %.8s answered its probe (was %s)", id, why_before);
+        s_kick(g);
+    }
+}
+
 static s_session_t *s_find(sw_gateway_t *g, const char *id)
 {
     for (s_session_t *s = g->sessions; s; s = s->next)
@@ -704,11 +882,16 @@ static s_session_t *s_find(sw_gateway_t *g, const char *id)
     return NULL;
 }
 
-static void s_on_reply(sw_gateway_t *g, const Swisd__V1__ForwardReply *rep)
+static void s_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__ForwardReply *rep)
 {
+    if (!strncmp(rep->session_id, "probe-", 6))
+        return s_on_probe_reply(g, src, rep->session_id, SWISD__V1__ERROR_CODE__ERROR_UNSPECIFIED);
     s_session_t *s = s_find(g, rep->session_id);
-    if (!s || s->state != S_WAIT_REPLY || rep->request_id != s->req_id)
-        return; /* stale, duplicate or cancelled: ignore */
+    /* the reply must answer the step in flight and come from the route's last hop (the
+     * broker stamps src: no other node can pass for it) */
+    if (!s || s->state != S_WAIT_REPLY || rep->request_id != s->req_id || s->n_hops < 1 ||
+        strcmp(src, s->hop_id[s->n_hops - 1]))
+        return; /* stale, duplicate, cancelled or forged: ignore */
     const Swisd__V1__Activation *a = rep->activation;
     sw_codec_header_t h;
     sw_wire_activation_from_msg(a, &h);
@@ -717,10 +900,13 @@ static void s_on_reply(sw_gateway_t *g, const Swisd__V1__ForwardReply *rep)
     if (h.n_tok != (uint32_t) s->last_n ||
         sw_codec_decode(g->rx, &h, a->payload.data, a->payload.len, g->hidden, err, sizeof err) != 0)
         return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME, "bad activation from the last stage: %s", err);
+    const uint64_t t_reply = sw_now_ns();
+    for (int i = 0; i < s->n_hops; i++)
+        sw_health_alive(g->health, s->hop_id[i], t_reply);
+    s->overloads = 0;
     if (s->n_sent < s->prefill_to) { /* more prompt (or history, on replay) to send */
         int64_t left = s->prefill_to - s->n_sent;
-        if (s_send_step(g, s, s->n_sent, (int32_t) (left < S_PREFILL_CHUNK ? left : S_PREFILL_CHUNK)) != 0)
-            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot send the prompt");
+        s_step(g, s, s->n_sent, (int32_t) (left < S_PREFILL_CHUNK ? left : S_PREFILL_CHUNK));
         return;
     }
     if (s->t_prefill && s->last_n == 1) {
@@ -746,6 +932,32 @@ static void s_on_reply(sw_gateway_t *g, const Swisd__V1__ForwardReply *rep)
 
 /* ---- requests ----------------------------------------------------------------------- */
 
+/* NULL when the request's sampling parameters and stop strings are in
+ * range, else why not (a static string: the client's error). */
+static const char *s_check_sampling(const Swisd__V1__GenerateRequest *req, int32_t n_vocab)
+{
+    const Swisd__V1__SamplingParams *sp = req->sampling;
+    if (req->n_stop > S_MAX_STOPS)
+        return "at most 16 stop strings";
+    for (size_t i = 0; i < req->n_stop; i++)
+        if (strlen(req->stop[i]) > 256)
+            return "a stop string is longer than 256 bytes";
+    if (!sp)
+        return NULL;
+    /* rpc.proto: temperature <= 0 is greedy; top_k, top_p, min_p <= 0 are off */
+    if (!isfinite(sp->temperature) || sp->temperature > 100)
+        return "temperature must be a finite number at most 100";
+    if (!isfinite(sp->top_p) || sp->top_p > 1)
+        return "top_p must be at most 1";
+    if (!isfinite(sp->min_p) || sp->min_p > 1)
+        return "min_p must be at most 1";
+    if (sp->top_k > n_vocab)
+        return "top_k must not exceed the vocabulary size";
+    if (!isfinite(sp->repeat_penalty) || sp->repeat_penalty < 0 || sp->repeat_penalty > 100)
+        return "repeat_penalty must be from 0 to 100 (0 or 1: off)";
+    return NULL;
+}
+
 static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__GenerateRequest *req)
 {
     char err[256];
@@ -755,6 +967,8 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
         why = "this gateway serves another model";
     else if (req->max_tokens == 0)
         why = "max_tokens must be at least 1";
+    else if ((why = s_check_sampling(req, g->hp->n_vocab)))
+        ;
     else if (g->n_sessions >= g->cfg.max_sessions)
         why = "too many concurrent sessions", code = SWISD__V1__ERROR_CODE__ERROR_OVERLOADED;
     if (why) {
@@ -861,13 +1075,14 @@ static size_t s_gaps(const sw_gateway_t *g, const sw_plan_stage_t *st, int n, Sw
 
 static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
 {
-    sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
-    int n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES);
+    static sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
+    int n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, true);
     sw_plan_t plan;
     Swisd__V1__ModelInfo info = SWISD__V1__MODEL_INFO__INIT;
     info.model = &g->ref;
     info.servable = sw_plan(st, n, g->hp->n_layer, &plan) == 0;
     Swisd__V1__LayerRange gaps[64], *gp[64];
+    n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, false); /* gaps: layers no live stage holds */
     size_t ng = s_gaps(g, st, n, gaps, gp, 64);
     info.gaps = gp;
     info.n_gaps = ng;
@@ -878,7 +1093,7 @@ static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_LIST_MODELS_REPLY;
     b.list_models_reply = &r;
-    sw_wire_send(g->rpc, client, sw_gateway_id(g), "", 0, &b);
+    s_rpc_send(g, client, &b);
 }
 
 static void s_on_status(sw_gateway_t *g, zframe_t *client)
@@ -891,10 +1106,15 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     Swisd__V1__SessionStatus ss[256], *sp[256];
     size_t n = 0;
     const uint64_t now = sw_now_ns();
+    char tags[256][17];
     for (s_session_t *s = g->sessions; s && n < 256; s = s->next, n++) {
         swisd__v1__session_status__init(&ss[n]);
+        /* session ids are capabilities (they name KV caches on stages): never published;
+         * the status shows a keyed hash instead, stable for the session's life */
+        snprintf(tags[n], sizeof tags[n], "%016llx",
+                 (unsigned long long) XXH3_64bits_withSeed(s->id, strlen(s->id), g->tag_seed));
+        ss[n].session_id = tags[n];
         ss[n].request_id = s->client_req;
-        ss[n].session_id = s->id;
         ss[n].tokens = (uint32_t) s->n_gen;
         if (s->t_first && s->n_gen > 1)
             ss[n].tokens_per_s = (float) ((s->n_gen - 1) / ((now - s->t_first) / 1e9));
@@ -908,8 +1128,8 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     }
     r.sessions = sp;
     r.n_sessions = n;
-    sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
-    const int n_st = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES);
+    static sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
+    const int n_st = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, false);
     Swisd__V1__LayerRange gaps[64], *gp[64];
     r.n_gaps = s_gaps(g, st, n_st, gaps, gp, 64);
     r.gaps = gp;
@@ -926,7 +1146,7 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY;
     b.swarm_status_reply = &r;
-    sw_wire_send(g->rpc, client, sw_gateway_id(g), "", 0, &b);
+    s_rpc_send(g, client, &b);
 }
 
 static void s_on_rpc(sw_gateway_t *g)
@@ -971,12 +1191,28 @@ static void s_on_rpc(sw_gateway_t *g)
     sw_wire_msg_free(&m);
 }
 
+/* Puts the session back to waiting for a route: releases its caches on the
+ * stages and arranges for the whole history to be replayed as a prefill. */
+static void s_reset_route(sw_gateway_t *g, s_session_t *s)
+{
+    s_release(g, s);
+    s->n_hops = 0;
+    s->req_id = 0;                 /* replies still in flight are now stale */
+    s->gamma = 0;
+    s->prefill_to = s->n_tokens;   /* the accepted history; its last row gives the next token */
+    s->n_sent = 0;
+    s->state = S_WAIT_ROUTE;
+}
+
 /* A step failed (a stage error, a deadline, or a stage of the route left the
- * directory): back off `culprit` (if known), release the session's caches,
- * and start over on a new route by replaying the whole history as a prefill.
+ * directory): `culprit` (a hop that raised the failure itself, or NULL) gets
+ * a strike; with `suspect_route` (a deadline passed: which hop swallowed the
+ * step is unknown) every hop goes on probation and is probed at once, so
+ * the honest ones are usable again one round trip later. Then the session
+ * starts over on a new route by replaying the whole history as a prefill.
  * The client only sees a pause; greedy output is unchanged because the
  * replayed positions give the same states. */
-static void s_recover(sw_gateway_t *g, s_session_t *s, const char *culprit, const char *why)
+static void s_recover(sw_gateway_t *g, s_session_t *s, const char *culprit, bool suspect_route, const char *why)
 {
     if (s->recoveries >= S_MAX_RECOVERIES) {
         char text[SW_WIRE_MAX_TEXT];
@@ -985,35 +1221,99 @@ static void s_recover(sw_gateway_t *g, s_session_t *s, const char *culprit, cons
     }
     s->recoveries++;
     g->failovers++;
-    if (culprit && culprit[0])
-        s_mark_bad(g, culprit);
+    const uint64_t now = sw_now_ns();
+    if (culprit && culprit[0]) {
+        const int sec = sw_health_strike(g->health, culprit, now);
+        sw_log(SW_LOG_INFO, "gateway: stage %.8s backed off for %d s (strike %d)", culprit, sec,
+               sw_health_strikes(g->health, culprit));
+    }
     sw_log(SW_LOG_INFO, "gateway: session %.8s: %s; replaying %lld tokens on a new route (failover %d)", s->id, why,
            (long long) s->n_tokens, s->recoveries);
-    s_release(g, s);
-    s->n_hops = 0;
-    s->req_id = 0;                 /* replies still in flight are now stale */
-    s->gamma = 0;
-    s->prefill_to = s->n_tokens;   /* the accepted history; its last row gives the next token */
-    s->n_sent = 0;
-    s->state = S_WAIT_ROUTE;
-    s->route_deadline = sw_now_ns() + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
-    /* without a culprit the directory we hold may still list the failed stage: wait for the next one */
-    s->not_before_ns = culprit && culprit[0] ? 0 : sw_now_ns() + (uint64_t) S_DIRECTORY_MS * 1000000ull;
+    if (suspect_route) {
+        for (int i = 0; i < s->n_hops; i++) {
+            if (sw_health_suspect(g->health, s->hop_id[i], now))
+                sw_log(SW_LOG_INFO, "gateway: stage %.8s was on %s timed-out routes without completing a step; "
+                       "backing it off (strike %d)", s->hop_id[i], "two", sw_health_strikes(g->health, s->hop_id[i]));
+            snprintf(s->avoid[s->n_avoid++ % S_MAX_AVOID], SW_WIRE_MAX_ID + 1, "%s", s->hop_id[i]);
+        }
+        for (int i = 0; i < s->n_hops; i++) {
+            const Swisd__V1__StageInfo *info = s_stage_info(g, s->hop_id[i]);
+            if (info)
+                s_probe(g, info);
+        }
+    }
+    s_reset_route(g, s);
+    s->route_deadline = now + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
+    s->not_before_ns = 0;
     s_try_start(g, s);
 }
 
-/* The step deadline: the configured one for prefills, a multiple of the
- * measured step time (at least 1 s) for decode steps, so a frozen stage is
- * noticed quickly. */
+/* A stage answered "overloaded" (no KV cache room, queue full) or the send
+ * to the broker found its queue full. Overload is not failure: nobody is
+ * backed off and no failover is counted; the session waits (250 ms, doubling
+ * up to 2 s, with jitter) and plans again, and fails with OVERLOADED (HTTP
+ * 503 with Retry-After) once the route wait has passed since the first such
+ * answer. */
+static void s_overloaded(sw_gateway_t *g, s_session_t *s, const char *why)
+{
+    const uint64_t now = sw_now_ns();
+    if (s->overloads++ == 0)
+        s->route_deadline = now + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
+    uint64_t wait_ms = (uint64_t) S_OVERLOAD_WAIT_MS << (s->overloads < 4 ? s->overloads - 1 : 3);
+    if (wait_ms > 2000)
+        wait_ms = 2000;
+    wait_ms += s_rand(g) % (wait_ms / 2 + 1);
+    sw_log(SW_LOG_DEBUG, "gateway: session %.8s: %s; waiting %llu ms", s->id, why, (unsigned long long) wait_ms);
+    s_reset_route(g, s);
+    s->not_before_ns = now + wait_ms * 1000000ull;
+}
+
+/* The step deadline, at most --timeout-ms: for decode steps (and replays) a
+ * multiple of the measured step time plus 1 s, for the first prefill a
+ * multiple of the planner's expected step time (from measured speeds) plus
+ * 3 s; so a frozen or silent stage is noticed in seconds, not after the
+ * whole time-out. */
 static uint64_t s_deadline_ns(const sw_gateway_t *g, const s_session_t *s)
 {
-    double ms = g->cfg.timeout_ms;
-    if (s->t_prefill && s->step_ms_ema > 0) { /* decode steps, and replays after the first prefill */
-        double adaptive = 10.0 * s->step_ms_ema * (1.0 + s->last_n / 8.0) + 1000.0;
-        if (adaptive < ms)
-            ms = adaptive;
-    }
+    double ms = g->cfg.timeout_ms, adaptive;
+    if (s->t_prefill && s->step_ms_ema > 0) /* decode steps, and replays after the first prefill */
+        adaptive = 10.0 * s->step_ms_ema * (1.0 + s->last_n / 8.0) + 1000.0;
+    else /* the first prefill: from the route's expected step time (measured speeds, links) */
+        adaptive = 10.0 * s->route_ms * (1.0 + s->last_n / 8.0) + S_PREFILL_FLOOR_MS;
+    if (adaptive < ms)
+        ms = adaptive;
     return (uint64_t) (ms * 1e6);
+}
+
+/* An Error from node `src` (stamped by the broker: the sender cannot choose
+ * it). It counts only when it answers the step in flight of a session
+ * (same request id, which is random) and comes from a hop of that session's
+ * route; the culprit is that hop, never a node the message names. Overload
+ * and a missing KV cache are not failures. */
+static void s_on_error(sw_gateway_t *g, const char *src, const Swisd__V1__Error *e)
+{
+    if (e->session_id && !strncmp(e->session_id, "probe-", 6))
+        return s_on_probe_reply(g, src, e->session_id, e->code ? (int) e->code : SWISD__V1__ERROR_CODE__ERROR_INTERNAL);
+    s_session_t *s = e->session_id && e->session_id[0] ? s_find(g, e->session_id) : NULL;
+    int hop = -1;
+    for (int i = 0; s && i < s->n_hops && hop < 0; i++)
+        if (!strcmp(s->hop_id[i], src))
+            hop = i;
+    if (!s || s->state != S_WAIT_REPLY || e->request_id != s->req_id || hop < 0) {
+        sw_log(SW_LOG_DEBUG, "gateway: ignored an error from %.8s (%s): not from a hop of a step in flight", src,
+               sw_wire_error_name(e->code));
+        return;
+    }
+    char text[SW_WIRE_MAX_TEXT + 80];
+    snprintf(text, sizeof text, "stage %.8s: %s: %s", src, sw_wire_error_name(e->code), e->message);
+    switch (e->code) {
+    case SWISD__V1__ERROR_CODE__ERROR_OVERLOADED:
+        return s_overloaded(g, s, text);
+    case SWISD__V1__ERROR_CODE__ERROR_KV_MISSING: /* evicted or restarted: replay, blame nobody */
+        return s_recover(g, s, NULL, false, text);
+    default: /* its own failure (or it disagrees with what it announced): strike it and fail over */
+        return s_recover(g, s, src, false, text);
+    }
 }
 
 static void s_on_broker(sw_gateway_t *g)
@@ -1023,11 +1323,22 @@ static void s_on_broker(sw_gateway_t *g)
         return;
     const Swisd__V1__Body *b = m.body;
     switch (b->msg_case) {
-    case SWISD__V1__BODY__MSG_DIRECTORY_REPLY:
+    case SWISD__V1__BODY__MSG_DIRECTORY_REPLY: {
+        const char *broker = sw_broker_client_broker_id(g->bc);
+        if (!broker || strcmp(m.header->src, broker)) { /* only our broker speaks for the directory */
+            sw_log(SW_LOG_DEBUG, "gateway: ignored a directory from %.8s, which is not our broker", m.header->src);
+            break;
+        }
         if (g->dir)
             swisd__v1__body__free_unpacked(g->dir, NULL);
         g->dir = m.body;
         m.body = NULL;
+        {   /* probe the stages that are new, on probation, or due for a new measurement */
+            const Swisd__V1__DirectoryReply *d = g->dir->directory_reply;
+            for (size_t i = 0; i < d->n_stages; i++)
+                if (s_ours(g, d->stages[i]))
+                    s_probe(g, d->stages[i]);
+        }
         for (s_session_t *s = g->sessions, *next; s; s = next) {
             next = s->next;
             if (s->state == S_WAIT_ROUTE) {
@@ -1042,29 +1353,19 @@ static void s_on_broker(sw_gateway_t *g)
                 if (!live) {
                     char why[128];
                     snprintf(why, sizeof why, "stage %.8s left the swarm", s->hop_id[h]);
-                    s_recover(g, s, s->hop_id[h], why);
+                    s_recover(g, s, NULL, false, why);
                     break;
                 }
             }
         }
         break;
-    case SWISD__V1__BODY__MSG_FORWARD_REPLY:
-        s_on_reply(g, b->forward_reply);
-        break;
-    case SWISD__V1__BODY__MSG_ERROR: {
-        s_session_t *s = b->error->session_id && b->error->session_id[0] ? s_find(g, b->error->session_id) : NULL;
-        if (s && s->state == S_WAIT_REPLY && (b->error->request_id == 0 || b->error->request_id == s->req_id)) {
-            char text[SW_WIRE_MAX_TEXT + 80];
-            snprintf(text, sizeof text, "stage %.8s: %s", b->error->node_id, b->error->message);
-            if (b->error->code == SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST)
-                s_fail(g, s, b->error->code, "%s", text); /* the request itself is wrong: no retry helps */
-            else
-                s_recover(g, s, b->error->node_id, text);
-        } else {
-            sw_log(SW_LOG_DEBUG, "gateway: error from %.8s: %s", m.header->src, b->error->message);
-        }
-        break;
     }
+    case SWISD__V1__BODY__MSG_FORWARD_REPLY:
+        s_on_reply(g, m.header->src, b->forward_reply);
+        break;
+    case SWISD__V1__BODY__MSG_ERROR:
+        s_on_error(g, m.header->src, b->error);
+        break;
     default:
         sw_broker_client_send_error(g->bc, m.header->src, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, NULL, 0,
                                     "a gateway does not serve %s", sw_wire_kind_name(b));
@@ -1088,9 +1389,9 @@ static void s_housekeeping(sw_gateway_t *g)
     for (s_session_t *s = g->sessions, *next; s; s = next) {
         next = s->next;
         if (s->state == S_WAIT_REPLY && now - s->t_step > s_deadline_ns(g, s)) {
-            /* which hop is to blame is unknown: back off none, re-plan around stages the
-             * directory no longer lists, and replay */
-            s_recover(g, s, NULL, "no answer from the chain of stages in time");
+            /* which hop is to blame is unknown: every hop goes on probation until it
+             * answers a probe; re-plan and replay */
+            s_recover(g, s, NULL, true, "no answer from the chain of stages in time");
         }
         else if (s->state == S_WAIT_ROUTE)
             s_try_start(g, s);

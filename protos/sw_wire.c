@@ -14,6 +14,7 @@ void sw_wire_socket_setup(zsock_t *sock, int linger_ms, int hwm)
     zsock_set_maxmsgsize(sock, (int) SW_WIRE_MAX_FRAME);
     zsock_set_sndhwm(sock, hwm);
     zsock_set_rcvhwm(sock, hwm);
+    zsock_set_sndtimeo(sock, 0); /* a full peer queue is a failed send (EAGAIN), never a blocked loop */
     if (zsock_type(sock) == ZMQ_ROUTER)
         zsock_set_router_mandatory(sock, 1);
 }
@@ -225,6 +226,14 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
             CHECK_STR(f->route[i]->node_id, SW_WIRE_MAX_ID, "route node id");
             if (s_range(f->route[i]->layers, true, err, errlen))
                 return -1;
+            /* a chain visits each node once and runs the blocks in order: a route
+             * naming one stage many times would make it compute many times */
+            if (i > 0 && f->route[i]->layers->begin != f->route[i - 1]->layers->end)
+                return sw_err(err, errlen, "route hop %zu starts at block %u, not where hop %zu ends (%u)", i,
+                              f->route[i]->layers->begin, i - 1, f->route[i - 1]->layers->end);
+            for (size_t k = 0; k < i; k++)
+                if (!strcmp(f->route[k]->node_id, f->route[i]->node_id))
+                    return sw_err(err, errlen, "route names node %.64s twice", f->route[i]->node_id);
         }
         if (f->n_tok == 0 || f->n_tok > SW_WIRE_MAX_TOKENS)
             return sw_err(err, errlen, "forward request of %u tokens (1..%d)", f->n_tok, SW_WIRE_MAX_TOKENS);

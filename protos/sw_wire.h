@@ -58,7 +58,9 @@ typedef struct {
 } sw_wire_msg_t;
 
 /*  Sets LINGER (linger_ms), MAXMSGSIZE (SW_WIRE_MAX_FRAME), SNDHWM and RCVHWM
- *  (hwm messages) and, for ROUTER sockets, ROUTER_MANDATORY. */
+ *  (hwm messages), SNDTIMEO 0 (a send to a peer whose queue is full fails at
+ *  once with EAGAIN instead of blocking the caller's event loop: callers count
+ *  it as a drop) and, for ROUTER sockets, ROUTER_MANDATORY. */
 void sw_wire_socket_setup(zsock_t *sock, int linger_ms, int hwm);
 
 /*  Receives one message (blocking; poll first). `router` says whether the

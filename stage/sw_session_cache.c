@@ -1,4 +1,4 @@
-/*  sw_session_cache.c: per-session KV caches with a memory cap and LRU. */
+/*  sw_session_cache.c: per-session KV caches with a memory cap and LRU of idle sessions. */
 #include "sw_session_cache.h"
 
 #include <czmq.h>
@@ -13,6 +13,8 @@ struct sw_session_cache_t {
     int max_sessions;
     zhashx_t *sessions; /* id -> sw_session_t */
     uint64_t evictions;
+    size_t kv_bytes;    /* bytes of one session's KV cache (all are the same size) */
+    uint64_t evict_idle_ns; /* only sessions idle at least this long may be evicted */
 };
 
 static void s_session_free(void **item)
@@ -43,6 +45,15 @@ sw_session_cache_t *sw_session_cache_new(const sw_model_t *model, int32_t begin,
         return NULL;
     }
     zhashx_set_destructor(c->sessions, s_session_free);
+    c->evict_idle_ns = 10000000000ull;
+    sw_kv_t *probe = sw_kv_new(model, begin, end, n_ctx); /* its size, before any request asks */
+    c->kv_bytes = probe ? sw_kv_bytes(probe) : 0;
+    sw_kv_destroy(&probe);
+    if (!c->kv_bytes) {
+        zhashx_destroy(&c->sessions);
+        free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -69,12 +80,14 @@ static void s_drop(sw_session_cache_t *self, sw_session_t *s)
     zhashx_delete(self->sessions, s->id);
 }
 
-/* Evicts the least recently used unpinned session; false if none. */
+/* Evicts the least recently used unpinned session idle for at least
+ * evict_idle_ns; false if none. */
 static bool s_evict_one(sw_session_cache_t *self)
 {
     sw_session_t *oldest = NULL;
+    const uint64_t now = sw_now_ns();
     for (sw_session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (!s->pinned && (!oldest || s->last_ns < oldest->last_ns))
+        if (!s->pinned && now - s->last_ns >= self->evict_idle_ns && (!oldest || s->last_ns < oldest->last_ns))
             oldest = s;
     if (!oldest)
         return false;
@@ -87,17 +100,15 @@ static bool s_evict_one(sw_session_cache_t *self)
 sw_session_t *sw_session_cache_create(sw_session_cache_t *self, const char *id)
 {
     sw_session_cache_release(self, id);
-    sw_kv_t *kv = sw_kv_new(self->model, self->begin, self->end, self->n_ctx);
-    if (!kv)
-        return NULL;
-    const size_t need = sw_kv_bytes(kv);
+    const size_t need = self->kv_bytes; /* room first: nothing is allocated for a session that cannot stay */
     while ((self->bytes + need > self->max_bytes || (int) zhashx_size(self->sessions) >= self->max_sessions) &&
            s_evict_one(self))
         ;
-    if (self->bytes + need > self->max_bytes || (int) zhashx_size(self->sessions) >= self->max_sessions) {
-        sw_kv_destroy(&kv);
+    if (self->bytes + need > self->max_bytes || (int) zhashx_size(self->sessions) >= self->max_sessions)
         return NULL;
-    }
+    sw_kv_t *kv = sw_kv_new(self->model, self->begin, self->end, self->n_ctx);
+    if (!kv)
+        return NULL;
     sw_session_t *s = calloc(1, sizeof *s);
     if (!s) {
         sw_kv_destroy(&kv);
@@ -141,3 +152,8 @@ void sw_session_cache_unpin_all(sw_session_cache_t *self)
 int sw_session_cache_count(const sw_session_cache_t *self) { return (int) zhashx_size(self->sessions); }
 size_t sw_session_cache_bytes(const sw_session_cache_t *self) { return self->bytes; }
 uint64_t sw_session_cache_evictions(const sw_session_cache_t *self) { return self->evictions; }
+
+void sw_session_cache_set_evict_idle(sw_session_cache_t *self, uint64_t idle_ms)
+{
+    self->evict_idle_ns = idle_ms * 1000000ull;
+}

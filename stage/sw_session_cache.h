@@ -3,7 +3,11 @@
  *  Sessions are looked up by id (the gateway's session id). Memory is capped:
  *  each session's cache is charged sw_kv_bytes (its full allocation), and
  *  creating a session that would pass the cap first evicts the least
- *  recently used sessions that are not pinned (in use by the current batch).
+ *  recently used sessions that are not pinned (in use by the current batch)
+ *  and have been idle at least the eviction idle time (default 10 s): a
+ *  full stage refuses new sessions (the caller answers OVERLOADED) rather
+ *  than evict sessions in use, which would make their gateways replay and
+ *  evict others in turn. Nothing is allocated before there is room.
  *  Sessions idle longer than idle_ms are dropped by sw_session_cache_expire.
  *  A gateway whose session was evicted gets ERROR_KV_MISSING on its next
  *  step and replays the history.
@@ -23,6 +27,7 @@ typedef struct sw_session_cache_t sw_session_cache_t;
 
 typedef struct {
     char id[65];        /* session id */
+    char origin[65];    /* the gateway that opened it (set by the caller); only it may release or truncate */
     sw_kv_t *kv;        /* owned by the cache */
     uint64_t last_ns;   /* last use, monotonic ns */
     bool pinned;        /* in the batch being computed: never evicted */
@@ -50,5 +55,8 @@ int sw_session_cache_count(const sw_session_cache_t *self);
 size_t sw_session_cache_bytes(const sw_session_cache_t *self);
 /*  Sessions evicted to make room since creation. */
 uint64_t sw_session_cache_evictions(const sw_session_cache_t *self);
+/*  Only sessions idle at least idle_ms may be evicted to make room (default
+ *  10000; 0 gives plain LRU over unpinned sessions). */
+void sw_session_cache_set_evict_idle(sw_session_cache_t *self, uint64_t idle_ms);
 
 #endif

@@ -328,12 +328,31 @@ static void s_prepare(sw_stage_t *st, s_req_t *r)
                  (int) st->hp->n_ctx_train);
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "%s", err);
     }
+    /* the activation first: nothing is kept for a request that does not decode (n_tok and
+     * n_embd were checked against the limits and the model when the frame was read) */
+    const Swisd__V1__Activation *a = fr->activation;
+    if (a->n_embd != (uint32_t) st->hp->n_embd) {
+        snprintf(err, sizeof err, "activation rows of %u, the model's are %d", a->n_embd, (int) st->hp->n_embd);
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "%s", err);
+    }
+    sw_codec_header_t h;
+    sw_wire_activation_from_msg(a, &h);
+    r->hidden = malloc(sizeof(float) * (size_t) fr->n_tok * (size_t) st->hp->n_embd);
+    if (!r->hidden)
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s", "out of memory");
+    if (sw_codec_decode(st->rx, &h, a->payload.data, a->payload.len, r->hidden, err, sizeof err) != 0)
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME, "activation: %s", err);
     sw_session_t *s = sw_session_cache_find(st->cache, fr->session_id);
-    if (fr->pos == 0 && !s)
-        s = sw_session_cache_create(st->cache, fr->session_id);
+    if (s && strcmp(s->origin, fr->origin)) { /* a session belongs to the gateway that opened it */
+        snprintf(err, sizeof err, "session %.16s belongs to another gateway", fr->session_id);
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED, "%s", err);
+    }
+    if (fr->pos == 0 && !s && (s = sw_session_cache_create(st->cache, fr->session_id)))
+        snprintf(s->origin, sizeof s->origin, "%s", fr->origin);
     if (!s) {
         if (fr->pos == 0)
-            return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s", "no KV cache memory left");
+            return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s",
+                          "no room for another session's KV cache");
         snprintf(err, sizeof err, "session %s: cache holds 0 positions, request starts at %u", fr->session_id, fr->pos);
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_KV_MISSING, "%s", err);
     }
@@ -342,14 +361,6 @@ static void s_prepare(sw_stage_t *st, s_req_t *r)
                  (int) sw_kv_n_past(s->kv), fr->pos);
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_KV_MISSING, "%s", err);
     }
-    const Swisd__V1__Activation *a = fr->activation;
-    sw_codec_header_t h;
-    sw_wire_activation_from_msg(a, &h);
-    r->hidden = malloc(sizeof(float) * (size_t) fr->n_tok * (size_t) st->hp->n_embd);
-    if (!r->hidden)
-        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s", "out of memory");
-    if (sw_codec_decode(st->rx, &h, a->payload.data, a->payload.len, r->hidden, err, sizeof err) != 0)
-        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME, "activation: %s", err);
     s->pinned = true;
     r->sess = s;
 }
@@ -375,7 +386,8 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
     mine.compute_ms = compute_ms;
     Swisd__V1__HopTiming *timings[SW_WIRE_MAX_ROUTE + 1];
     size_t n_t = fr->n_timings < SW_WIRE_MAX_ROUTE ? fr->n_timings : SW_WIRE_MAX_ROUTE;
-    memcpy(timings, fr->timings, sizeof(timings[0]) * n_t);
+    if (n_t)
+        memcpy(timings, fr->timings, sizeof(timings[0]) * n_t);
     timings[n_t++] = &mine;
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     int rc;
@@ -558,14 +570,18 @@ static void s_on_message(sw_stage_t *st, sw_wire_msg_t *m)
         st->n_queue++;
         memset(m, 0, sizeof *m); /* the queue owns it now */
         return;
-    case SWISD__V1__BODY__MSG_KV_RELEASE:
+    case SWISD__V1__BODY__MSG_KV_RELEASE: {
         s_process(st); /* keep the order of requests and releases */
-        sw_session_cache_release(st->cache, b->kv_release->session_id);
+        /* only the gateway that opened a session may drop it (the broker stamps src) */
+        sw_session_t *s = sw_session_cache_find(st->cache, b->kv_release->session_id);
+        if (s && !strcmp(s->origin, m->header->src))
+            sw_session_cache_release(st->cache, b->kv_release->session_id);
         break;
+    }
     case SWISD__V1__BODY__MSG_KV_TRUNCATE: {
         s_process(st);
         sw_session_t *s = sw_session_cache_find(st->cache, b->kv_truncate->session_id);
-        if (s && (int32_t) b->kv_truncate->n_past <= sw_kv_n_past(s->kv))
+        if (s && !strcmp(s->origin, m->header->src) && (int32_t) b->kv_truncate->n_past <= sw_kv_n_past(s->kv))
             sw_kv_truncate(s->kv, (int32_t) b->kv_truncate->n_past);
         break;
     }

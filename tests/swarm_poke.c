@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sw_broker_client.h"
+#include "sw_codec.h"
 #include "sw_wire.h"
 
 static void s_report(const char *name, zsock_t *s, bool dealer_of_broker, sw_broker_client_t *bc)
@@ -138,9 +139,25 @@ int main(int argc, char **argv)
         hop.node_id = argv[3];
         lr.begin = (uint32_t) atoi(argv[4]); /* the stage's own layers */
         lr.end = (uint32_t) atoi(argv[5]);
-        fr.pos = 7; /* the stage holds nothing for session "poke" */
-        sw_broker_client_send(bc, argv[3], &b);
+        fr.pos = 7;
+        sw_broker_client_send(bc, argv[3], &b); /* rows of 1 value: refused before any KV cache is made */
+        s_report("stage-bad-activation", sw_broker_client_sock(bc), true, bc);
+        /* a valid activation (n_embd from argv[6]) at position 7 of a session the stage does not hold */
+        const int n_embd = argc > 6 ? atoi(argv[6]) : 64;
+        sw_codec_config_t f32 = {.dtype = SW_DTYPE_F32};
+        sw_codec_t *codec = sw_codec_new(&f32, n_embd, 1);
+        float *row = calloc((size_t) n_embd, sizeof(float));
+        sw_codec_header_t h;
+        const void *pl;
+        size_t len;
+        char cerr[128];
+        if (codec && row && sw_codec_encode(codec, row, 1, &h, &pl, &len, cerr, sizeof cerr) == 0) {
+            sw_wire_activation_to_msg(&h, pl, len, &act);
+            sw_broker_client_send(bc, argv[3], &b); /* the stage holds nothing for session "poke" */
+        }
+        free(row);
         s_report("stage-kv-missing", sw_broker_client_sock(bc), true, bc);
+        sw_codec_destroy(&codec);
         sw_broker_client_destroy(&bc);
         return 0;
     }

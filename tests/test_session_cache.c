@@ -28,6 +28,15 @@ int main(void)
     sw_kv_destroy(&probe);
     /* room for exactly three sessions */
     sw_session_cache_t *c = sw_session_cache_new(m, 1, 3, 64, one * 3, 100);
+    /* sessions in use are never evicted: a full cache refuses a new one */
+    CHECK(sw_session_cache_create(c, "u1") && sw_session_cache_create(c, "u2") && sw_session_cache_create(c, "u3"));
+    CHECK(sw_session_cache_create(c, "u4") == NULL && sw_session_cache_count(c) == 3 &&
+          sw_session_cache_evictions(c) == 0 && sw_session_cache_find(c, "u1") != NULL);
+    sw_session_cache_release(c, "u1");
+    sw_session_cache_release(c, "u2");
+    sw_session_cache_release(c, "u3");
+    /* idle sessions are: below, plain LRU over idle ones (eviction idle time 1 ms) */
+    sw_session_cache_set_evict_idle(c, 1);
     sw_session_t *a = sw_session_cache_create(c, "a");
     s_sleep_ms(2);
     sw_session_t *b = sw_session_cache_create(c, "b");
@@ -47,6 +56,7 @@ int main(void)
         sw_session_cache_find(c, id)->pinned = true;
     CHECK(sw_session_cache_create(c, "e") == NULL);
     sw_session_cache_unpin_all(c);
+    s_sleep_ms(2);
     CHECK(sw_session_cache_create(c, "e") != NULL && sw_session_cache_count(c) == 3);
     /* release and idle expiry */
     /* "e" took the place of "a", the least recently found of a, b, d */
@@ -59,8 +69,10 @@ int main(void)
     CHECK(sw_session_cache_find(c, "d") != NULL && sw_session_cache_find(c, "b") == NULL);
     /* max_sessions cap */
     sw_session_cache_t *c2 = sw_session_cache_new(m, 1, 3, 64, one * 100, 2);
-    CHECK(sw_session_cache_create(c2, "x") && sw_session_cache_create(c2, "y") && sw_session_cache_create(c2, "z"));
-    CHECK(sw_session_cache_count(c2) == 2);
+    CHECK(sw_session_cache_create(c2, "x") && sw_session_cache_create(c2, "y"));
+    CHECK(sw_session_cache_create(c2, "z") == NULL && sw_session_cache_count(c2) == 2); /* both in use */
+    sw_session_cache_set_evict_idle(c2, 0);
+    CHECK(sw_session_cache_create(c2, "z") && sw_session_cache_count(c2) == 2 && !sw_session_cache_find(c2, "x"));
     sw_session_cache_destroy(&c2);
     sw_session_cache_destroy(&c);
     CHECK(c == NULL);

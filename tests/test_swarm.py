@@ -207,8 +207,9 @@ try:
         sid, sep = stage_ids[1]
         r = subprocess.run([poke, "stage", sep, sid, "2", "4"], capture_output=True, text=True, timeout=60)
         lines = [l for l in r.stdout.splitlines() if l.startswith("probe")]
-        check(len(lines) == 3 and all("error" in l for l in lines), f"stage probes: {r.stdout} {r.stderr}")
-        check(any("KV_MISSING" in l for l in lines), f"stage did not answer KV_MISSING: {r.stdout}")
+        check(len(lines) == 4 and all("error" in l for l in lines), f"stage probes: {r.stdout} {r.stderr}")
+        check(len(lines) == 4 and "BAD_REQUEST" in lines[2], f"a bad activation was not refused: {r.stdout}")
+        check(len(lines) == 4 and "KV_MISSING" in lines[3], f"stage did not answer KV_MISSING: {r.stdout}")
         p0, want0 = rows[0]
         rc, out, err = generate(rpc, p0)
         check(rc == 0 and out == local[p0], f"after the probes the swarm text differs: {out!r} {err[-300:]}")
