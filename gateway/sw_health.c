@@ -20,6 +20,7 @@ typedef struct {
     int timeouts;                     /* timed-out routes it was on since its last completed real step */
     int strikes;
     uint64_t strike_ns;               /* last strike */
+    uint64_t decay_ns;                /* strikes were last forgotten up to here */
     uint64_t until_ns;                /* backed off until */
     char probe_id[SW_HEALTH_PROBE_ID_MAX + 1];      /* outstanding probe, "" if none */
     char old_probe_id[SW_HEALTH_PROBE_ID_MAX + 1];  /* the one it replaced (late answers count) */
@@ -65,9 +66,11 @@ static s_entry_t *s_get(sw_health_t *self, const char *id, uint64_t now)
         memset(x, 0, sizeof *x);
         snprintf(x->id, sizeof x->id, "%s", id);
     }
-    while (x->strikes > 0 && now > x->strike_ns + S_STRIKE_DECAY) {
+    if (x->decay_ns < x->strike_ns)
+        x->decay_ns = x->strike_ns;
+    while (x->strikes > 0 && now > x->decay_ns + S_STRIKE_DECAY) {
         x->strikes--;
-        x->strike_ns += S_STRIKE_DECAY;
+        x->decay_ns += S_STRIKE_DECAY;
     }
     x->seen_ns = now;
     return x;
@@ -103,7 +106,7 @@ int sw_health_strike(sw_health_t *self, const char *id, uint64_t now_ns)
         if (until > x->until_ns)
             x->until_ns = until;
     }
-    return (int) ((x->until_ns - now_ns + S_SEC - 1) / S_SEC);
+    return x->until_ns > now_ns ? (int) ((x->until_ns - now_ns + S_SEC - 1) / S_SEC) : 0;
 }
 
 bool sw_health_suspect(sw_health_t *self, const char *id, uint64_t now_ns)
