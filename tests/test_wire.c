@@ -153,6 +153,41 @@ int main(void)
     fr.n_tok = 5000;
     act.n_tok = 5000;
     CHECK(sw_wire_validate_body(&b, err, sizeof err) == -1);
+    fr.n_tok = 2;
+    act.n_tok = 2;
+    /* a route visits each stage once, over contiguous layers */
+    {
+        Swisd__V1__LayerRange lr2[64];
+        Swisd__V1__Hop hops[64], *route64[64];
+        char names[64][16];
+        for (int i = 0; i < 64; i++) {
+            swisd__v1__layer_range__init(&lr2[i]);
+            lr2[i].begin = (uint32_t) i;
+            lr2[i].end = (uint32_t) i + 1;
+            swisd__v1__hop__init(&hops[i]);
+            snprintf(names[i], sizeof names[i], "stage-%d", i);
+            hops[i].node_id = names[i];
+            hops[i].layers = &lr2[i];
+            route64[i] = &hops[i];
+        }
+        Swisd__V1__Hop **saved = fr.route;
+        fr.route = route64;
+        fr.n_route = 64;
+        CHECK_MSG(sw_wire_validate_body(&b, err, sizeof err) == 0, "%s", err);
+        for (int i = 0; i < 64; i++) /* the attack: one stage named 64 times */
+            hops[i].node_id = "stage-0";
+        CHECK(sw_wire_validate_body(&b, err, sizeof err) == -1 && strstr(err, "twice"));
+        hops[5].node_id = names[5]; /* twice is enough */
+        for (int i = 0; i < 64; i++)
+            hops[i].node_id = i == 9 ? "stage-3" : names[i];
+        CHECK(sw_wire_validate_body(&b, err, sizeof err) == -1 && strstr(err, "twice"));
+        hops[9].node_id = names[9];
+        lr2[10].begin = 11; /* a hole between hops 9 and 10 */
+        CHECK(sw_wire_validate_body(&b, err, sizeof err) == -1 && strstr(err, "not where hop"));
+        lr2[10].begin = 10;
+        fr.route = saved;
+        fr.n_route = 1;
+    }
     Swisd__V1__Body empty = SWISD__V1__BODY__INIT;
     CHECK(sw_wire_validate_body(&empty, err, sizeof err) == -1);
 
