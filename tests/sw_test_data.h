@@ -57,10 +57,16 @@ static inline const char *sw_test_src_path(const char *rel, char *path, size_t l
 static inline int sw_test_data_path(const char *rel, const char *what, char *path, size_t len)
 {
     const char *d = getenv("SWISD_TEST_DATA");
-    if (d && *d)
+    if (d && *d) {
         snprintf(path, len, "%s/%s", d, rel);
-    else
-        snprintf(path, len, "%s/../shared/%s", sw_test_src_dir(), rel);
+    } else {
+        /* <source>/../shared, spelled as <parent of source>/shared when the source path has a parent */
+        const char *src = sw_test_src_dir(), *slash = strrchr(src, '/');
+        if (slash && slash != src && slash[1] && strcmp(slash + 1, "..") && strcmp(slash + 1, "."))
+            snprintf(path, len, "%.*s/shared/%s", (int) (slash - src), src, rel);
+        else
+            snprintf(path, len, "%s/../shared/%s", src, rel);
+    }
     if (access(path, R_OK) == 0)
         return 0;
     const bool ci = sw_test_in_ci();
