@@ -44,37 +44,63 @@ static void s_usage(FILE *out)
                  "  --http ADDR:PORT  also serve the OpenAI-compatible API, the dashboard and the chat page\n"
                  "                    there (e.g. 127.0.0.1:8080), and keep the swarm running after the\n"
                  "                    prompt until Ctrl-C\n"
-                 "  Default model: stories260K from $SWISD_MODELS or ../shared/models next to the source tree.\n");
+                 "  Default model: stories260K.gguf from $SWISD_MODELS when set, else the repository's\n"
+                 "  models/stories260K.gguf (models/README.md).\n");
 }
 
-/* The default model: $SWISD_MODELS/stories260K/..., then ../shared/models
- * relative to the source tree (two levels above the build's cli folder),
- * then relative to the working directory. */
-static int s_default_model(const char *self, char *out, size_t outlen)
+#ifndef SWISD_SOURCE_DIR
+#define SWISD_SOURCE_DIR "."
+#endif
+
+/* The default model, used when no --model is given (models/README.md).
+ *  1. $SWISD_MODELS when it is set: stories260K.gguf in that folder (the
+ *     layout of the repository's models/), else
+ *     stories260K/stories260K.f32.gguf there; nothing else is tried then.
+ *  2. The repository's models/stories260K.gguf: relative to this executable
+ *     (<src>/build/cli/swisd -> <src>/models), in the source tree it was
+ *     compiled from (SWISD_SOURCE_DIR), then under the working directory.
+ * Writes the path into out[outlen] and returns 0; returns -1 when none is
+ * readable, after printing what was tried. */
+static int s_default_model(char *out, size_t outlen)
 {
-    const char *rel = "stories260K/stories260K.f32.gguf";
     const char *env = getenv("SWISD_MODELS");
-    if (env) {
-        snprintf(out, outlen, "%s/%s", env, rel);
-        if (access(out, R_OK) == 0)
-            return 0;
+    if (env && *env) {
+        static const char *const in_env[] = {"stories260K.gguf", "stories260K/stories260K.f32.gguf"};
+        for (size_t i = 0; i < sizeof in_env / sizeof in_env[0]; i++) {
+            snprintf(out, outlen, "%s/%s", env, in_env[i]);
+            if (access(out, R_OK) == 0)
+                return 0;
+        }
+        fprintf(stderr, "swisd demo: $SWISD_MODELS is %s, but it holds neither stories260K.gguf nor "
+                        "stories260K/stories260K.f32.gguf; pass --model FILE.gguf or unset it\n", env);
+        return -1;
     }
-    char exe[PATH_MAX];
+    char exe[PATH_MAX], dir[PATH_MAX] = "";
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = 0;
-        /* <src>/build/cli/swisd -> <src>/../shared/models */
-        snprintf(out, outlen, "%s/../../../shared/models/%s", dirname(exe), rel);
-        if (access(out, R_OK) == 0)
-            return 0;
+        snprintf(dir, sizeof dir, "%s/../..", dirname(exe));
     }
-    const char *tries[] = {"../shared/models/", "models/", "shared/models/"};
-    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
-        snprintf(out, outlen, "%s%s", tries[i], rel);
-        if (access(out, R_OK) == 0)
-            return 0;
+    const char *const roots[] = {dir, SWISD_SOURCE_DIR, "."};
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+        if (!roots[i][0])
+            continue;
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/models/stories260K.gguf", roots[i]);
+        if (access(path, R_OK) == 0) {
+            char *real = realpath(path, NULL); /* build/cli/../../models -> models */
+            const char *found = real ? real : path;
+            const size_t len = strlen(found);
+            if (len < outlen)
+                memcpy(out, found, len + 1);
+            free(real);
+            if (len < outlen)
+                return 0;
+        }
     }
-    (void) self;
+    fprintf(stderr, "swisd demo: no default model: models/stories260K.gguf is neither in the source tree (%s), "
+                    "next to this program, nor under the working directory; pass --model FILE.gguf or set "
+                    "$SWISD_MODELS to a folder holding stories260K.gguf\n", SWISD_SOURCE_DIR);
     return -1;
 }
 
@@ -165,11 +191,8 @@ int swisd_cmd_demo(int argc, char **argv)
     }
     char model_buf[PATH_MAX];
     if (!model) {
-        if (s_default_model(argv[0], model_buf, sizeof model_buf) != 0) {
-            fprintf(stderr, "swisd demo: no default model found (stories260K under $SWISD_MODELS or "
-                            "../shared/models); pass --model FILE.gguf\n");
+        if (s_default_model(model_buf, sizeof model_buf) != 0)
             return 1;
-        }
         model = model_buf;
     }
     /* layer split: three stages, as even as the model allows */

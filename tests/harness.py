@@ -11,13 +11,17 @@ What it does:
 - counts checks: `check(cond, what)` records a failure without stopping the
   test; `finish()` prints "N checks, N failed" and returns the exit status.
 
-Data: `model_path()` is the default model (stories260K), `test_data(rel)` a
-file of the optional third-party test data ($SWISD_TEST_DATA, default
-../shared next to the source tree).
+Data (tests/data/README.md): `model_path()` is the default model, the
+repository's models/stories260K.gguf; `greedy_refs()` the reference texts in
+tests/data/; `test_data(rel, what)` a file of the optional third-party test
+data ($SWISD_TEST_DATA, default ../shared next to the source tree), None after
+announcing "SKIP: ..." when it is missing ("FAIL: ..." under CI=true, which
+`Harness.test_data` counts as a failed check).
 
 Thread safety: one Harness per test script, used from its main thread;
 the reader threads only append to per-process buffers under a lock.
 """
+import json
 import os
 import queue
 import signal
@@ -30,17 +34,54 @@ import time
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def in_ci():
+    """True under CI (CI=true or 1): a missing optional file is then a failure."""
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
 def test_data_dir():
     """The folder of optional third-party test data: $SWISD_TEST_DATA, else ../shared."""
     return os.environ.get("SWISD_TEST_DATA") or os.path.join(os.path.dirname(SRC), "shared")
 
 
+def test_data(rel, what):
+    """The path of the optional third-party file `rel` (e.g.
+    "models/llama2-tokenizer/tokenizer.model") under test_data_dir(), or None
+    when it is missing, after printing what is missing, where to put it and
+    `what` is skipped ("SKIP: ..."; under CI "FAIL: ...", and the caller
+    counts a failure)."""
+    path = os.path.join(test_data_dir(), rel)
+    if os.path.exists(path):
+        return path
+    tag, how = ("FAIL", "CI=true, so this counts as a failure:") if in_ci() else ("SKIP", "skipped:")
+    print(f"{tag}: {rel} is missing; put it at {path} (optional third-party test data under $SWISD_TEST_DATA, "
+          f"see tests/data/README.md); {how} {what}", flush=True)
+    return None
+
+
 def model_path():
-    """The default model: stories260K as GGUF (the repository's own copy when it has one)."""
-    own = os.path.join(SRC, "models", "stories260K.gguf")
-    if os.path.exists(own):
-        return own
-    return os.path.join(test_data_dir(), "models", "stories260K", "stories260K.f32.gguf")
+    """The default model: the repository's stories260K as GGUF (models/README.md)."""
+    return os.path.join(SRC, "models", "stories260K.gguf")
+
+
+def refs_path():
+    """The greedy reference texts of an independent engine (tests/data/README.md)."""
+    return os.path.join(SRC, "tests", "data", "stories260K_greedy.tsv")
+
+
+def greedy_refs():
+    """[(prompt, text)] from refs_path(): text is the prompt and its 100-token
+    greedy continuation; compare after stripping white space at both ends."""
+    rows = []
+    with open(refs_path(), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            prompt, text = line.rstrip("\n").split("\t", 1)
+            rows.append((prompt, json.loads(text)))
+    if not rows:
+        raise RuntimeError(f"no reference rows in {refs_path()}")
+    return rows
 
 
 class Proc:
@@ -148,6 +189,13 @@ class Harness:
             self.failures += 1
             print("FAIL:", what, flush=True)
         return bool(cond)
+
+    def test_data(self, rel, what):
+        """test_data(rel, what), counting a missing file as a failed check under CI."""
+        path = test_data(rel, what)
+        if path is None and in_ci():
+            self.check(False, f"{rel} is missing (CI=true)")
+        return path
 
     def start(self, name, argv, ready=None, timeout=20.0, stream="out", env=None, stdin=False):
         """Starts argv; with `ready`, waits for a line starting with it and

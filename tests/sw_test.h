@@ -3,13 +3,15 @@
  *  CHECK(cond) records a failure with file:line and goes on; CHECK_NEAR checks
  *  |a - b| <= tol. A test's main ends with `return sw_test_report("name");`,
  *  which prints "name: N checks, M failed" and returns non-zero when M > 0, so
- *  meson counts the executable as failed.
+ *  meson counts the executable as failed. Test data: sw_test_data.h.
  */
 #ifndef SW_TEST_H
 #define SW_TEST_H
 
 #include <math.h>
 #include <stdio.h>
+
+#include "sw_test_data.h"
 
 static int sw_test_checks = 0;
 static int sw_test_failures = 0;
@@ -44,6 +46,20 @@ static int sw_test_failures = 0;
                     __FILE__, __LINE__, #a, sw_a_, #b, sw_b_, (double) (tol));         \
         }                                                                              \
     } while (0)
+
+/* Path of an optional third-party test file (sw_test_data.h) in path[len].
+ * Returns true when it is there. When it is not, the miss has been announced
+ * and the caller skips the part that needs it. Under CI the miss is also
+ * counted as a failed check. */
+static inline bool sw_test_optional(const char *rel, const char *what, char *path, size_t len)
+{
+    int rc = sw_test_data_path(rel, what, path, len);
+    if (rc < 0) {
+        sw_test_checks++;
+        sw_test_failures++;
+    }
+    return rc == 0;
+}
 
 static inline int sw_test_report(const char *name)
 {

@@ -20,8 +20,10 @@ import time
 swisd, broker_bin, stage_bin, gateway_bin = sys.argv[1:5]
 seed = int(sys.argv[5]) if len(sys.argv) > 5 else 7
 rng = random.Random(seed)
-models = os.environ.get("SWISD_SHARED_MODELS", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models"))
-model = os.path.join(models, "stories260K", "stories260K.f32.gguf")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+model = harness.model_path()
 logdir = tempfile.mkdtemp(prefix="swisd-test-failover-")
 procs = []
 failures = 0

@@ -1,10 +1,12 @@
 /*  test_gguf.c: GGUF reader and writer.
  *
  *  References are independent of the code under test:
- *   - stories260K.f32.gguf against the facts in shared/models/README.md and
- *     every tensor's bytes against the llama2.c stories260K.bin it was made from;
+ *   - the repository's models/stories260K.gguf against the facts in
+ *     models/README.md and, when $SWISD_TEST_DATA holds it, every tensor's
+ *     bytes against the llama2.c stories260K.bin it was made from;
  *   - ggml-vocab-llama-spm.gguf against llama2.c's tokenizer.bin (all 32000
- *     pieces and scores);
+ *     pieces and scores), when $SWISD_TEST_DATA holds them
+ *     (tests/data/README.md);
  *   - a byte-level GGUF builder written here (not the writer) for every scalar
  *     type and for targeted corruptions with the expected error keyword;
  *   - truncations and byte flips of the real files (must fail cleanly or
@@ -19,8 +21,6 @@
 #include "sw_common.h"
 #include "sw_gguf.h"
 #include "sw_test.h"
-
-static char s_models[512];
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -358,17 +358,17 @@ static void test_handbuilt(void)
 static void test_stories(void)
 {
     char path[600], binpath[600], err[256] = "";
-    snprintf(path, sizeof path, "%s/stories260K/stories260K.f32.gguf", s_models);
-    snprintf(binpath, sizeof binpath, "%s/stories260K/stories260K.bin", s_models);
+    sw_test_src_path("models/stories260K.gguf", path, sizeof path);
     sw_gguf_t *g = sw_gguf_open(path, err, sizeof err);
     CHECK_MSG(g != NULL, "%s: %s", path, err);
     if (!g)
         return;
-    CHECK(sw_gguf_version(g) == 3 && sw_gguf_alignment(g) == 32 && sw_gguf_file_size(g) == 1054368);
+    CHECK(sw_gguf_version(g) == 3 && sw_gguf_alignment(g) == 32 && sw_gguf_file_size(g) == 1054336);
     uint32_t u;
     float f;
     char arch[32];
     CHECK(sw_gguf_get_str_buf(g, "general.architecture", arch, sizeof arch) == 0 && !strcmp(arch, "llama"));
+    CHECK(sw_gguf_get_str_buf(g, "general.name", arch, sizeof arch) == 0 && !strcmp(arch, "stories260K"));
     CHECK(sw_gguf_get_u32(g, "llama.embedding_length", &u) == 0 && u == 64);
     CHECK(sw_gguf_get_u32(g, "llama.block_count", &u) == 0 && u == 5);
     CHECK(sw_gguf_get_u32(g, "llama.attention.head_count", &u) == 0 && u == 8);
@@ -382,10 +382,14 @@ static void test_stories(void)
     CHECK(sw_gguf_get_arr_info(g, "tokenizer.ggml.tokens", &et, &n) == 0 && et == SW_GGUF_STRING && n == 512);
     CHECK(sw_gguf_n_tensors(g) == 2 + 5 * 9);
 
-    /* every tensor against the llama2.c .bin it was repacked from */
-    size_t bsize;
-    uint8_t *bin = s_read_file(binpath, &bsize);
-    CHECK_MSG(bin != NULL && bsize == 1056540, "%s", binpath);
+    /* every tensor against the llama2.c .bin it was converted from */
+    size_t bsize = 0;
+    uint8_t *bin = NULL;
+    if (sw_test_optional("models/stories260K/stories260K.bin", "the tensor-by-tensor comparison with the llama2.c "
+                         "checkpoint", binpath, sizeof binpath)) {
+        bin = s_read_file(binpath, &bsize);
+        CHECK_MSG(bin != NULL && bsize == 1056540, "%s", binpath);
+    }
     if (bin && bsize == 1056540) {
         const int D = 64, H = 172, L = 5, V = 512, KV = 32;
         int32_t hdr[7];
@@ -436,8 +440,12 @@ static void test_stories(void)
 static void test_vocab(void)
 {
     char path[600], binpath[600], err[256] = "";
-    snprintf(path, sizeof path, "%s/llama2-tokenizer/ggml-vocab-llama-spm.gguf", s_models);
-    snprintf(binpath, sizeof binpath, "%s/llama2-tokenizer/tokenizer.bin", s_models);
+    static const char what[] = "the 32000-token vocabulary GGUF checks";
+    const bool have_gguf = sw_test_optional("models/llama2-tokenizer/ggml-vocab-llama-spm.gguf", what, path,
+                                            sizeof path);
+    const bool have_bin = sw_test_optional("models/llama2-tokenizer/tokenizer.bin", what, binpath, sizeof binpath);
+    if (!have_gguf || !have_bin)
+        return;
     uint64_t t0 = sw_now_ns();
     sw_gguf_t *g = sw_gguf_open(path, err, sizeof err);
     uint64_t t1 = sw_now_ns();
@@ -743,7 +751,7 @@ static int s_try(const uint8_t *bytes, size_t n, int *opened)
 static void test_corruption(void)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/stories260K/stories260K.f32.gguf", s_models);
+    sw_test_src_path("models/stories260K.gguf", path, sizeof path);
     size_t size;
     uint8_t *file = s_read_file(path, &size);
     CHECK(file != NULL);
@@ -795,12 +803,14 @@ static void test_corruption(void)
     CHECK(g == NULL && strstr(err, "version 1"));
     file[4] = save;
     g = sw_gguf_open_memory(file, size - 1, err, sizeof err);
-    CHECK_MSG(g == NULL && strstr(err, "tensor 'blk.4.ffn_up.weight': data [offset 996096, 44032 bytes] "
+    CHECK_MSG(g == NULL && strstr(err, "tensor 'output_norm.weight': data [offset 1039872, 256 bytes] "
                                       "runs past end of file"), "%s", err);
     free(file);
 
     /* the vocabulary file: truncations and flips over its (large) header */
-    snprintf(path, sizeof path, "%s/llama2-tokenizer/ggml-vocab-llama-spm.gguf", s_models);
+    if (!sw_test_optional("models/llama2-tokenizer/ggml-vocab-llama-spm.gguf", "truncations and flips of the "
+                          "32000-token vocabulary GGUF", path, sizeof path))
+        return;
     file = s_read_file(path, &size);
     CHECK(file != NULL);
     if (!file)
@@ -829,8 +839,6 @@ static void test_corruption(void)
 
 int main(void)
 {
-    const char *m = getenv("SWISD_SHARED_MODELS");
-    snprintf(s_models, sizeof s_models, "%s", m ? m : "/work/shared/models");
     test_handbuilt();
     test_stories();
     test_vocab();

@@ -28,8 +28,10 @@ import urllib.error
 import urllib.request
 
 swisd, broker_bin, stage_bin, gateway_bin = sys.argv[1:5]
-models = os.environ.get("SWISD_SHARED_MODELS", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models"))
-model = os.path.join(models, "stories260K", "stories260K.f32.gguf")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+model = harness.model_path()
 procs, failures, checks = [], 0, 0
 
 
@@ -82,7 +84,7 @@ def raw_get(port, path, method="GET"):
 
 def sp_counts(texts):
     """Token counts of each text by the sentencepiece library (tok512.model)."""
-    sp_model = os.path.join(models, "stories260K", "tok512.model")
+    sp_model = os.path.join(harness.SRC, "models", "tok512.model")
     code = ("import json, sys, sentencepiece as s; p = s.SentencePieceProcessor(model_file=sys.argv[1]); "
             "print(json.dumps([len(p.encode(t)) for t in json.loads(sys.argv[2])]))")
     for py in (sys.executable, "/usr/bin/python3"):

@@ -443,9 +443,8 @@ static int write_qwen2(const char *path, sw_dtype_t wtype, int bad_arch)
 
 int main(void)
 {
-    const char *dir = getenv("SWISD_SHARED_MODELS");
     char path[1024];
-    snprintf(path, sizeof path, "%s/stories260K/stories260K.f32.gguf", dir ? dir : "../shared/models");
+    sw_test_src_path("models/stories260K.gguf", path, sizeof path);
 
     test_against_reference(path, 1e-4);
     test_kv_semantics(path);

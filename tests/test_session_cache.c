@@ -15,9 +15,8 @@ static void s_sleep_ms(int ms)
 
 int main(void)
 {
-    const char *dir = getenv("SWISD_SHARED_MODELS");
     char path[1024], err[256];
-    snprintf(path, sizeof path, "%s/stories260K/stories260K.f32.gguf", dir ? dir : "../shared/models");
+    sw_test_src_path("models/stories260K.gguf", path, sizeof path);
     sw_model_parts_t parts = {.layer_begin = 1, .layer_end = 3};
     sw_model_t *m = sw_model_load(path, &parts, err, sizeof err);
     CHECK_MSG(m != NULL, "%s", err);

@@ -3,10 +3,10 @@
 
 Topology: a root broker and two regional brokers (eu, us) under it; three
 stages split over the two regions; a gateway in eu. Checks:
-  a) for every prompt of ../shared/refs, greedy text through the swarm equals
-     `swisd run`'s (same binary, one process) and the reference text, for the
-     splits 2+2+1 and 1+1+3 (the second ends in the other region, so replies
-     cross the root);
+  a) for every prompt of tests/data/stories260K_greedy.tsv, greedy text
+     through the swarm equals `swisd run`'s (same binary, one process) and
+     the reference text, for the splits 2+2+1 and 1+1+3 (the second ends in
+     the other region, so replies cross the root);
   b) 8 concurrent sessions with different prompts each equal their
      single-process text;
   c) malformed frames to the gateway and to a stage each get an Error, and the
@@ -15,7 +15,6 @@ stages split over the two regions; a gateway in eu. Checks:
 usage: test_swarm.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY SWARM_POKE
 Python 3 standard library only.
 """
-import json
 import os
 import signal
 import subprocess
@@ -24,17 +23,11 @@ import tempfile
 import time
 
 swisd, broker_bin, stage_bin, gateway_bin, poke = sys.argv[1:6]
-models = os.environ.get("SWISD_SHARED_MODELS", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models"))
-refs = os.environ.get("SWISD_SHARED_REFS", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "refs"))
-model = os.path.join(models, "stories260K", "stories260K.f32.gguf")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
-rows = []
-with open(os.path.join(refs, "stories260K_greedy.tsv"), encoding="utf-8") as f:
-    for line in f:
-        if line.startswith("#") or not line.strip():
-            continue
-        p, t = line.rstrip("\n").split("\t", 1)
-        rows.append((p, json.loads(t)))
+model = harness.model_path()
+rows = harness.greedy_refs()
 
 failures = 0
 checks = 0

@@ -2,9 +2,10 @@
  *  sw_llama2c.
  *
  *  References used (all independent of the code under test):
- *  - the real vocabularies in $SWISD_SHARED_MODELS: a llama2.c .bin and a
- *    GGUF of each of stories260K (512) and Llama 2 (32000) must hold the same
- *    pieces, scores and types, and encode identically;
+ *  - the real vocabularies: a llama2.c .bin and a GGUF of each of
+ *    stories260K (512, in models/) and Llama 2 (32000, optional, under
+ *    $SWISD_TEST_DATA: tests/data/README.md) must hold the same pieces,
+ *    scores and types, and encode identically;
  *  - decode(encode(s)) == s on fixed and random strings (UTF-8, emoji,
  *    invalid bytes, NULs, whitespace runs, empty);
  *  - a naive O(n^2) SentencePiece-BPE encoder (best score, leftmost first,
@@ -34,12 +35,6 @@ static uint32_t s_rand(void)
     g_rng ^= g_rng >> 7;
     g_rng ^= g_rng << 17;
     return (uint32_t) (g_rng >> 16);
-}
-
-static const char *s_models(void)
-{
-    const char *m = getenv("SWISD_SHARED_MODELS");
-    return m ? m : "../shared/models";
 }
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -850,13 +845,15 @@ static void s_test_llama2c_bad(const char *bin)
 int main(void)
 {
     char a[512], b[512];
-    snprintf(a, sizeof(a), "%s/stories260K/tok512.bin", s_models());
-    snprintf(b, sizeof(b), "%s/stories260K/stories260K.f32.gguf", s_models());
+    sw_test_src_path("models/tok512.bin", a, sizeof(a));
+    sw_test_src_path("models/stories260K.gguf", b, sizeof(b));
     s_test_real_spm(a, b, 512);
     s_test_llama2c_bad(a);
-    snprintf(a, sizeof(a), "%s/llama2-tokenizer/tokenizer.bin", s_models());
-    snprintf(b, sizeof(b), "%s/llama2-tokenizer/ggml-vocab-llama-spm.gguf", s_models());
-    s_test_real_spm(a, b, 32000);
+    static const char what[] = "the 32000-token Llama 2 vocabulary (.bin against GGUF)";
+    const bool have_bin = sw_test_optional("models/llama2-tokenizer/tokenizer.bin", what, a, sizeof(a));
+    const bool have_gguf = sw_test_optional("models/llama2-tokenizer/ggml-vocab-llama-spm.gguf", what, b, sizeof(b));
+    if (have_bin && have_gguf)
+        s_test_real_spm(a, b, 32000);
     s_test_spm_ties();
     s_test_special();
     s_test_bpe();

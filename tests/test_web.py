@@ -28,8 +28,10 @@ import time
 import urllib.request
 
 broker_bin, stage_bin, gateway_bin, link_bin, web_src = sys.argv[1:6]
-models = os.environ.get("SWISD_SHARED_MODELS", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models"))
-model = os.path.join(models, "stories260K", "stories260K.f32.gguf")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+model = harness.model_path()
 web_dist = os.path.join(web_src, "dist")
 modules = os.path.join(web_src, "node_modules")
 chromium = shutil.which("chromium") or "/usr/bin/chromium"

@@ -2,7 +2,7 @@
  *  libFuzzer (the normal test suite).
  *
  *  usage: fuzz_gguf_driver [--seconds S] [--mutations N] [--seed X]
- *                          [--save-last PATH] FILE...
+ *                          [--save-last PATH] [--test-data REL]... FILE...
  *
  *  Runs LLVMFuzzerTestOneInput on each FILE as is (corpus regression), then
  *  on up to N random mutations of the files (bit flips, interesting integers
@@ -12,13 +12,19 @@
  *  seeded with X (default 1) so a failure reproduces; a crash aborts the
  *  process (the test fails). With --save-last each input is written to PATH
  *  before it runs, so after a crash PATH holds the reproducer.
- *  Exit code: 0 when everything ran, 1 on bad arguments or unreadable files.
+ *  --test-data REL adds an optional third-party file, $SWISD_TEST_DATA/REL
+ *  (tests/sw_test_data.h): when it is missing the driver says so ("SKIP: ...")
+ *  and goes on without it, except under CI=true, where that is an error.
+ *  Exit code: 0 when everything ran, 1 on bad arguments, unreadable files or
+ *  (under CI) missing optional files.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "../sw_test_data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -156,9 +162,19 @@ int main(int argc, char **argv)
             seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--save-last") && i + 1 < argc)
             s_save_path = argv[++i];
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: %s [--seconds S] [--mutations N] [--seed X] [--save-last PATH] FILE...\n",
-                    argv[0]);
+        else if (!strcmp(argv[i], "--test-data") && i + 1 < argc) {
+            char path[4096];
+            int rc = sw_test_data_path(argv[++i], "a fuzz seed", path, sizeof path);
+            if (rc < 0)
+                return 1;
+            if (rc == 0 && s_read(path, &files[nfiles]) != 0) {
+                fprintf(stderr, "%s: cannot read %s\n", argv[0], path);
+                return 1;
+            }
+            nfiles += rc == 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "usage: %s [--seconds S] [--mutations N] [--seed X] [--save-last PATH] "
+                            "[--test-data REL]... FILE...\n", argv[0]);
             return 1;
         } else if (s_read(argv[i], &files[nfiles]) != 0) {
             fprintf(stderr, "%s: cannot read %s\n", argv[0], argv[i]);
