@@ -183,8 +183,10 @@ int main(void)
         CHECK(sw_wire_validate_body(&b, err, sizeof err) == -1 && strstr(err, "twice"));
         hops[9].node_id = names[9];
         lr2[10].begin = 11; /* a hole between hops 9 and 10 */
-        CHECK(sw_wire_validate_body(&b, err, sizeof err) == -1 && strstr(err, "not where hop"));
+        lr2[10].end = 12;
+        CHECK_MSG(sw_wire_validate_body(&b, err, sizeof err) == -1 && strstr(err, "not where hop"), "%s", err);
         lr2[10].begin = 10;
+        lr2[10].end = 11;
         fr.route = saved;
         fr.n_route = 1;
     }
