@@ -29,7 +29,8 @@ static void s_on_token(const char *text, size_t len, uint32_t token_id, void *us
 {
     (void) token_id;
     (void) user;
-    fwrite(text, 1, len, stdout);
+    if (len) /* a token whose text is held back (a possible stop string) comes with none */
+        fwrite(text, 1, len, stdout);
     fflush(stdout);
 }
 
