@@ -158,12 +158,14 @@ class Proc:
                 self.p.wait()
 
 
-def broker(name, bind="tcp://127.0.0.1:*", parent=None, region=None):
+def broker(name, bind="tcp://127.0.0.1:*", parent=None, region=None, hwm=None):
     argv = [BROKER, "--bind", bind, "--heartbeat-ms", str(HB), "--expiry-ms", str(EXP)]
     if parent:
         argv += ["--parent", parent]
     if region:
         argv += ["--region", region]
+    if hwm:
+        argv += ["--hwm", str(hwm)]
     b = Proc(name, argv, json_lines=False)
     ep = b.wait(lambda l: l.startswith("swisd-broker: listening on "), 5)
     idl = b.wait(lambda l: l.startswith("swisd-broker: id "), 5)
