@@ -158,8 +158,8 @@ class Proc:
                 self.p.wait()
 
 
-def broker(name, bind="tcp://127.0.0.1:*", parent=None, region=None, hwm=None):
-    argv = [BROKER, "--bind", bind, "--heartbeat-ms", str(HB), "--expiry-ms", str(EXP)]
+def broker(name, bind="tcp://127.0.0.1:*", parent=None, region=None, hwm=None, hb=HB, exp=EXP):
+    argv = [BROKER, "--bind", bind, "--heartbeat-ms", str(hb), "--expiry-ms", str(exp)]
     if parent:
         argv += ["--parent", parent]
     if region:
