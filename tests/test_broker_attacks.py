@@ -232,8 +232,10 @@ def test_roles_and_src():
           "does not re-register (registrations: %s)" % (s_ and s_["registrations"]))
     gw.cmd("send rs-st " + body_hello_ack(b.id, 600000, 3600000).hex())
     time.sleep(4 * EXP / 1000)
-    check("rs-st" in ids(query(gw)), "2) a stage sent a forged HelloAck (heartbeat 600 s) through the broker is still "
-          "registered %.1f s later" % (4 * EXP / 1000))
+    # (polled: on a loaded machine a stage may miss an expiry by itself and come back; with the
+    # forged 600 s heartbeat it would not come back)
+    check("rs-st" in ids(poll_dir(gw, lambda s: "rs-st" in ids(s), 3)), "2) a stage sent a forged HelloAck "
+          "(heartbeat 600 s) through the broker is still registered %.1f s later" % (4 * EXP / 1000))
     with open(st.err_path, errors="replace") as f:
         check("that node 'rs-gw' sent through the broker" in f.read(),
               "2) ... and it logged the forgery")
@@ -297,7 +299,7 @@ def test_flood():
     done = None
     while time.time() - t0 < 20:
         asked += 1
-        if query(watch, "m1", timeout=3.0) is not None:
+        if query(watch, "m1", timeout=5.0) is not None:
             answered += 1
         done = flooder.wait(lambda e: e.get("ev") == "flooded", 0.2)
         if done:
