@@ -887,12 +887,13 @@ static const Swisd__V1__Body *s_own_body(sw_broker_t *self, sw_wire_msg_t *m, co
     char err[256];
     const size_t size = m->body_frame ? zframe_size(m->body_frame) : 0;
     const Swisd__V1__Body *body = NULL;
-    if (size > limit)
+    if (size > limit) {
         snprintf(err, sizeof err, "a message to the broker of %zu bytes (limit %zu)", size, limit);
-    else if (!(body = sw_wire_body(m, &code, err, sizeof err)))
-        ;
-    else if (body->msg_case == SWISD__V1__BODY__MSG_HELLO && size > S_MAX_OWN_BODY)
-        snprintf(err, sizeof err, "a Hello of %zu bytes (limit %u)", size, S_MAX_OWN_BODY), body = NULL;
+    } else if ((body = sw_wire_body(m, &code, err, sizeof err)) && body->msg_case == SWISD__V1__BODY__MSG_HELLO &&
+               size > S_MAX_OWN_BODY) {
+        snprintf(err, sizeof err, "a Hello of %zu bytes (limit %u)", size, S_MAX_OWN_BODY);
+        body = NULL;
+    }
     if (body)
         return body;
     self->stats.bad_frames++;
@@ -1029,7 +1030,7 @@ static void s_on_router(sw_broker_t *self)
     if (!from) {
         const Swisd__V1__Body *body = s_own_body(self, &m, h->src ? h->src : "", S_MAX_OWN_BODY);
         if (!body) {
-            ;
+            /* answered by s_own_body */
         } else if (body->msg_case == SWISD__V1__BODY__MSG_HELLO && for_me) {
             s_on_hello(self, NULL, &m, key);
         } else if (body->msg_case != SWISD__V1__BODY__MSG_ERROR) { /* never answer an Error with an Error */

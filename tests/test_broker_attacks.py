@@ -13,7 +13,8 @@ protocol over real ZeroMQ sockets. Frames are encoded here by hand from the
      that restarts with the same id is admitted: at once when its old
      connection is gone, after expiry when the old one is stopped.
   2) roles and src: Hello with role 99 or 0 -> Error BAD_REQUEST, not
-     registered; Hello with the broker's own id -> UNAUTHORIZED; a plain
+     registered; a 100 KB Hello -> BAD_FRAME before unpacking; Hello with
+     the broker's own id -> UNAUTHORIZED; a plain
      node's forged src is overwritten; registration traffic (HelloAck,
      UNKNOWN_NODE) a node sends to another through the broker is ignored by
      the receiving client library; a node registered as BROKER cannot
@@ -39,6 +40,7 @@ usage: test_broker_attacks.py SWISD_BROKER BROKER_PEER SWISD_STAGE SWISD_GATEWAY
 Python 3 standard library only.
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -210,6 +212,11 @@ def test_roles_and_src():
         m = raw.wait(lambda e: e.get("ev") == "msg", 3)
         check(m is not None and m.get("code") == "UNKNOWN_NODE", "2) ... and the node is not registered (%s)"
               % (m and m.get("code")))
+    # a Hello padded to 100 KB with a field the broker does not know (protobuf-c would keep it)
+    raw.cmd(raw_cmd("fat", "", body_hello("fat", role=2, model=None) + fb(99, b"\0" * 100000)))
+    m = raw.wait(lambda e: e.get("ev") == "msg", 3)
+    check(m is not None and m.get("code") == "BAD_FRAME" and "limit" in m.get("text", ""),
+          "2) a 100 KB Hello is refused before unpacking (%s)" % str(m and (m.get("code"), m.get("text"))))
     raw.cmd(raw_cmd(b.id, "", body_hello(b.id, role=2, model=None)))
     m = raw.wait(lambda e: e.get("ev") == "msg", 3)
     check(m is not None and m.get("code") == "UNAUTHORIZED", "2) Hello with the broker's own id -> UNAUTHORIZED (%s)"
@@ -343,6 +350,9 @@ def test_flood():
     lines = err_lines(b)
     check(any("shutting down" in l and "dropped" in l for l in lines[-5:]), "4) the shutdown line gives the totals: %s"
           % lines[-1:])
+    over = re.search(r"(\d+) requests over the rate", lines[-1] if lines else "")
+    check(over is not None and int(over.group(1)) > 0, "3) the query flooder went over the 200 queries/s per node "
+          "(%s refused)" % (over and over.group(1)))
     for p in (sink, flooder, qflood, watch, st):
         p.stop()
 
