@@ -6,12 +6,26 @@
  *  outbound with a DEALER (sw_broker_client). With `parent`, the broker is
  *  itself a node (role BROKER, its region) of the parent: every heartbeat it
  *  sends a DirectoryReport of the stages below it (its own and its children's)
- *  and caches the parent's DirectoryReply (every other region's stages) for
- *  its own DirectoryQuery answers.
+ *  and of the ids of its other nodes (gateways, clients, child brokers and the
+ *  nodes those reported; at most SW_WIRE_MAX_STAGES of each), and caches the
+ *  parent's DirectoryReply (every other region's stages) for its own
+ *  DirectoryQuery answers.
  *
  *  Registry: node id <-> routing id, role, region, model, layers, caps,
  *  topic (from Hello), load (from Heartbeat), last heard. A node silent for
  *  expiry_ms is forgotten; it then gets ERROR_UNKNOWN_NODE and re-registers.
+ *
+ *  Ownership of ids (docs/reliability.md, "Attacks on the broker"): a node id
+ *  is bound to the connection (ZeroMQ routing id) that registered it until
+ *  that registration expires or the node says Goodbye, and only frames from
+ *  that connection count for it (heartbeats, Goodbye, relays). A Hello for
+ *  the id from another connection gets Error UNAUTHORIZED, unless the
+ *  holder's connection is gone (a probe send fails with EHOSTUNREACH: the
+ *  node restarted), then the new connection takes the id. Also refused with
+ *  UNAUTHORIZED: this broker's id, the parent's id, an id a child broker
+ *  reported.
+ *  A Hello whose role is not stage, gateway, broker or client gets
+ *  BAD_REQUEST.
  *
  *  Routing of a frame with header {src S, dst D, hops H} (docs/protocol.md):
  *    D "" or this broker's id -> handled here (Hello, Heartbeat, Goodbye,
@@ -24,18 +38,36 @@
  *  H+1 > SW_WIRE_MAX_HOPS -> Error UNREACHABLE. A frame is never sent back to
  *  the child it came from. Bodies are never decoded on the relay path; the
  *  body frame is moved into ZeroMQ without a copy. The src of frames from a
- *  stage/gateway/client is set to its registered node id (no spoofing);
- *  child brokers relay their nodes' src unchanged.
+ *  stage/gateway/client is set to its registered node id (no spoofing).
+ *  Child brokers relay their nodes' src unchanged, but only for ids nobody
+ *  else holds: a src that is a node registered here, this broker's or the
+ *  parent's id, an id another child broker reported, or a stage that the
+ *  parent's directory lists (outside this broker's subtree) gets Error
+ *  UNAUTHORIZED to the child and the frame is dropped; the
+ *  same ids in a child's DirectoryReport are ignored (a report cannot steal
+ *  a route).
  *  Failures: a peer that vanished (EHOSTUNREACH) -> Error UNREACHABLE to S and
- *  the node is dropped; a full peer queue (EAGAIN) -> Error OVERLOADED to S.
- *  Malformed frames -> Error BAD_FRAME (or UNSUPPORTED_VERSION) to the sender;
- *  a non-Hello from an unregistered peer -> Error UNKNOWN_NODE.
+ *  the node is dropped; a full peer queue (EAGAIN) -> the frame is dropped and
+ *  counted for that peer, and S gets Error OVERLOADED at most once per second
+ *  per sender. A peer whose queue stays full for expiry_ms (it does not read)
+ *  is dropped from the registry. Malformed frames -> Error BAD_FRAME (or
+ *  UNSUPPORTED_VERSION) to the sender; a non-Hello from an unregistered peer
+ *  -> Error UNKNOWN_NODE. A body addressed to the broker itself is refused
+ *  before unpacking when larger than 64 KiB (8 MiB for a child's
+ *  DirectoryReport); directory queries and reports past 200 per second from
+ *  one node get OVERLOADED.
+ *
+ *  The loop never blocks on a peer: the ROUTER has SNDTIMEO 0, the parent
+ *  link too. Lines a peer can make repeat are rate-limited (sw_log_limited:
+ *  one per second per kind, "(N similar suppressed)"); every 5 s with
+ *  activity one INFO line sums up drops and refusals (sw_broker_stats).
  *
  *  Thread safety: a broker belongs to the thread that created it.
  */
 #ifndef SW_BROKER_H
 #define SW_BROKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +88,17 @@ typedef struct {
 
 typedef struct sw_broker_t sw_broker_t;
 
+/*  Counters since the broker started (all are event counts). */
+typedef struct {
+    uint64_t dropped_full;     /* frames dropped because the next hop's queue was full */
+    uint64_t overloaded_sent;  /* OVERLOADED errors sent to senders (<= 1 per sender per second) */
+    uint64_t hello_refused;    /* Hellos refused (id held elsewhere, reserved id, bad role, registry full) */
+    uint64_t claims_refused;   /* ids a child broker claimed (src or report) that others hold */
+    uint64_t bad_frames;       /* malformed frames and bodies received */
+    uint64_t requests_limited; /* directory queries/reports over the per-node rate */
+    uint64_t evicted_full;     /* nodes dropped because their queue stayed full (not reading) */
+} sw_broker_stats_t;
+
 /*  Binds and (with a parent) connects. Returns NULL with a reason (bad
  *  config, bind failure). Caller destroys result. */
 sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errlen);
@@ -69,6 +112,9 @@ const char *sw_broker_endpoint(const sw_broker_t *self);
 const char *sw_broker_id(const sw_broker_t *self);
 /*  Registered nodes (all roles, including child brokers). */
 size_t sw_broker_node_count(const sw_broker_t *self);
+
+/*  Copies the counters into *out (see sw_broker_stats_t). */
+void sw_broker_stats(const sw_broker_t *self, sw_broker_stats_t *out);
 
 /*  Waits up to max_wait_ms (and never past the next timer) for traffic,
  *  handles what arrived (bounded batch) and the timers (expiry, heartbeats

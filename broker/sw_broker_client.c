@@ -27,13 +27,15 @@ struct sw_broker_client_t {
     uint64_t hb_seq;                          /* heartbeat sequence number */
     int64_t next_hello_us;                    /* when to (re)send Hello while unregistered */
     int64_t next_hb_us;                       /* when to send the next Heartbeat */
-    int64_t last_heard_us;                    /* last message from the broker side */
+    int64_t last_heard_us;                    /* last sign of life of the broker (see s_from_broker) */
     char endpoints[8][256];                   /* brokers of the region, tried in turn */
     int n_endpoints, current;                 /* how many; the one connected */
     double rtt_ms;                            /* last HeartbeatAck round trip */
     uint64_t registrations;                   /* HelloAcks that (re)registered us */
     char broker_id[SW_WIRE_MAX_ID + 1];       /* from HelloAck */
     char broker_region[SW_WIRE_MAX_NAME + 1]; /* from HelloAck */
+    sw_log_gate_t gate_bad;                   /* malformed messages (one log line per second) */
+    sw_log_gate_t gate_reg;                   /* refused Hellos, forged registration traffic */
 };
 
 static int64_t s_now_us(void)
@@ -151,6 +153,8 @@ sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, c
         return NULL;
     }
     swisd__v1__load__init(&self->load);
+    self->gate_bad = SW_LOG_GATE(1000, 1);
+    self->gate_reg = SW_LOG_GATE(1000, 1);
     self->cfg_heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : SW_BROKER_HEARTBEAT_MS;
     self->heartbeat_ms = self->cfg_heartbeat_ms;
     self->expiry_ms = SW_BROKER_EXPIRY_MS;
@@ -270,14 +274,30 @@ void sw_broker_client_set_layers(sw_broker_client_t *self, uint32_t begin, uint3
     s_send_hello(self);
 }
 
-/*  Handles registration traffic. Returns true when the message was consumed. */
-static bool s_registration(sw_broker_client_t *self, const Swisd__V1__Body *b)
+/*  Handles registration traffic. Returns true when the message was consumed.
+ *  It counts only from the broker itself: the broker's own messages have
+ *  hops 0, while whatever a node sends through it arrives with hops >= 1
+ *  (every broker counts its relays), so no node can forge a HelloAck (with a
+ *  10-minute heartbeat, say), a HeartbeatAck or an UNKNOWN_NODE to us; such
+ *  forgeries are dropped. */
+static bool s_registration(sw_broker_client_t *self, const Swisd__V1__Header *h, const Swisd__V1__Body *b)
 {
+    const bool reg_kind = b->msg_case == SWISD__V1__BODY__MSG_HELLO_ACK ||
+                          b->msg_case == SWISD__V1__BODY__MSG_HEARTBEAT_ACK ||
+                          (b->msg_case == SWISD__V1__BODY__MSG_ERROR &&
+                           b->error->code == SWISD__V1__ERROR_CODE__ERROR_UNKNOWN_NODE);
+    if (h->hops != 0) {
+        if (reg_kind)
+            sw_log_limited(&self->gate_reg, SW_LOG_WARN, "node %s: dropped a %s that node '%s' sent through the broker",
+                           self->id, sw_wire_kind_name(b), h->src ? h->src : "");
+        return reg_kind;
+    }
     switch (b->msg_case) {
     case SWISD__V1__BODY__MSG_HELLO_ACK: {
         const Swisd__V1__HelloAck *a = b->hello_ack;
         bool was = self->registered;
         self->registered = true;
+        self->last_heard_us = s_now_us(); /* a (new) broker's id: s_from_broker may not have counted it */
         s_copy_str(self->broker_id, sizeof self->broker_id, a->broker_id);
         s_copy_str(self->broker_region, sizeof self->broker_region, a->region);
         if (a->heartbeat_ms >= 10 && a->heartbeat_ms <= 600000)
@@ -301,16 +321,41 @@ static bool s_registration(sw_broker_client_t *self, const Swisd__V1__Body *b)
     }
     case SWISD__V1__BODY__MSG_ERROR:
         if (b->error->code == SWISD__V1__ERROR_CODE__ERROR_UNKNOWN_NODE) {
-            sw_log(SW_LOG_INFO, "node %s: broker does not know us (%s); registering again", self->id,
-                   b->error->message ? b->error->message : "");
-            self->registered = false;
-            s_send_hello(self);
+            /* one per frame we sent while unknown: Hello at once the first time,
+             * then every retry period (sw_broker_client_tick), not per frame */
+            if (self->registered) {
+                sw_log(SW_LOG_INFO, "node %s: broker does not know us (%s); registering again", self->id,
+                       b->error->message ? b->error->message : "");
+                self->registered = false;
+                s_send_hello(self);
+            } else {
+                sw_log_limited(&self->gate_reg, SW_LOG_INFO, "node %s: broker does not know us (%s); Hello sent",
+                               self->id, b->error->message ? b->error->message : "");
+            }
+            return true;
+        }
+        if (b->error->code == SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED && !self->registered) {
+            /* our Hello was refused (e.g. our id is still held by our previous
+             * connection): the Hello is re-sent every retry period until the
+             * broker frees the id */
+            sw_log_limited(&self->gate_reg, SW_LOG_WARN, "node %s: broker refused our Hello (%s); retrying", self->id,
+                           b->error->message ? b->error->message : "");
             return true;
         }
         return false;
     default:
         return false;
     }
+}
+
+/*  Whether a message shows that our broker is alive: something it relayed
+ *  (hops >= 1), or its own message (hops 0) signed with the id of its
+ *  HelloAck. Not any answer from the endpoint: when a broker dies, its port
+ *  may be taken by another process that answers (say, some gateway's RPC
+ *  socket replying errors), and we must still move to the next broker. */
+static bool s_from_broker(const sw_broker_client_t *self, const Swisd__V1__Header *h)
+{
+    return h->hops > 0 || (self->broker_id[0] && h->src && !strcmp(h->src, self->broker_id));
 }
 
 int sw_broker_client_recv(sw_broker_client_t *self, sw_wire_msg_t *msg)
@@ -328,26 +373,27 @@ int sw_broker_client_recv(sw_broker_client_t *self, sw_wire_msg_t *msg)
             sw_wire_msg_free(msg);
             return -1;
         }
-        sw_log(SW_LOG_WARN, "node %s: dropped a malformed message: %s", self->id, err);
+        sw_log_limited(&self->gate_bad, SW_LOG_WARN, "node %s: dropped a malformed message: %s", self->id, err);
         if (msg->header && msg->header->src && msg->header->src[0])
             sw_wire_send_error(self->sock, NULL, self->id, msg->header->src, code, NULL, 0, "%s", err);
         sw_wire_msg_free(msg);
         return 0;
     }
-    self->last_heard_us = s_now_us();
+    if (s_from_broker(self, msg->header))
+        self->last_heard_us = s_now_us();
     const char *dst = msg->header->dst ? msg->header->dst : "";
     if (self->relay_mode && dst[0] && strcmp(dst, self->id) != 0)
         return 1; /* to be relayed: the body stays a raw frame */
     const Swisd__V1__Body *b = sw_wire_body(msg, &code, err, sizeof err);
     if (!b) {
-        sw_log(SW_LOG_WARN, "node %s: dropped a malformed body from '%s': %s", self->id,
-               msg->header->src ? msg->header->src : "", err);
+        sw_log_limited(&self->gate_bad, SW_LOG_WARN, "node %s: dropped a malformed body from '%s': %s", self->id,
+                       msg->header->src ? msg->header->src : "", err);
         if (msg->header->src && msg->header->src[0])
             sw_wire_send_error(self->sock, NULL, self->id, msg->header->src, code, NULL, 0, "%s", err);
         sw_wire_msg_free(msg);
         return 0;
     }
-    if (s_registration(self, b)) {
+    if (s_registration(self, msg->header, b)) {
         sw_wire_msg_free(msg);
         return 0;
     }

@@ -7,7 +7,17 @@
  *  restarted, or the node was expired after a pause), sends a Heartbeat every
  *  heartbeat_ms with the load the owner reports, and measures the round trip
  *  from HeartbeatAcks. Messages for the application are handed back by
- *  sw_broker_client_recv; registration traffic is handled inside.
+ *  sw_broker_client_recv; registration traffic is handled inside, and only
+ *  when the broker itself sent it (header hops 0: whatever another node sends
+ *  through the broker arrives with hops >= 1), so no node can forge a
+ *  HelloAck, HeartbeatAck or UNKNOWN_NODE to us. If the broker refuses our
+ *  Hello with UNAUTHORIZED (our id is still held by our previous connection),
+ *  the Hello is re-sent every retry period until the broker frees the id.
+ *  The broker counts as alive while frames it relayed (hops >= 1) or its own
+ *  frames (src = the id of its HelloAck) arrive; other answers from its
+ *  endpoint (a process that took a dead broker's port) do not keep the node
+ *  from moving to the next broker. Lines a peer can make repeat (malformed
+ *  messages) are rate-limited.
  *
  *  Use: add sw_broker_client_sock() to your poller; when it is readable call
  *  sw_broker_client_recv; call sw_broker_client_tick at least every
@@ -82,11 +92,13 @@ void sw_broker_client_set_layers(sw_broker_client_t *self, uint32_t begin, uint3
  *  when nothing is queued). Returns 1 when msg holds a validated message for
  *  the application (header and body set; caller frees msg with
  *  sw_wire_msg_free), 0 when the message was registration traffic handled
- *  here (HelloAck, HeartbeatAck, Error UNKNOWN_NODE -> Hello again) or a
- *  malformed frame (logged, and answered with an Error to the header's src
- *  when it parsed); msg is then empty. -1 if the receive was interrupted.
- *  Errors other than UNKNOWN_NODE (e.g. UNREACHABLE from the broker) are
- *  returned to the application. */
+ *  here (from the broker: HelloAck, HeartbeatAck, Error UNKNOWN_NODE ->
+ *  Hello again, Error UNAUTHORIZED while unregistered -> Hello retried; from
+ *  another node: any of those kinds, dropped), or a malformed frame (logged,
+ *  rate-limited, and answered with an Error to the header's src when it
+ *  parsed); msg is then empty. -1 if the receive was interrupted. Other
+ *  errors (e.g. UNREACHABLE from the broker) are returned to the
+ *  application. */
 int sw_broker_client_recv(sw_broker_client_t *self, sw_wire_msg_t *msg);
 
 /*  Sends Hello / Heartbeat when due. */

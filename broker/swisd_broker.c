@@ -102,7 +102,16 @@ int main(int argc, char **argv)
     sw_log(SW_LOG_INFO, "broker %s (region %s) on %s%s%s", sw_broker_id(b), cfg.region ? cfg.region : "default",
            sw_broker_endpoint(b), cfg.parent ? ", parent " : "", cfg.parent ? cfg.parent : "");
     sw_broker_run(b, &s_stop);
-    sw_log(SW_LOG_INFO, "broker %s: shutting down (%zu nodes registered)", sw_broker_id(b), sw_broker_node_count(b));
+    sw_broker_stats_t st;
+    sw_broker_stats(b, &st);
+    sw_log(SW_LOG_INFO,
+           "broker %s: shutting down (%zu nodes registered; since start: %llu frames dropped, queue full; %llu "
+           "OVERLOADED sent; %llu Hellos refused; %llu ids claimed by child brokers refused; %llu bad frames; %llu "
+           "requests over the rate; %llu nodes dropped for not reading)",
+           sw_broker_id(b), sw_broker_node_count(b), (unsigned long long) st.dropped_full,
+           (unsigned long long) st.overloaded_sent, (unsigned long long) st.hello_refused,
+           (unsigned long long) st.claims_refused, (unsigned long long) st.bad_frames,
+           (unsigned long long) st.requests_limited, (unsigned long long) st.evicted_full);
     sw_broker_destroy(&b);
     return 0;
 }

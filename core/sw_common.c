@@ -32,17 +32,54 @@ static int s_log_threshold(void)
     return threshold;
 }
 
+static void s_log_v(sw_log_level_t level, uint64_t suppressed, const char *fmt, va_list ap)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    if (suppressed)
+        fprintf(stderr, "[swisd %s] %s (%llu similar suppressed)\n", names[level], line,
+                (unsigned long long) suppressed);
+    else
+        fprintf(stderr, "[swisd %s] %s\n", names[level], line);
+}
+
 void sw_log(sw_log_level_t level, const char *fmt, ...)
 {
     if ((int) level > s_log_threshold())
         return;
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    s_log_v(level, 0, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "[swisd %s] %s\n", names[level], line);
+}
+
+bool sw_log_limited(sw_log_gate_t *gate, sw_log_level_t level, const char *fmt, ...)
+{
+    if ((int) level > s_log_threshold())
+        return false;
+    uint64_t suppressed = 0;
+    if (gate) {
+        const uint64_t now = sw_now_ns();
+        const uint64_t window = (uint64_t) (gate->window_ms ? gate->window_ms : 1000) * 1000000ull;
+        const uint32_t burst = gate->burst ? gate->burst : 1;
+        if (gate->start_ns == 0 || now - gate->start_ns >= window) {
+            gate->start_ns = now;
+            gate->used = 0;
+        }
+        if (gate->used >= burst) {
+            gate->suppressed++;
+            return false;
+        }
+        gate->used++;
+        suppressed = gate->suppressed;
+        gate->suppressed = 0;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    s_log_v(level, suppressed, fmt, ap);
+    va_end(ap);
+    return true;
 }
 
 uint64_t sw_now_ns(void)

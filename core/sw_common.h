@@ -12,6 +12,7 @@
 #define SW_COMMON_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,33 @@ typedef enum { SW_LOG_ERROR = 0, SW_LOG_WARN = 1, SW_LOG_INFO = 2, SW_LOG_DEBUG 
 /*  Prints one log line to stderr: "[swisd LEVEL] message". Thread-safe (one
  *  fprintf call per line). */
 void sw_log(sw_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*  Rate limit for one kind of log line (a "key": one call site, or one
+ *  message that can repeat per received frame). A line logged through a gate
+ *  passes when fewer than `burst` lines passed in the current window of
+ *  `window_ms`; otherwise it is counted and dropped. The first line that
+ *  passes after drops ends with " (N similar suppressed)". One flooding peer
+ *  thus costs at most `burst` lines per window per key, never one per frame.
+ *
+ *  Set window_ms and burst (or use SW_LOG_GATE(window_ms, burst)); zero
+ *  means 1000 ms and 1 line. The other fields start at 0.
+ *  Thread safety: a gate belongs to one thread (keep it in the object that
+ *  logs, e.g. the broker); different gates may be used concurrently. */
+typedef struct {
+    uint32_t window_ms;   /* length of a window, ms; 0: 1000 */
+    uint32_t burst;       /* lines allowed per window; 0: 1 */
+    uint32_t used;        /* lines passed in the current window */
+    uint64_t start_ns;    /* start of the current window, sw_now_ns() */
+    uint64_t suppressed;  /* lines dropped since the last one that passed */
+} sw_log_gate_t;
+
+#define SW_LOG_GATE(window_ms, burst) ((sw_log_gate_t){(window_ms), (burst), 0, 0, 0})
+
+/*  sw_log through a gate (see sw_log_gate_t). A line below the process's log
+ *  threshold is neither printed nor counted. gate may be NULL (then this is
+ *  sw_log). Returns true when the line was printed. */
+bool sw_log_limited(sw_log_gate_t *gate, sw_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*  Monotonic clock in nanoseconds (CLOCK_MONOTONIC). */
 uint64_t sw_now_ns(void);

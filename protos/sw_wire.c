@@ -338,8 +338,11 @@ static int s_send_frames(zsock_t *sock, zframe_t *identity, zframe_t *hf, zframe
     zmsg_append(m, &hf);
     zmsg_append(m, &bf);
     int rc = zmsg_send(&m, sock);
-    if (rc != 0)
+    if (rc != 0) {
+        const int e = errno; /* callers tell a full queue (EAGAIN) from a gone peer (EHOSTUNREACH) */
         zmsg_destroy(&m);
+        errno = e;
+    }
     return rc == 0 ? 0 : -1;
 }
 

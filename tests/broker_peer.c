@@ -1,12 +1,18 @@
 /*  broker_peer.c: a scriptable broker peer for tests/test_broker.py.
  *
- *  usage: broker_peer --broker EP [--role stage|gateway|broker|client] [--id ID] [--region R]
+ *  usage: broker_peer --broker EP [--role stage|gateway|broker|client|N] [--id ID] [--region R]
  *                     [--model M] [--checksum C] [--layers A-B] [--hb MS] [--echo] [--raw]
  *
  *  Client mode (default) runs a sw_broker_client (registration, heartbeats,
  *  re-registration). --raw opens a bare DEALER instead (no Hello), to send
  *  hand-made frames. --echo sends every received non-error body back to its
- *  src unchanged.
+ *  src unchanged. --role N announces the raw Role number N (e.g. 99, which no
+ *  broker should accept).
+ *
+ *  It also plays the attacker of tests/test_broker_attacks.py: a peer that
+ *  stops reading ("deaf"), floods a node with frames ("flood"), repeats a
+ *  command many times ("rep") or opens a new connection ("reconnect", so the
+ *  broker sees a new routing id).
  *
  *  Commands, one per line on stdin:
  *    query MODEL CHECKSUM   DirectoryQuery to the broker ("-" = empty)
@@ -16,6 +22,15 @@
  *    load N                 report N active sessions in heartbeats
  *    layers A B             re-announce layers [A, B)
  *    status                 print registration state
+ *    deaf / hear            stop / resume reading the socket (heartbeats go on)
+ *    reconnect              (raw mode) close the DEALER and open a new one
+ *    rep N COMMAND...       run COMMAND N times (1..1000000); one "ok" line at the end
+ *                           {"ev":"ok","cmd":"rep","n":N,"failed":K}
+ *    flood DST SECONDS HEX  send the body HEX to DST as fast as the socket takes it
+ *                           for SECONDS (0.1..60), reading (not printing) what comes
+ *                           back; then {"ev":"flooded","sent":N,"blocked":N,
+ *                           "seconds":S,"errors":{"CODE":N,...},"other":N}
+ *                           (blocked: sends refused because the queue was full)
  *    quit                   Goodbye and exit (also on end of input)
  *  Events, one JSON object per line on stdout:
  *    {"ev":"ready","id":...}       once at start
@@ -132,7 +147,11 @@ static void s_print_msg(const sw_wire_msg_t *m)
 typedef struct {
     sw_broker_client_t *bc; /* client mode */
     zsock_t *raw;           /* raw mode */
+    const char *endpoint;   /* the broker (raw mode reconnects to it) */
     bool echo;
+    bool deaf;              /* not reading the socket */
+    int quiet;              /* > 0 inside "rep": no ok/fail lines, failures counted */
+    uint64_t quiet_failed;  /* failures while quiet */
     uint64_t regs;
     bool quit;
 } s_peer_t;
@@ -142,21 +161,92 @@ static zsock_t *s_sock(s_peer_t *p)
     return p->bc ? sw_broker_client_sock(p->bc) : p->raw;
 }
 
-static void s_ok(const char *cmd)
+static void s_ok(s_peer_t *p, const char *cmd)
 {
+    if (p->quiet)
+        return;
     printf("{\"ev\":\"ok\",\"cmd\":");
     s_json_str(cmd);
     printf("}\n");
     fflush(stdout);
 }
 
-static void s_fail(const char *cmd, const char *text)
+static void s_fail(s_peer_t *p, const char *cmd, const char *text)
 {
+    if (p->quiet) {
+        p->quiet_failed++;
+        return;
+    }
     printf("{\"ev\":\"fail\",\"cmd\":");
     s_json_str(cmd);
     printf(",\"text\":");
     s_json_str(text);
     printf("}\n");
+    fflush(stdout);
+}
+
+/*  A bare DEALER connected to endpoint (raw mode), or NULL. */
+static zsock_t *s_raw_socket(const char *endpoint)
+{
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    if (!s)
+        return NULL;
+    sw_wire_socket_setup(s, 0, 1000);
+    if (zsock_connect(s, "%s", endpoint) != 0)
+        zsock_destroy(&s);
+    return s;
+}
+
+/*  Reads what is queued on the client's socket without printing it; counts
+ *  Errors by code (codes[0..15]) and everything else in *other. */
+static void s_drain_count(s_peer_t *p, uint64_t *codes, uint64_t *other)
+{
+    for (int i = 0; i < 1000 && (zsock_events(s_sock(p)) & ZMQ_POLLIN); i++) {
+        sw_wire_msg_t m;
+        if (sw_broker_client_recv(p->bc, &m) != 1)
+            continue;
+        if (m.body->msg_case == SWISD__V1__BODY__MSG_ERROR && m.body->error->code >= 0 && m.body->error->code < 16)
+            codes[m.body->error->code]++;
+        else
+            (*other)++;
+        sw_wire_msg_free(&m);
+    }
+}
+
+/*  Sends copies of f to dst as fast as the socket accepts them for `seconds`,
+ *  draining (and counting) replies, then prints the "flooded" event. */
+static void s_flood(s_peer_t *p, const char *dst, double seconds, zframe_t *f)
+{
+    uint64_t codes[16] = {0}, other = 0, sent = 0, blocked = 0;
+    const uint64_t t0 = sw_now_ns(), end = t0 + (uint64_t) (seconds * 1e9);
+    while (sw_now_ns() < end && !zsys_interrupted) {
+        zframe_t *copy = zframe_dup(f);
+        if (sw_broker_client_relay(p->bc, NULL, dst, 0, &copy) == 0) {
+            sent++;
+        } else {
+            blocked++;
+            zframe_destroy(&copy);
+            zmq_pollitem_t it = {zsock_resolve(s_sock(p)), 0, ZMQ_POLLIN | ZMQ_POLLOUT, 0};
+            zmq_poll(&it, 1, 5);
+        }
+        if ((sent + blocked) % 64 == 0) {
+            s_drain_count(p, codes, &other);
+            sw_broker_client_tick(p->bc);
+        }
+    }
+    s_drain_count(p, codes, &other);
+    printf("{\"ev\":\"flooded\",\"sent\":%llu,\"blocked\":%llu,\"seconds\":%.3f,\"errors\":{",
+           (unsigned long long) sent, (unsigned long long) blocked, (double) (sw_now_ns() - t0) / 1e9);
+    bool first = true;
+    for (int c = 0; c < 16; c++) {
+        if (!codes[c])
+            continue;
+        printf("%s", first ? "" : ",");
+        s_json_str(sw_wire_error_name(c));
+        printf(":%llu", (unsigned long long) codes[c]);
+        first = false;
+    }
+    printf("},\"other\":%llu}\n", (unsigned long long) other);
     fflush(stdout);
 }
 
@@ -177,20 +267,20 @@ static void s_command(s_peer_t *p, char *line)
         b.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_QUERY;
         b.directory_query = &q;
         if (sw_broker_client_send(p->bc, "", &b) == 0)
-            s_ok(cmd);
+            s_ok(p, cmd);
         else
-            s_fail(cmd, "send failed");
+            s_fail(p, cmd, "send failed");
     } else if (!strcmp(cmd, "send") && p->bc) {
         char *dst = strtok_r(NULL, " \t\r", &save), *hex = strtok_r(NULL, " \t\r", &save);
         zframe_t *f = dst && hex ? s_unhex(hex) : NULL;
         if (!f) {
-            s_fail(cmd, "usage: send DST HEX");
+            s_fail(p, cmd, "usage: send DST HEX");
             return;
         }
         if (sw_broker_client_relay(p->bc, NULL, dst, 0, &f) == 0)
-            s_ok(cmd);
+            s_ok(p, cmd);
         else
-            s_fail(cmd, "send failed");
+            s_fail(p, cmd, "send failed");
         zframe_destroy(&f);
     } else if (!strcmp(cmd, "raw")) {
         zmsg_t *m = zmsg_new();
@@ -198,15 +288,15 @@ static void s_command(s_peer_t *p, char *line)
             zframe_t *f = s_unhex(h);
             if (!f) {
                 zmsg_destroy(&m);
-                s_fail(cmd, "bad hex");
+                s_fail(p, cmd, "bad hex");
                 return;
             }
             zmsg_append(m, &f);
         }
         if (zmsg_send(&m, s_sock(p)) == 0)
-            s_ok(cmd);
+            s_ok(p, cmd);
         else
-            s_fail(cmd, "send failed");
+            s_fail(p, cmd, "send failed");
         zmsg_destroy(&m);
     } else if (!strcmp(cmd, "rawbig")) {
         char *h = strtok_r(NULL, " \t\r", &save), *n = strtok_r(NULL, " \t\r", &save);
@@ -214,7 +304,7 @@ static void s_command(s_peer_t *p, char *line)
         size_t size = n ? strtoull(n, NULL, 10) : 0;
         if (!hf || size == 0 || size > (1ull << 30)) {
             zframe_destroy(&hf);
-            s_fail(cmd, "usage: rawbig HEX N");
+            s_fail(p, cmd, "usage: rawbig HEX N");
             return;
         }
         zmsg_t *m = zmsg_new();
@@ -224,20 +314,20 @@ static void s_command(s_peer_t *p, char *line)
         zmsg_append(m, &big);
         zsock_set_sndtimeo(s_sock(p), 5000);
         if (zmsg_send(&m, s_sock(p)) == 0)
-            s_ok(cmd);
+            s_ok(p, cmd);
         else
-            s_fail(cmd, "send failed");
+            s_fail(p, cmd, "send failed");
         zmsg_destroy(&m);
     } else if (!strcmp(cmd, "load") && p->bc) {
         char *n = strtok_r(NULL, " \t\r", &save);
         Swisd__V1__Load l = SWISD__V1__LOAD__INIT;
         l.active_sessions = n ? (uint32_t) atoi(n) : 0;
         sw_broker_client_set_load(p->bc, &l);
-        s_ok(cmd);
+        s_ok(p, cmd);
     } else if (!strcmp(cmd, "layers") && p->bc) {
         char *a = strtok_r(NULL, " \t\r", &save), *b = strtok_r(NULL, " \t\r", &save);
         sw_broker_client_set_layers(p->bc, a ? (uint32_t) atoi(a) : 0, b ? (uint32_t) atoi(b) : 0);
-        s_ok(cmd);
+        s_ok(p, cmd);
     } else if (!strcmp(cmd, "status") && p->bc) {
         printf("{\"ev\":\"status\",\"registered\":%s,\"registrations\":%llu,\"rtt_ms\":%.3f,\"broker\":",
                sw_broker_client_registered(p->bc) ? "true" : "false",
@@ -245,8 +335,56 @@ static void s_command(s_peer_t *p, char *line)
         s_json_str(sw_broker_client_broker_id(p->bc));
         printf("}\n");
         fflush(stdout);
+    } else if (!strcmp(cmd, "deaf") || !strcmp(cmd, "hear")) {
+        p->deaf = !strcmp(cmd, "deaf");
+        s_ok(p, cmd);
+    } else if (!strcmp(cmd, "reconnect") && p->raw) {
+        zsock_set_linger(p->raw, 1000); /* what was queued still goes out */
+        zsock_destroy(&p->raw);
+        p->raw = s_raw_socket(p->endpoint);
+        if (p->raw)
+            s_ok(p, cmd);
+        else
+            s_fail(p, cmd, "cannot reconnect");
+    } else if (!strcmp(cmd, "rep")) {
+        char *n = strtok_r(NULL, " \t\r", &save);
+        long times = n ? strtol(n, NULL, 10) : 0;
+        if (times < 1 || times > 1000000 || !save || !*save) {
+            s_fail(p, cmd, "usage: rep N COMMAND...");
+            return;
+        }
+        char *copy = malloc(strlen(save) + 1);
+        if (!copy) {
+            s_fail(p, cmd, "out of memory");
+            return;
+        }
+        const uint64_t failed0 = p->quiet_failed;
+        p->quiet++;
+        for (long i = 0; i < times && !p->quit; i++) {
+            strcpy(copy, save);
+            s_command(p, copy);
+        }
+        p->quiet--;
+        free(copy);
+        if (!p->quiet) {
+            printf("{\"ev\":\"ok\",\"cmd\":\"rep\",\"n\":%ld,\"failed\":%llu}\n", times,
+                   (unsigned long long) (p->quiet_failed - failed0));
+            fflush(stdout);
+        }
+    } else if (!strcmp(cmd, "flood") && p->bc) {
+        char *dst = strtok_r(NULL, " \t\r", &save), *secs = strtok_r(NULL, " \t\r", &save),
+             *hex = strtok_r(NULL, " \t\r", &save);
+        double seconds = secs ? strtod(secs, NULL) : 0;
+        zframe_t *f = dst && hex ? s_unhex(hex) : NULL;
+        if (!f || !(seconds >= 0.1 && seconds <= 60)) {
+            zframe_destroy(&f);
+            s_fail(p, cmd, "usage: flood DST SECONDS HEX");
+            return;
+        }
+        s_flood(p, dst, seconds, f);
+        zframe_destroy(&f);
     } else {
-        s_fail(cmd, "unknown command (or not in this mode)");
+        s_fail(p, cmd, "unknown command (or not in this mode)");
     }
 }
 
@@ -309,12 +447,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "broker_peer: --broker is required\n");
         return 2;
     }
-    s_peer_t p = {.echo = echo};
+    s_peer_t p = {.echo = echo, .endpoint = endpoint};
     char err[256];
     if (raw) {
-        p.raw = zsock_new(ZMQ_DEALER);
-        sw_wire_socket_setup(p.raw, 0, 1000);
-        if (zsock_connect(p.raw, "%s", endpoint) != 0) {
+        p.raw = s_raw_socket(endpoint);
+        if (!p.raw) {
             fprintf(stderr, "broker_peer: cannot connect to %s\n", endpoint);
             return 1;
         }
@@ -324,7 +461,8 @@ int main(int argc, char **argv)
         cfg.role = !strcmp(role, "stage")     ? SWISD__V1__ROLE__ROLE_STAGE
                    : !strcmp(role, "gateway") ? SWISD__V1__ROLE__ROLE_GATEWAY
                    : !strcmp(role, "broker")  ? SWISD__V1__ROLE__ROLE_BROKER
-                                              : SWISD__V1__ROLE__ROLE_CLIENT;
+                   : !strcmp(role, "client")  ? SWISD__V1__ROLE__ROLE_CLIENT
+                                              : (Swisd__V1__Role) atoi(role);
         Swisd__V1__ModelRef mr = SWISD__V1__MODEL_REF__INIT;
         if (model) {
             mr.id = (char *) model;
@@ -355,12 +493,14 @@ int main(int argc, char **argv)
     char buf[1 << 20];
     size_t have = 0;
     bool eof = false;
-    while (!p.quit && !eof) {
-        zmq_pollitem_t items[2] = {{zsock_resolve(s_sock(&p)), 0, ZMQ_POLLIN, 0}, {NULL, 0, ZMQ_POLLIN, 0}};
+    while (!p.quit && !eof && !zsys_interrupted) {
+        /* a deaf peer leaves its socket out of the poll: its queues fill up */
+        zmq_pollitem_t items[2] = {{zsock_resolve(s_sock(&p)), 0, p.deaf ? 0 : ZMQ_POLLIN, 0},
+                                   {NULL, 0, ZMQ_POLLIN, 0}};
         int timeout = p.bc ? sw_broker_client_timeout_ms(p.bc) : 100;
         if (zmq_poll(items, 2, timeout) < 0 && zmq_errno() != EINTR)
             break;
-        if (items[0].revents & ZMQ_POLLIN)
+        if (!p.deaf && (items[0].revents & ZMQ_POLLIN))
             s_on_socket(&p);
         if (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
             ssize_t n = read(0, buf + have, sizeof buf - 1 - have);

@@ -158,12 +158,14 @@ class Proc:
                 self.p.wait()
 
 
-def broker(name, bind="tcp://127.0.0.1:*", parent=None, region=None):
-    argv = [BROKER, "--bind", bind, "--heartbeat-ms", str(HB), "--expiry-ms", str(EXP)]
+def broker(name, bind="tcp://127.0.0.1:*", parent=None, region=None, hwm=None, hb=HB, exp=EXP):
+    argv = [BROKER, "--bind", bind, "--heartbeat-ms", str(hb), "--expiry-ms", str(exp)]
     if parent:
         argv += ["--parent", parent]
     if region:
         argv += ["--region", region]
+    if hwm:
+        argv += ["--hwm", str(hwm)]
     b = Proc(name, argv, json_lines=False)
     ep = b.wait(lambda l: l.startswith("swisd-broker: listening on "), 5)
     idl = b.wait(lambda l: l.startswith("swisd-broker: id "), 5)
