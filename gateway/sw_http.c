@@ -239,7 +239,7 @@ static void s_sse(s_gen_t *g, const char *text, size_t len, const char *finish)
     }
 }
 
-static void s_on_token_text(const char *text, size_t len, uint32_t token_id, void *user)
+static int s_on_token_text(const char *text, size_t len, uint32_t token_id, void *user)
 {
     (void) token_id;
     s_gen_t *g = user;
@@ -249,12 +249,14 @@ static void s_on_token_text(const char *text, size_t len, uint32_t token_id, voi
     } else {
         s_append(g, text, len);
     }
+    return 0;
 }
 
 static int s_run(s_gen_t *g)
 {
     sw_client_t *cl = sw_client_new(g->h->rpc, g->err, sizeof g->err);
-    int rc = cl ? sw_client_generate(cl, &g->req, s_on_token_text, g, &g->sum, g->h->cfg.timeout_ms, g->err,
+    int code = 0;
+    int rc = cl ? sw_client_generate(cl, &g->req, s_on_token_text, g, &g->sum, g->h->cfg.timeout_ms, &code, g->err,
                                      sizeof g->err)
                 : -1;
     sw_client_destroy(&cl);
@@ -588,7 +590,7 @@ static enum MHD_Result s_models(sw_http_t *h, struct MHD_Connection *c)
     char err[512], id[129] = "", gaps[256] = "";
     bool servable = false;
     sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
-    int rc = cl ? sw_client_list_models(cl, id, sizeof id, &servable, gaps, sizeof gaps, 5000, err, sizeof err) : -1;
+    int rc = cl ? sw_client_list_models(cl, id, sizeof id, &servable, gaps, sizeof gaps, 5000, NULL, err, sizeof err) : -1;
     sw_client_destroy(&cl);
     if (rc != 0)
         return s_error(c, 503, "server_error", "the gateway did not answer", NULL);
@@ -703,7 +705,7 @@ static enum MHD_Result s_metrics(sw_http_t *h, struct MHD_Connection *c)
     char err[256];
     sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
     if (cl)
-        sw_client_swarm(cl, s_metrics_swarm, &m, 3000, err, sizeof err);
+        sw_client_swarm(cl, s_metrics_swarm, &m, 3000, NULL, err, sizeof err);
     sw_client_destroy(&cl);
     return s_send(c, 200, "text/plain; version=0.0.4", buf ? buf : strdup(""), NULL);
 }
@@ -768,7 +770,7 @@ static enum MHD_Result s_swarm(sw_http_t *h, struct MHD_Connection *c)
         char err[256];
         o = json_object();
         sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
-        const int rc = cl ? sw_client_swarm(cl, s_swarm_json, o, 3000, err, sizeof err) : -1;
+        const int rc = cl ? sw_client_swarm(cl, s_swarm_json, o, 3000, NULL, err, sizeof err) : -1;
         sw_client_destroy(&cl);
         if (rc != 0) {
             json_decref(o);
