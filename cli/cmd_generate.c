@@ -25,13 +25,14 @@ static void s_usage(FILE *out)
                  "      --timeout-ms N   longest wait for any message from the gateway (default 60000)\n");
 }
 
-static void s_on_token(const char *text, size_t len, uint32_t token_id, void *user)
+static int s_on_token(const char *text, size_t len, uint32_t token_id, void *user)
 {
     (void) token_id;
     (void) user;
     if (len) /* a token whose text is held back (a possible stop string) comes with none */
         fwrite(text, 1, len, stdout);
     fflush(stdout);
+    return 0;
 }
 
 int swisd_cmd_generate(int argc, char **argv)
@@ -94,10 +95,12 @@ int swisd_cmd_generate(int argc, char **argv)
     fwrite(req.prompt, 1, strlen(req.prompt), stdout);
     fflush(stdout);
     sw_client_summary_t sum;
-    int rc = sw_client_generate(cl, &req, s_on_token, NULL, &sum, (int) timeout, err, sizeof err);
+    int code = 0;
+    int rc = sw_client_generate(cl, &req, s_on_token, NULL, &sum, (int) timeout, &code, err, sizeof err);
     sw_client_destroy(&cl);
     if (rc != 0) {
         fprintf(stderr, "\nswisd generate: %s\n", err);
+        (void) code; /* SW_CLIENT_STOPPED on SIGINT/SIGTERM: the generation was cancelled in the gateway */
         return 1;
     }
     fprintf(stderr, "[swisd generate] %u prompt + %u generated tokens (%s) | time to first token %.1f ms | decode "

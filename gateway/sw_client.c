@@ -2,6 +2,8 @@
 #include "sw_client.h"
 
 #include <czmq.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "sw_common.h"
@@ -9,9 +11,27 @@
 
 struct sw_client_t {
     zsock_t *sock;
-    zpoller_t *poller;
     uint64_t next_id;
+    sw_client_stop_fn *stop;    /* the caller's stop callback, or NULL */
+    void *stop_user;
+    int stop_every_ms;          /* how often stop is asked while waiting, ms */
 };
+
+/* The socket's linger, ms: long enough for a Cancel to leave after the
+ * client is destroyed, short enough not to hold a process's exit. */
+#define S_LINGER_MS 250
+
+const char *sw_client_code_name(int code)
+{
+    switch (code) {
+    case 0: return "OK";
+    case SW_CLIENT_TIMEOUT: return "TIMEOUT";
+    case SW_CLIENT_STOPPED: return "STOPPED";
+    case SW_CLIENT_LOCAL: return "LOCAL";
+    case SW_CLIENT_BAD_REPLY: return "BAD_REPLY";
+    default: return code > 0 && code < 100 ? sw_wire_error_name(code) : "UNKNOWN";
+    }
+}
 
 sw_client_t *sw_client_new(const char *endpoint, char *err, size_t errlen)
 {
@@ -21,14 +41,13 @@ sw_client_t *sw_client_new(const char *endpoint, char *err, size_t errlen)
         sw_err(err, errlen, "cannot create a socket");
         return NULL;
     }
-    sw_wire_socket_setup(c->sock, 0, 1000);
+    sw_wire_socket_setup(c->sock, S_LINGER_MS, 1000);
     if (zsock_connect(c->sock, "%s", endpoint) != 0) {
         sw_err(err, errlen, "cannot connect to '%s'", endpoint);
         zsock_destroy(&c->sock);
         free(c);
         return NULL;
     }
-    c->poller = zpoller_new(c->sock, NULL);
     c->next_id = (uint64_t) sw_now_ns();
     return c;
 }
@@ -37,35 +56,121 @@ void sw_client_destroy(sw_client_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    zpoller_destroy(&(*self_p)->poller);
     zsock_destroy(&(*self_p)->sock);
     free(*self_p);
     *self_p = NULL;
 }
 
-/* Waits for the next valid message; returns its body (owned by m) or NULL. */
-static const Swisd__V1__Body *s_next(sw_client_t *c, sw_wire_msg_t *m, int timeout_ms, char *err, size_t errlen)
+void sw_client_set_stop(sw_client_t *self, sw_client_stop_fn *fn, void *user, int every_ms)
+{
+    self->stop = fn;
+    self->stop_user = user;
+    self->stop_every_ms = every_ms < 10 ? 10 : every_ms > 60000 ? 60000 : every_ms;
+}
+
+/* Sets *code (when asked) and err; returns -1. */
+static int s_fail(int *code, int value, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int s_fail(int *code, int value, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (code)
+        *code = value;
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Whether the caller (or a signal) asks to stop; checked no more often than
+ * every stop_every_ms. last_ns: when it was last asked, updated. */
+static bool s_stopping(sw_client_t *c, uint64_t *last_ns, bool force)
+{
+    if (zsys_interrupted)
+        return true;
+    if (!c->stop)
+        return false;
+    const uint64_t now = sw_now_ns();
+    if (!force && now - *last_ns < (uint64_t) c->stop_every_ms * 1000000u)
+        return false;
+    *last_ns = now;
+    return c->stop(c->stop_user) != 0;
+}
+
+/* Waits for the next valid message answering request_id (an Error with
+ * another non-zero request_id is a stale answer and is skipped); returns its
+ * body (owned by m) or NULL with *code and err. */
+static const Swisd__V1__Body *s_next(sw_client_t *c, sw_wire_msg_t *m, uint64_t request_id, int timeout_ms,
+                                     int *code, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
-    if (zpoller_wait(c->poller, timeout_ms) != c->sock) {
-        sw_err(err, errlen, zpoller_terminated(c->poller) ? "interrupted" : "no answer from the gateway in %d ms",
-               timeout_ms);
-        return NULL;
+    uint64_t last = sw_now_ns();
+    const uint64_t deadline = last + (uint64_t) (timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    for (;;) {
+        if (s_stopping(c, &last, false)) {
+            s_fail(code, SW_CLIENT_STOPPED, err, errlen, "stopped by the caller");
+            return NULL;
+        }
+        const uint64_t now = sw_now_ns();
+        if (now >= deadline) {
+            s_fail(code, SW_CLIENT_TIMEOUT, err, errlen, "no answer from the gateway in %d ms", timeout_ms);
+            return NULL;
+        }
+        long wait_ms = (long) ((deadline - now + 999999u) / 1000000u);
+        if (c->stop && wait_ms > c->stop_every_ms)
+            wait_ms = c->stop_every_ms;
+        zmq_pollitem_t it = {.socket = zsock_resolve(c->sock), .events = ZMQ_POLLIN};
+        const int rc = zmq_poll(&it, 1, wait_ms);
+        if (rc < 0 && errno != EINTR) {
+            s_fail(code, SW_CLIENT_LOCAL, err, errlen, "poll: %s", zmq_strerror(errno));
+            return NULL;
+        }
+        if (rc <= 0 || !(it.revents & ZMQ_POLLIN))
+            continue;
+        int wcode;
+        char why[512];
+        if (sw_wire_recv(c->sock, false, m, &wcode, why, sizeof why) != 0) {
+            s_fail(code, SW_CLIENT_BAD_REPLY, err, errlen, "bad reply from the gateway: %s", why);
+            return NULL;
+        }
+        const Swisd__V1__Body *b = sw_wire_body(m, &wcode, why, sizeof why);
+        if (!b) {
+            s_fail(code, SW_CLIENT_BAD_REPLY, err, errlen, "bad reply from the gateway: %s", why);
+            return NULL;
+        }
+        if (b->msg_case == SWISD__V1__BODY__MSG_ERROR) {
+            const Swisd__V1__Error *e = b->error;
+            if (e->request_id && request_id && e->request_id != request_id) {
+                sw_wire_msg_free(m); /* an earlier call's answer */
+                continue;
+            }
+            const int ec = e->code > 0 && e->code < 100 ? (int) e->code : SWISD__V1__ERROR_CODE__ERROR_INTERNAL;
+            s_fail(code, ec, err, errlen, "%s: %s", sw_wire_error_name(ec), e->message ? e->message : "");
+            return NULL;
+        }
+        return b;
     }
-    int code;
-    if (sw_wire_recv(c->sock, false, m, &code, err, errlen) != 0)
-        return NULL;
-    const Swisd__V1__Body *b = sw_wire_body(m, &code, err, errlen);
-    if (b && b->msg_case == SWISD__V1__BODY__MSG_ERROR) {
-        sw_err(err, errlen, "%s: %s", sw_wire_error_name(b->error->code), b->error->message);
-        return NULL;
-    }
-    return b;
+}
+
+/* Tells the gateway to end request_id (best effort: the socket lingers). */
+static void s_cancel(sw_client_t *c, uint64_t request_id)
+{
+    Swisd__V1__Cancel x = SWISD__V1__CANCEL__INIT;
+    x.request_id = request_id;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_CANCEL;
+    b.cancel = &x;
+    sw_wire_send(c->sock, NULL, "client", "", 0, &b);
 }
 
 int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_client_token_fn *on_token, void *user,
-                       sw_client_summary_t *summary, int timeout_ms, char *err, size_t errlen)
+                       sw_client_summary_t *summary, int timeout_ms, int *code, char *err, size_t errlen)
 {
+    memset(summary, 0, sizeof *summary);
+    if (code)
+        *code = 0;
     Swisd__V1__SamplingParams sp = SWISD__V1__SAMPLING_PARAMS__INIT;
     sp.temperature = req->temperature;
     sp.top_k = req->top_k;
@@ -87,7 +192,7 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
         ppp = calloc(req->n_parts, sizeof *ppp);
         if (!pp || !ppp) {
             free(pp), free(ppp);
-            return sw_err(err, errlen, "out of memory");
+            return s_fail(code, SW_CLIENT_LOCAL, err, errlen, "out of memory");
         }
         for (size_t i = 0; i < req->n_parts; i++) {
             swisd__v1__prompt_part__init(&pp[i]);
@@ -104,13 +209,18 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
     const int sent = sw_wire_send(self->sock, NULL, "client", "", 0, &b);
     free(pp), free(ppp);
     if (sent != 0)
-        return sw_err(err, errlen, "cannot send the request");
-    memset(summary, 0, sizeof *summary);
+        return s_fail(code, SW_CLIENT_LOCAL, err, errlen, "cannot send the request");
+    uint64_t last_stop = sw_now_ns();
     for (;;) {
         sw_wire_msg_t m;
-        const Swisd__V1__Body *r = s_next(self, &m, timeout_ms, err, errlen);
+        int rc_code = 0;
+        const Swisd__V1__Body *r = s_next(self, &m, g.request_id, timeout_ms, &rc_code, err, errlen);
         if (!r) {
             sw_wire_msg_free(&m);
+            if (rc_code == SW_CLIENT_STOPPED || rc_code == SW_CLIENT_TIMEOUT)
+                s_cancel(self, g.request_id); /* the session must not run on for nobody */
+            if (code)
+                *code = rc_code;
             return -1;
         }
         if (r->msg_case != SWISD__V1__BODY__MSG_GENERATE_REPLY || r->generate_reply->request_id != g.request_id) {
@@ -119,16 +229,21 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
         }
         const Swisd__V1__GenerateReply *gr = r->generate_reply;
         if (gr->part_case == SWISD__V1__GENERATE_REPLY__PART_TOKEN) {
-            if (on_token)
-                on_token((const char *) gr->token->text.data, gr->token->text.len, gr->token->token_id, user);
+            const bool stop = (on_token && on_token((const char *) gr->token->text.data, gr->token->text.len,
+                                                    gr->token->token_id, user) != 0) ||
+                              s_stopping(self, &last_stop, false);
             sw_wire_msg_free(&m);
+            if (stop) {
+                s_cancel(self, g.request_id);
+                return s_fail(code, SW_CLIENT_STOPPED, err, errlen, "stopped by the caller");
+            }
             continue;
         }
         if (gr->part_case == SWISD__V1__GENERATE_REPLY__PART_SUMMARY) {
             const Swisd__V1__GenerateSummary *s = gr->summary;
             summary->prompt_tokens = s->prompt_tokens;
             summary->completion_tokens = s->completion_tokens;
-            snprintf(summary->stop_reason, sizeof summary->stop_reason, "%s", s->stop_reason);
+            snprintf(summary->stop_reason, sizeof summary->stop_reason, "%s", s->stop_reason ? s->stop_reason : "");
             summary->time_to_first_token_ms = s->time_to_first_token_ms;
             summary->prefill_ms = s->prefill_ms;
             summary->decode_tokens_per_s = s->decode_tokens_per_s;
@@ -142,16 +257,19 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
     }
 }
 
+/* Sends b and waits for a reply of kind want; NULL with *code and err. */
 static const Swisd__V1__Body *s_call(sw_client_t *c, Swisd__V1__Body *b, int want, sw_wire_msg_t *m, int timeout_ms,
-                                     char *err, size_t errlen)
+                                     int *code, char *err, size_t errlen)
 {
+    if (code)
+        *code = 0;
     if (sw_wire_send(c->sock, NULL, "client", "", 0, b) != 0) {
-        sw_err(err, errlen, "cannot send the request");
+        s_fail(code, SW_CLIENT_LOCAL, err, errlen, "cannot send the request");
         memset(m, 0, sizeof *m);
         return NULL;
     }
     for (;;) {
-        const Swisd__V1__Body *r = s_next(c, m, timeout_ms, err, errlen);
+        const Swisd__V1__Body *r = s_next(c, m, 0, timeout_ms, code, err, errlen);
         if (!r || (int) r->msg_case == want)
             return r;
         sw_wire_msg_free(m);
@@ -159,14 +277,15 @@ static const Swisd__V1__Body *s_call(sw_client_t *c, Swisd__V1__Body *b, int wan
 }
 
 int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool *servable, char *gaps,
-                          size_t gaps_len, int timeout_ms, char *err, size_t errlen)
+                          size_t gaps_len, int timeout_ms, int *code, char *err, size_t errlen)
 {
     Swisd__V1__ListModelsRequest q = SWISD__V1__LIST_MODELS_REQUEST__INIT;
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_LIST_MODELS_REQUEST;
     b.list_models_request = &q;
     sw_wire_msg_t m;
-    const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_LIST_MODELS_REPLY, &m, timeout_ms, err, errlen);
+    const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_LIST_MODELS_REPLY, &m, timeout_ms, code, err,
+                                        errlen);
     int rc = -1;
     if (r && r->list_models_reply->n_models > 0) {
         const Swisd__V1__ModelInfo *mi = r->list_models_reply->models[0];
@@ -185,7 +304,7 @@ int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool
         }
         rc = 0;
     } else if (r) {
-        sw_err(err, errlen, "the gateway lists no model");
+        s_fail(code, SW_CLIENT_BAD_REPLY, err, errlen, "the gateway lists no model");
     }
     sw_wire_msg_free(&m);
     return rc;
@@ -193,15 +312,16 @@ int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool
 
 static const char *s_str(const char *s) { return s ? s : ""; }
 
-int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user, int timeout_ms, char *err,
-                    size_t errlen)
+int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user, int timeout_ms, int *code,
+                    char *err, size_t errlen)
 {
     Swisd__V1__SwarmStatusRequest q = SWISD__V1__SWARM_STATUS_REQUEST__INIT;
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_SWARM_STATUS_REQUEST;
     b.swarm_status_request = &q;
     sw_wire_msg_t m;
-    const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY, &m, timeout_ms, err, errlen);
+    const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY, &m, timeout_ms, code, err,
+                                        errlen);
     if (!r) {
         sw_wire_msg_free(&m);
         return -1;
@@ -215,8 +335,7 @@ int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user,
     if (!st || !ss || !gaps || !rec) {
         free(st), free(ss), free(gaps), free(rec);
         sw_wire_msg_free(&m);
-        sw_err(err, errlen, "out of memory");
-        return -1;
+        return s_fail(code, SW_CLIENT_LOCAL, err, errlen, "out of memory");
     }
     const Swisd__V1__SwarmStatusReply *sr = r->swarm_status_reply;
     sw_client_swarm_t w = {.gateway_id = s_str(sr->gateway_id), .region = s_str(sr->region),

@@ -3,7 +3,19 @@
  *
  *  One DEALER socket to the gateway's RPC endpoint. Calls are synchronous and
  *  bounded by a timeout; while a generation streams, the callback gets each
- *  chunk of text as it arrives.
+ *  chunk of text as it arrives. A caller can end a call early: the token
+ *  callback returns non-zero, or the stop callback (sw_client_set_stop) does;
+ *  a generation is then cancelled in the gateway (a Cancel message, which
+ *  ends the session and releases its KV caches on the stages).
+ *
+ *  Results are codes first, text second: every call returns 0 or -1, and on
+ *  -1 sets *code to one of
+ *    1..99   a swisd.v1.ErrorCode the gateway answered (protos/common.proto:
+ *            BAD_REQUEST, OVERLOADED, NO_ROUTE, UNREACHABLE, CANCELLED, ...;
+ *            an Error with ERROR_UNSPECIFIED is reported as INTERNAL)
+ *    SW_CLIENT_TIMEOUT ... below: failures seen by the client itself
+ *  and writes a one-line reason in err ("OVERLOADED: too many concurrent
+ *  sessions"). Pick behaviour from the code, never from the text.
  *
  *  Thread safety: one thread per client.
  */
@@ -13,6 +25,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Client-side result codes (values past swisd.v1.ErrorCode's). */
+enum {
+    SW_CLIENT_TIMEOUT = 100,   /* no message from the gateway within timeout_ms */
+    SW_CLIENT_STOPPED = 101,   /* the caller stopped the call (callback), or SIGINT/SIGTERM (czmq's zsys_interrupted) */
+    SW_CLIENT_LOCAL = 102,     /* a local failure: out of memory, cannot send */
+    SW_CLIENT_BAD_REPLY = 103, /* the gateway's reply was malformed or not the one asked for */
+};
+
+/*  Short name of a result code: "OK", a swisd.v1.ErrorCode name without
+ *  "ERROR_" ("OVERLOADED"), or "TIMEOUT", "STOPPED", "LOCAL", "BAD_REPLY";
+ *  "UNKNOWN" otherwise. Static string. */
+const char *sw_client_code_name(int code);
 
 typedef struct sw_client_t sw_client_t;
 
@@ -47,25 +72,40 @@ typedef struct {
 } sw_client_summary_t;
 
 /*  Called for every streamed chunk: text bytes (not NUL-terminated; may split
- *  a UTF-8 character), the token id, and the caller's pointer. */
-typedef void (sw_client_token_fn)(const char *text, size_t len, uint32_t token_id, void *user);
+ *  a UTF-8 character; len may be 0 while a stop string may still match), the
+ *  token id, and the caller's pointer. Returns 0 to go on, non-zero to stop
+ *  the generation (the call then cancels it and returns SW_CLIENT_STOPPED). */
+typedef int (sw_client_token_fn)(const char *text, size_t len, uint32_t token_id, void *user);
+
+/*  Asked while a call waits for the gateway (at least every every_ms, and
+ *  after a message when every_ms passed since the last time). Returns 0 to go
+ *  on, non-zero to end the call with SW_CLIENT_STOPPED (a generation is
+ *  cancelled in the gateway). */
+typedef int (sw_client_stop_fn)(void *user);
 
 /*  Connects (asynchronously; errors show at the first call). Returns NULL
  *  only on a bad endpoint or resource failure. Caller destroys result. */
 sw_client_t *sw_client_new(const char *endpoint, char *err, size_t errlen);
 void sw_client_destroy(sw_client_t **self_p);
 
+/*  Installs (fn non-NULL) or removes (fn NULL) the stop callback of every
+ *  later call; user is passed to it; every_ms: 10..60000 (clamped). */
+void sw_client_set_stop(sw_client_t *self, sw_client_stop_fn *fn, void *user, int every_ms);
+
 /*  Generates; streams chunks to on_token (may be NULL) and fills summary.
  *  timeout_ms bounds the wait for each message from the gateway.
- *  Returns 0, or -1 with the gateway's error ("NO_ROUTE: no live stages for
- *  layers 2-3") or a time-out in err. */
+ *  Returns 0, or -1 with *code (see the top; code may be NULL) and the reason
+ *  in err ("NO_ROUTE: no live stages for layers 2-3"). When the caller stops
+ *  it (on_token or the stop callback), a Cancel goes to the gateway before
+ *  the call returns SW_CLIENT_STOPPED; the Cancel is delivered even if the
+ *  client is destroyed right after (the socket lingers up to 250 ms). */
 int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_client_token_fn *on_token, void *user,
-                       sw_client_summary_t *summary, int timeout_ms, char *err, size_t errlen);
+                       sw_client_summary_t *summary, int timeout_ms, int *code, char *err, size_t errlen);
 
 /*  The gateway's model: id, whether every layer has a live stage, and the
- *  gaps as text ("2-3"). Returns 0 or -1. */
+ *  gaps as text ("2-3"). Returns 0, or -1 with *code (may be NULL) and err. */
 int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool *servable, char *gaps,
-                          size_t gaps_len, int timeout_ms, char *err, size_t errlen);
+                          size_t gaps_len, int timeout_ms, int *code, char *err, size_t errlen);
 
 /*  One live stage as the gateway's directory lists it. Strings borrowed
  *  for the duration of the callback. */
@@ -121,8 +161,8 @@ typedef void (sw_client_swarm_fn)(const sw_client_swarm_t *swarm, void *user);
 
 /*  Asks the gateway for its view of the swarm and calls on_swarm once with
  *  it (at most 256 stages, 256 sessions, 64 gaps are passed on).
- *  Returns 0, or -1 with a reason (time-out, error reply) in err. */
-int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user, int timeout_ms, char *err,
-                    size_t errlen);
+ *  Returns 0, or -1 with *code (may be NULL) and a reason in err. */
+int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user, int timeout_ms, int *code,
+                    char *err, size_t errlen);
 
 #endif

@@ -2,32 +2,40 @@
 #include "sw_http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common.pb-c.h"
 #include "sw_chat.h"
 #include "sw_client.h"
 #include "sw_common.h"
+#include "sw_fairuse.h"
 
-#define S_BUCKETS 256
+/* Fair-use meters of each client address (sw_fairuse). */
+enum { S_METER_REQ, S_METER_GEN, S_METER_READ, S_N_METERS };
+/* Calls the HTTP front makes to the gateway's RPC, counted for /metrics. */
+enum { S_CALL_GENERATE, S_CALL_MODELS, S_CALL_SWARM, S_N_CALLS };
+static const char *const s_call_names[S_N_CALLS] = {"generate", "models", "swarm"};
 
-typedef struct {
-    char ip[64];
-    double tokens;   /* requests that may still be made now */
-    double gen;      /* generated tokens that may still be asked for now (may be negative: overdrawn) */
-    double last;     /* seconds, monotonic */
-} s_bucket_t;
-
+#define S_STOP_CHECK_MS 100     /* how often a waiting call asks whether its client left or the server stops */
+#define S_SNAPSHOT_S 0.5        /* the swarm snapshot (/api/swarm, /metrics) is asked of the gateway at most this often */
+#define S_PIPE_BYTES (1 << 20)  /* SSE text a streaming client may leave unread before its generation is stopped */
+#define S_MAX_TOP_K (1 << 20)
+#define S_MAX_STOP_BYTES 256
 
 /* Time-to-first-token histogram bounds, seconds (Prometheus "le" labels). */
 static const double s_ttft_le[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -35,26 +43,36 @@ static const double s_ttft_le[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 struct sw_http_t {
     sw_http_config_t cfg;
-    /* metrics, under mu */
-    uint64_t requests, rate_limited, busy_rejected, failed, completions, tokens;
-    uint64_t ttft_bucket[S_TTFT_N + 1]; /* last: +Inf */
-    double ttft_sum, last_tps;
     char rpc[256], model_id[129];
+    char web_dir[1024];            /* "" when there is no dashboard */
     struct MHD_Daemon *d;
     int port;
+    int keepalive_ms;              /* a stream with no token for this long gets an SSE comment (< the idle time-out) */
+    atomic_bool stopping;          /* sw_http_destroy began: every waiting call ends */
     pthread_mutex_t mu;
+    /* under mu: */
+    sw_fairuse_t *fair;            /* per-address meters and generations in progress */
     int active;                    /* generations in progress */
-    s_bucket_t buckets[S_BUCKETS]; /* per-IP token buckets (hashed, overwrite on collision) */
-    char *swarm_json;              /* cached /api/swarm answer (swarm part), and when it was made */
-    double swarm_json_at;
-    char web_dir[1024];            /* "" when there is no dashboard */
+    uint64_t requests, rate_limited, busy_rejected, failed, completions, tokens, abandoned, bad_framing;
+    uint64_t calls[S_N_CALLS];     /* RPC calls to the gateway */
+    uint64_t ttft_bucket[S_TTFT_N + 1]; /* last: +Inf */
+    double ttft_sum, last_tps;
+    /* the swarm snapshot shared by /api/swarm and /metrics, under mu */
+    char *snap_json;               /* the swarm part of /api/swarm, JSON text */
+    char *snap_metrics;            /* the swarm part of /metrics, Prometheus text */
+    double snap_at;                /* when it was made, s (monotonic); 0: never */
+    double snap_failed_at;         /* when the last refresh failed, s */
+    int snap_code;                 /* its result code */
+    bool snap_busy;                /* a thread is asking the gateway; the others wait on snap_cv */
+    pthread_cond_t snap_cv;
 };
 
 typedef struct {
     char *body;
     size_t len;
     bool too_big;
-    char ip[64];
+    char ip[64];              /* the client's address as text */
+    sw_fairuse_addr_t addr;   /* the same, as the fair-use key */
 } s_req_t;
 
 static double s_now(void) { return sw_now_ns() / 1e9; }
@@ -65,6 +83,10 @@ static enum MHD_Result s_send(struct MHD_Connection *c, unsigned status, const c
                               const char *retry_after)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
     MHD_add_response_header(r, "Content-Type", type);
     if (retry_after)
         MHD_add_response_header(r, "Retry-After", retry_after);
@@ -80,84 +102,166 @@ static enum MHD_Result s_json(struct MHD_Connection *c, unsigned status, json_t 
     return s_send(c, status, "application/json", text ? text : strdup("{}"), NULL);
 }
 
+/* OpenAI's error shape {"error": {"message", "type", "code"}}; code may be NULL. */
+static char *s_error_text(const char *type, const char *msg, const char *code)
+{
+    json_t *j = json_pack("{s:{s:s, s:s, s:o}}", "error", "message", msg, "type", type, "code",
+                          code ? json_string(code) : json_null());
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text ? text : strdup("{}");
+}
+
 static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status, const char *type, const char *msg,
                                const char *retry_after)
 {
-    json_t *j = json_pack("{s:{s:s, s:s, s:n}}", "error", "message", msg, "type", type, "code");
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return s_send(c, status, "application/json", text ? text : strdup("{}"), retry_after);
+    return s_send(c, status, "application/json", s_error_text(type, msg, NULL), retry_after);
 }
 
-/* ---- fair use ---------------------------------------------------------------- */
+/* The status of a failed call to the gateway, by its result code (sw_client.h:
+ * a swisd.v1.ErrorCode or a client-side code). The one place that picks it. */
+static const struct {
+    int code;
+    unsigned status;
+    const char *type;        /* OpenAI's error type */
+    const char *retry_after; /* seconds, or NULL */
+} s_statuses[] = {
+    {SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, 400, "invalid_request_error", NULL},
+    {SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED, 403, "permission_error", NULL},
+    {SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, 503, "server_busy", "1"},
+    {SWISD__V1__ERROR_CODE__ERROR_NO_ROUTE, 503, "server_error", "5"},
+    {SWISD__V1__ERROR_CODE__ERROR_CANCELLED, 503, "server_error", "1"},
+    {SW_CLIENT_STOPPED, 503, "server_error", "1"}, /* the server is stopping */
+    {SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, 502, "server_error", NULL},
+    {SW_CLIENT_BAD_REPLY, 502, "server_error", NULL},
+    {SWISD__V1__ERROR_CODE__ERROR_DEADLINE_EXCEEDED, 504, "server_error", NULL},
+    {SW_CLIENT_TIMEOUT, 504, "server_error", NULL},
+    /* anything else (INTERNAL, BAD_FRAME, KV_MISSING, LOCAL, ...): 500 server_error */
+};
 
-/* The client's address as text ("?" if unknown). */
-static void s_client_ip(struct MHD_Connection *c, char ip[64])
+static size_t s_status_of(int code)
+{
+    for (size_t i = 0; i < sizeof s_statuses / sizeof s_statuses[0]; i++)
+        if (s_statuses[i].code == code)
+            return i;
+    return (size_t) -1;
+}
+
+/* The code's name for the error's "code" field: "no_route", "timeout". */
+static void s_code_name(int code, char out[32])
+{
+    snprintf(out, 32, "%s", sw_client_code_name(code));
+    for (char *p = out; *p; p++)
+        *p = (char) (*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+}
+
+/* Answers a failed gateway call: status, type and Retry-After from code. */
+static enum MHD_Result s_call_error(struct MHD_Connection *c, int code, const char *msg)
+{
+    const size_t i = s_status_of(code);
+    char name[32];
+    s_code_name(code, name);
+    return s_send(c, i == (size_t) -1 ? 500 : s_statuses[i].status, "application/json",
+                  s_error_text(i == (size_t) -1 ? "server_error" : s_statuses[i].type, msg, name),
+                  i == (size_t) -1 ? NULL : s_statuses[i].retry_after);
+}
+
+/* ---- the client's address and fair use ------------------------------------------------ */
+
+/* The client's address as text ("?" if unknown) and as a fair-use key. */
+static void s_client_addr(struct MHD_Connection *c, char ip[64], sw_fairuse_addr_t *key)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     snprintf(ip, 64, "?");
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, ip, 64);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, ip, 64);
+    memset(key, 0, sizeof *key);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        const struct in_addr *a = &((const struct sockaddr_in *) sa)->sin_addr;
+        inet_ntop(AF_INET, a, ip, 64);
+        memcpy(key->bytes, a, 4);
+        key->len = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+        inet_ntop(AF_INET6, a, ip, 64);
+        memcpy(key->bytes, a, 16);
+        key->len = 16;
     }
 }
 
-static double s_gen_burst(const sw_http_t *h)
-{
-    const double b = 60 * h->cfg.token_rate;
-    return b > h->cfg.max_tokens ? b : h->cfg.max_tokens;
-}
+typedef enum { S_KIND_REQUEST, S_KIND_GENERATE, S_KIND_READ } s_kind_t;
 
-/* The client's bucket, refilled to now. Call with mu held. */
-static s_bucket_t *s_bucket(sw_http_t *h, const char *ip)
+/* Takes a request of `kind` from the client's meters. Returns true when it
+ * may go on; otherwise queues the refusal (429 with Retry-After, or 503 when
+ * the table of addresses is full) in *res. */
+static bool s_admit(sw_http_t *h, struct MHD_Connection *c, const s_req_t *rq, s_kind_t kind, enum MHD_Result *res)
 {
-    unsigned hash = 5381;
-    for (const char *p = ip; *p; p++)
-        hash = hash * 33 + (unsigned char) *p;
-    const double now = s_now(), burst = 2 * h->cfg.rate_rps, gen_burst = s_gen_burst(h);
-    s_bucket_t *b = &h->buckets[hash % S_BUCKETS];
-    if (strcmp(b->ip, ip)) {
-        snprintf(b->ip, sizeof b->ip, "%s", ip);
-        b->tokens = burst;
-        b->gen = gen_burst;
-        b->last = now;
+    static const double need[3][S_N_METERS] = {{1, 0, 0}, {1, 1, 0}, {0, 0, 1}};
+    static const double cost[3][S_N_METERS] = {{1, 0, 0}, {1, 0, 0}, {0, 0, 1}};
+    double wait = 0;
+    bool tokens_short = false;
+    pthread_mutex_lock(&h->mu);
+    const double now = s_now();
+    const sw_fairuse_result_t r = sw_fairuse_take(h->fair, &rq->addr, need[kind], cost[kind], 0, now, &wait);
+    if (r == SW_FAIRUSE_WAIT) {
+        h->rate_limited++;
+        tokens_short = kind == S_KIND_GENERATE && sw_fairuse_level(h->fair, &rq->addr, S_METER_REQ, now) >= 1;
+    } else if (r != SW_FAIRUSE_OK) {
+        h->busy_rejected++;
     }
-    b->tokens += (now - b->last) * h->cfg.rate_rps;
-    if (b->tokens > burst)
-        b->tokens = burst;
-    b->gen += (now - b->last) * h->cfg.token_rate;
-    if (b->gen > gen_burst)
-        b->gen = gen_burst;
-    b->last = now;
-    return b;
+    pthread_mutex_unlock(&h->mu);
+    if (r == SW_FAIRUSE_OK)
+        return true;
+    if (r == SW_FAIRUSE_FULL) {
+        *res = s_error(c, 503, "server_busy", "this server tracks too many client addresses; try again shortly", "1");
+        return false;
+    }
+    char ra[24];
+    snprintf(ra, sizeof ra, "%.0f", wait < 1 ? 1 : wait + 0.999);
+    *res = s_error(c, 429, "rate_limit_exceeded",
+                   tokens_short ? "too many generated tokens from this address; wait for Retry-After"
+                   : kind == S_KIND_READ ? "too many requests of /metrics and /api/swarm from this address"
+                                         : "too many requests from this address",
+                   ra);
+    return false;
 }
 
-/* Takes one request from the client's bucket; with generate, also needs
- * generated-token credit. Returns 0, or the seconds to wait. */
-static int s_rate(sw_http_t *h, const char *ip, bool generate)
+/* ---- request framing ------------------------------------------------------------------ */
+
+typedef struct {
+    int n_length, n_encoding; /* Content-Length and Transfer-Encoding headers */
+    const char *encoding;     /* the (last) Transfer-Encoding value */
+} s_framing_t;
+
+static enum MHD_Result s_count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    pthread_mutex_lock(&h->mu);
-    s_bucket_t *b = s_bucket(h, ip);
-    int wait = 0;
-    if (b->tokens < 1)
-        wait = (int) ((1 - b->tokens) / h->cfg.rate_rps) + 1;
-    else if (generate && b->gen < 1)
-        wait = (int) ((1 - b->gen) / h->cfg.token_rate) + 1;
-    else
-        b->tokens -= 1;
-    pthread_mutex_unlock(&h->mu);
-    return wait;
+    (void) kind;
+    s_framing_t *f = cls;
+    if (key && !strcasecmp(key, "Content-Length"))
+        f->n_length++;
+    else if (key && !strcasecmp(key, "Transfer-Encoding"))
+        f->n_encoding++, f->encoding = value;
+    return MHD_YES;
 }
 
-/* Charges generated tokens to the client's bucket. */
-static void s_charge(sw_http_t *h, const char *ip, uint32_t n)
+/* Why the request's body framing is ambiguous (RFC 9112 section 6.3), or
+ * NULL. libmicrohttpd 0.9.75 takes the first of several Content-Length
+ * headers and reads the rest of the body as the next request: behind a proxy
+ * that takes another one, that smuggles a request past it. */
+static const char *s_framing_error(struct MHD_Connection *c)
 {
-    pthread_mutex_lock(&h->mu);
-    s_bucket(h, ip)->gen -= n;
-    pthread_mutex_unlock(&h->mu);
+    s_framing_t f = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, s_count_header, &f);
+    if (f.n_length > 1)
+        return "more than one Content-Length header";
+    if (f.n_encoding > 1)
+        return "more than one Transfer-Encoding header";
+    if (f.n_encoding && f.n_length)
+        return "both Content-Length and Transfer-Encoding";
+    if (f.n_encoding && strcasecmp(f.encoding ? f.encoding : "", "chunked"))
+        return "the only Transfer-Encoding accepted is chunked";
+    return NULL;
 }
 
 /* ---- generation ------------------------------------------------------------------ */
@@ -170,18 +274,24 @@ typedef struct {
     sw_client_prompt_part_t *parts;       /* chat: its parts (texts owned) */
     size_t n_parts;
     char ip[64];
+    sw_fairuse_addr_t addr;
     char *stops[5];
     bool chat, stream;
     char id[40];
     long created;
-    /* non-streaming: the text; streaming: the pipe to the response */
+    int conn_fd;                          /* the client's socket (MHD's, borrowed), or -1 */
+    atomic_bool gone;                     /* the client left (or its response was freed): stop the generation */
+    uint32_t n_chunks;                    /* token chunks received (charged when the generation is cut short) */
+    /* non-streaming: the text */
     char *text;
     size_t len, cap;
+    /* streaming: a pipe from the producer thread (SSE text) to MHD's reader of the response */
     int fd_read, fd_write;
+    bool wrote;                           /* the producer wrote to the pipe */
     pthread_t thread;
     bool thread_started;
     sw_client_summary_t sum;
-    int rc;
+    int code;                             /* result code of the generation (sw_client.h), 0: done */
     char err[1200];
 } s_gen_t;
 
@@ -189,6 +299,10 @@ static void s_gen_free(s_gen_t *g)
 {
     if (!g)
         return;
+    if (g->fd_read >= 0)
+        close(g->fd_read);
+    if (g->fd_write >= 0)
+        close(g->fd_write);
     free(g->prompt);
     for (size_t i = 0; i < g->n_parts; i++)
         free((char *) g->parts[i].text);
@@ -220,8 +334,33 @@ static const char *s_finish_reason(const sw_client_summary_t *s)
     return !strcmp(s->stop_reason, "length") ? "length" : "stop";
 }
 
+/* Whether the peer of socket fd hung up (or half-closed: a client that
+ * shuts its sending side after the request counts as gone). */
+static bool s_hung_up(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Writes SSE text to the pipe. A closed response (EPIPE) or a client that
+ * left S_PIPE_BYTES unread (EAGAIN) marks the client gone. Returns 0 or -1. */
+static int s_emit(s_gen_t *g, const char *p, size_t n)
+{
+    while (n) {
+        const ssize_t w = write(g->fd_write, p, n);
+        if (w > 0) {
+            p += w, n -= (size_t) w;
+            g->wrote = true;
+        } else if (!(w < 0 && errno == EINTR)) {
+            atomic_store(&g->gone, true);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* One SSE event holding a chunk of text (or the final finish_reason). */
-static void s_sse(s_gen_t *g, const char *text, size_t len, const char *finish)
+static int s_sse(s_gen_t *g, const char *text, size_t len, const char *finish)
 {
     json_t *choice = g->chat
                          ? json_pack("{s:i, s:{s:s%}, s:o}", "index", 0, "delta", "content", text ? text : "", len,
@@ -233,34 +372,58 @@ static void s_sse(s_gen_t *g, const char *text, size_t len, const char *finish)
                           "model", g->h->model_id, "choices", choice);
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (body) {
-        dprintf(g->fd_write, "data: %s\n\n", body);
-        free(body);
+    if (!body)
+        return 0; /* out of memory: the chunk is lost, the stream goes on */
+    const size_t n = strlen(body);
+    char *ev = malloc(n + 9);
+    int rc = 0;
+    if (ev) {
+        memcpy(ev, "data: ", 6);
+        memcpy(ev + 6, body, n);
+        memcpy(ev + 6 + n, "\n\n", 3);
+        rc = s_emit(g, ev, n + 8);
     }
+    free(ev);
+    free(body);
+    return rc;
 }
 
-static void s_on_token_text(const char *text, size_t len, uint32_t token_id, void *user)
+static int s_on_token_text(const char *text, size_t len, uint32_t token_id, void *user)
 {
     (void) token_id;
     s_gen_t *g = user;
+    g->n_chunks++;
     if (g->stream) {
-        if (len)
-            s_sse(g, text, len, NULL);
+        if (len && s_sse(g, text, len, NULL) != 0)
+            return 1;
     } else {
         s_append(g, text, len);
     }
+    return atomic_load(&g->gone);
 }
 
-static int s_run(s_gen_t *g)
+/* The client library's stop callback: the client left, or the server stops. */
+static int s_gen_stop(void *user)
 {
-    sw_client_t *cl = sw_client_new(g->h->rpc, g->err, sizeof g->err);
-    int rc = cl ? sw_client_generate(cl, &g->req, s_on_token_text, g, &g->sum, g->h->cfg.timeout_ms, g->err,
-                                     sizeof g->err)
-                : -1;
-    sw_client_destroy(&cl);
+    s_gen_t *g = user;
+    if (atomic_load(&g->h->stopping) || atomic_load(&g->gone))
+        return 1;
+    if (!g->stream && s_hung_up(g->conn_fd)) { /* streaming: MHD's thread watches the socket */
+        atomic_store(&g->gone, true);
+        return 1;
+    }
+    return 0;
+}
+
+/* Ends the bookkeeping of a generation that was admitted: the concurrency
+ * slots, the tokens charged to the client, the counters. */
+static void s_gen_end(s_gen_t *g, int rc, uint32_t used)
+{
     sw_http_t *h = g->h;
-    s_charge(h, g->ip, g->sum.completion_tokens);
+    const bool left = rc != 0 && atomic_load(&g->gone) && !atomic_load(&h->stopping);
     pthread_mutex_lock(&h->mu);
+    sw_fairuse_end(h->fair, &g->addr, S_METER_GEN, used, s_now());
+    h->active--;
     if (rc == 0) {
         h->completions++;
         h->tokens += g->sum.completion_tokens;
@@ -272,50 +435,147 @@ static int s_run(s_gen_t *g)
         h->ttft_sum += ttft;
         if (g->sum.decode_tokens_per_s > 0)
             h->last_tps = g->sum.decode_tokens_per_s;
+    } else if (left) {
+        h->abandoned++;
     } else {
         h->failed++;
     }
     pthread_mutex_unlock(&h->mu);
+    if (left)
+        sw_log(SW_LOG_INFO, "http: client %s left; its generation was cancelled after %u tokens", g->ip, used);
+}
+
+static int s_run(s_gen_t *g)
+{
+    sw_http_t *h = g->h;
+    int code = SW_CLIENT_LOCAL;
+    sw_client_t *cl = sw_client_new(h->rpc, g->err, sizeof g->err);
+    int rc = -1;
+    if (cl) {
+        sw_client_set_stop(cl, s_gen_stop, g, S_STOP_CHECK_MS);
+        rc = sw_client_generate(cl, &g->req, s_on_token_text, g, &g->sum, h->cfg.timeout_ms, &code, g->err,
+                                sizeof g->err);
+    }
+    sw_client_destroy(&cl);
+    g->code = rc == 0 ? 0 : code;
+    pthread_mutex_lock(&h->mu);
+    h->calls[S_CALL_GENERATE]++;
+    pthread_mutex_unlock(&h->mu);
+    s_gen_end(g, rc, rc == 0 ? g->sum.completion_tokens : g->n_chunks);
     return rc;
 }
 
+/* The producer of a streaming response: runs the generation, writes SSE
+ * events to the pipe, closes it. An error before any text is left to the
+ * request's thread (which sends it with its status); after text, it is an
+ * SSE error event naming the code. */
 static void *s_stream_thread(void *arg)
 {
     s_gen_t *g = arg;
-    g->rc = s_run(g);
-    if (g->rc == 0)
-        s_sse(g, NULL, 0, s_finish_reason(&g->sum));
-    else
-        dprintf(g->fd_write, "data: {\"error\":{\"message\":\"%s\",\"type\":\"server_error\"}}\n\n",
-                strstr(g->err, "NO_ROUTE") ? "no route: some layers have no live stage" : "generation failed");
-    dprintf(g->fd_write, "data: [DONE]\n\n");
+    if (s_run(g) == 0) {
+        if (s_sse(g, NULL, 0, s_finish_reason(&g->sum)) == 0)
+            s_emit(g, "data: [DONE]\n\n", 14);
+    } else if (g->wrote && !atomic_load(&g->gone)) {
+        char name[32];
+        s_code_name(g->code, name);
+        const size_t i = s_status_of(g->code);
+        char *e = s_error_text(i == (size_t) -1 ? "server_error" : s_statuses[i].type, g->err, name);
+        if (e && s_emit(g, "data: ", 6) == 0 && s_emit(g, e, strlen(e)) == 0 && s_emit(g, "\n\n", 2) == 0)
+            s_emit(g, "data: [DONE]\n\n", 14);
+        free(e);
+    }
     close(g->fd_write);
     g->fd_write = -1;
-    pthread_mutex_lock(&g->h->mu);
-    g->h->active--;
-    pthread_mutex_unlock(&g->h->mu);
     return NULL;
 }
 
+/* MHD's reader of a streaming response (in the connection's thread): the
+ * next SSE text; an SSE comment after keepalive_ms without any, which keeps
+ * MHD's idle time-out (counted from the last byte sent) from cutting a
+ * stream that pauses (a failover, a long prefill); the end when the producer
+ * closed the pipe; an error when the client hung up. */
 static ssize_t s_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void) pos;
     s_gen_t *g = cls;
-    ssize_t n = read(g->fd_read, buf, max);
-    if (n == 0)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+    struct pollfd p[2] = {{.fd = g->fd_read, .events = POLLIN}, {.fd = g->conn_fd, .events = POLLRDHUP}};
+    for (;;) {
+        const int n = poll(p, 2, g->h->keepalive_ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (n == 0) {
+            static const char ka[] = ": keep-alive\n\n";
+            const size_t k = sizeof ka - 1 < max ? sizeof ka - 1 : max;
+            memcpy(buf, ka, k);
+            return (ssize_t) k;
+        }
+        if (p[0].revents) {
+            const ssize_t r = read(g->fd_read, buf, max);
+            if (r > 0)
+                return r;
+            if (r == 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (p[1].revents) {
+            atomic_store(&g->gone, true);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
 }
 
+/* MHD is done with a streaming response (sent, or the client left). */
 static void s_stream_free(void *cls)
 {
     s_gen_t *g = cls;
-    close(g->fd_read); /* a vanished client: the producer's writes fail, it finishes, we join */
+    atomic_store(&g->gone, true);
+    close(g->fd_read); /* the producer's next write fails; its stop check ends the generation */
+    g->fd_read = -1;
     if (g->thread_started)
         pthread_join(g->thread, NULL);
-    if (g->fd_write >= 0)
-        close(g->fd_write);
     s_gen_free(g);
+}
+
+/* Waits in the request's thread for the stream's first text or its end,
+ * before any header is sent. Returns 1 when text is there, 0 when the
+ * producer ended without writing (an error to answer with its status), -1
+ * when the client left (the producer has then ended too). */
+static int s_wait_first(s_gen_t *g)
+{
+    struct pollfd p[2] = {{.fd = g->fd_read, .events = POLLIN}, {.fd = g->conn_fd, .events = POLLRDHUP}};
+    for (;;) {
+        const int n = poll(p, 2, -1);
+        if (n < 0 && errno != EINTR) { /* cannot watch: stop the generation, wait for the producer */
+            atomic_store(&g->gone, true);
+            p[1].fd = -1;
+            char drain[4096];
+            for (;;) { /* blocking reads until the producer closes the pipe */
+                const ssize_t r = read(g->fd_read, drain, sizeof drain);
+                if (r == 0 || (r < 0 && errno != EINTR))
+                    return -1;
+            }
+        }
+        if (n <= 0)
+            continue;
+        if (p[0].revents & POLLIN) {
+            if (!atomic_load(&g->gone))
+                return 1;
+            char drain[4096]; /* gone: empty the pipe until the producer closes it */
+            if (read(g->fd_read, drain, sizeof drain) == 0)
+                return -1;
+            continue;
+        }
+        if (p[0].revents)
+            return atomic_load(&g->gone) ? -1 : 0;
+        if (p[1].revents) {
+            atomic_store(&g->gone, true); /* the producer stops within S_STOP_CHECK_MS */
+            p[1].fd = -1;
+        }
+    }
 }
 
 /* Parses the request fields shared by both endpoints. Returns NULL with a
@@ -329,7 +589,7 @@ static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why, ch
     }
     g->h = h;
     g->chat = chat;
-    g->fd_read = g->fd_write = -1;
+    g->fd_read = g->fd_write = g->conn_fd = -1;
     if (chat) {
         json_t *msgs = json_object_get(j, "messages");
         if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
@@ -452,6 +712,51 @@ static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why, ch
         }
         g->req.top_p = (float) json_number_value(v);
     }
+    /* beyond OpenAI's fields, with vLLM's names: min_p, top_k, repetition_penalty, ignore_eos */
+    g->req.min_p = 0;
+    if ((v = json_object_get(j, "min_p")) && !json_is_null(v)) {
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
+            *why = "'min_p' must be a number from 0 to 1";
+            goto bad;
+        }
+        g->req.min_p = (float) json_number_value(v);
+    }
+    g->req.top_k = 0;
+    if ((v = json_object_get(j, "top_k")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < -1 || json_integer_value(v) > S_MAX_TOP_K) {
+            *why = "'top_k' must be an integer from 0 to 1048576 (0 or -1: off)";
+            goto bad;
+        }
+        g->req.top_k = json_integer_value(v) < 0 ? 0 : (int32_t) json_integer_value(v);
+    }
+    g->req.repeat_penalty = 1.0f;
+    if ((v = json_object_get(j, "repetition_penalty")) && !json_is_null(v)) {
+        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 10) {
+            *why = "'repetition_penalty' must be a number in (0, 10] (1: off)";
+            goto bad;
+        }
+        g->req.repeat_penalty = (float) json_number_value(v);
+    }
+    static const char *const unsupported[] = {"frequency_penalty", "presence_penalty"};
+    for (size_t i = 0; i < 2; i++)
+        if ((v = json_object_get(j, unsupported[i])) && !json_is_null(v)) {
+            if (!json_is_number(v) || json_number_value(v) < -2 || json_number_value(v) > 2) {
+                snprintf(g->err, sizeof g->err, "'%s' must be a number from -2 to 2", unsupported[i]);
+                goto bad_keep_why;
+            }
+            if (json_number_value(v) != 0) {
+                snprintf(g->err, sizeof g->err, "'%s' other than 0 is not supported; use 'repetition_penalty'",
+                         unsupported[i]);
+                goto bad_keep_why;
+            }
+        }
+    if ((v = json_object_get(j, "ignore_eos")) && !json_is_null(v)) {
+        if (!json_is_boolean(v)) {
+            *why = "'ignore_eos' must be a boolean";
+            goto bad;
+        }
+        g->req.ignore_eos = json_is_true(v);
+    }
     if ((v = json_object_get(j, "seed")) && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 0) {
             *why = "'seed' must be a non-negative integer";
@@ -460,19 +765,21 @@ static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why, ch
         g->req.seed = (uint64_t) json_integer_value(v);
     }
     if ((v = json_object_get(j, "stop")) && !json_is_null(v)) {
-        if (json_is_string(v)) {
-            g->stops[0] = strdup(json_string_value(v));
-            g->req.n_stop = 1;
-        } else if (json_is_array(v) && json_array_size(v) <= 4) {
-            for (size_t i = 0; i < json_array_size(v); i++) {
-                if (!json_is_string(json_array_get(v, i)) || strlen(json_string_value(json_array_get(v, i))) > 256) {
-                    *why = "'stop' must be a string or up to 4 strings";
-                    goto bad;
-                }
-                g->stops[g->req.n_stop++] = strdup(json_string_value(json_array_get(v, i)));
+        /* one string or up to 4, each at most S_MAX_STOP_BYTES: every form checked the same way */
+        const bool one = json_is_string(v);
+        const size_t n = one ? 1 : json_is_array(v) ? json_array_size(v) : 5;
+        for (size_t i = 0; i < n && n <= 4; i++) {
+            json_t *s = one ? v : json_array_get(v, i);
+            if (!json_is_string(s) || json_string_length(s) > S_MAX_STOP_BYTES)
+                break;
+            if (!(g->stops[g->req.n_stop] = strdup(json_string_value(s)))) {
+                *why = "out of memory";
+                goto bad;
             }
-        } else {
-            *why = "'stop' must be a string or up to 4 strings";
+            g->req.n_stop++;
+        }
+        if ((size_t) g->req.n_stop != n) {
+            *why = "'stop' must be a string or an array of up to 4 strings, each at most 256 bytes";
             goto bad;
         }
         g->req.stop = (const char *const *) g->stops;
@@ -489,9 +796,6 @@ static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why, ch
         }
         g->stream = json_is_true(v);
     }
-    g->req.top_k = 0;
-    g->req.min_p = 0;
-    g->req.repeat_penalty = 1.0f;
     g->created = (long) time(NULL);
     snprintf(g->id, sizeof g->id, "%s-%llx", chat ? "chatcmpl" : "cmpl", (unsigned long long) sw_now_ns());
     return g;
@@ -503,6 +807,48 @@ bad_keep_why: /* the reason is in g->err: copy it out before g goes */
     *why = why_buf;
     s_gen_free(g);
     return NULL;
+}
+
+/* A streaming response: starts the producer, waits for its first text (or
+ * its early error, answered with the error's own status), then hands the
+ * pipe to MHD. */
+static enum MHD_Result s_generate_stream(struct MHD_Connection *c, s_gen_t *g)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        s_gen_end(g, -1, 0);
+        s_gen_free(g);
+        return s_error(c, 500, "server_error", "cannot stream", NULL);
+    }
+    g->fd_read = fds[0];
+    g->fd_write = fds[1];
+    fcntl(g->fd_write, F_SETFL, O_NONBLOCK);
+    fcntl(g->fd_write, F_SETPIPE_SZ, S_PIPE_BYTES); /* best effort: the default is 64 KiB */
+    if (pthread_create(&g->thread, NULL, s_stream_thread, g) != 0) {
+        s_gen_end(g, -1, 0);
+        s_gen_free(g);
+        return s_error(c, 500, "server_error", "cannot stream", NULL);
+    }
+    g->thread_started = true;
+    const int first = s_wait_first(g);
+    if (first > 0) {
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, s_stream_read, g,
+                                                                   s_stream_free);
+        if (!r) {
+            s_stream_free(g);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        enum MHD_Result rc = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r); /* MHD keeps it until the stream ends, then calls s_stream_free */
+        return rc;
+    }
+    pthread_join(g->thread, NULL);
+    g->thread_started = false;
+    enum MHD_Result res = first < 0 ? MHD_NO : s_call_error(c, g->code, g->err);
+    s_gen_free(g);
+    return res;
 }
 
 static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const s_req_t *rq, bool chat)
@@ -520,51 +866,34 @@ static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const 
     if (!g)
         return s_error(c, 400, "invalid_request_error", why, NULL);
     snprintf(g->ip, sizeof g->ip, "%s", rq->ip);
+    g->addr = rq->addr;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    g->conn_fd = ci ? ci->connect_fd : -1;
     pthread_mutex_lock(&h->mu);
-    bool full = h->active >= h->cfg.max_concurrent;
-    if (!full)
+    const bool full = h->active >= h->cfg.max_concurrent;
+    const sw_fairuse_result_t fr =
+        full ? SW_FAIRUSE_OK : sw_fairuse_take(h->fair, &g->addr, NULL, NULL, h->cfg.max_concurrent_per_addr, s_now(), NULL);
+    if (!full && fr == SW_FAIRUSE_OK)
         h->active++;
-    pthread_mutex_unlock(&h->mu);
-    if (full) {
-        pthread_mutex_lock(&h->mu);
+    else if (full || fr != SW_FAIRUSE_BUSY)
         h->busy_rejected++;
-        pthread_mutex_unlock(&h->mu);
+    else
+        h->rate_limited++;
+    pthread_mutex_unlock(&h->mu);
+    if (full || fr != SW_FAIRUSE_OK) {
         s_gen_free(g);
+        if (fr == SW_FAIRUSE_BUSY)
+            return s_error(c, 429, "rate_limit_exceeded", "too many generations in progress from this address", "1");
         return s_error(c, 503, "server_busy", "too many concurrent requests; try again shortly", "1");
     }
-    if (g->stream) {
-        int fds[2];
-        if (pipe(fds) != 0) {
-            pthread_mutex_lock(&h->mu);
-            h->active--;
-            pthread_mutex_unlock(&h->mu);
-            s_gen_free(g);
-            return s_error(c, 500, "server_error", "cannot stream", NULL);
-        }
-        g->fd_read = fds[0];
-        g->fd_write = fds[1];
-        g->thread_started = pthread_create(&g->thread, NULL, s_stream_thread, g) == 0;
-        if (!g->thread_started) {
-            close(g->fd_write);
-            g->fd_write = -1;
-        }
-        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, s_stream_read, g,
-                                                                   s_stream_free);
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
-        MHD_add_response_header(r, "Cache-Control", "no-cache");
-        enum MHD_Result rc = MHD_queue_response(c, 200, r);
-        MHD_destroy_response(r);
-        return rc;
-    }
-    int rc = s_run(g);
-    pthread_mutex_lock(&h->mu);
-    h->active--;
-    pthread_mutex_unlock(&h->mu);
+    if (g->stream)
+        return s_generate_stream(c, g);
+    const int rc = s_run(g);
     enum MHD_Result res;
-    if (rc != 0) {
-        unsigned status = strstr(g->err, "NO_ROUTE") ? 503 : strstr(g->err, "BAD_REQUEST") ? 400
-                          : strstr(g->err, "no answer") ? 504 : 500;
-        res = s_error(c, status, status == 400 ? "invalid_request_error" : "server_error", g->err, NULL);
+    if (rc != 0 && atomic_load(&g->gone)) {
+        res = MHD_NO; /* the client left: nobody to answer */
+    } else if (rc != 0) {
+        res = s_call_error(c, g->code, g->err);
     } else {
         json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", 0, "message", "role", "assistant",
                                           "content", g->text ? g->text : "", g->len, "finish_reason",
@@ -583,19 +912,31 @@ static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const 
     return res;
 }
 
+/* A gateway call's stop callback: the server stops. */
+static int s_server_stop(void *user) { return atomic_load(&((sw_http_t *) user)->stopping); }
+
 static enum MHD_Result s_models(sw_http_t *h, struct MHD_Connection *c)
 {
     char err[512], id[129] = "", gaps[256] = "";
     bool servable = false;
+    int code = SW_CLIENT_LOCAL;
     sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
-    int rc = cl ? sw_client_list_models(cl, id, sizeof id, &servable, gaps, sizeof gaps, 5000, err, sizeof err) : -1;
+    if (cl)
+        sw_client_set_stop(cl, s_server_stop, h, S_STOP_CHECK_MS);
+    int rc = cl ? sw_client_list_models(cl, id, sizeof id, &servable, gaps, sizeof gaps, 5000, &code, err, sizeof err)
+                : -1;
     sw_client_destroy(&cl);
+    pthread_mutex_lock(&h->mu);
+    h->calls[S_CALL_MODELS]++;
+    pthread_mutex_unlock(&h->mu);
     if (rc != 0)
-        return s_error(c, 503, "server_error", "the gateway did not answer", NULL);
+        return s_call_error(c, code, err);
     json_t *m = json_pack("{s:s, s:s, s:i, s:s, s:b, s:s}", "id", id, "object", "model", "created", 0, "owned_by",
                           "swisd", "servable", servable, "missing_layers", gaps);
     return s_json(c, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", m));
 }
+
+/* ---- the swarm: /api/swarm and /metrics ------------------------------------------------ */
 
 /* Appends printf-style text to a growing buffer. */
 static void s_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -659,57 +1000,6 @@ static void s_metrics_swarm(const sw_client_swarm_t *w, void *user)
     s_printf(m->buf, m->len, m->cap, "swisd_layers_uncovered %u\n", missing);
 }
 
-/* GET /metrics: Prometheus text exposition format, version 0.0.4. */
-static enum MHD_Result s_metrics(sw_http_t *h, struct MHD_Connection *c)
-{
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    pthread_mutex_lock(&h->mu);
-    s_printf(&buf, &len, &cap,
-             "# HELP swisd_http_requests_total HTTP requests received.\n# TYPE swisd_http_requests_total counter\n"
-             "swisd_http_requests_total %llu\n"
-             "# HELP swisd_rate_limited_total Requests answered 429.\n# TYPE swisd_rate_limited_total counter\n"
-             "swisd_rate_limited_total %llu\n"
-             "# HELP swisd_busy_rejected_total Requests answered 503 for the concurrency cap.\n"
-             "# TYPE swisd_busy_rejected_total counter\nswisd_busy_rejected_total %llu\n"
-             "# HELP swisd_generations_failed_total Generations that ended in an error.\n"
-             "# TYPE swisd_generations_failed_total counter\nswisd_generations_failed_total %llu\n"
-             "# HELP swisd_tokens_generated_total Completion tokens generated.\n"
-             "# TYPE swisd_tokens_generated_total counter\nswisd_tokens_generated_total %llu\n"
-             "# HELP swisd_decode_tokens_per_second Decode speed of the last finished generation.\n"
-             "# TYPE swisd_decode_tokens_per_second gauge\nswisd_decode_tokens_per_second %.3f\n"
-             "# HELP swisd_active_generations Generations in progress over HTTP.\n"
-             "# TYPE swisd_active_generations gauge\nswisd_active_generations %d\n"
-             "# HELP swisd_time_to_first_token_seconds Time to first token.\n"
-             "# TYPE swisd_time_to_first_token_seconds histogram\n",
-             (unsigned long long) h->requests, (unsigned long long) h->rate_limited,
-             (unsigned long long) h->busy_rejected, (unsigned long long) h->failed, (unsigned long long) h->tokens,
-             h->last_tps, h->active);
-    uint64_t cum = 0;
-    for (size_t b = 0; b <= S_TTFT_N; b++) {
-        cum += h->ttft_bucket[b];
-        if (b < S_TTFT_N)
-            s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_bucket{le=\"%g\"} %llu\n", s_ttft_le[b],
-                     (unsigned long long) cum);
-        else
-            s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_bucket{le=\"+Inf\"} %llu\n",
-                     (unsigned long long) cum);
-    }
-    s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_sum %.6f\nswisd_time_to_first_token_seconds_count %llu\n",
-             h->ttft_sum, (unsigned long long) cum);
-    pthread_mutex_unlock(&h->mu);
-    /* the swarm as the gateway sees it */
-    s_metrics_ctx_t m = {.buf = &buf, .len = &len, .cap = &cap};
-    char err[256];
-    sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
-    if (cl)
-        sw_client_swarm(cl, s_metrics_swarm, &m, 3000, err, sizeof err);
-    sw_client_destroy(&cl);
-    return s_send(c, 200, "text/plain; version=0.0.4", buf ? buf : strdup(""), NULL);
-}
-
-/* ---- the dashboard's JSON ------------------------------------------------------------ */
-
 static void s_swarm_json(const sw_client_swarm_t *w, void *user)
 {
     json_t *o = user, *stages = json_array(), *sessions = json_array(), *gaps = json_array();
@@ -755,32 +1045,159 @@ static void s_swarm_json(const sw_client_swarm_t *w, void *user)
     json_object_set_new(o, "sessions", sessions);
 }
 
-/* GET /api/swarm: the swarm part is asked of the gateway at most every
- * 500 ms (shared by every viewer); counters and history are current. */
+typedef struct {
+    json_t *json;
+    s_metrics_ctx_t metrics;
+} s_snap_ctx_t;
+
+static void s_snap_fill(const sw_client_swarm_t *w, void *user)
+{
+    s_snap_ctx_t *x = user;
+    s_swarm_json(w, x->json);
+    s_metrics_swarm(w, &x->metrics);
+}
+
+/* Copies of the swarm snapshot: the swarm part of /api/swarm (json, JSON
+ * text) and of /metrics (metrics, Prometheus text); either may be NULL. The
+ * gateway is asked at most every S_SNAPSHOT_S, by one thread at a time while
+ * the others wait for its answer, so any number of viewers costs the gateway
+ * at most 1 / S_SNAPSHOT_S calls per second (a failure is kept as long).
+ * Returns 0, or -1 with *code and err. Caller frees the copies. */
+static int s_snapshot(sw_http_t *h, char **json, char **metrics, int *code, char *err, size_t errlen)
+{
+    if (json)
+        *json = NULL;
+    if (metrics)
+        *metrics = NULL;
+    pthread_mutex_lock(&h->mu);
+    while (h->snap_busy)
+        pthread_cond_wait(&h->snap_cv, &h->mu);
+    double now = s_now();
+    const bool fresh = h->snap_at > 0 && now - h->snap_at < S_SNAPSHOT_S;
+    const bool failed_now = h->snap_failed_at > h->snap_at && now - h->snap_failed_at < S_SNAPSHOT_S;
+    if (!fresh && !failed_now) {
+        h->snap_busy = true;
+        pthread_mutex_unlock(&h->mu);
+        char *m_buf = NULL;
+        size_t m_len = 0, m_cap = 0;
+        s_snap_ctx_t x = {.json = json_object(), .metrics = {.buf = &m_buf, .len = &m_len, .cap = &m_cap}};
+        int rc_code = SW_CLIENT_LOCAL;
+        char why[256] = "out of memory";
+        sw_client_t *cl = x.json ? sw_client_new(h->rpc, why, sizeof why) : NULL;
+        if (cl)
+            sw_client_set_stop(cl, s_server_stop, h, S_STOP_CHECK_MS);
+        const int rc = cl ? sw_client_swarm(cl, s_snap_fill, &x, 3000, &rc_code, why, sizeof why) : -1;
+        sw_client_destroy(&cl);
+        char *text = rc == 0 ? json_dumps(x.json, JSON_COMPACT) : NULL;
+        json_decref(x.json);
+        pthread_mutex_lock(&h->mu);
+        h->calls[S_CALL_SWARM]++;
+        now = s_now();
+        if (text) {
+            free(h->snap_json);
+            free(h->snap_metrics);
+            h->snap_json = text;
+            h->snap_metrics = m_buf ? m_buf : strdup("");
+            h->snap_at = now;
+        } else {
+            free(m_buf);
+            h->snap_failed_at = now;
+            h->snap_code = rc == 0 ? SW_CLIENT_LOCAL : rc_code;
+            snprintf(err, errlen, "%s", why);
+        }
+        h->snap_busy = false;
+        pthread_cond_broadcast(&h->snap_cv);
+    }
+    int rc = -1;
+    if (h->snap_at > 0 && h->snap_at >= h->snap_failed_at) {
+        if (json)
+            *json = strdup(h->snap_json);
+        if (metrics)
+            *metrics = strdup(h->snap_metrics);
+        rc = 0;
+    } else {
+        *code = h->snap_code;
+        if (!fresh && failed_now)
+            snprintf(err, errlen, "the gateway did not answer");
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+/* GET /metrics: Prometheus text exposition format, version 0.0.4. */
+static enum MHD_Result s_metrics(sw_http_t *h, struct MHD_Connection *c)
+{
+    char *swarm = NULL, err[256];
+    int code = 0;
+    s_snapshot(h, NULL, &swarm, &code, err, sizeof err); /* without the gateway: the HTTP part alone */
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    pthread_mutex_lock(&h->mu);
+    s_printf(&buf, &len, &cap,
+             "# HELP swisd_http_requests_total HTTP requests received.\n# TYPE swisd_http_requests_total counter\n"
+             "swisd_http_requests_total %llu\n"
+             "# HELP swisd_rate_limited_total Requests answered 429.\n# TYPE swisd_rate_limited_total counter\n"
+             "swisd_rate_limited_total %llu\n"
+             "# HELP swisd_busy_rejected_total Requests answered 503 for the concurrency cap or a full table of "
+             "client addresses.\n"
+             "# TYPE swisd_busy_rejected_total counter\nswisd_busy_rejected_total %llu\n"
+             "# HELP swisd_generations_failed_total Generations that ended in an error.\n"
+             "# TYPE swisd_generations_failed_total counter\nswisd_generations_failed_total %llu\n"
+             "# HELP swisd_generations_abandoned_total Generations cancelled because their client left.\n"
+             "# TYPE swisd_generations_abandoned_total counter\nswisd_generations_abandoned_total %llu\n"
+             "# HELP swisd_http_bad_framing_total Requests refused for ambiguous framing (duplicate "
+             "Content-Length, ...).\n"
+             "# TYPE swisd_http_bad_framing_total counter\nswisd_http_bad_framing_total %llu\n"
+             "# HELP swisd_tokens_generated_total Completion tokens generated.\n"
+             "# TYPE swisd_tokens_generated_total counter\nswisd_tokens_generated_total %llu\n"
+             "# HELP swisd_decode_tokens_per_second Decode speed of the last finished generation.\n"
+             "# TYPE swisd_decode_tokens_per_second gauge\nswisd_decode_tokens_per_second %.3f\n"
+             "# HELP swisd_active_generations Generations in progress over HTTP.\n"
+             "# TYPE swisd_active_generations gauge\nswisd_active_generations %d\n"
+             "# HELP swisd_http_clients_tracked Client addresses in the fair-use table.\n"
+             "# TYPE swisd_http_clients_tracked gauge\nswisd_http_clients_tracked %zu\n"
+             "# HELP swisd_http_gateway_calls_total Calls of the gateway's RPC made by the HTTP API.\n"
+             "# TYPE swisd_http_gateway_calls_total counter\n",
+             (unsigned long long) h->requests, (unsigned long long) h->rate_limited,
+             (unsigned long long) h->busy_rejected, (unsigned long long) h->failed,
+             (unsigned long long) h->abandoned, (unsigned long long) h->bad_framing,
+             (unsigned long long) h->tokens, h->last_tps, h->active, sw_fairuse_size(h->fair));
+    for (int k = 0; k < S_N_CALLS; k++)
+        s_printf(&buf, &len, &cap, "swisd_http_gateway_calls_total{call=\"%s\"} %llu\n", s_call_names[k],
+                 (unsigned long long) h->calls[k]);
+    s_printf(&buf, &len, &cap, "# HELP swisd_time_to_first_token_seconds Time to first token.\n"
+                               "# TYPE swisd_time_to_first_token_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t b = 0; b <= S_TTFT_N; b++) {
+        cum += h->ttft_bucket[b];
+        if (b < S_TTFT_N)
+            s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_bucket{le=\"%g\"} %llu\n", s_ttft_le[b],
+                     (unsigned long long) cum);
+        else
+            s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_bucket{le=\"+Inf\"} %llu\n",
+                     (unsigned long long) cum);
+    }
+    s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_sum %.6f\nswisd_time_to_first_token_seconds_count %llu\n",
+             h->ttft_sum, (unsigned long long) cum);
+    pthread_mutex_unlock(&h->mu);
+    if (swarm)
+        s_printf(&buf, &len, &cap, "%s", swarm);
+    free(swarm);
+    return s_send(c, 200, "text/plain; version=0.0.4", buf ? buf : strdup(""), NULL);
+}
+
+/* GET /api/swarm: the swarm part from the shared snapshot; counters and the
+ * HTTP API's own numbers are current. */
 static enum MHD_Result s_swarm(sw_http_t *h, struct MHD_Connection *c)
 {
-    json_t *o = NULL;
-    pthread_mutex_lock(&h->mu);
-    if (h->swarm_json && s_now() - h->swarm_json_at < 0.5)
-        o = json_loads(h->swarm_json, 0, NULL);
-    pthread_mutex_unlock(&h->mu);
-    if (!o) {
-        char err[256];
-        o = json_object();
-        sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
-        const int rc = cl ? sw_client_swarm(cl, s_swarm_json, o, 3000, err, sizeof err) : -1;
-        sw_client_destroy(&cl);
-        if (rc != 0) {
-            json_decref(o);
-            return s_error(c, 503, "server_error", "the gateway did not answer", NULL);
-        }
-        char *text = json_dumps(o, JSON_COMPACT);
-        pthread_mutex_lock(&h->mu);
-        free(h->swarm_json);
-        h->swarm_json = text;
-        h->swarm_json_at = s_now();
-        pthread_mutex_unlock(&h->mu);
-    }
+    char *text = NULL, err[256] = "";
+    int code = 0;
+    if (s_snapshot(h, &text, NULL, &code, err, sizeof err) != 0)
+        return s_call_error(c, code, err[0] ? err : "the gateway did not answer");
+    json_t *o = json_loads(text, 0, NULL);
+    free(text);
+    if (!o)
+        return s_error(c, 500, "server_error", "cannot build the response", NULL);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     json_object_set_new(o, "time_ms", json_real(ts.tv_sec * 1e3 + ts.tv_nsec / 1e6));
@@ -791,10 +1208,11 @@ static enum MHD_Result s_swarm(sw_http_t *h, struct MHD_Connection *c)
     const json_int_t tokens = json_integer_value(json_object_get(tot, "tokens"));
     pthread_mutex_lock(&h->mu);
     json_object_set_new(o, "counters",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "requests", (json_int_t) h->requests,
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "requests", (json_int_t) h->requests,
                                   "completions", completions, "tokens", tokens, "failed", (json_int_t) h->failed,
                                   "rate_limited", (json_int_t) h->rate_limited, "busy_rejected",
-                                  (json_int_t) h->busy_rejected, "active_generations", (json_int_t) h->active));
+                                  (json_int_t) h->busy_rejected, "active_generations", (json_int_t) h->active,
+                                  "abandoned", (json_int_t) h->abandoned));
     pthread_mutex_unlock(&h->mu);
     json_object_del(o, "gateway_totals");
     return s_json(c, 200, o);
@@ -879,11 +1297,29 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
     (void) version;
     sw_http_t *h = cls;
     s_req_t *rq = *con_cls;
-    if (!rq) {
+    if (!rq) { /* the headers are in, the body is not */
         if (!(rq = calloc(1, sizeof *rq)))
             return MHD_NO;
         *con_cls = rq;
-        return MHD_YES;
+        s_client_addr(c, rq->ip, &rq->addr);
+        const char *bad = s_framing_error(c);
+        if (!bad)
+            return MHD_YES;
+        pthread_mutex_lock(&h->mu);
+        h->bad_framing++;
+        pthread_mutex_unlock(&h->mu);
+        /* answered before the body: MHD reads no further request from this connection */
+        char *text = s_error_text("invalid_request_error", bad, NULL);
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(text);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        MHD_add_response_header(r, "Connection", "close");
+        enum MHD_Result res = MHD_queue_response(c, 400, r);
+        MHD_destroy_response(r);
+        return res;
     }
     if (*upload_size) {
         if (!rq->too_big && rq->len + *upload_size <= h->cfg.max_body) {
@@ -904,12 +1340,16 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
     h->requests++;
     pthread_mutex_unlock(&h->mu);
     const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    enum MHD_Result res;
     if (!strcmp(url, "/healthz"))
         return s_send(c, 200, "text/plain", strdup("ok\n"), NULL);
-    if (!strcmp(url, "/metrics"))
-        return s_metrics(h, c);
-    if (!strcmp(url, "/api/swarm"))
-        return get ? s_swarm(h, c) : s_error(c, 405, "invalid_request_error", "method not allowed", NULL);
+    if (!strcmp(url, "/metrics") || !strcmp(url, "/api/swarm")) {
+        if (!get)
+            return s_error(c, 405, "invalid_request_error", "method not allowed", NULL);
+        if (!s_admit(h, c, rq, S_KIND_READ, &res))
+            return res;
+        return url[1] == 'm' ? s_metrics(h, c) : s_swarm(h, c);
+    }
     const bool completions = !strcmp(url, "/v1/completions"), chat = !strcmp(url, "/v1/chat/completions");
     const bool models = !strcmp(url, "/v1/models");
     if (!completions && !chat && !models) {
@@ -919,16 +1359,8 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
     }
     if ((completions || chat) ? !post : !get)
         return s_error(c, 405, "invalid_request_error", "method not allowed", NULL);
-    s_client_ip(c, rq->ip);
-    int wait = s_rate(h, rq->ip, completions || chat);
-    if (wait > 0) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", wait);
-        pthread_mutex_lock(&h->mu);
-        h->rate_limited++;
-        pthread_mutex_unlock(&h->mu);
-        return s_error(c, 429, "rate_limit_exceeded", "too many requests or generated tokens from this address", ra);
-    }
+    if (!s_admit(h, c, rq, completions || chat ? S_KIND_GENERATE : S_KIND_REQUEST, &res))
+        return res;
     if (rq->too_big)
         return s_error(c, 413, "invalid_request_error", "the body is too large", NULL);
     if (models)
@@ -974,9 +1406,16 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
     if (h->cfg.max_body == 0) h->cfg.max_body = 1u << 20;
     if (h->cfg.max_tokens == 0) h->cfg.max_tokens = 2048;
     if (h->cfg.max_concurrent <= 0) h->cfg.max_concurrent = 16;
+    if (h->cfg.max_concurrent_per_addr <= 0) h->cfg.max_concurrent_per_addr = 4;
     if (h->cfg.rate_rps <= 0) h->cfg.rate_rps = 5;
+    if (h->cfg.read_rate <= 0) h->cfg.read_rate = 10;
     if (h->cfg.timeout_ms <= 0) h->cfg.timeout_ms = 60000;
     if (h->cfg.token_rate <= 0) h->cfg.token_rate = 50;
+    if (h->cfg.max_conn <= 0) h->cfg.max_conn = 256;
+    if (h->cfg.max_conn_per_addr <= 0) h->cfg.max_conn_per_addr = 16;
+    if (h->cfg.idle_timeout_s <= 0) h->cfg.idle_timeout_s = 15;
+    if (h->cfg.max_addrs == 0) h->cfg.max_addrs = 65536;
+    h->keepalive_ms = h->cfg.idle_timeout_s * 1000 / 3;
     if (cfg->web_dir && cfg->web_dir[0]) {
         struct stat sb;
         char index[1100];
@@ -989,14 +1428,33 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
         }
         snprintf(h->web_dir, sizeof h->web_dir, "%s", cfg->web_dir);
     }
+    /* fair use: requests (burst 2 s worth), generated tokens (burst 60 s worth and at least max_tokens), reads
+     * of /metrics and /api/swarm (burst 2 s worth) */
+    const double gen_burst = 60 * h->cfg.token_rate > h->cfg.max_tokens ? 60 * h->cfg.token_rate : h->cfg.max_tokens;
+    sw_fairuse_config_t fc = {.capacity = h->cfg.max_addrs, .n_meters = S_N_METERS};
+    fc.meters[S_METER_REQ] = (sw_fairuse_meter_t){h->cfg.rate_rps, 2 * h->cfg.rate_rps};
+    fc.meters[S_METER_GEN] = (sw_fairuse_meter_t){h->cfg.token_rate, gen_burst};
+    fc.meters[S_METER_READ] = (sw_fairuse_meter_t){h->cfg.read_rate, 2 * h->cfg.read_rate};
+    if (getrandom(&fc.seed, sizeof fc.seed, 0) != (ssize_t) sizeof fc.seed)
+        fc.seed = sw_now_ns() ^ ((uint64_t) getpid() << 32);
+    if (!(h->fair = sw_fairuse_new(&fc, err, errlen))) {
+        free(h);
+        return NULL;
+    }
+    atomic_init(&h->stopping, false);
     pthread_mutex_init(&h->mu, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a streaming client that vanishes must not kill the gateway */
+    pthread_cond_init(&h->snap_cv, NULL);
+    /* thread per connection: a handler may block (a generation, the first token of a stream); the idle
+     * time-out counts from a connection's last byte in either direction (libmicrohttpd's semantics) */
     h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
                             s_handler, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
                             MHD_OPTION_NOTIFY_COMPLETED, s_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned) 300, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 256, MHD_OPTION_END);
+                            (unsigned) h->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned) h->cfg.max_conn,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) h->cfg.max_conn_per_addr, MHD_OPTION_END);
     if (!h->d) {
         sw_err(err, errlen, "cannot serve HTTP on %s (address in use?)", cfg->addr);
+        sw_fairuse_destroy(&h->fair);
+        pthread_cond_destroy(&h->snap_cv);
         pthread_mutex_destroy(&h->mu);
         free(h);
         return NULL;
@@ -1010,10 +1468,17 @@ void sw_http_destroy(sw_http_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    MHD_stop_daemon((*self_p)->d);
-    pthread_mutex_destroy(&(*self_p)->mu);
-    free((*self_p)->swarm_json);
-    free(*self_p);
+    sw_http_t *h = *self_p;
+    /* every waiting gateway call ends within S_STOP_CHECK_MS (and cancels its generation); MHD shuts every
+     * connection's socket, which wakes the threads waiting on a client, then joins them */
+    atomic_store(&h->stopping, true);
+    MHD_stop_daemon(h->d);
+    sw_fairuse_destroy(&h->fair);
+    pthread_cond_destroy(&h->snap_cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h->snap_json);
+    free(h->snap_metrics);
+    free(h);
     *self_p = NULL;
 }
 

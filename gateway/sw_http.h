@@ -20,14 +20,32 @@
  *                                from web_dir, built from web/ by Vite)
  *  Errors use OpenAI's shape {"error": {"message", "type", "code"}} with the
  *  matching status: 400 bad JSON or fields, 404, 405, 413 body too large,
- *  429 rate limited (with Retry-After), 503 too many concurrent requests or
- *  no route, 504 time-out.
+ *  429 rate limited (with Retry-After), 503 too many concurrent requests.
+ *  A failed call of the gateway gets its status from the call's result code
+ *  (sw_client.h) through one table: BAD_REQUEST 400, OVERLOADED and NO_ROUTE
+ *  503 with Retry-After, UNREACHABLE 502, a time-out 504, INTERNAL 500; the
+ *  "code" field names it ("overloaded"). A stream sends no header before its
+ *  first text, so an early error keeps its status; an error after text is an
+ *  SSE event {"error": {..., "code"}} followed by "data: [DONE]".
  *
- *  Fair use, per client IP: a token bucket on requests (rate_rps, burst
- *  2 x rate) and one on generated tokens (token_rate per second, burst 60 s
- *  worth and at least max_tokens; a generation may overdraw it, and the
- *  address then waits until it is positive again); a cap on concurrent
- *  generations. Over a limit: 429 with Retry-After in seconds.
+ *  Fair use, per client address (gateway/sw_fairuse; every address has its
+ *  own buckets in a bounded table): a token bucket on requests (rate_rps,
+ *  burst 2 x rate); one on generated tokens (token_rate per second, burst
+ *  60 s worth and at least max_tokens; a generation may overdraw it, and the
+ *  address then waits until it is positive again); one on reads of /metrics
+ *  and /api/swarm (read_rate, burst 2 x rate); a cap on the address's
+ *  generations in progress, and one on all. Over a limit: 429 with
+ *  Retry-After in seconds. /metrics and /api/swarm share one snapshot of the
+ *  swarm, asked of the gateway at most every 0.5 s whatever the traffic.
+ *
+ *  Hostile clients: at most max_conn_per_addr connections per address (more
+ *  are closed at once) and max_conn in all; a connection idle for
+ *  idle_timeout_s (no byte either way) is closed, and a stream that pauses
+ *  gets an SSE comment line well before that; a request with two
+ *  Content-Length headers, or Content-Length and Transfer-Encoding, is
+ *  answered 400 and its connection closed (no request smuggling); a client
+ *  that disconnects (or stops reading a stream) cancels its generation in
+ *  the gateway within a step, which releases the stages' KV caches.
  *
  *  Thread safety: the server runs its own threads; new/destroy from one
  *  thread.
@@ -50,12 +68,22 @@ typedef struct {
     double token_rate;       /* generated tokens per second per client IP, <= 0: 50 */
     const char *web_dir;     /* folder of the built dashboard (index.html, assets/), NULL: none */
     int chat_format;         /* sw_chat_format_t of the model (sw_chat_detect of its template) */
+    int max_concurrent_per_addr; /* generations at once per client address, <= 0: 4 */
+    double read_rate;        /* requests of /metrics and /api/swarm per second per address, <= 0: 10 */
+    int max_conn;            /* connections at once, <= 0: 256 */
+    int max_conn_per_addr;   /* connections at once per client address, <= 0: 16 */
+    int idle_timeout_s;      /* seconds a connection may stay without a byte either way, <= 0: 15 */
+    size_t max_addrs;        /* client addresses the fair-use table tracks, 0: 65536 */
 } sw_http_config_t;
 
 typedef struct sw_http_t sw_http_t;
 
-/*  Starts serving. Returns NULL with a reason (bad address, port in use). */
+/*  Starts serving. Returns NULL with a reason (bad address, port in use).
+ *  The process must ignore SIGPIPE (a stream's pipe whose reader is gone). */
 sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen);
+/*  Stops: every generation in progress is cancelled in the gateway, every
+ *  connection closed; returns within about S_STOP_CHECK_MS (100 ms) plus the
+ *  time the connections' threads take to notice their closed sockets. */
 void sw_http_destroy(sw_http_t **self_p);
 /*  The port actually bound (for ":0"). */
 int sw_http_port(const sw_http_t *self);

@@ -1,5 +1,6 @@
 /*  swisd_gateway.c: the `swisd-gateway` process. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -37,6 +38,17 @@ static void s_usage(FILE *out)
             "                    the source tree when built; none: --web '')\n"
             "  --http-max-tokens N  largest max_tokens a request may ask for (default 2048)\n"
             "  --http-max-concurrent N  generations at once over HTTP (default 16; more get 503)\n"
+            "  --http-max-concurrent-per-addr N  generations at once per client address (default 4;\n"
+            "                    more get 429)\n"
+            "  --http-read-rate N  requests of /metrics and /api/swarm per second per client address\n"
+            "                    (burst 2N; default 10)\n"
+            "  --http-max-conn N connections at once (default 256)\n"
+            "  --http-max-conn-per-addr N  connections at once per client address (default 16; more\n"
+            "                    are closed at once)\n"
+            "  --http-idle-timeout S  seconds a connection may stay without a byte either way (default 15;\n"
+            "                    streams send a comment line when tokens pause)\n"
+            "  --http-max-addrs N  client addresses the fair-use table tracks (default 65536; when all\n"
+            "                    are in use, new addresses get 503)\n"
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
@@ -56,7 +68,9 @@ int main(int argc, char **argv)
     double http_rate = 0, token_rate = 0;
     const char *web_dir = SWISD_WEB_DIR;
     bool web_set = false;
-    int http_conc = 0;
+    int http_conc = 0, http_conc_addr = 0, http_max_conn = 0, http_conn_addr = 0, http_idle = 0;
+    double http_read_rate = 0;
+    size_t http_max_addrs = 0;
     uint32_t http_max_tokens = 0;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
@@ -69,6 +83,9 @@ int main(int argc, char **argv)
         {"http-rate", required_argument, 0, 'q'}, {"http-max-concurrent", required_argument, 0, 'C'},
         {"http-token-rate", required_argument, 0, 'k'}, {"web", required_argument, 0, 'w'},
         {"http-max-tokens", required_argument, 0, 'M'},
+        {"http-max-concurrent-per-addr", required_argument, 0, 'P'}, {"http-read-rate", required_argument, 0, 'Q'},
+        {"http-max-conn", required_argument, 0, 'N'}, {"http-max-conn-per-addr", required_argument, 0, 'A'},
+        {"http-idle-timeout", required_argument, 0, 'I'}, {"http-max-addrs", required_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -91,6 +108,12 @@ int main(int argc, char **argv)
         case 'C': http_conc = (int) s_int("--http-max-concurrent", optarg, 1, 10000); break;
         case 'k': token_rate = (double) s_int("--http-token-rate", optarg, 1, 10000000); break;
         case 'M': http_max_tokens = (uint32_t) s_int("--http-max-tokens", optarg, 1, 65536); break;
+        case 'P': http_conc_addr = (int) s_int("--http-max-concurrent-per-addr", optarg, 1, 10000); break;
+        case 'Q': http_read_rate = (double) s_int("--http-read-rate", optarg, 1, 100000); break;
+        case 'N': http_max_conn = (int) s_int("--http-max-conn", optarg, 1, 100000); break;
+        case 'A': http_conn_addr = (int) s_int("--http-max-conn-per-addr", optarg, 1, 100000); break;
+        case 'I': http_idle = (int) s_int("--http-idle-timeout", optarg, 1, 3600); break;
+        case 'X': http_max_addrs = (size_t) s_int("--http-max-addrs", optarg, 1, 1 << 24); break;
         case 'w': web_dir = optarg, web_set = true; break;
         case 'g': cfg.gamma_max = s_int("--gamma-max", optarg, 1, 16); break;
         case 'h': s_usage(stdout); return 0;
@@ -101,6 +124,9 @@ int main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
+    /* process set-up: a streaming HTTP client that vanishes leaves a pipe without reader, which must not
+     * kill the gateway (SIGINT and SIGTERM are czmq's: they end sw_gateway_run) */
+    signal(SIGPIPE, SIG_IGN);
     char err[512];
     sw_gateway_t *g = sw_gateway_new(&cfg, err, sizeof err);
     if (!g) {
@@ -116,8 +142,12 @@ int main(int argc, char **argv)
         if (!web_set && access(index, R_OK) != 0)
             web_dir = NULL;
         sw_http_config_t hc = {.addr = http, .rpc = sw_gateway_rpc_endpoint(g), .model_id = sw_gateway_model_id(g),
-                               .rate_rps = http_rate, .max_concurrent = http_conc, .token_rate = token_rate, .max_tokens = http_max_tokens,
-                               .web_dir = web_dir, .chat_format = sw_gateway_chat_format(g)};
+                               .rate_rps = http_rate, .max_concurrent = http_conc, .token_rate = token_rate,
+                               .max_tokens = http_max_tokens, .web_dir = web_dir,
+                               .chat_format = sw_gateway_chat_format(g), .max_concurrent_per_addr = http_conc_addr,
+                               .read_rate = http_read_rate, .max_conn = http_max_conn,
+                               .max_conn_per_addr = http_conn_addr, .idle_timeout_s = http_idle,
+                               .max_addrs = http_max_addrs};
         if (!(web = sw_http_new(&hc, err, sizeof err))) {
             fprintf(stderr, "swisd-gateway: %s\n", err);
             sw_gateway_destroy(&g);
