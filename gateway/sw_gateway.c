@@ -24,7 +24,9 @@
 #define S_DIRECTORY_MS 1000     /* directory refresh period */
 #define S_MAX_STOPS 16
 #define S_GAMMA_LIMIT 16       /* most draft tokens per round */
-#define S_MAX_RECOVERIES 8     /* failovers one session may go through */
+#define S_MAX_RECOVERIES 8     /* failovers one session may go through ... */
+#define S_RECOVERY_SPAN_MS 15000 /* ... unless they began less than this ago (a broker failover takes seconds) */
+#define S_MAX_RECOVERIES_HARD 64 /* and never more than this */
 #define S_PREFILL_FLOOR_MS 3000 /* least deadline of a prefill step */
 #define S_MAX_AVOID 8          /* stages one session routes around after its steps timed out there */
 #define S_OVERLOAD_WAIT_MS 250 /* first wait after an "overloaded" answer; doubles, at most 2 s */
@@ -65,6 +67,7 @@ typedef struct s_session {
     /* failover */
     int64_t prefill_to;            /* tokens to (re)send before sampling: the prompt, or the history on replay */
     int recoveries;                /* failovers so far */
+    uint64_t first_recovery_ns;    /* when the first one happened */
     double step_ms_ema;            /* decode step time, for the step deadline */
     uint64_t not_before_ns;        /* do not plan before (after an overload answer, or a stage left) */
     int overloads;                 /* "overloaded" answers in a row (the wait doubles) */
@@ -257,6 +260,8 @@ static void s_session_free(s_session_t *s)
     free(s);
 }
 
+static void s_release(sw_gateway_t *g, s_session_t *s);
+
 void sw_gateway_destroy(sw_gateway_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -265,6 +270,8 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
     while (g->sessions) {
         s_session_t *s = g->sessions;
         g->sessions = s->next;
+        if (g->bc)
+            s_release(g, s); /* the stages free its KV caches now, not at their idle expiry */
         s_session_free(s);
     }
     if (g->dir)
@@ -1214,7 +1221,12 @@ static void s_reset_route(sw_gateway_t *g, s_session_t *s)
  * replayed positions give the same states. */
 static void s_recover(sw_gateway_t *g, s_session_t *s, const char *culprit, bool suspect_route, const char *why)
 {
-    if (s->recoveries >= S_MAX_RECOVERIES) {
+    const uint64_t t_now = sw_now_ns();
+    if (s->recoveries == 0)
+        s->first_recovery_ns = t_now;
+    if ((s->recoveries >= S_MAX_RECOVERIES &&
+         t_now - s->first_recovery_ns >= (uint64_t) S_RECOVERY_SPAN_MS * 1000000ull) ||
+        s->recoveries >= S_MAX_RECOVERIES_HARD) {
         char text[SW_WIRE_MAX_TEXT];
         snprintf(text, sizeof text, "gave up after %d failovers; last: %s", s->recoveries, why);
         return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, "%s", text);

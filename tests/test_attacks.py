@@ -72,7 +72,7 @@ def body(h):
     _, ep = start_broker(h, bins, "broker")
     s0, id0 = start_stage(h, bins, "stage0", ep, "0-1")
     s1, id1 = start_stage(h, bins, "stage1", ep, "2-4")
-    gw, rpc, port = start_gateway(h, bins, "gateway", ep, http=True)
+    gw, rpc, port = start_gateway(h, bins, "gateway", ep, "--http-read-rate", "1000", http=True)
     h.check(wait_until(lambda: servable(rpc), 20, 0.2), "the swarm never became servable")
 
     # 1. a client that never reads its replies
@@ -95,7 +95,7 @@ def body(h):
         long=generate(bins, rpc, PROMPTS[0], 200, 120)))
     long_run.start()
     tags = []
-    wait_until(lambda: tags.extend(s["session_id"] for s in swarm_json(port)["sessions"]) or tags, 5, 0.05)
+    wait_until(lambda: tags.extend(s["session_id"] for s in swarm_json(port)["sessions"]) or tags, 5, 0.1)
     forger = subprocess.Popen([attacker, "forge-errors", ep, gw_id, "100", id0, id1] + tags[:4],
                               stdout=subprocess.PIPE, text=True)
     runs = gen_many(rpc, PROMPTS)

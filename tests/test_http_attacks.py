@@ -282,6 +282,8 @@ def abandoned(h, port, gw, max_tokens=480):
     out = {}
     for mode in ("stream", "non-stream"):
         before = len(re.findall(r"its generation was cancelled", gw.output()))
+        # /api/swarm shows keyed tags, not session ids (they are capabilities): the log is matched by counts
+        cancelled_before = len(re.findall(r"failed: CANCELLED", gw.output()))
         if mode == "stream":
             st = Streamer(port, max_tokens, ignore_eos=True)
             h.check(st.first.wait(30), "abandoned stream: no first chunk")
@@ -308,7 +310,7 @@ def abandoned(h, port, gw, max_tokens=480):
         log = gw.output()
         m = re.findall(r"its generation was cancelled after (\d+) tokens", log)
         n = int(m[-1]) if len(m) > before else None
-        done_line = re.search(rf"session {sid[:8]} done \((\w+)\): \d+ prompt \+ (\d+) generated", log)
+        done_line = re.search(rf"session \w+ done \((\w+)\): \d+ prompt \+ ({max_tokens}) generated", log)
         out[mode] = (elapsed, n, done_line.groups() if done_line else None, seen.get(sid))
         print(f"abandoned {mode}: session {sid[:8]} gone after {elapsed:.1f} s; cancelled after {n} tokens; "
               f"last seen with {seen.get(sid)} tokens; finished line: {done_line and done_line.group(0)}",
@@ -316,8 +318,8 @@ def abandoned(h, port, gw, max_tokens=480):
         h.check(ok, f"abandoned {mode}: session {sid[:8]} still in the gateway 15 s after its client left")
         h.check(n is not None and n < max_tokens // 2 and not done_line,
                 f"abandoned {mode}: generation not cancelled early: {n} tokens, {done_line and done_line.group(0)}")
-        h.check(re.search(rf"session {sid[:8]} failed: CANCELLED", log),
-                f"abandoned {mode}: the gateway did not log a CANCELLED session {sid[:8]}")
+        h.check(len(re.findall(r"failed: CANCELLED", log)) > cancelled_before,
+                f"abandoned {mode}: the gateway did not log a CANCELLED session (tag {sid[:8]})")
         kv = wait_until(lambda: (swarm(port) or {}).get("stages") and
                         all(x["load"]["active_sessions"] == 0 for x in swarm(port)["stages"]), 15, 0.3)
         h.check(kv, f"abandoned {mode}: a stage still holds a session's KV cache")
