@@ -457,6 +457,31 @@ static void s_finish(sw_gateway_t *g, s_session_t *s, const char *reason)
 
 static void s_overloaded(sw_gateway_t *g, s_session_t *s, const char *why);
 
+/* Sends a ForwardRequest to route[0] under `session_id` with request id
+ * `request_id`: tokens [pos, pos + n_tok) as `act`, the reply encoded as
+ * `reply_codec`, back to this gateway. Returns sw_broker_client_send's
+ * result (-1: the queue to the broker is full). */
+static int s_send_forward(sw_gateway_t *g, char *session_id, uint64_t request_id, Swisd__V1__Hop **route,
+                          size_t n_route, uint32_t pos, uint32_t n_tok, Swisd__V1__Activation *act,
+                          Swisd__V1__CodecConfig *reply_codec)
+{
+    Swisd__V1__ForwardRequest fr = SWISD__V1__FORWARD_REQUEST__INIT;
+    fr.session_id = session_id;
+    fr.request_id = request_id;
+    fr.origin = (char *) sw_gateway_id(g);
+    fr.route = route;
+    fr.n_route = n_route;
+    fr.pos = pos;
+    fr.n_tok = n_tok;
+    fr.activation = act;
+    fr.deadline_ms = (uint32_t) g->cfg.timeout_ms;
+    fr.reply_codec = reply_codec;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
+    b.forward_request = &fr;
+    return sw_broker_client_send(g->bc, route[0]->node_id, &b);
+}
+
 /* Sends tokens [from, from + n) of the history through the chain. Returns 0,
  * -1 when the step cannot be made (embedding, codec), or -2 when the queue
  * to the broker is full. */
@@ -498,21 +523,9 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
         hops[i].codec = &hop_codec[i];
         route[i] = &hops[i];
     }
-    Swisd__V1__ForwardRequest fr = SWISD__V1__FORWARD_REQUEST__INIT;
-    fr.session_id = s->id;
-    fr.request_id = s->req_id = s_rand(g) | 1; /* unguessable: an error must echo it to count */
-    fr.origin = (char *) sw_gateway_id(g);
-    fr.route = route;
-    fr.n_route = (size_t) s->n_hops;
-    fr.pos = (uint32_t) from;
-    fr.n_tok = (uint32_t) n;
-    fr.activation = &act;
-    fr.deadline_ms = (uint32_t) g->cfg.timeout_ms;
-    fr.reply_codec = &codec;
-    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-    b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
-    b.forward_request = &fr;
-    if (sw_broker_client_send(g->bc, s->hop_id[0], &b) != 0)
+    s->req_id = s_rand(g) | 1; /* unguessable: an error must echo it to count */
+    if (s_send_forward(g, s->id, s->req_id, route, (size_t) s->n_hops, (uint32_t) from, (uint32_t) n, &act,
+                       &codec) != 0)
         return -2;
     s->state = S_WAIT_REPLY;
     s->t_step = sw_now_ns();
@@ -813,20 +826,8 @@ static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st)
     hop.node_id = st->node_id;
     hop.layers = &lr;
     hop.codec = &f32;
-    Swisd__V1__ForwardRequest fr = SWISD__V1__FORWARD_REQUEST__INIT;
-    fr.session_id = pr.probe_id;
-    fr.request_id = s_rand(g) | 1;
-    fr.origin = (char *) sw_gateway_id(g);
-    fr.route = route;
-    fr.n_route = 1;
-    fr.n_tok = 1;
-    fr.activation = &act;
-    fr.deadline_ms = (uint32_t) g->cfg.timeout_ms;
-    fr.reply_codec = &f32;
-    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-    b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
-    b.forward_request = &fr;
-    sw_broker_client_send(g->bc, st->node_id, &b); /* a lost probe is sent again after the retry interval */
+    /* a lost probe is sent again after the retry interval */
+    s_send_forward(g, pr.probe_id, s_rand(g) | 1, route, 1, 0, 1, &act, &f32);
 }
 
 /* Starts every session that waits for a route (a stage may have become usable). */
