@@ -100,7 +100,6 @@ struct sw_gateway_t {
     uint64_t next_dir_ns;
     s_session_t *sessions;
     int n_sessions;
-    uint64_t next_req;
     float *hidden, *logits;        /* hidden (S_PREFILL_CHUNK rows); logits (S_GAMMA_LIMIT + 1 rows) */
     sw_model_t *draft;             /* speculative decoding; NULL when off */
     float *p, *work;               /* target probabilities (S_GAMMA_LIMIT + 1 rows), scratch row */

@@ -29,9 +29,22 @@ typedef struct {
     double ms_per_layer;              /* measured round trip per layer, ms (EMA) */
 } s_entry_t;
 
+#define S_BUCKETS 2048 /* hash index over e[] by id: the planner asks about every stage on every plan */
+
 struct sw_health_t {
     s_entry_t e[SW_HEALTH_MAX];
+    int head[S_BUCKETS];         /* 1 + index of the first entry of each bucket, 0: none */
+    int next[SW_HEALTH_MAX];     /* 1 + index of the next entry in the same bucket, 0: none */
 };
+
+/* FNV-1a of the id, reduced to a bucket. */
+static unsigned s_bucket(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *) id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % S_BUCKETS;
+}
 
 sw_health_t *sw_health_new(void) { return calloc(1, sizeof(sw_health_t)); }
 
@@ -47,9 +60,9 @@ static s_entry_t *s_find(const sw_health_t *self, const char *id)
 {
     if (!id || !id[0])
         return NULL;
-    for (int i = 0; i < SW_HEALTH_MAX; i++)
-        if (self->e[i].id[0] && !strcmp(self->e[i].id, id))
-            return (s_entry_t *) &self->e[i];
+    for (int k = self->head[s_bucket(id)]; k; k = self->next[k - 1])
+        if (!strcmp(self->e[k - 1].id, id))
+            return (s_entry_t *) &self->e[k - 1];
     return NULL;
 }
 
@@ -63,8 +76,18 @@ static s_entry_t *s_get(sw_health_t *self, const char *id, uint64_t now)
         for (int i = 0; i < SW_HEALTH_MAX && x->id[0]; i++)
             if (!self->e[i].id[0] || self->e[i].seen_ns < x->seen_ns)
                 x = &self->e[i];
+        const int slot = (int) (x - self->e);
+        if (x->id[0]) /* reused: unlink it from its bucket */
+            for (int *k = &self->head[s_bucket(x->id)]; *k; k = &self->next[*k - 1])
+                if (*k == slot + 1) {
+                    *k = self->next[slot];
+                    break;
+                }
         memset(x, 0, sizeof *x);
         snprintf(x->id, sizeof x->id, "%s", id);
+        const unsigned b = s_bucket(x->id);
+        self->next[slot] = self->head[b];
+        self->head[b] = slot + 1;
     }
     if (x->decay_ns < x->strike_ns)
         x->decay_ns = x->strike_ns;

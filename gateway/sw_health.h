@@ -18,7 +18,10 @@
  *
  *  Pure state: no sockets, no clock (every call takes now_ns, a monotonic
  *  time in ns). Bounded: at most SW_HEALTH_MAX stages; the entry seen least
- *  recently is reused. Thread safety: one thread.
+ *  recently is reused. Look-ups by stage id go through a hash index (the
+ *  planner asks about every stage of the directory on every plan); probe
+ *  answers, which are rare, are matched by a scan. Thread safety: one
+ *  thread.
  */
 #ifndef SW_HEALTH_H
 #define SW_HEALTH_H

@@ -108,9 +108,42 @@ int main(void)
     char id[32];
     for (int i = 0; i < 3000; i++) {
         snprintf(id, sizeof id, "n%04d", i);
-        sw_health_suspect(h, id, t + 20 * SEC + (uint64_t) i);
+        sw_health_strike(h, id, t + 20 * SEC + (uint64_t) i);
     }
     CHECK(!strcmp(sw_health_why_not(h, "n2999", t + 21 * SEC), "unprobed"));
+    /* the newest SW_HEALTH_MAX are found through the hash index after 2,000 reuses, the older are gone */
+    int found = 0, gone = 0;
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof id, "n%04d", i);
+        if (i >= 3000 - SW_HEALTH_MAX)
+            found += sw_health_strikes(h, id) == 1;
+        else
+            gone += sw_health_strikes(h, id) == 0;
+    }
+    CHECK_MSG(found == SW_HEALTH_MAX && gone == 3000 - SW_HEALTH_MAX, "found %d, gone %d", found, gone);
+    /* reuse in the middle of buckets: keep the even ids fresh, let 512 new ids take the odd ones' slots */
+    sw_health_t *h2 = sw_health_new();
+    for (int i = 0; i < SW_HEALTH_MAX; i++) {
+        snprintf(id, sizeof id, "m%04d", i);
+        sw_health_strike(h2, id, t + (uint64_t) i);
+    }
+    for (int i = 0; i < SW_HEALTH_MAX; i += 2) {
+        snprintf(id, sizeof id, "m%04d", i);
+        sw_health_strike(h2, id, t + SEC + (uint64_t) i); /* seen again (within the window: no new strike) */
+    }
+    for (int i = 0; i < SW_HEALTH_MAX / 2; i++) {
+        snprintf(id, sizeof id, "x%04d", i);
+        sw_health_strike(h2, id, t + 2 * SEC + (uint64_t) i);
+    }
+    found = gone = 0;
+    for (int i = 0; i < SW_HEALTH_MAX; i++) {
+        snprintf(id, sizeof id, "m%04d", i);
+        found += i % 2 == 0 && sw_health_strikes(h2, id) == 1;
+        gone += i % 2 == 1 && sw_health_strikes(h2, id) == 0;
+    }
+    CHECK_MSG(found == SW_HEALTH_MAX / 2 && gone == SW_HEALTH_MAX / 2, "kept %d of %d, dropped %d", found,
+              SW_HEALTH_MAX / 2, gone);
+    sw_health_destroy(&h2);
     CHECK(sw_health_strikes(h, "B") == 0); /* forgotten (reused), not corrupted */
     /* empty ids are ignored */
     CHECK(sw_health_strike(h, "", t) == 0 && !sw_health_probe_due(h, "", t, 1, &p2));
