@@ -226,6 +226,22 @@ bool sw_broker_client_registered(const sw_broker_client_t *self)
     return self->registered;
 }
 
+bool sw_broker_client_wait_registered(sw_broker_client_t *self, int timeout_ms)
+{
+    zpoller_t *p = zpoller_new(self->sock, NULL);
+    const int64_t end = zclock_mono() + timeout_ms;
+    while (p && !self->registered && zclock_mono() < end && !zsys_interrupted) {
+        if (zpoller_wait(p, 50)) {
+            sw_wire_msg_t m;
+            if (sw_broker_client_recv(self, &m) == 1)
+                sw_wire_msg_free(&m);
+        }
+        sw_broker_client_tick(self);
+    }
+    zpoller_destroy(&p);
+    return self->registered;
+}
+
 double sw_broker_client_rtt_ms(const sw_broker_client_t *self)
 {
     return self->rtt_ms;

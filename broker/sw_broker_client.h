@@ -101,6 +101,13 @@ void sw_broker_client_set_layers(sw_broker_client_t *self, uint32_t begin, uint3
  *  application. */
 int sw_broker_client_recv(sw_broker_client_t *self, sw_wire_msg_t *msg);
 
+/*  Blocks until the broker acknowledged this node (or timeout_ms passed),
+ *  handling registration traffic and discarding any application message that
+ *  arrives meanwhile. For tools and tests that only need to be registered
+ *  before they act; daemons poll the socket in their own loop instead.
+ *  Returns true when registered. */
+bool sw_broker_client_wait_registered(sw_broker_client_t *self, int timeout_ms);
+
 /*  Sends Hello / Heartbeat when due. */
 void sw_broker_client_tick(sw_broker_client_t *self);
 /*  Milliseconds until the next tick is needed (for the poller's timeout). */

@@ -42,16 +42,7 @@ static sw_broker_client_t *s_join(const char *broker, sw_broker_client_config_t 
         fprintf(stderr, "attacker: %s\n", err);
         return NULL;
     }
-    zpoller_t *p = zpoller_new(sw_broker_client_sock(bc), NULL);
-    for (int i = 0; i < 100 && !sw_broker_client_registered(bc); i++) {
-        if (zpoller_wait(p, 50)) {
-            sw_wire_msg_t m;
-            if (sw_broker_client_recv(bc, &m) == 1)
-                sw_wire_msg_free(&m);
-        }
-        sw_broker_client_tick(bc);
-    }
-    zpoller_destroy(&p);
+    sw_broker_client_wait_registered(bc, 5000);
     return bc;
 }
 

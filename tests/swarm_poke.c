@@ -94,16 +94,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "swarm_poke: %s\n", err);
             return 1;
         }
-        zpoller_t *p = zpoller_new(sw_broker_client_sock(bc), NULL);
-        for (int i = 0; i < 50 && !sw_broker_client_registered(bc); i++) {
-            if (zpoller_wait(p, 100)) {
-                sw_wire_msg_t m;
-                if (sw_broker_client_recv(bc, &m) == 1)
-                    sw_wire_msg_free(&m);
-            }
-            sw_broker_client_tick(bc);
-        }
-        zpoller_destroy(&p);
+        sw_broker_client_wait_registered(bc, 5000);
         zframe_t *junk = zframe_new("\x52\xff\xff\xff\xff\xff", 6);
         sw_broker_client_relay(bc, NULL, argv[3], 0, &junk);
         zframe_destroy(&junk);
