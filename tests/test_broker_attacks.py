@@ -47,14 +47,13 @@ import sys
 import time
 
 import test_broker as tb
+from harness import model_path  # noqa: E402
 from test_broker import (Proc, broker, check, fb, fv, header, ids, msg_pred, peer, poll_dir, query,
                          body_forward_reply)
 
 STAGE = sys.argv[3] if len(sys.argv) > 3 else os.path.join(tb.BUILD, "stage", "swisd-stage")
 GATEWAY = sys.argv[4] if len(sys.argv) > 4 else os.path.join(tb.BUILD, "gateway", "swisd-gateway")
-MODEL = os.path.join(os.environ.get("SWISD_SHARED_MODELS", os.path.join(os.path.dirname(tb.__file__), "..", "..",
-                                                                       "shared", "models")),
-                     "stories260K", "stories260K.f32.gguf")
+MODEL = model_path()  # the repository's stories260K (models/), so a bare clone runs this test too
 HB, EXP = tb.HB, tb.EXP
 
 
