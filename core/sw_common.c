@@ -1,9 +1,12 @@
 /*  sw_common.c: error text, logging, clock and aligned allocation. */
 #include "sw_common.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int sw_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -32,16 +35,63 @@ static int s_log_threshold(void)
     return threshold;
 }
 
+/* The process's identity in log lines (sw_log_set_role, sw_log_set_node):
+ * process-wide by nature, written rarely, read on every line under s_id_lock. */
+static pthread_mutex_t s_id_lock = PTHREAD_MUTEX_INITIALIZER;
+static char s_role[16] = "-";
+static char s_node[17] = "-";
+
+static void s_set_field(char *field, size_t cap, const char *value, size_t keep)
+{
+    pthread_mutex_lock(&s_id_lock);
+    if (!value || !*value) {
+        snprintf(field, cap, "-");
+    } else {
+        size_t n = strlen(value);
+        if (n > keep)
+            n = keep;
+        if (n > cap - 1)
+            n = cap - 1;
+        for (size_t i = 0; i < n; i++) /* one field: no spaces or control characters */
+            field[i] = (value[i] > ' ' && value[i] != 0x7f) ? value[i] : '_';
+        field[n] = '\0';
+    }
+    pthread_mutex_unlock(&s_id_lock);
+}
+
+void sw_log_set_role(const char *role)
+{
+    s_set_field(s_role, sizeof s_role, role, sizeof s_role - 1);
+}
+
+void sw_log_set_node(const char *node_id)
+{
+    const size_t len = node_id ? strlen(node_id) : 0;
+    s_set_field(s_node, sizeof s_node, node_id, len <= 16 ? 16 : 8);
+}
+
 static void s_log_v(sw_log_level_t level, uint64_t suppressed, const char *fmt, va_list ap)
 {
-    static const char *names[] = {"error", "warn", "info", "debug"};
+    static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
     char line[1024];
     vsnprintf(line, sizeof line, fmt, ap);
+    struct timespec ts;
+    struct tm tm;
+    char stamp[32] = "-";
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &tm)) {
+        size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+    }
+    char role[sizeof s_role], node[sizeof s_node];
+    pthread_mutex_lock(&s_id_lock);
+    memcpy(role, s_role, sizeof role);
+    memcpy(node, s_node, sizeof node);
+    pthread_mutex_unlock(&s_id_lock);
+    char tail[48] = "";
     if (suppressed)
-        fprintf(stderr, "[swisd %s] %s (%llu similar suppressed)\n", names[level], line,
-                (unsigned long long) suppressed);
-    else
-        fprintf(stderr, "[swisd %s] %s\n", names[level], line);
+        snprintf(tail, sizeof tail, " (%llu similar suppressed)", (unsigned long long) suppressed);
+    fprintf(stderr, "%s %s[%ld] %s %s %s: %s%s\n", stamp, program_invocation_short_name, (long) getpid(), role, node,
+            names[level], line, tail);
 }
 
 void sw_log(sw_log_level_t level, const char *fmt, ...)

@@ -27,13 +27,40 @@ int sw_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*  Log levels for sw_log; messages at or above the process-wide threshold go
- *  to stderr with a level tag. The threshold is read once from the environment
- *  variable SWISD_LOG (error|warn|info|debug), default info. */
+ *  to stderr. The threshold is read once from the environment variable
+ *  SWISD_LOG (error|warn|info|debug), default info. */
 typedef enum { SW_LOG_ERROR = 0, SW_LOG_WARN = 1, SW_LOG_INFO = 2, SW_LOG_DEBUG = 3 } sw_log_level_t;
 
-/*  Prints one log line to stderr: "[swisd LEVEL] message". Thread-safe (one
- *  fprintf call per line). */
+/*  Prints one log line to stderr, with a prefix that names the writer:
+ *
+ *    TIME PROGRAM[PID] ROLE NODE LEVEL: message
+ *    2026-11-26T16:05:01.123Z swisd-stage[12345] stage 3f9a1c2e INFO: message
+ *
+ *  TIME     wall clock, UTC, ISO 8601 with milliseconds and a Z
+ *  PROGRAM  program_invocation_short_name (swisd-broker, swisd-stage, ...)
+ *  PID      the process id
+ *  ROLE     what the process is (sw_log_set_role: broker, stage, gateway); "-"
+ *           until set
+ *  NODE     the node id (sw_log_set_node), shortened: ids of at most 16
+ *           characters in full, longer ones (the random 32-hex default) as
+ *           their first 8; "-" until set
+ *  LEVEL    ERROR, WARN, INFO or DEBUG
+ *
+ *  Six space-separated fields, then the message exactly as formatted (tests
+ *  and operators search it by substring). Messages longer than ~1 KiB are cut.
+ *  Thread-safe (one fprintf call per line). */
 void sw_log(sw_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*  Sets the ROLE field of every later log line of this process: a short word
+ *  without spaces ("broker", "stage", "gateway"), copied (at most 15
+ *  characters kept); NULL or "" resets it to "-". Called once by a daemon's
+ *  main (sw_daemon_setup). Thread-safe. */
+void sw_log_set_role(const char *role);
+
+/*  Sets the NODE field of every later log line of this process from a node
+ *  id (copied and shortened as described at sw_log); NULL or "" resets it to
+ *  "-". Called by a daemon's main once its node id is known. Thread-safe. */
+void sw_log_set_node(const char *node_id);
 
 /*  Rate limit for one kind of log line (a "key": one call site, or one
  *  message that can repeat per received frame). A line logged through a gate
