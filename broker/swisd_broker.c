@@ -1,23 +1,13 @@
 /*  swisd_broker.c: the `swisd-broker` process (a thin main over sw_broker). */
-#include <czmq.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-
-#include "cli_util.h"
-#include <string.h>
 
 #include "sw_broker.h"
 #include "sw_common.h"
+#include "sw_daemon.h"
+#include "sw_opt.h"
 
-static volatile int s_stop = 0;
-
-static void s_on_signal(int sig)
-{
-    (void) sig;
-    s_stop = 1;
-}
+static volatile int s_stop = 0; /* set by SIGINT or SIGTERM (sw_daemon_setup) */
 
 static void s_usage(FILE *out)
 {
@@ -38,17 +28,12 @@ static void s_usage(FILE *out)
             "Exits cleanly with status 0 on SIGINT or SIGTERM.\n");
 }
 
-/* An integer option in [lo, hi]; exits with status 2 on a bad value. */
-static long s_int(const char *opt, const char *v, long lo, long hi)
-{
-    int64_t x;
-    if (cli_parse_i64(opt, v, lo, hi, &x) != 0)
-        exit(2);
-    return (long) x;
-}
-
 int main(int argc, char **argv)
 {
+    if (sw_daemon_setup("broker", &s_stop) != 0) {
+        perror("swisd-broker: signal set-up");
+        return 1;
+    }
     sw_broker_config_t cfg = {0};
     static const struct option opts[] = {
         {"bind", required_argument, 0, 'b'},         {"parent", required_argument, 0, 'p'},
@@ -57,21 +42,24 @@ int main(int argc, char **argv)
         {"max-nodes", required_argument, 0, 'M'},    {"hwm", required_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
-    int c;
+    int c, bad = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'b': cfg.bind = optarg; break;
         case 'p': cfg.parent = optarg; break;
         case 'r': cfg.region = optarg; break;
         case 'i': cfg.id = optarg; break;
-        case 'H': cfg.heartbeat_ms = s_int("--heartbeat-ms", optarg, 10, 600000); break;
-        case 'E': cfg.expiry_ms = s_int("--expiry-ms", optarg, 20, 3600000); break;
-        case 'M': cfg.max_nodes = s_int("--max-nodes", optarg, 1, 1000000); break;
-        case 'W': cfg.hwm = s_int("--hwm", optarg, 1, 10000000); break;
+        case 'H': bad |= sw_opt_int("--heartbeat-ms", optarg, 10, 600000, &cfg.heartbeat_ms); break;
+        case 'E': bad |= sw_opt_int("--expiry-ms", optarg, 20, 3600000, &cfg.expiry_ms); break;
+        case 'M': bad |= sw_opt_int("--max-nodes", optarg, 1, 1000000, &cfg.max_nodes); break;
+        case 'W': bad |= sw_opt_int("--hwm", optarg, 1, 10000000, &cfg.hwm); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
     }
+    if (bad)
+        return 2;
+    sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */
     if (!cfg.bind || optind != argc) {
         s_usage(stderr);
         return 2;
@@ -80,22 +68,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "swisd-broker: --expiry-ms must be longer than --heartbeat-ms\n");
         return 2;
     }
-    /* our own handlers: czmq's would print and set zsys_interrupted */
-    zsys_handler_set(NULL);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     char err[512];
     sw_broker_t *b = sw_broker_new(&cfg, err, sizeof err);
     if (!b) {
         fprintf(stderr, "swisd-broker: %s\n", err);
         return 1;
     }
+    sw_log_set_node(sw_broker_id(b));
     printf("swisd-broker: listening on %s\n", sw_broker_endpoint(b));
     printf("swisd-broker: id %s region %s\n", sw_broker_id(b), cfg.region ? cfg.region : "default");
     fflush(stdout);

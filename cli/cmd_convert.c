@@ -23,8 +23,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli_util.h"
 #include "sw_common.h"
+#include "sw_dtype.h"
+#include "sw_gguf.h"
 #include "sw_llama2c.h"
 #include "swisd_cli.h"
 

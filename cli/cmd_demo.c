@@ -22,10 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli_util.h"
 #include "sw_common.h"
 #include "sw_gguf.h"
 #include "sw_model.h"
+#include "sw_opt.h"
 #include "sw_proc.h"
 #include "sw_wire.h"
 #include "swisd_cli.h"
@@ -173,14 +173,14 @@ int swisd_cmd_demo(int argc, char **argv)
         switch (c) {
         case 'm': model = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'n': if (cli_parse_i64("-n", optarg, 1, 65536, &n)) return 2; break;
+        case 'n': if (sw_opt_i64("-n", optarg, 1, 65536, &n)) return 2; break;
         case 'T': temp = optarg; break;
         case 'S': seed = optarg; break;
-        case 't': if (cli_parse_i64("--threads", optarg, 1, 256, &threads)) return 2; break;
+        case 't': if (sw_opt_i64("--threads", optarg, 1, 256, &threads)) return 2; break;
         case 'L': log_dir_opt = optarg; break;
         case 'r': draft = optarg; break;
         case 'H': http = optarg; break;
-        case 'D': if (cli_parse_f32("--link-delay", optarg, 0.0f, 10000.0f, &link_delay)) return 2; break;
+        case 'D': if (sw_opt_f32("--link-delay", optarg, 0.0f, 10000.0f, &link_delay)) return 2; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }

@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
 #include "sw_common.h"
+#include "sw_dtype.h"
+#include "sw_gguf.h"
+#include "sw_opt.h"
+#include "sw_quant.h"
 #include "swisd_cli.h"
 
 static void s_usage(FILE *out)
@@ -33,7 +36,7 @@ int swisd_cmd_draft(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': if (cli_parse_i64("--layers", optarg, 1, 100000, &keep)) return 2; break;
+        case 'l': if (sw_opt_i64("--layers", optarg, 1, 100000, &keep)) return 2; break;
         case 't': type_name = optarg; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
@@ -69,7 +72,7 @@ int swisd_cmd_draft(int argc, char **argv)
         keep = n_layer;
     if (!(w = sw_gguf_writer_new()) || sw_gguf_writer_copy_kv(w, in, "") != 0 ||
         sw_gguf_writer_set_u32(w, key, (uint32_t) keep) != 0 ||
-        (type_name && sw_gguf_writer_set_u32(w, "general.file_type", cli_file_type_for(target)) != 0))
+        (type_name && sw_gguf_writer_set_u32(w, "general.file_type", sw_quant_file_type(target)) != 0))
         goto done;
     for (int64_t i = 0; i < sw_gguf_n_tensors(in); i++) {
         const sw_gguf_tensor_t *t = sw_gguf_tensor(in, i);
@@ -77,7 +80,7 @@ int swisd_cmd_draft(int argc, char **argv)
         if (sscanf(t->name, "blk.%d.", &blk) == 1 && blk >= keep)
             continue;
         const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
-        const sw_dtype_t type = type_name ? cli_quant_type_for(t->n_dims, t->ne[0], target) : t->type;
+        const sw_dtype_t type = type_name ? sw_quant_type_for(t->n_dims, t->ne[0], target) : t->type;
         if (type == t->type) {
             if (sw_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data) != 0)
                 goto done;
@@ -92,7 +95,7 @@ int swisd_cmd_draft(int argc, char **argv)
         const size_t rb = sw_dtype_row_size(t->type, t->ne[0]);
         for (int64_t r = 0; r < rows; r++)
             sw_dequantize_row(t->type, (const uint8_t *) t->data + (size_t) r * rb, f32 + r * t->ne[0], t->ne[0]);
-        if (cli_quantize_rows(type, f32, q, t->ne[0], rows) != 0 ||
+        if (sw_quant_rows(type, f32, q, t->ne[0], rows) != 0 ||
             sw_gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne, q) != 0)
             goto done;
     }

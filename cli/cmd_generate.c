@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli_util.h"
 #include "sw_client.h"
+#include "sw_opt.h"
 #include "swisd_cli.h"
 
 static void s_usage(FILE *out)
@@ -59,13 +59,13 @@ int swisd_cmd_generate(int argc, char **argv)
         switch (c) {
         case O_GW: gateway = optarg; break;
         case 'p': req.prompt = optarg; break;
-        case 'n': if (cli_parse_i64("-n", optarg, 1, 65536, &n)) return 2; break;
-        case O_TEMP: if (cli_parse_f32("--temp", optarg, 0.0f, 100.0f, &req.temperature)) return 2; break;
-        case O_TOPK: if (cli_parse_i64("--top-k", optarg, 0, 1 << 24, &iv)) return 2; req.top_k = (int32_t) iv; break;
-        case O_TOPP: if (cli_parse_f32("--top-p", optarg, 0.0f, 1.0f, &req.top_p)) return 2; break;
-        case O_MINP: if (cli_parse_f32("--min-p", optarg, 0.0f, 1.0f, &req.min_p)) return 2; break;
-        case O_REP: if (cli_parse_f32("--repeat-penalty", optarg, 0.01f, 100.0f, &req.repeat_penalty)) return 2; break;
-        case O_SEED: if (cli_parse_u64("--seed", optarg, &req.seed)) return 2; break;
+        case 'n': if (sw_opt_i64("-n", optarg, 1, 65536, &n)) return 2; break;
+        case O_TEMP: if (sw_opt_f32("--temp", optarg, 0.0f, 100.0f, &req.temperature)) return 2; break;
+        case O_TOPK: if (sw_opt_i64("--top-k", optarg, 0, 1 << 24, &iv)) return 2; req.top_k = (int32_t) iv; break;
+        case O_TOPP: if (sw_opt_f32("--top-p", optarg, 0.0f, 1.0f, &req.top_p)) return 2; break;
+        case O_MINP: if (sw_opt_f32("--min-p", optarg, 0.0f, 1.0f, &req.min_p)) return 2; break;
+        case O_REP: if (sw_opt_f32("--repeat-penalty", optarg, 0.01f, 100.0f, &req.repeat_penalty)) return 2; break;
+        case O_SEED: if (sw_opt_u64("--seed", optarg, &req.seed)) return 2; break;
         case O_STOP:
             if (n_stops == 16) {
                 fprintf(stderr, "swisd generate: at most 16 --stop strings\n");
@@ -74,7 +74,7 @@ int swisd_cmd_generate(int argc, char **argv)
             stops[n_stops++] = optarg;
             break;
         case O_IGN: req.ignore_eos = true; break;
-        case O_TO: if (cli_parse_i64("--timeout-ms", optarg, 1, 3600000, &timeout)) return 2; break;
+        case O_TO: if (sw_opt_i64("--timeout-ms", optarg, 1, 3600000, &timeout)) return 2; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
 #include "sw_common.h"
+#include "sw_dtype.h"
+#include "sw_gguf.h"
+#include "sw_quant.h"
 #include "swisd_cli.h"
 
 static void s_usage(FILE *out)
@@ -64,7 +66,7 @@ int swisd_cmd_quantize(int argc, char **argv)
     void *q = NULL;
     size_t bytes_in = 0, bytes_out = 0;
     if (!w || sw_gguf_writer_copy_kv(w, in, "") != 0 ||
-        sw_gguf_writer_set_u32(w, "general.file_type", cli_file_type_for(target)) != 0 ||
+        sw_gguf_writer_set_u32(w, "general.file_type", sw_quant_file_type(target)) != 0 ||
         (chat_template && sw_gguf_writer_set_str(w, "tokenizer.chat_template", chat_template, strlen(chat_template)) != 0)) {
         fprintf(stderr, "swisd quantize: out of memory\n");
         goto done;
@@ -72,7 +74,7 @@ int swisd_cmd_quantize(int argc, char **argv)
     for (int64_t i = 0; i < sw_gguf_n_tensors(in); i++) {
         const sw_gguf_tensor_t *t = sw_gguf_tensor(in, i);
         const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
-        const sw_dtype_t type = cli_quant_type_for(t->n_dims, t->ne[0], target);
+        const sw_dtype_t type = sw_quant_type_for(t->n_dims, t->ne[0], target);
         const size_t out_bytes = sw_dtype_row_size(type, t->ne[0]) * (size_t) rows;
         free(f32);
         free(q);
@@ -88,7 +90,7 @@ int swisd_cmd_quantize(int argc, char **argv)
                 fprintf(stderr, "swisd quantize: tensor %s: cannot read type %s\n", t->name, sw_dtype_name(t->type));
                 goto done;
             }
-        if (cli_quantize_rows(type, f32, q, t->ne[0], rows) != 0 ||
+        if (sw_quant_rows(type, f32, q, t->ne[0], rows) != 0 ||
             sw_gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne, q) != 0) {
             fprintf(stderr, "swisd quantize: tensor %s: cannot encode as %s\n", t->name, sw_dtype_name(type));
             goto done;

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
 #include "sw_common.h"
 #include "sw_model.h"
+#include "sw_opt.h"
 #include "sw_sampler.h"
 #include "sw_tokenizer.h"
 #include "swisd_cli.h"
@@ -55,7 +55,7 @@ static void s_emit(const sw_tokenizer_t *tok, int32_t prev, int32_t token)
 int swisd_cmd_run(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt = NULL;
-    int64_t n_predict = 128, n_threads = cli_default_threads(), n_ctx_opt = 0;
+    int64_t n_predict = 128, n_threads = sw_opt_default_threads(), n_ctx_opt = 0;
     bool ignore_eos = false, no_bos = false;
     sw_sampler_params_t sp = sw_sampler_default_params();
     enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_CTX, O_IGNORE_EOS, O_NO_BOS };
@@ -75,15 +75,15 @@ int swisd_cmd_run(int argc, char **argv)
         switch (c) {
         case 'm': model_path = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'n': if (cli_parse_i64("-n", optarg, 0, 1 << 24, &n_predict)) return 2; break;
-        case 't': if (cli_parse_i64("-t", optarg, 1, 256, &n_threads)) return 2; break;
-        case O_TEMP: if (cli_parse_f32("--temp", optarg, 0.0f, 100.0f, &sp.temperature)) return 2; break;
-        case O_TOPK: if (cli_parse_i64("--top-k", optarg, 0, 1 << 24, &iv)) return 2; sp.top_k = (int32_t) iv; break;
-        case O_TOPP: if (cli_parse_f32("--top-p", optarg, 0.0f, 1.0f, &sp.top_p)) return 2; break;
-        case O_MINP: if (cli_parse_f32("--min-p", optarg, 0.0f, 1.0f, &sp.min_p)) return 2; break;
-        case O_REP: if (cli_parse_f32("--repeat-penalty", optarg, 0.01f, 100.0f, &sp.repeat_penalty)) return 2; break;
-        case O_SEED: if (cli_parse_u64("--seed", optarg, &sp.seed)) return 2; break;
-        case O_CTX: if (cli_parse_i64("--ctx", optarg, 1, 1 << 22, &n_ctx_opt)) return 2; break;
+        case 'n': if (sw_opt_i64("-n", optarg, 0, 1 << 24, &n_predict)) return 2; break;
+        case 't': if (sw_opt_i64("-t", optarg, 1, 256, &n_threads)) return 2; break;
+        case O_TEMP: if (sw_opt_f32("--temp", optarg, 0.0f, 100.0f, &sp.temperature)) return 2; break;
+        case O_TOPK: if (sw_opt_i64("--top-k", optarg, 0, 1 << 24, &iv)) return 2; sp.top_k = (int32_t) iv; break;
+        case O_TOPP: if (sw_opt_f32("--top-p", optarg, 0.0f, 1.0f, &sp.top_p)) return 2; break;
+        case O_MINP: if (sw_opt_f32("--min-p", optarg, 0.0f, 1.0f, &sp.min_p)) return 2; break;
+        case O_REP: if (sw_opt_f32("--repeat-penalty", optarg, 0.01f, 100.0f, &sp.repeat_penalty)) return 2; break;
+        case O_SEED: if (sw_opt_u64("--seed", optarg, &sp.seed)) return 2; break;
+        case O_CTX: if (sw_opt_i64("--ctx", optarg, 1, 1 << 22, &n_ctx_opt)) return 2; break;
         case O_IGNORE_EOS: ignore_eos = true; break;
         case O_NO_BOS: no_bos = true; break;
         case 'h': s_usage(stdout); return 0;

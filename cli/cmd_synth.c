@@ -19,8 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
 #include "sw_common.h"
+#include "sw_dtype.h"
+#include "sw_gguf.h"
+#include "sw_opt.h"
+#include "sw_quant.h"
 #include "swisd_cli.h"
 
 typedef struct {
@@ -74,7 +77,7 @@ static int s_add(sw_gguf_writer_t *w, const char *name, sw_dtype_t target, int64
 {
     const uint32_t n_dims = ne1 > 0 ? 2 : 1;
     const int64_t rows = ne1 > 0 ? ne1 : 1;
-    const sw_dtype_t type = cli_quant_type_for(n_dims, ne0, target);
+    const sw_dtype_t type = sw_quant_type_for(n_dims, ne0, target);
     float *f = malloc(sizeof(float) * (size_t) (ne0 * rows));
     void *q = malloc(sw_dtype_row_size(type, ne0) * (size_t) rows);
     int rc = -1;
@@ -85,7 +88,7 @@ static int s_add(sw_gguf_writer_t *w, const char *name, sw_dtype_t target, int64
             for (int64_t i = 0; i < ne0 * rows; i++)
                 f[i] = constant;
         int64_t ne[2] = {ne0, rows};
-        rc = cli_quantize_rows(type, f, q, ne0, rows) || sw_gguf_writer_add_tensor(w, name, type, n_dims, ne, q);
+        rc = sw_quant_rows(type, f, q, ne0, rows) || sw_gguf_writer_add_tensor(w, name, type, n_dims, ne, q);
     }
     free(f);
     free(q);
@@ -148,9 +151,9 @@ int swisd_cmd_synth(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 's': if (cli_parse_u64("--seed", optarg, &seed)) return 2; break;
+        case 's': if (sw_opt_u64("--seed", optarg, &seed)) return 2; break;
         case 'v': vocab_path = optarg; break;
-        case 'l': if (cli_parse_i64("--layers", optarg, 1, 1024, &n_layers_opt)) return 2; break;
+        case 'l': if (sw_opt_i64("--layers", optarg, 1, 1024, &n_layers_opt)) return 2; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -203,7 +206,7 @@ int swisd_cmd_synth(int argc, char **argv)
 #define AKEY(suffix) (snprintf(key, sizeof key, "%s." suffix, sh->arch), key)
     if (sw_gguf_writer_set_str(w, "general.architecture", sh->arch, strlen(sh->arch)) ||
         sw_gguf_writer_set_str(w, "general.name", gname, strlen(gname)) ||
-        sw_gguf_writer_set_u32(w, "general.file_type", cli_file_type_for(target)) ||
+        sw_gguf_writer_set_u32(w, "general.file_type", sw_quant_file_type(target)) ||
         sw_gguf_writer_set_u32(w, AKEY("context_length"), (uint32_t) sh->n_ctx) ||
         sw_gguf_writer_set_u32(w, AKEY("embedding_length"), (uint32_t) sh->n_embd) ||
         sw_gguf_writer_set_u32(w, AKEY("block_count"), (uint32_t) n_layer) ||

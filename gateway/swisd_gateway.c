@@ -1,17 +1,16 @@
 /*  swisd_gateway.c: the `swisd-gateway` process. */
 #include <getopt.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdbool.h>
-#include <stdlib.h>
-
-#include "cli_util.h"
-#include <string.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "sw_common.h"
+#include "sw_daemon.h"
 #include "sw_gateway.h"
 #include "sw_http.h"
+#include "sw_opt.h"
+
+static volatile int s_stop = 0; /* set by SIGINT or SIGTERM (sw_daemon_setup) */
 
 static void s_usage(FILE *out)
 {
@@ -52,26 +51,19 @@ static void s_usage(FILE *out)
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
-/* An integer option in [lo, hi]; exits with status 2 on a bad value. */
-static long s_int(const char *opt, const char *v, long lo, long hi)
-{
-    int64_t x;
-    if (cli_parse_i64(opt, v, lo, hi, &x) != 0)
-        exit(2);
-    return (long) x;
-}
-
 int main(int argc, char **argv)
 {
+    if (sw_daemon_setup("gateway", &s_stop) != 0) {
+        perror("swisd-gateway: signal set-up");
+        return 1;
+    }
     sw_gateway_config_t cfg = {.threads = 1};
     const char *http = NULL;
-    double http_rate = 0, token_rate = 0;
     const char *web_dir = SWISD_WEB_DIR;
     bool web_set = false;
+    /* HTTP options, 0: sw_http's default */
+    int http_rate = 0, token_rate = 0, http_read_rate = 0, http_max_tokens = 0, http_max_addrs = 0;
     int http_conc = 0, http_conc_addr = 0, http_max_conn = 0, http_conn_addr = 0, http_idle = 0;
-    double http_read_rate = 0;
-    size_t http_max_addrs = 0;
-    uint32_t http_max_tokens = 0;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
         {"rpc", required_argument, 0, 'r'}, {"http", required_argument, 0, 'H'},
@@ -88,51 +80,52 @@ int main(int argc, char **argv)
         {"http-idle-timeout", required_argument, 0, 'I'}, {"http-max-addrs", required_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
-    int c;
+    int c, bad = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'b': cfg.broker = optarg; break;
         case 'm': cfg.model_path = optarg; break;
         case 'r': cfg.rpc = optarg; break;
         case 'H': http = optarg; break;
-        case 't': cfg.threads = s_int("--threads", optarg, 1, 256); break;
+        case 't': bad |= sw_opt_int("--threads", optarg, 1, 256, &cfg.threads); break;
         case 'c': cfg.codec = optarg; break;
         case 'R': cfg.region = optarg; break;
         case 'i': cfg.id = optarg; break;
-        case 'T': cfg.timeout_ms = s_int("--timeout-ms", optarg, 10, 3600000); break;
-        case 'W': cfg.route_wait_ms = s_int("--route-wait-ms", optarg, 1, 3600000); break;
-        case 'S': cfg.max_sessions = s_int("--max-sessions", optarg, 1, 100000); break;
-        case 'B': cfg.heartbeat_ms = s_int("--heartbeat-ms", optarg, 10, 60000); break;
+        case 'T': bad |= sw_opt_int("--timeout-ms", optarg, 10, 3600000, &cfg.timeout_ms); break;
+        case 'W': bad |= sw_opt_int("--route-wait-ms", optarg, 1, 3600000, &cfg.route_wait_ms); break;
+        case 'S': bad |= sw_opt_int("--max-sessions", optarg, 1, 100000, &cfg.max_sessions); break;
+        case 'B': bad |= sw_opt_int("--heartbeat-ms", optarg, 10, 60000, &cfg.heartbeat_ms); break;
         case 'd': cfg.draft_path = optarg; break;
-        case 'q': http_rate = (double) s_int("--http-rate", optarg, 1, 100000); break;
-        case 'C': http_conc = (int) s_int("--http-max-concurrent", optarg, 1, 10000); break;
-        case 'k': token_rate = (double) s_int("--http-token-rate", optarg, 1, 10000000); break;
-        case 'M': http_max_tokens = (uint32_t) s_int("--http-max-tokens", optarg, 1, 65536); break;
-        case 'P': http_conc_addr = (int) s_int("--http-max-concurrent-per-addr", optarg, 1, 10000); break;
-        case 'Q': http_read_rate = (double) s_int("--http-read-rate", optarg, 1, 100000); break;
-        case 'N': http_max_conn = (int) s_int("--http-max-conn", optarg, 1, 100000); break;
-        case 'A': http_conn_addr = (int) s_int("--http-max-conn-per-addr", optarg, 1, 100000); break;
-        case 'I': http_idle = (int) s_int("--http-idle-timeout", optarg, 1, 3600); break;
-        case 'X': http_max_addrs = (size_t) s_int("--http-max-addrs", optarg, 1, 1 << 24); break;
+        case 'q': bad |= sw_opt_int("--http-rate", optarg, 1, 100000, &http_rate); break;
+        case 'C': bad |= sw_opt_int("--http-max-concurrent", optarg, 1, 10000, &http_conc); break;
+        case 'k': bad |= sw_opt_int("--http-token-rate", optarg, 1, 10000000, &token_rate); break;
+        case 'M': bad |= sw_opt_int("--http-max-tokens", optarg, 1, 65536, &http_max_tokens); break;
+        case 'P': bad |= sw_opt_int("--http-max-concurrent-per-addr", optarg, 1, 10000, &http_conc_addr); break;
+        case 'Q': bad |= sw_opt_int("--http-read-rate", optarg, 1, 100000, &http_read_rate); break;
+        case 'N': bad |= sw_opt_int("--http-max-conn", optarg, 1, 100000, &http_max_conn); break;
+        case 'A': bad |= sw_opt_int("--http-max-conn-per-addr", optarg, 1, 100000, &http_conn_addr); break;
+        case 'I': bad |= sw_opt_int("--http-idle-timeout", optarg, 1, 3600, &http_idle); break;
+        case 'X': bad |= sw_opt_int("--http-max-addrs", optarg, 1, 1 << 24, &http_max_addrs); break;
         case 'w': web_dir = optarg, web_set = true; break;
-        case 'g': cfg.gamma_max = s_int("--gamma-max", optarg, 1, 16); break;
+        case 'g': bad |= sw_opt_int("--gamma-max", optarg, 1, 16, &cfg.gamma_max); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
     }
+    if (bad)
+        return 2;
+    sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */
     if (!cfg.broker || !cfg.model_path || !cfg.rpc || optind != argc) {
         s_usage(stderr);
         return 2;
     }
-    /* process set-up: a streaming HTTP client that vanishes leaves a pipe without reader, which must not
-     * kill the gateway (SIGINT and SIGTERM are czmq's: they end sw_gateway_run) */
-    signal(SIGPIPE, SIG_IGN);
     char err[512];
     sw_gateway_t *g = sw_gateway_new(&cfg, err, sizeof err);
     if (!g) {
         fprintf(stderr, "swisd-gateway: %s\n", err);
         return 1;
     }
+    sw_log_set_node(sw_gateway_id(g));
     printf("swisd-gateway: rpc on %s\n", sw_gateway_rpc_endpoint(g));
     sw_http_t *web = NULL;
     if (http) {
@@ -143,11 +136,11 @@ int main(int argc, char **argv)
             web_dir = NULL;
         sw_http_config_t hc = {.addr = http, .rpc = sw_gateway_rpc_endpoint(g), .model_id = sw_gateway_model_id(g),
                                .rate_rps = http_rate, .max_concurrent = http_conc, .token_rate = token_rate,
-                               .max_tokens = http_max_tokens, .web_dir = web_dir,
+                               .max_tokens = (uint32_t) http_max_tokens, .web_dir = web_dir,
                                .chat_format = sw_gateway_chat_format(g), .max_concurrent_per_addr = http_conc_addr,
                                .read_rate = http_read_rate, .max_conn = http_max_conn,
                                .max_conn_per_addr = http_conn_addr, .idle_timeout_s = http_idle,
-                               .max_addrs = http_max_addrs};
+                               .max_addrs = (size_t) http_max_addrs};
         if (!(web = sw_http_new(&hc, err, sizeof err))) {
             fprintf(stderr, "swisd-gateway: %s\n", err);
             sw_gateway_destroy(&g);
@@ -158,7 +151,7 @@ int main(int argc, char **argv)
             printf("swisd-gateway: dashboard at http://127.0.0.1:%d/ (chat: /#/chat)\n", sw_http_port(web));
     }
     fflush(stdout);
-    sw_gateway_run(g, NULL);
+    sw_gateway_run(g, &s_stop);
     sw_http_destroy(&web);
     sw_log(SW_LOG_INFO, "gateway %s: shutting down", sw_gateway_id(g));
     sw_gateway_destroy(&g);

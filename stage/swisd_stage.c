@@ -1,14 +1,14 @@
 /*  swisd_stage.c: the `swisd-stage` process. */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-
-#include "cli_util.h"
 #include <string.h>
-#include <unistd.h>
 
 #include "sw_common.h"
+#include "sw_daemon.h"
+#include "sw_opt.h"
 #include "sw_stage.h"
+
+static volatile int s_stop = 0; /* set by SIGINT or SIGTERM (sw_daemon_setup) */
 
 static void s_usage(FILE *out)
 {
@@ -30,38 +30,15 @@ static void s_usage(FILE *out)
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
-/* An integer option in [lo, hi]; exits with status 2 on a bad value. */
-static long s_num(const char *opt, const char *v, long lo, long hi)
-{
-    int64_t x;
-    if (cli_parse_i64(opt, v, lo, hi, &x) != 0)
-        exit(2);
-    return (long) x;
-}
-
-/* A size in MiB, or with a K, M or G suffix (KiB, MiB, GiB). */
-static size_t s_size(const char *opt, const char *v)
-{
-    char *end = NULL;
-    unsigned long long x = strtoull(v, &end, 10);
-    size_t unit = 1u << 20;
-    if (*end == 'K' || *end == 'k') unit = 1u << 10, end++;
-    else if (*end == 'M' || *end == 'm') unit = 1u << 20, end++;
-    else if (*end == 'G' || *end == 'g') unit = 1u << 30, end++;
-    if (!*v || *end || x == 0 || x > (1ull << 40) / unit) {
-        fprintf(stderr, "swisd-stage: %s: expected a size like 512, 400K, 2G (MiB without a suffix), got '%s'\n",
-                opt, v);
-        exit(2);
-    }
-    return (size_t) x * unit;
-}
-
 int main(int argc, char **argv)
 {
-    sw_stage_config_t cfg = {.layer_begin = -2, .threads = 1, .kv_mem_bytes = 1024ull << 20, .max_sessions = 256,
-                             .idle_ms = 300000};
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg.threads = n > 0 ? (int) n : 1;
+    if (sw_daemon_setup("stage", &s_stop) != 0) {
+        perror("swisd-stage: signal set-up");
+        return 1;
+    }
+    sw_stage_config_t cfg = {.layer_begin = -2, .threads = sw_opt_default_threads(), .kv_mem_bytes = 1024ull << 20,
+                             .max_sessions = 256, .idle_ms = 300000};
+    int idle_s = 0;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
         {"layers", required_argument, 0, 'l'}, {"region", required_argument, 0, 'r'},
@@ -71,7 +48,7 @@ int main(int argc, char **argv)
         {"heartbeat-ms", required_argument, 0, 'H'}, {"codec", required_argument, 0, 'c'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
-    int c;
+    int c, bad = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'b': cfg.broker = optarg; break;
@@ -92,18 +69,26 @@ int main(int argc, char **argv)
             }
             break;
         case 'r': cfg.region = optarg; break;
-        case 't': cfg.threads = (int) s_num("--threads", optarg, 1, 256); break;
-        case 'k': cfg.kv_mem_bytes = s_size("--kv-mem", optarg); break;
-        case 'M': cfg.mem_bytes = s_size("--mem", optarg); break;
-        case 's': cfg.max_sessions = (int) s_num("--max-sessions", optarg, 1, 100000); break;
-        case 'I': cfg.idle_ms = (int) s_num("--idle-s", optarg, 1, 86400) * 1000; break;
+        case 't': bad |= sw_opt_int("--threads", optarg, 1, 256, &cfg.threads); break;
+        case 'k': bad |= sw_opt_size("--kv-mem", optarg, &cfg.kv_mem_bytes); break;
+        case 'M': bad |= sw_opt_size("--mem", optarg, &cfg.mem_bytes); break;
+        case 's': bad |= sw_opt_int("--max-sessions", optarg, 1, 100000, &cfg.max_sessions); break;
+        case 'I':
+            if (sw_opt_int("--idle-s", optarg, 1, 86400, &idle_s) == 0)
+                cfg.idle_ms = idle_s * 1000;
+            else
+                bad = 1;
+            break;
         case 'i': cfg.id = optarg; break;
-        case 'H': cfg.heartbeat_ms = (int) s_num("--heartbeat-ms", optarg, 10, 60000); break;
+        case 'H': bad |= sw_opt_int("--heartbeat-ms", optarg, 10, 60000, &cfg.heartbeat_ms); break;
         case 'c': cfg.codec = optarg; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
     }
+    if (bad)
+        return 2;
+    sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */
     if (!cfg.broker || !cfg.model_path || cfg.layer_begin == -2 || optind != argc) {
         s_usage(stderr);
         return 2;
@@ -114,9 +99,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "swisd-stage: %s\n", err);
         return 1;
     }
+    sw_log_set_node(sw_stage_id(st));
     printf("swisd-stage: %s serving layers %s\n", sw_stage_id(st), sw_stage_layers(st));
     fflush(stdout);
-    sw_stage_run(st, NULL);
+    sw_stage_run(st, &s_stop);
     sw_log(SW_LOG_INFO, "stage %s: shutting down", sw_stage_id(st));
     sw_stage_destroy(&st);
     return 0;

@@ -1,0 +1,43 @@
+/*  sw_daemon.c: process set-up shared by the daemons (see sw_daemon.h). */
+#include "sw_daemon.h"
+
+#include <czmq.h>
+#include <signal.h>
+#include <string.h>
+
+#include "sw_common.h"
+
+/* The stop flag a signal sets: a signal handler can reach nothing else. */
+static volatile int *s_stop = NULL;
+
+static void s_on_stop_signal(int sig)
+{
+    (void) sig;
+    if (s_stop)
+        *s_stop = 1;
+    zsys_interrupted = 1;
+}
+
+int sw_daemon_setup(const char *role, volatile int *stop)
+{
+    sw_log_set_role(role);
+    s_stop = stop;
+    if (stop)
+        *stop = 0;
+    /* before zsys_init (the first socket), or czmq would install its own handlers over ours */
+    zsys_handler_set(NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    /* no SA_RESTART: a blocking poll or recv returns EINTR, and its loop sees the flag */
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        return -1;
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    if (sigaction(SIGPIPE, &ign, NULL) != 0)
+        return -1;
+    return 0;
+}
