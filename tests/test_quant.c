@@ -34,7 +34,8 @@ static void s_policy(void)
     /* odd widths: a partial block cannot be encoded */
     CHECK(sw_quant_type_for(2, 65, SW_DTYPE_Q8_0) == SW_DTYPE_F32);
     CHECK(sw_quant_type_for(2, 48, SW_DTYPE_Q4_0) == SW_DTYPE_F32);
-    CHECK(sw_quant_type_for(2, 288, SW_DTYPE_Q4_K) == SW_DTYPE_F32); /* stories260K's width: 9 blocks of 32, not of 256 */
+    /* stories260K's width: 9 blocks of 32, not a whole block of 256 */
+    CHECK(sw_quant_type_for(2, 288, SW_DTYPE_Q4_K) == SW_DTYPE_F32);
     CHECK(sw_quant_type_for(2, 128, SW_DTYPE_Q6_K) == SW_DTYPE_F32);
     /* nonsense stays F32 instead of dividing by a zero block size */
     CHECK(sw_quant_type_for(2, 0, SW_DTYPE_Q8_0) == SW_DTYPE_F32);
