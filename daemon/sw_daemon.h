@@ -9,8 +9,8 @@
  *    sw_broker_run, sw_stage_run or sw_gateway_run) and czmq's
  *    zsys_interrupted (which the libraries' bounded waits also watch: a
  *    registration wait, a client call), so either ends the process cleanly;
- *    czmq's own handlers are disabled (they would print and could be
- *    installed later, over these, by the first socket);
+ *    czmq's own handlers are disabled (the first socket would otherwise
+ *    install them over these; tests/test_daemon.c checks it);
  *  - SIGPIPE is ignored: a peer that vanishes (an HTTP client mid-stream, a
  *    TCP link) makes a write fail with EPIPE instead of killing the daemon.
  *
