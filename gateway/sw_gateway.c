@@ -74,6 +74,7 @@ typedef struct s_session {
     double route_ms;               /* the planner's expected decode step time of the route, ms */
     char avoid[S_MAX_AVOID][SW_WIRE_MAX_ID + 1]; /* hops of this session's timed-out routes (ring) */
     int n_avoid;
+    uint64_t seed;                 /* the sampler's seed (the request's, or drawn at random) */
 } s_session_t;
 
 #define S_RECENT 240 /* finished generations kept for the swarm status */
@@ -417,6 +418,7 @@ static void s_finish(sw_gateway_t *g, s_session_t *s, const char *reason)
         sum.decode_tokens_per_s = (float) ((s->n_gen - 1) / ((now - s->t_first) / 1e9));
     sum.total_ms = (float) ((now - s->t_start) / 1e6);
     sum.acceptance_rate = s->proposed ? (float) ((double) s->accepted / (double) s->proposed) : 0;
+    sum.seed = s->seed;
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -996,7 +998,14 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     p.top_p = sp && sp->top_p > 0 ? sp->top_p : 1.0f;
     p.min_p = sp ? sp->min_p : 0;
     p.repeat_penalty = sp && sp->repeat_penalty > 0 ? sp->repeat_penalty : 1.0f;
-    p.seed = sp ? sp->seed : 0;
+    if (sp && sp->optional_seed_case == SWISD__V1__SAMPLING_PARAMS__OPTIONAL_SEED_SEED) {
+        p.seed = sp->seed;
+    } else { /* none: a fresh random one (else every unseeded request samples alike), < 2^53 so JSON keeps it */
+        if (getrandom(&p.seed, sizeof p.seed, GRND_NONBLOCK) != (ssize_t) sizeof p.seed)
+            p.seed = s_rand(g);
+        p.seed &= (1ull << 53) - 1;
+    }
+    s->seed = p.seed;
     s->ignore_eos = sp && sp->ignore_eos;
     const size_t plen = req->prompt ? strlen(req->prompt) : 0;
     const bool bos = sw_tokenizer_add_bos(g->tok);

@@ -8,14 +8,12 @@
 #include <microhttpd.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,27 +22,22 @@
 #include "sw_client.h"
 #include "sw_common.h"
 #include "sw_fairuse.h"
+#include "sw_http_metrics.h"
+#include "sw_http_static.h"
+#include "sw_http_swarm.h"
+#include "sw_openai.h"
 
 /* Fair-use meters of each client address (sw_fairuse). */
 enum { S_METER_REQ, S_METER_GEN, S_METER_READ, S_N_METERS };
-/* Calls the HTTP front makes to the gateway's RPC, counted for /metrics. */
-enum { S_CALL_GENERATE, S_CALL_MODELS, S_CALL_SWARM, S_N_CALLS };
-static const char *const s_call_names[S_N_CALLS] = {"generate", "models", "swarm"};
 
 #define S_STOP_CHECK_MS 100     /* how often a waiting call asks whether its client left or the server stops */
 #define S_SNAPSHOT_S 0.5        /* the swarm snapshot (/api/swarm, /metrics) is asked of the gateway at most this often */
 #define S_PIPE_BYTES (1 << 20)  /* SSE text a streaming client may leave unread before its generation is stopped */
-#define S_MAX_TOP_K (1 << 20)
-#define S_MAX_STOP_BYTES 256
-
-/* Time-to-first-token histogram bounds, seconds (Prometheus "le" labels). */
-static const double s_ttft_le[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-#define S_TTFT_N (sizeof s_ttft_le / sizeof s_ttft_le[0])
 
 struct sw_http_t {
     sw_http_config_t cfg;
     char rpc[256], model_id[129];
-    char web_dir[1024];            /* "" when there is no dashboard */
+    char web_dir[SW_HTTP_STATIC_MAX_DIR + 1]; /* "" when there is no dashboard */
     struct MHD_Daemon *d;
     int port;
     int keepalive_ms;              /* a stream with no token for this long gets an SSE comment (< the idle time-out) */
@@ -52,11 +45,7 @@ struct sw_http_t {
     pthread_mutex_t mu;
     /* under mu: */
     sw_fairuse_t *fair;            /* per-address meters and generations in progress */
-    int active;                    /* generations in progress */
-    uint64_t requests, rate_limited, busy_rejected, failed, completions, tokens, abandoned, bad_framing;
-    uint64_t calls[S_N_CALLS];     /* RPC calls to the gateway */
-    uint64_t ttft_bucket[S_TTFT_N + 1]; /* last: +Inf */
-    double ttft_sum, last_tps;
+    sw_http_counters_t n;          /* counters for /metrics and /api/swarm; n.active: generations in progress */
     /* the swarm snapshot shared by /api/swarm and /metrics, under mu */
     char *snap_json;               /* the swarm part of /api/swarm, JSON text */
     char *snap_metrics;            /* the swarm part of /metrics, Prometheus text */
@@ -82,6 +71,8 @@ static double s_now(void) { return sw_now_ns() / 1e9; }
 static enum MHD_Result s_send(struct MHD_Connection *c, unsigned status, const char *type, char *text,
                               const char *retry_after)
 {
+    if (!text) /* out of memory: no answer, the connection is closed */
+        return MHD_NO;
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
@@ -99,23 +90,14 @@ static enum MHD_Result s_json(struct MHD_Connection *c, unsigned status, json_t 
 {
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    return s_send(c, status, "application/json", text ? text : strdup("{}"), NULL);
+    return s_send(c, status, "application/json", text, NULL);
 }
 
-/* OpenAI's error shape {"error": {"message", "type", "code"}}; code may be NULL. */
-static char *s_error_text(const char *type, const char *msg, const char *code)
-{
-    json_t *j = json_pack("{s:{s:s, s:s, s:o}}", "error", "message", msg, "type", type, "code",
-                          code ? json_string(code) : json_null());
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    return text ? text : strdup("{}");
-}
 
 static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status, const char *type, const char *msg,
                                const char *retry_after)
 {
-    return s_send(c, status, "application/json", s_error_text(type, msg, NULL), retry_after);
+    return s_send(c, status, "application/json", sw_openai_error_json(type, msg, NULL), retry_after);
 }
 
 /* The status of a failed call to the gateway, by its result code (sw_client.h:
@@ -162,7 +144,7 @@ static enum MHD_Result s_call_error(struct MHD_Connection *c, int code, const ch
     char name[32];
     s_code_name(code, name);
     return s_send(c, i == (size_t) -1 ? 500 : s_statuses[i].status, "application/json",
-                  s_error_text(i == (size_t) -1 ? "server_error" : s_statuses[i].type, msg, name),
+                  sw_openai_error_json(i == (size_t) -1 ? "server_error" : s_statuses[i].type, msg, name),
                   i == (size_t) -1 ? NULL : s_statuses[i].retry_after);
 }
 
@@ -205,10 +187,10 @@ static bool s_admit(sw_http_t *h, struct MHD_Connection *c, const s_req_t *rq, s
     const double now = s_now();
     const sw_fairuse_result_t r = sw_fairuse_take(h->fair, &rq->addr, need[kind], cost[kind], 0, now, &wait);
     if (r == SW_FAIRUSE_WAIT) {
-        h->rate_limited++;
+        h->n.rate_limited++;
         tokens_short = kind == S_KIND_GENERATE && sw_fairuse_level(h->fair, &rq->addr, S_METER_REQ, now) >= 1;
     } else if (r != SW_FAIRUSE_OK) {
-        h->busy_rejected++;
+        h->n.busy_rejected++;
     }
     pthread_mutex_unlock(&h->mu);
     if (r == SW_FAIRUSE_OK)
@@ -268,19 +250,14 @@ static const char *s_framing_error(struct MHD_Connection *c)
 
 typedef struct {
     sw_http_t *h;
-    sw_client_request_t req;
-    char *prompt;
-    sw_chat_prompt_t chat_prompt;         /* chat: the rendered prompt */
-    sw_client_prompt_part_t *parts;       /* chat: its parts (texts owned) */
-    size_t n_parts;
+    sw_openai_request_t *rq;              /* the checked request (owned) */
     char ip[64];
     sw_fairuse_addr_t addr;
-    char *stops[5];
-    bool chat, stream;
     char id[40];
-    long created;
+    long created;                         /* Unix seconds */
     int conn_fd;                          /* the client's socket (MHD's, borrowed), or -1 */
     atomic_bool gone;                     /* the client left (or its response was freed): stop the generation */
+    bool oom;                             /* an allocation failed: the answer would be cut short, so it fails */
     uint32_t n_chunks;                    /* token chunks received (charged when the generation is cut short) */
     /* non-streaming: the text */
     char *text;
@@ -288,6 +265,8 @@ typedef struct {
     /* streaming: a pipe from the producer thread (SSE text) to MHD's reader of the response */
     int fd_read, fd_write;
     bool wrote;                           /* the producer wrote to the pipe */
+    char held[4];                         /* the start of a UTF-8 character a token split, sent with the next text */
+    size_t n_held;                        /* bytes in held, <= 3 */
     pthread_t thread;
     bool thread_started;
     sw_client_summary_t sum;
@@ -303,35 +282,27 @@ static void s_gen_free(s_gen_t *g)
         close(g->fd_read);
     if (g->fd_write >= 0)
         close(g->fd_write);
-    free(g->prompt);
-    for (size_t i = 0; i < g->n_parts; i++)
-        free((char *) g->parts[i].text);
-    free(g->parts);
-    sw_chat_prompt_free(&g->chat_prompt);
-    for (int i = 0; i < 5; i++)
-        free(g->stops[i]);
+    sw_openai_request_destroy(&g->rq);
     free(g->text);
     free(g);
 }
 
-static void s_append(s_gen_t *g, const char *t, size_t n)
+/* Appends a chunk to the non-streaming text. Returns 0, or -1 when out of
+ * memory (the generation must then fail, not answer part of the text). */
+static int s_append(s_gen_t *g, const char *t, size_t n)
 {
     if (g->len + n + 1 > g->cap) {
-        size_t cap = (g->cap + n + 64) * 2;
+        const size_t cap = (g->cap + n + 64) * 2;
         char *p = realloc(g->text, cap);
         if (!p)
-            return;
+            return -1;
         g->text = p;
         g->cap = cap;
     }
     memcpy(g->text + g->len, t, n);
     g->len += n;
     g->text[g->len] = 0;
-}
-
-static const char *s_finish_reason(const sw_client_summary_t *s)
-{
-    return !strcmp(s->stop_reason, "length") ? "length" : "stop";
+    return 0;
 }
 
 /* Whether the peer of socket fd hung up (or half-closed: a client that
@@ -359,32 +330,50 @@ static int s_emit(s_gen_t *g, const char *p, size_t n)
     return 0;
 }
 
-/* One SSE event holding a chunk of text (or the final finish_reason). */
+/* One SSE event "data: JSON\n\n" of a chunk of text (or the final
+ * finish_reason with the seed). Returns 0, or -1 when the client is gone or
+ * memory ran out (g->oom: the stream then ends with an error event). */
 static int s_sse(s_gen_t *g, const char *text, size_t len, const char *finish)
 {
-    json_t *choice = g->chat
-                         ? json_pack("{s:i, s:{s:s%}, s:o}", "index", 0, "delta", "content", text ? text : "", len,
-                                     "finish_reason", finish ? json_string(finish) : json_null())
-                         : json_pack("{s:i, s:s%, s:o}", "index", 0, "text", text ? text : "", len, "finish_reason",
-                                     finish ? json_string(finish) : json_null());
-    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:[o]}", "id", g->id, "object",
-                          g->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t) g->created,
-                          "model", g->h->model_id, "choices", choice);
-    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!body)
-        return 0; /* out of memory: the chunk is lost, the stream goes on */
-    const size_t n = strlen(body);
-    char *ev = malloc(n + 9);
-    int rc = 0;
+    const uint64_t seed = g->sum.seed;
+    char *body = sw_openai_chunk_json(g->rq->chat, g->id, g->created, g->h->model_id, text, len, finish,
+                                      finish ? &seed : NULL);
+    const size_t n = body ? strlen(body) : 0;
+    char *ev = body ? malloc(n + 9) : NULL;
+    int rc = -1;
     if (ev) {
         memcpy(ev, "data: ", 6);
         memcpy(ev + 6, body, n);
         memcpy(ev + 6 + n, "\n\n", 3);
         rc = s_emit(g, ev, n + 8);
+    } else {
+        g->oom = true;
     }
     free(ev);
     free(body);
+    return rc;
+}
+
+/* Streams a chunk of text, holding back a UTF-8 character it ends in the
+ * middle of until the next chunk completes it. Returns 0 or -1 (s_sse). */
+static int s_sse_text(s_gen_t *g, const char *text, size_t len)
+{
+    if (len > SIZE_MAX - sizeof g->held) {
+        g->oom = true;
+        return -1;
+    }
+    char *buf = malloc(g->n_held + len + 1);
+    if (!buf) {
+        g->oom = true;
+        return -1;
+    }
+    memcpy(buf, g->held, g->n_held);
+    memcpy(buf + g->n_held, text, len);
+    const size_t n = g->n_held + len, ready = sw_openai_utf8_ready(buf, n);
+    g->n_held = n - ready; /* <= 3: an incomplete character */
+    memcpy(g->held, buf + ready, g->n_held);
+    const int rc = ready ? s_sse(g, buf, ready, NULL) : 0;
+    free(buf);
     return rc;
 }
 
@@ -393,11 +382,12 @@ static int s_on_token_text(const char *text, size_t len, uint32_t token_id, void
     (void) token_id;
     s_gen_t *g = user;
     g->n_chunks++;
-    if (g->stream) {
-        if (len && s_sse(g, text, len, NULL) != 0)
+    if (g->rq->stream) {
+        if (len && s_sse_text(g, text, len) != 0)
             return 1;
-    } else {
-        s_append(g, text, len);
+    } else if (s_append(g, text, len) != 0) {
+        g->oom = true;
+        return 1;
     }
     return atomic_load(&g->gone);
 }
@@ -408,7 +398,7 @@ static int s_gen_stop(void *user)
     s_gen_t *g = user;
     if (atomic_load(&g->h->stopping) || atomic_load(&g->gone))
         return 1;
-    if (!g->stream && s_hung_up(g->conn_fd)) { /* streaming: MHD's thread watches the socket */
+    if (!g->rq->stream && s_hung_up(g->conn_fd)) { /* streaming: MHD's thread watches the socket */
         atomic_store(&g->gone, true);
         return 1;
     }
@@ -423,28 +413,25 @@ static void s_gen_end(s_gen_t *g, int rc, uint32_t used)
     const bool left = rc != 0 && atomic_load(&g->gone) && !atomic_load(&h->stopping);
     pthread_mutex_lock(&h->mu);
     sw_fairuse_end(h->fair, &g->addr, S_METER_GEN, used, s_now());
-    h->active--;
+    h->n.active--;
     if (rc == 0) {
-        h->completions++;
-        h->tokens += g->sum.completion_tokens;
-        const double ttft = g->sum.time_to_first_token_ms / 1000.0;
-        size_t b = 0;
-        while (b < S_TTFT_N && ttft > s_ttft_le[b])
-            b++;
-        h->ttft_bucket[b]++;
-        h->ttft_sum += ttft;
+        h->n.completions++;
+        h->n.tokens += g->sum.completion_tokens;
+        sw_http_counters_observe_ttft(&h->n, g->sum.time_to_first_token_ms / 1000.0);
         if (g->sum.decode_tokens_per_s > 0)
-            h->last_tps = g->sum.decode_tokens_per_s;
+            h->n.last_tps = g->sum.decode_tokens_per_s;
     } else if (left) {
-        h->abandoned++;
+        h->n.abandoned++;
     } else {
-        h->failed++;
+        h->n.failed++;
     }
     pthread_mutex_unlock(&h->mu);
     if (left)
         sw_log(SW_LOG_INFO, "http: client %s left; its generation was cancelled after %u tokens", g->ip, used);
 }
 
+/* Runs the generation in the gateway. Returns 0, or -1 with g->code and
+ * g->err (SW_CLIENT_LOCAL when memory ran out: the answer is not sent cut). */
 static int s_run(s_gen_t *g)
 {
     sw_http_t *h = g->h;
@@ -453,16 +440,33 @@ static int s_run(s_gen_t *g)
     int rc = -1;
     if (cl) {
         sw_client_set_stop(cl, s_gen_stop, g, S_STOP_CHECK_MS);
-        rc = sw_client_generate(cl, &g->req, s_on_token_text, g, &g->sum, h->cfg.timeout_ms, &code, g->err,
+        rc = sw_client_generate(cl, &g->rq->req, s_on_token_text, g, &g->sum, h->cfg.timeout_ms, &code, g->err,
                                 sizeof g->err);
     }
     sw_client_destroy(&cl);
+    if (g->oom && !atomic_load(&g->gone)) {
+        rc = -1;
+        code = SW_CLIENT_LOCAL;
+        snprintf(g->err, sizeof g->err, "out of memory in the HTTP server; the answer would be incomplete");
+    }
     g->code = rc == 0 ? 0 : code;
     pthread_mutex_lock(&h->mu);
-    h->calls[S_CALL_GENERATE]++;
+    h->n.calls[SW_HTTP_CALL_GENERATE]++;
     pthread_mutex_unlock(&h->mu);
     s_gen_end(g, rc, rc == 0 ? g->sum.completion_tokens : g->n_chunks);
     return rc;
+}
+
+/* An SSE error event naming the code, then the end of the stream. */
+static void s_sse_error(s_gen_t *g)
+{
+    char name[32];
+    s_code_name(g->code, name);
+    const size_t i = s_status_of(g->code);
+    char *e = sw_openai_error_json(i == (size_t) -1 ? "server_error" : s_statuses[i].type, g->err, name);
+    if (e && s_emit(g, "data: ", 6) == 0 && s_emit(g, e, strlen(e)) == 0 && s_emit(g, "\n\n", 2) == 0)
+        s_emit(g, "data: [DONE]\n\n", 14);
+    free(e); /* out of memory here: the stream ends without [DONE], which a client reads as cut */
 }
 
 /* The producer of a streaming response: runs the generation, writes SSE
@@ -473,16 +477,17 @@ static void *s_stream_thread(void *arg)
 {
     s_gen_t *g = arg;
     if (s_run(g) == 0) {
-        if (s_sse(g, NULL, 0, s_finish_reason(&g->sum)) == 0)
+        /* the last chunk: a held incomplete character (sent as U+FFFD), finish_reason and seed */
+        if (s_sse(g, g->held, g->n_held, sw_openai_finish_reason(g->sum.stop_reason)) == 0)
             s_emit(g, "data: [DONE]\n\n", 14);
+        else if (g->oom && !atomic_load(&g->gone)) {
+            g->code = SW_CLIENT_LOCAL;
+            snprintf(g->err, sizeof g->err, "out of memory in the HTTP server; the answer would be incomplete");
+            if (g->wrote)
+                s_sse_error(g);
+        }
     } else if (g->wrote && !atomic_load(&g->gone)) {
-        char name[32];
-        s_code_name(g->code, name);
-        const size_t i = s_status_of(g->code);
-        char *e = s_error_text(i == (size_t) -1 ? "server_error" : s_statuses[i].type, g->err, name);
-        if (e && s_emit(g, "data: ", 6) == 0 && s_emit(g, e, strlen(e)) == 0 && s_emit(g, "\n\n", 2) == 0)
-            s_emit(g, "data: [DONE]\n\n", 14);
-        free(e);
+        s_sse_error(g);
     }
     close(g->fd_write);
     g->fd_write = -1;
@@ -578,237 +583,6 @@ static int s_wait_first(s_gen_t *g)
     }
 }
 
-/* Parses the request fields shared by both endpoints. Returns NULL with a
- * message in why. */
-static s_gen_t *s_parse(sw_http_t *h, json_t *j, bool chat, const char **why, char *why_buf, size_t why_len)
-{
-    s_gen_t *g = calloc(1, sizeof *g);
-    if (!g) {
-        *why = "out of memory";
-        return NULL;
-    }
-    g->h = h;
-    g->chat = chat;
-    g->fd_read = g->fd_write = g->conn_fd = -1;
-    if (chat) {
-        json_t *msgs = json_object_get(j, "messages");
-        if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-            *why = "'messages' must be a non-empty array";
-            goto bad;
-        }
-        /* the model's chat format (core/sw_chat.h); contents as strings or arrays of text parts */
-        const size_t nm = json_array_size(msgs);
-        if (nm > 1024) {
-            *why = "at most 1024 messages";
-            goto bad;
-        }
-        sw_chat_msg_t *cm = calloc(nm, sizeof *cm);
-        char **owned = calloc(nm, sizeof *owned);
-        size_t total = 0;
-        bool ok = cm && owned;
-        for (size_t i = 0; ok && i < nm; i++) {
-            json_t *m = json_array_get(msgs, i), *content = json_object_get(m, "content");
-            cm[i].role = json_string_value(json_object_get(m, "role"));
-            if (json_is_string(content)) {
-                cm[i].content = json_string_value(content);
-            } else if (json_is_array(content)) {
-                size_t k, len = 0;
-                json_t *part;
-                json_array_foreach(content, k, part) {
-                    const char *t = json_string_value(json_object_get(part, "text"));
-                    if (!t || strcmp(json_string_value(json_object_get(part, "type")) ?: "", "text")) {
-                        ok = false;
-                        break;
-                    }
-                    len += strlen(t);
-                }
-                if (ok && len <= (1u << 20) && (owned[i] = malloc(len + 1))) {
-                    owned[i][0] = 0;
-                    size_t o = 0;
-                    json_array_foreach(content, k, part) {
-                        const char *t = json_string_value(json_object_get(part, "text"));
-                        memcpy(owned[i] + o, t, strlen(t) + 1);
-                        o += strlen(t);
-                    }
-                    cm[i].content = owned[i];
-                } else {
-                    ok = false;
-                }
-            }
-            if (!cm[i].role || !cm[i].content)
-                ok = false;
-            else
-                total += strlen(cm[i].content);
-        }
-        char cerr[160] = "each message needs a string 'role' and a 'content' string or array of text parts";
-        if (ok && total > (1u << 20)) {
-            ok = false;
-            snprintf(cerr, sizeof cerr, "the messages are longer than 1 MiB");
-        }
-        if (ok && sw_chat_render((sw_chat_format_t) h->cfg.chat_format, cm, nm, &g->chat_prompt, cerr,
-                                 sizeof cerr) != 0)
-            ok = false;
-        for (size_t i = 0; owned && i < nm; i++)
-            free(owned[i]);
-        free(owned);
-        free(cm);
-        if (!ok) {
-            snprintf(g->err, sizeof g->err, "%s", cerr);
-            *why = g->err;
-            goto bad_keep_why;
-        }
-        g->parts = calloc(g->chat_prompt.n_parts, sizeof *g->parts);
-        if (!g->parts) {
-            *why = "out of memory";
-            goto bad;
-        }
-        for (size_t i = 0; i < g->chat_prompt.n_parts; i++) {
-            const sw_chat_part_t *cp = &g->chat_prompt.parts[i];
-            g->parts[i].special = cp->special;
-            if (!(g->parts[i].text = strndup(g->chat_prompt.text + cp->off, cp->len))) {
-                *why = "out of memory";
-                goto bad;
-            }
-            g->n_parts++;
-        }
-        g->req.parts = g->parts;
-        g->req.n_parts = g->n_parts;
-        g->prompt = strdup(g->chat_prompt.text ? g->chat_prompt.text : "");
-    } else {
-        json_t *p = json_object_get(j, "prompt");
-        if (!json_is_string(p)) {
-            *why = "'prompt' must be a string";
-            goto bad;
-        }
-        g->prompt = strdup(json_string_value(p));
-    }
-    if (!g->prompt || strlen(g->prompt) > (1u << 20) - 4096) {
-        *why = "the prompt is missing or longer than 1 MiB";
-        goto bad;
-    }
-    g->req.prompt = g->prompt;
-    json_t *v;
-    g->req.max_tokens = 16;
-    if ((v = json_object_get(j, "max_tokens")) && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > h->cfg.max_tokens) {
-            *why = "'max_tokens' must be an integer from 1 to the server's limit";
-            goto bad;
-        }
-        g->req.max_tokens = (uint32_t) json_integer_value(v);
-    }
-    g->req.temperature = 1.0f;
-    if ((v = json_object_get(j, "temperature")) && !json_is_null(v)) {
-        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2) {
-            *why = "'temperature' must be a number from 0 to 2";
-            goto bad;
-        }
-        g->req.temperature = (float) json_number_value(v);
-    }
-    g->req.top_p = 1.0f;
-    if ((v = json_object_get(j, "top_p")) && !json_is_null(v)) {
-        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1) {
-            *why = "'top_p' must be a number in (0, 1]";
-            goto bad;
-        }
-        g->req.top_p = (float) json_number_value(v);
-    }
-    /* beyond OpenAI's fields, with vLLM's names: min_p, top_k, repetition_penalty, ignore_eos */
-    g->req.min_p = 0;
-    if ((v = json_object_get(j, "min_p")) && !json_is_null(v)) {
-        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
-            *why = "'min_p' must be a number from 0 to 1";
-            goto bad;
-        }
-        g->req.min_p = (float) json_number_value(v);
-    }
-    g->req.top_k = 0;
-    if ((v = json_object_get(j, "top_k")) && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < -1 || json_integer_value(v) > S_MAX_TOP_K) {
-            *why = "'top_k' must be an integer from 0 to 1048576 (0 or -1: off)";
-            goto bad;
-        }
-        g->req.top_k = json_integer_value(v) < 0 ? 0 : (int32_t) json_integer_value(v);
-    }
-    g->req.repeat_penalty = 1.0f;
-    if ((v = json_object_get(j, "repetition_penalty")) && !json_is_null(v)) {
-        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 10) {
-            *why = "'repetition_penalty' must be a number in (0, 10] (1: off)";
-            goto bad;
-        }
-        g->req.repeat_penalty = (float) json_number_value(v);
-    }
-    static const char *const unsupported[] = {"frequency_penalty", "presence_penalty"};
-    for (size_t i = 0; i < 2; i++)
-        if ((v = json_object_get(j, unsupported[i])) && !json_is_null(v)) {
-            if (!json_is_number(v) || json_number_value(v) < -2 || json_number_value(v) > 2) {
-                snprintf(g->err, sizeof g->err, "'%s' must be a number from -2 to 2", unsupported[i]);
-                goto bad_keep_why;
-            }
-            if (json_number_value(v) != 0) {
-                snprintf(g->err, sizeof g->err, "'%s' other than 0 is not supported; use 'repetition_penalty'",
-                         unsupported[i]);
-                goto bad_keep_why;
-            }
-        }
-    if ((v = json_object_get(j, "ignore_eos")) && !json_is_null(v)) {
-        if (!json_is_boolean(v)) {
-            *why = "'ignore_eos' must be a boolean";
-            goto bad;
-        }
-        g->req.ignore_eos = json_is_true(v);
-    }
-    if ((v = json_object_get(j, "seed")) && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0) {
-            *why = "'seed' must be a non-negative integer";
-            goto bad;
-        }
-        g->req.seed = (uint64_t) json_integer_value(v);
-    }
-    if ((v = json_object_get(j, "stop")) && !json_is_null(v)) {
-        /* one string or up to 4, each at most S_MAX_STOP_BYTES: every form checked the same way */
-        const bool one = json_is_string(v);
-        const size_t n = one ? 1 : json_is_array(v) ? json_array_size(v) : 5;
-        for (size_t i = 0; i < n && n <= 4; i++) {
-            json_t *s = one ? v : json_array_get(v, i);
-            if (!json_is_string(s) || json_string_length(s) > S_MAX_STOP_BYTES)
-                break;
-            if (!(g->stops[g->req.n_stop] = strdup(json_string_value(s)))) {
-                *why = "out of memory";
-                goto bad;
-            }
-            g->req.n_stop++;
-        }
-        if ((size_t) g->req.n_stop != n) {
-            *why = "'stop' must be a string or an array of up to 4 strings, each at most 256 bytes";
-            goto bad;
-        }
-        g->req.stop = (const char *const *) g->stops;
-    }
-    const char *fmt_stop = chat ? sw_chat_stop_string((sw_chat_format_t) h->cfg.chat_format) : NULL;
-    if (fmt_stop && (g->stops[g->req.n_stop] = strdup(fmt_stop))) {
-        g->req.n_stop++;
-        g->req.stop = (const char *const *) g->stops;
-    }
-    if ((v = json_object_get(j, "stream")) && !json_is_null(v)) {
-        if (!json_is_boolean(v)) {
-            *why = "'stream' must be a boolean";
-            goto bad;
-        }
-        g->stream = json_is_true(v);
-    }
-    g->created = (long) time(NULL);
-    snprintf(g->id, sizeof g->id, "%s-%llx", chat ? "chatcmpl" : "cmpl", (unsigned long long) sw_now_ns());
-    return g;
-bad:
-    s_gen_free(g);
-    return NULL;
-bad_keep_why: /* the reason is in g->err: copy it out before g goes */
-    snprintf(why_buf, why_len, "%.200s", g->err);
-    *why = why_buf;
-    s_gen_free(g);
-    return NULL;
-}
-
 /* A streaming response: starts the producer, waits for its first text (or
  * its early error, answered with the error's own status), then hands the
  * pipe to MHD. */
@@ -853,32 +627,37 @@ static enum MHD_Result s_generate_stream(struct MHD_Connection *c, s_gen_t *g)
 
 static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const s_req_t *rq, bool chat)
 {
-    json_error_t jerr;
-    json_t *j = rq->body ? json_loadb(rq->body, rq->len, 0, &jerr) : NULL;
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return s_error(c, 400, "invalid_request_error", "the body is not a JSON object", NULL);
+    char why[256];
+    bool oom = false;
+    const sw_openai_limits_t lim = {.max_tokens = h->cfg.max_tokens, .chat_format = h->cfg.chat_format};
+    sw_openai_request_t *req = sw_openai_request_parse(rq->body, rq->len, chat, &lim, &oom, why, sizeof why);
+    if (!req)
+        return oom ? s_error(c, 500, "server_error", why, NULL) : s_error(c, 400, "invalid_request_error", why, NULL);
+    s_gen_t *g = calloc(1, sizeof *g);
+    if (!g) {
+        sw_openai_request_destroy(&req);
+        return s_error(c, 500, "server_error", "out of memory", NULL);
     }
-    const char *why = NULL;
-    char why_buf[256];
-    s_gen_t *g = s_parse(h, j, chat, &why, why_buf, sizeof why_buf);
-    json_decref(j);
-    if (!g)
-        return s_error(c, 400, "invalid_request_error", why, NULL);
+    g->h = h;
+    g->rq = req;
+    g->fd_read = g->fd_write = -1;
+    atomic_init(&g->gone, false);
+    g->created = (long) time(NULL);
+    snprintf(g->id, sizeof g->id, "%s-%llx", chat ? "chatcmpl" : "cmpl", (unsigned long long) sw_now_ns());
     snprintf(g->ip, sizeof g->ip, "%s", rq->ip);
     g->addr = rq->addr;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     g->conn_fd = ci ? ci->connect_fd : -1;
     pthread_mutex_lock(&h->mu);
-    const bool full = h->active >= h->cfg.max_concurrent;
+    const bool full = h->n.active >= h->cfg.max_concurrent;
     const sw_fairuse_result_t fr =
         full ? SW_FAIRUSE_OK : sw_fairuse_take(h->fair, &g->addr, NULL, NULL, h->cfg.max_concurrent_per_addr, s_now(), NULL);
     if (!full && fr == SW_FAIRUSE_OK)
-        h->active++;
+        h->n.active++;
     else if (full || fr != SW_FAIRUSE_BUSY)
-        h->busy_rejected++;
+        h->n.busy_rejected++;
     else
-        h->rate_limited++;
+        h->n.rate_limited++;
     pthread_mutex_unlock(&h->mu);
     if (full || fr != SW_FAIRUSE_OK) {
         s_gen_free(g);
@@ -886,7 +665,7 @@ static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const 
             return s_error(c, 429, "rate_limit_exceeded", "too many generations in progress from this address", "1");
         return s_error(c, 503, "server_busy", "too many concurrent requests; try again shortly", "1");
     }
-    if (g->stream)
+    if (g->rq->stream)
         return s_generate_stream(c, g);
     const int rc = s_run(g);
     enum MHD_Result res;
@@ -895,18 +674,10 @@ static enum MHD_Result s_generate(sw_http_t *h, struct MHD_Connection *c, const 
     } else if (rc != 0) {
         res = s_call_error(c, g->code, g->err);
     } else {
-        json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", 0, "message", "role", "assistant",
-                                          "content", g->text ? g->text : "", g->len, "finish_reason",
-                                          s_finish_reason(&g->sum))
-                              : json_pack("{s:i, s:s%, s:s}", "index", 0, "text", g->text ? g->text : "", g->len,
-                                          "finish_reason", s_finish_reason(&g->sum));
-        json_t *out = json_pack("{s:s, s:s, s:i, s:s, s:[o], s:{s:i, s:i, s:i}}", "id", g->id, "object",
-                                chat ? "chat.completion" : "text_completion", "created", (json_int_t) g->created,
-                                "model", h->model_id, "choices", choice, "usage", "prompt_tokens",
-                                (json_int_t) g->sum.prompt_tokens, "completion_tokens",
-                                (json_int_t) g->sum.completion_tokens, "total_tokens",
-                                (json_int_t) (g->sum.prompt_tokens + g->sum.completion_tokens));
-        res = out ? s_json(c, 200, out) : s_error(c, 500, "server_error", "cannot build the response", NULL);
+        char *out = sw_openai_completion_json(chat, g->id, g->created, h->model_id, g->text, g->len, &g->sum);
+        res = out ? s_send(c, 200, "application/json", out, NULL)
+                  : s_error(c, 500, "server_error", "out of memory in the HTTP server; the answer would be incomplete",
+                            NULL);
     }
     s_gen_free(g);
     return res;
@@ -927,7 +698,7 @@ static enum MHD_Result s_models(sw_http_t *h, struct MHD_Connection *c)
                 : -1;
     sw_client_destroy(&cl);
     pthread_mutex_lock(&h->mu);
-    h->calls[S_CALL_MODELS]++;
+    h->n.calls[SW_HTTP_CALL_MODELS]++;
     pthread_mutex_unlock(&h->mu);
     if (rc != 0)
         return s_call_error(c, code, err);
@@ -938,123 +709,16 @@ static enum MHD_Result s_models(sw_http_t *h, struct MHD_Connection *c)
 
 /* ---- the swarm: /api/swarm and /metrics ------------------------------------------------ */
 
-/* Appends printf-style text to a growing buffer. */
-static void s_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void s_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (*buf && *len + (size_t) n < *cap) {
-            *len += (size_t) n;
-            return;
-        }
-        size_t cap2 = (*cap + (size_t) n + 256) * 2;
-        char *b = realloc(*buf, cap2);
-        if (!b)
-            return;
-        *buf = b;
-        *cap = cap2;
-    }
-}
-
+/* The swarm snapshot as text: the dashboard's JSON and the /metrics part. */
 typedef struct {
-    char **buf;
-    size_t *len, *cap;
-} s_metrics_ctx_t;
-
-static void s_metrics_swarm(const sw_client_swarm_t *w, void *user)
-{
-    s_metrics_ctx_t *m = user;
-    char regions[32][65];
-    int counts[32] = {0}, n_regions = 0;
-    s_printf(m->buf, m->len, m->cap, "# HELP swisd_stage_rtt_milliseconds Round trip of each live stage to its broker.\n"
-                                     "# TYPE swisd_stage_rtt_milliseconds gauge\n");
-    for (int k = 0; k < w->n_stages; k++) {
-        const sw_client_stage_t *st = &w->stages[k];
-        int i = 0;
-        while (i < n_regions && strcmp(regions[i], st->region))
-            i++;
-        if (i == n_regions && n_regions < 32)
-            snprintf(regions[n_regions++], sizeof regions[0], "%s", st->region);
-        if (i < 32)
-            counts[i]++;
-        s_printf(m->buf, m->len, m->cap,
-                 "swisd_stage_rtt_milliseconds{node=\"%.64s\",region=\"%.64s\",layers=\"%u-%u\"} %.3f\n",
-                 st->node_id, st->region, st->begin, st->end ? st->end - 1 : 0, st->rtt_ms);
-    }
-    s_printf(m->buf, m->len, m->cap, "# HELP swisd_stages Live stages by region.\n# TYPE swisd_stages gauge\n");
-    for (int i = 0; i < n_regions; i++)
-        s_printf(m->buf, m->len, m->cap, "swisd_stages{region=\"%s\"} %d\n", regions[i], counts[i]);
-    s_printf(m->buf, m->len, m->cap, "# HELP swisd_active_sessions Sessions in the gateway (all clients).\n"
-                                     "# TYPE swisd_active_sessions gauge\nswisd_active_sessions %d\n", w->n_sessions);
-    s_printf(m->buf, m->len, m->cap, "# HELP swisd_layers_uncovered Layers of the model no live stage holds.\n"
-                                     "# TYPE swisd_layers_uncovered gauge\n");
-    uint32_t missing = 0;
-    for (int i = 0; i < w->n_gaps; i++)
-        missing += w->gaps[i][1] - w->gaps[i][0];
-    s_printf(m->buf, m->len, m->cap, "swisd_layers_uncovered %u\n", missing);
-}
-
-static void s_swarm_json(const sw_client_swarm_t *w, void *user)
-{
-    json_t *o = user, *stages = json_array(), *sessions = json_array(), *gaps = json_array();
-    for (int i = 0; i < w->n_stages; i++) {
-        const sw_client_stage_t *st = &w->stages[i];
-        json_array_append_new(
-            stages, json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:f, s:i, s:i, s:f, s:{s:i, s:i, s:I, s:f}}",
-                              "node_id", st->node_id, "region", st->region, "broker_id", st->broker_id, "model_id",
-                              st->model_id, "layers", "begin", (json_int_t) st->begin, "end", (json_int_t) st->end,
-                              "rtt_ms", (double) st->rtt_ms, "age_ms", (json_int_t) st->age_ms, "threads",
-                              (json_int_t) st->threads, "ms_per_layer", (double) st->ms_per_layer, "load",
-                              "active_sessions", (json_int_t) st->active_sessions, "queued_requests",
-                              (json_int_t) st->queued_requests, "kv_bytes", (json_int_t) st->kv_bytes, "busy",
-                              (double) st->busy));
-    }
-    for (int i = 0; i < w->n_sessions; i++)
-        json_array_append_new(sessions, json_pack("{s:s, s:i, s:f, s:f}", "session_id", w->sessions[i].session_id,
-                                                  "tokens", (json_int_t) w->sessions[i].tokens, "tokens_per_s",
-                                                  (double) w->sessions[i].tokens_per_s, "acceptance_rate",
-                                                  (double) w->sessions[i].acceptance_rate));
-    for (int i = 0; i < w->n_gaps; i++)
-        json_array_append_new(gaps, json_pack("{s:i, s:i}", "begin", (json_int_t) w->gaps[i][0], "end",
-                                              (json_int_t) w->gaps[i][1]));
-    json_object_set_new(o, "gateway", json_pack("{s:s, s:s}", "id", w->gateway_id, "region", w->region));
-    json_object_set_new(o, "model", json_pack("{s:s, s:i, s:i, s:i, s:s}", "id", w->model_id, "n_layer",
-                                              (json_int_t) w->n_layer, "n_embd", (json_int_t) w->n_embd, "n_vocab",
-                                              (json_int_t) w->n_vocab, "checksum", w->checksum));
-    json_object_set_new(o, "servable", json_boolean(w->n_gaps == 0 && w->n_layer > 0));
-    json_t *hist = json_array();
-    for (int i = 0; i < w->n_recent; i++) {
-        const sw_client_sample_t *x = &w->recent[i];
-        json_array_append_new(hist, json_pack("{s:f, s:i, s:i, s:f, s:f, s:f}", "t_ms", x->end_unix_ms,
-                                              "prompt_tokens", (json_int_t) x->prompt_tokens, "completion_tokens",
-                                              (json_int_t) x->completion_tokens, "tokens_per_s",
-                                              (double) x->decode_tokens_per_s, "ttft_ms", (double) x->ttft_ms,
-                                              "acceptance_rate", (double) x->acceptance_rate));
-    }
-    json_object_set_new(o, "history", hist);
-    json_object_set_new(o, "gateway_totals", json_pack("{s:I, s:I}", "completions", (json_int_t) w->generations_total,
-                                                       "tokens", (json_int_t) w->tokens_generated_total));
-    json_object_set_new(o, "gaps", gaps);
-    json_object_set_new(o, "stages", stages);
-    json_object_set_new(o, "sessions", sessions);
-}
-
-typedef struct {
-    json_t *json;
-    s_metrics_ctx_t metrics;
+    char *json, *metrics; /* NULL when out of memory */
 } s_snap_ctx_t;
 
 static void s_snap_fill(const sw_client_swarm_t *w, void *user)
 {
     s_snap_ctx_t *x = user;
-    s_swarm_json(w, x->json);
-    s_metrics_swarm(w, &x->metrics);
+    x->json = sw_http_swarm_json(w);
+    x->metrics = sw_http_metrics_swarm(w);
 }
 
 /* Copies of the swarm snapshot: the swarm part of /api/swarm (json, JSON
@@ -1062,7 +726,8 @@ static void s_snap_fill(const sw_client_swarm_t *w, void *user)
  * gateway is asked at most every S_SNAPSHOT_S, by one thread at a time while
  * the others wait for its answer, so any number of viewers costs the gateway
  * at most 1 / S_SNAPSHOT_S calls per second (a failure is kept as long).
- * Returns 0, or -1 with *code and err. Caller frees the copies. */
+ * Returns 0, or -1 with *code and err (SW_CLIENT_LOCAL: out of memory).
+ * Caller frees the copies. */
 static int s_snapshot(sw_http_t *h, char **json, char **metrics, int *code, char *err, size_t errlen)
 {
     if (json)
@@ -1078,31 +743,33 @@ static int s_snapshot(sw_http_t *h, char **json, char **metrics, int *code, char
     if (!fresh && !failed_now) {
         h->snap_busy = true;
         pthread_mutex_unlock(&h->mu);
-        char *m_buf = NULL;
-        size_t m_len = 0, m_cap = 0;
-        s_snap_ctx_t x = {.json = json_object(), .metrics = {.buf = &m_buf, .len = &m_len, .cap = &m_cap}};
+        s_snap_ctx_t x = {0};
         int rc_code = SW_CLIENT_LOCAL;
         char why[256] = "out of memory";
-        sw_client_t *cl = x.json ? sw_client_new(h->rpc, why, sizeof why) : NULL;
+        sw_client_t *cl = sw_client_new(h->rpc, why, sizeof why);
         if (cl)
             sw_client_set_stop(cl, s_server_stop, h, S_STOP_CHECK_MS);
-        const int rc = cl ? sw_client_swarm(cl, s_snap_fill, &x, 3000, &rc_code, why, sizeof why) : -1;
+        int rc = cl ? sw_client_swarm(cl, s_snap_fill, &x, 3000, &rc_code, why, sizeof why) : -1;
         sw_client_destroy(&cl);
-        char *text = rc == 0 ? json_dumps(x.json, JSON_COMPACT) : NULL;
-        json_decref(x.json);
+        if (rc == 0 && (!x.json || !x.metrics)) {
+            rc = -1;
+            rc_code = SW_CLIENT_LOCAL;
+            snprintf(why, sizeof why, "out of memory in the HTTP server");
+        }
         pthread_mutex_lock(&h->mu);
-        h->calls[S_CALL_SWARM]++;
+        h->n.calls[SW_HTTP_CALL_SWARM]++;
         now = s_now();
-        if (text) {
+        if (rc == 0) {
             free(h->snap_json);
             free(h->snap_metrics);
-            h->snap_json = text;
-            h->snap_metrics = m_buf ? m_buf : strdup("");
+            h->snap_json = x.json;
+            h->snap_metrics = x.metrics;
             h->snap_at = now;
         } else {
-            free(m_buf);
+            free(x.json);
+            free(x.metrics);
             h->snap_failed_at = now;
-            h->snap_code = rc == 0 ? SW_CLIENT_LOCAL : rc_code;
+            h->snap_code = rc_code;
             snprintf(err, errlen, "%s", why);
         }
         h->snap_busy = false;
@@ -1115,6 +782,15 @@ static int s_snapshot(sw_http_t *h, char **json, char **metrics, int *code, char
         if (metrics)
             *metrics = strdup(h->snap_metrics);
         rc = 0;
+        if ((json && !*json) || (metrics && !*metrics)) {
+            if (json)
+                free(*json), *json = NULL;
+            if (metrics)
+                free(*metrics), *metrics = NULL;
+            *code = SW_CLIENT_LOCAL;
+            snprintf(err, errlen, "out of memory in the HTTP server");
+            rc = -1;
+        }
     } else {
         *code = h->snap_code;
         if (!fresh && failed_now)
@@ -1124,66 +800,23 @@ static int s_snapshot(sw_http_t *h, char **json, char **metrics, int *code, char
     return rc;
 }
 
-/* GET /metrics: Prometheus text exposition format, version 0.0.4. */
+/* GET /metrics: Prometheus text exposition format, version 0.0.4: the HTTP
+ * front's counters, then the swarm part (left out while the gateway does not
+ * answer; the counters are still worth scraping). */
 static enum MHD_Result s_metrics(sw_http_t *h, struct MHD_Connection *c)
 {
     char *swarm = NULL, err[256];
     int code = 0;
-    s_snapshot(h, NULL, &swarm, &code, err, sizeof err); /* without the gateway: the HTTP part alone */
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    s_snapshot(h, NULL, &swarm, &code, err, sizeof err);
     pthread_mutex_lock(&h->mu);
-    s_printf(&buf, &len, &cap,
-             "# HELP swisd_http_requests_total HTTP requests received.\n# TYPE swisd_http_requests_total counter\n"
-             "swisd_http_requests_total %llu\n"
-             "# HELP swisd_rate_limited_total Requests answered 429.\n# TYPE swisd_rate_limited_total counter\n"
-             "swisd_rate_limited_total %llu\n"
-             "# HELP swisd_busy_rejected_total Requests answered 503 for the concurrency cap or a full table of "
-             "client addresses.\n"
-             "# TYPE swisd_busy_rejected_total counter\nswisd_busy_rejected_total %llu\n"
-             "# HELP swisd_generations_failed_total Generations that ended in an error.\n"
-             "# TYPE swisd_generations_failed_total counter\nswisd_generations_failed_total %llu\n"
-             "# HELP swisd_generations_abandoned_total Generations cancelled because their client left.\n"
-             "# TYPE swisd_generations_abandoned_total counter\nswisd_generations_abandoned_total %llu\n"
-             "# HELP swisd_http_bad_framing_total Requests refused for ambiguous framing (duplicate "
-             "Content-Length, ...).\n"
-             "# TYPE swisd_http_bad_framing_total counter\nswisd_http_bad_framing_total %llu\n"
-             "# HELP swisd_tokens_generated_total Completion tokens generated.\n"
-             "# TYPE swisd_tokens_generated_total counter\nswisd_tokens_generated_total %llu\n"
-             "# HELP swisd_decode_tokens_per_second Decode speed of the last finished generation.\n"
-             "# TYPE swisd_decode_tokens_per_second gauge\nswisd_decode_tokens_per_second %.3f\n"
-             "# HELP swisd_active_generations Generations in progress over HTTP.\n"
-             "# TYPE swisd_active_generations gauge\nswisd_active_generations %d\n"
-             "# HELP swisd_http_clients_tracked Client addresses in the fair-use table.\n"
-             "# TYPE swisd_http_clients_tracked gauge\nswisd_http_clients_tracked %zu\n"
-             "# HELP swisd_http_gateway_calls_total Calls of the gateway's RPC made by the HTTP API.\n"
-             "# TYPE swisd_http_gateway_calls_total counter\n",
-             (unsigned long long) h->requests, (unsigned long long) h->rate_limited,
-             (unsigned long long) h->busy_rejected, (unsigned long long) h->failed,
-             (unsigned long long) h->abandoned, (unsigned long long) h->bad_framing,
-             (unsigned long long) h->tokens, h->last_tps, h->active, sw_fairuse_size(h->fair));
-    for (int k = 0; k < S_N_CALLS; k++)
-        s_printf(&buf, &len, &cap, "swisd_http_gateway_calls_total{call=\"%s\"} %llu\n", s_call_names[k],
-                 (unsigned long long) h->calls[k]);
-    s_printf(&buf, &len, &cap, "# HELP swisd_time_to_first_token_seconds Time to first token.\n"
-                               "# TYPE swisd_time_to_first_token_seconds histogram\n");
-    uint64_t cum = 0;
-    for (size_t b = 0; b <= S_TTFT_N; b++) {
-        cum += h->ttft_bucket[b];
-        if (b < S_TTFT_N)
-            s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_bucket{le=\"%g\"} %llu\n", s_ttft_le[b],
-                     (unsigned long long) cum);
-        else
-            s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_bucket{le=\"+Inf\"} %llu\n",
-                     (unsigned long long) cum);
-    }
-    s_printf(&buf, &len, &cap, "swisd_time_to_first_token_seconds_sum %.6f\nswisd_time_to_first_token_seconds_count %llu\n",
-             h->ttft_sum, (unsigned long long) cum);
+    h->n.clients_tracked = sw_fairuse_size(h->fair);
+    const sw_http_counters_t n = h->n;
     pthread_mutex_unlock(&h->mu);
-    if (swarm)
-        s_printf(&buf, &len, &cap, "%s", swarm);
+    char *text = sw_http_metrics_text(&n, swarm);
     free(swarm);
-    return s_send(c, 200, "text/plain; version=0.0.4", buf ? buf : strdup(""), NULL);
+    if (!text)
+        return s_error(c, 500, "server_error", "out of memory in the HTTP server", NULL);
+    return s_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, NULL);
 }
 
 /* GET /api/swarm: the swarm part from the shared snapshot; counters and the
@@ -1208,83 +841,25 @@ static enum MHD_Result s_swarm(sw_http_t *h, struct MHD_Connection *c)
     const json_int_t tokens = json_integer_value(json_object_get(tot, "tokens"));
     pthread_mutex_lock(&h->mu);
     json_object_set_new(o, "counters",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "requests", (json_int_t) h->requests,
-                                  "completions", completions, "tokens", tokens, "failed", (json_int_t) h->failed,
-                                  "rate_limited", (json_int_t) h->rate_limited, "busy_rejected",
-                                  (json_int_t) h->busy_rejected, "active_generations", (json_int_t) h->active,
-                                  "abandoned", (json_int_t) h->abandoned));
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", (json_int_t) h->n.requests,
+                                  "completions", completions, "tokens", tokens, "failed", (json_int_t) h->n.failed,
+                                  "rate_limited", (json_int_t) h->n.rate_limited, "busy_rejected",
+                                  (json_int_t) h->n.busy_rejected, "active_generations", (json_int_t) h->n.active,
+                                  "abandoned", (json_int_t) h->n.abandoned));
     pthread_mutex_unlock(&h->mu);
     json_object_del(o, "gateway_totals");
     return s_json(c, 200, o);
 }
 
-/* ---- static files (the dashboard) ------------------------------------------------------ */
-
-static const char *s_mime(const char *path)
-{
-    static const char *const map[][2] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},   {".svg", "image/svg+xml"},
-        {".png", "image/png"},                 {".ico", "image/x-icon"},
-        {".json", "application/json"},         {".woff2", "font/woff2"},
-        {".txt", "text/plain; charset=utf-8"}, {".map", "application/json"},
-    };
-    const char *dot = strrchr(path, '.');
-    for (size_t i = 0; dot && i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(dot, map[i][0]))
-            return map[i][1];
-    return "application/octet-stream";
-}
-
-/* GET of anything else: a file of web_dir. Paths are checked character by
- * character (letters, digits, '.', '_', '-', '/'; no "..", no "//"), so no
- * request can leave the folder; "/" and paths without a file extension
- * (client-side routes) give index.html. */
+/* GET of anything else: a file of the dashboard (sw_http_static). */
 static enum MHD_Result s_static(sw_http_t *h, struct MHD_Connection *c, const char *url)
 {
-    if (!h->web_dir[0]) {
-        if (strcmp(url, "/"))
-            return s_error(c, 404, "invalid_request_error", "no such file", NULL);
-        return s_send(c, 200, "text/html; charset=utf-8",
-                      strdup("<!doctype html><title>swisd gateway</title><h1>swisd gateway</h1>"
-                             "<p>The dashboard is not built: run <code>scripts/dev build</code> on a machine with "
-                             "npm, or start the gateway with <code>--web web/dist</code>.</p>"
-                             "<p>API: <a href=\"/v1/models\">/v1/models</a>, POST /v1/completions, "
-                             "POST /v1/chat/completions, <a href=\"/api/swarm\">/api/swarm</a>, "
-                             "<a href=\"/metrics\">/metrics</a>.</p>"),
-                      NULL);
-    }
-    const size_t n = strlen(url);
-    bool ok = n >= 1 && n < 256 && url[0] == '/' && !strstr(url, "..") && !strstr(url, "//");
-    for (size_t i = 0; ok && i < n; i++) {
-        const char ch = url[i];
-        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-             ch == '_' || ch == '-' || ch == '/';
-    }
-    if (!ok)
-        return s_error(c, 404, "invalid_request_error", "no such file", NULL);
-    const char *base = strrchr(url, '/');
-    const bool route = !strchr(base, '.'); /* "/", "/chat": the app */
-    char path[1400];
-    snprintf(path, sizeof path, "%s%s", h->web_dir, route ? "/index.html" : url);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        if (fd >= 0)
-            close(fd);
-        return s_error(c, 404, "invalid_request_error", "no such file", NULL);
-    }
-    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t) sb.st_size, fd); /* closes fd */
-    if (!r) {
-        close(fd);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", s_mime(path));
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    /* Vite names assets by content hash: they never change */
-    MHD_add_response_header(r, "Cache-Control",
-                            !strncmp(url, "/assets/", 8) ? "public, max-age=31536000, immutable" : "no-cache");
-    enum MHD_Result rc = MHD_queue_response(c, 200, r);
+    unsigned status = 404;
+    struct MHD_Response *r = sw_http_static_response(h->web_dir, url, &status);
+    if (!r)
+        return status == 404 ? s_error(c, 404, "invalid_request_error", "no such file", NULL)
+                             : s_error(c, 500, "server_error", "cannot open the file", NULL);
+    const enum MHD_Result rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return rc;
 }
@@ -1306,10 +881,12 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
         if (!bad)
             return MHD_YES;
         pthread_mutex_lock(&h->mu);
-        h->bad_framing++;
+        h->n.bad_framing++;
         pthread_mutex_unlock(&h->mu);
         /* answered before the body: MHD reads no further request from this connection */
-        char *text = s_error_text("invalid_request_error", bad, NULL);
+        char *text = sw_openai_error_json("invalid_request_error", bad, NULL);
+        if (!text)
+            return MHD_NO;
         struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
         if (!r) {
             free(text);
@@ -1337,7 +914,7 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     pthread_mutex_lock(&h->mu);
-    h->requests++;
+    h->n.requests++;
     pthread_mutex_unlock(&h->mu);
     const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     enum MHD_Result res;
@@ -1417,12 +994,7 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
     if (h->cfg.max_addrs == 0) h->cfg.max_addrs = 65536;
     h->keepalive_ms = h->cfg.idle_timeout_s * 1000 / 3;
     if (cfg->web_dir && cfg->web_dir[0]) {
-        struct stat sb;
-        char index[1100];
-        snprintf(index, sizeof index, "%s/index.html", cfg->web_dir);
-        if (strlen(cfg->web_dir) >= sizeof h->web_dir || stat(index, &sb) != 0) {
-            sw_err(err, errlen, "--web: %s has no index.html (build the dashboard: cd web && npm ci && npm run build)",
-                   cfg->web_dir);
+        if (sw_http_static_check(cfg->web_dir, err, errlen) != 0) {
             free(h);
             return NULL;
         }
