@@ -12,7 +12,12 @@ the dashboard's static files are served safely (no path leaves the folder);
 a model whose GGUF carries a chat template (set by `swisd quantize
 --chat-template`) gets its format, with the template's special tokens
 recognized and the user's text kept plain: the prompt's token count is
-checked against python3-sentencepiece on the same text split by hand.
+checked against python3-sentencepiece on the same text split by hand;
+/metrics passes `promtool check metrics` (Prometheus's conventions; SKIP
+without promtool, FAIL under CI=true); seeds: three unseeded requests at
+temperature 1 get distinct random seeds and (at least two) distinct texts,
+the returned seed reproduces the text, an explicit seed is echoed (streams:
+in the final chunk), and `swisd generate` prints the seed.
 usage: test_http.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY
 """
 import http.client
@@ -124,11 +129,13 @@ try:
                           "127.0.0.1:0", "--http-rate", "1000", "--web", ""], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
     procs.append(p)
-    port = None
+    port = rpc = None
     while port is None:
         line = p.stdout.readline()
         if not line:
             raise RuntimeError("the gateway did not start")
+        if line.startswith("swisd-gateway: rpc on"):
+            rpc = line.split()[-1]
         if line.startswith("swisd-gateway: http on port"):
             port = int(line.split()[-1])
     st, body, _ = call(port, "/healthz")
@@ -194,6 +201,19 @@ try:
           f"metrics tokens: {st} {body[:400]}")
     check(int(metrics.get('swisd_time_to_first_token_seconds_bucket{le="+Inf"}', 0)) >= 3, f"ttft histogram: {body[:600]}")
     check(metrics.get('swisd_stages{region="default"}') == "1", f"stages by region: {body[-400:]}")
+    rtt = [k for k in metrics if k.startswith("swisd_stage_rtt_seconds{")]
+    check(len(rtt) == 1 and 0 <= float(metrics[rtt[0]]) < 5, f"stage round trip in seconds: {body[-600:]}")
+    # Prometheus's conventions (base units, counter names, help and type lines), as promtool checks them
+    promtool = shutil.which("promtool")
+    if promtool:
+        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0 and not (r.stdout + r.stderr).strip(),
+              f"promtool check metrics: exit {r.returncode}: {r.stdout}{r.stderr}")
+    else:
+        tag, how = ("FAIL", "CI=true, so this counts as a failure") if harness.in_ci() else ("SKIP", "skipped")
+        print(f"{tag}: promtool is missing (Debian package prometheus; scripts/dev build installs it); "
+              f"/metrics against Prometheus's conventions: {how}", flush=True)
+        check(not harness.in_ci(), "promtool is missing (CI=true)")
     # the dashboard's JSON
     st, body, hdr = call(port, "/api/swarm")
     sw = json.loads(body) if st == 200 else {}
@@ -226,6 +246,45 @@ try:
     # no dashboard for this gateway (--web ''): "/" explains, other files are 404
     st, body, _ = call(port, "/")
     check(st == 200 and ("dashboard" in body), f"/ without a dashboard: {st} {body[:200]}")
+    # seeds: a request without one gets a fresh random seed, returned with the answer; asked again with that
+    # seed, the same text; an explicit seed is echoed (streams: in the final chunk)
+    sampled = {"prompt": "Once upon a time", "max_tokens": 24, "temperature": 1}
+    runs = []
+    for _ in range(3):
+        st, body, _ = call(port, "/v1/completions", sampled)
+        j = json.loads(body) if st == 200 else {}
+        runs.append((j.get("choices", [{}])[0].get("text"), j.get("seed")))
+    check(all(isinstance(seed, int) and 0 <= seed < 1 << 53 for _, seed in runs), f"unseeded answers' seeds: {runs}")
+    check(len({seed for _, seed in runs}) == 3, f"three unseeded requests got distinct seeds: {runs}")
+    check(len({text for text, _ in runs}) >= 2, f"three unseeded requests at temperature 1 sampled alike: {runs}")
+    if isinstance(runs[0][1], int):
+        st, body, _ = call(port, "/v1/completions", dict(sampled, seed=runs[0][1]))
+        j = json.loads(body) if st == 200 else {}
+        check(j.get("seed") == runs[0][1] and j.get("choices", [{}])[0].get("text") == runs[0][0],
+              f"repeated with its seed {runs[0][1]}: {body[:300]} vs {runs[0][0]!r}")
+    st, body, _ = call(port, "/v1/completions", dict(sampled, seed=12345))
+    j = json.loads(body) if st == 200 else {}
+    seeded_text = j.get("choices", [{}])[0].get("text")
+    check(st == 200 and j.get("seed") == 12345, f"explicit seed echoed: {st} {body[:300]}")
+    st, body, _ = call(port, "/v1/completions", dict(sampled, seed=12345, stream=True))
+    events = [json.loads(l[6:]) for l in body.split("\n") if l.startswith("data: {")]
+    text = "".join(e["choices"][0]["text"] for e in events)
+    check(st == 200 and events and events[-1].get("seed") == 12345 and events[-1]["choices"][0]["finish_reason"]
+          and all("seed" not in e for e in events[:-1]) and text == seeded_text,
+          f"stream: seed in the final chunk, same text: {body[-400:]} {text!r} vs {seeded_text!r}")
+    st, body, _ = call(port, "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
+                                                      "max_tokens": 4, "seed": 7})
+    check(st == 200 and json.loads(body).get("seed") == 7, f"chat: seed echoed: {st} {body[:300]}")
+    # swisd generate prints the seed with its timings; a --seed is kept
+    r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", "Once", "-n", "8", "--temp", "1", "--seed", "99"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and "| seed 99" in r.stderr, f"swisd generate --seed 99: {r.stderr[-300:]}")
+    r2 = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", "Once", "-n", "8", "--temp", "1", "--seed", "99"],
+                        capture_output=True, text=True, timeout=60)
+    check(r2.returncode == 0 and r2.stdout == r.stdout, f"swisd generate --seed 99 twice: {r.stdout!r} {r2.stdout!r}")
+    r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", "Once", "-n", "8", "--temp", "1"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and "| seed " in r.stderr, f"swisd generate prints the seed drawn: {r.stderr[-300:]}")
     procs.pop().send_signal(signal.SIGTERM)
 
     # static files of a dashboard folder
