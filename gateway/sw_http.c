@@ -60,6 +60,7 @@ typedef struct {
     char *body;
     size_t len;
     bool too_big;
+    bool oom;                 /* a piece of the body could not be stored */
     char ip[64];              /* the client's address as text */
     sw_fairuse_addr_t addr;   /* the same, as the fair-use key */
 } s_req_t;
@@ -86,18 +87,20 @@ static enum MHD_Result s_send(struct MHD_Connection *c, unsigned status, const c
     return rc;
 }
 
-static enum MHD_Result s_json(struct MHD_Connection *c, unsigned status, json_t *j)
-{
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return s_send(c, status, "application/json", text, NULL);
-}
-
-
+/* An error in OpenAI's shape {"error": {"message", "type", "code": null}}. */
 static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status, const char *type, const char *msg,
                                const char *retry_after)
 {
     return s_send(c, status, "application/json", sw_openai_error_json(type, msg, NULL), retry_after);
+}
+
+static enum MHD_Result s_json(struct MHD_Connection *c, unsigned status, json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text) /* out of memory (or a string of the gateway's that is not UTF-8) */
+        return s_error(c, 500, "server_error", "cannot build the response", NULL);
+    return s_send(c, status, "application/json", text, NULL);
 }
 
 /* The status of a failed call to the gateway, by its result code (sw_client.h:
@@ -900,12 +903,14 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
     }
     if (*upload_size) {
         if (!rq->too_big && rq->len + *upload_size <= h->cfg.max_body) {
-            char *b = realloc(rq->body, rq->len + *upload_size + 1);
+            char *b = rq->oom ? NULL : realloc(rq->body, rq->len + *upload_size + 1);
             if (b) {
                 memcpy(b + rq->len, upload, *upload_size);
                 rq->body = b;
                 rq->len += *upload_size;
                 rq->body[rq->len] = 0;
+            } else {
+                rq->oom = true; /* answered 500 below: never a body with a piece missing */
             }
         } else {
             rq->too_big = true;
@@ -940,6 +945,8 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
         return res;
     if (rq->too_big)
         return s_error(c, 413, "invalid_request_error", "the body is too large", NULL);
+    if (rq->oom)
+        return s_error(c, 500, "server_error", "out of memory in the HTTP server", NULL);
     if (models)
         return s_models(h, c);
     return s_generate(h, c, rq, chat);
