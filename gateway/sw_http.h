@@ -56,8 +56,10 @@
  *  One concern per file: gateway/sw_openai (request bodies checked, answers
  *  built), sw_http_metrics (/metrics), sw_http_swarm (the /api/swarm JSON),
  *  sw_http_static (the dashboard's files), sw_fairuse (the per-address
- *  limits); sw_http.c itself holds the server, routing, admission, the
- *  generation (streamed or not) and the one table of statuses.
+ *  limits), sw_http_generate.c (a generation, answered whole or streamed);
+ *  sw_http.c itself holds the server, routing, admission, the shared swarm
+ *  snapshot and the one table of statuses (sw_http_internal.h: what the two
+ *  share).
  *
  *  Thread safety: the server runs its own threads; new/destroy from one
  *  thread.
