@@ -28,16 +28,12 @@ except ImportError:
     print("python3-jinja2 is missing (apt install python3-jinja2)")
     sys.exit(1)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Harness  # noqa: E402
+
 tool, tdir = sys.argv[1:3]
-failures = checks = 0
-
-
-def check(cond, what):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL:", what, flush=True)
+h = Harness("chat")
+check = h.check
 
 
 conversations = [
@@ -107,5 +103,4 @@ with tempfile.TemporaryDirectory() as tmp:
                                         check=True).stdout)
         check("error" in out, f"bad messages {bad} accepted: {out}")
 
-print(f"chat: {checks} checks, {failures} failed")
-sys.exit(1 if failures else 0)
+sys.exit(h.finish())
