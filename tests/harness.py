@@ -90,6 +90,24 @@ def greedy_refs():
     return rows
 
 
+def import_or_reexec(module, script, flag):
+    """The module named `module` (e.g. "jinja2"); when this Python lacks it,
+    runs `script` (the caller's __file__) again, with the same arguments,
+    under Debian's /usr/bin/python3, where python3-<module> installs it (a
+    pyenv or venv Python does not see Debian's packages). The environment
+    variable `flag` marks the second run, so it happens once. Returns None
+    when the module is missing there too (the caller says so and skips or
+    fails)."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.path.exists("/usr/bin/python3") and not os.environ.get(flag):
+            os.environ[flag] = "1"
+            os.execv("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(script)] + sys.argv[1:])
+        return None
+
+
 class Proc:
     """A started process: its Popen `p`, name, log path and the lines it printed.
 
@@ -387,27 +405,29 @@ def start_broker(h, bins, name, *args, parent=None, region=None, heartbeat_ms=20
     return h.start(name, argv + list(args), ready="swisd-broker: listening on")
 
 
-def start_stage(h, bins, name, broker, layers, *args, model=None, region=None, threads=1):
+def start_stage(h, bins, name, broker, layers, *args, model=None, region=None, threads=1, timeout=20.0):
     """A stage serving `layers` ("a-b", inclusive, or "auto"); returns (proc,
     node id); proc.ready is the rest of its ready line ("NODE_ID serving
-    layers A-B"). threads None: the stage's default."""
+    layers A-B"). threads None: the stage's default. timeout: seconds to wait
+    for the ready line (a large model loads longer)."""
     argv = [bins.stage, "--broker", broker, "--model", model or model_path(), "--layers", layers]
     if threads is not None:
         argv += ["--threads", threads]
     if region:
         argv += ["--region", region]
-    p, rest = h.start(name, argv + list(args), ready="swisd-stage:")
+    p, rest = h.start(name, argv + list(args), ready="swisd-stage:", timeout=timeout)
     p.ready = rest
     return p, rest.split()[0]
 
 
-def start_gateway(h, bins, name, broker, *args, model=None, http=False):
+def start_gateway(h, bins, name, broker, *args, model=None, http=False, timeout=20.0):
     """A gateway with its RPC on an ephemeral loopback port (and with http,
-    its HTTP API on one); returns (proc, rpc endpoint, http port or None)."""
+    its HTTP API on one); returns (proc, rpc endpoint, http port or None).
+    timeout: seconds to wait for each ready line (a large model loads longer)."""
     argv = [bins.gateway, "--broker", broker, "--model", model or model_path(), "--rpc", "tcp://127.0.0.1:*"]
     if http:
         argv += ["--http", "127.0.0.1:0"]
-    p, rpc = h.start(name, argv + list(args), ready="swisd-gateway: rpc on")
+    p, rpc = h.start(name, argv + list(args), ready="swisd-gateway: rpc on", timeout=timeout)
     port = None
     if http:
         rest = p.wait_line("swisd-gateway: http on port")

@@ -23,8 +23,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Bins, Harness, generate, greedy_refs, model_path, run_local, start_broker, start_gateway,  # noqa: E402
-                     start_generate, start_stage, wait_servable)
+from harness import (Bins, Harness, generate, greedy_refs, model_path, run_local,  # noqa: E402
+                     start_broker, start_gateway, start_generate, start_stage, wait_servable)
 
 bins = Bins()
 bins.swisd, bins.broker, bins.stage, bins.gateway = sys.argv[1:5]
