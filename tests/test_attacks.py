@@ -74,12 +74,12 @@ def body(h):
     # 1. a client that never reads its replies
     for p in PROMPTS[:4]:
         generate(bins, rpc, p, 40)  # status replies now carry these generations (a few KB each)
-    flood = subprocess.Popen([attacker, "rpc-flood", rpc, "15000", "8"], stdout=subprocess.PIPE, text=True)
-    line = flood.stdout.readline()
-    h.check(line.startswith("sent ") and int(line.split()[1]) > 10000, f"the flood was not sent: {line!r}")
+    flood, _ = h.start("flood", [attacker, "rpc-flood", rpc, "15000", "8"])
+    sent = flood.wait_match(r"\bsent (\d+)", 120)
+    h.check(sent and int(sent.group(1)) > 10000, f"the flood was not sent: {flood.output()!r}")
     rc, out, err = generate(bins, rpc, PROMPTS[1], 40, 60)
     h.check(rc == 0 and out == want[PROMPTS[1]], f"during the flood another client was not served: {rc} {err[-300:]}")
-    flood.wait(30)
+    flood.p.wait(30)
     rc, out, err = generate(bins, rpc, PROMPTS[2], 40, 60)
     h.check(rc == 0 and out == want[PROMPTS[2]], f"after the flood the gateway does not serve: {rc} {err[-300:]}")
     h.check("does not read its replies" in gw.output("err"), "the dropped replies were not logged")
@@ -92,10 +92,9 @@ def body(h):
     long_run.start()
     tags = []
     wait_until(lambda: tags.extend(s["session_id"] for s in swarm_json(port)["sessions"]) or tags, 5, 0.1)
-    forger = subprocess.Popen([attacker, "forge-errors", ep, gw_id, "100", id0, id1] + tags[:4],
-                              stdout=subprocess.PIPE, text=True)
+    forger, _ = h.start("forger", [attacker, "forge-errors", ep, gw_id, "100", id0, id1] + tags[:4])
     runs = gen_many(rpc, PROMPTS)
-    forger.wait(60)
+    forger.p.wait(60)
     long_run.join()
     for p, rc, o, e, _ in runs:
         h.check(rc == 0 and o == want[p], f"forged errors: {p!r} failed or differs: {rc} {e[-200:]}")
