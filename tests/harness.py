@@ -253,6 +253,16 @@ class Proc:
             except ProcessLookupError:
                 pass
 
+    def terminate(self, timeout):
+        """SIGTERM, then waits up to `timeout` seconds for the exit: returns
+        the exit status, or None when it still runs (it is left running, for
+        stop() or the harness's finish to end)."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self, grace=5.0):
         """Closes its stdin, SIGCONT (a frozen child must see the TERM) and
         SIGTERM, then SIGKILL after `grace` seconds; returns the exit status."""

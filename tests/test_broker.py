@@ -30,12 +30,11 @@ Python 3 standard library only; ~20 s.
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Harness  # noqa: E402
+from harness import Bins, Harness, start_broker  # noqa: E402
 
 BUILD = os.environ.get("SWISD_BUILD", "build")
 BROKER = sys.argv[1] if len(sys.argv) > 1 else os.path.join(BUILD, "broker", "swisd-broker")
@@ -104,18 +103,18 @@ def start(name, argv, json_lines=True):
 
 
 def broker(name, bind="tcp://127.0.0.1:*", parent=None, region=None, hwm=None, hb=HB, exp=EXP):
-    argv = [BROKER, "--bind", bind, "--heartbeat-ms", str(hb), "--expiry-ms", str(exp)]
-    if parent:
-        argv += ["--parent", parent]
-    if region:
-        argv += ["--region", region]
-    if hwm:
-        argv += ["--hwm", str(hwm)]
-    b = start(name, argv, json_lines=False)
-    ep = b.wait_line("swisd-broker: listening on", 5)
+    """A swisd-broker (harness.start_broker) with .endpoint and .id (from its "id" line)."""
+    bins = Bins()
+    bins.broker = BROKER
+    try:
+        b, ep = start_broker(H, bins, name, *(["--hwm", hwm] if hwm else []), parent=parent, region=region,
+                             heartbeat_ms=hb, expiry_ms=exp, bind=bind)
+    except RuntimeError as e:
+        raise SystemExit("FAIL broker %s did not start: %s" % (name, e))
     idl = b.wait_line("swisd-broker: id", 5)
-    if not ep or not idl:
-        raise SystemExit("FAIL broker %s did not start (see %s)" % (name, b.log_path))
+    if not idl:
+        raise SystemExit("FAIL broker %s printed no id (see %s)" % (name, b.log_path))
+    b.json = False
     b.endpoint = ep.split()[-1]
     b.id = idl.split()[0]
     return b
@@ -275,11 +274,7 @@ def test_single():
 
     # h) broker restart on the same port: nodes re-register (UNKNOWN_NODE -> Hello)
     port_ep = b.endpoint
-    b.signal(signal.SIGTERM)
-    try:
-        rc = b.p.wait(3)
-    except subprocess.TimeoutExpired:
-        rc = None
+    rc = b.terminate(3)
     check(rc == 0, "h) SIGTERM: broker exits cleanly (status %s)" % rc)
     b2 = broker("root2", bind=port_ep)
     r = st.next_event(lambda e: e.get("ev") == "registered" and e["broker"] == b2.id, 4)
@@ -361,7 +356,7 @@ def main():
     print("%d failures, %.1f s (logs in %s)" % (len(failures), time.time() - t0, logdir))
     for f in failures:
         print("  FAILED: " + f)
-    return 1 if failures else 0
+    return H.finish()
 
 
 if __name__ == "__main__":

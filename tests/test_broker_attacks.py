@@ -42,7 +42,6 @@ Python 3 standard library only.
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -323,11 +322,7 @@ def test_flood():
     qflood.send_line("rep 50000 query - -")
     time.sleep(1.5)
     t0 = time.time()
-    b.signal(signal.SIGTERM)
-    try:
-        rc = b.p.wait(10)
-    except subprocess.TimeoutExpired:
-        rc = None
+    rc = b.terminate(10)
     took = time.time() - t0
     for p in (flooder, qflood):  # before they find another test's broker on the freed port
         p.p.kill()
@@ -396,7 +391,7 @@ def main():
     print("%d failures, %.1f s (logs in %s)" % (len(tb.failures), time.time() - t0, tb.logdir))
     for f in tb.failures:
         print("  FAILED: " + f)
-    return 1 if tb.failures else 0
+    return tb.H.finish()
 
 
 if __name__ == "__main__":
