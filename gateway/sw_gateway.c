@@ -109,7 +109,8 @@ static int s_load_draft(sw_gateway_t *g, const char *path, char *err, size_t err
     sw_tokenizer_destroy(&dt);
     if (bad)
         return sw_err(err, errlen, "draft %s does not share the target's vocabulary", path);
-    g->gamma_max = g->cfg.gamma_max > 0 ? (g->cfg.gamma_max < SW_SESSION_GAMMA_LIMIT ? g->cfg.gamma_max : SW_SESSION_GAMMA_LIMIT) : 8;
+    g->gamma_max = g->cfg.gamma_max <= 0 ? 8 : g->cfg.gamma_max < SW_SESSION_GAMMA_LIMIT ? g->cfg.gamma_max
+                                                                                       : SW_SESSION_GAMMA_LIMIT;
     sw_log(SW_LOG_INFO, "gateway: speculative decoding with draft %s (%d layers), up to %d tokens per round", path,
            (int) sw_model_hparams(g->draft)->n_layer, g->gamma_max);
     return 0;
@@ -229,7 +230,8 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
         s_session_t *c = g->sessions;
         g->sessions = c->next;
         g->acts.n = 0;
-        if (g->bc && sw_session_abort(c->ss, &g->acts) == 0) { /* the stages free its KV caches now, not at their idle expiry */
+        /* the stages free its KV caches now, not at their idle expiry */
+        if (g->bc && sw_session_abort(c->ss, &g->acts) == 0) {
             Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
             rel.session_id = (char *) sw_session_id(c->ss);
             Swisd__V1__Body b = SWISD__V1__BODY__INIT;
@@ -798,12 +800,15 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     const int n_stops = req->n_stop < SW_SESSION_MAX_STOPS ? (int) req->n_stop : SW_SESSION_MAX_STOPS;
     for (int i = 0; i < n_stops; i++)
         stops[i] = req->stop[i];
-    const sw_session_config_t scfg = {.id = id, .prompt = prompt, .n_prompt = n, .max_tokens = (int32_t) req->max_tokens,
+    const int32_t max_tokens = req->max_tokens > INT32_MAX ? INT32_MAX : (int32_t) req->max_tokens;
+    const sw_session_config_t scfg = {.id = id, .prompt = prompt, .n_prompt = n, .max_tokens = max_tokens,
                                       .sampling = p, .ignore_eos = sp && sp->ignore_eos, .stops = stops,
                                       .n_stops = n_stops, .rng_seed = s_rand(g), .now_ns = sw_now_ns()};
     sw_session_t *ss = NULL;
     s_session_t *c = NULL;
-    if (!prompt) { /* the tokenizer or an allocation failed: never a silent drop */
+    if (n < 0) {
+        snprintf(err, sizeof err, "cannot accept the request (the prompt cannot be tokenized or out of memory)");
+    } else if (!prompt) { /* never a silent drop */
         code = SWISD__V1__ERROR_CODE__ERROR_INTERNAL;
         snprintf(err, sizeof err, "cannot accept the request (out of memory)");
     } else if ((ss = sw_session_new(g->env, &scfg, &code, err, sizeof err)) &&

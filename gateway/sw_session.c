@@ -135,8 +135,6 @@ sw_session_t *sw_session_new(sw_session_env_t *env, const sw_session_config_t *c
     const int32_t n_vocab = env->hp->n_vocab;
     s->sampler = sw_sampler_new(&cfg->sampling, n_vocab);
     const int64_t n = cfg->n_prompt;
-    if (n >= 1 && cfg->max_tokens >= 1 && n <= env->hp->n_ctx_train)
-        s->tokens = malloc(sizeof(int32_t) * (size_t) (n + cfg->max_tokens + SW_SESSION_GAMMA_LIMIT + 2));
     if (!s->route) {
         sw_err(err, errlen, "out of memory");
         goto fail;
@@ -170,6 +168,8 @@ sw_session_t *sw_session_new(sw_session_env_t *env, const sw_session_config_t *c
             goto fail;
         }
     *code = SWISD__V1__ERROR_CODE__ERROR_INTERNAL;
+    /* sized only after the checks above: at most n_ctx_train + a round's proposals */
+    s->tokens = malloc(sizeof(int32_t) * (size_t) (n + cfg->max_tokens + SW_SESSION_GAMMA_LIMIT + 2));
     if (!s->tokens) {
         sw_err(err, errlen, "out of memory");
         goto fail;
