@@ -30,6 +30,7 @@ struct sw_session_t {
     s_state_t state;
     sw_route_t *route;
     uint64_t rng;                  /* splitmix64 state: request ids, jitter */
+    uint64_t seed;                 /* the sampler's seed, for the summary */
     uint64_t req_id;               /* forward request in flight (0: none) */
     int32_t *tokens;               /* (cap_tokens) history: prompt, generated, then a round's proposals */
     int64_t n_tokens, n_prompt;
@@ -131,6 +132,7 @@ sw_session_t *sw_session_new(sw_session_env_t *env, const sw_session_config_t *c
     s->max_tokens = cfg->max_tokens;
     s->ignore_eos = cfg->ignore_eos;
     s->rng = cfg->rng_seed;
+    s->seed = cfg->sampling.seed;
     s->route = sw_route_new();
     const int32_t n_vocab = env->hp->n_vocab;
     s->sampler = sw_sampler_new(&cfg->sampling, n_vocab);
@@ -817,6 +819,7 @@ void sw_session_stats(const sw_session_t *self, uint64_t now_ns, sw_session_stat
     out->acceptance_rate = s->proposed ? (float) ((double) s->accepted / (double) s->proposed) : 0;
     out->tokens_per_round_trip = s->rounds ? (float) ((double) (s->accepted + s->rounds) / (double) s->rounds) : 1;
     out->gamma = (uint32_t) s->gamma_next;
+    out->seed = s->seed;
     if (s->rounds && s->round_ms_ema > 0)
         out->speedup = (float) (out->tokens_per_round_trip * s->round_ms_ema /
                                 (s->round_ms_ema + s->gamma_next * s->draft_ms_ema));

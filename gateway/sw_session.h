@@ -233,6 +233,7 @@ typedef struct {
     float tokens_per_round_trip;   /* (accepted + rounds) / rounds; 1 without rounds */
     uint32_t gamma;                /* proposals planned for the next round */
     float speedup;                 /* expected speed-up of speculation; 0 without rounds */
+    uint64_t seed;                 /* the sampler's seed (sw_session_config_t.sampling.seed) */
 } sw_session_stats_t;
 
 /*  Figures for the summary and the status at now_ns. */

@@ -204,6 +204,7 @@ static sw_session_t *t_new(t_run_t *t, sw_session_env_t *env, const char *prompt
     sw_sampler_params_t p = sw_sampler_default_params();
     p.temperature = 0;
     p.top_k = 0, p.top_p = 1, p.min_p = 0, p.repeat_penalty = 1;
+    p.seed = 12345;
     sw_session_config_t cfg = {.id = "0123456789abcdef0123456789abcdef", .prompt = toks, .n_prompt = n,
                                .max_tokens = max_tokens, .sampling = p, .stops = stops, .n_stops = n_stops,
                                .rng_seed = 42, .now_ns = t->now};
@@ -303,6 +304,7 @@ static void test_plain(sw_session_env_t *env)
         sw_session_stats_t st;
         sw_session_stats(t.s, t.now, &st);
         CHECK(st.completion_tokens == 100 && st.prompt_tokens > 0 && st.decode_tokens_per_s > 0);
+        CHECK(st.seed == 12345 && st.acceptance_rate == 0);
         t_free(&t);
     }
 }
