@@ -516,8 +516,10 @@ static void s_drive(sw_gateway_t *g, s_session_t *c)
     for (int round = 0; round < 8; round++) {
         enum { NONE, QUEUE_FULL, CANNOT_SEND, REPLAN, GONE } follow = NONE;
         const uint64_t now = sw_now_ns();
-        for (int i = 0; i < acts->n && follow != GONE; i++) {
+        for (int i = 0; i < acts->n; i++) {
             const sw_session_action_t *a = &acts->a[i];
+            if (follow == GONE && a->kind != SW_SESSION_RELEASE) /* nobody to talk to, nothing more to compute */
+                continue;
             switch (a->kind) {
             case SW_SESSION_STEP: {
                 const int rc = s_send_step(g, c, a);
@@ -571,8 +573,8 @@ static void s_drive(sw_gateway_t *g, s_session_t *c)
             }
         }
         acts->n = 0;
-        if (follow == GONE)
-            sw_session_abort(c->ss, acts); /* only RELEASEs: carried out next round */
+        if (follow == GONE) /* the RELEASEs of an end already went; else the abort's go next round */
+            sw_session_abort(c->ss, acts);
         else if (sw_session_done(c->ss))
             break;
         else if (follow == QUEUE_FULL || follow == CANNOT_SEND)
