@@ -14,10 +14,11 @@ usage: bench_swarm.py BUILD_DIR MODEL.gguf [--stages 3] [--threads 2] [--tokens 
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from harness import Bins, Harness, start_broker, start_gateway, start_link, start_stage  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("build")
@@ -32,37 +33,16 @@ ap.add_argument("--draft", default=None, help="speculative decoding: the gateway
 ap.add_argument("--no-local", action="store_true", help="skip the single-process baseline")
 a = ap.parse_args()
 
-swisd = os.path.join(a.build, "cli", "swisd")
-procs = []
-
-
-def start(args, prefix):
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    procs.append(p)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-    sys.exit(f"bench_swarm: {args[0]} did not start")
+bins = Bins(a.build)
+swisd = bins.swisd
+h = Harness("bench-swarm")
 
 
 def link(target):
     """A swisd-link proxy in front of target with the configured delay."""
     if a.delay_ms <= 0:
         return target
-    host, port = target.replace("tcp://", "").rsplit(":", 1)
-    p = subprocess.Popen([os.path.join(a.build, "chaos", "swisd-link"), "--listen", "127.0.0.1:0", "--connect",
-                          f"{host}:{port}", "--delay", str(a.delay_ms)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    procs.append(p)
-    line = p.stderr.readline()
-    m = re.search(r"127\.0\.0\.1:(\d+)", line)
-    if not m:
-        sys.exit(f"bench_swarm: swisd-link did not start: {line}")
-    return f"tcp://127.0.0.1:{m.group(1)}"
+    return start_link(h, "link", bins, target, "--delay", a.delay_ms)[1]
 
 
 def n_layers():
@@ -86,14 +66,12 @@ if not L:
 bounds = [round(i * L / a.stages) for i in range(a.stages + 1)]
 best_swarm, best_ttft, best_acc = 0.0, None, None
 try:
-    broker = start([os.path.join(a.build, "broker", "swisd-broker"), "--bind", "tcp://127.0.0.1:*"],
-                   "swisd-broker: listening on")
+    _, broker = start_broker(h, bins, "broker", heartbeat_ms=None, expiry_ms=None)
     for i in range(a.stages):
-        start([os.path.join(a.build, "stage", "swisd-stage"), "--broker", link(broker), "--model", a.model,
-               "--layers", f"{bounds[i]}-{bounds[i + 1] - 1}", "--threads", str(a.threads)], "swisd-stage:")
-    rpc = start([os.path.join(a.build, "gateway", "swisd-gateway"), "--broker", link(broker), "--model", a.model,
-                 "--rpc", "tcp://127.0.0.1:*", "--threads", str(a.threads), "--codec", a.codec]
-                + (["--draft", a.draft] if a.draft else []), "swisd-gateway: rpc on")
+        start_stage(h, bins, f"stage{i}", link(broker), f"{bounds[i]}-{bounds[i + 1] - 1}", model=a.model,
+                    threads=a.threads, timeout=120)
+    _, rpc, _ = start_gateway(h, bins, "gateway", link(broker), "--threads", a.threads, "--codec", a.codec,
+                              *(["--draft", a.draft] if a.draft else []), model=a.model, timeout=120)
     for _ in range(a.repeat + 1):  # the first run also waits for the swarm to assemble
         r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", prompt, "-n", str(a.tokens + 1),
                             "--ignore-eos", "--temp", "0"], capture_output=True, text=True, errors="replace", timeout=600)
@@ -104,14 +82,7 @@ try:
                 best_swarm, best_ttft = float(m.group(2)), float(m.group(1))
                 best_acc = float(acc.group(1)) if acc else None
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    h.stop_all()
 
 if a.draft:
     print(f"| {os.path.basename(a.model)} | {os.path.basename(a.draft)} | {4 * a.delay_ms:g} | {best_swarm:.1f} | "

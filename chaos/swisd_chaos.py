@@ -28,12 +28,14 @@ import random
 import re
 import signal
 import socket
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from harness import (Bins, Harness, free_port, run_local, start_broker, start_gateway,  # noqa: E402
+                     start_generate, start_link, wait_servable)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("build")
@@ -46,45 +48,17 @@ ap.add_argument("--report", default=None)
 a = ap.parse_args()
 
 rng = random.Random(a.seed)
-B = lambda *p: os.path.join(a.build, *p)
-swisd, broker_bin, stage_bin, gw_bin, link_bin = (B("cli", "swisd"), B("broker", "swisd-broker"),
-                                                  B("stage", "swisd-stage"), B("gateway", "swisd-gateway"),
-                                                  B("chaos", "swisd-link"))
-logdir = tempfile.mkdtemp(prefix="swisd-chaos-")
+bins = Bins(a.build)
+h = Harness("chaos")
 prompts = ["Once upon a time", "Lily and Tom", "Mom said", "The sun was", "Tom had a dog", "One day, a bird"]
-HB = ["--heartbeat-ms", "200", "--expiry-ms", "1000"]
 lock = threading.Lock()
-procs = {}          # name -> Popen
+procs = {}          # name -> the latest harness Proc of that name
 faults = {"kill-stage": 0, "freeze-stage": 0, "kill-broker": 0, "degrade-link": 0}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start(name, args, prefix=None):
-    log = open(os.path.join(logdir, name + ".log"), "a")
-    p = subprocess.Popen(args, stdout=subprocess.PIPE if prefix else subprocess.DEVNULL, stderr=log, text=True)
-    procs[name] = p
-    if prefix:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            if line.startswith(prefix):
-                return line[len(prefix):].strip()
-        raise RuntimeError(f"{name} did not start (see {log.name})")
-    return None
 
 
 def alive(name):
     p = procs.get(name)
-    return p is not None and p.poll() is None
+    return p is not None and p.alive()
 
 
 # ---- the swarm ------------------------------------------------------------------------
@@ -92,16 +66,16 @@ ports = {n: free_port() for n in ("root", "e1", "e2")}
 ep = {n: f"tcp://127.0.0.1:{p}" for n, p in ports.items()}
 
 
-def start_broker(name):
-    args = [broker_bin, "--bind", ep[name]] + HB
-    args += ["--region", "root"] if name == "root" else ["--parent", ep["root"], "--region", "eu"]
-    start("broker-" + name, args, "swisd-broker: listening on")
+def start_regional(name):
+    """A broker on its fixed port (a killed one comes back on it)."""
+    where = {"region": "root"} if name == "root" else {"parent": ep["root"], "region": "eu"}
+    procs["broker-" + name], _ = start_broker(h, bins, "broker-" + name, bind=ep[name], expiry_ms=1000, **where)
 
 
 for n in ("root", "e1", "e2"):
-    start_broker(n)
+    start_regional(n)
 
-r = subprocess.run([swisd, "inspect", a.model], capture_output=True, text=True)
+r = subprocess.run([bins.swisd, "inspect", a.model], capture_output=True, text=True)
 m = re.search(r"\.block_count\s+\S+\s+(\d+)", r.stdout)
 L = int(m.group(1)) if m else 5
 cuts = [0, (L + 2) // 3, (L + 2) // 3 + (L - (L + 2) // 3 + 1) // 2, L]
@@ -111,38 +85,27 @@ stage_args = {}
 
 
 def start_stage(name):
-    start("stage-" + name, stage_args[name], "swisd-stage:")
+    procs["stage-" + name], _ = h.start("stage-" + name, stage_args[name], ready="swisd-stage:", timeout=30)
 
 
 for ri, layers in enumerate(ranges):
     for k in range(2):
         name = f"r{ri}s{k}"
         brokers = f"{ep['e1']},{ep['e2']}" if k == 0 else f"{ep['e2']},{ep['e1']}"
-        if k == 0:  # behind a link emulator to its first broker
-            lport, ctl = free_port(), os.path.join(logdir, f"link-{name}.sock")
-            start("link-" + name, [link_bin, "--listen", f"127.0.0.1:{lport}", "--connect",
-                                   f"127.0.0.1:{ports['e1']}", "--control", ctl])
+        if k == 0:  # behind a link emulator to its first broker (ready once it listens)
+            ctl = os.path.join(h.logdir, f"link-{name}.sock")
+            procs["link-" + name], lep = start_link(h, "link-" + name, bins, ep["e1"], control=ctl)
             links[name] = ctl
-            brokers = f"tcp://127.0.0.1:{lport},{ep['e2']}"
-        stage_args[name] = [stage_bin, "--broker", brokers, "--model", a.model, "--layers", layers, "--threads",
+            brokers = f"{lep},{ep['e2']}"
+        stage_args[name] = [bins.stage, "--broker", brokers, "--model", a.model, "--layers", layers, "--threads",
                             "1", "--heartbeat-ms", "200"]
-time.sleep(0.3)  # let the link proxies bind
 for name in stage_args:
     start_stage(name)
-rpc = start("gateway", [gw_bin, "--broker", f"{ep['e1']},{ep['e2']}", "--model", a.model, "--rpc",
-                        "tcp://127.0.0.1:*", "--route-wait-ms", "20000"], "swisd-gateway: rpc on")
+procs["gateway"], rpc, _ = start_gateway(h, bins, "gateway", f"{ep['e1']},{ep['e2']}", "--route-wait-ms", "20000",
+                                         model=a.model)
 
-refs = {}
-for p in prompts:
-    out = subprocess.run([swisd, "run", "-m", a.model, "-p", p, "-n", str(a.tokens), "--temp", "0", "-t", "1",
-                          "--ignore-eos"], capture_output=True, timeout=300).stdout
-    refs[p] = out.decode("utf-8", "replace")
-deadline = time.time() + 30
-while time.time() < deadline:
-    if subprocess.run([swisd, "generate", "--gateway", rpc, "-p", "Once", "-n", "1", "--temp", "0"],
-                      capture_output=True, timeout=60).returncode == 0:
-        break
-    time.sleep(0.3)
+refs = {p: run_local(bins, p, a.tokens, "--ignore-eos", model=a.model, timeout=300) for p in prompts}
+h.check(wait_servable(bins, rpc, 30), "the swarm never became servable")
 
 # ---- clients --------------------------------------------------------------------------
 results = []        # (prompt, ok, max_gap_s, rc, err)
@@ -153,24 +116,10 @@ def client(idx):
     crng = random.Random(a.seed * 1000 + idx)
     while not stop_clients.is_set():
         p = crng.choice(prompts)
-        g = subprocess.Popen([swisd, "generate", "--gateway", rpc, "-p", p, "-n", str(a.tokens), "--temp", "0",
-                              "--ignore-eos", "--timeout-ms", "120000"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-        out, last, max_gap = b"", time.time(), 0.0
-        while True:
-            chunk = g.stdout.read1(4096) if hasattr(g.stdout, "read1") else g.stdout.read(1)
-            now = time.time()
-            if not chunk:
-                break
-            if out:  # gaps between tokens, not the wait for the prompt echo
-                max_gap = max(max_gap, now - last)
-            out += chunk
-            last = now
-        err = g.stderr.read().decode("utf-8", "replace")
-        g.wait()
-        text = out.decode("utf-8", "replace")
-        with lock:
-            results.append((p, g.returncode == 0 and text == refs[p], max_gap, g.returncode, err[-300:]))
+        g = start_generate(bins, rpc, p, a.tokens, "--ignore-eos", "--timeout-ms", "120000")
+        rc, text, err = g.finish(300)
+        with lock:  # max_gap: gaps between tokens, not the wait for the prompt echo
+            results.append((p, rc == 0 and text == refs[p], g.max_gap, rc, err[-300:]))
 
 
 threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(a.sessions)]
@@ -178,6 +127,8 @@ for t in threads:
     t.start()
 
 # ---- faults ---------------------------------------------------------------------------
+# The fault times are the seeded schedule itself (what the suite varies), not waits for
+# something to happen: the swarm must cope whenever they come.
 pending = []        # (time, action, name)
 frozen = set()
 
@@ -198,23 +149,26 @@ def link_cmd(name, cmd):
         pass
 
 
+def repair(act, name):
+    if act == "restart-stage":
+        start_stage(name)
+    elif act == "thaw":
+        procs["stage-" + name].signal(signal.SIGCONT)
+        frozen.discard(name)
+    elif act == "restart-broker":
+        start_regional(name)
+    elif act == "restore-link":
+        link_cmd(name, "delay 0")
+        link_cmd(name, "jitter 0")
+
+
 t_end = time.time() + a.duration
 while time.time() < t_end:
     time.sleep(rng.uniform(0.3, 1.0))
     now = time.time()
     for ev in [e for e in pending if e[0] <= now]:
         pending.remove(ev)
-        _, act, name = ev
-        if act == "restart-stage":
-            start_stage(name)
-        elif act == "thaw":
-            procs["stage-" + name].send_signal(signal.SIGCONT)
-            frozen.discard(name)
-        elif act == "restart-broker":
-            start_broker(name)
-        elif act == "restore-link":
-            link_cmd(name, "delay 0")
-            link_cmd(name, "jitter 0")
+        repair(ev[1], ev[2])
     act = rng.choice(list(faults))
     ri = rng.randrange(3)
     if act in ("kill-stage", "freeze-stage"):
@@ -223,10 +177,10 @@ while time.time() < t_end:
             continue
         name = rng.choice(cands)
         if act == "kill-stage":
-            procs["stage-" + name].send_signal(signal.SIGKILL)
+            procs["stage-" + name].signal(signal.SIGKILL)
             pending.append((now + rng.uniform(1, 3), "restart-stage", name))
         else:
-            procs["stage-" + name].send_signal(signal.SIGSTOP)
+            procs["stage-" + name].signal(signal.SIGSTOP)
             frozen.add(name)
             pending.append((now + rng.uniform(0.5, 2), "thaw", name))
     elif act == "kill-broker":
@@ -234,7 +188,7 @@ while time.time() < t_end:
         if len(up) < 2:
             continue
         name = rng.choice(up)
-        procs["broker-" + name].send_signal(signal.SIGKILL)
+        procs["broker-" + name].signal(signal.SIGKILL)
         pending.append((now + rng.uniform(2, 4), "restart-broker", name))
     else:
         name = rng.choice(list(links))
@@ -243,34 +197,17 @@ while time.time() < t_end:
         pending.append((now + 2, "restore-link", name))
     faults[act] += 1
 
-# let every pending repair happen, then let the clients finish their sessions
+# let every pending repair happen at its time, then let the clients finish their sessions
 for ev in sorted(pending):
     time.sleep(max(0.0, ev[0] - time.time()))
-    _, act, name = ev
-    if act == "restart-stage":
-        start_stage(name)
-    elif act == "thaw":
-        procs["stage-" + name].send_signal(signal.SIGCONT)
-    elif act == "restart-broker":
-        start_broker(name)
-    elif act == "restore-link":
-        link_cmd(name, "delay 0")
+    repair(ev[1], ev[2])
 stop_clients.set()
 for t in threads:
     t.join(timeout=300)
-
-for name, p in procs.items():
-    if p.poll() is None:
-        p.send_signal(signal.SIGCONT)
-        p.send_signal(signal.SIGTERM)
-for p in procs.values():
-    try:
-        p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill()
+glog = procs["gateway"].output()
+h.stop_all()
 
 # ---- report ---------------------------------------------------------------------------
-glog = open(os.path.join(logdir, "gateway.log")).read()
 replayed = [int(x) for x in re.findall(r"replaying (\d+) tokens", glog)]
 lost = [r for r in results if not r[1]]
 gaps = sorted(r[2] for r in results)
@@ -300,8 +237,9 @@ report = f"""| what | value |
 print(report)
 for r in lost[:5]:
     print(f"LOST: {r[0]!r} rc {r[3]}: {r[4]}")
-print(f"logs in {logdir}")
 if a.report:
     with open(a.report, "w") as f:
         f.write(report)
-sys.exit(1 if lost or not results else 0)
+h.check(results, "no session ran")
+h.check(not lost, f"{len(lost)} of {len(results)} sessions lost")
+sys.exit(h.finish())

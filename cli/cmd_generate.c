@@ -19,7 +19,8 @@ static void s_usage(FILE *out)
                  "  -p, --prompt TEXT    prompt (stdout starts with it)\n"
                  "  -n, --n-predict N    tokens to generate (default 128)\n"
                  "      --temp T         temperature, 0 = greedy (default 0.8)\n"
-                 "      --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S\n"
+                 "      --top-k K, --top-p P, --min-p P, --repeat-penalty R\n"
+                 "      --seed S         sampling seed (default: the gateway draws one; stderr shows it)\n"
                  "      --stop TEXT      stop string (repeatable, up to 16)\n"
                  "      --ignore-eos     generate exactly N tokens\n"
                  "      --timeout-ms N   longest wait for any message from the gateway (default 60000)\n");
@@ -65,7 +66,7 @@ int swisd_cmd_generate(int argc, char **argv)
         case O_TOPP: if (sw_opt_f32("--top-p", optarg, 0.0f, 1.0f, &req.top_p)) return 2; break;
         case O_MINP: if (sw_opt_f32("--min-p", optarg, 0.0f, 1.0f, &req.min_p)) return 2; break;
         case O_REP: if (sw_opt_f32("--repeat-penalty", optarg, 0.01f, 100.0f, &req.repeat_penalty)) return 2; break;
-        case O_SEED: if (sw_opt_u64("--seed", optarg, &req.seed)) return 2; break;
+        case O_SEED: if (sw_opt_u64("--seed", optarg, &req.seed)) return 2; req.has_seed = true; break;
         case O_STOP:
             if (n_stops == 16) {
                 fprintf(stderr, "swisd generate: at most 16 --stop strings\n");
@@ -104,9 +105,9 @@ int swisd_cmd_generate(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "[swisd generate] %u prompt + %u generated tokens (%s) | time to first token %.1f ms | decode "
-                    "%.2f tokens/s | %d stages in the chain | total %.1f ms",
+                    "%.2f tokens/s | %d stages in the chain | total %.1f ms | seed %llu",
             sum.prompt_tokens, sum.completion_tokens, sum.stop_reason, sum.time_to_first_token_ms,
-            sum.decode_tokens_per_s, sum.n_route, sum.total_ms);
+            sum.decode_tokens_per_s, sum.n_route, sum.total_ms, (unsigned long long) sum.seed);
     if (sum.acceptance_rate > 0)
         fprintf(stderr, " | draft acceptance %.1f%%", 100.0 * sum.acceptance_rate);
     fputc('\n', stderr);

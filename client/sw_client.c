@@ -177,7 +177,10 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
     sp.top_p = req->top_p;
     sp.min_p = req->min_p;
     sp.repeat_penalty = req->repeat_penalty;
-    sp.seed = req->seed;
+    if (req->has_seed) {
+        sp.optional_seed_case = SWISD__V1__SAMPLING_PARAMS__OPTIONAL_SEED_SEED;
+        sp.seed = req->seed;
+    }
     sp.ignore_eos = req->ignore_eos;
     Swisd__V1__GenerateRequest g = SWISD__V1__GENERATE_REQUEST__INIT;
     g.request_id = ++self->next_id;
@@ -250,6 +253,7 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
             summary->total_ms = s->total_ms;
             summary->n_route = (int) s->n_route;
             summary->acceptance_rate = s->acceptance_rate;
+            summary->seed = s->seed;
             sw_wire_msg_free(&m);
             return 0;
         }

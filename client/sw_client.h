@@ -57,7 +57,8 @@ typedef struct {
     float top_p;                 /* 0 or >= 1: off */
     float min_p;                 /* <= 0: off */
     float repeat_penalty;        /* 0 or 1: off */
-    uint64_t seed;
+    bool has_seed;               /* false: the gateway draws a random seed (reported in the summary) */
+    uint64_t seed;               /* the sampler's seed when has_seed */
     bool ignore_eos;
     const char *const *stop;     /* stop strings, may be NULL */
     int n_stop;
@@ -69,6 +70,7 @@ typedef struct {
     float time_to_first_token_ms, prefill_ms, decode_tokens_per_s, total_ms;
     int n_route;                 /* hops of the chain used */
     float acceptance_rate;       /* speculative decoding: draft tokens accepted / evaluated; 0 when off */
+    uint64_t seed;               /* the sampler's seed: the request's, or the one the gateway drew */
 } sw_client_summary_t;
 
 /*  Called for every streamed chunk: text bytes (not NUL-terminated; may split

@@ -1,4 +1,7 @@
-/*  sw_gateway.c: the gateway (see sw_gateway.h). */
+/*  sw_gateway.c: the gateway (see sw_gateway.h): the event loop that turns
+ *  socket events (broker link, RPC socket, time) into session events
+ *  (sw_session.h) and carries out the actions sessions return, plus RPC
+ *  dispatch, the directory, and stage probes. */
 #include "sw_gateway.h"
 
 #include <math.h>
@@ -15,74 +18,27 @@
 #include "sw_health.h"
 #include "sw_model.h"
 #include "sw_planner.h"
+#include "sw_recent.h"
+#include "sw_route.h"
 #include "sw_sampler.h"
-#include "sw_spec.h"
+#include "sw_session.h"
 #include "sw_tokenizer.h"
 #include "sw_wire.h"
 
-#define S_PREFILL_CHUNK 512     /* prompt tokens per forward request */
 #define S_DIRECTORY_MS 1000     /* directory refresh period */
-#define S_MAX_STOPS 16
-#define S_GAMMA_LIMIT 16       /* most draft tokens per round */
-#define S_MAX_RECOVERIES 8     /* failovers one session may go through ... */
-#define S_RECOVERY_SPAN_MS 15000 /* ... unless they began less than this ago (a broker failover takes seconds) */
-#define S_MAX_RECOVERIES_HARD 64 /* and never more than this */
-#define S_PREFILL_FLOOR_MS 3000 /* least deadline of a prefill step */
-#define S_MAX_AVOID 8          /* stages one session routes around after its steps timed out there */
-#define S_OVERLOAD_WAIT_MS 250 /* first wait after an "overloaded" answer; doubles, at most 2 s */
+#define S_RECENT 240            /* finished generations kept for the swarm status */
 
-typedef enum { S_WAIT_ROUTE, S_WAIT_REPLY } s_state_t;
-
+/* A session and the RPC client it answers. */
 typedef struct s_session {
     struct s_session *next;
-    char id[33];                   /* session id on every stage */
+    sw_session_t *ss;              /* the state machine */
     zframe_t *client;              /* the client's routing id */
     uint64_t client_req;           /* the client's request id */
-    uint64_t req_id;               /* forward request in flight */
-    s_state_t state;
-    int32_t *tokens;               /* history: prompt then generated */
-    int64_t n_tokens, n_prompt;
-    int64_t n_sent;                /* tokens whose activations went through the chain */
-    int32_t last_n;                /* rows in the step in flight */
-    int32_t max_tokens, n_gen;
-    bool ignore_eos;
-    sw_sampler_t *sampler;
-    char *stops[S_MAX_STOPS];
-    int n_stops;
-    char *text;                    /* completion text so far */
-    size_t text_len, text_cap, text_sent;
-    int n_hops;
-    char hop_id[SW_PLAN_MAX_HOPS][SW_WIRE_MAX_ID + 1];
-    int32_t hop_begin[SW_PLAN_MAX_HOPS], hop_end[SW_PLAN_MAX_HOPS];
-    sw_codec_config_t hop_codec[SW_PLAN_MAX_HOPS]; /* codec of the link into each hop */
-    uint64_t t_start, t_first, t_prefill, t_step, route_deadline;
-    /* speculative decoding (with a draft model) */
-    sw_kv_t *draft_kv;             /* the draft's cache; positions < draft_n match tokens */
-    int32_t draft_n;
-    int gamma;                     /* proposals in the round in flight (0: plain step) */
-    int gamma_next;                /* proposals for the next round */
-    float *q;                      /* (gamma, n_vocab) draft probabilities of the round */
-    double accept_ema, round_ms_ema, draft_ms_ema;
-    uint64_t proposed, accepted, rounds;
-    /* failover */
-    int64_t prefill_to;            /* tokens to (re)send before sampling: the prompt, or the history on replay */
-    int recoveries;                /* failovers so far */
-    uint64_t first_recovery_ns;    /* when the first one happened */
-    double step_ms_ema;            /* decode step time, for the step deadline */
-    uint64_t not_before_ns;        /* do not plan before (after an overload answer, or a stage left) */
-    int overloads;                 /* "overloaded" answers in a row (the wait doubles) */
-    double route_ms;               /* the planner's expected decode step time of the route, ms */
-    char avoid[S_MAX_AVOID][SW_WIRE_MAX_ID + 1]; /* hops of this session's timed-out routes (ring) */
-    int n_avoid;
 } s_session_t;
-
-#define S_RECENT 240 /* finished generations kept for the swarm status */
 
 struct sw_gateway_t {
     sw_gateway_config_t cfg;
-    Swisd__V1__GenerationSample recent[S_RECENT]; /* ring, oldest at recent_next when full */
-    size_t recent_next, recent_n;
-    uint64_t generations_total, tokens_total;
+    sw_recent_t *recent;           /* finished generations, for the swarm status */
     int chat_format;           /* sw_chat_format_t of tokenizer.chat_template */
     sw_model_t *model;
     const sw_hparams_t *hp;
@@ -100,19 +56,23 @@ struct sw_gateway_t {
     uint64_t next_dir_ns;
     s_session_t *sessions;
     int n_sessions;
-    float *hidden, *logits;        /* hidden (S_PREFILL_CHUNK rows); logits (S_GAMMA_LIMIT + 1 rows) */
+    float *hidden;                 /* (SW_SESSION_PREFILL_CHUNK, n_embd) f32: a step's rows, out or back */
     sw_model_t *draft;             /* speculative decoding; NULL when off */
-    float *p, *work;               /* target probabilities (S_GAMMA_LIMIT + 1 rows), scratch row */
-    float *dh;                     /* draft hidden, S_PREFILL_CHUNK rows */
     int gamma_max;
+    sw_session_env_t *env;         /* what sessions share: model parts, scratch */
     sw_health_t *health;           /* admission, probation, back-off and measured speed of stages */
-    uint64_t failovers;            /* sessions moved to another route */
     uint64_t rng;                  /* request ids and probe nonces (unguessable: seeded by getrandom) */
     uint64_t tag_seed;             /* keys the public tags of session ids */
     float *probe_row;              /* (1, n_embd) f32: the BOS embedding that probes carry */
     sw_codec_t *probe_tx;          /* f32 codec for probes */
     uint64_t rpc_drops;            /* replies to RPC clients dropped (their queue was full) */
     uint64_t drop_log_ns;          /* last log line about drops */
+    /* the route view (planner input) built from the directory and stage health */
+    sw_plan_stage_t *v_usable, *v_live;   /* (SW_WIRE_MAX_STAGES) each */
+    sw_codec_config_t *v_inbound;         /* (SW_WIRE_MAX_STAGES) codec into each usable stage */
+    const Swisd__V1__StageInfo **v_infos; /* (SW_WIRE_MAX_STAGES) directory entry of each usable stage */
+    uint64_t view_gen;                    /* views built so far (a loop holding one rebuilds it when this moved) */
+    sw_session_actions_t acts;            /* actions of the event being handled */
 };
 
 /* A 64-bit random number (splitmix64 over a getrandom seed). */
@@ -149,12 +109,8 @@ static int s_load_draft(sw_gateway_t *g, const char *path, char *err, size_t err
     sw_tokenizer_destroy(&dt);
     if (bad)
         return sw_err(err, errlen, "draft %s does not share the target's vocabulary", path);
-    g->gamma_max = g->cfg.gamma_max > 0 ? (g->cfg.gamma_max < S_GAMMA_LIMIT ? g->cfg.gamma_max : S_GAMMA_LIMIT) : 8;
-    g->p = malloc(sizeof(float) * (size_t) (S_GAMMA_LIMIT + 1) * (size_t) g->hp->n_vocab);
-    g->work = malloc(sizeof(float) * (size_t) g->hp->n_vocab);
-    g->dh = malloc(sizeof(float) * (size_t) S_PREFILL_CHUNK * (size_t) sw_model_hparams(g->draft)->n_embd);
-    if (!g->p || !g->work || !g->dh)
-        return sw_err(err, errlen, "out of memory");
+    g->gamma_max = g->cfg.gamma_max <= 0 ? 8 : g->cfg.gamma_max < SW_SESSION_GAMMA_LIMIT ? g->cfg.gamma_max
+                                                                                       : SW_SESSION_GAMMA_LIMIT;
     sw_log(SW_LOG_INFO, "gateway: speculative decoding with draft %s (%d layers), up to %d tokens per round", path,
            (int) sw_model_hparams(g->draft)->n_layer, g->gamma_max);
     return 0;
@@ -205,15 +161,20 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     g->tx_cfg = g->codec_cfg;
     sw_codec_config_t any = {.dtype = SW_DTYPE_F32};
     g->rx = sw_codec_new(&any, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
-    g->hidden = malloc(sizeof(float) * (size_t) S_PREFILL_CHUNK * (size_t) g->hp->n_embd);
-    g->logits = malloc(sizeof(float) * (size_t) (S_GAMMA_LIMIT + 1) * (size_t) g->hp->n_vocab);
+    g->hidden = malloc(sizeof(float) * (size_t) SW_SESSION_PREFILL_CHUNK * (size_t) g->hp->n_embd);
+    g->recent = sw_recent_new(S_RECENT);
+    g->v_usable = malloc(sizeof *g->v_usable * SW_WIRE_MAX_STAGES);
+    g->v_live = malloc(sizeof *g->v_live * SW_WIRE_MAX_STAGES);
+    g->v_inbound = malloc(sizeof *g->v_inbound * SW_WIRE_MAX_STAGES);
+    g->v_infos = malloc(sizeof *g->v_infos * SW_WIRE_MAX_STAGES);
     g->health = sw_health_new();
     g->probe_row = malloc(sizeof(float) * (size_t) g->hp->n_embd);
     g->probe_tx = sw_codec_new(&any, g->hp->n_embd, 1);
     if (getrandom(&g->rng, sizeof g->rng, 0) != (ssize_t) sizeof g->rng)
         g->rng = sw_now_ns() ^ ((uint64_t) getpid() << 32);
     g->tag_seed = s_rand(g);
-    if (!g->ex || !g->tx || !g->rx || !g->hidden || !g->logits || !g->health || !g->probe_row || !g->probe_tx) {
+    if (!g->ex || !g->tx || !g->rx || !g->hidden || !g->health || !g->probe_row || !g->probe_tx || !g->recent ||
+        !g->v_usable || !g->v_live || !g->v_inbound || !g->v_infos) {
         sw_err(err, errlen, "out of memory");
         goto fail;
     }
@@ -223,6 +184,11 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
             goto fail;
     }
     if (cfg->draft_path && s_load_draft(g, cfg->draft_path, err, errlen) != 0)
+        goto fail;
+    sw_session_env_config_t ecfg = {.model = g->model, .tok = g->tok, .ex = g->ex, .draft = g->draft,
+                                    .gamma_max = g->gamma_max, .timeout_ms = g->cfg.timeout_ms,
+                                    .route_wait_ms = g->cfg.route_wait_ms, .compute_clock_ns = sw_now_ns};
+    if (!(g->env = sw_session_env_new(&ecfg, err, errlen)))
         goto fail;
     g->rpc = zsock_new(ZMQ_ROUTER);
     if (!g->rpc)
@@ -246,20 +212,14 @@ fail:
     return NULL;
 }
 
-static void s_session_free(s_session_t *s)
+static void s_session_free(s_session_t *c)
 {
-    zframe_destroy(&s->client);
-    sw_kv_destroy(&s->draft_kv);
-    free(s->q);
-    free(s->tokens);
-    free(s->text);
-    for (int i = 0; i < s->n_stops; i++)
-        free(s->stops[i]);
-    sw_sampler_destroy(&s->sampler);
-    free(s);
+    zframe_destroy(&c->client);
+    sw_session_destroy(&c->ss);
+    free(c);
 }
 
-static void s_release(sw_gateway_t *g, s_session_t *s);
+static void s_drive(sw_gateway_t *g, s_session_t *c);
 
 void sw_gateway_destroy(sw_gateway_t **self_p)
 {
@@ -267,11 +227,21 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
         return;
     sw_gateway_t *g = *self_p;
     while (g->sessions) {
-        s_session_t *s = g->sessions;
-        g->sessions = s->next;
-        if (g->bc)
-            s_release(g, s); /* the stages free its KV caches now, not at their idle expiry */
-        s_session_free(s);
+        s_session_t *c = g->sessions;
+        g->sessions = c->next;
+        g->acts.n = 0;
+        /* the stages free its KV caches now, not at their idle expiry */
+        if (g->bc && sw_session_abort(c->ss, &g->acts) == 0) {
+            Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
+            rel.session_id = (char *) sw_session_id(c->ss);
+            Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+            b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
+            b.kv_release = &rel;
+            for (int i = 0; i < g->acts.n; i++)
+                if (g->acts.a[i].kind == SW_SESSION_RELEASE)
+                    sw_broker_client_send(g->bc, g->acts.a[i].node, &b);
+        }
+        s_session_free(c);
     }
     if (g->dir)
         swisd__v1__body__free_unpacked(g->dir, NULL);
@@ -279,16 +249,18 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
     zsock_destroy(&g->rpc);
     sw_codec_destroy(&g->tx);
     sw_codec_destroy(&g->rx);
+    sw_session_env_destroy(&g->env);
     sw_exec_destroy(&g->ex);
     sw_tokenizer_destroy(&g->tok);
     sw_model_destroy(&g->model);
     sw_model_destroy(&g->draft);
-    free(g->p);
-    free(g->work);
-    free(g->dh);
     free(g->hidden);
-    free(g->logits);
     free(g->probe_row);
+    free(g->v_usable);
+    free(g->v_live);
+    free(g->v_inbound);
+    free(g->v_infos);
+    sw_recent_destroy(&g->recent);
     sw_codec_destroy(&g->probe_tx);
     sw_health_destroy(&g->health);
     free(g);
@@ -331,6 +303,33 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
     return n;
 }
 
+/* The planner's view of the swarm now: the usable stages (with the codec
+ * of the link into each: the stage's own announced choice when we can build
+ * it, else ours) and every live stage of our model. Points into g (valid
+ * until the next call) and g->dir (until the next directory). */
+static void s_view(sw_gateway_t *g, sw_route_view_t *v)
+{
+    g->view_gen++;
+    const int n = s_stages(g, g->v_usable, g->v_infos, SW_WIRE_MAX_STAGES, true);
+    for (int i = 0; i < n; i++) {
+        const Swisd__V1__Capabilities *caps = g->v_infos[i]->caps;
+        g->v_inbound[i] = g->codec_cfg; /* the stage's own choice for its link wins */
+        if (caps && caps->inbound_codec) {
+            sw_codec_config_t want = {.dtype = (sw_dtype_t) caps->inbound_codec->dtype,
+                                      .zstd_level = caps->inbound_codec->zstd_level};
+            if (want.dtype != g->codec_cfg.dtype || want.zstd_level != g->codec_cfg.zstd_level) {
+                sw_codec_t *probe = sw_codec_new(&want, g->hp->n_embd, 1);
+                if (probe)
+                    g->v_inbound[i] = want;
+                sw_codec_destroy(&probe);
+            }
+        }
+    }
+    *v = (sw_route_view_t){.usable = g->v_usable, .inbound = g->v_inbound, .n_usable = n, .live = g->v_live,
+                           .n_live = s_stages(g, g->v_live, NULL, SW_WIRE_MAX_STAGES, false),
+                           .n_layer = g->hp->n_layer, .codec = g->codec_cfg};
+}
+
 /* ---- talking to clients ------------------------------------------------------------ */
 
 /* Sends a reply to an RPC client without ever blocking: a client whose
@@ -350,111 +349,83 @@ static bool s_rpc_send(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Body 
     return false;
 }
 
-static bool s_to_client(sw_gateway_t *g, s_session_t *s, const Swisd__V1__Body *b)
+static void s_remove(sw_gateway_t *g, s_session_t *c)
 {
-    return s_rpc_send(g, s->client, b);
-}
-
-static void s_release(sw_gateway_t *g, s_session_t *s)
-{
-    Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
-    rel.session_id = s->id;
-    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-    b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
-    b.kv_release = &rel;
-    for (int i = 0; i < s->n_hops; i++)
-        sw_broker_client_send(g->bc, s->hop_id[i], &b);
-}
-
-static void s_remove(sw_gateway_t *g, s_session_t *s)
-{
-    s_release(g, s);
     for (s_session_t **pp = &g->sessions; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
+        if (*pp == c) {
+            *pp = c->next;
             break;
         }
     g->n_sessions--;
-    s_session_free(s);
+    s_session_free(c);
 }
 
-static void s_fail(sw_gateway_t *g, s_session_t *s, int code, const char *fmt, const char *detail)
-{
-    sw_log(SW_LOG_INFO, "gateway: session %.8s failed: %s %s", s->id, sw_wire_error_name(code), detail);
-    sw_wire_send_error(g->rpc, s->client, sw_gateway_id(g), "", code, s->id, s->client_req, fmt, detail);
-    s_remove(g, s);
-}
-
-/* Streams text[text_sent, upto) with the token that produced it. */
-static bool s_emit(sw_gateway_t *g, s_session_t *s, int32_t token, size_t upto)
+/* Streams a TEXT action to the client. Returns false when the client's
+ * queue is full or it is gone. */
+static bool s_emit(sw_gateway_t *g, s_session_t *c, const sw_session_action_t *a)
 {
     Swisd__V1__TokenChunk ch = SWISD__V1__TOKEN_CHUNK__INIT;
-    ch.index = (uint32_t) (s->n_gen - 1);
-    ch.token_id = (uint32_t) token;
-    ch.text.data = (uint8_t *) s->text + s->text_sent;
-    ch.text.len = upto > s->text_sent ? upto - s->text_sent : 0;
-    s->text_sent = upto > s->text_sent ? upto : s->text_sent;
+    ch.index = a->index;
+    ch.token_id = (uint32_t) a->token;
+    ch.text.data = (uint8_t *) sw_session_text(c->ss, NULL) + a->text_off;
+    ch.text.len = a->text_len;
     Swisd__V1__GenerateReply r = SWISD__V1__GENERATE_REPLY__INIT;
-    r.request_id = s->client_req;
+    r.request_id = c->client_req;
     r.part_case = SWISD__V1__GENERATE_REPLY__PART_TOKEN;
     r.token = &ch;
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REPLY;
     b.generate_reply = &r;
-    return s_to_client(g, s, &b);
+    return s_rpc_send(g, c->client, &b);
 }
 
-static void s_finish(sw_gateway_t *g, s_session_t *s, const char *reason)
+/* Sends the summary of a finished session and records it for the status. */
+static void s_summary(sw_gateway_t *g, s_session_t *c, const char *reason)
 {
     const uint64_t now = sw_now_ns();
+    sw_session_stats_t st;
+    sw_session_stats(c->ss, now, &st);
     Swisd__V1__GenerateSummary sum = SWISD__V1__GENERATE_SUMMARY__INIT;
-    sum.prompt_tokens = (uint32_t) s->n_prompt;
-    sum.completion_tokens = (uint32_t) s->n_gen;
+    sum.prompt_tokens = st.prompt_tokens;
+    sum.completion_tokens = st.completion_tokens;
     sum.stop_reason = (char *) reason;
-    sum.time_to_first_token_ms = s->t_first ? (float) ((s->t_first - s->t_start) / 1e6) : 0;
-    sum.prefill_ms = s->t_prefill ? (float) ((s->t_prefill - s->t_start) / 1e6) : 0;
-    if (s->n_gen > 1 && s->t_first)
-        sum.decode_tokens_per_s = (float) ((s->n_gen - 1) / ((now - s->t_first) / 1e9));
-    sum.total_ms = (float) ((now - s->t_start) / 1e6);
-    sum.acceptance_rate = s->proposed ? (float) ((double) s->accepted / (double) s->proposed) : 0;
+    sum.time_to_first_token_ms = st.time_to_first_token_ms;
+    sum.prefill_ms = st.prefill_ms;
+    sum.decode_tokens_per_s = st.decode_tokens_per_s;
+    sum.total_ms = st.total_ms;
+    sum.acceptance_rate = st.acceptance_rate;
+    sum.seed = st.seed;
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        Swisd__V1__GenerationSample *x = &g->recent[g->recent_next];
-        swisd__v1__generation_sample__init(x);
-        x->end_unix_ms = (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-        x->prompt_tokens = sum.prompt_tokens;
-        x->completion_tokens = sum.completion_tokens;
-        x->decode_tokens_per_s = sum.decode_tokens_per_s;
-        x->time_to_first_token_ms = sum.time_to_first_token_ms;
-        x->acceptance_rate = sum.acceptance_rate;
-        g->recent_next = (g->recent_next + 1) % S_RECENT;
-        if (g->recent_n < S_RECENT)
-            g->recent_n++;
-        g->generations_total++;
-        g->tokens_total += sum.completion_tokens;
+        const sw_recent_sample_t x = {
+            .end_unix_ms = (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u,
+            .prompt_tokens = sum.prompt_tokens, .completion_tokens = sum.completion_tokens,
+            .decode_tokens_per_s = sum.decode_tokens_per_s, .time_to_first_token_ms = sum.time_to_first_token_ms,
+            .acceptance_rate = sum.acceptance_rate};
+        sw_recent_add(g->recent, &x);
     }
+    const sw_route_t *rt = sw_session_route(c->ss);
     char *route[SW_PLAN_MAX_HOPS];
-    for (int i = 0; i < s->n_hops; i++)
-        route[i] = s->hop_id[i];
+    const int n_hops = sw_route_n_hops(rt);
+    for (int i = 0; i < n_hops; i++)
+        route[i] = (char *) sw_route_hop(rt, i)->id;
     sum.route = route;
-    sum.n_route = (size_t) s->n_hops;
+    sum.n_route = (size_t) n_hops;
     Swisd__V1__GenerateReply r = SWISD__V1__GENERATE_REPLY__INIT;
-    r.request_id = s->client_req;
+    r.request_id = c->client_req;
     r.part_case = SWISD__V1__GENERATE_REPLY__PART_SUMMARY;
     r.summary = &sum;
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REPLY;
     b.generate_reply = &r;
-    s_to_client(g, s, &b);
+    s_rpc_send(g, c->client, &b);
     sw_log(SW_LOG_INFO, "gateway: session %.8s done (%s): %d prompt + %d generated tokens, %.1f tokens/s",
-           s->id, reason, (int) s->n_prompt, (int) s->n_gen, sum.decode_tokens_per_s);
-    s_remove(g, s);
+           sw_session_id(c->ss), reason, (int) st.prompt_tokens, (int) st.completion_tokens,
+           sum.decode_tokens_per_s);
 }
 
 /* ---- the chain -------------------------------------------------------------------- */
-
-static void s_overloaded(sw_gateway_t *g, s_session_t *s, const char *why);
 
 /* Sends a ForwardRequest to route[0] under `session_id` with request id
  * `request_id`: tokens [pos, pos + n_tok) as `act`, the reply encoded as
@@ -481,26 +452,31 @@ static int s_send_forward(sw_gateway_t *g, char *session_id, uint64_t request_id
     return sw_broker_client_send(g->bc, route[0]->node_id, &b);
 }
 
-/* Sends tokens [from, from + n) of the history through the chain. Returns 0,
+/* Sends a STEP action: history rows [pos, pos + n_tok) embedded, encoded
+ * for the link into the first hop, through the session's route. Returns 0,
  * -1 when the step cannot be made (embedding, codec), or -2 when the queue
  * to the broker is full. */
-static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
+static int s_send_step(sw_gateway_t *g, s_session_t *c, const sw_session_action_t *a)
 {
     char err[256];
-    if (sw_model_embed(g->model, s->tokens + from, n, g->hidden, err, sizeof err) != 0)
+    const sw_route_t *rt = sw_session_route(c->ss);
+    const int n_hops = sw_route_n_hops(rt);
+    if (n_hops < 1 || a->n_tok < 1 || a->n_tok > SW_SESSION_PREFILL_CHUNK ||
+        sw_model_embed(g->model, sw_session_tokens(c->ss) + a->pos, a->n_tok, g->hidden, err, sizeof err) != 0)
         return -1;
-    sw_codec_header_t h;
-    const void *payload;
-    size_t len;
-    if (s->hop_codec[0].dtype != g->tx_cfg.dtype || s->hop_codec[0].zstd_level != g->tx_cfg.zstd_level) {
-        sw_codec_t *tx = sw_codec_new(&s->hop_codec[0], g->hp->n_embd, SW_WIRE_MAX_TOKENS);
+    const sw_codec_config_t *c0 = &sw_route_hop(rt, 0)->codec;
+    if (c0->dtype != g->tx_cfg.dtype || c0->zstd_level != g->tx_cfg.zstd_level) {
+        sw_codec_t *tx = sw_codec_new(c0, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
         if (!tx)
             return -1;
         sw_codec_destroy(&g->tx);
         g->tx = tx;
-        g->tx_cfg = s->hop_codec[0];
+        g->tx_cfg = *c0;
     }
-    if (sw_codec_encode(g->tx, g->hidden, n, &h, &payload, &len, err, sizeof err) != 0)
+    sw_codec_header_t h;
+    const void *payload;
+    size_t len;
+    if (sw_codec_encode(g->tx, g->hidden, a->n_tok, &h, &payload, &len, err, sizeof err) != 0)
         return -1;
     Swisd__V1__Activation act;
     sw_wire_activation_to_msg(&h, payload, len, &act);
@@ -509,283 +485,114 @@ static int s_send_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
     codec.zstd_level = g->codec_cfg.zstd_level;
     Swisd__V1__LayerRange lr[SW_PLAN_MAX_HOPS];
     Swisd__V1__Hop hops[SW_PLAN_MAX_HOPS], *route[SW_PLAN_MAX_HOPS];
-    for (int i = 0; i < s->n_hops; i++) {
+    for (int i = 0; i < n_hops; i++) {
+        const sw_route_hop_t *hp = sw_route_hop(rt, i);
         swisd__v1__layer_range__init(&lr[i]);
-        lr[i].begin = (uint32_t) s->hop_begin[i];
-        lr[i].end = (uint32_t) s->hop_end[i];
+        lr[i].begin = (uint32_t) hp->begin;
+        lr[i].end = (uint32_t) hp->end;
         swisd__v1__hop__init(&hops[i]);
-        hops[i].node_id = s->hop_id[i];
+        hops[i].node_id = (char *) hp->id;
         hops[i].layers = &lr[i];
         swisd__v1__codec_config__init(&hop_codec[i]);
-        hop_codec[i].dtype = s->hop_codec[i].dtype;
-        hop_codec[i].zstd_level = s->hop_codec[i].zstd_level;
+        hop_codec[i].dtype = hp->codec.dtype;
+        hop_codec[i].zstd_level = hp->codec.zstd_level;
         hops[i].codec = &hop_codec[i];
         route[i] = &hops[i];
     }
-    s->req_id = s_rand(g) | 1; /* unguessable: an error must echo it to count */
-    if (s_send_forward(g, s->id, s->req_id, route, (size_t) s->n_hops, (uint32_t) from, (uint32_t) n, &act,
-                       &codec) != 0)
+    if (s_send_forward(g, (char *) sw_session_id(c->ss), a->request_id, route, (size_t) n_hops, (uint32_t) a->pos,
+                       (uint32_t) a->n_tok, &act, &codec) != 0)
         return -2;
-    s->state = S_WAIT_REPLY;
-    s->t_step = sw_now_ns();
-    s->n_sent = from + n;
-    s->last_n = n;
     return 0;
 }
 
-/* s_send_step, and what a failure means: a full queue is overload (wait and
- * retry), anything else ends the session. */
-static void s_step(sw_gateway_t *g, s_session_t *s, int64_t from, int32_t n)
-{
-    const int rc = s_send_step(g, s, from, n);
-    if (rc == -2)
-        s_overloaded(g, s, "the queue to the broker is full");
-    else if (rc != 0)
-        s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot encode the step");
-}
+static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st);
+static const Swisd__V1__StageInfo *s_stage_info(const sw_gateway_t *g, const char *id);
 
-/* Plans the route and sends the first prompt chunk; keeps waiting while
- * the swarm does not cover every layer, until the route deadline. */
-static void s_try_start(sw_gateway_t *g, s_session_t *s)
+/* Carries out the actions in g->acts that session c returned, and feeds it
+ * the follow-up events they cause (a send that failed, a re-plan after
+ * stage health changed, a client that is gone); removes c once it ended. */
+static void s_drive(sw_gateway_t *g, s_session_t *c)
 {
-    const uint64_t now = sw_now_ns();
-    if (now < s->not_before_ns) {
-        if (now >= s->route_deadline && s->overloads > 0)
-            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s",
-                   "the stages are at capacity; retry shortly");
-        return;
-    }
-    static sw_plan_stage_t st[SW_WIRE_MAX_STAGES]; /* one thread: static keeps 200 KB off the stack */
-    static const Swisd__V1__StageInfo *infos[SW_WIRE_MAX_STAGES];
-    int n = s_stages(g, st, infos, SW_WIRE_MAX_STAGES, true);
-    sw_plan_t plan;
-    /* first around the stages of this session's timed-out routes, when the swarm allows */
-    int n_clear = 0;
-    for (int i = 0; i < n; i++) {
-        bool avoided = false;
-        for (int k = 0; k < s->n_avoid && k < S_MAX_AVOID && !avoided; k++)
-            avoided = !strcmp(s->avoid[k], st[i].node_id);
-        if (!avoided) {
-            sw_plan_stage_t t = st[n_clear];
-            const Swisd__V1__StageInfo *ti = infos[n_clear];
-            st[n_clear] = st[i], infos[n_clear] = infos[i];
-            st[i] = t, infos[i] = ti;
-            n_clear++;
-        }
-    }
-    if (n_clear < n && sw_plan(st, n_clear, g->hp->n_layer, &plan) == 0)
-        ;
-    else if (sw_plan(st, n, g->hp->n_layer, &plan) != 0) {
-        if (now >= s->route_deadline) {
-            char gaps[256], live_gaps[256];
-            if (sw_plan_gaps(st, n, g->hp->n_layer, gaps, sizeof gaps) == 0)
-                snprintf(gaps, sizeof gaps, "none (the chain would be too long)");
-            static sw_plan_stage_t all[SW_WIRE_MAX_STAGES];
-            const int n_all = s_stages(g, all, NULL, SW_WIRE_MAX_STAGES, false);
-            if (s->overloads > 0)
-                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s",
-                       "the stages are at capacity; retry shortly");
-            else if (sw_plan_gaps(all, n_all, g->hp->n_layer, live_gaps, sizeof live_gaps) == 0 && n_all > n)
-                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE,
-                       "the live stages for layers %s are backed off after failures or have not answered a probe "
-                       "yet; retry shortly", gaps);
-            else
-                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_NO_ROUTE, "no live stages for layers %s", gaps);
-        }
-        return;
-    }
-    s->n_hops = plan.n_hops;
-    s->route_ms = plan.cost_ms;
-    for (int i = 0; i < plan.n_hops; i++) {
-        snprintf(s->hop_id[i], sizeof s->hop_id[i], "%s", st[plan.hops[i].stage].node_id);
-        s->hop_begin[i] = plan.hops[i].begin;
-        s->hop_end[i] = plan.hops[i].end;
-        const Swisd__V1__Capabilities *caps = infos[plan.hops[i].stage]->caps;
-        s->hop_codec[i] = g->codec_cfg; /* the stage's own choice for its link wins */
-        if (caps && caps->inbound_codec) {
-            sw_codec_config_t want = {.dtype = (sw_dtype_t) caps->inbound_codec->dtype,
-                                      .zstd_level = caps->inbound_codec->zstd_level};
-            sw_codec_t *probe = sw_codec_new(&want, g->hp->n_embd, 1);
-            if (probe)
-                s->hop_codec[i] = want;
-            sw_codec_destroy(&probe);
-        }
-    }
-    s->gamma = 0;
-    int32_t chunk = s->prefill_to < S_PREFILL_CHUNK ? (int32_t) s->prefill_to : S_PREFILL_CHUNK;
-    s_step(g, s, 0, chunk);
-}
-
-/* Longest k < len(stop) such that text ends with stop[0..k). */
-static size_t s_partial_stop(const char *text, size_t len, const char *stop)
-{
-    size_t sl = strlen(stop), best = 0;
-    for (size_t k = 1; k < sl && k <= len; k++)
-        if (!memcmp(text + len - k, stop, k))
-            best = k;
-    return best;
-}
-
-/* A token the target chose: stream it. Returns 0 to go on, 1 when the
- * session ended (finished or failed; s is freed). */
-static int s_accept_token(sw_gateway_t *g, s_session_t *s, int32_t token)
-{
-    if (!s->ignore_eos && sw_tokenizer_is_eog(g->tok, token)) {
-        s_finish(g, s, "eos");
-        return 1;
-    }
-    const int32_t prev = s->tokens[s->n_tokens - 1];
-    s->tokens[s->n_tokens++] = token;
-    s->n_gen++;
-    char piece[256];
-    int pl = sw_tokenizer_decode_token(g->tok, prev, token, piece, sizeof piece);
-    pl = pl < 0 ? 0 : (pl > (int) sizeof piece ? (int) sizeof piece : pl);
-    if (s->text_len + (size_t) pl + 1 > s->text_cap) {
-        size_t cap = (s->text_cap + (size_t) pl + 1) * 2;
-        char *t = realloc(s->text, cap);
-        if (!t) {
-            s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "out of memory");
-            return 1;
-        }
-        s->text = t;
-        s->text_cap = cap;
-    }
-    memcpy(s->text + s->text_len, piece, (size_t) pl);
-    s->text_len += (size_t) pl;
-    s->text[s->text_len] = 0;
-    size_t safe = s->text_len;
-    for (int i = 0; i < s->n_stops; i++) {
-        const char *hit = strstr(s->text + (s->text_sent > 256 ? s->text_sent - 256 : 0), s->stops[i]);
-        if (hit) {
-            s_emit(g, s, token, (size_t) (hit - s->text));
-            s_finish(g, s, "stop");
-            return 1;
-        }
-        size_t hold = s_partial_stop(s->text, s->text_len, s->stops[i]);
-        if (s->text_len - hold < safe)
-            safe = s->text_len - hold;
-    }
-    const bool last = s->n_gen >= s->max_tokens;
-    if (!s_emit(g, s, token, last ? s->text_len : safe)) {
-        sw_log(SW_LOG_INFO, "gateway: client of session %.8s is gone; cancelling", s->id);
-        s_remove(g, s);
-        return 1;
-    }
-    if (last) {
-        s_finish(g, s, "length");
-        return 1;
-    }
-    return 0;
-}
-
-/* The sampling distribution for the position after history[0..n). */
-static int s_probs(s_session_t *s, const float *logits, int64_t n, float *probs)
-{
-    return sw_sampler_probs(s->sampler, logits, s->tokens, n, probs);
-}
-
-/* Runs the draft over tokens [draft_n, upto) and leaves the logits of the
- * last one in out. Returns 0 or -1. */
-static int s_draft_feed(sw_gateway_t *g, s_session_t *s, int64_t upto, float *out)
-{
-    char err[256];
-    const sw_hparams_t *dh = sw_model_hparams(g->draft);
-    if (s->draft_n >= upto) { /* e.g. after a failover mid-round: recompute the last position */
-        s->draft_n = (int32_t) upto - 1;
-        sw_kv_truncate(s->draft_kv, s->draft_n);
-    }
-    while (s->draft_n < upto) {
-        int32_t n = (int32_t) (upto - s->draft_n < S_PREFILL_CHUNK ? upto - s->draft_n : S_PREFILL_CHUNK);
-        sw_seq_t sq = {.kv = s->draft_kv, .pos = s->draft_n, .n_tok = n, .hidden = g->dh};
-        if (sw_model_embed(g->draft, s->tokens + s->draft_n, n, g->dh, err, sizeof err) ||
-            sw_model_forward(g->ex, g->draft, 0, dh->n_layer, &sq, 1, err, sizeof err))
-            return -1;
-        s->draft_n += n;
-        if (s->draft_n == upto &&
-            sw_model_head(g->ex, g->draft, g->dh + (size_t) (n - 1) * dh->n_embd, 1, out, err, sizeof err))
-            return -1;
-    }
-    return 0;
-}
-
-/* Sends the next decode step: plain (one token), or a speculative round of
- * gamma draft proposals verified in one pass. */
-static void s_next_step(sw_gateway_t *g, s_session_t *s)
-{
-    s->gamma = 0;
-    const int64_t room = (int64_t) g->hp->n_ctx_train - s->n_tokens;
-    int gamma = s->gamma_next;
-    if (gamma > s->max_tokens - s->n_gen - 1)
-        gamma = s->max_tokens - s->n_gen - 1;
-    if (gamma > room - 1)
-        gamma = (int) (room - 1);
-    if (g->draft && gamma > 0) {
-        if (!s->draft_kv) {
-            s->draft_kv = sw_kv_new(g->draft, 0, sw_model_hparams(g->draft)->n_layer, g->hp->n_ctx_train);
-            s->q = malloc(sizeof(float) * (size_t) S_GAMMA_LIMIT * (size_t) g->hp->n_vocab);
-        }
-        const uint64_t t0 = sw_now_ns();
-        float *dl = g->logits; /* the draft's logits, one row */
-        int ok = s->draft_kv && s->q && s_draft_feed(g, s, s->n_tokens, dl) == 0;
-        for (int i = 0; ok && i < gamma; i++) {
-            float *qi = s->q + (size_t) i * g->hp->n_vocab;
-            int32_t d = -1;
-            ok = s_probs(s, dl, s->n_tokens + i, qi) == 0 && (d = sw_sampler_draw(s->sampler, qi, g->hp->n_vocab)) >= 0;
-            if (ok) {
-                s->tokens[s->n_tokens + i] = d; /* proposals sit after the history */
-                if (i + 1 < gamma)
-                    ok = s_draft_feed(g, s, s->n_tokens + i + 1, dl) == 0;
+    sw_session_actions_t *acts = &g->acts;
+    for (int round = 0; round < 8; round++) {
+        enum { NONE, QUEUE_FULL, CANNOT_SEND, REPLAN, GONE } follow = NONE;
+        const uint64_t now = sw_now_ns();
+        for (int i = 0; i < acts->n; i++) {
+            const sw_session_action_t *a = &acts->a[i];
+            if (follow == GONE && a->kind != SW_SESSION_RELEASE) /* nobody to talk to, nothing more to compute */
+                continue;
+            switch (a->kind) {
+            case SW_SESSION_STEP: {
+                const int rc = s_send_step(g, c, a);
+                follow = rc == -2 ? QUEUE_FULL : rc != 0 ? CANNOT_SEND : follow;
+                break;
+            }
+            case SW_SESSION_TEXT:
+                if (!s_emit(g, c, a)) {
+                    sw_log(SW_LOG_INFO, "gateway: client of session %.8s is gone; cancelling", sw_session_id(c->ss));
+                    follow = GONE;
+                }
+                break;
+            case SW_SESSION_FINISH:
+                s_summary(g, c, a->reason);
+                break;
+            case SW_SESSION_FAIL:
+                sw_wire_send_error(g->rpc, c->client, sw_gateway_id(g), "", a->code, sw_session_id(c->ss),
+                                   c->client_req, "%s", a->reason);
+                break;
+            case SW_SESSION_RELEASE: {
+                Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
+                rel.session_id = (char *) sw_session_id(c->ss);
+                Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+                b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
+                b.kv_release = &rel;
+                sw_broker_client_send(g->bc, a->node, &b);
+                break;
+            }
+            case SW_SESSION_STRIKE: {
+                const int sec = sw_health_strike(g->health, a->node, now);
+                sw_log(SW_LOG_INFO, "gateway: stage %.8s backed off for %d s (strike %d)", a->node, sec,
+                       sw_health_strikes(g->health, a->node));
+                break;
+            }
+            case SW_SESSION_SUSPECT: {
+                if (sw_health_suspect(g->health, a->node, now))
+                    sw_log(SW_LOG_INFO, "gateway: stage %.8s was on %s timed-out routes without completing a step; "
+                           "backing it off (strike %d)", a->node, "two", sw_health_strikes(g->health, a->node));
+                const Swisd__V1__StageInfo *info = s_stage_info(g, a->node);
+                if (info)
+                    s_probe(g, info);
+                break;
+            }
+            case SW_SESSION_ALIVE:
+                sw_health_alive(g->health, a->node, now);
+                break;
+            case SW_SESSION_REPLAN:
+                if (follow == NONE)
+                    follow = REPLAN;
+                break;
             }
         }
-        if (ok) {
-            const double ms = (sw_now_ns() - t0) / 1e6 / gamma;
-            s->draft_ms_ema = s->rounds ? 0.8 * s->draft_ms_ema + 0.2 * ms : ms;
-            s->gamma = gamma;
-            s_step(g, s, s->n_tokens - 1, gamma + 1);
-            return;
+        acts->n = 0;
+        if (follow == GONE) /* the RELEASEs of an end already went; else the abort's go next round */
+            sw_session_abort(c->ss, acts);
+        else if (sw_session_done(c->ss))
+            break;
+        else if (follow == QUEUE_FULL || follow == CANNOT_SEND)
+            sw_session_on_send_failed(c->ss, follow == QUEUE_FULL, sw_now_ns(), acts);
+        else if (follow == REPLAN) {
+            sw_route_view_t v;
+            s_view(g, &v);
+            sw_session_on_tick(c->ss, &v, sw_now_ns(), acts);
         }
-        sw_log(SW_LOG_WARN, "gateway: session %.8s: the draft failed; continuing without it", s->id);
-        s->gamma_next = 0;
+        if (acts->n == 0)
+            break;
     }
-    s_step(g, s, s->n_tokens - 1, 1);
+    acts->n = 0;
+    if (sw_session_done(c->ss))
+        s_remove(g, c);
 }
 
-/* Verifies a speculative round whose target hidden states (gamma + 1 rows)
- * are in g->hidden, streams the tokens it yields and adapts gamma. */
-static void s_on_round(sw_gateway_t *g, s_session_t *s)
-{
-    char err[256];
-    const int gamma = s->gamma;
-    const int32_t V = g->hp->n_vocab;
-    const int64_t n0 = s->n_tokens;
-    if (sw_model_head(g->ex, g->model, g->hidden, gamma + 1, g->logits, err, sizeof err) != 0)
-        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "head: %s", err);
-    for (int i = 0; i <= gamma; i++)
-        if (s_probs(s, g->logits + (size_t) i * V, n0 + i, g->p + (size_t) i * V) != 0)
-            return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "the logits hold no finite value");
-    int32_t out[S_GAMMA_LIMIT + 1];
-    int k = sw_spec_verify(g->p, s->q, s->tokens + n0, gamma, V, g->work, s->sampler, out);
-    if (k < 1)
-        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "speculative verification failed");
-    const int accepted = k - 1, evaluated = accepted + (k <= gamma ? 1 : 0);
-    s->proposed += (uint64_t) evaluated;
-    s->accepted += (uint64_t) accepted;
-    s->rounds++;
-    const double round_ms = (sw_now_ns() - s->t_step) / 1e6;
-    s->round_ms_ema = s->rounds > 1 ? 0.8 * s->round_ms_ema + 0.2 * round_ms : round_ms;
-    s->accept_ema = 0.8 * s->accept_ema + 0.2 * (double) accepted / (double) evaluated;
-    s->gamma_next = sw_spec_choose_gamma(s->accept_ema, s->round_ms_ema, s->draft_ms_ema, g->gamma_max);
-    /* the draft holds t_{n-1} and proposals 1..gamma-1; keep what was accepted */
-    const int32_t keep = (int32_t) n0 + (accepted < gamma - 1 ? accepted : gamma - 1);
-    if (s->draft_n > keep) {
-        sw_kv_truncate(s->draft_kv, keep);
-        s->draft_n = keep;
-    }
-    for (int i = 0; i < k; i++)
-        if (s_accept_token(g, s, out[i]) != 0)
-            return;
-    s_next_step(g, s);
-}
 /* ---- stage health: probes ------------------------------------------------------- */
 
 /* The directory entry of stage `id` (of our model), or NULL. */
@@ -832,10 +639,17 @@ static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st)
 /* Starts every session that waits for a route (a stage may have become usable). */
 static void s_kick(sw_gateway_t *g)
 {
-    for (s_session_t *s = g->sessions, *next; s; s = next) {
-        next = s->next;
-        if (s->state == S_WAIT_ROUTE)
-            s_try_start(g, s);
+    sw_route_view_t v;
+    uint64_t gen = 0;
+    for (s_session_t *c = g->sessions, *next; c; c = next) {
+        next = c->next;
+        if (sw_session_in_flight(c->ss))
+            continue;
+        if (!gen || gen != g->view_gen) /* none yet, or another session's re-plan rebuilt it */
+            s_view(g, &v), gen = g->view_gen;
+        g->acts.n = 0;
+        sw_session_on_tick(c->ss, &v, sw_now_ns(), &g->acts);
+        s_drive(g, c);
     }
 }
 
@@ -883,9 +697,9 @@ static void s_on_probe_reply(sw_gateway_t *g, const char *src, const char *probe
 
 static s_session_t *s_find(sw_gateway_t *g, const char *id)
 {
-    for (s_session_t *s = g->sessions; s; s = s->next)
-        if (!strcmp(s->id, id))
-            return s;
+    for (s_session_t *c = g->sessions; c; c = c->next)
+        if (!strcmp(sw_session_id(c->ss), id))
+            return c;
     return NULL;
 }
 
@@ -893,48 +707,22 @@ static void s_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__Forwar
 {
     if (!strncmp(rep->session_id, "probe-", 6))
         return s_on_probe_reply(g, src, rep->session_id, SWISD__V1__ERROR_CODE__ERROR_UNSPECIFIED);
-    s_session_t *s = s_find(g, rep->session_id);
-    /* the reply must answer the step in flight and come from the route's last hop (the
-     * broker stamps src: no other node can pass for it) */
-    if (!s || s->state != S_WAIT_REPLY || rep->request_id != s->req_id || s->n_hops < 1 ||
-        strcmp(src, s->hop_id[s->n_hops - 1]))
+    s_session_t *c = s_find(g, rep->session_id);
+    int64_t n_rows = 0;
+    if (!c || !sw_session_wants(c->ss, src, rep->request_id, &n_rows))
         return; /* stale, duplicate, cancelled or forged: ignore */
     const Swisd__V1__Activation *a = rep->activation;
     sw_codec_header_t h;
     sw_wire_activation_from_msg(a, &h);
     char err[256];
     err[0] = 0;
-    if (h.n_tok != (uint32_t) s->last_n ||
+    g->acts.n = 0;
+    if (h.n_tok != (uint64_t) n_rows ||
         sw_codec_decode(g->rx, &h, a->payload.data, a->payload.len, g->hidden, err, sizeof err) != 0)
-        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME, "bad activation from the last stage: %s", err);
-    const uint64_t t_reply = sw_now_ns();
-    for (int i = 0; i < s->n_hops; i++)
-        sw_health_alive(g->health, s->hop_id[i], t_reply);
-    s->overloads = 0;
-    if (s->n_sent < s->prefill_to) { /* more prompt (or history, on replay) to send */
-        int64_t left = s->prefill_to - s->n_sent;
-        s_step(g, s, s->n_sent, (int32_t) (left < S_PREFILL_CHUNK ? left : S_PREFILL_CHUNK));
-        return;
-    }
-    if (s->t_prefill && s->last_n == 1) {
-        const double ms = (sw_now_ns() - s->t_step) / 1e6;
-        s->step_ms_ema = s->step_ms_ema > 0 ? 0.8 * s->step_ms_ema + 0.2 * ms : ms;
-    }
-    if (s->gamma > 0)
-        return s_on_round(g, s);
-    if (sw_model_head(g->ex, g->model, g->hidden + (size_t) (h.n_tok - 1) * g->hp->n_embd, 1, g->logits, err,
-                      sizeof err) != 0)
-        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "head: %s", err);
-    const uint64_t now = sw_now_ns();
-    if (!s->t_prefill)
-        s->t_prefill = now;
-    int32_t token = sw_sampler_sample(s->sampler, g->logits, s->tokens, s->n_tokens);
-    if (token < 0)
-        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "the logits hold no finite value");
-    if (!s->t_first)
-        s->t_first = now;
-    if (s_accept_token(g, s, token) == 0)
-        s_next_step(g, s);
+        sw_session_on_bad_reply(c->ss, src, rep->request_id, err, sw_now_ns(), &g->acts);
+    else
+        sw_session_on_reply(c->ss, src, rep->request_id, g->hidden, n_rows, sw_now_ns(), &g->acts);
+    s_drive(g, c);
 }
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -944,7 +732,7 @@ static void s_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__Forwar
 static const char *s_check_sampling(const Swisd__V1__GenerateRequest *req, int32_t n_vocab)
 {
     const Swisd__V1__SamplingParams *sp = req->sampling;
-    if (req->n_stop > S_MAX_STOPS)
+    if (req->n_stop > SW_SESSION_MAX_STOPS)
         return "at most 16 stop strings";
     for (size_t i = 0; i < req->n_stop; i++)
         if (strlen(req->stop[i]) > 256)
@@ -982,13 +770,6 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
         sw_wire_send_error(g->rpc, client, sw_gateway_id(g), "", code, NULL, req->request_id, "%s", why);
         return;
     }
-    s_session_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return;
-    sw_wire_new_id(s->id, sizeof s->id);
-    s->client = zframe_dup(client);
-    s->client_req = req->request_id;
-    s->max_tokens = (int32_t) req->max_tokens;
     const Swisd__V1__SamplingParams *sp = req->sampling;
     sw_sampler_params_t p = sw_sampler_default_params();
     p.temperature = sp ? sp->temperature : 0;
@@ -996,8 +777,13 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     p.top_p = sp && sp->top_p > 0 ? sp->top_p : 1.0f;
     p.min_p = sp ? sp->min_p : 0;
     p.repeat_penalty = sp && sp->repeat_penalty > 0 ? sp->repeat_penalty : 1.0f;
-    p.seed = sp ? sp->seed : 0;
-    s->ignore_eos = sp && sp->ignore_eos;
+    if (sp && sp->optional_seed_case == SWISD__V1__SAMPLING_PARAMS__OPTIONAL_SEED_SEED) {
+        p.seed = sp->seed;
+    } else { /* none: a fresh random one (else every unseeded request samples alike), < 2^53 so JSON keeps it */
+        if (getrandom(&p.seed, sizeof p.seed, GRND_NONBLOCK) != (ssize_t) sizeof p.seed)
+            p.seed = s_rand(g);
+        p.seed &= (1ull << 53) - 1;
+    } /* the seed goes to the session's sampler; the summary reports it */
     const size_t plen = req->prompt ? strlen(req->prompt) : 0;
     const bool bos = sw_tokenizer_add_bos(g->tok);
     /* a templated prompt (chat): its parts; else the plain prompt (validated: <= 4096 parts) */
@@ -1011,42 +797,52 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
             pv[i] = (sw_tok_part_t){.text = req->prompt_parts[i]->text, .len = strlen(req->prompt_parts[i]->text),
                                     .special = req->prompt_parts[i]->special};
     }
-    int64_t n = pv ? sw_tokenizer_encode_parts(g->tok, pv, n_parts, bos, NULL, 0) : -1;
-    s->sampler = sw_sampler_new(&p, g->hp->n_vocab);
-    s->tokens = n >= 0 ? malloc(sizeof(int32_t) * (size_t) (n + s->max_tokens + S_GAMMA_LIMIT + 2)) : NULL;
-    if (!s->sampler || !s->tokens || n < 0) {
-        snprintf(err, sizeof err, "cannot accept the request (bad sampling parameters or out of memory)");
-    } else if (n == 0) {
-        snprintf(err, sizeof err, "the prompt is empty and the model adds no BOS token");
-    } else if (n + s->max_tokens > g->hp->n_ctx_train) {
-        snprintf(err, sizeof err, "prompt (%lld tokens) + max_tokens (%d) exceeds the model's context of %d",
-                 (long long) n, (int) s->max_tokens, (int) g->hp->n_ctx_train);
-    } else {
-        err[0] = 0;
-    }
-    for (size_t i = 0; i < req->n_stop && i < S_MAX_STOPS; i++)
-        if (req->stop[i][0])
-            s->stops[s->n_stops++] = strdup(req->stop[i]);
-    if (!err[0])
-        sw_tokenizer_encode_parts(g->tok, pv, n_parts, bos, s->tokens, n);
+    const int64_t n = pv ? sw_tokenizer_encode_parts(g->tok, pv, n_parts, bos, NULL, 0) : -1;
+    int32_t *prompt = n >= 0 ? malloc(sizeof(int32_t) * (size_t) (n > 0 ? n : 1)) : NULL;
+    if (prompt)
+        sw_tokenizer_encode_parts(g->tok, pv, n_parts, bos, prompt, n);
     if (pv != parts)
         free(pv);
-    if (err[0]) {
-        sw_wire_send_error(g->rpc, client, sw_gateway_id(g), "", SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, NULL,
-                           req->request_id, "%s", err);
-        s_session_free(s);
+    char id[33];
+    sw_wire_new_id(id, sizeof id);
+    const char *stops[SW_SESSION_MAX_STOPS];
+    const int n_stops = req->n_stop < SW_SESSION_MAX_STOPS ? (int) req->n_stop : SW_SESSION_MAX_STOPS;
+    for (int i = 0; i < n_stops; i++)
+        stops[i] = req->stop[i];
+    const int32_t max_tokens = req->max_tokens > INT32_MAX ? INT32_MAX : (int32_t) req->max_tokens;
+    const sw_session_config_t scfg = {.id = id, .prompt = prompt, .n_prompt = n, .max_tokens = max_tokens,
+                                      .sampling = p, .ignore_eos = sp && sp->ignore_eos, .stops = stops,
+                                      .n_stops = n_stops, .rng_seed = s_rand(g), .now_ns = sw_now_ns()};
+    sw_session_t *ss = NULL;
+    s_session_t *c = NULL;
+    if (n < 0) {
+        snprintf(err, sizeof err, "cannot accept the request (the prompt cannot be tokenized or out of memory)");
+    } else if (!prompt) { /* never a silent drop */
+        code = SWISD__V1__ERROR_CODE__ERROR_INTERNAL;
+        snprintf(err, sizeof err, "cannot accept the request (out of memory)");
+    } else if ((ss = sw_session_new(g->env, &scfg, &code, err, sizeof err)) &&
+               (!(c = calloc(1, sizeof *c)) || !(c->client = zframe_dup(client)))) {
+        code = SWISD__V1__ERROR_CODE__ERROR_INTERNAL;
+        snprintf(err, sizeof err, "out of memory");
+        sw_session_destroy(&ss);
+        free(c);
+        c = NULL;
+    }
+    free(prompt);
+    if (!c) {
+        sw_wire_send_error(g->rpc, client, sw_gateway_id(g), "", code, NULL, req->request_id, "%s", err);
         return;
     }
-    s->n_tokens = s->n_prompt = s->prefill_to = n;
-    s->t_start = sw_now_ns();
-    s->route_deadline = s->t_start + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
-    s->state = S_WAIT_ROUTE;
-    s->gamma_next = g->draft ? (g->gamma_max < 4 ? g->gamma_max : 4) : 0;
-    s->accept_ema = 0.6; /* prior until rounds are measured */
-    s->next = g->sessions;
-    g->sessions = s;
+    c->ss = ss;
+    c->client_req = req->request_id;
+    c->next = g->sessions;
+    g->sessions = c;
     g->n_sessions++;
-    s_try_start(g, s);
+    sw_route_view_t v;
+    s_view(g, &v);
+    g->acts.n = 0;
+    sw_session_on_tick(ss, &v, sw_now_ns(), &g->acts);
+    s_drive(g, c);
 }
 
 /* The layers no live stage holds, as half-open ranges; fills up to max
@@ -1082,7 +878,8 @@ static size_t s_gaps(const sw_gateway_t *g, const sw_plan_stage_t *st, int n, Sw
 
 static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
 {
-    static sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
+    sw_plan_stage_t *st = g->v_usable;
+    g->view_gen++; /* the view's arrays are reused here */
     int n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, true);
     sw_plan_t plan;
     Swisd__V1__ModelInfo info = SWISD__V1__MODEL_INFO__INIT;
@@ -1114,39 +911,49 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     size_t n = 0;
     const uint64_t now = sw_now_ns();
     char tags[256][17];
-    for (s_session_t *s = g->sessions; s && n < 256; s = s->next, n++) {
+    for (s_session_t *c = g->sessions; c && n < 256; c = c->next, n++) {
         swisd__v1__session_status__init(&ss[n]);
         /* session ids are capabilities (they name KV caches on stages): never published;
          * the status shows a keyed hash instead, stable for the session's life */
+        const char *sid = sw_session_id(c->ss);
         snprintf(tags[n], sizeof tags[n], "%016llx",
-                 (unsigned long long) XXH3_64bits_withSeed(s->id, strlen(s->id), g->tag_seed));
+                 (unsigned long long) XXH3_64bits_withSeed(sid, strlen(sid), g->tag_seed));
+        sw_session_stats_t st;
+        sw_session_stats(c->ss, now, &st);
         ss[n].session_id = tags[n];
-        ss[n].request_id = s->client_req;
-        ss[n].tokens = (uint32_t) s->n_gen;
-        if (s->t_first && s->n_gen > 1)
-            ss[n].tokens_per_s = (float) ((s->n_gen - 1) / ((now - s->t_first) / 1e9));
-        ss[n].acceptance_rate = s->proposed ? (float) ((double) s->accepted / (double) s->proposed) : 0;
-        ss[n].tokens_per_round_trip = s->rounds ? (float) ((double) (s->accepted + s->rounds) / (double) s->rounds) : 1;
-        ss[n].gamma = (uint32_t) s->gamma_next;
-        if (s->rounds && s->round_ms_ema > 0)
-            ss[n].speedup = (float) (ss[n].tokens_per_round_trip * s->round_ms_ema /
-                                     (s->round_ms_ema + s->gamma_next * s->draft_ms_ema));
+        ss[n].request_id = c->client_req;
+        ss[n].tokens = st.completion_tokens;
+        ss[n].tokens_per_s = st.decode_tokens_per_s;
+        ss[n].acceptance_rate = st.acceptance_rate;
+        ss[n].tokens_per_round_trip = st.tokens_per_round_trip;
+        ss[n].gamma = st.gamma;
+        ss[n].speedup = st.speedup;
         sp[n] = &ss[n];
     }
     r.sessions = sp;
     r.n_sessions = n;
-    static sw_plan_stage_t st[SW_WIRE_MAX_STAGES];
-    const int n_st = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, false);
+    g->view_gen++; /* the view's arrays are reused here */
+    const int n_st = s_stages(g, g->v_live, NULL, SW_WIRE_MAX_STAGES, false);
     Swisd__V1__LayerRange gaps[64], *gp[64];
-    r.n_gaps = s_gaps(g, st, n_st, gaps, gp, 64);
+    r.n_gaps = s_gaps(g, g->v_live, n_st, gaps, gp, 64);
     r.gaps = gp;
-    Swisd__V1__GenerationSample *recent[S_RECENT];
-    for (size_t i = 0; i < g->recent_n; i++)
-        recent[i] = &g->recent[(g->recent_next + S_RECENT - g->recent_n + i) % S_RECENT];
-    r.recent = recent;
-    r.n_recent = g->recent_n;
-    r.generations_total = g->generations_total;
-    r.tokens_generated_total = g->tokens_total;
+    const size_t n_recent = sw_recent_count(g->recent);
+    Swisd__V1__GenerationSample recent[S_RECENT], *rp[S_RECENT];
+    for (size_t i = 0; i < n_recent && i < S_RECENT; i++) {
+        const sw_recent_sample_t *x = sw_recent_get(g->recent, i);
+        swisd__v1__generation_sample__init(&recent[i]);
+        recent[i].end_unix_ms = x->end_unix_ms;
+        recent[i].prompt_tokens = x->prompt_tokens;
+        recent[i].completion_tokens = x->completion_tokens;
+        recent[i].decode_tokens_per_s = x->decode_tokens_per_s;
+        recent[i].time_to_first_token_ms = x->time_to_first_token_ms;
+        recent[i].acceptance_rate = x->acceptance_rate;
+        rp[i] = &recent[i];
+    }
+    r.recent = rp;
+    r.n_recent = n_recent;
+    r.generations_total = sw_recent_generations_total(g->recent);
+    r.tokens_generated_total = sw_recent_tokens_total(g->recent);
     r.gateway_id = (char *) sw_gateway_id(g);
     r.region = g->cfg.region ? (char *) g->cfg.region : "default";
     r.model = &g->ref;
@@ -1184,9 +991,11 @@ static void s_on_rpc(sw_gateway_t *g)
         s_on_status(g, m.identity);
         break;
     case SWISD__V1__BODY__MSG_CANCEL:
-        for (s_session_t *s = g->sessions; s; s = s->next)
-            if (zframe_eq(s->client, m.identity) && s->client_req == b->cancel->request_id) {
-                s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_CANCELLED, "%s", "cancelled by the client");
+        for (s_session_t *c = g->sessions; c; c = c->next)
+            if (zframe_eq(c->client, m.identity) && c->client_req == b->cancel->request_id) {
+                g->acts.n = 0;
+                sw_session_cancel(c->ss, &g->acts);
+                s_drive(g, c);
                 break;
             }
         break;
@@ -1198,134 +1007,23 @@ static void s_on_rpc(sw_gateway_t *g)
     sw_wire_msg_free(&m);
 }
 
-/* Puts the session back to waiting for a route: releases its caches on the
- * stages and arranges for the whole history to be replayed as a prefill. */
-static void s_reset_route(sw_gateway_t *g, s_session_t *s)
-{
-    s_release(g, s);
-    s->n_hops = 0;
-    s->req_id = 0;                 /* replies still in flight are now stale */
-    s->gamma = 0;
-    s->prefill_to = s->n_tokens;   /* the accepted history; its last row gives the next token */
-    s->n_sent = 0;
-    s->state = S_WAIT_ROUTE;
-}
-
-/* A step failed (a stage error, a deadline, or a stage of the route left the
- * directory): `culprit` (a hop that raised the failure itself, or NULL) gets
- * a strike; with `suspect_route` (a deadline passed: which hop swallowed the
- * step is unknown) every hop goes on probation and is probed at once, so
- * the honest ones are usable again one round trip later. Then the session
- * starts over on a new route by replaying the whole history as a prefill.
- * The client only sees a pause; greedy output is unchanged because the
- * replayed positions give the same states. */
-static void s_recover(sw_gateway_t *g, s_session_t *s, const char *culprit, bool suspect_route, const char *why)
-{
-    const uint64_t t_now = sw_now_ns();
-    if (s->recoveries == 0)
-        s->first_recovery_ns = t_now;
-    if ((s->recoveries >= S_MAX_RECOVERIES &&
-         t_now - s->first_recovery_ns >= (uint64_t) S_RECOVERY_SPAN_MS * 1000000ull) ||
-        s->recoveries >= S_MAX_RECOVERIES_HARD) {
-        char text[SW_WIRE_MAX_TEXT];
-        snprintf(text, sizeof text, "gave up after %d failovers; last: %s", s->recoveries, why);
-        return s_fail(g, s, SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, "%s", text);
-    }
-    s->recoveries++;
-    g->failovers++;
-    const uint64_t now = sw_now_ns();
-    if (culprit && culprit[0]) {
-        const int sec = sw_health_strike(g->health, culprit, now);
-        sw_log(SW_LOG_INFO, "gateway: stage %.8s backed off for %d s (strike %d)", culprit, sec,
-               sw_health_strikes(g->health, culprit));
-    }
-    sw_log(SW_LOG_INFO, "gateway: session %.8s: %s; replaying %lld tokens on a new route (failover %d)", s->id, why,
-           (long long) s->n_tokens, s->recoveries);
-    if (suspect_route) {
-        for (int i = 0; i < s->n_hops; i++) {
-            if (sw_health_suspect(g->health, s->hop_id[i], now))
-                sw_log(SW_LOG_INFO, "gateway: stage %.8s was on %s timed-out routes without completing a step; "
-                       "backing it off (strike %d)", s->hop_id[i], "two", sw_health_strikes(g->health, s->hop_id[i]));
-            snprintf(s->avoid[s->n_avoid++ % S_MAX_AVOID], SW_WIRE_MAX_ID + 1, "%s", s->hop_id[i]);
-        }
-        for (int i = 0; i < s->n_hops; i++) {
-            const Swisd__V1__StageInfo *info = s_stage_info(g, s->hop_id[i]);
-            if (info)
-                s_probe(g, info);
-        }
-    }
-    s_reset_route(g, s);
-    s->route_deadline = now + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
-    s->not_before_ns = 0;
-    s_try_start(g, s);
-}
-
-/* A stage answered "overloaded" (no KV cache room, queue full) or the send
- * to the broker found its queue full. Overload is not failure: nobody is
- * backed off and no failover is counted; the session waits (250 ms, doubling
- * up to 2 s, with jitter) and plans again, and fails with OVERLOADED (HTTP
- * 503 with Retry-After) once the route wait has passed since the first such
- * answer. */
-static void s_overloaded(sw_gateway_t *g, s_session_t *s, const char *why)
-{
-    const uint64_t now = sw_now_ns();
-    if (s->overloads++ == 0)
-        s->route_deadline = now + (uint64_t) g->cfg.route_wait_ms * 1000000ull;
-    uint64_t wait_ms = (uint64_t) S_OVERLOAD_WAIT_MS << (s->overloads < 4 ? s->overloads - 1 : 3);
-    if (wait_ms > 2000)
-        wait_ms = 2000;
-    wait_ms += s_rand(g) % (wait_ms / 2 + 1);
-    sw_log(SW_LOG_DEBUG, "gateway: session %.8s: %s; waiting %llu ms", s->id, why, (unsigned long long) wait_ms);
-    s_reset_route(g, s);
-    s->not_before_ns = now + wait_ms * 1000000ull;
-}
-
-/* The step deadline, at most --timeout-ms: for decode steps (and replays) a
- * multiple of the measured step time plus 1 s, for the first prefill a
- * multiple of the planner's expected step time (from measured speeds) plus
- * 3 s; so a frozen or silent stage is noticed in seconds, not after the
- * whole time-out. */
-static uint64_t s_deadline_ns(const sw_gateway_t *g, const s_session_t *s)
-{
-    double ms = g->cfg.timeout_ms, adaptive;
-    if (s->t_prefill && s->step_ms_ema > 0) /* decode steps, and replays after the first prefill */
-        adaptive = 10.0 * s->step_ms_ema * (1.0 + s->last_n / 8.0) + 1000.0;
-    else /* the first prefill: from the route's expected step time (measured speeds, links) */
-        adaptive = 10.0 * s->route_ms * (1.0 + s->last_n / 8.0) + S_PREFILL_FLOOR_MS;
-    if (adaptive < ms)
-        ms = adaptive;
-    return (uint64_t) (ms * 1e6);
-}
-
 /* An Error from node `src` (stamped by the broker: the sender cannot choose
- * it). It counts only when it answers the step in flight of a session
- * (same request id, which is random) and comes from a hop of that session's
- * route; the culprit is that hop, never a node the message names. Overload
- * and a missing KV cache are not failures. */
+ * it). The session decides whether it counts: only when it answers the step
+ * in flight (same request id, which is random) and comes from a hop of the
+ * route; the culprit is that hop, never a node the message names. */
 static void s_on_error(sw_gateway_t *g, const char *src, const Swisd__V1__Error *e)
 {
     if (e->session_id && !strncmp(e->session_id, "probe-", 6))
         return s_on_probe_reply(g, src, e->session_id, e->code ? (int) e->code : SWISD__V1__ERROR_CODE__ERROR_INTERNAL);
-    s_session_t *s = e->session_id && e->session_id[0] ? s_find(g, e->session_id) : NULL;
-    int hop = -1;
-    for (int i = 0; s && i < s->n_hops && hop < 0; i++)
-        if (!strcmp(s->hop_id[i], src))
-            hop = i;
-    if (!s || s->state != S_WAIT_REPLY || e->request_id != s->req_id || hop < 0) {
+    s_session_t *c = e->session_id && e->session_id[0] ? s_find(g, e->session_id) : NULL;
+    if (!c) {
         sw_log(SW_LOG_DEBUG, "gateway: ignored an error from %.8s (%s): not from a hop of a step in flight", src,
                sw_wire_error_name(e->code));
         return;
     }
-    char text[SW_WIRE_MAX_TEXT + 80];
-    snprintf(text, sizeof text, "stage %.8s: %s: %s", src, sw_wire_error_name(e->code), e->message);
-    switch (e->code) {
-    case SWISD__V1__ERROR_CODE__ERROR_OVERLOADED:
-        return s_overloaded(g, s, text);
-    case SWISD__V1__ERROR_CODE__ERROR_KV_MISSING: /* evicted or restarted: replay, blame nobody */
-        return s_recover(g, s, NULL, false, text);
-    default: /* its own failure (or it disagrees with what it announced): strike it and fail over */
-        return s_recover(g, s, src, false, text);
-    }
+    g->acts.n = 0;
+    sw_session_on_error(c->ss, src, e->request_id, e->code, e->message, sw_now_ns(), &g->acts);
+    s_drive(g, c);
 }
 
 static void s_on_broker(sw_gateway_t *g)
@@ -1351,24 +1049,15 @@ static void s_on_broker(sw_gateway_t *g)
                 if (s_ours(g, d->stages[i]))
                     s_probe(g, d->stages[i]);
         }
-        for (s_session_t *s = g->sessions, *next; s; s = next) {
-            next = s->next;
-            if (s->state == S_WAIT_ROUTE) {
-                s_try_start(g, s);
-                continue;
-            }
-            const Swisd__V1__DirectoryReply *d = g->dir->directory_reply;
-            for (int h = 0; h < s->n_hops; h++) {
-                bool live = false;
-                for (size_t i = 0; i < d->n_stages && !live; i++)
-                    live = !strcmp(d->stages[i]->node_id, s->hop_id[h]);
-                if (!live) {
-                    char why[128];
-                    snprintf(why, sizeof why, "stage %.8s left the swarm", s->hop_id[h]);
-                    s_recover(g, s, NULL, false, why);
-                    break;
-                }
-            }
+        sw_route_view_t v;
+        uint64_t gen = 0;
+        for (s_session_t *c = g->sessions, *next; c; c = next) {
+            next = c->next;
+            if (!gen || gen != g->view_gen) /* none yet, or another session's re-plan rebuilt it */
+                s_view(g, &v), gen = g->view_gen;
+            g->acts.n = 0;
+            sw_session_on_directory(c->ss, &v, sw_now_ns(), &g->acts);
+            s_drive(g, c);
         }
         break;
     }
@@ -1398,15 +1087,15 @@ static void s_housekeeping(sw_gateway_t *g)
         sw_broker_client_send(g->bc, "", &b);
         g->next_dir_ns = now + (uint64_t) S_DIRECTORY_MS * 1000000ull;
     }
-    for (s_session_t *s = g->sessions, *next; s; s = next) {
-        next = s->next;
-        if (s->state == S_WAIT_REPLY && now - s->t_step > s_deadline_ns(g, s)) {
-            /* which hop is to blame is unknown: every hop goes on probation until it
-             * answers a probe; re-plan and replay */
-            s_recover(g, s, NULL, true, "no answer from the chain of stages in time");
-        }
-        else if (s->state == S_WAIT_ROUTE)
-            s_try_start(g, s);
+    sw_route_view_t v = {.n_layer = g->hp->n_layer};
+    uint64_t gen = 0;
+    for (s_session_t *c = g->sessions, *next; c; c = next) {
+        next = c->next;
+        if (!sw_session_in_flight(c->ss) && (!gen || gen != g->view_gen)) /* only a waiting session plans */
+            s_view(g, &v), gen = g->view_gen;
+        g->acts.n = 0;
+        sw_session_on_tick(c->ss, &v, now, &g->acts);
+        s_drive(g, c);
     }
 }
 

@@ -7,7 +7,9 @@
  *    GET  /healthz               "ok"
  *    GET  /v1/models             the model, with "servable" and gaps
  *    POST /v1/completions        prompt -> text; "stream": true gives
- *                                server-sent events ending "data: [DONE]"
+ *                                server-sent events ending "data: [DONE]";
+ *                                the sampler's seed comes back as "seed"
+ *                                (streams: in the final chunk)
  *    POST /v1/chat/completions   messages -> text in the model's chat format
  *                                (core/sw_chat.h: recognized from the GGUF's
  *                                tokenizer.chat_template, else a default)
@@ -46,6 +48,18 @@
  *  answered 400 and its connection closed (no request smuggling); a client
  *  that disconnects (or stops reading a stream) cancels its generation in
  *  the gateway within a step, which releases the stages' KV caches.
+ *
+ *  Out of memory never shortens an answer: a body, a completion or a stream
+ *  that cannot be stored or built fails the request (500, or an SSE error
+ *  event with code "local" once text was sent).
+ *
+ *  One concern per file: gateway/sw_openai (request bodies checked, answers
+ *  built), sw_http_metrics (/metrics), sw_http_swarm (the /api/swarm JSON),
+ *  sw_http_static (the dashboard's files), sw_fairuse (the per-address
+ *  limits), sw_http_generate.c (a generation, answered whole or streamed);
+ *  sw_http.c itself holds the server, routing, admission, the shared swarm
+ *  snapshot and the one table of statuses (sw_http_internal.h: what the two
+ *  share).
  *
  *  Thread safety: the server runs its own threads; new/destroy from one
  *  thread.

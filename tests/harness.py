@@ -3,11 +3,17 @@
 What it does:
 - starts the swisd daemons (or any program) as real processes, each with its
   own log file holding everything it wrote on stdout and stderr;
-- waits for a readiness line with a deadline that holds even when the child
-  prints nothing at all (a reader thread per stream feeds a queue; the waiter
-  never blocks in readline);
+- waits for a line holding a text (readiness, or an event such as "moving to
+  broker") with a deadline that holds even when the child prints nothing at
+  all (a reader thread per stream appends to a list under a condition; the
+  waiter sleeps on the condition, never in readline). Lines are matched by
+  substring, never by their start: daemons prefix their messages with their
+  pid, role and node id;
+- runs `swisd generate` clients in the background (Client), so that a fault
+  can be injected once a generation is observably in flight;
 - stops every process it started (SIGTERM, then SIGKILL after a grace period)
-  and, when a test failed, prints the tail of every log;
+  and, when a check failed, prints the tail of the logs of the processes that
+  ran at that moment;
 - counts checks: `check(cond, what)` records a failure without stopping the
   test; `finish()` prints "N checks, N failed" and returns the exit status.
 
@@ -23,7 +29,7 @@ the reader threads only append to per-process buffers under a lock.
 """
 import json
 import os
-import queue
+import re
 import signal
 import subprocess
 import sys
@@ -84,20 +90,52 @@ def greedy_refs():
     return rows
 
 
+def import_or_reexec(module, script, flag):
+    """The module named `module` (e.g. "jinja2"); when this Python lacks it,
+    runs `script` (the caller's __file__) again, with the same arguments,
+    under Debian's /usr/bin/python3, where python3-<module> installs it (a
+    pyenv or venv Python does not see Debian's packages). The environment
+    variable `flag` marks the second run, so it happens once. Returns None
+    when the module is missing there too (the caller says so and skips or
+    fails)."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.path.exists("/usr/bin/python3") and not os.environ.get(flag):
+            os.environ[flag] = "1"
+            os.execv("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(script)] + sys.argv[1:])
+        return None
+
+
 class Proc:
-    """A started process: its Popen, name, log path and the lines it printed."""
+    """A started process: its Popen `p`, name, log path and the lines it printed.
+
+    Every line the child writes on stdout or stderr goes, as it arrives, to
+    `lines` (in arrival order, as (stream, text) with stream "out" or "err")
+    and to the log file `log_path` (stderr lines marked "! "). Waits look
+    for a substring anywhere in a line, never at its start only: daemons put
+    a pid/role/node prefix before their messages.
+    """
 
     def __init__(self, name, argv, logdir, env=None, stdin=False):
         self.name = name
         self.argv = argv
         self.log_path = os.path.join(logdir, name + ".log")
-        self._log = open(self.log_path, "w", encoding="utf-8", errors="replace")
-        self._lock = threading.Lock()
+        # append: a process started again under its name (a restarted stage) keeps one log
+        self._log = open(self.log_path, "a", encoding="utf-8", errors="replace")
+        self._log.write(f"=== {' '.join(argv)}\n")
+        self._log.flush()
+        self._cv = threading.Condition()
         self.lines = []                 # (stream, text) in arrival order
-        self._q = queue.Queue()
+        self._open = 2                  # streams not yet at end of file
+        self._cursor = 0                # next_event: index of the first line not yet consumed
+        self.seen = []                  # next_event: every event consumed, in order
+        self.relevant = False           # a check failed while it ran: print its log at the end
+        self.ready = None               # start_stage: the rest of its ready line
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                  text=True, errors="replace", env=env)
+                                  text=True, errors="replace", env=env, bufsize=1)
         self._threads = [threading.Thread(target=self._pump, args=(s, n), daemon=True)
                          for s, n in ((self.p.stdout, "out"), (self.p.stderr, "err"))]
         for t in self._threads:
@@ -105,12 +143,15 @@ class Proc:
 
     def _pump(self, stream, which):
         for line in stream:
-            with self._lock:
+            with self._cv:
                 self.lines.append((which, line))
-                self._log.write(("" if which == "out" else "! ") + line)
-                self._log.flush()
-            self._q.put((which, line))
-        self._q.put((which, None))
+                if not self._log.closed:
+                    self._log.write(("" if which == "out" else "! ") + line)
+                    self._log.flush()
+                self._cv.notify_all()
+        with self._cv:
+            self._open -= 1
+            self._cv.notify_all()
 
     @property
     def pid(self):
@@ -119,44 +160,119 @@ class Proc:
     def alive(self):
         return self.p.poll() is None
 
-    def wait_line(self, prefix, timeout=20.0, stream="out"):
-        """The rest of the first line (on `stream`, "out", "err" or "any")
-        starting with `prefix`, stripped; None when the deadline passes or the
-        process ends first. Lines seen before are searched too."""
-        with self._lock:
-            seen = list(self.lines)
-        for which, line in seen:
-            if (stream in ("any", which)) and line.startswith(prefix):
-                return line[len(prefix):].strip()
+    def mark(self):
+        """How many lines were seen so far: pass it as `start` to wait only for later ones."""
+        with self._cv:
+            return len(self.lines)
+
+    def _scan(self, match, timeout, stream, start):
+        """(index, value) of the first line from index `start` on `stream`
+        ("out", "err" or "any") for which match(line without its newline) is
+        neither None nor False; (index past the lines looked at, None) when
+        `timeout` seconds pass or both streams end first. Sleeps on a
+        condition: holds its deadline even when the child prints nothing."""
         deadline = time.monotonic() + timeout
-        closed = set()
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or len(closed) == 2:
-                return None
+        i = start
+        with self._cv:
+            while True:
+                while i < len(self.lines):
+                    which, line = self.lines[i]
+                    if stream in ("any", which):
+                        v = match(line.rstrip("\n"))
+                        if v is not None and v is not False:
+                            return i, v
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or self._open == 0:
+                    return i, None
+                self._cv.wait(left)
+
+    def wait_line(self, text, timeout=20.0, stream="out", start=0):
+        """The rest of the first line (on `stream`) holding `text`, after it,
+        stripped; None when the deadline passes or the process closes its
+        output first. Lines from index `start` (see mark()) are searched,
+        those seen before the call too."""
+        def rest(line):
+            k = line.find(text)
+            return None if k < 0 else line[k + len(text):].strip()
+        return self._scan(rest, timeout, stream, start)[1]
+
+    def wait_match(self, pattern, timeout=20.0, stream="out", start=0):
+        """The re.Match of the first line (on `stream`) that `pattern`
+        matches anywhere (re.search), or None as for wait_line."""
+        rx = re.compile(pattern)
+        return self._scan(rx.search, timeout, stream, start)[1]
+
+    def next_event(self, pred, timeout=3.0):
+        """For programs that print one JSON object a line on stdout (a line
+        that is not JSON reads as {"ev": "junk", "line": ...}): the first
+        event after the last one consumed for which pred(event) is true, or
+        None after `timeout` seconds. Every event passed over is consumed
+        too and kept in `seen`."""
+        def parse(line):
             try:
-                which, line = self._q.get(timeout=min(left, 0.2))
-            except queue.Empty:
-                continue
-            if line is None:
-                closed.add(which)
-                continue
-            if (stream in ("any", which)) and line.startswith(prefix):
-                return line[len(prefix):].strip()
+                ev = json.loads(line)
+            except ValueError:
+                ev = {"ev": "junk", "line": line}
+            return ev if isinstance(ev, dict) else {"ev": "junk", "line": line}
+
+        def match(line):
+            ev = parse(line)
+            self.seen.append(ev)
+            return ev if pred(ev) else None
+        with self._cv:
+            start = self._cursor
+        i, ev = self._scan(match, timeout, "out", start)
+        with self._cv:
+            self._cursor = i + 1 if ev is not None else i
+        return ev
+
+    def has(self, text, stream="any"):
+        """Whether some line printed so far holds `text`."""
+        with self._cv:
+            return any(text in l for w, l in self.lines if stream in ("any", w))
+
+    def count(self, text, stream="any"):
+        """How many lines printed so far hold `text`."""
+        with self._cv:
+            return sum(text in l for w, l in self.lines if stream in ("any", w))
 
     def output(self, stream="any"):
-        with self._lock:
+        with self._cv:
             return "".join(l for w, l in self.lines if stream in ("any", w))
+
+    def send_line(self, text):
+        """Writes `text` and a newline to the child's stdin (started with stdin=True)."""
+        self.p.stdin.write(text + "\n")
+        self.p.stdin.flush()
 
     def signal(self, sig):
         if self.alive():
-            self.p.send_signal(sig)
+            try:
+                self.p.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self, timeout):
+        """SIGTERM, then waits up to `timeout` seconds for the exit: returns
+        the exit status, or None when it still runs (it is left running, for
+        stop() or the harness's finish to end)."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self, grace=5.0):
-        """SIGTERM, then SIGKILL after `grace` seconds; returns the exit status."""
-        if self.alive():
-            self.p.send_signal(signal.SIGCONT)
-            self.p.send_signal(signal.SIGTERM)
+        """Closes its stdin, SIGCONT (a frozen child must see the TERM) and
+        SIGTERM, then SIGKILL after `grace` seconds; returns the exit status."""
+        if self.p.stdin:
+            try:
+                self.p.stdin.close()
+            except OSError:
+                pass
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
         try:
             self.p.wait(timeout=grace)
         except subprocess.TimeoutExpired:
@@ -164,30 +280,44 @@ class Proc:
             self.p.wait()
         for t in self._threads:
             t.join(timeout=2)
-        with self._lock:
-            self._log.close()
+        with self._cv:
+            if not self._log.closed:
+                self._log.close()
         return self.p.returncode
 
     def tail(self, n=30):
-        with self._lock:
+        with self._cv:
             return "".join(l for _, l in self.lines[-n:])
 
 
 class Harness:
-    """Processes, checks and logs of one test script."""
+    """Processes, checks and logs of one test script (or of the chaos suite,
+    or of a benchmark).
 
-    def __init__(self, name):
+    verbose: print "ok   what" for every check that passes too (a failed one
+    is always printed, "FAIL: what").
+    """
+
+    def __init__(self, name, verbose=False):
         self.name = name
+        self.verbose = verbose
         self.logdir = tempfile.mkdtemp(prefix=f"swisd-{name}-")
-        self.procs = []
+        self.procs = []                 # running (not yet stopped) processes
+        self.started = []               # every process ever started, for the final report
         self.checks = 0
         self.failures = 0
+        self.failed = []                # what each failed check said
 
     def check(self, cond, what):
         self.checks += 1
         if not cond:
             self.failures += 1
+            self.failed.append(what)
             print("FAIL:", what, flush=True)
+            for p in self.procs:        # the logs that tell why: those running now
+                p.relevant = True
+        elif self.verbose:
+            print("ok  ", what, flush=True)
         return bool(cond)
 
     def test_data(self, rel, what):
@@ -198,33 +328,48 @@ class Harness:
         return path
 
     def start(self, name, argv, ready=None, timeout=20.0, stream="out", env=None, stdin=False):
-        """Starts argv; with `ready`, waits for a line starting with it and
-        returns (proc, rest of that line); raises RuntimeError naming the log
-        when it does not come in time."""
+        """Starts argv; with `ready`, waits for a line holding it (anywhere in
+        the line) and returns (proc, rest of that line after it); raises
+        RuntimeError naming the log when it does not come in time (the
+        process may have exited: its status is in the message)."""
         p = Proc(name, [str(a) for a in argv], self.logdir, env=env, stdin=stdin)
         self.procs.append(p)
+        self.started.append(p)
         if ready is None:
             return p, None
         rest = p.wait_line(ready, timeout, stream)
         if rest is None:
-            raise RuntimeError(f"{name} did not print {ready!r} within {timeout} s; log {p.log_path}:\n{p.tail()}")
+            p.relevant = True
+            raise RuntimeError(f"{name} did not print {ready!r} within {timeout} s (exit status {p.p.poll()}); "
+                               f"log {p.log_path}:\n{p.tail()}")
         return p, rest
 
+    def stop(self, p, grace=5.0):
+        """Stops one process (Proc.stop) and forgets it; returns its exit status."""
+        rc = p.stop(grace)
+        if p in self.procs:
+            self.procs.remove(p)
+        return rc
+
     def stop_all(self):
+        """SIGTERM to every running process at once, then waits for each (Proc.stop)."""
         for p in self.procs:
+            p.signal(signal.SIGCONT)
             p.signal(signal.SIGTERM)
         for p in self.procs:
             p.stop()
         self.procs.clear()
 
     def finish(self):
-        """Stops everything, prints the logs' tails on failure and the count
-        line; returns the process exit status (0 when nothing failed)."""
-        procs = list(self.procs)
+        """Stops everything, prints the logs' tails on failure (of the
+        processes that ran when a check failed, or all when none did) and the
+        count line; returns the process exit status (0 when nothing failed)."""
         self.stop_all()
         if self.failures:
-            for p in procs:
-                print(f"--- {p.name} ({p.log_path}), last lines:\n{p.tail()}", flush=True)
+            shown = [p for p in self.started if p.relevant] or self.started
+            for p in shown:
+                print(f"--- {p.name} ({p.log_path}), exit status {p.p.returncode}, last lines:\n{p.tail()}",
+                      flush=True)
         print(f"{self.name}: {self.checks} checks, {self.failures} failed (logs in {self.logdir})", flush=True)
         return 1 if self.failures else 0
 
@@ -232,10 +377,12 @@ class Harness:
         """Runs body(self) and finish(); an exception counts as a failure."""
         try:
             body(self)
-        except Exception as e:  # report, then clean up
+        except Exception:  # report, then clean up
             import traceback
             traceback.print_exc()
             self.failures += 1
+            for p in self.procs:
+                p.relevant = True
         sys.exit(self.finish())
 
 
@@ -252,9 +399,15 @@ class Bins:
         self.link = os.path.join(b, "chaos", "swisd-link")
 
 
-def start_broker(h, bins, name, *args, parent=None, region=None, heartbeat_ms=200, expiry_ms=1500):
-    """A broker on an ephemeral loopback port; returns (proc, endpoint)."""
-    argv = [bins.broker, "--bind", "tcp://127.0.0.1:*", "--heartbeat-ms", heartbeat_ms, "--expiry-ms", expiry_ms]
+def start_broker(h, bins, name, *args, parent=None, region=None, heartbeat_ms=200, expiry_ms=1500,
+                 bind="tcp://127.0.0.1:*"):
+    """A broker (on an ephemeral loopback port unless `bind` names one);
+    returns (proc, endpoint). heartbeat_ms/expiry_ms None: the broker's defaults."""
+    argv = [bins.broker, "--bind", bind]
+    if heartbeat_ms is not None:
+        argv += ["--heartbeat-ms", heartbeat_ms]
+    if expiry_ms is not None:
+        argv += ["--expiry-ms", expiry_ms]
     if parent:
         argv += ["--parent", parent]
     if region:
@@ -262,22 +415,29 @@ def start_broker(h, bins, name, *args, parent=None, region=None, heartbeat_ms=20
     return h.start(name, argv + list(args), ready="swisd-broker: listening on")
 
 
-def start_stage(h, bins, name, broker, layers, *args, model=None, region=None, threads=1):
-    """A stage serving `layers` ("a-b", inclusive); returns (proc, node id)."""
-    argv = [bins.stage, "--broker", broker, "--model", model or model_path(), "--layers", layers,
-            "--threads", threads]
+def start_stage(h, bins, name, broker, layers, *args, model=None, region=None, threads=1, timeout=20.0):
+    """A stage serving `layers` ("a-b", inclusive, or "auto"); returns (proc,
+    node id); proc.ready is the rest of its ready line ("NODE_ID serving
+    layers A-B"). threads None: the stage's default. timeout: seconds to wait
+    for the ready line (a large model loads longer)."""
+    argv = [bins.stage, "--broker", broker, "--model", model or model_path(), "--layers", layers]
+    if threads is not None:
+        argv += ["--threads", threads]
     if region:
         argv += ["--region", region]
-    p, rest = h.start(name, argv + list(args), ready="swisd-stage:")
+    p, rest = h.start(name, argv + list(args), ready="swisd-stage:", timeout=timeout)
+    p.ready = rest
     return p, rest.split()[0]
 
 
-def start_gateway(h, bins, name, broker, *args, model=None, http=False):
-    """A gateway; returns (proc, rpc endpoint, http port or None)."""
+def start_gateway(h, bins, name, broker, *args, model=None, http=False, timeout=20.0):
+    """A gateway with its RPC on an ephemeral loopback port (and with http,
+    its HTTP API on one); returns (proc, rpc endpoint, http port or None).
+    timeout: seconds to wait for each ready line (a large model loads longer)."""
     argv = [bins.gateway, "--broker", broker, "--model", model or model_path(), "--rpc", "tcp://127.0.0.1:*"]
     if http:
         argv += ["--http", "127.0.0.1:0"]
-    p, rpc = h.start(name, argv + list(args), ready="swisd-gateway: rpc on")
+    p, rpc = h.start(name, argv + list(args), ready="swisd-gateway: rpc on", timeout=timeout)
     port = None
     if http:
         rest = p.wait_line("swisd-gateway: http on port")
@@ -285,6 +445,27 @@ def start_gateway(h, bins, name, broker, *args, model=None, http=False):
             raise RuntimeError(f"{name}: no HTTP port; log {p.log_path}:\n{p.tail()}")
         port = int(rest)
     return p, rpc, port
+
+
+def start_link(h, name, bins, target, *args, control=None):
+    """swisd-link on an ephemeral loopback port in front of `target`
+    ("tcp://host:port" or "host:port"); returns (proc, "tcp://127.0.0.1:PORT")."""
+    argv = [bins.link, "--listen", "127.0.0.1:0", "--connect", target.replace("tcp://", "")]
+    if control:
+        argv += ["--control", control]
+    p, rest = h.start(name, argv + list(args), ready="listening on ", stream="err")
+    return p, "tcp://" + rest.split()[0]
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago (for a daemon that must
+    come back on the same port after a kill)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def generate(bins, rpc, prompt, n=40, timeout=120, *args):
@@ -297,10 +478,11 @@ def generate(bins, rpc, prompt, n=40, timeout=120, *args):
     return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
 
 
-def run_local(bins, prompt, n=40, model=None):
-    """`swisd run` greedy, one thread: the reference text for a swarm."""
+def run_local(bins, prompt, n=40, *args, model=None, timeout=120):
+    """`swisd run` greedy, one thread (and `args`, e.g. "--ignore-eos"): the
+    reference text for a swarm."""
     r = subprocess.run([bins.swisd, "run", "-m", model or model_path(), "-p", prompt, "-n", str(n), "--temp", "0",
-                        "-t", "1"], capture_output=True, timeout=120)
+                        "-t", "1"] + list(args), capture_output=True, timeout=timeout)
     return r.stdout.decode("utf-8", "replace")
 
 
@@ -312,3 +494,98 @@ def wait_until(pred, timeout, interval=0.1):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+def servable(bins, rpc):
+    """Whether a 1-token greedy generation through the gateway succeeds now."""
+    return generate(bins, rpc, "Once", 1, 30)[0] == 0
+
+
+def wait_servable(bins, rpc, timeout=30.0):
+    """Polls servable() until it holds or `timeout` seconds pass; returns whether it held."""
+    return bool(wait_until(lambda: servable(bins, rpc), timeout, 0.3))
+
+
+class Client:
+    """A `swisd generate` running in the background, its output read as it
+    streams: the first tokens can be waited for (to fault a swarm while a
+    generation is in flight, not before or after it), and the pauses between
+    output chunks are measured.
+
+    argv: the whole command line. Thread safety: one thread drives it; its
+    reader threads only append under a lock.
+    """
+
+    def __init__(self, argv):
+        self.argv = [str(a) for a in argv]
+        self._cv = threading.Condition()
+        self.out = b""
+        self.err = b""
+        self.t_start = time.monotonic()
+        self.max_gap = 0.0              # longest pause between output chunks after the first, seconds
+        self._last = None
+        self._done = False
+        self.p = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._threads = [threading.Thread(target=self._read_out, daemon=True),
+                         threading.Thread(target=self._read_err, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _read_out(self):
+        while True:
+            chunk = os.read(self.p.stdout.fileno(), 4096)
+            now = time.monotonic()
+            with self._cv:
+                if not chunk:
+                    self._done = True
+                    self._cv.notify_all()
+                    return
+                if self._last is not None:
+                    self.max_gap = max(self.max_gap, now - self._last)
+                self._last = now
+                self.out += chunk
+                self._cv.notify_all()
+
+    def _read_err(self):
+        data = self.p.stderr.read()
+        with self._cv:
+            self.err = data
+
+    def wait_output(self, n_bytes, timeout):
+        """Waits until at least `n_bytes` of stdout arrived; False when the
+        deadline passes or the output ends first."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while len(self.out) < n_bytes:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._done:
+                    return False
+                self._cv.wait(left)
+            return True
+
+    def running(self):
+        return self.p.poll() is None
+
+    def kill(self):
+        if self.running():
+            self.p.kill()
+        self.p.wait()
+
+    def finish(self, timeout=180.0):
+        """Waits for the end (killing it after `timeout` seconds); returns
+        (exit status, stdout text, stderr text); status -1 when it was killed
+        for time."""
+        try:
+            rc = self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            rc = -1
+        for t in self._threads:
+            t.join(timeout=5)
+        with self._cv:
+            return rc, self.out.decode("utf-8", "replace"), self.err.decode("utf-8", "replace")
+
+
+def start_generate(bins, rpc, prompt, n, *args, temp="0"):
+    """A Client running `swisd generate` through the gateway at `rpc`."""
+    return Client([bins.swisd, "generate", "--gateway", rpc, "-p", prompt, "-n", n, "--temp", temp] + list(args))

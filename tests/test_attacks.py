@@ -31,8 +31,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Bins, Harness, generate, model_path, run_local, start_broker, start_gateway,  # noqa: E402
-                     start_stage, wait_until)
+from harness import (Bins, Harness, generate, model_path, run_local, servable,  # noqa: E402
+                     start_broker, start_gateway, start_stage, wait_until)
 
 attacker = sys.argv[1]
 bins = Bins()
@@ -44,10 +44,6 @@ PROMPTS = ["Once upon a time", "Lily and Tom", "The little dog", "One day, a bir
 def swarm_json(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/swarm", timeout=10) as r:
         return json.loads(r.read())
-
-
-def servable(rpc):
-    return generate(bins, rpc, "Once", 1, 30)[0] == 0
 
 
 def gen_many(rpc, prompts, n=40):
@@ -73,17 +69,17 @@ def body(h):
     s0, id0 = start_stage(h, bins, "stage0", ep, "0-1")
     s1, id1 = start_stage(h, bins, "stage1", ep, "2-4")
     gw, rpc, port = start_gateway(h, bins, "gateway", ep, "--http-read-rate", "1000", http=True)
-    h.check(wait_until(lambda: servable(rpc), 20, 0.2), "the swarm never became servable")
+    h.check(wait_until(lambda: servable(bins, rpc), 20, 0.2), "the swarm never became servable")
 
     # 1. a client that never reads its replies
     for p in PROMPTS[:4]:
         generate(bins, rpc, p, 40)  # status replies now carry these generations (a few KB each)
-    flood = subprocess.Popen([attacker, "rpc-flood", rpc, "15000", "8"], stdout=subprocess.PIPE, text=True)
-    line = flood.stdout.readline()
-    h.check(line.startswith("sent ") and int(line.split()[1]) > 10000, f"the flood was not sent: {line!r}")
+    flood, _ = h.start("flood", [attacker, "rpc-flood", rpc, "15000", "8"])
+    sent = flood.wait_match(r"\bsent (\d+)", 120)
+    h.check(sent and int(sent.group(1)) > 10000, f"the flood was not sent: {flood.output()!r}")
     rc, out, err = generate(bins, rpc, PROMPTS[1], 40, 60)
     h.check(rc == 0 and out == want[PROMPTS[1]], f"during the flood another client was not served: {rc} {err[-300:]}")
-    flood.wait(30)
+    flood.p.wait(30)
     rc, out, err = generate(bins, rpc, PROMPTS[2], 40, 60)
     h.check(rc == 0 and out == want[PROMPTS[2]], f"after the flood the gateway does not serve: {rc} {err[-300:]}")
     h.check("does not read its replies" in gw.output("err"), "the dropped replies were not logged")
@@ -96,10 +92,9 @@ def body(h):
     long_run.start()
     tags = []
     wait_until(lambda: tags.extend(s["session_id"] for s in swarm_json(port)["sessions"]) or tags, 5, 0.1)
-    forger = subprocess.Popen([attacker, "forge-errors", ep, gw_id, "100", id0, id1] + tags[:4],
-                              stdout=subprocess.PIPE, text=True)
+    forger, _ = h.start("forger", [attacker, "forge-errors", ep, gw_id, "100", id0, id1] + tags[:4])
     runs = gen_many(rpc, PROMPTS)
-    forger.wait(60)
+    forger.p.wait(60)
     long_run.join()
     for p, rc, o, e, _ in runs:
         h.check(rc == 0 and o == want[p], f"forged errors: {p!r} failed or differs: {rc} {e[-200:]}")
@@ -165,7 +160,7 @@ def body(h):
     start_stage(h, bins, "cap0", ep, "0-1", "--max-sessions", "3")
     start_stage(h, bins, "cap1", ep, "2-4", "--max-sessions", "3")
     gw, rpc, _ = start_gateway(h, bins, "gateway-cap", ep)
-    h.check(wait_until(lambda: servable(rpc), 20, 0.2), "capacity: never servable")
+    h.check(wait_until(lambda: servable(bins, rpc), 20, 0.2), "capacity: never servable")
     runs = gen_many(rpc, PROMPTS[:6], 40)
     done = 0
     for p, rc, o, e, _ in runs:
@@ -185,7 +180,7 @@ def body(h):
     a, ida = start_stage(h, bins, "freeze-a", ep, "0-4")
     b, idb = start_stage(h, bins, "freeze-b", ep, "0-4")
     gw, rpc, _ = start_gateway(h, bins, "gateway-freeze", ep, "--route-wait-ms", "3000")
-    h.check(wait_until(lambda: servable(rpc), 20, 0.2), "freeze: never servable")
+    h.check(wait_until(lambda: servable(bins, rpc), 20, 0.2), "freeze: never servable")
     a.signal(signal.SIGSTOP)
     rc, o, e = generate(bins, rpc, PROMPTS[0], 40, 60)
     h.check(rc == 0 and o == want[PROMPTS[0]], f"freeze: with one stage frozen: {rc} {e[-200:]}")

@@ -27,32 +27,28 @@ usage: test_broker.py [SWISD_BROKER [BROKER_PEER]]
    (default $SWISD_BUILD/broker/swisd-broker and $SWISD_BUILD/tests/broker_peer)
 Python 3 standard library only; ~20 s.
 """
-import json
 import os
-import queue
 import random
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Bins, Harness, start_broker  # noqa: E402
 
 BUILD = os.environ.get("SWISD_BUILD", "build")
 BROKER = sys.argv[1] if len(sys.argv) > 1 else os.path.join(BUILD, "broker", "swisd-broker")
 PEER = sys.argv[2] if len(sys.argv) > 2 else os.path.join(BUILD, "tests", "broker_peer")
 HB, EXP = 100, 400  # heartbeat and expiry (ms) used by the brokers under test
 
-failures = []
-procs = []
-logdir = tempfile.mkdtemp(prefix="swisd-broker-test-")
+H = Harness("broker", verbose=True)
+failures = H.failed       # what each failed check said
+procs = H.started         # every process started, in order
+logdir = H.logdir
 
 
 def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
+    return H.check(cond, what)
 
 
 # ------------------------------------------------------------ protobuf encoding
@@ -98,91 +94,39 @@ def body_forward_reply(session, request_id, payload):
 
 # ------------------------------------------------------------ processes
 
-class Proc:
-    """A child process whose stdout lines are collected by a thread."""
-
-    def __init__(self, name, argv, json_lines=True):
-        self.name = name
-        self.err_path = os.path.join(logdir, name + ".stderr")
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=open(self.err_path, "wb"), text=True, bufsize=1)
-        self.json = json_lines
-        self.q = queue.Queue()
-        self.seen = []
-        threading.Thread(target=self._read, daemon=True).start()
-        procs.append(self)
-
-    def _read(self):
-        for line in self.p.stdout:
-            line = line.rstrip("\n")
-            if self.json:
-                try:
-                    line = json.loads(line)
-                except ValueError:
-                    line = {"ev": "junk", "line": line}
-            self.q.put(line)
-
-    def wait(self, pred, timeout=3.0):
-        """First new event matching pred (events before it are kept in seen)."""
-        end = time.time() + timeout
-        while True:
-            left = end - time.time()
-            if left <= 0:
-                return None
-            try:
-                ev = self.q.get(timeout=left)
-            except queue.Empty:
-                return None
-            self.seen.append(ev)
-            if pred(ev):
-                return ev
-
-    def cmd(self, line):
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-
-    def signal(self, sig):
-        self.p.send_signal(sig)
-
-    def stop(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.close()
-            except OSError:
-                pass
-            self.p.terminate()
-            try:
-                self.p.wait(3)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+def start(name, argv, json_lines=True):
+    """A harness process with a stdin for commands; `json_lines`: it prints
+    one JSON event a line (broker_peer), read with next_event."""
+    p, _ = H.start(name, argv, stdin=True)
+    p.json = json_lines
+    return p
 
 
 def broker(name, bind="tcp://127.0.0.1:*", parent=None, region=None, hwm=None, hb=HB, exp=EXP):
-    argv = [BROKER, "--bind", bind, "--heartbeat-ms", str(hb), "--expiry-ms", str(exp)]
-    if parent:
-        argv += ["--parent", parent]
-    if region:
-        argv += ["--region", region]
-    if hwm:
-        argv += ["--hwm", str(hwm)]
-    b = Proc(name, argv, json_lines=False)
-    ep = b.wait(lambda l: l.startswith("swisd-broker: listening on "), 5)
-    idl = b.wait(lambda l: l.startswith("swisd-broker: id "), 5)
-    if not ep or not idl:
-        raise SystemExit("FAIL broker %s did not start (see %s)" % (name, b.err_path))
+    """A swisd-broker (harness.start_broker) with .endpoint and .id (from its "id" line)."""
+    bins = Bins()
+    bins.broker = BROKER
+    try:
+        b, ep = start_broker(H, bins, name, *(["--hwm", hwm] if hwm else []), parent=parent, region=region,
+                             heartbeat_ms=hb, expiry_ms=exp, bind=bind)
+    except RuntimeError as e:
+        raise SystemExit("FAIL broker %s did not start: %s" % (name, e))
+    idl = b.wait_line("swisd-broker: id", 5)
+    if not idl:
+        raise SystemExit("FAIL broker %s printed no id (see %s)" % (name, b.log_path))
+    b.json = False
     b.endpoint = ep.split()[-1]
-    b.id = idl.split()[2]
+    b.id = idl.split()[0]
     return b
 
 
 def peer(name, endpoint, *args, registered=True):
-    p = Proc(name, [PEER, "--broker", endpoint, "--hb", str(HB)] + list(args))
-    ready = p.wait(lambda e: e.get("ev") == "ready", 5)
+    p = start(name, [PEER, "--broker", endpoint, "--hb", str(HB)] + list(args))
+    ready = p.next_event(lambda e: e.get("ev") == "ready", 5)
     if not ready:
-        raise SystemExit("FAIL peer %s did not start (see %s)" % (name, p.err_path))
+        raise SystemExit("FAIL peer %s did not start (see %s)" % (name, p.log_path))
     p.id = ready["id"]
-    p.reg = p.wait(lambda e: e.get("ev") == "registered", 3) if registered else None
+    p.reg = p.next_event(lambda e: e.get("ev") == "registered", 3) if registered else None
     return p
 
 
@@ -191,8 +135,8 @@ def msg_pred(**kw):
 
 
 def query(p, model="-", checksum="-", timeout=2.0):
-    p.cmd("query %s %s" % (model, checksum))
-    r = p.wait(msg_pred(kind="directory_reply"), timeout)
+    p.send_line("query %s %s" % (model, checksum))
+    r = p.next_event(msg_pred(kind="directory_reply"), timeout)
     return r["stages"] if r else None
 
 
@@ -221,15 +165,15 @@ def test_single():
     check(st.reg is not None and st.reg["broker"] == b.id and st.reg["region"] == "default",
           "a) stage registered: HelloAck carries the broker id %s and region" % b.id[:8])
     time.sleep(3 * HB / 1000)
-    st.cmd("status")
-    s = st.wait(lambda e: e.get("ev") == "status")
+    st.send_line("status")
+    s = st.next_event(lambda e: e.get("ev") == "status")
     check(s and s["registered"] and 0 < s["rtt_ms"] < 100, "a) heartbeats acknowledged, rtt measured (%s ms)"
           % (s and s["rtt_ms"]))
     gw = peer("gw1", b.endpoint, "--role", "gateway", "--id", "gw1", "--region", "r1")
     check(gw.reg is not None, "a) gateway registered")
 
     # b) directory
-    st.cmd("load 3")
+    st.send_line("load 3")
     time.sleep(2.5 * HB / 1000)
     stages = query(gw, "m1")
     ent = [x for x in (stages or []) if x["node_id"] == "st1"]
@@ -245,41 +189,41 @@ def test_single():
     # c) relay
     payload = bytes(random.getrandbits(8) for _ in range(3000))
     body = body_forward_reply("sess-1", 77, payload)
-    gw.cmd("send st1 " + body.hex())
-    m = st.wait(msg_pred(kind="forward_reply"))
+    gw.send_line("send st1 " + body.hex())
+    m = st.next_event(msg_pred(kind="forward_reply"))
     check(m is not None and m["body"] == body.hex() and m["src"] == "gw1" and m["dst"] == "st1" and m["hops"] == 1,
           "c) relayed body byte-identical, src gw1, hops 1")
-    gw.cmd("raw %s %s" % (header("mallory", "st1").hex(), body.hex()))
-    m = st.wait(msg_pred(kind="forward_reply"))
+    gw.send_line("raw %s %s" % (header("mallory", "st1").hex(), body.hex()))
+    m = st.next_event(msg_pred(kind="forward_reply"))
     check(m is not None and m["src"] == "gw1", "c) a spoofed src is replaced by the sender's node id (%s)"
           % (m and m["src"]))
     echo = peer("echo1", b.endpoint, "--role", "stage", "--id", "echo1", "--model", "m1", "--layers", "2-5",
                 "--echo")
-    gw.cmd("send echo1 " + body.hex())
-    m = gw.wait(msg_pred(kind="forward_reply", src="echo1"))
+    gw.send_line("send echo1 " + body.hex())
+    m = gw.next_event(msg_pred(kind="forward_reply", src="echo1"))
     check(m is not None and m["body"] == body.hex(), "c) round trip gw -> echo stage -> gw intact")
     garbage = b"\x0a\xff\xff\xff\xff\x0f garbage"
-    gw.cmd("raw %s %s" % (header("gw1", "st1").hex(), garbage.hex()))
-    m = gw.wait(msg_pred(kind="error", src="st1"))
+    gw.send_line("raw %s %s" % (header("gw1", "st1").hex(), garbage.hex()))
+    m = gw.next_event(msg_pred(kind="error", src="st1"))
     check(m is not None and m["code"] == "BAD_FRAME",
           "c) garbage body relayed undecoded; the receiving client answers BAD_FRAME")
 
     # d) unknown destination
-    gw.cmd("send nosuch " + body.hex())
-    m = gw.wait(msg_pred(kind="error"))
+    gw.send_line("send nosuch " + body.hex())
+    m = gw.next_event(msg_pred(kind="error"))
     check(m is not None and m["code"] == "UNREACHABLE" and "nosuch" in m["text"] and m["src"] == b.id,
           "d) unknown destination -> Error UNREACHABLE from the broker")
 
     # e) unregistered peer
     raw = peer("raw1", b.endpoint, "--raw", registered=False)
-    raw.cmd("raw %s %s" % (header("ghost", "").hex(), body_heartbeat().hex()))
-    m = raw.wait(msg_pred(kind="error"))
+    raw.send_line("raw %s %s" % (header("ghost", "").hex(), body_heartbeat().hex()))
+    m = raw.next_event(msg_pred(kind="error"))
     check(m is not None and m["code"] == "UNKNOWN_NODE" and m["dst"] == "ghost",
           "e) heartbeat from an unregistered peer -> Error UNKNOWN_NODE")
-    raw.cmd("raw %s %s" % (header("ghost", "st1").hex(), body.hex()))
-    m = raw.wait(msg_pred(kind="error"))
+    raw.send_line("raw %s %s" % (header("ghost", "st1").hex(), body.hex()))
+    m = raw.next_event(msg_pred(kind="error"))
     check(m is not None and m["code"] == "UNKNOWN_NODE", "e) relay attempt from an unregistered peer refused")
-    check(st.wait(msg_pred(src="ghost"), 0.3) is None, "e) ... and not delivered")
+    check(st.next_event(msg_pred(src="ghost"), 0.3) is None, "e) ... and not delivered")
 
     # f) malformed frames
     cases = [
@@ -295,24 +239,24 @@ def test_single():
         ("src too long", [header("y" * 65, ""), body_heartbeat()], "BAD_FRAME"),
     ]
     for what, frames, code in cases:
-        raw.cmd("raw " + " ".join(f.hex() if f else "-" for f in frames))
-        m = raw.wait(lambda e: e.get("ev") in ("msg", "bad"))
+        raw.send_line("raw " + " ".join(f.hex() if f else "-" for f in frames))
+        m = raw.next_event(lambda e: e.get("ev") in ("msg", "bad"))
         check(m is not None and m.get("kind") == "error" and m.get("code") == code,
               "f) %s -> Error %s (%s)" % (what, code, m and m.get("text")))
-    gw.cmd("raw %s %s" % (header("gw1", "").hex(), garbage.hex()))
-    m = gw.wait(msg_pred(kind="error", src=b.id))
+    gw.send_line("raw %s %s" % (header("gw1", "").hex(), garbage.hex()))
+    m = gw.next_event(msg_pred(kind="error", src=b.id))
     check(m is not None and m["code"] == "BAD_FRAME", "f) garbage body to the broker from a registered node -> BAD_FRAME")
-    gw.cmd("raw %s %s" % (header("gw1", "").hex(), fb(20, fb(3, "hi")).hex()))
-    m = gw.wait(msg_pred(kind="error", src=b.id))
+    gw.send_line("raw %s %s" % (header("gw1", "").hex(), fb(20, fb(3, "hi")).hex()))
+    m = gw.next_event(msg_pred(kind="error", src=b.id))
     check(m is not None and m["code"] == "BAD_REQUEST", "f) a message the broker does not serve -> BAD_REQUEST")
     # a 65 MiB frame: ZeroMQ's MAXMSGSIZE drops that connection; the broker goes on
-    raw.cmd("rawbig %s %d" % (header("x", "").hex(), 65 << 20))
-    check(raw.wait(lambda e: e.get("ev") == "ok", 10) is not None, "f) 65 MiB frame sent")
+    raw.send_line("rawbig %s %d" % (header("x", "").hex(), 65 << 20))
+    check(raw.next_event(lambda e: e.get("ev") == "ok", 10) is not None, "f) 65 MiB frame sent")
     time.sleep(0.3)
     check(b.p.poll() is None and sorted(ids(query(gw, "m1"))) == ["echo1", "st1"],
           "f) broker still serving after all malformed frames")
-    raw.cmd("raw %s %s" % (header("ghost", "").hex(), body_heartbeat().hex()))
-    m = raw.wait(msg_pred(kind="error"), 3)
+    raw.send_line("raw %s %s" % (header("ghost", "").hex(), body_heartbeat().hex()))
+    m = raw.next_event(msg_pred(kind="error"), 3)
     check(m is not None and m["code"] == "UNKNOWN_NODE", "f) ... also to the peer that sent the big frame")
 
     # g) expiry and re-admission
@@ -324,25 +268,20 @@ def test_single():
           "g) stopped stage expired after %.2f s (expiry %.1f s)" % (gone_after, EXP / 1000))
     check("echo1" in ids(stages), "g) the live stage stays")
     st.signal(signal.SIGCONT)
-    r = st.wait(lambda e: e.get("ev") == "registered" and e["n"] == 2, 3)
+    r = st.next_event(lambda e: e.get("ev") == "registered" and e["n"] == 2, 3)
     check(r is not None, "g) resumed stage re-registered by itself")
     check("st1" in ids(poll_dir(gw, lambda s: "st1" in ids(s), 2, "m1")), "g) re-admitted stage listed again")
 
     # h) broker restart on the same port: nodes re-register (UNKNOWN_NODE -> Hello)
     port_ep = b.endpoint
-    b.signal(signal.SIGTERM)
-    try:
-        rc = b.p.wait(3)
-    except subprocess.TimeoutExpired:
-        rc = None
+    rc = b.terminate(3)
     check(rc == 0, "h) SIGTERM: broker exits cleanly (status %s)" % rc)
     b2 = broker("root2", bind=port_ep)
-    r = st.wait(lambda e: e.get("ev") == "registered" and e["broker"] == b2.id, 4)
+    r = st.next_event(lambda e: e.get("ev") == "registered" and e["broker"] == b2.id, 4)
     check(r is not None, "h) stage re-registered with the restarted broker")
-    r = gw.wait(lambda e: e.get("ev") == "registered" and e["broker"] == b2.id, 4)
+    r = gw.next_event(lambda e: e.get("ev") == "registered" and e["broker"] == b2.id, 4)
     check(r is not None, "h) gateway re-registered with the restarted broker")
-    with open(st.err_path) as f:
-        check("does not know us" in f.read(), "h) ... after the broker answered UNKNOWN_NODE")
+    check(st.has("does not know us", "err"), "h) ... after the broker answered UNKNOWN_NODE")
     check(sorted(ids(poll_dir(gw, lambda s: len(s) == 2, 3, "m1"))) == ["echo1", "st1"],
           "h) directory rebuilt after the restart")
     for p in (st, gw, echo, raw, b2):
@@ -371,28 +310,28 @@ def test_tiers():
     check(ids(st) == ["sb", "sa"], "i) and region a's stage in region b's (%s)" % ids(st))
     payload = bytes(random.getrandbits(8) for _ in range(5000))
     body = body_forward_reply("s-x", 9, payload)
-    ga.cmd("send sb " + body.hex())
-    m = sb.wait(msg_pred(kind="forward_reply"))
+    ga.send_line("send sb " + body.hex())
+    m = sb.next_event(msg_pred(kind="forward_reply"))
     check(m is not None and m["src"] == "ga" and m["body"] == body.hex() and m["hops"] == 3,
           "i) a -> root -> b delivered intact, src ga, hops 3 (%s)" % (m and m["hops"]))
-    m = ga.wait(msg_pred(kind="forward_reply", src="sb"))
+    m = ga.next_event(msg_pred(kind="forward_reply", src="sb"))
     check(m is not None and m["body"] == body.hex() and m["hops"] == 3, "i) ... and the echo came back to ga")
-    ga.cmd("send nowhere " + body.hex())
-    m = ga.wait(msg_pred(kind="error"))
+    ga.send_line("send nowhere " + body.hex())
+    m = ga.next_event(msg_pred(kind="error"))
     check(m is not None and m["code"] == "UNREACHABLE" and m["src"] == root.id,
           "i) unknown destination across tiers -> UNREACHABLE from the root")
     # a stopped regional broker: the root forgets it, its stages leave a's directory
     bb.signal(signal.SIGSTOP)
     st = poll_dir(ga, lambda s: "sb" not in ids(s), 3, "m1")
     check("sb" not in ids(st) and "sa" in ids(st), "i) stopped region b expired at the root (%s)" % ids(st))
-    ga.cmd("send sb " + body.hex())
-    m = ga.wait(msg_pred(kind="error"))
+    ga.send_line("send sb " + body.hex())
+    m = ga.next_event(msg_pred(kind="error"))
     check(m is not None and m["code"] == "UNREACHABLE", "i) ... and its stages are unreachable")
     bb.signal(signal.SIGCONT)
     st = poll_dir(ga, lambda s: "sb" in ids(s), 4, "m1")
     check("sb" in ids(st), "i) region b re-registered and its stage is back (%s)" % ids(st))
-    ga.cmd("send sb " + body.hex())
-    m = ga.wait(msg_pred(kind="forward_reply", src="sb"))
+    ga.send_line("send sb " + body.hex())
+    m = ga.next_event(msg_pred(kind="forward_reply", src="sb"))
     check(m is not None and m["body"] == body.hex(), "i) round trip a -> b -> a works again")
     for p in (sa, sb, ga, gb, ba, bb, root):
         p.stop()
@@ -417,7 +356,7 @@ def main():
     print("%d failures, %.1f s (logs in %s)" % (len(failures), time.time() - t0, logdir))
     for f in failures:
         print("  FAILED: " + f)
-    return 1 if failures else 0
+    return H.finish()
 
 
 if __name__ == "__main__":

@@ -42,13 +42,12 @@ Python 3 standard library only.
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
 import test_broker as tb
 from harness import model_path  # noqa: E402
-from test_broker import (Proc, broker, check, fb, fv, header, ids, msg_pred, peer, poll_dir, query,
+from test_broker import (start, broker, check, fb, fv, header, ids, msg_pred, peer, poll_dir, query,
                          body_forward_reply)
 
 STAGE = sys.argv[3] if len(sys.argv) > 3 else os.path.join(tb.BUILD, "stage", "swisd-stage")
@@ -93,8 +92,7 @@ def raw_cmd(src, dst, body):
 
 
 def err_lines(proc):
-    with open(proc.err_path, errors="replace") as f:
-        return f.read().splitlines()
+    return proc.output("err").splitlines()
 
 
 def drain(p, seconds):
@@ -102,7 +100,7 @@ def drain(p, seconds):
     end = time.time() + seconds
     out = []
     while True:
-        e = p.wait(lambda e: True, max(0.0, end - time.time()))
+        e = p.next_event(lambda e: True, max(0.0, end - time.time()))
         if e is None:
             return out
         out.append(e)
@@ -112,10 +110,10 @@ def drain(p, seconds):
 
 def test_takeover():
     b = broker("tk-root")
-    st = Proc("tk-stage", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--id", "st-real",
+    st = start("tk-stage", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--id", "st-real",
                            "--threads", "1"], json_lines=False)
-    if not st.wait(lambda l: l.startswith("swisd-stage: st-real"), 20):
-        check(False, "1) real stage started (see %s)" % st.err_path)
+    if st.wait_line("swisd-stage: st-real", 20) is None:
+        check(False, "1) real stage started (see %s)" % st.log_path)
         return
     gw = peer("tk-gw", b.endpoint, "--role", "gateway", "--id", "tk-gw")
     listed = poll_dir(gw, lambda s: "st-real" in ids(s), 5)
@@ -127,14 +125,14 @@ def test_takeover():
     atk = peer("tk-atk", b.endpoint, "--raw", registered=False)
     hello = raw_cmd("st-real", "", body_hello("st-real", model="evil", begin=0, end=5))
     replies = lambda e: e.get("ev") == "msg"
-    atk.cmd("rep 166 " + hello)
-    evs = [atk.wait(replies, 3) for _ in range(166)]
+    atk.send_line("rep 166 " + hello)
+    evs = [atk.next_event(replies, 3) for _ in range(166)]
     for _ in range(21):
-        atk.cmd("reconnect")
-        atk.cmd(hello)
-        evs.append(atk.wait(replies, 3))
+        atk.send_line("reconnect")
+        atk.send_line(hello)
+        evs.append(atk.next_event(replies, 3))
     # Hello + Goodbye (from the last connection), the eviction of the issue
-    atk.cmd(raw_cmd("st-real", "", body_goodbye("evict")))
+    atk.send_line(raw_cmd("st-real", "", body_goodbye("evict")))
     evs = [e for e in evs if e] + drain(atk, 1.0)
     acks = [e for e in evs if e.get("kind") == "hello_ack"]
     refusals = [e for e in evs if e.get("kind") == "error" and e.get("code") == "UNAUTHORIZED"]
@@ -148,14 +146,13 @@ def test_takeover():
           "1) st-real is still listed with its own model %s (listed: %s)" % (model, after and after[0]["model"]))
     # frames to st-real reach the real stage: a garbage body is answered BAD_FRAME by its client library
     garbage = b"\x0a\xff\xff\xff\xff\x0f garbage"
-    gw.cmd(raw_cmd("tk-gw", "st-real", garbage))
-    m = gw.wait(msg_pred(kind="error", src="st-real"), 3)
+    gw.send_line(raw_cmd("tk-gw", "st-real", garbage))
+    m = gw.next_event(msg_pred(kind="error", src="st-real"), 3)
     check(m is not None and m["code"] == "BAD_FRAME", "1) a frame to st-real reaches the real stage (it answers %s)"
           % (m and m["code"]))
     check(not [e for e in drain(atk, 0.5) if e.get("dst") == "st-real" and e.get("src") == "tk-gw"],
           "1) ... and nothing addressed to st-real reaches the attacker")
-    with open(st.err_path, errors="replace") as f:
-        st_log = f.read()
+    st_log = st.output("err")
     check(st_log.count("registered with broker") == 1 and "does not know us" not in st_log,
           "1) the real stage was never knocked out (registered %d time(s))" % st_log.count("registered with broker"))
     refused_lines = [l for l in err_lines(b) if "st-real" in l and "refused" in l]
@@ -165,30 +162,20 @@ def test_takeover():
     # a node that restarts with the same id: after the old one's connection is gone -> at once
     st.p.kill()
     st.p.wait()
-    st2 = Proc("tk-stage2", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--id", "st-real",
+    st2 = start("tk-stage2", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--id", "st-real",
                              "--threads", "1"], json_lines=False)
-    st2.wait(lambda l: l.startswith("swisd-stage: st-real"), 20)
-    t0 = time.time()
-    ok = False
-    while time.time() - t0 < 10 and not ok:
-        with open(st2.err_path, errors="replace") as f:
-            ok = "registered with broker" in f.read()
-        time.sleep(0.1)
+    st2.wait_line("swisd-stage: st-real", 20)
+    ok = st2.wait_line("registered with broker", 10, "err") is not None
     check(ok, "1) a restarted st-real (old process killed) registers again")
     # ... while the old holder is alive (stopped, connection open): refused until it expires, then admitted
     st2.signal(signal.SIGSTOP)
-    st3 = Proc("tk-stage3", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--id", "st-real",
+    st3 = start("tk-stage3", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--id", "st-real",
                              "--threads", "1"], json_lines=False)
-    st3.wait(lambda l: l.startswith("swisd-stage: st-real"), 20)
-    t0 = time.time()
-    ok = False
-    while time.time() - t0 < 15 and not ok:
-        with open(st3.err_path, errors="replace") as f:
-            ok = "registered with broker" in f.read()
-        time.sleep(0.1)
+    st3.wait_line("swisd-stage: st-real", 20)
+    ok = st3.wait_line("registered with broker", 15, "err") is not None
     check(ok, "1) a second st-real is admitted once the stopped holder's registration expired")
-    gw.cmd(raw_cmd("tk-gw", "st-real", garbage))
-    m = gw.wait(msg_pred(kind="error", src="st-real"), 3)
+    gw.send_line(raw_cmd("tk-gw", "st-real", garbage))
+    m = gw.next_event(msg_pred(kind="error", src="st-real"), 3)
     check(m is not None and m["code"] == "BAD_FRAME", "1) ... and frames to st-real now reach it")
     st2.signal(signal.SIGCONT)
     for p in (st, st2, st3, gw, atk, b):  # peers first: a freed port may go to another test's broker
@@ -203,57 +190,55 @@ def test_roles_and_src():
     gw = peer("rs-gw", b.endpoint, "--role", "gateway", "--id", "rs-gw")
     raw = peer("rs-raw", b.endpoint, "--raw", registered=False)
     for role in (99, 0):
-        raw.cmd(raw_cmd("r%d" % role, "", body_hello("r%d" % role, role=role, model=None)))
-        m = raw.wait(lambda e: e.get("ev") == "msg", 3)
+        raw.send_line(raw_cmd("r%d" % role, "", body_hello("r%d" % role, role=role, model=None)))
+        m = raw.next_event(lambda e: e.get("ev") == "msg", 3)
         check(m is not None and m["kind"] == "error" and m["code"] == "BAD_REQUEST" and "role" in m["text"],
               "2) Hello with role %d -> Error BAD_REQUEST (%s)" % (role, m and (m.get("code"), m.get("text"))))
-        raw.cmd(raw_cmd("r%d" % role, "", tb.body_heartbeat()))
-        m = raw.wait(lambda e: e.get("ev") == "msg", 3)
+        raw.send_line(raw_cmd("r%d" % role, "", tb.body_heartbeat()))
+        m = raw.next_event(lambda e: e.get("ev") == "msg", 3)
         check(m is not None and m.get("code") == "UNKNOWN_NODE", "2) ... and the node is not registered (%s)"
               % (m and m.get("code")))
     # a Hello padded to 100 KB with a field the broker does not know (protobuf-c would keep it)
-    raw.cmd(raw_cmd("fat", "", body_hello("fat", role=2, model=None) + fb(99, b"\0" * 100000)))
-    m = raw.wait(lambda e: e.get("ev") == "msg", 3)
+    raw.send_line(raw_cmd("fat", "", body_hello("fat", role=2, model=None) + fb(99, b"\0" * 100000)))
+    m = raw.next_event(lambda e: e.get("ev") == "msg", 3)
     check(m is not None and m.get("code") == "BAD_FRAME" and "limit" in m.get("text", ""),
           "2) a 100 KB Hello is refused before unpacking (%s)" % str(m and (m.get("code"), m.get("text"))))
-    raw.cmd(raw_cmd(b.id, "", body_hello(b.id, role=2, model=None)))
-    m = raw.wait(lambda e: e.get("ev") == "msg", 3)
+    raw.send_line(raw_cmd(b.id, "", body_hello(b.id, role=2, model=None)))
+    m = raw.next_event(lambda e: e.get("ev") == "msg", 3)
     check(m is not None and m.get("code") == "UNAUTHORIZED", "2) Hello with the broker's own id -> UNAUTHORIZED (%s)"
           % (m and m.get("code")))
 
     # a plain node forging src: overwritten
     body = body_forward_reply("s", 1, b"x" * 64)
-    gw.cmd(raw_cmd("rs-st", "rs-st", body))
-    m = st.wait(msg_pred(kind="forward_reply"), 3)
+    gw.send_line(raw_cmd("rs-st", "rs-st", body))
+    m = st.next_event(msg_pred(kind="forward_reply"), 3)
     check(m is not None and m["src"] == "rs-gw", "2) a gateway's forged src rs-st is overwritten with rs-gw (%s)"
           % (m and m["src"]))
 
     # registration traffic forged by a node and relayed: a HelloAck telling the stage to heartbeat
     # every 10 minutes (it would then expire), an UNKNOWN_NODE (it would re-register)
-    gw.cmd("send rs-st " + body_error(3, "forged").hex())
+    gw.send_line("send rs-st " + body_error(3, "forged").hex())
     time.sleep(3 * HB / 1000)
-    st.cmd("status")
-    s_ = st.wait(lambda e: e.get("ev") == "status", 3)
+    st.send_line("status")
+    s_ = st.next_event(lambda e: e.get("ev") == "status", 3)
     check(s_ is not None and s_["registrations"] == 1, "2) a stage sent a forged UNKNOWN_NODE through the broker "
           "does not re-register (registrations: %s)" % (s_ and s_["registrations"]))
-    gw.cmd("send rs-st " + body_hello_ack(b.id, 600000, 3600000).hex())
+    gw.send_line("send rs-st " + body_hello_ack(b.id, 600000, 3600000).hex())
     time.sleep(4 * EXP / 1000)
     # (polled: on a loaded machine a stage may miss an expiry by itself and come back; with the
     # forged 600 s heartbeat it would not come back)
     check("rs-st" in ids(poll_dir(gw, lambda s: "rs-st" in ids(s), 3)), "2) a stage sent a forged HelloAck "
           "(heartbeat 600 s) through the broker is still registered %.1f s later" % (4 * EXP / 1000))
-    with open(st.err_path, errors="replace") as f:
-        check("that node 'rs-gw' sent through the broker" in f.read(),
-              "2) ... and it logged the forgery")
+    check(st.has("that node 'rs-gw' sent through the broker", "err"), "2) ... and it logged the forgery")
 
     # a node registered as BROKER forging the src of a local node: refused
     evil = peer("rs-evil", b.endpoint, "--role", "broker", "--id", "rs-evil", "--region", "evil")
     check(evil.reg is not None, "2) a node registered with role BROKER")
-    evil.cmd(raw_cmd("rs-st", "rs-gw", body))
-    m = evil.wait(msg_pred(kind="error"), 3)
+    evil.send_line(raw_cmd("rs-st", "rs-gw", body))
+    m = evil.next_event(msg_pred(kind="error"), 3)
     check(m is not None and m["code"] == "UNAUTHORIZED", "2) a BROKER node claiming src rs-st (a local stage) is "
           "refused (%s)" % str(m and (m["code"], m["text"])))
-    check(gw.wait(msg_pred(kind="forward_reply", src="rs-st"), 0.5) is None, "2) ... and the forged frame is not "
+    check(gw.next_event(msg_pred(kind="forward_reply", src="rs-st"), 0.5) is None, "2) ... and the forged frame is not "
           "delivered")
 
     # a real child region: root <- ba <- stage sa. The fake broker reports sa and forges its src.
@@ -261,22 +246,22 @@ def test_roles_and_src():
     sa = peer("rs-sa", ba.endpoint, "--role", "stage", "--id", "rs-sa", "--region", "a", "--model", "m1",
               "--layers", "0-5", "--echo")
     poll_dir(gw, lambda s: "rs-sa" in ids(s), 5)
-    evil.cmd(raw_cmd("rs-evil", "", body_report("evil", stages=[("rs-sa", "m1", 0, 5)], nodes=["rs-gw"])))
+    evil.send_line(raw_cmd("rs-evil", "", body_report("evil", stages=[("rs-sa", "m1", 0, 5)], nodes=["rs-gw"])))
     time.sleep(3 * HB / 1000)
-    evil.cmd(raw_cmd("rs-sa", "rs-gw", body))
-    m = evil.wait(msg_pred(kind="error"), 3)
+    evil.send_line(raw_cmd("rs-sa", "rs-gw", body))
+    m = evil.next_event(msg_pred(kind="error"), 3)
     check(m is not None and m["code"] == "UNAUTHORIZED",
           "2) a BROKER node claiming src rs-sa (reported by region a's broker) is refused (%s)"
           % str(m and (m["code"], m["text"])))
-    check(gw.wait(msg_pred(kind="forward_reply", src="rs-sa"), 0.5) is None, "2) ... and not delivered")
-    gw.cmd("send rs-sa " + body.hex())
-    m = gw.wait(msg_pred(kind="forward_reply", src="rs-sa"), 3)
+    check(gw.next_event(msg_pred(kind="forward_reply", src="rs-sa"), 0.5) is None, "2) ... and not delivered")
+    gw.send_line("send rs-sa " + body.hex())
+    m = gw.next_event(msg_pred(kind="forward_reply", src="rs-sa"), 3)
     check(m is not None and m["hops"] == 2, "2) frames to rs-sa still go to the real one through region a "
           "(echo came back, hops %s)" % (m and m["hops"]))
-    check(evil.wait(msg_pred(dst="rs-sa"), 0.5) is None, "2) ... none reach the fake broker that reported it")
+    check(evil.next_event(msg_pred(dst="rs-sa"), 0.5) is None, "2) ... none reach the fake broker that reported it")
     # what a child broker may do: relay for ids nobody else holds
-    evil.cmd(raw_cmd("evil-node", "rs-gw", body))
-    m = gw.wait(msg_pred(kind="forward_reply"), 3)
+    evil.send_line(raw_cmd("evil-node", "rs-gw", body))
+    m = gw.next_event(msg_pred(kind="forward_reply"), 3)
     check(m is not None and m["src"] == "evil-node", "2) a BROKER node may relay for an id nobody holds (%s)"
           % (m and m["src"]))
     for p in (sa, ba, evil, st, gw, raw, b):
@@ -295,11 +280,11 @@ def test_flood():
     check(all(p.reg for p in (sink, flooder, qflood, watch, st)), "3) sink, flooder, query flooder, watcher, stage "
           "registered")
     n0 = len(err_lines(b))
-    sink.cmd("deaf")
-    qflood.cmd("deaf")
+    sink.send_line("deaf")
+    qflood.send_line("deaf")
     body = body_forward_reply("flood", 1, os.urandom(4096))
-    flooder.cmd("flood fl-sink 3 " + body.hex())
-    qflood.cmd("rep 20000 query - -")
+    flooder.send_line("flood fl-sink 3 " + body.hex())
+    qflood.send_line("rep 20000 query - -")
     asked = answered = 0
     t0 = time.time()
     done = None
@@ -307,7 +292,7 @@ def test_flood():
         asked += 1
         if query(watch, "m1", timeout=5.0) is not None:
             answered += 1
-        done = flooder.wait(lambda e: e.get("ev") == "flooded", 0.2)
+        done = flooder.next_event(lambda e: e.get("ev") == "flooded", 0.2)
         if done:
             break
     check(done is not None, "3) flooder finished (%s)" % done)
@@ -320,7 +305,7 @@ def test_flood():
           % (over, done["seconds"], done["sent"]))
     check(asked >= 3 and answered == asked, "3) the watcher's directory queries were all answered during the flood "
           "(%d of %d)" % (answered, asked))
-    q = qflood.wait(lambda e: e.get("ev") == "ok" and e.get("cmd") == "rep", 10)
+    q = qflood.next_event(lambda e: e.get("ev") == "ok" and e.get("cmd") == "rep", 10)
     check(q is not None, "3) the query flooder sent its 20000 queries (%s)" % q)
     time.sleep(max(2 * EXP, 1000) / 1000)
     lines = err_lines(b)[n0:]
@@ -333,15 +318,11 @@ def test_flood():
     check(b.p.poll() is None, "3) broker alive")
 
     # 4) SIGTERM in the middle of a flood
-    flooder.cmd("flood fl-sink 8 " + body.hex())
-    qflood.cmd("rep 50000 query - -")
+    flooder.send_line("flood fl-sink 8 " + body.hex())
+    qflood.send_line("rep 50000 query - -")
     time.sleep(1.5)
     t0 = time.time()
-    b.signal(signal.SIGTERM)
-    try:
-        rc = b.p.wait(10)
-    except subprocess.TimeoutExpired:
-        rc = None
+    rc = b.terminate(10)
     took = time.time() - t0
     for p in (flooder, qflood):  # before they find another test's broker on the freed port
         p.p.kill()
@@ -362,18 +343,18 @@ def test_squatter():
     # slow heartbeats, so the squatter is up long before the stage would notice the silence
     ba = broker("sq-a", hb=1000, exp=5000)
     bb = broker("sq-b", hb=1000, exp=5000)
-    st = Proc("sq-st", [tb.PEER, "--broker", ba.endpoint + "," + bb.endpoint, "--hb", "1000", "--role", "stage",
+    st = start("sq-st", [tb.PEER, "--broker", ba.endpoint + "," + bb.endpoint, "--hb", "1000", "--role", "stage",
                         "--id", "sq-st", "--model", "m1", "--layers", "0-5"])
-    r = st.wait(lambda e: e.get("ev") == "registered", 5)
+    r = st.next_event(lambda e: e.get("ev") == "registered", 5)
     check(r is not None and r["broker"] == ba.id, "5) stage registered with the first broker of its list")
     ba.p.kill()
     ba.p.wait()
     # another process takes the port and answers everything (a gateway's RPC socket replies with errors)
-    gw = Proc("sq-squatter", [GATEWAY, "--broker", bb.endpoint, "--model", MODEL, "--rpc", ba.endpoint],
+    gw = start("sq-squatter", [GATEWAY, "--broker", bb.endpoint, "--model", MODEL, "--rpc", ba.endpoint],
               json_lines=False)
-    check(gw.wait(lambda l: l.startswith("swisd-gateway: rpc on"), 10) is not None,
+    check(gw.wait_line("swisd-gateway: rpc on", 10) is not None,
           "5) a gateway now listens on the dead broker's port %s" % ba.endpoint)
-    r = st.wait(lambda e: e.get("ev") == "registered" and e.get("broker") == bb.id, 20)
+    r = st.next_event(lambda e: e.get("ev") == "registered" and e.get("broker") == bb.id, 20)
     answers = [e for e in st.seen if e.get("ev") == "msg" and e.get("src") != ba.id]
     check(r is not None, "5) the stage still moved to the second broker (the squatter's %d answers are no sign of "
           "life of its broker)" % len(answers))
@@ -410,7 +391,7 @@ def main():
     print("%d failures, %.1f s (logs in %s)" % (len(tb.failures), time.time() - t0, tb.logdir))
     for f in tb.failures:
         print("  FAILED: " + f)
-    return 1 if tb.failures else 0
+    return tb.H.finish()
 
 
 if __name__ == "__main__":

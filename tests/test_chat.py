@@ -18,26 +18,17 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import jinja2
-except ImportError:
-    # Debian's package lives in the system python, not in a pyenv/venv one.
-    if os.path.exists("/usr/bin/python3") and not os.environ.get("SWISD_CHAT_REEXEC"):
-        os.environ["SWISD_CHAT_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(__file__)] + sys.argv[1:])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Harness, import_or_reexec  # noqa: E402
+
+jinja2 = import_or_reexec("jinja2", __file__, "SWISD_CHAT_REEXEC")
+if jinja2 is None:
     print("python3-jinja2 is missing (apt install python3-jinja2)")
     sys.exit(1)
 
 tool, tdir = sys.argv[1:3]
-failures = checks = 0
-
-
-def check(cond, what):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL:", what, flush=True)
+h = Harness("chat")
+check = h.check
 
 
 conversations = [
@@ -107,5 +98,4 @@ with tempfile.TemporaryDirectory() as tmp:
                                         check=True).stdout)
         check("error" in out, f"bad messages {bad} accepted: {out}")
 
-print(f"chat: {checks} checks, {failures} failed")
-sys.exit(1 if failures else 0)
+sys.exit(h.finish())

@@ -12,7 +12,12 @@ the dashboard's static files are served safely (no path leaves the folder);
 a model whose GGUF carries a chat template (set by `swisd quantize
 --chat-template`) gets its format, with the template's special tokens
 recognized and the user's text kept plain: the prompt's token count is
-checked against python3-sentencepiece on the same text split by hand.
+checked against python3-sentencepiece on the same text split by hand;
+/metrics passes `promtool check metrics` (Prometheus's conventions; SKIP
+without promtool, FAIL under CI=true); seeds: three unseeded requests at
+temperature 1 get distinct random seeds and (at least two) distinct texts,
+the returned seed reproduces the text, an explicit seed is echoed (streams:
+in the final chunk), and `swisd generate` prints the seed.
 usage: test_http.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY
 """
 import http.client
@@ -20,55 +25,18 @@ import json
 import os
 import shutil
 import tempfile
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
-swisd, broker_bin, stage_bin, gateway_bin = sys.argv[1:5]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import Bins, Harness, run_local, start_broker, start_gateway, start_stage, wait_until  # noqa: E402
 
-model = harness.model_path()
-procs, failures, checks = [], 0, 0
-
-
-def check(cond, what):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL:", what, flush=True)
-
-
-def start(args, prefix):
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    procs.append(p)
-    lines = []
-    while True:
-        line = p.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{args[0]} did not start: {lines}")
-        lines.append(line)
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-
-
-def start_gateway(args):
-    """Starts a gateway with an HTTP port; returns (process, port, stdout lines so far)."""
-    p = subprocess.Popen([gateway_bin, "--broker", ep, "--rpc", "tcp://127.0.0.1:*", "--http", "127.0.0.1:0"] + args,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    procs.append(p)
-    lines = []
-    while True:
-        line = p.stdout.readline()
-        if not line:
-            return p, None, lines
-        lines.append(line)
-        if line.startswith("swisd-gateway: http on port"):
-            return p, int(line.split()[-1]), lines
+bins = Bins()
+bins.swisd, bins.broker, bins.stage, bins.gateway = sys.argv[1:5]
+swisd = bins.swisd
 
 
 def raw_get(port, path, method="GET"):
@@ -96,12 +64,13 @@ def sp_counts(texts):
 
 def wait_servable(port, seconds=20):
     """Polls /v1/models until the model is servable; returns the last (status, body)."""
-    deadline = time.time() + seconds
-    while True:
-        st, body, _ = call(port, "/v1/models")
-        if (st == 200 and json.loads(body)["data"][0]["servable"]) or time.time() > deadline:
-            return st, body
-        time.sleep(0.3)
+    last = []
+
+    def servable():
+        last[:] = call(port, "/v1/models")[:2]
+        return last[0] == 200 and json.loads(last[1])["data"][0]["servable"]
+    wait_until(servable, seconds, 0.3)
+    return tuple(last)
 
 
 def call(port, path, body=None, method=None, raw=None):
@@ -115,22 +84,14 @@ def call(port, path, body=None, method=None, raw=None):
 
 
 prompt = "Once upon a time"
-local = subprocess.run([swisd, "run", "-m", model, "-p", prompt, "-n", "40", "--temp", "0", "-t", "1"],
-                       capture_output=True, timeout=60).stdout.decode()[len(prompt):]
-try:
-    ep = start([broker_bin, "--bind", "tcp://127.0.0.1:*"], "swisd-broker: listening on")
-    start([stage_bin, "--broker", ep, "--model", model, "--layers", "0-4", "--threads", "1"], "swisd-stage:")
-    p = subprocess.Popen([gateway_bin, "--broker", ep, "--model", model, "--rpc", "tcp://127.0.0.1:*", "--http",
-                          "127.0.0.1:0", "--http-rate", "1000", "--web", ""], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
-    procs.append(p)
-    port = None
-    while port is None:
-        line = p.stdout.readline()
-        if not line:
-            raise RuntimeError("the gateway did not start")
-        if line.startswith("swisd-gateway: http on port"):
-            port = int(line.split()[-1])
+
+
+def body(h):
+    check = h.check
+    local = run_local(bins, prompt, 40, timeout=60)[len(prompt):]
+    _, ep = start_broker(h, bins, "broker", heartbeat_ms=None, expiry_ms=None)
+    start_stage(h, bins, "stage", ep, "0-4")
+    gw, rpc, port = start_gateway(h, bins, "gateway", ep, "--http-rate", "1000", "--web", "", http=True)
     st, body, _ = call(port, "/healthz")
     check(st == 200 and body.strip() == "ok", f"healthz: {st} {body}")
     st, body = wait_servable(port)
@@ -194,6 +155,19 @@ try:
           f"metrics tokens: {st} {body[:400]}")
     check(int(metrics.get('swisd_time_to_first_token_seconds_bucket{le="+Inf"}', 0)) >= 3, f"ttft histogram: {body[:600]}")
     check(metrics.get('swisd_stages{region="default"}') == "1", f"stages by region: {body[-400:]}")
+    rtt = [k for k in metrics if k.startswith("swisd_stage_rtt_seconds{")]
+    check(len(rtt) == 1 and 0 <= float(metrics[rtt[0]]) < 5, f"stage round trip in seconds: {body[-600:]}")
+    # Prometheus's conventions (base units, counter names, help and type lines), as promtool checks them
+    promtool = shutil.which("promtool")
+    if promtool:
+        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0 and not (r.stdout + r.stderr).strip(),
+              f"promtool check metrics: exit {r.returncode}: {r.stdout}{r.stderr}")
+    else:
+        tag, how = ("FAIL", "CI=true, so this counts as a failure") if harness.in_ci() else ("SKIP", "skipped")
+        print(f"{tag}: promtool is missing (Debian package prometheus; scripts/dev build installs it); "
+              f"/metrics against Prometheus's conventions: {how}", flush=True)
+        check(not harness.in_ci(), "promtool is missing (CI=true)")
     # the dashboard's JSON
     st, body, hdr = call(port, "/api/swarm")
     sw = json.loads(body) if st == 200 else {}
@@ -226,7 +200,46 @@ try:
     # no dashboard for this gateway (--web ''): "/" explains, other files are 404
     st, body, _ = call(port, "/")
     check(st == 200 and ("dashboard" in body), f"/ without a dashboard: {st} {body[:200]}")
-    procs.pop().send_signal(signal.SIGTERM)
+    # seeds: a request without one gets a fresh random seed, returned with the answer; asked again with that
+    # seed, the same text; an explicit seed is echoed (streams: in the final chunk)
+    sampled = {"prompt": "Once upon a time", "max_tokens": 24, "temperature": 1}
+    runs = []
+    for _ in range(3):
+        st, body, _ = call(port, "/v1/completions", sampled)
+        j = json.loads(body) if st == 200 else {}
+        runs.append((j.get("choices", [{}])[0].get("text"), j.get("seed")))
+    check(all(isinstance(seed, int) and 0 <= seed < 1 << 53 for _, seed in runs), f"unseeded answers' seeds: {runs}")
+    check(len({seed for _, seed in runs}) == 3, f"three unseeded requests got distinct seeds: {runs}")
+    check(len({text for text, _ in runs}) >= 2, f"three unseeded requests at temperature 1 sampled alike: {runs}")
+    if isinstance(runs[0][1], int):
+        st, body, _ = call(port, "/v1/completions", dict(sampled, seed=runs[0][1]))
+        j = json.loads(body) if st == 200 else {}
+        check(j.get("seed") == runs[0][1] and j.get("choices", [{}])[0].get("text") == runs[0][0],
+              f"repeated with its seed {runs[0][1]}: {body[:300]} vs {runs[0][0]!r}")
+    st, body, _ = call(port, "/v1/completions", dict(sampled, seed=12345))
+    j = json.loads(body) if st == 200 else {}
+    seeded_text = j.get("choices", [{}])[0].get("text")
+    check(st == 200 and j.get("seed") == 12345, f"explicit seed echoed: {st} {body[:300]}")
+    st, body, _ = call(port, "/v1/completions", dict(sampled, seed=12345, stream=True))
+    events = [json.loads(l[6:]) for l in body.split("\n") if l.startswith("data: {")]
+    text = "".join(e["choices"][0]["text"] for e in events)
+    check(st == 200 and events and events[-1].get("seed") == 12345 and events[-1]["choices"][0]["finish_reason"]
+          and all("seed" not in e for e in events[:-1]) and text == seeded_text,
+          f"stream: seed in the final chunk, same text: {body[-400:]} {text!r} vs {seeded_text!r}")
+    st, body, _ = call(port, "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
+                                                      "max_tokens": 4, "seed": 7})
+    check(st == 200 and json.loads(body).get("seed") == 7, f"chat: seed echoed: {st} {body[:300]}")
+    # swisd generate prints the seed with its timings; a --seed is kept
+    r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", "Once", "-n", "8", "--temp", "1", "--seed", "99"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and "| seed 99" in r.stderr, f"swisd generate --seed 99: {r.stderr[-300:]}")
+    r2 = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", "Once", "-n", "8", "--temp", "1", "--seed", "99"],
+                        capture_output=True, text=True, timeout=60)
+    check(r2.returncode == 0 and r2.stdout == r.stdout, f"swisd generate --seed 99 twice: {r.stdout!r} {r2.stdout!r}")
+    r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", "Once", "-n", "8", "--temp", "1"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and "| seed " in r.stderr, f"swisd generate prints the seed drawn: {r.stderr[-300:]}")
+    h.stop(gw)
 
     # static files of a dashboard folder
     with tempfile.TemporaryDirectory() as web:
@@ -237,7 +250,7 @@ try:
             f.write("console.log('swisd');")
         with open(os.path.join(os.path.dirname(web), "secret-swisd.txt"), "w") as f:
             f.write("secret")
-        _, port, _ = start_gateway(["--model", model, "--web", web])
+        gw, _, port = start_gateway(h, bins, "gateway-web", ep, "--web", web, http=True)
         st, body, hdr = raw_get(port, "/")
         check(st == 200 and b"swisd test index" in body and hdr.get("Content-Type", "").startswith("text/html")
               and hdr.get("Cache-Control") == "no-cache", f"GET /: {st} {body[:80]} {hdr}")
@@ -257,14 +270,16 @@ try:
             check(st == 404 or (st == 200 and b"swisd test index" in body), f"GET {odd}: {st} {body[:80]}")
         st, _, _ = call(port, "/index.html", {"x": 1})
         check(st == 405, f"POST /index.html: {st}")
-        procs.pop().send_signal(signal.SIGTERM)
+        h.stop(gw)
         os.unlink(os.path.join(os.path.dirname(web), "secret-swisd.txt"))
-    p, port, lines = start_gateway(["--model", model, "--web", "/nonexistent-swisd-web"])
-    check(port is None and p.wait(timeout=10) != 0, "--web with no index.html was accepted")
+    p, _ = h.start("gateway-noweb", [bins.gateway, "--broker", ep, "--model", harness.model_path(), "--rpc",
+                                     "tcp://127.0.0.1:*", "--http", "127.0.0.1:0", "--web", "/nonexistent-swisd-web"])
+    rc = p.p.wait(timeout=10)
+    check(p.wait_line("swisd-gateway: http on port", 5) is None and rc != 0, "--web with no index.html was accepted")
 
     # generated-token limit: 1 token/s, burst 60; 20 tokens per request at most
-    _, port, _ = start_gateway(["--model", model, "--http-token-rate", "1", "--http-max-tokens", "20",
-                                "--http-rate", "1000"])
+    gw, _, port = start_gateway(h, bins, "gateway-tokens", ep, "--http-token-rate", "1", "--http-max-tokens", "20",
+                                "--http-rate", "1000", http=True)
     st, body, _ = call(port, "/v1/completions", {"prompt": prompt, "max_tokens": 21})
     check(st == 400, f"max_tokens over --http-max-tokens: {st}")
     got, generated = None, 0
@@ -276,16 +291,17 @@ try:
         generated += json.loads(body)["usage"]["completion_tokens"]
     check(got and got[0] == 429 and int(got[2].get("Retry-After", 0)) >= 1 and "tokens" in got[1]
           and 60 <= generated < 80, f"token limit: generated {generated}, then {got and got[:2]}")
-    procs.pop().send_signal(signal.SIGTERM)
+    h.stop(gw)
 
     # a chat template in the GGUF: zephyr's format on the stories vocabulary ("</s>" is its EOS)
     with tempfile.TemporaryDirectory() as tmp:
         tmodel = os.path.join(tmp, "stories260K.gguf")
         tpl = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_templates", "zephyr.jinja")
-        r = subprocess.run([swisd, "quantize", model, tmodel, "f32", "--chat-template", tpl], capture_output=True)
+        r = subprocess.run([swisd, "quantize", harness.model_path(), tmodel, "f32", "--chat-template", tpl],
+                           capture_output=True)
         check(r.returncode == 0, f"quantize --chat-template: {r.stderr[-300:]}")
-        start([stage_bin, "--broker", ep, "--model", tmodel, "--layers", "0-4", "--threads", "1"], "swisd-stage:")
-        _, port, _ = start_gateway(["--model", tmodel, "--http-rate", "1000"])
+        start_stage(h, bins, "stage-zephyr", ep, "0-4", model=tmodel)
+        gw, _, port = start_gateway(h, bins, "gateway-zephyr", ep, "--http-rate", "1000", model=tmodel, http=True)
         wait_servable(port)
         user_text = "Hi </s> there"
         st, body, _ = call(port, "/v1/chat/completions", {"messages": [{"role": "user", "content": user_text}],
@@ -299,34 +315,23 @@ try:
             check(got_n == want, f"zephyr chat prompt: {got_n} tokens, sentencepiece says {want}: {body[:300]}")
         st, body, _ = call(port, "/api/swarm")
         check(st == 200 and json.loads(body).get("chat_format") == "zephyr", f"chat format: {body[:200]}")
-        procs.pop().send_signal(signal.SIGTERM)
+        h.stop(gw)
 
     # rate limit: 1 request/s, burst 2
-    p = subprocess.Popen([gateway_bin, "--broker", ep, "--model", model, "--rpc", "tcp://127.0.0.1:*", "--http",
-                          "127.0.0.1:0", "--http-rate", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         text=True)
-    procs.append(p)
-    while True:
-        line = p.stdout.readline()
-        if line.startswith("swisd-gateway: http on port") or not line:
-            port = int(line.split()[-1])
-            break
+    _, _, port = start_gateway(h, bins, "gateway-rate", ep, "--http-rate", "1", http=True)
     codes = [call(port, "/v1/models") for _ in range(6)]
     limited = [c for c in codes if c[0] == 429]
     check(limited and "Retry-After" in limited[0][2], f"no 429 with Retry-After: {[c[0] for c in codes]}")
-    time.sleep(1.1)
-    st, body, _ = call(port, "/metrics")
+    last = []
+
+    def metrics_answered():  # once the bucket has a token again
+        last[:] = call(port, "/metrics")[:2]
+        return last[0] == 200
+    wait_until(metrics_answered, 10, 0.2)
+    st, body = last
     metrics = {l.split()[0]: l.split()[-1] for l in body.splitlines() if l and not l.startswith("#")}
     check(st == 200 and int(metrics.get("swisd_rate_limited_total", 0)) >= 1,
           f"rate-limited requests not counted: {st} {body[:300]}")
-finally:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-print(f"http: {checks} checks, {failures} failed")
-sys.exit(1 if failures else 0)
+
+
+Harness("http").run(body)

@@ -40,7 +40,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Bins, Harness, run_local, start_broker, start_gateway, start_stage, wait_until  # noqa: E402
+from harness import (Bins, Harness, run_local, start_broker, start_gateway, start_link, start_stage,  # noqa: E402
+                     wait_until)
 
 PROMPT = "Once upon a time"
 FAST = ["--http-rate", "1000", "--http-read-rate", "1000", "--web", ""]  # no limit gets in the way of the checks
@@ -137,14 +138,6 @@ def metrics(port, src="127.0.0.1"):
 def completion(port, n=40, src="127.0.0.1", **extra):
     return call(port, "/v1/completions", dict({"prompt": PROMPT, "max_tokens": n, "temperature": 0}, **extra),
                 src=src)
-
-
-def start_link(h, bins, broker_ep, delay_ms):
-    """A swisd-link proxy in front of a broker: (proc, endpoint for stages)."""
-    port = broker_ep.rsplit(":", 1)[1]
-    p, rest = h.start("link", [bins.link, "--listen", "127.0.0.1:0", "--connect", f"127.0.0.1:{port}",
-                               "--delay", delay_ms], ready="[swisd-link INFO] listening on", stream="err")
-    return p, "tcp://" + rest.split()[0]
 
 
 class Streamer(threading.Thread):
@@ -507,7 +500,7 @@ def main(h):
     _, fast = start_broker(h, bins, "broker-fast")
     start_stage(h, bins, "stage-fast", fast, "0-4")
     _, slow = start_broker(h, bins, "broker-slow", expiry_ms=20000)
-    _, slow_link = start_link(h, bins, slow, 15)
+    _, slow_link = start_link(h, "link", bins, slow, "--delay", 15)
     stage_slow, _ = start_stage(h, bins, "stage-slow", slow_link, "0-4")
     _, empty = start_broker(h, bins, "broker-empty")
 

@@ -30,6 +30,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Harness  # noqa: E402
+
 TOL_MS = float(os.environ.get("SWISD_LINK_TOL_MS", "15"))   # scheduling slack on top of a promised delay
 HOST = "127.0.0.1"
 
@@ -38,13 +41,12 @@ if len(sys.argv) > 1:
 else:
     BIN = os.path.join(os.environ.get("SWISD_BUILD", "build"), "chaos", "swisd-link")
 
-failures = []
+H = Harness("link", verbose=True)
+failures = H.failed
 
 
 def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+    return H.check(cond, what)
 
 
 # ------------------------------------------------------------------ servers
@@ -113,39 +115,19 @@ class Server:
 
 
 class Link:
-    """swisd-link between a client and server_port; parses the chosen port."""
+    """swisd-link between a client and server_port, started by the harness;
+    parses the chosen port."""
+    count = 0
 
     def __init__(self, server_port, *args):
-        self.proc = subprocess.Popen([BIN, "--listen", HOST + ":0", "--connect", f"{HOST}:{server_port}",
-                                      "--seed", "7", *args],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-        m = self.wait_line(r"listening on [^ ]*:(\d+) ", 5)
+        Link.count += 1
+        self.proc, _ = H.start(f"link-{Link.count}", [BIN, "--listen", HOST + ":0", "--connect",
+                                                      f"{HOST}:{server_port}", "--seed", "7", *args])
+        m = self.proc.wait_match(r"listening on [^ ]*:(\d+) ", 5, "err")
         if not m:
-            self.proc.kill()
-            raise RuntimeError("swisd-link did not start: " + "".join(self.lines))
+            self.proc.p.kill()
+            raise RuntimeError("swisd-link did not start: " + self.proc.output())
         self.port = int(m.group(1))
-
-    def _read(self):
-        for line in self.proc.stderr:
-            with self.cv:
-                self.lines.append(line)
-                self.cv.notify_all()
-
-    def wait_line(self, pattern, timeout, start=0):
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                for line in self.lines[start:]:
-                    m = re.search(pattern, line)
-                    if m:
-                        return m
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cv.wait(left)
 
     def connect(self):
         c = socket.create_connection((HOST, self.port), timeout=10)
@@ -154,23 +136,22 @@ class Link:
 
     def stats(self):
         """SIGUSR1 -> dict of the counters from the printed line."""
-        with self.cv:
-            start = len(self.lines)
-        self.proc.send_signal(signal.SIGUSR1)
-        m = self.wait_line(r"STATS\] (.*)", 5, start)
+        start = self.proc.mark()
+        self.proc.signal(signal.SIGUSR1)
+        m = self.proc.wait_match(r"STATS\] (.*)", 5, "err", start)
         return parse_stats(m.group(1)) if m else {}
 
     def stop(self):
         """SIGTERM; returns (exit code, final stats dict)."""
-        with self.cv:
-            start = len(self.lines)
-        self.proc.send_signal(signal.SIGTERM)
+        start = self.proc.mark()
+        self.proc.signal(signal.SIGTERM)
         try:
-            rc = self.proc.wait(10)
+            rc = self.proc.p.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self.proc.p.kill()
             rc = "timeout"
-        m = self.wait_line(r"STATS\] (.*)", 2, start)
+        m = self.proc.wait_match(r"STATS\] (.*)", 2, "err", start)
+        H.stop(self.proc)
         return rc, (parse_stats(m.group(1)) if m else {})
 
 
@@ -363,7 +344,7 @@ def test_vanish():
         c.close()
     time.sleep(0.3)
     r = rtts(link, 3)
-    check(link.proc.poll() is None and min(r) >= 40.0 and statistics.median(r) <= 40 + TOL_MS,
+    check(link.proc.alive() and min(r) >= 40.0 and statistics.median(r) <= 40 + TOL_MS,
           f"f) proxy alive and exact after 6 clients vanished mid-transfer (RTT {statistics.median(r):.1f} ms)")
     time.sleep(0.2)
     st = link.stats()
@@ -544,7 +525,7 @@ def main():
         except Exception as e:  # noqa: BLE001 - report and go on
             check(False, f"{t.__name__} raised {type(e).__name__}: {e}")
     print(f"{len(failures)} failure(s) in {time.monotonic() - t0:.1f} s")
-    return 1 if failures else 0
+    return H.finish()
 
 
 if __name__ == "__main__":

@@ -11,134 +11,68 @@ stages split over the two regions; a gateway in eu. Checks:
      single-process text;
   c) malformed frames to the gateway and to a stage each get an Error, and the
      swarm keeps serving (a generation after them is still exact);
-  d) a client killed mid-generation does not disturb a concurrent one.
+  d) a client killed mid-generation (after its first token) does not
+     disturb a concurrent one;
+  e) a --layers auto stage fills the gap (started once the others logged
+     their registration), with per-link codecs.
 usage: test_swarm.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY SWARM_POKE
 Python 3 standard library only.
 """
 import os
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 
-swisd, broker_bin, stage_bin, gateway_bin, poke = sys.argv[1:6]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
+from harness import (Bins, Harness, generate, greedy_refs, model_path, run_local,  # noqa: E402
+                     start_broker, start_gateway, start_generate, start_stage, wait_servable)
 
-model = harness.model_path()
-rows = harness.greedy_refs()
-
-failures = 0
-checks = 0
-
-
-def check(cond, what):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL:", what, flush=True)
+bins = Bins()
+bins.swisd, bins.broker, bins.stage, bins.gateway = sys.argv[1:5]
+poke = sys.argv[5]
+swisd = bins.swisd
+rows = greedy_refs()
 
 
-procs = []
-logdir = tempfile.mkdtemp(prefix="swisd-test-swarm-")
+def body(h):
+    check = h.check
+    local = {p: run_local(bins, p, 100) for p, _ in rows}
+    for p, want in rows:
+        check(local[p].strip() == want.strip(), f"swisd run differs from the reference for {p!r}")
+    swarm_splits(h, check, local)
+    auto_fill(h, check, local)
 
 
-def start(name, args, prefix=None):
-    log = open(os.path.join(logdir, name + ".log"), "w")
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
-    procs.append(p)
-    if prefix is None:
-        return p, None
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        if line.startswith(prefix):
-            return p, line[len(prefix):].strip()
-    raise RuntimeError(f"{name} did not start; see {log.name}")
-
-
-def run_local(prompt, n=100):
-    r = subprocess.run([swisd, "run", "-m", model, "-p", prompt, "-n", str(n), "--temp", "0", "-t", "1"],
-                       capture_output=True, timeout=120)
-    return r.stdout.decode("utf-8", "replace")
-
-
-def generate(rpc, prompt, n=100, timeout=120):
-    r = subprocess.run([swisd, "generate", "--gateway", rpc, "-p", prompt, "-n", str(n), "--temp", "0"],
-                       capture_output=True, timeout=timeout)
-    return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
-
-
-def wait_servable(rpc, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        rc, out, err = generate(rpc, "Once", 1, timeout=30)
-        if rc == 0:
-            return True
-        time.sleep(0.3)
-    return False
-
-
-def stop_all():
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    procs.clear()
-
-
-local = {p: run_local(p) for p, _ in rows}
-for p, want in rows:
-    check(local[p].strip() == want.strip(), f"swisd run differs from the reference for {p!r}")
-
-try:
+def swarm_splits(h, check, local):
     for split_name, split in (("2+2+1", [("0-1", "eu"), ("2-3", "us"), ("4-4", "eu")]),
                               ("1+1+3", [("0-0", "us"), ("1-1", "eu"), ("2-4", "us")])):
-        _, root = start("root", [broker_bin, "--bind", "tcp://127.0.0.1:*", "--region", "root",
-                                 "--heartbeat-ms", "200", "--expiry-ms", "1500"], "swisd-broker: listening on")
+        _, root = start_broker(h, bins, "root-" + split_name, region="root")
         eps = {}
         for region in ("eu", "us"):
-            _, eps[region] = start("broker-" + region, [broker_bin, "--bind", "tcp://127.0.0.1:*", "--parent", root,
-                                                        "--region", region, "--heartbeat-ms", "200",
-                                                        "--expiry-ms", "1500"], "swisd-broker: listening on")
+            _, eps[region] = start_broker(h, bins, f"broker-{region}-{split_name}", parent=root, region=region)
         stage_ids = []
         for i, (layers, region) in enumerate(split):
-            _, sid = start(f"stage{i}-{split_name}", [stage_bin, "--broker", eps[region], "--model", model,
-                                                      "--layers", layers, "--region", region, "--threads", "1"],
-                           "swisd-stage:")
-            stage_ids.append((sid.split()[0], eps[region]))
-        _, rpc = start("gateway-" + split_name, [gateway_bin, "--broker", eps["eu"], "--model", model, "--rpc",
-                                                 "tcp://127.0.0.1:*", "--region", "eu"], "swisd-gateway: rpc on")
-        check(wait_servable(rpc), f"{split_name}: the swarm never became servable")
+            _, sid = start_stage(h, bins, f"stage{i}-{split_name}", eps[region], layers, region=region)
+            stage_ids.append((sid, eps[region]))
+        _, rpc, _ = start_gateway(h, bins, "gateway-" + split_name, eps["eu"], "--region", "eu")
+        check(wait_servable(bins, rpc), f"{split_name}: the swarm never became servable")
         # a) every reference prompt, greedy, 100 tokens
         for p, want in rows:
-            rc, out, err = generate(rpc, p)
+            rc, out, err = generate(bins, rpc, p, 100)
             check(rc == 0 and out == local[p], f"{split_name} {p!r}: swarm text differs\n  swarm {out!r}\n"
                                                f"  local {local[p]!r}\n  {err[-300:]}")
             check(out.strip() == want.strip(), f"{split_name} {p!r}: swarm text differs from the reference")
         if split_name != "2+2+1":
-            stop_all()
+            h.stop_all()
             continue
         # speculative decoding: greedy output identical to plain greedy, with a q4_0
         # copy and an early-exit (4 of 5 blocks) draft made by `swisd draft`
         for dname, dargs in (("q4_0", ["--type", "q4_0"]), ("early-exit", ["--layers", "4"])):
-            dpath = os.path.join(logdir, f"draft-{dname}.gguf")
-            subprocess.run([swisd, "draft", model, dpath] + dargs, check=True, capture_output=True)
-            _, rpc_spec = start("gateway-spec-" + dname, [gateway_bin, "--broker", eps["eu"], "--model", model,
-                                                          "--rpc", "tcp://127.0.0.1:*", "--draft", dpath],
-                                "swisd-gateway: rpc on")
-            check(wait_servable(rpc_spec), f"speculative gateway ({dname}) never became servable")
+            dpath = os.path.join(h.logdir, f"draft-{dname}.gguf")
+            subprocess.run([swisd, "draft", model_path(), dpath] + dargs, check=True, capture_output=True)
+            _, rpc_spec, _ = start_gateway(h, bins, "gateway-spec-" + dname, eps["eu"], "--draft", dpath)
+            check(wait_servable(bins, rpc_spec), f"speculative gateway ({dname}) never became servable")
             for p, want in rows:
-                rc, out, err = generate(rpc_spec, p)
+                rc, out, err = generate(bins, rpc_spec, p, 100)
                 check(rc == 0 and out == local[p], f"speculative ({dname}) {p!r}: text differs\n  spec  {out!r}\n"
                                                    f"  local {local[p]!r}\n  {err[-300:]}")
                 check("draft acceptance" in err, f"speculative ({dname}): no acceptance reported: {err[-200:]}")
@@ -186,13 +120,11 @@ try:
         prompts = [p for p, _ in rows] + ["Tom had a dog", "The sun was", "Sue and Ben", "One day, a bird",
                                           "There was a big tree"]
         prompts = prompts[:8]
-        want8 = {p: run_local(p, 60) for p in prompts}
-        gens = [subprocess.Popen([swisd, "generate", "--gateway", rpc, "-p", p, "-n", "60", "--temp", "0"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for p in prompts]
+        want8 = {p: run_local(bins, p, 60) for p in prompts}
+        gens = [start_generate(bins, rpc, p, 60) for p in prompts]
         for p, g in zip(prompts, gens):
-            out, err = g.communicate(timeout=120)
-            check(g.returncode == 0 and out.decode() == want8[p],
-                  f"concurrent {p!r}: {out.decode()!r} != {want8[p]!r} ({err.decode()[-200:]})")
+            rc, out, err = g.finish(120)
+            check(rc == 0 and out == want8[p], f"concurrent {p!r}: {out!r} != {want8[p]!r} ({err[-200:]})")
         # c) malformed frames get errors, and the swarm keeps serving
         r = subprocess.run([poke, "rpc", rpc], capture_output=True, text=True, timeout=60)
         lines = [l for l in r.stdout.splitlines() if l.startswith("probe")]
@@ -204,41 +136,35 @@ try:
         check(len(lines) == 4 and "BAD_REQUEST" in lines[2], f"a bad activation was not refused: {r.stdout}")
         check(len(lines) == 4 and "KV_MISSING" in lines[3], f"stage did not answer KV_MISSING: {r.stdout}")
         p0, want0 = rows[0]
-        rc, out, err = generate(rpc, p0)
+        rc, out, err = generate(bins, rpc, p0, 100)
         check(rc == 0 and out == local[p0], f"after the probes the swarm text differs: {out!r} {err[-300:]}")
         # d) a client killed mid-generation; another one in flight is unaffected
-        victim = subprocess.Popen([swisd, "generate", "--gateway", rpc, "-p", "Lily and Tom", "-n", "400",
-                                   "--temp", "0.8", "--ignore-eos"], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        other = subprocess.Popen([swisd, "generate", "--gateway", rpc, "-p", p0, "-n", "100", "--temp", "0"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.05)
+        victim = start_generate(bins, rpc, "Lily and Tom", 400, "--ignore-eos", temp="0.8")
+        other = start_generate(bins, rpc, p0, 100)
+        check(victim.wait_output(len("Lily and Tom") + 1, 60), "the victim client never printed a token")
         victim.kill()
-        victim.wait()
-        out, err = other.communicate(timeout=120)
-        check(other.returncode == 0 and out.decode() == local[p0], f"killed client disturbed another: {err[-300:]}")
-        stop_all()
+        rc, out, err = other.finish(120)
+        check(rc == 0 and out == local[p0], f"killed client disturbed another: {err[-300:]}")
+        h.stop_all()
+
+
+def auto_fill(h, check, local):
     # e) --layers auto fills the gap, and per-link codecs (a stage asking for f16 on its
     #    link, the gateway sending bf16) keep the greedy text (both measured lossless on
     #    these prompts by bench_codec)
-    _, b1 = start("auto-broker", [broker_bin, "--bind", "tcp://127.0.0.1:*", "--heartbeat-ms", "200"],
-                  "swisd-broker: listening on")
-    start("auto-s1", [stage_bin, "--broker", b1, "--model", model, "--layers", "0-1", "--codec", "f16"],
-          "swisd-stage:")
-    start("auto-s3", [stage_bin, "--broker", b1, "--model", model, "--layers", "4-4"], "swisd-stage:")
-    time.sleep(0.6)  # both registered before the auto stage asks
-    _, line = start("auto-s2", [stage_bin, "--broker", b1, "--model", model, "--layers", "auto", "--mem", "400K"],
-                    "swisd-stage:")
-    check(line.endswith("serving layers 2-3"), f"--layers auto chose: {line!r}")
-    _, rpc = start("auto-gw", [gateway_bin, "--broker", b1, "--model", model, "--rpc", "tcp://127.0.0.1:*",
-                               "--codec", "bf16"], "swisd-gateway: rpc on")
-    check(wait_servable(rpc), "the auto-filled swarm never became servable")
+    _, b1 = start_broker(h, bins, "auto-broker", expiry_ms=None)
+    fixed = [start_stage(h, bins, "auto-s1", b1, "0-1", "--codec", "f16", threads=None)[0],
+             start_stage(h, bins, "auto-s3", b1, "4-4", threads=None)[0]]
+    for p in fixed:  # both registered before the auto stage asks
+        check(p.wait_line("registered with broker", 30, "any") is not None, f"{p.name} never registered")
+    s2, _ = start_stage(h, bins, "auto-s2", b1, "auto", "--mem", "400K", threads=None)
+    check(s2.ready.endswith("serving layers 2-3"), f"--layers auto chose: {s2.ready!r}")
+    _, rpc, _ = start_gateway(h, bins, "auto-gw", b1, "--codec", "bf16")
+    check(wait_servable(bins, rpc), "the auto-filled swarm never became servable")
     p0, want0 = rows[0]
-    rc, out, err = generate(rpc, p0)
+    rc, out, err = generate(bins, rpc, p0, 100)
     check(rc == 0 and out == local[p0], f"auto swarm with mixed codecs differs: {out!r} {err[-300:]}")
-    stop_all()
-finally:
-    stop_all()
+    h.stop_all()
 
-print(f"swarm: {checks} checks, {failures} failed (logs in {logdir})")
-sys.exit(1 if failures else 0)
+
+Harness("swarm").run(body)

@@ -26,13 +26,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-try:
-    import sentencepiece as spm
-except ImportError:
-    # Debian's package lives in the system python, not in a pyenv/venv one.
-    if os.path.exists('/usr/bin/python3') and not os.environ.get('SWISD_TOKREF_REEXEC'):
-        os.environ['SWISD_TOKREF_REEXEC'] = '1'
-        os.execv('/usr/bin/python3', ['/usr/bin/python3', os.path.abspath(__file__)] + sys.argv[1:])
+spm = harness.import_or_reexec('sentencepiece', __file__, 'SWISD_TOKREF_REEXEC')
+if spm is None:
     print('tokenizer_ref: python3-sentencepiece not installed; skipped')
     sys.exit(77)
 
