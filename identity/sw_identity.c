@@ -2,6 +2,7 @@
  *  node id (see sw_identity.h for the formats and rules). */
 #include "sw_identity.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -137,6 +138,75 @@ static char *s_read_cert_file(const char *path, bool secret, char *err, size_t e
     return text;
 }
 
+/*  Checks that text is in the ZPL subset zcert writes, before zconfig sees it:
+ *  zconfig logs an invalid line verbatim on stderr, which for a damaged secret
+ *  file could print key material (or terminal escapes from a hostile file).
+ *  Accepted lines (at most 512 bytes, LF-terminated, printable ASCII):
+ *    blank; optional spaces then '#' comment; 4*level spaces then a name of
+ *    [A-Za-z0-9_-] optionally followed by ' = "value"' (no '"' inside), where
+ *    level is at most one deeper than the previous name's. Returns 0, or -1
+ *    with err set to the line number only (never the line). */
+static int s_check_zpl(const char *path, const char *text, char *err, size_t errlen)
+{
+    int last_level = -1;
+    size_t line_no = 0;
+    const char *p = text;
+    while (*p) {
+        line_no++;
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t) (e - p) : strlen(p);
+        const char *why = NULL;
+        if (len > 512)
+            why = "line too long";
+        for (size_t i = 0; !why && i < len; i++)
+            if (p[i] < 0x20 || p[i] > 0x7e)
+                why = "a control or non-ASCII byte";
+        size_t i = 0;
+        while (!why && i < len && p[i] == ' ')
+            i++;
+        if (why || i == len || p[i] == '#')
+            ;
+        else if (i % 4 != 0 || (int) (i / 4) > last_level + 1)
+            why = "bad indentation";
+        else {
+            last_level = (int) (i / 4);
+            size_t n0 = i;
+            while (i < len && (isalnum((unsigned char) p[i]) || p[i] == '_' || p[i] == '-'))
+                i++;
+            if (i == n0)
+                why = "expected a name";
+            while (!why && i < len && p[i] == ' ')
+                i++;
+            if (!why && i < len) {
+                if (p[i] != '=')
+                    why = "expected '='";
+                else {
+                    i++;
+                    while (i < len && p[i] == ' ')
+                        i++;
+                    if (i >= len || p[i] != '"')
+                        why = "expected a quoted value";
+                    else {
+                        const char *q = memchr(p + i + 1, '"', len - i - 1);
+                        if (!q)
+                            why = "unterminated value";
+                        else
+                            for (i = (size_t) (q - p) + 1; !why && i < len; i++)
+                                if (p[i] != ' ')
+                                    why = "text after the value";
+                    }
+                }
+            }
+        }
+        if (why) {
+            s_err(err, errlen, "%s:%zu: malformed: %s (not a key certificate)", path, line_no, why);
+            return -1;
+        }
+        p += len + (e ? 1 : 0);
+    }
+    return 0;
+}
+
 /*  Parses one certificate file. Writes the public key (always required) and,
  *  when secret_out is not NULL, the secret key (required). A public file must
  *  not contain a secret key. Returns 0 or -1 with err set. */
@@ -146,7 +216,13 @@ static int s_parse_cert(const char *path, bool secret, uint8_t public_out[SW_IDE
     char *text = s_read_cert_file(path, secret, err, errlen);
     if (!text)
         return -1;
-    zconfig_t *root = zconfig_str_load(text);
+    zconfig_t *root = NULL;
+    if (s_check_zpl(path, text, err, errlen) != 0) {
+        sodium_memzero(text, strlen(text));
+        free(text);
+        return -1;
+    }
+    root = zconfig_str_load(text);
     sodium_memzero(text, strlen(text));
     free(text);
     if (!root) {
