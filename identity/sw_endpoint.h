@@ -17,8 +17,8 @@
  *  SW_ENDPOINT_MAX_FILE bytes and SW_ENDPOINT_MAX_LINE bytes per line.
  *  Example:
  *      # the two brokers of the lab
- *      tcp://10.0.0.2:5556#rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7
- *      tcp://[fd00::3]:5556#Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID
+ *      tcp://10.0.0.2:5556#fs/gyRwa3732Du8@77iI+L@0FpLS^zoz+ele4}CY
+ *      tcp://[fd00::3]:5556#fs/gyRwa3732Du8@77iI+L@0FpLS^zoz+ele4}CY
  *
  *  Errors: one line in err (no newline): the input (or FILE:LINE) and why.
  *  Thread safety: reentrant; no global state.
