@@ -1,6 +1,7 @@
 /*  sw_identity.c: a node's long-term keypair in czmq zcert files, and its
  *  node id (see sw_identity.h for the formats and rules). */
 #include "sw_identity.h"
+#include "sw_identity_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -142,11 +143,11 @@ static char *s_read_cert_file(const char *path, bool secret, char *err, size_t e
  *  zconfig logs an invalid line verbatim on stderr, which for a damaged secret
  *  file could print key material (or terminal escapes from a hostile file).
  *  Accepted lines (at most 512 bytes, LF-terminated, printable ASCII):
- *    blank; optional spaces then '#' comment; 4*level spaces then a name of
+ *    blank; 4*k spaces then a '#' comment; 4*level spaces then a name of
  *    [A-Za-z0-9_-] optionally followed by ' = "value"' (no '"' inside), where
  *    level is at most one deeper than the previous name's. Returns 0, or -1
  *    with err set to the line number only (never the line). */
-static int s_check_zpl(const char *path, const char *text, char *err, size_t errlen)
+int sw__identity_check_zpl(const char *path, const char *text, char *err, size_t errlen)
 {
     int last_level = -1;
     size_t line_no = 0;
@@ -164,9 +165,13 @@ static int s_check_zpl(const char *path, const char *text, char *err, size_t err
         size_t i = 0;
         while (!why && i < len && p[i] == ' ')
             i++;
-        if (why || i == len || p[i] == '#')
+        if (why || i == len)
             ;
-        else if (i % 4 != 0 || (int) (i / 4) > last_level + 1)
+        else if (i % 4 != 0)
+            why = "bad indentation"; /* zconfig counts it on comment lines too */
+        else if (p[i] == '#')
+            ;
+        else if ((int) (i / 4) > last_level + 1)
             why = "bad indentation";
         else {
             last_level = (int) (i / 4);
@@ -207,24 +212,12 @@ static int s_check_zpl(const char *path, const char *text, char *err, size_t err
     return 0;
 }
 
-/*  Parses one certificate file. Writes the public key (always required) and,
- *  when secret_out is not NULL, the secret key (required). A public file must
- *  not contain a secret key. Returns 0 or -1 with err set. */
-static int s_parse_cert(const char *path, bool secret, uint8_t public_out[SW_IDENTITY_KEY_BYTES],
-                        uint8_t secret_out[SW_IDENTITY_KEY_BYTES], char *err, size_t errlen)
+int sw__identity_parse_text(const char *path, const char *text, bool secret, uint8_t public_out[SW_IDENTITY_KEY_BYTES],
+                            uint8_t secret_out[SW_IDENTITY_KEY_BYTES], char *err, size_t errlen)
 {
-    char *text = s_read_cert_file(path, secret, err, errlen);
-    if (!text)
+    if (sw__identity_check_zpl(path, text, err, errlen) != 0)
         return -1;
-    zconfig_t *root = NULL;
-    if (s_check_zpl(path, text, err, errlen) != 0) {
-        sodium_memzero(text, strlen(text));
-        free(text);
-        return -1;
-    }
-    root = zconfig_str_load(text);
-    sodium_memzero(text, strlen(text));
-    free(text);
+    zconfig_t *root = zconfig_str_load(text);
     if (!root) {
         s_err(err, errlen, "%s: malformed: not a ZPL certificate", path);
         return -1;
@@ -248,6 +241,20 @@ static int s_parse_cert(const char *path, bool secret, uint8_t public_out[SW_IDE
     if (sec_txt)
         sodium_memzero(sec_txt, strlen(sec_txt));
     zconfig_destroy(&root);
+    return rc;
+}
+
+/*  Parses one certificate file (sw__identity_parse_text on its text, which
+ *  is wiped before it is freed). Returns 0 or -1 with err set. */
+static int s_parse_cert(const char *path, bool secret, uint8_t public_out[SW_IDENTITY_KEY_BYTES],
+                        uint8_t secret_out[SW_IDENTITY_KEY_BYTES], char *err, size_t errlen)
+{
+    char *text = s_read_cert_file(path, secret, err, errlen);
+    if (!text)
+        return -1;
+    int rc = sw__identity_parse_text(path, text, secret, public_out, secret_out, err, errlen);
+    sodium_memzero(text, strlen(text));
+    free(text);
     return rc;
 }
 

@@ -287,6 +287,9 @@ static void test_corrupt(void)
     const char *deep = "curve\n        public-key = \"x\"\n";
     s_write(ps, deep, strlen(deep), 0600);
     LOAD_FAILS(p, "bad indentation");
+    const char *comment3 = "   # three spaces (zconfig counts indentation on comments too)\n";
+    s_write(ps, comment3, strlen(comment3), 0600);
+    LOAD_FAILS(p, "c.key_secret:1: malformed: bad indentation");
     s_write_cert(ps, pub, sec, 0600);
     sw_identity_t *ok = sw_identity_load(p, s_err, sizeof s_err);
     CHECK_MSG(ok != NULL, "%s", s_err);
