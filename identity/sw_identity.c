@@ -340,6 +340,47 @@ static bool s_exists(const char *path)
     return lstat(path, &st) == 0 || errno != ENOENT;
 }
 
+/*  Writes the secret certificate (zcert's file format: comments, metadata,
+ *  curve/public-key, curve/secret-key) to fd and syncs it. The text is wiped
+ *  before it is freed. Returns 0 or -1 (errno set). */
+static int s_write_secret(zcert_t *cert, int fd)
+{
+    zconfig_t *root = zconfig_new("root", NULL);
+    if (!root)
+        return -1;
+    zconfig_set_comment(root, "   swisd node key: SECRET certificate (ZeroMQ CURVE, czmq zcert format)");
+    zconfig_set_comment(root, "   Keep it mode 0600 and on this machine; share only the public file.");
+    zconfig_put(root, "/metadata/created-by", "swisd keygen");
+    zconfig_put(root, "/curve/public-key", zcert_public_txt(cert));
+    zconfig_put(root, "/curve/secret-key", zcert_secret_txt(cert));
+    char *text = zconfig_str_save(root);
+    char *v = zconfig_get(root, "/curve/secret-key", NULL);
+    if (v)
+        sodium_memzero(v, strlen(v));
+    zconfig_destroy(&root);
+    if (!text)
+        return -1;
+    size_t n = strlen(text), done = 0;
+    int rc = 0;
+    while (done < n) {
+        ssize_t w = write(fd, text + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = -1;
+            break;
+        }
+        done += (size_t) w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -1;
+    int saved = errno;
+    sodium_memzero(text, n);
+    zstr_free(&text);
+    errno = saved;
+    return rc;
+}
+
 sw_identity_t *sw_identity_generate(const char *path, bool force, char *err, size_t errlen)
 {
     char secret_path[SW_IDENTITY_MAX_PATH];
@@ -374,19 +415,20 @@ sw_identity_t *sw_identity_generate(const char *path, bool force, char *err, siz
     }
     zcert_set_meta(cert, "created-by", "swisd keygen");
     sw_identity_t *self = NULL;
-    /* the secret file exists with mode 0600 before a byte is written to it */
+    /* the secret file exists with mode 0600 before a byte is written to it;
+     * written through our own descriptor, not zcert_save_secret, which changes
+     * the process umask while it runs */
     int fd = open(secret_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         s_err(err, errlen, "%s: cannot create: %s", secret_path, strerror(errno));
         goto done;
     }
     int rc = fchmod(fd, 0600); /* whatever the umask */
-    close(fd);
+    if (rc == 0)
+        rc = s_write_secret(cert, fd);
+    if (close(fd) != 0)
+        rc = -1;
     if (rc != 0) {
-        s_err(err, errlen, "%s: cannot set mode 0600: %s", secret_path, strerror(errno));
-        goto fail_files;
-    }
-    if (zcert_save_secret(cert, secret_path) != 0) {
         s_err(err, errlen, "%s: cannot write: %s", secret_path, strerror(errno));
         goto fail_files;
     }

@@ -25,10 +25,7 @@
  *  (no trailing newline) naming the file and the reason.
  *  Thread safety: an sw_identity_t is immutable after construction and may be
  *  read from any thread; the functions are reentrant except that creating
- *  files is not atomic against another process creating the same files, and
- *  that czmq's zcert_save_secret (used by sw_identity_generate and
- *  sw_identity_load_or_create) sets the process umask for the duration of the
- *  call: create keys before starting threads that create files.
+ *  files is not atomic against another process creating the same files.
  */
 #ifndef SW_IDENTITY_H
 #define SW_IDENTITY_H

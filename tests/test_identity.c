@@ -144,6 +144,16 @@ static void test_generate_load(void)
         CHECK(memcmp(sw_identity_secret_key(a), sw_identity_secret_key(b), 32) == 0);
         CHECK(strcmp(sw_identity_id(a), sw_identity_id(b)) == 0);
     }
+    /* czmq's own loader reads the pair (zcert_load prefers PATH_secret) */
+    zcert_t *z = zcert_load(p);
+    CHECK(z != NULL);
+    if (z) {
+        CHECK(memcmp(zcert_public_key(z), sw_identity_public_key(a), 32) == 0);
+        CHECK(memcmp(zcert_secret_key(z), sw_identity_secret_key(a), 32) == 0);
+        const char *meta = zcert_meta(z, "created-by");
+        CHECK(meta && strcmp(meta, "swisd keygen") == 0);
+        zcert_destroy(&z);
+    }
     uint8_t pub[32];
     CHECK(sw_identity_read_public(p, pub, s_err, sizeof s_err) == 0);
     CHECK(memcmp(pub, sw_identity_public_key(a), 32) == 0);
