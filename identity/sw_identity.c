@@ -281,10 +281,22 @@ static sw_identity_t *s_new(const char *path, const uint8_t pub[SW_IDENTITY_KEY_
     return self;
 }
 
+/*  True when path names a secret certificate (ends with "_secret"). */
+static bool s_is_secret_name(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 7 && strcmp(path + n - 7, "_secret") == 0;
+}
+
 static int s_check_path(const char *path, char *secret_path, char *err, size_t errlen)
 {
     if (!path || !*path) {
         s_err(err, errlen, "no key file given");
+        return -1;
+    }
+    if (s_is_secret_name(path)) {
+        s_err(err, errlen, "%s: give the public file's path (without _secret); the secret file is found "
+                           "next to it", path);
         return -1;
     }
     if (strlen(path) + sizeof "_secret" > SW_IDENTITY_MAX_PATH) {
@@ -299,6 +311,10 @@ int sw_identity_read_public(const char *path, uint8_t public_key[SW_IDENTITY_KEY
 {
     if (!path || !*path) {
         s_err(err, errlen, "no key file given");
+        return -1;
+    }
+    if (s_is_secret_name(path)) {
+        s_err(err, errlen, "%s: give the public file's path (without _secret)", path);
         return -1;
     }
     return s_parse_cert(path, false, public_key, NULL, err, errlen);

@@ -51,7 +51,8 @@ typedef struct _sw_identity_t sw_identity_t;
 /*  Generates a new keypair and saves it as path (public) and path_secret
  *  (secret, mode 0600). Refuses (NULL, err set) when either file exists unless
  *  force is true, then both are replaced. path: a file name of at most
- *  SW_IDENTITY_MAX_PATH - 8 bytes in an existing folder.
+ *  SW_IDENTITY_MAX_PATH - 8 bytes in an existing folder, not ending in
+ *  "_secret" (functions that take a key path take the public file's).
  *  Returns the identity (caller destroys) or NULL with err set. */
 sw_identity_t *sw_identity_generate(const char *path, bool force, char *err, size_t errlen);
 

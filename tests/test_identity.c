@@ -157,7 +157,12 @@ static void test_generate_load(void)
     uint8_t pub[32];
     CHECK(sw_identity_read_public(p, pub, s_err, sizeof s_err) == 0);
     CHECK(memcmp(pub, sw_identity_public_key(a), 32) == 0);
-    CHECK(sw_identity_read_public(ps, pub, s_err, sizeof s_err) != 0 && strstr(s_err, "holds a secret key"));
+    CHECK(sw_identity_read_public(ps, pub, s_err, sizeof s_err) != 0 && strstr(s_err, "without _secret"));
+    LOAD_FAILS(ps, "without _secret");  /* the secret file given for the pair */
+    CHECK(sw_identity_generate(s_path("x.key_secret"), false, s_err, sizeof s_err) == NULL);
+    s_copy(ps, s_path("wrong.key"), 0644); /* a secret certificate in a public file's place */
+    CHECK(sw_identity_read_public(s_path("wrong.key"), pub, s_err, sizeof s_err) != 0
+          && strstr(s_err, "holds a secret key"));
 
     /* no overwrite without force; force makes a new key */
     sw_identity_t *c = sw_identity_generate(p, false, s_err, sizeof s_err);

@@ -80,6 +80,10 @@ def body(h):
     h.check(r.returncode == 0 and g.get("public-key") == pub and g.get("node-id") == nid,
             "--show prints the same public key and node id")
 
+    r = run("--show", path + "_secret")
+    h.check(r.returncode == 1 and "without _secret" in r.stderr and sec not in r.stdout + r.stderr,
+            "--show PATH_secret: exit 1, asks for the public file, prints no key")
+
     r = run("--out", path, "--force")
     h.check(r.returncode == 0 and fields(r.stdout).get("public-key") not in ("", pub), "--force makes a new key")
     h.check(stat.S_IMODE(os.stat(path + "_secret").st_mode) == 0o600, "still mode 0600 after --force")
