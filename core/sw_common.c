@@ -154,3 +154,22 @@ void sw_free(void *p)
 {
     free(p);
 }
+
+int sw_text_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+    if (n > SIZE_MAX / 2 - *len - 2)
+        return -1;
+    if (*len + n + 1 > *cap || !*buf) {
+        const size_t want = (*len + n + 1) * 2;
+        char *b = realloc(*buf, want < 64 ? 64 : want);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = want < 64 ? 64 : want;
+    }
+    if (n)
+        memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = 0;
+    return 0;
+}

@@ -97,6 +97,14 @@ uint64_t sw_now_ns(void);
 void *sw_alloc_aligned(size_t size);
 void sw_free(void *p);
 
+/*  Appends n bytes at p to a growing NUL-terminated byte buffer: *buf holds
+ *  *len bytes plus a NUL in *cap bytes (all three 0/NULL for an empty one;
+ *  the caller owns *buf and frees it with free()). Grows by doubling. On
+ *  failure (out of memory, or a size that would overflow) returns -1 and
+ *  leaves the buffer as it was, so the caller can fail the whole answer
+ *  instead of keeping part of it; else 0. p may be NULL when n is 0. */
+int sw_text_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,14 +1,23 @@
-/*  sw_gateway.h: the gateway: tokenizer, embeddings, final norm and output
- *  head of one model; plans chains of stages, runs prefill and decode
- *  through them for many sessions at once, samples, and streams tokens to
- *  RPC clients (docs/protocol.md, "Gateway RPC").
+/*  sw_gateway.h: the gateway process's core: tokenizer, embeddings, final
+ *  norm and output head of one model; plans chains of stages, runs prefill
+ *  and decode through them for many sessions at once, samples, and streams
+ *  tokens to RPC clients (docs/protocol.md, "Gateway RPC").
  *
- *  One event loop: the broker link (DEALER) and the RPC socket (ROUTER).
- *  Every session is a state machine waiting for its next ForwardReply, so
- *  sessions are independent and none blocks another. Each session keeps its
- *  token history (prompt + generated), so a later failover can replay it.
+ *  Structure (docs/design.md, "Gateway classes"): sw_gateway.c is the event
+ *  loop and the RPC dispatch only. It turns socket events (ForwardReply,
+ *  Error, DirectoryReply from the broker link; GenerateRequest, Cancel,
+ *  status requests from the RPC socket; the clock) into events of one
+ *  sw_session_t per request (gateway/sw_session.h, a pure state machine that
+ *  never touches a socket or reads the clock) and carries out the actions it
+ *  returns: send a step, stream text, finish, release KV caches, strike or
+ *  suspect a stage in sw_health (gateway/sw_health.h), which also admits new
+ *  stages by probe. Route choice and each session's avoid list are in
+ *  gateway/sw_route.h; finished generations for the dashboard in
+ *  gateway/sw_recent.h. Each session keeps its token history, so a failover
+ *  replays it on another route.
  *
- *  Thread safety: one thread runs the gateway (sw_gateway_run).
+ *  Thread safety: one thread runs the gateway (sw_gateway_run); the HTTP
+ *  front reaches it only through the RPC socket (client/sw_client.h).
  */
 #ifndef SW_GATEWAY_H
 #define SW_GATEWAY_H

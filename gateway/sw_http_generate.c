@@ -63,24 +63,6 @@ static void s_gen_free(s_gen_t *g)
     free(g);
 }
 
-/* Appends a chunk to the non-streaming text. Returns 0, or -1 when out of
- * memory (the generation must then fail, not answer part of the text). */
-static int s_append(s_gen_t *g, const char *t, size_t n)
-{
-    if (g->len + n + 1 > g->cap) {
-        const size_t cap = (g->cap + n + 64) * 2;
-        char *p = realloc(g->text, cap);
-        if (!p)
-            return -1;
-        g->text = p;
-        g->cap = cap;
-    }
-    memcpy(g->text + g->len, t, n);
-    g->len += n;
-    g->text[g->len] = 0;
-    return 0;
-}
-
 /* Whether the peer of socket fd hung up (or half-closed: a client that
  * shuts its sending side after the request counts as gone). */
 static bool s_hung_up(int fd)
@@ -161,7 +143,7 @@ static int s_on_token_text(const char *text, size_t len, uint32_t token_id, void
     if (g->rq->stream) {
         if (len && s_sse_text(g, text, len) != 0)
             return 1;
-    } else if (s_append(g, text, len) != 0) {
+    } else if (sw_text_append(&g->text, &g->len, &g->cap, text, len) != 0) {
         g->oom = true;
         return 1;
     }

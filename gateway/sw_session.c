@@ -428,23 +428,6 @@ static size_t s_partial_stop(const char *text, size_t len, const char *stop)
     return best;
 }
 
-/* Appends bytes to the completion text. Returns 0, or -1 when out of memory. */
-static int s_append(sw_session_t *s, const char *b, size_t n)
-{
-    if (s->text_len + n + 1 > s->text_cap) {
-        const size_t cap = (s->text_cap + n + 1) * 2;
-        char *t = realloc(s->text, cap);
-        if (!t)
-            return -1;
-        s->text = t;
-        s->text_cap = cap;
-    }
-    memcpy(s->text + s->text_len, b, n);
-    s->text_len += n;
-    s->text[s->text_len] = 0;
-    return 0;
-}
-
 /* A token the target chose: stream it. Returns 0 to go on, 1 when the
  * session ended. */
 static int s_accept_token(sw_session_t *s, int32_t token)
@@ -466,7 +449,7 @@ static int s_accept_token(sw_session_t *s, int32_t token)
         }
         pl = sw_tokenizer_decode_token(tok, prev, token, pp, (size_t) pl);
     }
-    const int rc = s_append(s, pp, pl > 0 ? (size_t) pl : 0);
+    const int rc = sw_text_append(&s->text, &s->text_len, &s->text_cap, pp, pl > 0 ? (size_t) pl : 0);
     if (pp != piece)
         free(pp);
     if (rc != 0) {
