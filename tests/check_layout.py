@@ -28,12 +28,13 @@ import tempfile
 ALLOWED = {
     "core": set(),
     "protos": {"core"},
-    "daemon": {"core"},
-    "client": {"protos", "core"},
-    "broker": {"protos", "core", "daemon"},
-    "stage": {"broker", "protos", "core", "daemon"},
-    "gateway": {"broker", "client", "protos", "core", "daemon"},
-    "cli": {"client", "protos", "core"},
+    "identity": {"core"},
+    "daemon": {"core", "identity"},
+    "client": {"protos", "core", "identity"},
+    "broker": {"protos", "core", "daemon", "identity"},
+    "stage": {"broker", "protos", "core", "daemon", "identity"},
+    "gateway": {"broker", "client", "protos", "core", "daemon", "identity"},
+    "cli": {"client", "protos", "core", "identity"},
     "chaos": set(),
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
