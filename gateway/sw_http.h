@@ -67,7 +67,9 @@
  *  One concern per file: gateway/sw_openai (request bodies checked, answers
  *  built), sw_http_metrics (/metrics), sw_http_swarm (the /api/swarm JSON),
  *  sw_http_static (the dashboard's files), sw_fairuse (the per-address
- *  limits), sw_http_generate.c (a generation, answered whole or streamed);
+ *  limits), sw_http_generate.c (a generation, answered whole or streamed),
+ *  sw_http_admin.c (the /admin/ endpoints; the token is sw_admin_token, the
+ *  bans and drains sw_bans; HTTPS files are read by sw_tls);
  *  sw_http.c itself holds the server, routing, admission, the shared swarm
  *  snapshot and the one table of statuses (sw_http_internal.h: what the two
  *  share).
