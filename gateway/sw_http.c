@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common.pb-c.h"
+#include "sw_bans.h"
 #include "sw_chat.h"
 #include "sw_client.h"
 #include "sw_common.h"
@@ -381,6 +382,15 @@ static enum MHD_Result s_swarm(sw_http_t *h, struct MHD_Connection *c)
                                   "abandoned", (json_int_t) h->n.abandoned));
     pthread_mutex_unlock(&h->mu);
     json_object_del(o, "gateway_totals");
+    if (h->cfg.bans) { /* the operator's word on each stage, for the dashboard */
+        size_t i;
+        json_t *st;
+        json_array_foreach(json_object_get(o, "stages"), i, st) {
+            const char *id = json_string_value(json_object_get(st, "node_id"));
+            json_object_set_new(st, "banned", json_boolean(sw_bans_banned(h->cfg.bans, id)));
+            json_object_set_new(st, "drained", json_boolean(sw_bans_drained(h->cfg.bans, id)));
+        }
+    }
     return s_json(c, 200, o);
 }
 

@@ -139,6 +139,10 @@ def body(h):
     r = routes(gw, start)
     check(r and all(hop == b[:16] for hop in r[-1]), f"the session ended on B: {r}")
 
+    st, text, _ = call(port, "/api/swarm")
+    flags = {x["node_id"]: (x.get("banned"), x.get("drained")) for x in json.loads(text)["stages"]} if st == 200 else {}
+    check(flags.get(a) == (True, False) and flags.get(b) == (False, False), f"/api/swarm shows the ban: {flags}")
+
     # bans survive a restart on the same --state-db
     h.stop(gw)
     gw, rpc, port = start_gateway(h, bins, "gateway-again", ep, *args, http=True)
