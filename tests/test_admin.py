@@ -8,7 +8,10 @@ the admin endpoints are 404; missing or wrong token 401 (counted in
 /metrics), the right one 200; draining A makes new generations go through B
 only (the gateway's "done ... via" log lines name each route); a ban of the
 stage a running generation uses fails it over to the other stage and the
-text stays identical to `swisd run`'s greedy text; bans are listed and
+text stays identical to `swisd run`'s greedy text (A is frozen with SIGSTOP
+once the generation printed text, so the ban lands mid-generation whatever
+the load, and only the ban can move it within the 10 s the test waits: the broker's
+expiry and the gateway's step time-out are 30 s); bans are listed and
 survive a restart of the gateway on the same --state-db (new generations
 avoid the banned stage after the restart); the fair-use limits read back,
 bad values get 400 with the reason, and a lowered rate gives 429; refused
@@ -18,6 +21,7 @@ usage: test_admin.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -47,8 +51,15 @@ def call(port, path, body=None, method=None, token=None):
         return e.code, e.read().decode(), dict(e.headers)
 
 
-def routes(gw, start):
-    """The routes (lists of node-id prefixes) of sessions the gateway finished since line `start`."""
+def routes(gw, start, n=1):
+    """The routes (lists of node-id prefixes) of sessions the gateway finished
+    since line `start`, once there are at least n (the log line follows the
+    answer) or 10 s passed."""
+    wait_until(lambda: len(_routes(gw, start)) >= n, 10, 0.05)
+    return _routes(gw, start)
+
+
+def _routes(gw, start):
     with gw._cv:
         lines = [l for _, l in gw.lines[start:]]
     return [m.group(1).split(",") for m in (re.search(r"done \(.*via (\S+)", l) for l in lines) if m]
@@ -63,8 +74,8 @@ def body(h):
     tmp = tempfile.mkdtemp(prefix="swisd-admin-")
     token_file = os.path.join(tmp, "admin.token")
     db = os.path.join(tmp, "state.db")
-    _, ep = start_broker(h, bins, "broker")
-    _, a = start_stage(h, bins, "stage-a", ep, "0-4")
+    _, ep = start_broker(h, bins, "broker", expiry_ms=30000)
+    stage_a, a = start_stage(h, bins, "stage-a", ep, "0-4")
     _, b = start_stage(h, bins, "stage-b", ep, "0-4")
 
     # a token file that others may read: refused at start, with the fix in the message
@@ -112,7 +123,7 @@ def body(h):
     for i in range(4):
         st, text, _ = complete(port, f"Lily {i}")
         check(st == 200, f"completion while A is drained: {st} {text[:200]}")
-    r = routes(gw, start)
+    r = routes(gw, start, 4)
     check(len(r) >= 4 and all(hop == b[:16] for route in r for hop in route),
           f"while A ({a[:8]}) is drained every route is B ({b[:8]}): {r}")
     st, text, _ = call(port, "/admin/nodes", token=token)
@@ -126,16 +137,20 @@ def body(h):
     call(port, "/admin/undrain", {"node": a}, token=token)
     call(port, "/admin/drain", {"node": b}, token=token)  # the generation starts on A
     start = gw.mark()
-    g = start_generate(bins, rpc, prompt, N, "--ignore-eos", "--timeout-ms", "60000")
+    g = start_generate(bins, rpc, prompt, N, "--ignore-eos", "--timeout-ms", "120000")
     check(g.wait_output(len(prompt) + 4, WAIT), "the generation started")
+    stage_a.signal(signal.SIGSTOP)  # A holds the generation where it is, whatever the machine's load
     call(port, "/admin/undrain", {"node": b}, token=token)
     st, text, _ = call(port, "/admin/ban", {"node": a, "reason": "test"}, token=token)
     check(st == 200 and json.loads(text)["banned"], f"ban: {st} {text}")
+    t_ban = time.monotonic()
+    moved = gw.wait_line(f"stage {a[:8]} left the swarm", 10, "any", start) is not None
+    took = time.monotonic() - t_ban
     rc, out, err = g.finish()
-    check(rc == 0 and out.startswith(local.rstrip("\n")[:len(out.rstrip())]) and out.rstrip() == local.rstrip(),
+    stage_a.signal(signal.SIGCONT)
+    check(rc == 0 and out.rstrip() == local.rstrip(),
           f"the text after the ban is swarm-identical: rc {rc}, {out[-80:]!r} vs {local[-80:]!r} {err[-200:]}")
-    check(gw.wait_line(f"stage {a[:8]} left the swarm", 5, "any", start) is not None,
-          "the gateway failed the session over off the banned stage")
+    check(moved and took < 10, f"the gateway failed the session over off the banned stage ({took:.1f} s)")
     r = routes(gw, start)
     check(r and all(hop == b[:16] for hop in r[-1]), f"the session ended on B: {r}")
 
@@ -155,7 +170,7 @@ def body(h):
     start = gw.mark()
     for i in range(3):
         complete(port, f"The sun {i}")
-    r = routes(gw, start)
+    r = routes(gw, start, 3)
     check(len(r) >= 3 and all(hop == b[:16] for route in r for hop in route), f"after the restart, only B: {r}")
     st, text, _ = call(port, "/admin/unban", {"node": a}, token=token)
     check(st == 200 and not json.loads(text)["banned"], f"unban: {st} {text}")
