@@ -1133,8 +1133,11 @@ int sw_gateway_run(sw_gateway_t *self, volatile int *stop)
         sw_broker_client_tick(self->bc);
         if (self->cfg.bans && sw_bans_version(self->cfg.bans) != self->bans_seen) { /* the operator changed them */
             self->bans_seen = sw_bans_version(self->cfg.bans);
-            if (self->dir)
+            if (self->dir && self->sessions) {
+                sw_log(SW_LOG_INFO, "gateway: the operator's bans or drains changed; re-checking the routes of "
+                       "%d sessions (a banned hop fails over as if it left the swarm)", self->n_sessions);
                 s_recheck_routes(self);
+            }
         }
         s_housekeeping(self);
     }
