@@ -20,8 +20,12 @@ static char *s_read(const char *what, const char *path, char *err, size_t errlen
         return NULL;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t) SW_TLS_MAX_FILE ||
-        st.st_size == 0) {
+    if (fstat(fileno(f), &st) != 0) {
+        sw_err(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > (off_t) SW_TLS_MAX_FILE || st.st_size == 0) {
         sw_err(err, errlen, "%s %s: %s", what, path,
                !S_ISREG(st.st_mode) ? "not a regular file" : st.st_size == 0 ? "empty" : "larger than 1 MiB");
         fclose(f);

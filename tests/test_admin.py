@@ -29,6 +29,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import (Bins, Harness, run_local, start_broker, start_gateway, start_generate,  # noqa: E402
                      start_stage, wait_until)
 
@@ -83,7 +84,7 @@ def body(h):
     with open(loose, "w") as f:
         f.write("x" * 32 + "\n")
     os.chmod(loose, 0o644)
-    p, _ = h.start("gateway-loose", [bins.gateway, "--broker", ep, "--model", harness_model(), "--rpc",
+    p, _ = h.start("gateway-loose", [bins.gateway, "--broker", ep, "--model", harness.model_path(), "--rpc",
                                      "tcp://127.0.0.1:*", "--http", "127.0.0.1:0", "--admin-token-file", loose])
     p.p.wait(timeout=30)
     check(p.p.returncode == 1 and p.has("chmod 600"), f"a 0644 token file: exit {p.p.returncode}, {p.tail(3)}")
@@ -198,11 +199,6 @@ def body(h):
     st1 = call(port, "/admin/nodes", token="wrong-token-0123456789")[0]
     st2 = call(port, "/admin/nodes", token=token)[0]
     check(st1 == 401 and st2 == 429, f"a refused token costs the address its burst: {st1} then {st2}")
-
-
-def harness_model():
-    import harness
-    return harness.model_path()
 
 
 if __name__ == "__main__":
