@@ -234,3 +234,18 @@ double sw_fairuse_level(const sw_fairuse_t *self, const sw_fairuse_addr_t *addr,
     const double l = e->level[meter] + dt * self->cfg.meters[meter].rate;
     return l < self->cfg.meters[meter].burst ? l : self->cfg.meters[meter].burst;
 }
+
+int sw_fairuse_set_meter(sw_fairuse_t *self, int m, sw_fairuse_meter_t meter, char *err, size_t errlen)
+{
+    if (m < 0 || m >= self->cfg.n_meters || !(meter.rate > 0) || !(meter.burst > 0)) {
+        sw_err(err, errlen, "fair use: meter %d needs a rate and a burst > 0", m);
+        return -1;
+    }
+    self->cfg.meters[m] = meter; /* levels above the new burst are cut at their next refill */
+    return 0;
+}
+
+sw_fairuse_meter_t sw_fairuse_meter(const sw_fairuse_t *self, int m)
+{
+    return m >= 0 && m < self->cfg.n_meters ? self->cfg.meters[m] : (sw_fairuse_meter_t){0, 0};
+}

@@ -94,4 +94,12 @@ size_t sw_fairuse_size(const sw_fairuse_t *self);
 /*  Level of meter m of addr at now: burst for an address not tracked. */
 double sw_fairuse_level(const sw_fairuse_t *self, const sw_fairuse_addr_t *addr, int meter, double now);
 
+/*  Changes meter m (0..n_meters-1) at run time (an operator's new limits):
+ *  rate and burst must be > 0. Every address keeps its level, cut to the new
+ *  burst at its next take. Returns 0, or -1 with a reason in err. */
+int sw_fairuse_set_meter(sw_fairuse_t *self, int m, sw_fairuse_meter_t meter, char *err, size_t errlen);
+
+/*  Meter m's rate and burst now ({0, 0} for a bad m). */
+sw_fairuse_meter_t sw_fairuse_meter(const sw_fairuse_t *self, int m);
+
 #endif

@@ -15,6 +15,7 @@
 #include "sw_codec.h"
 #include "sw_chat.h"
 #include "sw_common.h"
+#include "sw_bans.h"
 #include "sw_health.h"
 #include "sw_model.h"
 #include "sw_planner.h"
@@ -73,6 +74,7 @@ struct sw_gateway_t {
     const Swisd__V1__StageInfo **v_infos; /* (SW_WIRE_MAX_STAGES) directory entry of each usable stage */
     uint64_t view_gen;                    /* views built so far (a loop holding one rebuilds it when this moved) */
     sw_session_actions_t acts;            /* actions of the event being handled */
+    uint64_t bans_seen;                   /* sw_bans_version acted on */
 };
 
 /* A 64-bit random number (splitmix64 over a getrandom seed). */
@@ -291,6 +293,9 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
         const Swisd__V1__StageInfo *s = d->stages[i];
         if (!s_ours(g, s) || (usable && !sw_health_usable(g->health, s->node_id, now)))
             continue;
+        /* the operator's word: a banned node is as good as gone; a drained one takes no new session */
+        if (g->cfg.bans && (sw_bans_banned(g->cfg.bans, s->node_id) || (usable && sw_bans_drained(g->cfg.bans, s->node_id))))
+            continue;
         if (infos)
             infos[n] = s;
         const float advertised = s->caps ? s->caps->ms_per_layer : 0;
@@ -420,9 +425,12 @@ static void s_summary(sw_gateway_t *g, s_session_t *c, const char *reason)
     b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REPLY;
     b.generate_reply = &r;
     s_rpc_send(g, c->client, &b);
-    sw_log(SW_LOG_INFO, "gateway: session %.8s done (%s): %d prompt + %d generated tokens, %.1f tokens/s",
+    char via[SW_PLAN_MAX_HOPS * 18 + 1] = ""; /* the route's node ids, 16 bytes of each, comma-separated */
+    for (int i = 0, at = 0; i < n_hops && at < (int) sizeof via - 18; i++)
+        at += snprintf(via + at, sizeof via - (size_t) at, "%s%.16s", i ? "," : "", route[i]);
+    sw_log(SW_LOG_INFO, "gateway: session %.8s done (%s): %d prompt + %d generated tokens, %.1f tokens/s, via %s",
            sw_session_id(c->ss), reason, (int) st.prompt_tokens, (int) st.completion_tokens,
-           sum.decode_tokens_per_s);
+           sum.decode_tokens_per_s, via);
 }
 
 /* ---- the chain -------------------------------------------------------------------- */
@@ -1026,6 +1034,22 @@ static void s_on_error(sw_gateway_t *g, const char *src, const Swisd__V1__Error 
     s_drive(g, c);
 }
 
+/* Every session checks its route against the view now: a hop that left the
+ * directory, or that the operator banned, fails over (sw_session_on_directory). */
+static void s_recheck_routes(sw_gateway_t *g)
+{
+    sw_route_view_t v;
+    uint64_t gen = 0;
+    for (s_session_t *c = g->sessions, *next; c; c = next) {
+        next = c->next;
+        if (!gen || gen != g->view_gen) /* none yet, or another session's re-plan rebuilt it */
+            s_view(g, &v), gen = g->view_gen;
+        g->acts.n = 0;
+        sw_session_on_directory(c->ss, &v, sw_now_ns(), &g->acts);
+        s_drive(g, c);
+    }
+}
+
 static void s_on_broker(sw_gateway_t *g)
 {
     sw_wire_msg_t m;
@@ -1046,19 +1070,10 @@ static void s_on_broker(sw_gateway_t *g)
         {   /* probe the stages that are new, on probation, or due for a new measurement */
             const Swisd__V1__DirectoryReply *d = g->dir->directory_reply;
             for (size_t i = 0; i < d->n_stages; i++)
-                if (s_ours(g, d->stages[i]))
+                if (s_ours(g, d->stages[i]) && !(g->cfg.bans && sw_bans_banned(g->cfg.bans, d->stages[i]->node_id)))
                     s_probe(g, d->stages[i]);
         }
-        sw_route_view_t v;
-        uint64_t gen = 0;
-        for (s_session_t *c = g->sessions, *next; c; c = next) {
-            next = c->next;
-            if (!gen || gen != g->view_gen) /* none yet, or another session's re-plan rebuilt it */
-                s_view(g, &v), gen = g->view_gen;
-            g->acts.n = 0;
-            sw_session_on_directory(c->ss, &v, sw_now_ns(), &g->acts);
-            s_drive(g, c);
-        }
+        s_recheck_routes(g);
         break;
     }
     case SWISD__V1__BODY__MSG_FORWARD_REPLY:
@@ -1116,6 +1131,14 @@ int sw_gateway_run(sw_gateway_t *self, volatile int *stop)
             break;
         }
         sw_broker_client_tick(self->bc);
+        if (self->cfg.bans && sw_bans_version(self->cfg.bans) != self->bans_seen) { /* the operator changed them */
+            self->bans_seen = sw_bans_version(self->cfg.bans);
+            if (self->dir && self->sessions) {
+                sw_log(SW_LOG_INFO, "gateway: the operator's bans or drains changed; re-checking the routes of "
+                       "%d sessions (a banned hop fails over as if it left the swarm)", self->n_sessions);
+                s_recheck_routes(self);
+            }
+        }
         s_housekeeping(self);
     }
     zpoller_destroy(&poller);

@@ -40,6 +40,11 @@ typedef struct {
     const char *draft_path;  /* speculative decoding: a local draft model with the same
                                 vocabulary (NULL: off) */
     int gamma_max;           /* most tokens proposed per round; <= 0: 8 (at most 16) */
+    struct sw_bans_t *bans;  /* the operator's bans and drains (sw_bans; changed by the HTTP front's admin
+                                endpoints from its threads); borrowed, outlives the gateway; NULL: none.
+                                A banned node is never planned, probed or kept on a route (sessions on it
+                                fail over within one loop turn, 100 ms); a drained stage gets no new
+                                session, those on it finish */
 } sw_gateway_config_t;
 
 typedef struct sw_gateway_t sw_gateway_t;

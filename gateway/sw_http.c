@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common.pb-c.h"
+#include "sw_bans.h"
 #include "sw_chat.h"
 #include "sw_client.h"
 #include "sw_common.h"
@@ -381,6 +382,15 @@ static enum MHD_Result s_swarm(sw_http_t *h, struct MHD_Connection *c)
                                   "abandoned", (json_int_t) h->n.abandoned));
     pthread_mutex_unlock(&h->mu);
     json_object_del(o, "gateway_totals");
+    if (h->cfg.bans) { /* the operator's word on each stage, for the dashboard */
+        size_t i;
+        json_t *st;
+        json_array_foreach(json_object_get(o, "stages"), i, st) {
+            const char *id = json_string_value(json_object_get(st, "node_id"));
+            json_object_set_new(st, "banned", json_boolean(sw_bans_banned(h->cfg.bans, id)));
+            json_object_set_new(st, "drained", json_boolean(sw_bans_drained(h->cfg.bans, id)));
+        }
+    }
     return s_json(c, 200, o);
 }
 
@@ -462,6 +472,17 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
             return res;
         return url[1] == 'm' ? s_metrics(h, c) : s_swarm(h, c);
     }
+    if (!strcmp(url, "/admin") || !strncmp(url, "/admin/", 7)) {
+        if (!h->admin_token[0]) /* no token configured: there are no admin endpoints, as for any unknown path */
+            return sw__http_error(c, 404, "invalid_request_error", "no such endpoint", NULL);
+        if (!s_admit(h, c, rq, S_KIND_REQUEST, &res))
+            return res;
+        if (rq->too_big)
+            return sw__http_error(c, 413, "invalid_request_error", "the body is too large", NULL);
+        if (rq->oom)
+            return sw__http_error(c, 500, "server_error", "out of memory in the HTTP server", NULL);
+        return sw__http_admin(h, c, rq, url, method);
+    }
     const bool completions = !strcmp(url, "/v1/completions"), chat = !strcmp(url, "/v1/chat/completions");
     const bool models = !strcmp(url, "/v1/models");
     if (!completions && !chat && !models) {
@@ -515,6 +536,13 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
         return NULL;
     }
     h->cfg = *cfg;
+    h->cfg.tls_cert_pem = h->cfg.tls_key_pem = h->cfg.admin_token = NULL; /* not kept */
+    if (cfg->admin_token && strlen(cfg->admin_token) >= sizeof h->admin_token) {
+        sw_err(err, errlen, "the admin token is too long");
+        free(h);
+        return NULL;
+    }
+    snprintf(h->admin_token, sizeof h->admin_token, "%s", cfg->admin_token ? cfg->admin_token : "");
     snprintf(h->rpc, sizeof h->rpc, "%s", cfg->rpc);
     snprintf(h->model_id, sizeof h->model_id, "%s", cfg->model_id ? cfg->model_id : "");
     if (h->cfg.max_body == 0) h->cfg.max_body = 1u << 20;
@@ -555,13 +583,28 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
     pthread_cond_init(&h->snap_cv, NULL);
     /* thread per connection: a handler may block (a generation, the first token of a stream); the idle
      * time-out counts from a connection's last byte in either direction (libmicrohttpd's semantics) */
-    h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-                            s_handler, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+    const bool tls = cfg->tls_cert_pem && cfg->tls_key_pem;
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        sw_err(err, errlen, "HTTPS: this libmicrohttpd was built without TLS");
+        sw_fairuse_destroy(&h->fair);
+        pthread_cond_destroy(&h->snap_cv);
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        return NULL;
+    }
+    /* TLS: the PEM texts, or no options (MHD_OPTION_ARRAY with an empty list) */
+    struct MHD_OptionItem tls_opts[] = {
+        {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *) cfg->tls_cert_pem},
+        {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *) cfg->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | (tls ? MHD_USE_TLS : 0),
+                            0, NULL, NULL, s_handler, h, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
                             MHD_OPTION_NOTIFY_COMPLETED, s_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned) h->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned) h->cfg.max_conn,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) h->cfg.max_conn_per_addr, MHD_OPTION_END);
     if (!h->d) {
-        sw_err(err, errlen, "cannot serve HTTP on %s (address in use?)", cfg->addr);
+        sw_err(err, errlen, "cannot serve %s on %s (address in use?)", tls ? "HTTPS" : "HTTP", cfg->addr);
         sw_fairuse_destroy(&h->fair);
         pthread_cond_destroy(&h->snap_cv);
         pthread_mutex_destroy(&h->mu);
@@ -587,6 +630,7 @@ void sw_http_destroy(sw_http_t **self_p)
     pthread_mutex_destroy(&h->mu);
     free(h->snap_json);
     free(h->snap_metrics);
+    explicit_bzero(h->admin_token, sizeof h->admin_token);
     free(h);
     *self_p = NULL;
 }

@@ -20,6 +20,17 @@
  *    GET  /metrics               Prometheus text format
  *    GET  /, /assets/...         the dashboard and chat page (static files
  *                                from web_dir, built from web/ by Vite)
+ *    GET  /admin/nodes, POST /admin/{ban,unban,drain,undrain},
+ *    GET and POST /admin/limits  the operator's endpoints (sw_http_admin.c,
+ *                                docs/protocol.md "Admin endpoints"), only
+ *                                with an admin token, and each request must
+ *                                carry it: "Authorization: Bearer TOKEN"
+ *                                (missing or wrong: 401, and the attempt
+ *                                costs the address 5 requests of its fair
+ *                                use, so guessing is slow)
+ *  HTTPS: with tls_cert_pem and tls_key_pem the one listener speaks TLS
+ *  only (libmicrohttpd over GnuTLS); a plain HTTP request to it fails its
+ *  handshake and is closed.
  *  Errors use OpenAI's shape {"error": {"message", "type", "code"}} with the
  *  matching status: 400 bad JSON or fields, 404, 405, 413 body too large,
  *  429 rate limited (with Retry-After), 503 too many concurrent requests.
@@ -56,7 +67,9 @@
  *  One concern per file: gateway/sw_openai (request bodies checked, answers
  *  built), sw_http_metrics (/metrics), sw_http_swarm (the /api/swarm JSON),
  *  sw_http_static (the dashboard's files), sw_fairuse (the per-address
- *  limits), sw_http_generate.c (a generation, answered whole or streamed);
+ *  limits), sw_http_generate.c (a generation, answered whole or streamed),
+ *  sw_http_admin.c (the /admin/ endpoints; the token is sw_admin_token, the
+ *  bans and drains sw_bans; HTTPS files are read by sw_tls);
  *  sw_http.c itself holds the server, routing, admission, the shared swarm
  *  snapshot and the one table of statuses (sw_http_internal.h: what the two
  *  share).
@@ -88,6 +101,13 @@ typedef struct {
     int max_conn_per_addr;   /* connections at once per client address, <= 0: 16 */
     int idle_timeout_s;      /* seconds a connection may stay without a byte either way, <= 0: 15 */
     size_t max_addrs;        /* client addresses the fair-use table tracks, 0: 65536 */
+    const char *tls_cert_pem; /* HTTPS: PEM certificate chain (sw_tls_load); NULL: plain HTTP. Borrowed until
+                                 sw_http_new returns (libmicrohttpd's GnuTLS copies it) */
+    const char *tls_key_pem;  /* HTTPS: its PEM private key; borrowed likewise */
+    const char *admin_token;  /* the /admin/ endpoints' bearer token (sw_admin_token); NULL: no admin endpoints
+                                 (they answer 404). Copied */
+    struct sw_bans_t *bans;   /* bans and drains the admin endpoints change; borrowed, must outlive the server;
+                                 NULL: /admin/nodes and the ban and drain endpoints answer 404 */
 } sw_http_config_t;
 
 typedef struct sw_http_t sw_http_t;

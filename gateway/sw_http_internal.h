@@ -45,6 +45,9 @@ struct sw_http_t {
     int snap_code;                 /* its result code */
     bool snap_busy;                /* a thread is asking the gateway; the others wait on snap_cv */
     pthread_cond_t snap_cv;
+    char admin_token[257];         /* "" when there are no admin endpoints */
+    double admin_log_at;           /* under mu: last log line about a refused admin request, s */
+    uint64_t admin_log_quiet;      /* under mu: refusals not logged since */
 };
 
 /* A request as it arrives (one per connection's request, freed when it completes). */
@@ -82,5 +85,11 @@ char *sw__http_call_error_json(int code, const char *msg);
  *  of an admitted request rq (its body complete): checks the body, takes
  *  the concurrency caps, runs the generation and answers (sw_http_generate.c). */
 enum MHD_Result sw__http_generate(sw_http_t *h, struct MHD_Connection *c, const sw__http_req_t *rq, bool chat);
+
+/*  A request under /admin/ (its body complete; the server has an admin
+ *  token): checks the token (401 and a fair-use charge when it is missing or
+ *  wrong), then serves it (sw_http_admin.c). */
+enum MHD_Result sw__http_admin(sw_http_t *h, struct MHD_Connection *c, const sw__http_req_t *rq, const char *url,
+                               const char *method);
 
 #endif

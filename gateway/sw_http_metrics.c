@@ -103,6 +103,8 @@ char *sw_http_metrics_text(const sw_http_counters_t *c, const char *swarm)
         {"swisd_http_bad_framing_total", "counter",
          "Requests refused for ambiguous framing (duplicate Content-Length, ...).",
          offsetof(sw_http_counters_t, bad_framing)},
+        {"swisd_http_admin_refused_total", "counter",
+         "Admin requests refused (401) for a missing or wrong token.", offsetof(sw_http_counters_t, admin_refused)},
         {"swisd_tokens_generated_total", "counter", "Completion tokens generated.",
          offsetof(sw_http_counters_t, tokens)},
     };

@@ -1,14 +1,22 @@
 /*  swisd_gateway.c: the `swisd-gateway` process. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "sw_admin_token.h"
+#include "sw_bans.h"
 #include "sw_common.h"
 #include "sw_daemon.h"
 #include "sw_gateway.h"
 #include "sw_http.h"
+#include "sw_identity.h"
 #include "sw_opt.h"
+#include "sw_tls.h"
 
 static volatile int s_stop = 0; /* set by SIGINT or SIGTERM (sw_daemon_setup) */
 
@@ -48,7 +56,57 @@ static void s_usage(FILE *out)
             "                    streams send a comment line when tokens pause)\n"
             "  --http-max-addrs N  client addresses the fair-use table tracks (default 65536; when all\n"
             "                    are in use, new addresses get 503)\n"
+            /* HTTPS and the operator's endpoints (issue 11, HTTP) */
+            "  --https-cert FILE --https-key FILE  serve --http over TLS only (PEM certificate chain and\n"
+            "                    its private key)\n"
+            "  --admin-token-file FILE  enable /admin/ (drain, ban, limits) with the bearer token in FILE\n"
+            "                    (mode 0600, ours); made and printed when FILE does not exist\n"
+            "  --state-db FILE   SQLite file of bans and drains, kept across restarts (default with\n"
+            "                    --admin-token-file: gateway-state.db in the per-user config folder)\n"
             "Exits cleanly on SIGINT or SIGTERM.\n");
+}
+
+/* HTTPS and the operator's endpoints: reads and checks the certificate and
+ * key (*cert, *key: caller frees), loads or makes the admin token, opens
+ * the state database (with a token, or when --state-db is given: bans
+ * outlast restarts). Returns 0, or -1 with a reason in err. */
+static int s_admin_setup(const char *cert_path, const char *key_path, const char *token_file, const char *state_db,
+                         char **cert, char **key, char *token, size_t token_cap, sw_bans_t **bans, char *err,
+                         size_t errlen)
+{
+    *cert = *key = NULL;
+    if ((cert_path || key_path) && sw_tls_load(cert_path, key_path, cert, key, err, errlen) != 0)
+        return -1;
+    bool created = false;
+    if (token_file) {
+        if (sw_admin_token_load(token_file, token, token_cap, &created, err, errlen) != 0)
+            goto fail;
+        printf("swisd-gateway: admin token %s %s\n", created ? "made in" : "read from", token_file);
+    }
+    char path[1024];
+    if (!state_db && token_file) { /* the default: the per-user config folder, made 0700 when absent */
+        char dir[960];
+        if (sw_identity_config_dir(dir, sizeof dir, err, errlen) != 0)
+            goto fail;
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot make %.300s for the state database: %s (or give --state-db)", dir,
+                     strerror(errno));
+            goto fail;
+        }
+        snprintf(path, sizeof path, "%s/gateway-state.db", dir);
+        state_db = path;
+    }
+    if (state_db) {
+        if (!(*bans = sw_bans_open(state_db, err, errlen)))
+            goto fail;
+        printf("swisd-gateway: bans and drains in %s\n", state_db);
+    }
+    return 0;
+fail:
+    sw_tls_free_key(key);
+    free(*cert);
+    *cert = NULL;
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -64,6 +122,8 @@ int main(int argc, char **argv)
     /* HTTP options, 0: sw_http's default */
     int http_rate = 0, token_rate = 0, http_read_rate = 0, http_max_tokens = 0, http_max_addrs = 0;
     int http_conc = 0, http_conc_addr = 0, http_max_conn = 0, http_conn_addr = 0, http_idle = 0;
+    /* HTTPS and the operator's endpoints */
+    const char *https_cert = NULL, *https_key = NULL, *admin_token_file = NULL, *state_db = NULL;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
         {"rpc", required_argument, 0, 'r'}, {"http", required_argument, 0, 'H'},
@@ -78,6 +138,9 @@ int main(int argc, char **argv)
         {"http-max-concurrent-per-addr", required_argument, 0, 'P'}, {"http-read-rate", required_argument, 0, 'Q'},
         {"http-max-conn", required_argument, 0, 'N'}, {"http-max-conn-per-addr", required_argument, 0, 'A'},
         {"http-idle-timeout", required_argument, 0, 'I'}, {"http-max-addrs", required_argument, 0, 'X'},
+        /* HTTPS and the operator's endpoints */
+        {"https-cert", required_argument, 0, 0x100}, {"https-key", required_argument, 0, 0x101},
+        {"admin-token-file", required_argument, 0, 0x102}, {"state-db", required_argument, 0, 0x103},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c, bad = 0;
@@ -108,6 +171,10 @@ int main(int argc, char **argv)
         case 'X': bad |= sw_opt_int("--http-max-addrs", optarg, 1, 1 << 24, &http_max_addrs); break;
         case 'w': web_dir = optarg, web_set = true; break;
         case 'g': bad |= sw_opt_int("--gamma-max", optarg, 1, 16, &cfg.gamma_max); break;
+        case 0x100: https_cert = optarg; break;
+        case 0x101: https_key = optarg; break;
+        case 0x102: admin_token_file = optarg; break;
+        case 0x103: state_db = optarg; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -119,10 +186,26 @@ int main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
+    if ((https_cert || https_key || admin_token_file) && !http) {
+        fprintf(stderr, "swisd-gateway: --https-cert, --https-key and --admin-token-file need --http\n");
+        return 2;
+    }
     char err[512];
+    /* HTTPS and the operator's endpoints: files checked before anything starts */
+    char *tls_cert = NULL, *tls_key = NULL, admin_token[SW_ADMIN_TOKEN_MAX + 1] = "";
+    sw_bans_t *bans = NULL;
+    if (s_admin_setup(https_cert, https_key, admin_token_file, state_db, &tls_cert, &tls_key, admin_token,
+                      sizeof admin_token, &bans, err, sizeof err) != 0) {
+        fprintf(stderr, "swisd-gateway: %s\n", err);
+        return 1;
+    }
+    cfg.bans = bans;
     sw_gateway_t *g = sw_gateway_new(&cfg, err, sizeof err);
     if (!g) {
         fprintf(stderr, "swisd-gateway: %s\n", err);
+        sw_tls_free_key(&tls_key);
+        free(tls_cert);
+        sw_bans_destroy(&bans);
         return 1;
     }
     sw_log_set_node(sw_gateway_id(g));
@@ -140,20 +223,29 @@ int main(int argc, char **argv)
                                .chat_format = sw_gateway_chat_format(g), .max_concurrent_per_addr = http_conc_addr,
                                .read_rate = http_read_rate, .max_conn = http_max_conn,
                                .max_conn_per_addr = http_conn_addr, .idle_timeout_s = http_idle,
-                               .max_addrs = (size_t) http_max_addrs};
-        if (!(web = sw_http_new(&hc, err, sizeof err))) {
+                               .max_addrs = (size_t) http_max_addrs, .tls_cert_pem = tls_cert,
+                               .tls_key_pem = tls_key, .admin_token = admin_token[0] ? admin_token : NULL,
+                               .bans = bans};
+        web = sw_http_new(&hc, err, sizeof err);
+        sw_tls_free_key(&tls_key);
+        free(tls_cert);
+        explicit_bzero(admin_token, sizeof admin_token);
+        if (!web) {
             fprintf(stderr, "swisd-gateway: %s\n", err);
             sw_gateway_destroy(&g);
+            sw_bans_destroy(&bans);
             return 1;
         }
-        printf("swisd-gateway: http on port %d\n", sw_http_port(web));
+        const char *scheme = https_cert ? "https" : "http";
+        printf("swisd-gateway: %s on port %d\n", scheme, sw_http_port(web));
         if (web_dir && web_dir[0])
-            printf("swisd-gateway: dashboard at http://127.0.0.1:%d/ (chat: /#/chat)\n", sw_http_port(web));
+            printf("swisd-gateway: dashboard at %s://127.0.0.1:%d/ (chat: /#/chat)\n", scheme, sw_http_port(web));
     }
     fflush(stdout);
     sw_gateway_run(g, &s_stop);
     sw_http_destroy(&web);
     sw_log(SW_LOG_INFO, "gateway %s: shutting down", sw_gateway_id(g));
     sw_gateway_destroy(&g);
+    sw_bans_destroy(&bans);
     return 0;
 }

@@ -244,8 +244,35 @@ static void s_random(int capacity, uint64_t seed)
     sw_fairuse_destroy(&f);
 }
 
+/* sw_fairuse_set_meter: a new rate and burst apply at once; a full bucket is cut to the new burst. */
+static void s_set_meter(void)
+{
+    sw_fairuse_config_t cfg = {.capacity = 16, .n_meters = 1, .meters = {{.rate = 100, .burst = 200}}, .seed = 3};
+    char err[128];
+    sw_fairuse_t *f = sw_fairuse_new(&cfg, err, sizeof err);
+    CHECK(f);
+    if (!f)
+        return;
+    const sw_fairuse_addr_t a = s_v4("10.0.0.1");
+    const double one = 1;
+    CHECK(sw_fairuse_take(f, &a, &one, &one, 0, 0, NULL) == SW_FAIRUSE_OK); /* level 199 */
+    CHECK(sw_fairuse_set_meter(f, 0, (sw_fairuse_meter_t){1, 2}, err, sizeof err) == 0);
+    CHECK(sw_fairuse_meter(f, 0).rate == 1 && sw_fairuse_meter(f, 0).burst == 2);
+    int ok = 0;
+    for (int i = 0; i < 10; i++) /* at the same time: the old level, cut to the new burst of 2 */
+        ok += sw_fairuse_take(f, &a, &one, &one, 0, 0.5, NULL) == SW_FAIRUSE_OK;
+    CHECK_MSG(ok == 2, "%d takes after lowering the burst to 2", ok);
+    double wait = 0;
+    CHECK(sw_fairuse_take(f, &a, &one, &one, 0, 0.5, &wait) == SW_FAIRUSE_WAIT && wait > 0.9 && wait <= 1.0);
+    CHECK(sw_fairuse_set_meter(f, 0, (sw_fairuse_meter_t){0, 2}, err, sizeof err) == -1);
+    CHECK(sw_fairuse_set_meter(f, 1, (sw_fairuse_meter_t){1, 2}, err, sizeof err) == -1);
+    CHECK(sw_fairuse_meter(f, 0).rate == 1);
+    sw_fairuse_destroy(&f);
+}
+
 int main(void)
 {
+    s_set_meter();
     s_collision_pair();
     s_buckets();
     s_bounded();
