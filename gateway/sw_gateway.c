@@ -200,7 +200,7 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     }
     snprintf(g->rpc_ep, sizeof g->rpc_ep, "%s", zsock_endpoint(g->rpc));
     sw_broker_client_config_t bcfg = {.endpoint = cfg->broker, .role = SWISD__V1__ROLE__ROLE_GATEWAY,
-                                      .node_id = cfg->id, .region = cfg->region, .model = &g->ref,
+                                      .node_id = cfg->id, .identity = cfg->identity, .region = cfg->region, .model = &g->ref,
                                       .heartbeat_ms = cfg->heartbeat_ms};
     if (!(g->bc = sw_broker_client_new(&bcfg, err, errlen)))
         goto fail;

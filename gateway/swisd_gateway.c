@@ -6,6 +6,7 @@
 
 #include "sw_common.h"
 #include "sw_daemon.h"
+#include "sw_daemon_keys.h"
 #include "sw_gateway.h"
 #include "sw_http.h"
 #include "sw_opt.h"
@@ -19,6 +20,7 @@ static void s_usage(FILE *out)
             "                     [--threads N] [--codec SPEC] [--region NAME] [--id ID] [--timeout-ms N]\n"
             "                     [--route-wait-ms N] [--max-sessions N] [--heartbeat-ms N]\n"
             "                     [--draft DRAFT.gguf [--gamma-max N]]\n"
+            SW_DAEMON_KEY_USAGE
             "  --rpc ENDPOINT    where clients connect (tcp://127.0.0.1:* picks a free port; printed on stdout)\n"
             "  --codec SPEC      activation codec on every link: f32 (default), f16, bf16, q8_0, q4_0,\n"
             "                    optionally +zstd or +zstdN (e.g. q8_0+zstd3)\n"
@@ -78,10 +80,14 @@ int main(int argc, char **argv)
         {"http-max-concurrent-per-addr", required_argument, 0, 'P'}, {"http-read-rate", required_argument, 0, 'Q'},
         {"http-max-conn", required_argument, 0, 'N'}, {"http-max-conn-per-addr", required_argument, 0, 'A'},
         {"http-idle-timeout", required_argument, 0, 'I'}, {"http-max-addrs", required_argument, 0, 'X'},
+        SW_DAEMON_KEY_OPTIONS, /* keys (issue 11): --key, --insecure, --bootstrap */
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c, bad = 0;
+    sw_daemon_keys_t keys = {0};
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (sw_daemon_keys_option(&keys, c, optarg))
+            continue;
         switch (c) {
         case 'b': cfg.broker = optarg; break;
         case 'm': cfg.model_path = optarg; break;
@@ -114,6 +120,21 @@ int main(int argc, char **argv)
     }
     if (bad)
         return 2;
+    /* keys (issue 11): broker list from --bootstrap, the key; --id only when insecure */
+    bool failed = false;
+    cfg.broker = sw_daemon_keys_brokers(&keys, cfg.broker, &failed);
+    if (failed)
+        return 2;
+    if (cfg.id && !keys.insecure) {
+        fprintf(stderr, "swisd-gateway: --id is gone: a node's id is its key's fingerprint (--id only with --insecure)\n");
+        return 2;
+    }
+    sw_identity_t *identity = NULL;
+    if (cfg.broker && cfg.model_path && cfg.rpc && optind == argc) {
+        if (!(identity = sw_daemon_keys_load(&keys, "gateway", &failed)) && failed)
+            return 1;
+        cfg.identity = identity;
+    }
     sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */
     if (!cfg.broker || !cfg.model_path || !cfg.rpc || optind != argc) {
         s_usage(stderr);
@@ -155,5 +176,6 @@ int main(int argc, char **argv)
     sw_http_destroy(&web);
     sw_log(SW_LOG_INFO, "gateway %s: shutting down", sw_gateway_id(g));
     sw_gateway_destroy(&g);
+    sw_identity_destroy(&identity);
     return 0;
 }
