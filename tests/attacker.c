@@ -31,11 +31,13 @@
 #include "sw_common.h"
 #include "sw_model.h"
 #include "sw_wire.h"
+#include "test_key.h"
 
 static sw_broker_client_t *s_join(const char *broker, sw_broker_client_config_t *cfg)
 {
     char err[256];
     cfg->endpoint = broker;
+    cfg->identity = sw_test_key_for(broker);
     cfg->heartbeat_ms = 200;
     sw_broker_client_t *bc = sw_broker_client_new(cfg, err, sizeof err);
     if (!bc) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_key.h"
 #include "sw_broker_client.h"
 #include "sw_codec.h"
 #include "sw_wire.h"
@@ -88,7 +89,8 @@ int main(int argc, char **argv)
     }
     if (argc == 6 && !strcmp(argv[1], "stage")) {
         char err[256];
-        sw_broker_client_config_t cfg = {.endpoint = argv[2], .role = SWISD__V1__ROLE__ROLE_CLIENT};
+        sw_broker_client_config_t cfg = {.endpoint = argv[2], .role = SWISD__V1__ROLE__ROLE_CLIENT,
+                                         .identity = sw_test_key_for(argv[2])};
         sw_broker_client_t *bc = sw_broker_client_new(&cfg, err, sizeof err);
         if (!bc) {
             fprintf(stderr, "swarm_poke: %s\n", err);
