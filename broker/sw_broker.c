@@ -225,6 +225,10 @@ sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errl
         zcert_apply(sw_identity_cert(cfg->identity), self->router);
         zsock_set_curve_server(self->router, 1);
         zsock_set_zap_domain(self->router, "swisd");
+        if (sw_broker_auth_watch(self->auth, self->router, err, errlen) != 0) {
+            sw_broker_destroy(&self);
+            return NULL;
+        }
     }
     if (zsock_bind(self->router, "%s", cfg->bind) < 0) {
         sw_err(err, errlen, "cannot bind %s: %s", cfg->bind, zmq_strerror(zmq_errno()));
@@ -1339,8 +1343,8 @@ int sw_broker_step(sw_broker_t *self, int max_wait_ms)
         timeout = max_wait_ms;
     if (self->auth && timeout > 1000)
         timeout = 1000; /* the denylist is looked at every second */
-    zmq_pollitem_t items[3] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0}};
-    int n_items = 1, i_parent = -1, i_auth = -1;
+    zmq_pollitem_t items[4] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0}};
+    int n_items = 1, i_parent = -1, i_auth = -1, i_mon = -1;
     if (self->parent) {
         i_parent = n_items++;
         items[i_parent] = (zmq_pollitem_t){zsock_resolve(sw_broker_client_sock(self->parent)), 0, ZMQ_POLLIN, 0};
@@ -1348,6 +1352,8 @@ int sw_broker_step(sw_broker_t *self, int max_wait_ms)
     if (self->auth) { /* ZAP requests: handshakes wait for our answers */
         i_auth = n_items++;
         items[i_auth] = (zmq_pollitem_t){zsock_resolve(sw_broker_auth_sock(self->auth)), 0, ZMQ_POLLIN, 0};
+        i_mon = n_items++;
+        items[i_mon] = (zmq_pollitem_t){zsock_resolve(sw_broker_auth_monitor_sock(self->auth)), 0, ZMQ_POLLIN, 0};
     }
     int rc = zmq_poll(items, n_items, timeout);
     if (rc < 0 && zmq_errno() == ETERM)
@@ -1358,6 +1364,8 @@ int sw_broker_step(sw_broker_t *self, int max_wait_ms)
                 s_on_router(self);
         if (i_auth >= 0 && (items[i_auth].revents & ZMQ_POLLIN))
             sw_broker_auth_handle(self->auth);
+        if (i_mon >= 0 && (items[i_mon].revents & ZMQ_POLLIN))
+            sw_broker_auth_handle_monitor(self->auth);
         if (i_parent >= 0 && (items[i_parent].revents & ZMQ_POLLIN)) {
             zsock_t *ps = sw_broker_client_sock(self->parent);
             for (int i = 0; i < S_BATCH && (zsock_events(ps) & ZMQ_POLLIN); i++)

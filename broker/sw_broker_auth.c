@@ -28,6 +28,7 @@ typedef struct {
 
 struct sw_broker_auth_t {
     zsock_t *zap;            /* REP bound at S_ZAP_ENDPOINT */
+    zsock_t *monitor;        /* PAIR receiving the server socket's handshake failure events */
     char name[96];           /* log prefix */
     s_list_t allow, deny, gateways, brokers;
     uint64_t refused, accepted;
@@ -243,6 +244,7 @@ void sw_broker_auth_destroy(sw_broker_auth_t **self_p)
     if (!self_p || !*self_p)
         return;
     sw_broker_auth_t *self = *self_p;
+    zsock_destroy(&self->monitor);
     zsock_destroy(&self->zap);
     zhashx_destroy(&self->allow.ids);
     zhashx_destroy(&self->deny.ids);
@@ -328,6 +330,65 @@ void sw_broker_auth_handle(sw_broker_auth_t *self)
         }
         for (int k = 0; k < 7; k++)
             zframe_destroy(&f[k]);
+    }
+}
+
+int sw_broker_auth_watch(sw_broker_auth_t *self, zsock_t *server, char *err, size_t errlen)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://swisd-auth-monitor-%p", (void *) self);
+    const int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+    if (zmq_socket_monitor(zsock_resolve(server), ep, events) != 0)
+        return sw_err(err, errlen, "cannot monitor the broker socket: %s", zmq_strerror(zmq_errno()));
+    self->monitor = zsock_new(ZMQ_PAIR);
+    if (!self->monitor || zsock_connect(self->monitor, "%s", ep) != 0)
+        return sw_err(err, errlen, "cannot connect the monitor: %s", zmq_strerror(zmq_errno()));
+    return 0;
+}
+
+zsock_t *sw_broker_auth_monitor_sock(sw_broker_auth_t *self)
+{
+    return self->monitor;
+}
+
+/*  What a ZMQ_PROTOCOL_ERROR_* value means for an operator. */
+static const char *s_protocol_reason(uint32_t v)
+{
+    if (v == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+        return "the client's handshake did not decrypt (it dialed with a wrong broker key?)";
+    if (v == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        return "the client did not use CURVE (no key: a plain client, or --insecure)";
+    if (v >= ZMQ_PROTOCOL_ERROR_ZMTP_UNEXPECTED_COMMAND && v < ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED)
+        return "malformed handshake";
+    if (v >= ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED && v < ZMQ_PROTOCOL_ERROR_WS_UNSPECIFIED)
+        return "our ZAP handler misbehaved";
+    return "protocol error";
+}
+
+void sw_broker_auth_handle_monitor(sw_broker_auth_t *self)
+{
+    for (int i = 0; self->monitor && i < S_BATCH; i++) {
+        zmsg_t *ev = zmsg_recv_nowait(self->monitor);
+        if (!ev)
+            return;
+        zframe_t *f = zmsg_first(ev);
+        if (f && zframe_size(f) == 6) {
+            const uint8_t *d = zframe_data(f);
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, d, 2);
+            memcpy(&value, d + 2, 4);
+            self->refused++;
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+                sw_log_limited(&self->gate_refused, SW_LOG_WARN,
+                               "%s: refused a connection: handshake failed: %s (ZMTP error 0x%x)", self->name,
+                               s_protocol_reason(value), (unsigned) value);
+            else
+                sw_log_limited(&self->gate_refused, SW_LOG_WARN,
+                               "%s: refused a connection: handshake failed (%s: not ZMTP, or cut short)", self->name,
+                               zmq_strerror((int) value));
+        }
+        zmsg_destroy(&ev);
     }
 }
 

@@ -66,6 +66,17 @@ void sw_broker_auth_destroy(sw_broker_auth_t **self_p);
 zsock_t *sw_broker_auth_sock(sw_broker_auth_t *self);
 /*  Answers the ZAP requests queued on the socket (never blocks). */
 void sw_broker_auth_handle(sw_broker_auth_t *self);
+
+/*  Watches the CURVE server socket for handshakes that fail before ZAP is
+ *  asked (a plain client, a client with a wrong broker key, garbage bytes):
+ *  libzmq reports those only as socket monitor events, which are logged
+ *  (rate-limited) with their reason. Call once after the socket is bound.
+ *  Returns 0 or -1 with err set. */
+int sw_broker_auth_watch(sw_broker_auth_t *self, zsock_t *server, char *err, size_t errlen);
+/*  The monitor socket for the poller (NULL before sw_broker_auth_watch). */
+zsock_t *sw_broker_auth_monitor_sock(sw_broker_auth_t *self);
+/*  Logs the monitor events queued (never blocks). */
+void sw_broker_auth_handle_monitor(sw_broker_auth_t *self);
 /*  Re-reads the denylist when it changed (at most once a second; call often).
  *  Returns true when it was re-read (the caller then drops nodes whose keys
  *  are now denied). */
@@ -82,7 +93,8 @@ bool sw_broker_auth_may_broker(sw_broker_auth_t *self, const uint8_t key[32]);
  *  when the frame has none (a plain connection) or it is not a Z85 key. */
 int sw_broker_auth_peer_key(zframe_t *frame, uint8_t key[32]);
 
-/*  Counters since start: handshakes refused (denied or not allowed), accepted. */
+/*  Counters since start: handshakes refused (denied or not allowed, or
+ *  failed before ZAP), accepted. */
 void sw_broker_auth_counts(const sw_broker_auth_t *self, uint64_t *refused, uint64_t *accepted);
 
 #ifdef __cplusplus

@@ -33,6 +33,7 @@ struct sw_broker_client_t {
     uint8_t server_keys[8][32];               /* their CURVE keys (secure) */
     const sw_identity_t *identity;            /* our key, borrowed; NULL: insecure */
     int64_t dialed_us;                        /* when the current broker was dialed */
+    int64_t answered_us;                      /* last refusal of our Hello by the broker (0: none) */
     sw_log_gate_t gate_hs;                    /* "no handshake" hints */
     int n_endpoints, current;                 /* how many; the one connected */
     double rtt_ms;                            /* last HeartbeatAck round trip */
@@ -383,6 +384,7 @@ static bool s_registration(sw_broker_client_t *self, const Swisd__V1__Header *h,
             /* our Hello was refused (e.g. our id is still held by our previous
              * connection): the Hello is re-sent every retry period until the
              * broker frees the id */
+            self->answered_us = s_now_us(); /* the handshake worked: no hint about keys */
             sw_log_limited(&self->gate_reg, SW_LOG_WARN, "node %s: broker refused our Hello (%s); retrying", self->id,
                            b->error->message ? b->error->message : "");
             return true;
@@ -473,7 +475,8 @@ void sw_broker_client_tick(sw_broker_client_t *self)
         return;
     }
     if (!self->registered) {
-        if (self->identity && self->registrations == 0 && now - self->dialed_us > SW_BROKER_HANDSHAKE_MS * 1000LL)
+        if (self->identity && self->registrations == 0 && self->answered_us < self->dialed_us &&
+            now - self->dialed_us > SW_BROKER_HANDSHAKE_MS * 1000LL)
             sw_log_limited(&self->gate_hs, SW_LOG_WARN,
                            "node %s: the broker at %s did not complete the CURVE handshake or did not answer our "
                            "Hello in %d ms: wrong broker key, or our key not allowed there?",
