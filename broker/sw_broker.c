@@ -640,6 +640,10 @@ static int s_dir_build(sw_broker_t *self, s_dir_t *d, const char *model_id, cons
         s.age_ms = s_age(0, now - n->last_ms);
         s.rtt_ms = n->rtt_ms;
         s.broker_id = self->id;
+        if (n->has_key) { /* the key its connection authenticated with (sealing to it) */
+            s.public_key.len = sizeof n->pubkey;
+            s.public_key.data = n->pubkey;
+        }
         s_dir_add(d, &s);
     }
     for (s_node_t *n = zhashx_first(self->by_id); n; n = zhashx_next(self->by_id)) {

@@ -24,6 +24,7 @@
 
 #include "sw_common.h"
 #include "sw_gguf.h"
+#include "sw_endpoint.h"
 #include "sw_identity.h"
 #include "sw_model.h"
 #include "sw_opt.h"
@@ -128,7 +129,8 @@ static int s_servable(const char *endpoint, int timeout_ms)
         return -1;
     sw_wire_socket_setup(s, 0, 100);
     int result = -1;
-    if (zsock_connect(s, "%s", endpoint) == 0) {
+    char cerr[512];
+    if (sw_endpoint_connect(s, endpoint, NULL, cerr, sizeof cerr) == 0) { /* CURVE with "#KEY" */
         Swisd__V1__ListModelsRequest req = SWISD__V1__LIST_MODELS_REQUEST__INIT;
         Swisd__V1__Body b = SWISD__V1__BODY__INIT;
         b.msg_case = SWISD__V1__BODY__MSG_LIST_MODELS_REQUEST;
