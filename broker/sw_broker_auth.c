@@ -385,7 +385,8 @@ void sw_broker_auth_handle_monitor(sw_broker_auth_t *self)
                                s_protocol_reason(value), (unsigned) value);
             else
                 sw_log_limited(&self->gate_refused, SW_LOG_WARN,
-                               "%s: refused a connection: handshake failed (%s: not ZMTP, or cut short)", self->name,
+                               "%s: refused a connection: handshake failed (%s: not ZMTP, a plain client, or cut short)",
+                               self->name,
                                zmq_strerror((int) value));
         }
         zmsg_destroy(&ev);

@@ -1,6 +1,7 @@
 /*  test_key.h: a fresh key for the test peers (attacker, swarm_poke,
  *  broker_peer) that dial a secure broker: made in a new folder under
- *  $TMPDIR (or /tmp) with sw_identity_generate, once per process.
+ *  $TMPDIR (or /tmp) with sw_identity_generate, once per process; the files
+ *  are removed at once (the key stays in memory).
  *  Header-only (each peer is one file); not thread-safe. */
 #ifndef SW_TEST_KEY_H
 #define SW_TEST_KEY_H
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sw_identity.h"
 
@@ -34,6 +36,12 @@ static inline sw_identity_t *sw_test_key_for(const char *endpoint)
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
+    /* the key lives on in memory: leave nothing behind */
+    char secret[640];
+    snprintf(secret, sizeof secret, "%s_secret", path);
+    unlink(secret);
+    unlink(path);
+    rmdir(dir);
     return id;
 }
 
