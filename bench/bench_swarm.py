@@ -9,7 +9,8 @@ is `swisd run` with the same thread count. Repeats and keeps the best run of
 each. Prints a Markdown table.
 
 usage: bench_swarm.py BUILD_DIR MODEL.gguf [--stages 3] [--threads 2] [--tokens 64]
-       [--repeat 3] [--codec f32] [--delay-ms 0]
+       [--repeat 3] [--codec f32] [--delay-ms 0] [--insecure]
+Every link is CURVE-encrypted (each process gets a key) unless --insecure.
 """
 import argparse
 import os
@@ -31,11 +32,13 @@ ap.add_argument("--codec", default="f32")
 ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay on every link (swisd-link)")
 ap.add_argument("--draft", default=None, help="speculative decoding: the gateway's draft model")
 ap.add_argument("--no-local", action="store_true", help="skip the single-process baseline")
+ap.add_argument("--insecure", action="store_true", help="plain TCP without keys (default: CURVE on every link)")
 a = ap.parse_args()
 
 bins = Bins(a.build)
 swisd = bins.swisd
 h = Harness("bench-swarm")
+h.insecure = a.insecure
 
 
 def link(target):
