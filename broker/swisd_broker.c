@@ -19,7 +19,8 @@ static void s_usage(FILE *out)
             "                    [--heartbeat-ms N] [--expiry-ms N] [--max-nodes N] [--hwm N] [--insecure [--id ID]]\n"
             "  --bind ENDPOINT     ZeroMQ endpoint to listen on, e.g. tcp://0.0.0.0:5555\n"
             "                      (tcp://127.0.0.1:* picks a free port)\n"
-            "  --parent ENDPOINT   register with this (root) broker as the broker of --region\n"
+            "  --parent ENDPOINT   register with this (root) broker as the broker of --region;\n"
+            "                      tcp://HOST:PORT#KEY as the parent prints it (its key listed in its --brokers)\n"
             "  --region NAME       region of this broker (default \"default\")\n"
             "  --id ID             --insecure only: node id of this broker (default: random 128-bit hex);\n"
             "                      with a key the id is the key's fingerprint\n"
@@ -89,6 +90,10 @@ int main(int argc, char **argv)
     cfg.parent = sw_daemon_keys_brokers(&keys, cfg.parent, &failed);
     if (failed)
         return 2;
+    if (keys.insecure && (cfg.allow_dir || cfg.deny_file || cfg.gateways_dir || cfg.brokers_dir)) {
+        fprintf(stderr, "swisd-broker: --allow, --deny, --gateways and --brokers need keys (not --insecure)\n");
+        return 2;
+    }
     if (cfg.id && !keys.insecure) {
         fprintf(stderr, "swisd-broker: --id is gone: a broker's id is its key's fingerprint (--id only with --insecure)\n");
         return 2;
