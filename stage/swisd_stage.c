@@ -16,7 +16,7 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: swisd-stage --broker ENDPOINT[,ENDPOINT...] --model MODEL.gguf --layers A-B|auto [--region NAME]\n"
             "                   [--threads N] [--kv-mem MiB] [--mem MiB] [--max-sessions N] [--idle-s S]\n"
-            "                   [--id ID] [--heartbeat-ms N]\n"
+            "                   [--key PATH | --insecure [--id ID]] [--bootstrap FILE] [--heartbeat-ms N]\n"
             "  --broker LIST    the region's brokers; the next is used when the current one falls silent\n"
             "  --layers A-B     blocks to serve, counted from 0, both ends inclusive (0-1 = the first two)\n"
             "  --layers auto    ask the broker which layers are least covered and take as many as fit in --mem\n"
