@@ -8,7 +8,9 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "sw_broker_auth.h"
 #include "sw_broker_client.h"
+#include "sw_endpoint.h"
 #include "sw_common.h"
 #include "sw_wire.h"
 
@@ -63,6 +65,8 @@ typedef struct {
     int64_t overloaded_ms;                /* last OVERLOADED error sent to it (0: none) */
     double tokens;                        /* request budget (queries, reports), S_REQ_PER_S per second */
     int64_t tokens_ms;                    /* when tokens was last refilled */
+    bool has_key;                         /* secure broker: the CURVE key of its connection is known */
+    uint8_t pubkey[32];                   /* that key */
 } s_node_t;
 
 /*  A node that lives below a child broker. */
@@ -76,7 +80,9 @@ struct sw_broker_t {
     sw_broker_config_t cfg;               /* resolved defaults; strings not kept */
     char id[SW_WIRE_MAX_ID + 1];
     char region[SW_WIRE_MAX_NAME + 1];
-    char endpoint[256];                   /* resolved bound endpoint */
+    char endpoint[320];                   /* resolved bound endpoint, with "#KEY" when secure */
+    sw_broker_auth_t *auth;               /* ZAP handler and key lists; NULL: insecure */
+    uint64_t keys_refused;                /* Hellos refused for their key (no key, denied, id, role) */
     zsock_t *router;
     zhashx_t *by_id;                      /* node id -> s_node_t (owns) */
     zhashx_t *by_key;                     /* hex routing id -> s_node_t (borrowed) */
@@ -151,6 +157,10 @@ sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errl
         sw_err(err, errlen, "no bind endpoint");
         return NULL;
     }
+    if (cfg->identity && cfg->id) {
+        sw_err(err, errlen, "a secure broker's id is its key's fingerprint: no chosen id");
+        return NULL;
+    }
     if (cfg->id && (!cfg->id[0] || strlen(cfg->id) > SW_WIRE_MAX_ID)) {
         sw_err(err, errlen, "broker id must be 1..%d bytes", SW_WIRE_MAX_ID);
         return NULL;
@@ -174,7 +184,10 @@ sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errl
     if (self->cfg.hwm <= 0)
         self->cfg.hwm = S_HWM;
     self->cfg.bind = self->cfg.parent = self->cfg.region = self->cfg.id = NULL;
-    if (cfg->id)
+    self->cfg.allow_dir = self->cfg.deny_file = self->cfg.gateways_dir = self->cfg.brokers_dir = NULL;
+    if (cfg->identity)
+        snprintf(self->id, sizeof self->id, "%s", sw_identity_id(cfg->identity));
+    else if (cfg->id)
         snprintf(self->id, sizeof self->id, "%s", cfg->id);
     else
         sw_wire_new_id(self->id, sizeof self->id);
@@ -196,16 +209,42 @@ sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errl
     zhashx_set_destructor(self->below, s_route_free);
     sw_wire_socket_setup(self->router, 0, self->cfg.hwm);
     zsock_set_sndtimeo(self->router, 0); /* one slow peer never stalls the loop */
+    if (cfg->identity) {
+        char name[64];
+        snprintf(name, sizeof name, "broker %.8s", self->id);
+        sw_broker_auth_config_t ac = {.allow_dir = cfg->allow_dir,
+                                      .deny_file = cfg->deny_file,
+                                      .gateways_dir = cfg->gateways_dir,
+                                      .brokers_dir = cfg->brokers_dir,
+                                      .log_name = name};
+        if (!(self->auth = sw_broker_auth_new(&ac, err, errlen))) {
+            sw_broker_destroy(&self);
+            return NULL;
+        }
+        /* a CURVE server: every connection authenticates through our ZAP handler */
+        zcert_apply(sw_identity_cert(cfg->identity), self->router);
+        zsock_set_curve_server(self->router, 1);
+        zsock_set_zap_domain(self->router, "swisd");
+        if (sw_broker_auth_watch(self->auth, self->router, err, errlen) != 0) {
+            sw_broker_destroy(&self);
+            return NULL;
+        }
+    }
     if (zsock_bind(self->router, "%s", cfg->bind) < 0) {
         sw_err(err, errlen, "cannot bind %s: %s", cfg->bind, zmq_strerror(zmq_errno()));
         sw_broker_destroy(&self);
         return NULL;
     }
     char *ep = zsock_last_endpoint(self->router);
-    snprintf(self->endpoint, sizeof self->endpoint, "%s", ep ? ep : cfg->bind);
+    if (cfg->identity)
+        snprintf(self->endpoint, sizeof self->endpoint, "%s#%s", ep ? ep : cfg->bind,
+                 sw_identity_public_txt(cfg->identity));
+    else
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", ep ? ep : cfg->bind);
     zstr_free(&ep);
     if (cfg->parent && cfg->parent[0]) {
         sw_broker_client_config_t pc = {.endpoint = cfg->parent,
+                                        .identity = cfg->identity,
                                         .role = SWISD__V1__ROLE__ROLE_BROKER,
                                         .node_id = self->id,
                                         .region = self->region,
@@ -233,6 +272,7 @@ void sw_broker_destroy(sw_broker_t **self_p)
     if (self->above)
         swisd__v1__body__free_unpacked(self->above, NULL);
     zsock_destroy(&self->router);
+    sw_broker_auth_destroy(&self->auth);
     free(self);
     *self_p = NULL;
 }
@@ -600,6 +640,10 @@ static int s_dir_build(sw_broker_t *self, s_dir_t *d, const char *model_id, cons
         s.age_ms = s_age(0, now - n->last_ms);
         s.rtt_ms = n->rtt_ms;
         s.broker_id = self->id;
+        if (n->has_key) { /* the key its connection authenticated with (sealing to it) */
+            s.public_key.len = sizeof n->pubkey;
+            s.public_key.data = n->pubkey;
+        }
         s_dir_add(d, &s);
     }
     for (s_node_t *n = zhashx_first(self->by_id); n; n = zhashx_next(self->by_id)) {
@@ -773,11 +817,61 @@ static void s_refuse_hello(sw_broker_t *self, sw_wire_msg_t *m, const char *node
     sw_wire_send_error(self->router, m->identity, self->id, node_id, code, NULL, 0, "%s", text);
 }
 
+/*  Secure broker: the Hello's connection key into pk, checked against the
+ *  denylist, the id claimed and the role's list. False after refusing it. */
+static bool s_key_allowed(sw_broker_t *self, sw_wire_msg_t *m, const Swisd__V1__Hello *h, uint8_t pk[32])
+{
+    const int code = SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED;
+    if (sw_broker_auth_peer_key(m->body_frame, pk) != 0) {
+        self->keys_refused++;
+        s_refuse_hello(self, m, h->node_id, code, "node %s: its connection has no CURVE key", h->node_id);
+        return false;
+    }
+    char fp[SW_IDENTITY_ID_LEN + 1];
+    sw_identity_fingerprint(pk, fp);
+    const char *why = NULL;
+    if (sw_broker_auth_denied(self->auth, pk))
+        why = "the key is on the denylist";
+    else if (!sw_identity_id_matches(h->node_id, pk))
+        why = "the id claimed is not the key's fingerprint";
+    else if (h->role == SWISD__V1__ROLE__ROLE_GATEWAY && !sw_broker_auth_may_gateway(self->auth, pk))
+        why = "the key is not on the gateway list";
+    else if (h->role == SWISD__V1__ROLE__ROLE_BROKER && !sw_broker_auth_may_broker(self->auth, pk))
+        why = "the key is not on the child broker list";
+    if (!why)
+        return true;
+    self->keys_refused++;
+    s_refuse_hello(self, m, h->node_id, code, "key %s (as %s, claiming id %.64s): %s", fp, s_role_name(h->role),
+                   h->node_id, why);
+    return false;
+}
+
+/*  Secure broker, denylist changed: registered nodes whose keys it now
+ *  holds are told UNAUTHORIZED and dropped. */
+static void s_drop_denied(sw_broker_t *self)
+{
+    zlist_t *gone = zlist_new();
+    if (!gone)
+        return;
+    for (s_node_t *n = zhashx_first(self->by_id); n; n = zhashx_next(self->by_id))
+        if (n->has_key && sw_broker_auth_denied(self->auth, n->pubkey))
+            zlist_append(gone, n);
+    for (s_node_t *n = zlist_first(gone); n; n = zlist_next(gone)) {
+        sw_wire_send_error(self->router, n->identity, self->id, n->id, SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED, NULL,
+                           0, "your key was put on the denylist");
+        s_node_remove(self, n, "its key was put on the denylist");
+    }
+    zlist_destroy(&gone);
+}
+
 /*  Hello from the connection `key` (from: the node it registered, or NULL). */
 static void s_on_hello(sw_broker_t *self, s_node_t *from, sw_wire_msg_t *m, const char *key)
 {
     const Swisd__V1__Hello *h = m->body->hello;
     const int64_t now = s_now_ms();
+    uint8_t pk[32];
+    if (self->auth && !s_key_allowed(self, m, h, pk))
+        return;
     if (!s_role_known(h->role)) {
         s_refuse_hello(self, m, h->node_id, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST,
                        "node %s: unknown role %d (stage 1, gateway 2, broker 3 or client 4)", h->node_id,
@@ -820,6 +914,10 @@ static void s_on_hello(sw_broker_t *self, s_node_t *from, sw_wire_msg_t *m, cons
         n->identity = zframe_dup(m->identity);
         snprintf(n->key, sizeof n->key, "%s", key);
         n->since_ms = now;
+        if (self->auth) {
+            memcpy(n->pubkey, pk, sizeof pk);
+            n->has_key = true;
+        }
         n->tokens = S_REQ_PER_S;
         n->tokens_ms = now;
         zhashx_insert(self->by_id, n->id, n);
@@ -1247,11 +1345,19 @@ int sw_broker_step(sw_broker_t *self, int max_wait_ms)
     int timeout = s_next_timer_ms(self);
     if (max_wait_ms >= 0 && max_wait_ms < timeout)
         timeout = max_wait_ms;
-    zmq_pollitem_t items[2] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0}, {NULL, 0, ZMQ_POLLIN, 0}};
-    int n_items = 1;
+    if (self->auth && timeout > 1000)
+        timeout = 1000; /* the denylist is looked at every second */
+    zmq_pollitem_t items[4] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0}};
+    int n_items = 1, i_parent = -1, i_auth = -1, i_mon = -1;
     if (self->parent) {
-        items[1].socket = zsock_resolve(sw_broker_client_sock(self->parent));
-        n_items = 2;
+        i_parent = n_items++;
+        items[i_parent] = (zmq_pollitem_t){zsock_resolve(sw_broker_client_sock(self->parent)), 0, ZMQ_POLLIN, 0};
+    }
+    if (self->auth) { /* ZAP requests: handshakes wait for our answers */
+        i_auth = n_items++;
+        items[i_auth] = (zmq_pollitem_t){zsock_resolve(sw_broker_auth_sock(self->auth)), 0, ZMQ_POLLIN, 0};
+        i_mon = n_items++;
+        items[i_mon] = (zmq_pollitem_t){zsock_resolve(sw_broker_auth_monitor_sock(self->auth)), 0, ZMQ_POLLIN, 0};
     }
     int rc = zmq_poll(items, n_items, timeout);
     if (rc < 0 && zmq_errno() == ETERM)
@@ -1260,12 +1366,18 @@ int sw_broker_step(sw_broker_t *self, int max_wait_ms)
         if (items[0].revents & ZMQ_POLLIN)
             for (int i = 0; i < S_BATCH && (zsock_events(self->router) & ZMQ_POLLIN); i++)
                 s_on_router(self);
-        if (n_items > 1 && (items[1].revents & ZMQ_POLLIN)) {
+        if (i_auth >= 0 && (items[i_auth].revents & ZMQ_POLLIN))
+            sw_broker_auth_handle(self->auth);
+        if (i_mon >= 0 && (items[i_mon].revents & ZMQ_POLLIN))
+            sw_broker_auth_handle_monitor(self->auth);
+        if (i_parent >= 0 && (items[i_parent].revents & ZMQ_POLLIN)) {
             zsock_t *ps = sw_broker_client_sock(self->parent);
             for (int i = 0; i < S_BATCH && (zsock_events(ps) & ZMQ_POLLIN); i++)
                 s_on_parent(self);
         }
     }
+    if (self->auth && sw_broker_auth_tick(self->auth))
+        s_drop_denied(self);
     s_timers(self);
     return 0;
 }

@@ -62,6 +62,16 @@
  *  one per second per kind, "(N similar suppressed)"); every 5 s with
  *  activity one INFO line sums up drops and refusals (sw_broker_stats).
  *
+ *  Keys (docs/security.md): with an identity the ROUTER is a CURVE server and
+ *  the broker answers ZAP itself (sw_broker_auth.h: open or allowlist policy,
+ *  denylist, gateway and broker lists). A Hello is refused with UNAUTHORIZED
+ *  and a logged reason when its connection has no CURVE key, when the key is
+ *  denied, when the node id claimed is not the key's fingerprint
+ *  (sw_identity_id_matches), or when the role is gateway or broker and the key
+ *  is not on that role's list. When the denylist changes, registered nodes
+ *  whose keys it now holds are told UNAUTHORIZED and dropped at once (within
+ *  a second); their connections can no longer register.
+ *
  *  Thread safety: a broker belongs to the thread that created it.
  */
 #ifndef SW_BROKER_H
@@ -71,6 +81,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sw_identity.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -79,7 +91,14 @@ typedef struct {
     const char *bind;        /* e.g. "tcp://0.0.0.0:5555" or "tcp://127.0.0.1:*" (free port) */
     const char *parent;      /* parent broker endpoint or NULL (root) */
     const char *region;      /* NULL: "default" (<= 128 bytes) */
-    const char *id;          /* NULL: random 128-bit hex (<= 64 bytes) */
+    const char *id;          /* insecure only; NULL: random 128-bit hex (<= 64 bytes). With an identity
+                                the id is the key's fingerprint and this must be NULL */
+    const sw_identity_t *identity; /* the broker's key (borrowed for the broker's life); NULL: insecure
+                                (plain TCP, no authentication: only behind an explicit --insecure) */
+    const char *allow_dir;   /* secure: NULL = policy open, else the allowlist folder (sw_broker_auth.h) */
+    const char *deny_file;   /* secure: denylist file re-read while running; NULL: none */
+    const char *gateways_dir; /* secure: keys that may register as gateways; NULL: none may */
+    const char *brokers_dir; /* secure: keys that may register as child brokers; NULL: none may */
     int heartbeat_ms;        /* told to nodes in HelloAck; <= 0: SW_BROKER_HEARTBEAT_MS */
     int expiry_ms;           /* silence before a node is forgotten; <= 0: SW_BROKER_EXPIRY_MS */
     int max_nodes;           /* registry bound; <= 0: 10000 */
@@ -106,7 +125,9 @@ sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errl
 void sw_broker_destroy(sw_broker_t **self_p);
 
 /*  The endpoint actually bound (a "*" port resolved), e.g.
- *  "tcp://127.0.0.1:41234". Borrowed while the broker lives. */
+ *  "tcp://127.0.0.1:41234", followed by "#KEY" (the broker's Z85 public key,
+ *  sw_endpoint.h) when it is secure: what a node dials. Borrowed while the
+ *  broker lives. */
 const char *sw_broker_endpoint(const sw_broker_t *self);
 /*  This broker's node id. Borrowed. */
 const char *sw_broker_id(const sw_broker_t *self);

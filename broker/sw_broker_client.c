@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sw_common.h"
+#include "sw_endpoint.h"
 
 struct sw_broker_client_t {
     zsock_t *sock;                            /* DEALER connected to the broker */
@@ -28,7 +29,12 @@ struct sw_broker_client_t {
     int64_t next_hello_us;                    /* when to (re)send Hello while unregistered */
     int64_t next_hb_us;                       /* when to send the next Heartbeat */
     int64_t last_heard_us;                    /* last sign of life of the broker (see s_from_broker) */
-    char endpoints[8][256];                   /* brokers of the region, tried in turn */
+    char endpoints[8][SW_ENDPOINT_MAX_ADDR];                   /* brokers of the region, tried in turn ("tcp://HOST:PORT") */
+    uint8_t server_keys[8][32];               /* their CURVE keys (secure) */
+    const sw_identity_t *identity;            /* our key, borrowed; NULL: insecure */
+    int64_t dialed_us;                        /* when the current broker was dialed */
+    int64_t answered_us;                      /* last refusal of our Hello by the broker (0: none) */
+    sw_log_gate_t gate_hs;                    /* "no handshake" hints */
     int n_endpoints, current;                 /* how many; the one connected */
     double rtt_ms;                            /* last HeartbeatAck round trip */
     uint64_t registrations;                   /* HelloAcks that (re)registered us */
@@ -135,8 +141,11 @@ sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, c
         sw_err(err, errlen, "out of memory");
         return NULL;
     }
+    self->identity = cfg->identity;
     if (cfg->node_id)
         s_copy_str(self->id, sizeof self->id, cfg->node_id);
+    else if (cfg->identity)
+        s_copy_str(self->id, sizeof self->id, sw_identity_id(cfg->identity));
     else
         sw_wire_new_id(self->id, sizeof self->id);
     s_copy_str(self->region, sizeof self->region, cfg->region ? cfg->region : "default");
@@ -155,6 +164,7 @@ sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, c
     swisd__v1__load__init(&self->load);
     self->gate_bad = SW_LOG_GATE(1000, 1);
     self->gate_reg = SW_LOG_GATE(1000, 1);
+    self->gate_hs = SW_LOG_GATE(10000, 1);
     self->cfg_heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : SW_BROKER_HEARTBEAT_MS;
     self->heartbeat_ms = self->cfg_heartbeat_ms;
     self->expiry_ms = SW_BROKER_EXPIRY_MS;
@@ -173,9 +183,29 @@ sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, c
     char list[2048];
     s_copy_str(list, sizeof list, cfg->endpoint);
     char *save = NULL;
-    for (char *e = strtok_r(list, ",", &save); e && self->n_endpoints < 8; e = strtok_r(NULL, ",", &save))
-        if (*e)
-            s_copy_str(self->endpoints[self->n_endpoints++], sizeof self->endpoints[0], e);
+    for (char *e = strtok_r(list, ",", &save); e && self->n_endpoints < 8; e = strtok_r(NULL, ",", &save)) {
+        if (!*e)
+            continue;
+        sw_endpoint_t ep;
+        char why[512];
+        if (sw_endpoint_parse(e, cfg->identity != NULL, &ep, why, sizeof why) != 0) {
+            sw_err(err, errlen, "%s%s", why,
+                   cfg->identity ? " (a secure node needs the broker's key: tcp://HOST:PORT#KEY, as the broker "
+                                   "prints it; or --insecure on both ends)"
+                                 : "");
+            sw_broker_client_destroy(&self);
+            return NULL;
+        }
+        memcpy(self->server_keys[self->n_endpoints], ep.server_key, 32);
+        s_copy_str(self->endpoints[self->n_endpoints++], sizeof self->endpoints[0], ep.addr);
+    }
+    if (cfg->identity) {
+        zcert_apply(sw_identity_cert(cfg->identity), self->sock);
+        zsock_set_handshake_ivl(self->sock, SW_BROKER_HANDSHAKE_IVL_MS);
+        if (self->n_endpoints > 0)
+            zsock_set_curve_serverkey_bin(self->sock, self->server_keys[0]);
+    }
+    self->dialed_us = s_now_us();
     if (self->n_endpoints == 0 || zsock_connect(self->sock, "%s", self->endpoints[0]) != 0) {
         sw_err(err, errlen, "cannot connect to %s: %s", cfg->endpoint, zmq_strerror(zmq_errno()));
         sw_broker_client_destroy(&self);
@@ -354,6 +384,7 @@ static bool s_registration(sw_broker_client_t *self, const Swisd__V1__Header *h,
             /* our Hello was refused (e.g. our id is still held by our previous
              * connection): the Hello is re-sent every retry period until the
              * broker frees the id */
+            self->answered_us = s_now_us(); /* the handshake worked: no hint about keys */
             sw_log_limited(&self->gate_reg, SW_LOG_WARN, "node %s: broker refused our Hello (%s); retrying", self->id,
                            b->error->message ? b->error->message : "");
             return true;
@@ -423,6 +454,9 @@ static void s_next_broker(sw_broker_client_t *self)
         return;
     zsock_disconnect(self->sock, "%s", self->endpoints[self->current]);
     self->current = (self->current + 1) % self->n_endpoints;
+    if (self->identity) /* the key in force when connecting is the one the new connection uses */
+        zsock_set_curve_serverkey_bin(self->sock, self->server_keys[self->current]);
+    self->dialed_us = s_now_us();
     zsock_connect(self->sock, "%s", self->endpoints[self->current]);
     sw_log(SW_LOG_WARN, "node %s: moving to broker %s", self->id, self->endpoints[self->current]);
 }
@@ -441,6 +475,12 @@ void sw_broker_client_tick(sw_broker_client_t *self)
         return;
     }
     if (!self->registered) {
+        if (self->identity && self->registrations == 0 && self->answered_us < self->dialed_us &&
+            now - self->dialed_us > SW_BROKER_HANDSHAKE_MS * 1000LL)
+            sw_log_limited(&self->gate_hs, SW_LOG_WARN,
+                           "node %s: the broker at %s did not complete the CURVE handshake or did not answer our "
+                           "Hello in %d ms: wrong broker key, or our key not allowed there?",
+                           self->id, self->endpoints[self->current], SW_BROKER_HANDSHAKE_MS);
         if (now >= self->next_hello_us)
             s_send_hello(self);
         return;

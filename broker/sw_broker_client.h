@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sw_identity.h"
 #include "sw_wire.h"
 
 #ifdef __cplusplus
@@ -45,13 +46,20 @@ extern "C" {
 #define SW_BROKER_HELLO_RETRY_MS 1000   /* Hello re-sent until acknowledged */
 #define SW_BROKER_HWM 1000              /* SNDHWM/RCVHWM of node sockets, messages */
 #define SW_BROKER_GOODBYE_LINGER_MS 200 /* time a destroy waits to flush the Goodbye */
+#define SW_BROKER_HANDSHAKE_MS 3000     /* unregistered this long after dialing: say why it may be */
+#define SW_BROKER_HANDSHAKE_IVL_MS 2000 /* ZMQ_HANDSHAKE_IVL of node sockets */
 
 typedef struct {
-    const char *endpoint;                     /* broker, e.g. "tcp://127.0.0.1:5555"; or a comma-separated
-                                                 list of up to 8 brokers of the region: the next is
-                                                 used when the current one falls silent */
+    const char *endpoint;                     /* broker, e.g. "tcp://127.0.0.1:5555#KEY" (sw_endpoint.h); or a
+                                                 comma-separated list of up to 8 brokers of the region: the
+                                                 next is used when the current one falls silent. With an
+                                                 identity every endpoint must carry the broker's key */
+    const sw_identity_t *identity;            /* our key (borrowed for the client's life): the link is CURVE,
+                                                 and the node id is the key's fingerprint unless node_id is
+                                                 set (a broker refuses a mismatch: tests use that). NULL:
+                                                 plain TCP (--insecure) */
     Swisd__V1__Role role;                     /* ROLE_STAGE, ROLE_GATEWAY, ROLE_BROKER */
-    const char *node_id;                      /* NULL: a random id */
+    const char *node_id;                      /* NULL: the key's fingerprint, or a random id when insecure */
     const char *region;                       /* NULL: "default" */
     const Swisd__V1__ModelRef *model;         /* copied; NULL if none */
     uint32_t layer_begin, layer_end;          /* stages: [begin, end) */
@@ -72,7 +80,11 @@ void sw_broker_client_destroy(sw_broker_client_t **self_p);
 
 zsock_t *sw_broker_client_sock(sw_broker_client_t *self);
 const char *sw_broker_client_id(const sw_broker_client_t *self);
-/*  True once a HelloAck arrived (and no UNKNOWN_NODE since). */
+/*  True once a HelloAck arrived (and no UNKNOWN_NODE since). A secure
+ *  client still unregistered SW_BROKER_HANDSHAKE_MS after dialing a broker
+ *  logs (rate-limited) that the broker did not complete the CURVE handshake
+ *  or refused us: a wrong broker key, or our key not allowed there (a client
+ *  cannot see a failed handshake itself: ZeroMQ retries it silently). */
 bool sw_broker_client_registered(const sw_broker_client_t *self);
 /*  Last measured round trip to the broker in ms (0 before the first ack). */
 double sw_broker_client_rtt_ms(const sw_broker_client_t *self);

@@ -1,10 +1,12 @@
 /*  swisd_broker.c: the `swisd-broker` process (a thin main over sw_broker). */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "sw_broker.h"
 #include "sw_common.h"
 #include "sw_daemon.h"
+#include "sw_daemon_keys.h"
 #include "sw_opt.h"
 
 static volatile int s_stop = 0; /* set by SIGINT or SIGTERM (sw_daemon_setup) */
@@ -12,18 +14,27 @@ static volatile int s_stop = 0; /* set by SIGINT or SIGTERM (sw_daemon_setup) */
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: swisd-broker --bind ENDPOINT [--parent ENDPOINT] [--region NAME] [--id ID]\n"
-            "                    [--heartbeat-ms N] [--expiry-ms N] [--max-nodes N] [--hwm N]\n"
+            "usage: swisd-broker --bind ENDPOINT [--parent ENDPOINT#KEY] [--region NAME] [--key PATH]\n"
+            "                    [--auth open | --allow DIR] [--deny FILE] [--gateways DIR] [--brokers DIR]\n"
+            "                    [--heartbeat-ms N] [--expiry-ms N] [--max-nodes N] [--hwm N] [--insecure [--id ID]]\n"
             "  --bind ENDPOINT     ZeroMQ endpoint to listen on, e.g. tcp://0.0.0.0:5555\n"
             "                      (tcp://127.0.0.1:* picks a free port)\n"
-            "  --parent ENDPOINT   register with this (root) broker as the broker of --region\n"
+            "  --parent ENDPOINT   register with this (root) broker as the broker of --region;\n"
+            "                      tcp://HOST:PORT#KEY as the parent prints it (its key listed in its --brokers)\n"
             "  --region NAME       region of this broker (default \"default\")\n"
-            "  --id ID             node id of this broker (default: random 128-bit hex)\n"
+            "  --id ID             --insecure only: node id of this broker (default: random 128-bit hex);\n"
+            "                      with a key the id is the key's fingerprint\n"
+            SW_DAEMON_KEY_USAGE
+            "  --auth open         any key may join as a stage or client (the default)\n"
+            "  --allow DIR         only the keys in DIR (public certificate files) may connect\n"
+            "  --deny FILE         keys refused (Z85 keys or node ids, one per line); re-read when it changes\n"
+            "  --gateways DIR      keys that may register as gateways (none without it)\n"
+            "  --brokers DIR       keys that may register as child brokers (none without it)\n"
             "  --heartbeat-ms N    how often nodes must send a heartbeat (default 1000)\n"
             "  --expiry-ms N       silence after which a node is forgotten (default 3500)\n"
             "  --max-nodes N       registry bound (default 10000)\n"
             "  --hwm N             send/receive high-water mark in messages (default 10000)\n"
-            "Prints \"swisd-broker: listening on ENDPOINT\" and \"swisd-broker: id ID region NAME\" on\n"
+            "Prints \"swisd-broker: listening on ENDPOINT#KEY\" (what nodes dial) and \"swisd-broker: id ID region NAME\" on\n"
             "stdout once bound; logs go to stderr (SWISD_LOG=error|warn|info|debug).\n"
             "Exits cleanly with status 0 on SIGINT or SIGTERM.\n");
 }
@@ -40,11 +51,27 @@ int main(int argc, char **argv)
         {"region", required_argument, 0, 'r'},       {"id", required_argument, 0, 'i'},
         {"heartbeat-ms", required_argument, 0, 'H'}, {"expiry-ms", required_argument, 0, 'E'},
         {"max-nodes", required_argument, 0, 'M'},    {"hwm", required_argument, 0, 'W'},
+        {"auth", required_argument, 0, 'A'},         {"allow", required_argument, 0, 'a'},
+        {"deny", required_argument, 0, 'D'},         {"gateways", required_argument, 0, 'G'},
+        {"brokers", required_argument, 0, 'B'},      SW_DAEMON_KEY_OPTIONS,
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
     int c, bad = 0;
+    sw_daemon_keys_t keys = {0};
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (sw_daemon_keys_option(&keys, c, optarg))
+            continue;
         switch (c) {
+        case 'A':
+            if (strcmp(optarg, "open") != 0) {
+                fprintf(stderr, "swisd-broker: --auth: only 'open' (use --allow DIR for an allowlist)\n");
+                bad = 1;
+            }
+            break;
+        case 'a': cfg.allow_dir = optarg; break;
+        case 'D': cfg.deny_file = optarg; break;
+        case 'G': cfg.gateways_dir = optarg; break;
+        case 'B': cfg.brokers_dir = optarg; break;
         case 'b': cfg.bind = optarg; break;
         case 'p': cfg.parent = optarg; break;
         case 'r': cfg.region = optarg; break;
@@ -59,6 +86,22 @@ int main(int argc, char **argv)
     }
     if (bad)
         return 2;
+    bool failed = false;
+    cfg.parent = sw_daemon_keys_brokers(&keys, cfg.parent, &failed);
+    if (failed)
+        return 2;
+    if (keys.insecure && (cfg.allow_dir || cfg.deny_file || cfg.gateways_dir || cfg.brokers_dir)) {
+        fprintf(stderr, "swisd-broker: --allow, --deny, --gateways and --brokers need keys (not --insecure)\n");
+        return 2;
+    }
+    if (cfg.id && !keys.insecure) {
+        fprintf(stderr, "swisd-broker: --id is gone: a broker's id is its key's fingerprint (--id only with --insecure)\n");
+        return 2;
+    }
+    sw_identity_t *identity = sw_daemon_keys_load(&keys, "broker", &failed);
+    if (failed)
+        return 1;
+    cfg.identity = identity;
     sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */
     if (!cfg.bind || optind != argc) {
         s_usage(stderr);
@@ -72,6 +115,7 @@ int main(int argc, char **argv)
     sw_broker_t *b = sw_broker_new(&cfg, err, sizeof err);
     if (!b) {
         fprintf(stderr, "swisd-broker: %s\n", err);
+        sw_identity_destroy(&identity);
         return 1;
     }
     sw_log_set_node(sw_broker_id(b));
@@ -92,5 +136,6 @@ int main(int argc, char **argv)
            (unsigned long long) st.claims_refused, (unsigned long long) st.bad_frames,
            (unsigned long long) st.requests_limited, (unsigned long long) st.evicted_full);
     sw_broker_destroy(&b);
+    sw_identity_destroy(&identity);
     return 0;
 }

@@ -34,7 +34,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from harness import (Bins, Harness, free_port, run_local, start_broker, start_gateway,  # noqa: E402
+from harness import (Bins, Harness, free_port, key_args, run_local, start_broker, start_gateway,  # noqa: E402
                      start_generate, start_link, wait_servable)
 
 ap = argparse.ArgumentParser()
@@ -67,9 +67,11 @@ ep = {n: f"tcp://127.0.0.1:{p}" for n, p in ports.items()}
 
 
 def start_regional(name):
-    """A broker on its fixed port (a killed one comes back on it)."""
+    """A broker on its fixed port (a killed one comes back on it, with the
+    same key: ep[name] becomes the key-carrying endpoint it prints)."""
     where = {"region": "root"} if name == "root" else {"parent": ep["root"], "region": "eu"}
-    procs["broker-" + name], _ = start_broker(h, bins, "broker-" + name, bind=ep[name], expiry_ms=1000, **where)
+    procs["broker-" + name], ep[name] = start_broker(h, bins, "broker-" + name, bind=ep[name].split("#")[0],
+                                                     expiry_ms=1000, **where)
 
 
 for n in ("root", "e1", "e2"):
@@ -98,7 +100,7 @@ for ri, layers in enumerate(ranges):
             links[name] = ctl
             brokers = f"{lep},{ep['e2']}"
         stage_args[name] = [bins.stage, "--broker", brokers, "--model", a.model, "--layers", layers, "--threads",
-                            "1", "--heartbeat-ms", "200"]
+                            "1", "--heartbeat-ms", "200"] + key_args(h, bins, "stage-" + name)
 for name in stage_args:
     start_stage(name)
 procs["gateway"], rpc, _ = start_gateway(h, bins, "gateway", f"{ep['e1']},{ep['e2']}", "--route-wait-ms", "20000",

@@ -24,6 +24,8 @@
 
 #include "sw_common.h"
 #include "sw_gguf.h"
+#include "sw_endpoint.h"
+#include "sw_identity.h"
 #include "sw_model.h"
 #include "sw_opt.h"
 #include "sw_proc.h"
@@ -127,7 +129,8 @@ static int s_servable(const char *endpoint, int timeout_ms)
         return -1;
     sw_wire_socket_setup(s, 0, 100);
     int result = -1;
-    if (zsock_connect(s, "%s", endpoint) == 0) {
+    char cerr[512];
+    if (sw_endpoint_connect(s, endpoint, NULL, cerr, sizeof cerr) == 0) { /* CURVE with "#KEY" */
         Swisd__V1__ListModelsRequest req = SWISD__V1__LIST_MODELS_REQUEST__INIT;
         Swisd__V1__Body b = SWISD__V1__BODY__INIT;
         b.msg_case = SWISD__V1__BODY__MSG_LIST_MODELS_REQUEST;
@@ -267,11 +270,34 @@ int swisd_cmd_demo(int argc, char **argv)
             goto stop;                                                                                    \
         }                                                                                                 \
     } while (0)
-    START("broker-root", broker, "--bind", "tcp://127.0.0.1:*", "--region", "root");
+    /* every process its own key (docs/security.md): the gateway's and the
+     * regional brokers' in keys/trusted, the folder the brokers accept for
+     * those roles */
+    char keys[7][PATH_MAX + 64], trusted[PATH_MAX + 16];
+    static const char *const key_names[] = {"broker-root", "broker-eu", "broker-us", "stage-1",
+                                            "stage-2",     "stage-3",   "gateway"};
+    snprintf(trusted, sizeof trusted, "%s/keys", log_dir);
+    mkdir(trusted, 0700);
+    snprintf(trusted, sizeof trusted, "%s/keys/trusted", log_dir);
+    mkdir(trusted, 0700);
+    for (int i = 0; i < 7; i++) {
+        const bool is_trusted = i == 1 || i == 2 || i == 6;
+        snprintf(keys[i], sizeof keys[i], "%s/keys/%s%s.key", log_dir, is_trusted ? "trusted/" : "", key_names[i]);
+        char kerr[PATH_MAX + 256];
+        sw_identity_t *k = sw_identity_generate(keys[i], true, kerr, sizeof kerr);
+        if (!k) {
+            fprintf(stderr, "swisd demo: %s\n", kerr);
+            return 1;
+        }
+        sw_identity_destroy(&k);
+    }
+#define KEYS(i) "--key", keys[i]
+#define LISTS "--gateways", trusted, "--brokers", trusted
+    START("broker-root", broker, "--bind", "tcp://127.0.0.1:*", "--region", "root", KEYS(0), LISTS);
     READ("broker-root", "swisd-broker: listening on", root_ep);
-    START("broker-eu", broker, "--bind", "tcp://127.0.0.1:*", "--parent", root_ep, "--region", "eu");
+    START("broker-eu", broker, "--bind", "tcp://127.0.0.1:*", "--parent", root_ep, "--region", "eu", KEYS(1), LISTS);
     READ("broker-eu", "swisd-broker: listening on", eu_ep);
-    START("broker-us", broker, "--bind", "tcp://127.0.0.1:*", "--parent", root_ep, "--region", "us");
+    START("broker-us", broker, "--bind", "tcp://127.0.0.1:*", "--parent", root_ep, "--region", "us", KEYS(2), LISTS);
     READ("broker-us", "swisd-broker: listening on", us_ep);
     const char *targets[4] = {eu_ep, us_ep, eu_ep, eu_ep};
     for (int i = 0; i < 4; i++) {
@@ -279,7 +305,13 @@ int swisd_cmd_demo(int argc, char **argv)
         if (link_delay <= 0)
             continue;
         int port = s_free_port();
-        const char *colon = strrchr(targets[i], ':');
+        /* "tcp://HOST:PORT#KEY": the port ends at the first '#' (Z85 keys may hold ':' and '#') */
+        char addr[300];
+        snprintf(addr, sizeof addr, "%s", targets[i]);
+        char *hash = strchr(addr, '#');
+        if (hash)
+            *hash = '\0';
+        const char *colon = strrchr(addr, ':');
         if (port < 0 || !colon)
             goto stop;
         snprintf(listen_s, sizeof listen_s, "127.0.0.1:%d", port);
@@ -287,20 +319,21 @@ int swisd_cmd_demo(int argc, char **argv)
         char label[32];
         snprintf(label, sizeof label, "link-%d", i + 1);
         START(label, linkx, "--listen", listen_s, "--connect", connect_s, "--delay", delay_s);
-        snprintf(via[i], sizeof via[i], "tcp://%s", listen_s);
+        /* CURVE passes through the proxy unchanged: dial it with the broker's key */
+        snprintf(via[i], sizeof via[i], "tcp://%s%s%s", listen_s, hash ? "#" : "", hash ? hash + 1 : "");
     }
     if (link_delay > 0)
         usleep(300 * 1000); /* let the proxies bind */
     START("stage-1", stage, "--broker", via[0], "--model", (char *) model, "--layers", ranges[0], "--region", "eu",
-          "--threads", th);
+          "--threads", th, KEYS(3));
     START("stage-2", stage, "--broker", via[1], "--model", (char *) model, "--layers", ranges[1], "--region", "us",
-          "--threads", th);
+          "--threads", th, KEYS(4));
     START("stage-3", stage, "--broker", via[2], "--model", (char *) model, "--layers", ranges[2], "--region", "eu",
-          "--threads", th);
+          "--threads", th, KEYS(5));
     {
         char *av[20] = {gateway, "--broker", via[3], "--model", (char *) model, "--rpc", "tcp://127.0.0.1:*",
-                        "--region", "eu", "--threads", th};
-        int ac = 11;
+                        "--region", "eu", "--threads", th, KEYS(6)};
+        int ac = 13;
         if (draft)
             av[ac++] = "--draft", av[ac++] = (char *) draft;
         if (http)

@@ -15,7 +15,8 @@
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: swisd generate --gateway ENDPOINT -p PROMPT [-n N] [options]\n"
-                 "  --gateway ENDPOINT   the gateway's RPC endpoint, e.g. tcp://127.0.0.1:6000\n"
+                 "  --gateway ENDPOINT   the gateway's RPC endpoint with its key as the gateway prints it,\n"
+                 "                       e.g. 'tcp://127.0.0.1:6000#KEY' (CURVE); without #KEY: plain TCP\n"
                  "  -p, --prompt TEXT    prompt (stdout starts with it)\n"
                  "  -n, --n-predict N    tokens to generate (default 128)\n"
                  "      --temp T         temperature, 0 = greedy (default 0.8)\n"

@@ -1,4 +1,5 @@
 /*  sw_client.c: gateway RPC client (see sw_client.h). */
+#include "sw_endpoint.h"
 #include "sw_client.h"
 
 #include <czmq.h>
@@ -11,6 +12,7 @@
 
 struct sw_client_t {
     zsock_t *sock;
+    char server_txt[41];  /* the gateway's Z85 key from the endpoint, "" when plain */
     uint64_t next_id;
     sw_client_stop_fn *stop;    /* the caller's stop callback, or NULL */
     void *stop_user;
@@ -42,12 +44,15 @@ sw_client_t *sw_client_new(const char *endpoint, char *err, size_t errlen)
         return NULL;
     }
     sw_wire_socket_setup(c->sock, S_LINGER_MS, 1000);
-    if (zsock_connect(c->sock, "%s", endpoint) != 0) {
-        sw_err(err, errlen, "cannot connect to '%s'", endpoint);
+    /* "tcp://HOST:PORT#KEY": CURVE to the gateway (an anonymous client key) */
+    if (sw_endpoint_connect(c->sock, endpoint, NULL, err, errlen) != 0) {
         zsock_destroy(&c->sock);
         free(c);
         return NULL;
     }
+    const char *hash = strchr(endpoint, '#'); /* the first '#' (Z85 keys may hold '#') */
+    if (hash && strlen(hash + 1) < sizeof c->server_txt)
+        snprintf(c->server_txt, sizeof c->server_txt, "%s", hash + 1);
     c->next_id = (uint64_t) sw_now_ns();
     return c;
 }
@@ -343,6 +348,7 @@ int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user,
     }
     const Swisd__V1__SwarmStatusReply *sr = r->swarm_status_reply;
     sw_client_swarm_t w = {.gateway_id = s_str(sr->gateway_id), .region = s_str(sr->region),
+                           .gateway_key = self->server_txt,
                            .model_id = sr->model ? s_str(sr->model->id) : "",
                            .checksum = sr->model ? s_str(sr->model->checksum) : "",
                            .n_layer = sr->model ? sr->model->n_layer : 0, .n_embd = sr->model ? sr->model->n_embd : 0,

@@ -145,6 +145,8 @@ typedef struct {
  *  Everything is borrowed for the duration of the callback. */
 typedef struct {
     const char *gateway_id, *region;
+    const char *gateway_key;                /* the gateway's CURVE public key (Z85, 40 characters) this client
+                                               dialed, "" on a plain connection */
     const char *model_id, *checksum;        /* the gateway's model */
     uint32_t n_layer, n_embd, n_vocab;
     const sw_client_stage_t *stages;        /* n_stages */

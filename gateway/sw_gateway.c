@@ -196,13 +196,20 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     if (!g->rpc)
         goto fail;
     sw_wire_socket_setup(g->rpc, 0, 10000);
+    if (cfg->identity) { /* a CURVE server: clients dial tcp://HOST:PORT#KEY (any client key is accepted) */
+        zcert_apply(sw_identity_cert(cfg->identity), g->rpc);
+        zsock_set_curve_server(g->rpc, 1);
+    }
     if (zsock_bind(g->rpc, "%s", cfg->rpc) < 0) {
         sw_err(err, errlen, "cannot bind the RPC endpoint '%s': %s", cfg->rpc, zmq_strerror(zmq_errno()));
         goto fail;
     }
-    snprintf(g->rpc_ep, sizeof g->rpc_ep, "%s", zsock_endpoint(g->rpc));
+    if (cfg->identity)
+        snprintf(g->rpc_ep, sizeof g->rpc_ep, "%s#%s", zsock_endpoint(g->rpc), sw_identity_public_txt(cfg->identity));
+    else
+        snprintf(g->rpc_ep, sizeof g->rpc_ep, "%s", zsock_endpoint(g->rpc));
     sw_broker_client_config_t bcfg = {.endpoint = cfg->broker, .role = SWISD__V1__ROLE__ROLE_GATEWAY,
-                                      .node_id = cfg->id, .region = cfg->region, .model = &g->ref,
+                                      .node_id = cfg->id, .identity = cfg->identity, .region = cfg->region, .model = &g->ref,
                                       .heartbeat_ms = cfg->heartbeat_ms};
     if (!(g->bc = sw_broker_client_new(&bcfg, err, errlen)))
         goto fail;

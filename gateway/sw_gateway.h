@@ -25,12 +25,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sw_identity.h"
+
 typedef struct {
     const char *broker;      /* broker endpoint */
     const char *model_path;  /* GGUF (embeddings, output norm and head are loaded) */
     const char *rpc;         /* RPC endpoint to bind, e.g. tcp://127.0.0.1:* */
     const char *region;      /* NULL: "default" */
     const char *id;          /* NULL: random */
+    const sw_identity_t *identity; /* the node's key (borrowed for its life): CURVE link, id = fingerprint; NULL: insecure */
     const char *codec;       /* activation codec spec for every link, NULL: "f32" */
     int threads;             /* compute threads for embed / head */
     int timeout_ms;          /* one step through the chain; <= 0: 30000 */

@@ -31,6 +31,8 @@ char *sw_http_swarm_json(const sw_client_swarm_t *w)
         json_array_append_new(gaps, json_pack("{s:I, s:I}", "begin", (json_int_t) w->gaps[i][0], "end",
                                               (json_int_t) w->gaps[i][1]));
     json_object_set_new(o, "gateway", json_pack("{s:s, s:s}", "id", w->gateway_id, "region", w->region));
+    /* the key clients dial the RPC with (tcp://HOST:PORT#KEY); "" when --insecure */
+    json_object_set_new(o, "gateway_key", json_string(w->gateway_key ? w->gateway_key : ""));
     json_object_set_new(o, "model", json_pack("{s:s, s:I, s:I, s:I, s:s}", "id", w->model_id, "n_layer",
                                               (json_int_t) w->n_layer, "n_embd", (json_int_t) w->n_embd, "n_vocab",
                                               (json_int_t) w->n_vocab, "checksum", w->checksum));

@@ -12,6 +12,7 @@
 #include "sw_bans.h"
 #include "sw_common.h"
 #include "sw_daemon.h"
+#include "sw_daemon_keys.h"
 #include "sw_gateway.h"
 #include "sw_http.h"
 #include "sw_identity.h"
@@ -27,6 +28,7 @@ static void s_usage(FILE *out)
             "                     [--threads N] [--codec SPEC] [--region NAME] [--id ID] [--timeout-ms N]\n"
             "                     [--route-wait-ms N] [--max-sessions N] [--heartbeat-ms N]\n"
             "                     [--draft DRAFT.gguf [--gamma-max N]]\n"
+            SW_DAEMON_KEY_USAGE
             "  --rpc ENDPOINT    where clients connect (tcp://127.0.0.1:* picks a free port; printed on stdout)\n"
             "  --codec SPEC      activation codec on every link: f32 (default), f16, bf16, q8_0, q4_0,\n"
             "                    optionally +zstd or +zstdN (e.g. q8_0+zstd3)\n"
@@ -141,10 +143,14 @@ int main(int argc, char **argv)
         /* HTTPS and the operator's endpoints */
         {"https-cert", required_argument, 0, 0x100}, {"https-key", required_argument, 0, 0x101},
         {"admin-token-file", required_argument, 0, 0x102}, {"state-db", required_argument, 0, 0x103},
+        SW_DAEMON_KEY_OPTIONS, /* keys (issue 11): --key, --insecure, --bootstrap */
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c, bad = 0;
+    sw_daemon_keys_t keys = {0};
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (sw_daemon_keys_option(&keys, c, optarg))
+            continue;
         switch (c) {
         case 'b': cfg.broker = optarg; break;
         case 'm': cfg.model_path = optarg; break;
@@ -181,6 +187,21 @@ int main(int argc, char **argv)
     }
     if (bad)
         return 2;
+    /* keys (issue 11): broker list from --bootstrap, the key; --id only when insecure */
+    bool failed = false;
+    cfg.broker = sw_daemon_keys_brokers(&keys, cfg.broker, &failed);
+    if (failed)
+        return 2;
+    if (cfg.id && !keys.insecure) {
+        fprintf(stderr, "swisd-gateway: --id is gone: a node's id is its key's fingerprint (--id only with --insecure)\n");
+        return 2;
+    }
+    sw_identity_t *identity = NULL;
+    if (cfg.broker && cfg.model_path && cfg.rpc && optind == argc) {
+        if (!(identity = sw_daemon_keys_load(&keys, "gateway", &failed)) && failed)
+            return 1;
+        cfg.identity = identity;
+    }
     sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */
     if (!cfg.broker || !cfg.model_path || !cfg.rpc || optind != argc) {
         s_usage(stderr);
@@ -247,5 +268,6 @@ int main(int argc, char **argv)
     sw_log(SW_LOG_INFO, "gateway %s: shutting down", sw_gateway_id(g));
     sw_gateway_destroy(&g);
     sw_bans_destroy(&bans);
+    sw_identity_destroy(&identity);
     return 0;
 }

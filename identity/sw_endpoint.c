@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <czmq.h>
+
 #include "sw_identity.h"
 
 static void s_err(char *err, size_t errlen, const char *fmt, ...)
@@ -227,4 +229,31 @@ int sw_endpoint_format(const sw_endpoint_t *ep, char *out, size_t len)
     int n = ep->has_key ? snprintf(out, len, "%s#%s", ep->addr, ep->server_txt)
                         : snprintf(out, len, "%s", ep->addr);
     return (n < 0 || (size_t) n >= len) ? -1 : 0;
+}
+
+int sw_endpoint_connect(void *sock, const char *text, const sw_identity_t *identity, char *err, size_t errlen)
+{
+    sw_endpoint_t ep;
+    if (sw_endpoint_parse(text, false, &ep, err, errlen) != 0)
+        return -1;
+    zsock_t *s = sock;
+    if (ep.has_key) {
+        if (identity) {
+            zcert_apply(sw_identity_cert(identity), s);
+        } else {
+            zcert_t *anon = zcert_new();
+            if (!anon) {
+                snprintf(err, errlen, "cannot make a key");
+                return -1;
+            }
+            zcert_apply(anon, s);
+            zcert_destroy(&anon);
+        }
+        zsock_set_curve_serverkey_bin(s, ep.server_key);
+    }
+    if (zsock_connect(s, "%s", ep.addr) != 0) {
+        snprintf(err, errlen, "cannot connect to %s: %s", ep.addr, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
 }

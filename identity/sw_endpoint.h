@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct _sw_identity_t; /* sw_identity.h */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -73,6 +75,16 @@ int sw_endpoint_read_bootstrap(const char *path, bool require_key, sw_endpoint_t
 /*  Formats ep back as "tcp://HOST:PORT#KEY" (or without "#KEY") into
  *  out[len]. Returns 0, or -1 when it does not fit. */
 int sw_endpoint_format(const sw_endpoint_t *ep, char *out, size_t len);
+
+/*  Connects sock (a czmq zsock_t, passed as void * so this header needs no
+ *  czmq) to text: with a "#KEY" the connection is CURVE to that server key,
+ *  as `identity` (borrowed; applied to the socket) or, when identity is NULL,
+ *  as a fresh throw-away keypair (an anonymous client: the gateway's RPC does
+ *  not authenticate its clients); without a key, plain TCP. Call before any
+ *  other connect on sock (the CURVE options apply to the socket).
+ *  Returns 0, or -1 with err set (bad endpoint, connect failure). */
+int sw_endpoint_connect(void *sock, const char *text, const struct _sw_identity_t *identity, char *err,
+                        size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -143,6 +143,8 @@ static int s_stage(const Swisd__V1__StageInfo *s, char *err, size_t errlen)
     CHECK_STR(s->broker_id, SW_WIRE_MAX_ID, "broker id");
     if (s->caps && s->caps->n_codecs > 32)
         return sw_err(err, errlen, "too many codecs");
+    if (s->public_key.len != 0 && s->public_key.len != 32)
+        return sw_err(err, errlen, "a stage public key of %zu bytes (32 or none)", s->public_key.len);
     return s_model(s->model, err, errlen) || s_range(s->layers, true, err, errlen) ? -1 : 0;
 }
 

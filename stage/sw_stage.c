@@ -119,7 +119,7 @@ static int s_choose_layers(sw_stage_t *st, const char *checksum, char *err, size
     int *cover = calloc((size_t) L, sizeof(int));
     if (!cover)
         return sw_err(err, errlen, "out of memory");
-    sw_broker_client_config_t qc = {.endpoint = st->cfg.broker, .role = SWISD__V1__ROLE__ROLE_CLIENT,
+    sw_broker_client_config_t qc = {.endpoint = st->cfg.broker, .role = SWISD__V1__ROLE__ROLE_CLIENT, .identity = st->cfg.identity,
                                     .region = st->cfg.region};
     sw_broker_client_t *q = sw_broker_client_new(&qc, err, errlen);
     bool answered = false;
@@ -241,7 +241,7 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
         caps.inbound_codec = &inbound;
     }
     sw_broker_client_config_t bcfg = {
-        .endpoint = cfg->broker, .role = SWISD__V1__ROLE__ROLE_STAGE, .node_id = cfg->id, .region = cfg->region,
+        .endpoint = cfg->broker, .role = SWISD__V1__ROLE__ROLE_STAGE, .node_id = cfg->id, .identity = cfg->identity, .region = cfg->region,
         .model = &st->ref, .layer_begin = (uint32_t) st->cfg.layer_begin, .layer_end = (uint32_t) st->cfg.layer_end,
         .caps = &caps, .heartbeat_ms = cfg->heartbeat_ms,
     };

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sw_identity.h"
+
 typedef struct {
     const char *broker;       /* broker endpoint */
     const char *model_path;   /* GGUF file */
@@ -25,6 +27,7 @@ typedef struct {
     int32_t layer_end;        /* one past the last block */
     const char *region;       /* NULL: "default" */
     const char *id;           /* NULL: random */
+    const sw_identity_t *identity; /* the node's key (borrowed for its life): CURVE link, id = fingerprint; NULL: insecure */
     int threads;              /* compute threads, >= 1 */
     size_t kv_mem_bytes;      /* cap on all KV caches */
     size_t mem_bytes;         /* memory offered for weights (auto sizing); 0 = physical memory */

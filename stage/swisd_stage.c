@@ -5,6 +5,7 @@
 
 #include "sw_common.h"
 #include "sw_daemon.h"
+#include "sw_daemon_keys.h"
 #include "sw_opt.h"
 #include "sw_stage.h"
 
@@ -15,7 +16,7 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: swisd-stage --broker ENDPOINT[,ENDPOINT...] --model MODEL.gguf --layers A-B|auto [--region NAME]\n"
             "                   [--threads N] [--kv-mem MiB] [--mem MiB] [--max-sessions N] [--idle-s S]\n"
-            "                   [--id ID] [--heartbeat-ms N]\n"
+            "                   [--key PATH | --insecure [--id ID]] [--bootstrap FILE] [--heartbeat-ms N]\n"
             "  --broker LIST    the region's brokers; the next is used when the current one falls silent\n"
             "  --layers A-B     blocks to serve, counted from 0, both ends inclusive (0-1 = the first two)\n"
             "  --layers auto    ask the broker which layers are least covered and take as many as fit in --mem\n"
@@ -24,6 +25,7 @@ static void s_usage(FILE *out)
             "                   sessions are evicted past it\n"
             "  --mem SIZE       memory offered for weights when choosing layers automatically (default: all)\n"
             "  --max-sessions N sessions held at once (default 256)\n"
+            SW_DAEMON_KEY_USAGE
             "  --idle-s S       drop a session's KV cache after S idle seconds (default 300)\n"
             "  --codec SPEC     codec for activations sent to this stage, chosen for its link: f32, f16,\n"
             "                   bf16, q8_0, q4_0, optionally +zstd[N] (default: the sender's)\n"
@@ -46,10 +48,13 @@ int main(int argc, char **argv)
         {"mem", required_argument, 0, 'M'}, {"max-sessions", required_argument, 0, 's'},
         {"idle-s", required_argument, 0, 'I'}, {"id", required_argument, 0, 'i'},
         {"heartbeat-ms", required_argument, 0, 'H'}, {"codec", required_argument, 0, 'c'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        SW_DAEMON_KEY_OPTIONS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c, bad = 0;
+    sw_daemon_keys_t keys = {0};
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (sw_daemon_keys_option(&keys, c, optarg))
+            continue;
         switch (c) {
         case 'b': cfg.broker = optarg; break;
         case 'm': cfg.model_path = optarg; break;
@@ -88,15 +93,28 @@ int main(int argc, char **argv)
     }
     if (bad)
         return 2;
+    bool failed = false;
+    cfg.broker = sw_daemon_keys_brokers(&keys, cfg.broker, &failed);
+    if (failed)
+        return 2;
+    if (cfg.id && !keys.insecure) {
+        fprintf(stderr, "swisd-stage: --id is gone: a node's id is its key's fingerprint (--id only with --insecure)\n");
+        return 2;
+    }
     sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */
     if (!cfg.broker || !cfg.model_path || cfg.layer_begin == -2 || optind != argc) {
         s_usage(stderr);
         return 2;
     }
+    sw_identity_t *identity = sw_daemon_keys_load(&keys, "stage", &failed);
+    if (failed)
+        return 1;
+    cfg.identity = identity;
     char err[512];
     sw_stage_t *st = sw_stage_new(&cfg, err, sizeof err);
     if (!st) {
         fprintf(stderr, "swisd-stage: %s\n", err);
+        sw_identity_destroy(&identity);
         return 1;
     }
     sw_log_set_node(sw_stage_id(st));
@@ -105,5 +123,6 @@ int main(int argc, char **argv)
     sw_stage_run(st, &s_stop);
     sw_log(SW_LOG_INFO, "stage %s: shutting down", sw_stage_id(st));
     sw_stage_destroy(&st);
+    sw_identity_destroy(&identity);
     return 0;
 }

@@ -31,11 +31,14 @@
 #include "sw_common.h"
 #include "sw_model.h"
 #include "sw_wire.h"
+#include "sw_endpoint.h"
+#include "test_key.h"
 
 static sw_broker_client_t *s_join(const char *broker, sw_broker_client_config_t *cfg)
 {
     char err[256];
     cfg->endpoint = broker;
+    cfg->identity = sw_test_key_for(broker);
     cfg->heartbeat_ms = 200;
     sw_broker_client_t *bc = sw_broker_client_new(cfg, err, sizeof err);
     if (!bc) {
@@ -52,7 +55,8 @@ static int s_rpc_flood(const char *rpc, long n, long hold_s)
     zsock_set_rcvhwm(d, 1);
     zsock_set_sndhwm(d, (int) n + 16);
     zsock_set_linger(d, 0);
-    if (!d || zsock_connect(d, "%s", rpc) != 0)
+    char err[512];
+    if (!d || sw_endpoint_connect(d, rpc, NULL, err, sizeof err) != 0)
         return 1;
     Swisd__V1__SwarmStatusRequest q = SWISD__V1__SWARM_STATUS_REQUEST__INIT;
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;

@@ -1,7 +1,13 @@
 /*  broker_peer.c: a scriptable broker peer for tests/test_broker.py.
  *
  *  usage: broker_peer --broker EP [--role stage|gateway|broker|client|N] [--id ID] [--region R]
- *                     [--model M] [--checksum C] [--layers A-B] [--hb MS] [--echo] [--raw]
+ *                     [--model M] [--checksum C] [--layers A-B] [--hb MS] [--echo] [--raw] [--key PATH]
+ *
+ *  Keys: an EP with "#KEY" is dialed with CURVE, as the node of --key PATH
+ *  (sw_identity_load) or of a fresh key (tests/test_key.h); the id is the
+ *  key's fingerprint unless --id says otherwise (a secure broker refuses
+ *  that). --raw always connects plain (the "#KEY" is dropped): a client
+ *  without a key.
  *
  *  Client mode (default) runs a sw_broker_client (registration, heartbeats,
  *  re-registration). --raw opens a bare DEALER instead (no Hello), to send
@@ -49,6 +55,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "test_key.h"
 #include "sw_broker_client.h"
 #include "sw_common.h"
 #include "sw_wire.h"
@@ -192,7 +199,10 @@ static zsock_t *s_raw_socket(const char *endpoint)
     if (!s)
         return NULL;
     sw_wire_socket_setup(s, 0, 1000);
-    if (zsock_connect(s, "%s", endpoint) != 0)
+    char addr[512];
+    snprintf(addr, sizeof addr, "%s", endpoint);
+    addr[strcspn(addr, "#")] = '\0'; /* plain: no CURVE */
+    if (zsock_connect(s, "%s", addr) != 0)
         zsock_destroy(&s);
     return s;
 }
@@ -419,13 +429,14 @@ int main(int argc, char **argv)
     const char *endpoint = NULL, *role = "client", *model = NULL, *checksum = "", *layers = NULL;
     sw_broker_client_config_t cfg = {0};
     bool raw = false, echo = false;
+    const char *key_path = NULL;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"role", required_argument, 0, 'r'},
         {"id", required_argument, 0, 'i'},     {"region", required_argument, 0, 'g'},
         {"model", required_argument, 0, 'm'},  {"checksum", required_argument, 0, 'c'},
         {"layers", required_argument, 0, 'l'}, {"hb", required_argument, 0, 'H'},
         {"echo", no_argument, 0, 'e'},         {"raw", no_argument, 0, 'R'},
-        {0, 0, 0, 0},
+        {"key", required_argument, 0, 'k'},    {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -440,6 +451,7 @@ int main(int argc, char **argv)
         case 'H': cfg.heartbeat_ms = atoi(optarg); break;
         case 'e': echo = true; break;
         case 'R': raw = true; break;
+        case 'k': key_path = optarg; break;
         default: fprintf(stderr, "broker_peer: bad option\n"); return 2;
         }
     }
@@ -458,6 +470,15 @@ int main(int argc, char **argv)
         printf("{\"ev\":\"ready\",\"id\":\"\"}\n");
     } else {
         cfg.endpoint = endpoint;
+        if (key_path && strchr(endpoint, '#')) {
+            char kerr[4200];
+            if (!(cfg.identity = sw_identity_load(key_path, kerr, sizeof kerr))) {
+                fprintf(stderr, "broker_peer: %s\n", kerr);
+                return 1;
+            }
+        } else {
+            cfg.identity = sw_test_key_for(endpoint);
+        }
         cfg.role = !strcmp(role, "stage")     ? SWISD__V1__ROLE__ROLE_STAGE
                    : !strcmp(role, "gateway") ? SWISD__V1__ROLE__ROLE_GATEWAY
                    : !strcmp(role, "broker")  ? SWISD__V1__ROLE__ROLE_BROKER

@@ -307,6 +307,13 @@ class Harness:
         self.checks = 0
         self.failures = 0
         self.failed = []                # what each failed check said
+        # keys (docs/security.md): every daemon started by start_* gets its own
+        # key, keys/NAME.key (kept, so a restarted daemon keeps its id and a
+        # restarted broker its key); gateways' and child brokers' keys are made
+        # in keys/trusted, the folder every broker is given as --gateways and
+        # --brokers. insecure: start everything with --insecure instead.
+        self.insecure = os.environ.get("SWISD_INSECURE") == "1"
+        self.keydir = os.path.join(self.logdir, "keys")
 
     def check(self, cond, what):
         self.checks += 1
@@ -399,11 +406,37 @@ class Bins:
         self.link = os.path.join(b, "chaos", "swisd-link")
 
 
+def trusted_dir(h):
+    """The folder of keys every broker of h accepts as gateways and child brokers."""
+    d = os.path.join(h.keydir, "trusted")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def node_key(h, bins, name, trusted=False):
+    """The key file of the daemon `name` (made with `swisd keygen` on first
+    use, then reused); in trusted_dir(h) when trusted."""
+    d = trusted_dir(h) if trusted else h.keydir
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, name.replace("/", "_") + ".key")
+    if not os.path.exists(path):
+        subprocess.run([bins.swisd, "keygen", "--out", path], check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def key_args(h, bins, name, trusted=False):
+    """["--key", PATH] for the daemon `name`, or ["--insecure"] when h.insecure."""
+    return ["--insecure"] if h.insecure else ["--key", node_key(h, bins, name, trusted)]
+
+
 def start_broker(h, bins, name, *args, parent=None, region=None, heartbeat_ms=200, expiry_ms=1500,
                  bind="tcp://127.0.0.1:*"):
     """A broker (on an ephemeral loopback port unless `bind` names one);
-    returns (proc, endpoint). heartbeat_ms/expiry_ms None: the broker's defaults."""
-    argv = [bins.broker, "--bind", bind]
+    returns (proc, endpoint): "tcp://HOST:PORT#KEY" (what nodes dial), without
+    "#KEY" when h.insecure. heartbeat_ms/expiry_ms None: the broker's defaults."""
+    argv = [bins.broker, "--bind", bind] + key_args(h, bins, name, trusted=bool(parent))
+    if not h.insecure:
+        argv += ["--gateways", trusted_dir(h), "--brokers", trusted_dir(h)]
     if heartbeat_ms is not None:
         argv += ["--heartbeat-ms", heartbeat_ms]
     if expiry_ms is not None:
@@ -421,6 +454,7 @@ def start_stage(h, bins, name, broker, layers, *args, model=None, region=None, t
     layers A-B"). threads None: the stage's default. timeout: seconds to wait
     for the ready line (a large model loads longer)."""
     argv = [bins.stage, "--broker", broker, "--model", model or model_path(), "--layers", layers]
+    argv += key_args(h, bins, name)
     if threads is not None:
         argv += ["--threads", threads]
     if region:
@@ -435,6 +469,7 @@ def start_gateway(h, bins, name, broker, *args, model=None, http=False, timeout=
     its HTTP API on one); returns (proc, rpc endpoint, http port or None).
     timeout: seconds to wait for each ready line (a large model loads longer)."""
     argv = [bins.gateway, "--broker", broker, "--model", model or model_path(), "--rpc", "tcp://127.0.0.1:*"]
+    argv += key_args(h, bins, name, trusted=True)
     if http:
         argv += ["--http", "127.0.0.1:0"]
     p, rpc = h.start(name, argv + list(args), ready="swisd-gateway: rpc on", timeout=timeout)
@@ -449,12 +484,15 @@ def start_gateway(h, bins, name, broker, *args, model=None, http=False, timeout=
 
 def start_link(h, name, bins, target, *args, control=None):
     """swisd-link on an ephemeral loopback port in front of `target`
-    ("tcp://host:port" or "host:port"); returns (proc, "tcp://127.0.0.1:PORT")."""
+    ("tcp://host:port" or "host:port", with "#KEY" or not); returns (proc,
+    "tcp://127.0.0.1:PORT", with the target's "#KEY": CURVE passes through
+    the proxy unchanged)."""
+    target, _, key = target.partition("#")
     argv = [bins.link, "--listen", "127.0.0.1:0", "--connect", target.replace("tcp://", "")]
     if control:
         argv += ["--control", control]
     p, rest = h.start(name, argv + list(args), ready="listening on ", stream="err")
-    return p, "tcp://" + rest.split()[0]
+    return p, "tcp://" + rest.split()[0] + ("#" + key if key else "")
 
 
 def free_port():

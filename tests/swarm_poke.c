@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sw_endpoint.h"
+#include "test_key.h"
 #include "sw_broker_client.h"
 #include "sw_codec.h"
 #include "sw_wire.h"
@@ -51,7 +53,11 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "rpc")) {
         zsock_t *s = zsock_new(ZMQ_DEALER);
         sw_wire_socket_setup(s, 0, 100);
-        zsock_connect(s, "%s", argv[2]);
+        char cerr[512];
+        if (sw_endpoint_connect(s, argv[2], NULL, cerr, sizeof cerr) != 0) {
+            fprintf(stderr, "swarm_poke: %s\n", cerr);
+            return 1;
+        }
         zstr_send(s, "one frame only");
         s_report("one-frame", s, false, NULL);
         zstr_sendx(s, "\x0a\xff\xff\xff", "body", NULL);
@@ -88,7 +94,8 @@ int main(int argc, char **argv)
     }
     if (argc == 6 && !strcmp(argv[1], "stage")) {
         char err[256];
-        sw_broker_client_config_t cfg = {.endpoint = argv[2], .role = SWISD__V1__ROLE__ROLE_CLIENT};
+        sw_broker_client_config_t cfg = {.endpoint = argv[2], .role = SWISD__V1__ROLE__ROLE_CLIENT,
+                                         .identity = sw_test_key_for(argv[2])};
         sw_broker_client_t *bc = sw_broker_client_new(&cfg, err, sizeof err);
         if (!bc) {
             fprintf(stderr, "swarm_poke: %s\n", err);

@@ -110,7 +110,7 @@ def drain(p, seconds):
 
 def test_takeover():
     b = broker("tk-root")
-    st = start("tk-stage", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--id", "st-real",
+    st = start("tk-stage", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--insecure", "--id", "st-real",
                            "--threads", "1"], json_lines=False)
     if st.wait_line("swisd-stage: st-real", 20) is None:
         check(False, "1) real stage started (see %s)" % st.log_path)
@@ -162,14 +162,14 @@ def test_takeover():
     # a node that restarts with the same id: after the old one's connection is gone -> at once
     st.p.kill()
     st.p.wait()
-    st2 = start("tk-stage2", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--id", "st-real",
+    st2 = start("tk-stage2", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--insecure", "--id", "st-real",
                              "--threads", "1"], json_lines=False)
     st2.wait_line("swisd-stage: st-real", 20)
     ok = st2.wait_line("registered with broker", 10, "err") is not None
     check(ok, "1) a restarted st-real (old process killed) registers again")
     # ... while the old holder is alive (stopped, connection open): refused until it expires, then admitted
     st2.signal(signal.SIGSTOP)
-    st3 = start("tk-stage3", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--id", "st-real",
+    st3 = start("tk-stage3", [STAGE, "--broker", b.endpoint, "--model", MODEL, "--layers", "0-4", "--insecure", "--id", "st-real",
                              "--threads", "1"], json_lines=False)
     st3.wait_line("swisd-stage: st-real", 20)
     ok = st3.wait_line("registered with broker", 15, "err") is not None
@@ -350,7 +350,7 @@ def test_squatter():
     ba.p.kill()
     ba.p.wait()
     # another process takes the port and answers everything (a gateway's RPC socket replies with errors)
-    gw = start("sq-squatter", [GATEWAY, "--broker", bb.endpoint, "--model", MODEL, "--rpc", ba.endpoint],
+    gw = start("sq-squatter", [GATEWAY, "--broker", bb.endpoint, "--model", MODEL, "--insecure", "--rpc", ba.endpoint],
               json_lines=False)
     check(gw.wait_line("swisd-gateway: rpc on", 10) is not None,
           "5) a gateway now listens on the dead broker's port %s" % ba.endpoint)

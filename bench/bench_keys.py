@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""What keys cost: decode speed through a swarm with CURVE on every link
+against the same swarm with --insecure, and the handshake time of a new node.
+
+Starts two swarms on loopback side by side (one broker, STAGES stages
+splitting the model's layers evenly, a gateway; one swarm with keys, one
+with --insecure), then alternates `swisd generate --ignore-eos` runs between
+them (interleaved, so load from elsewhere hits both alike) and keeps the
+median decode tokens/s of each. Time added per broker hop: the difference of
+the per-token times divided by the broker hops of one token (STAGES + 1
+messages cross the broker per decode step). Handshake: tests/broker_peer
+started against each broker, time from the process's start to its
+"registered" event (the process start is in both; the difference is the
+CURVE handshake and ZAP), median of N.
+
+usage: bench_keys.py BUILD_DIR MODEL.gguf [--stages 3] [--threads 1] [--tokens 64] [--repeat 7] [--joins 15]
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from harness import Bins, Harness, start_broker, start_gateway, start_stage, wait_servable  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("build")
+ap.add_argument("model")
+ap.add_argument("--stages", type=int, default=3)
+ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--tokens", type=int, default=64)
+ap.add_argument("--repeat", type=int, default=7)
+ap.add_argument("--joins", type=int, default=15)
+a = ap.parse_args()
+
+bins = Bins(a.build)
+peer_bin = os.path.join(a.build, "tests", "broker_peer")
+h = Harness("bench-keys")
+prompt = "Once upon a time"
+
+
+def n_layers():
+    r = subprocess.run([bins.swisd, "inspect", a.model], capture_output=True, text=True, errors="replace")
+    m = re.search(r"\.block_count\s*(?:\S+\s+)?=?\s*(\d+)", r.stdout)
+    return int(m.group(1)) if m else None
+
+
+def swarm(tag, insecure):
+    h.insecure = insecure
+    _, broker = start_broker(h, bins, f"broker-{tag}", heartbeat_ms=None, expiry_ms=None)
+    for i in range(a.stages):
+        start_stage(h, bins, f"stage{i}-{tag}", broker, f"{bounds[i]}-{bounds[i + 1] - 1}", model=a.model,
+                    threads=a.threads, timeout=120)
+    _, rpc, _ = start_gateway(h, bins, f"gateway-{tag}", broker, "--threads", a.threads, model=a.model, timeout=120)
+    if not wait_servable(bins, rpc, 60):
+        sys.exit(f"bench_keys: the {tag} swarm never became servable")
+    return broker, rpc
+
+
+def decode(rpc):
+    r = subprocess.run([bins.swisd, "generate", "--gateway", rpc, "-p", prompt, "-n", str(a.tokens + 1),
+                        "--ignore-eos", "--temp", "0"], capture_output=True, text=True, errors="replace", timeout=600)
+    m = re.search(r"decode ([\d.]+) tokens/s", r.stderr)
+    return float(m.group(1)) if r.returncode == 0 and m else None
+
+
+def join_ms(broker, i, tag):
+    t0 = time.monotonic()
+    p, _ = h.start(f"join-{tag}-{i}", [peer_bin, "--broker", broker, "--role", "stage", "--model", "m1",
+                                       "--layers", "0-1"] + (["--key", key] if "#" in broker else []), stdin=True)
+    ok = p.wait_line('"ev":"registered"', 20) is not None
+    dt = (time.monotonic() - t0) * 1000
+    h.stop(p)
+    return dt if ok else None
+
+
+L = n_layers()
+if not L:
+    sys.exit("bench_keys: cannot read the model's block count")
+bounds = [round(i * L / a.stages) for i in range(a.stages + 1)]
+try:
+    sec_broker, sec_rpc = swarm("curve", False)
+    ins_broker, ins_rpc = swarm("plain", True)
+    h.insecure = False
+    decode(sec_rpc), decode(ins_rpc)  # warm both
+    sec, ins = [], []
+    for _ in range(a.repeat):
+        for rpc, out in ((sec_rpc, sec), (ins_rpc, ins)):
+            v = decode(rpc)
+            if v:
+                out.append(v)
+    from harness import node_key  # noqa: E402
+    key = node_key(h, bins, "joiner")
+    js, ji = [], []
+    for i in range(a.joins):
+        for broker, out, tag in ((sec_broker, js, "curve"), (ins_broker, ji, "plain")):
+            v = join_ms(broker, i, tag)
+            if v:
+                out.append(v)
+finally:
+    h.stop_all()
+
+ms, mi = statistics.median(sec), statistics.median(ins)
+hop_us = (1e6 / ms - 1e6 / mi) / (a.stages + 1)
+print(f"| {os.path.basename(a.model)}, {a.stages} stages, {a.threads} thread(s) each, {a.tokens} tokens, "
+      f"{len(sec)}+{len(ins)} interleaved runs | {mi:.1f} | {ms:.1f} | {100 * ms / mi:.1f}% | {hop_us:.1f} us | "
+      f"{statistics.median(ji):.1f} ms | {statistics.median(js):.1f} ms |")
