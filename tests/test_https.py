@@ -44,9 +44,10 @@ def make_cert(folder, name):
     return cert, key
 
 
-def gateway_argv(ep, *args):
+def gateway_argv(h, ep, *args):
+    """A gateway's command line, with a key its broker lists for the gateway role (harness.key_args)."""
     return [bins.gateway, "--broker", ep, "--model", harness.model_path(), "--rpc", "tcp://127.0.0.1:*",
-            "--http", "127.0.0.1:0", "--web", ""] + list(args)
+            "--http", "127.0.0.1:0", "--web", ""] + harness.key_args(h, bins, "gateway", trusted=True) + list(args)
 
 
 def https(port, ctx, path, body=None, timeout=60):
@@ -83,11 +84,11 @@ def body(h):
             ("not-pem", ["--https-cert", not_pem, "--https-key", key], "not PEM"),
             ("mismatch", ["--https-cert", cert, "--https-key", other_key], "does not belong"),
             ("cert-only", ["--https-cert", cert], "both --https-cert and --https-key")]:
-        p, _ = h.start("gateway-" + name, gateway_argv(ep, *args))
+        p, _ = h.start("gateway-" + name, gateway_argv(h, ep, *args))
         p.p.wait(timeout=30)
         check(p.p.returncode not in (0, None) and p.has(want), f"{name}: exit {p.p.returncode}, {p.tail(3)}")
 
-    gw, _ = h.start("gateway", gateway_argv(ep, "--https-cert", cert, "--https-key", key, "--http-rate", "1000",
+    gw, _ = h.start("gateway", gateway_argv(h, ep, "--https-cert", cert, "--https-key", key, "--http-rate", "1000",
                                             "--http-max-conn-per-addr", "200"), ready="swisd-gateway: rpc on")
     rest = gw.wait_line("swisd-gateway: https on port")
     check(rest is not None, "the gateway serves HTTPS")
