@@ -22,6 +22,7 @@
 #include "sw_recent.h"
 #include "sw_route.h"
 #include "sw_sampler.h"
+#include "sw_seal_peers.h"
 #include "sw_session.h"
 #include "sw_tokenizer.h"
 #include "sw_wire.h"
@@ -66,6 +67,8 @@ struct sw_gateway_t {
     uint64_t tag_seed;             /* keys the public tags of session ids */
     float *probe_row;              /* (1, n_embd) f32: the BOS embedding that probes carry */
     sw_codec_t *probe_tx;          /* f32 codec for probes */
+    sw_seal_peers_t *seal;         /* with a key: activations sealed end to end (docs/security.md); NULL: insecure */
+    uint64_t unsealed_replies;     /* replies that did not open with the answering stage's key */
     uint64_t rpc_drops;            /* replies to RPC clients dropped (their queue was full) */
     uint64_t drop_log_ns;          /* last log line about drops */
     /* the route view (planner input) built from the directory and stage health */
@@ -175,7 +178,9 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     if (getrandom(&g->rng, sizeof g->rng, 0) != (ssize_t) sizeof g->rng)
         g->rng = sw_now_ns() ^ ((uint64_t) getpid() << 32);
     g->tag_seed = s_rand(g);
-    if (!g->ex || !g->tx || !g->rx || !g->hidden || !g->health || !g->probe_row || !g->probe_tx || !g->recent ||
+    if (cfg->identity)
+        g->seal = sw_seal_peers_new(sw_identity_secret_key(cfg->identity));
+    if ((cfg->identity && !g->seal) || !g->ex || !g->tx || !g->rx || !g->hidden || !g->health || !g->probe_row || !g->probe_tx || !g->recent ||
         !g->v_usable || !g->v_live || !g->v_inbound || !g->v_infos) {
         sw_err(err, errlen, "out of memory");
         goto fail;
@@ -271,6 +276,7 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
     free(g->v_infos);
     sw_recent_destroy(&g->recent);
     sw_codec_destroy(&g->probe_tx);
+    sw_seal_peers_destroy(&g->seal);
     sw_health_destroy(&g->health);
     free(g);
     *self_p = NULL;
@@ -461,11 +467,34 @@ static int s_send_forward(sw_gateway_t *g, char *session_id, uint64_t request_id
     fr.activation = act;
     fr.deadline_ms = (uint32_t) g->cfg.timeout_ms;
     fr.reply_codec = reply_codec;
+    uint8_t *sealed = NULL;
+    Swisd__V1__Activation sealed_act;
+    if (g->seal) { /* for route[0], whose key the caller put in the hop from the directory */
+        const sw_seal_ctx_t ctx = {.dir = SW_SEAL_TO_STAGE, .session_id = session_id, .session_len = strlen(session_id),
+                                   .request_id = request_id, .pos = pos, .n_rows = n_tok, .hop = 0};
+        size_t n = 0;
+        if (route[0]->public_key.len != SW_SEAL_KEY_BYTES ||
+            sw_seal_peers_close(g->seal, route[0]->public_key.data, &ctx, act->payload.data, act->payload.len,
+                                act->checksum, &sealed, &n) != 0)
+            return -3;
+        sealed_act = *act;
+        sealed_act.payload.data = sealed;
+        sealed_act.payload.len = n;
+        sealed_act.checksum = 0; /* inside the box */
+        fr.activation = &sealed_act;
+        fr.origin_key.data = (uint8_t *) sw_identity_public_key(g->cfg.identity);
+        fr.origin_key.len = SW_SEAL_KEY_BYTES;
+    }
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
     b.forward_request = &fr;
-    return sw_broker_client_send(g->bc, route[0]->node_id, &b);
+    const int rc = sw_broker_client_send(g->bc, route[0]->node_id, &b);
+    free(sealed);
+    return rc;
 }
+
+static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st);
+static const Swisd__V1__StageInfo *s_stage_info(const sw_gateway_t *g, const char *id);
 
 /* Sends a STEP action: history rows [pos, pos + n_tok) embedded, encoded
  * for the link into the first hop, through the session's route. Returns 0,
@@ -512,16 +541,19 @@ static int s_send_step(sw_gateway_t *g, s_session_t *c, const sw_session_action_
         hop_codec[i].dtype = hp->codec.dtype;
         hop_codec[i].zstd_level = hp->codec.zstd_level;
         hops[i].codec = &hop_codec[i];
+        if (g->seal) { /* each hop's key as the broker authenticated it (the directory) */
+            const Swisd__V1__StageInfo *si = s_stage_info(g, hp->id);
+            if (!si || si->public_key.len != SW_SEAL_KEY_BYTES)
+                return -1;
+            hops[i].public_key = si->public_key;
+        }
         route[i] = &hops[i];
     }
-    if (s_send_forward(g, (char *) sw_session_id(c->ss), a->request_id, route, (size_t) n_hops, (uint32_t) a->pos,
-                       (uint32_t) a->n_tok, &act, &codec) != 0)
-        return -2;
-    return 0;
+    const int rc = s_send_forward(g, (char *) sw_session_id(c->ss), a->request_id, route, (size_t) n_hops,
+                                  (uint32_t) a->pos, (uint32_t) a->n_tok, &act, &codec);
+    return rc == -1 ? -2 : rc != 0 ? -1 : 0;
 }
 
-static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st);
-static const Swisd__V1__StageInfo *s_stage_info(const sw_gateway_t *g, const char *id);
 
 /* Carries out the actions in g->acts that session c returned, and feeds it
  * the follow-up events they cause (a send that failed, a re-plan after
@@ -647,6 +679,7 @@ static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st)
     hop.node_id = st->node_id;
     hop.layers = &lr;
     hop.codec = &f32;
+    hop.public_key = st->public_key; /* empty when insecure: s_send_forward refuses to send unsealed with a key */
     /* a lost probe is sent again after the retry interval */
     s_send_forward(g, pr.probe_id, s_rand(g) | 1, route, 1, 0, 1, &act, &f32);
 }
@@ -718,10 +751,53 @@ static s_session_t *s_find(sw_gateway_t *g, const char *id)
     return NULL;
 }
 
+/* Opens the sealed activation `a` of a reply from stage `src` (its key from
+ * the directory) as hop `hop` of the route: session, request id, first
+ * position and rows as the gateway sent them. Returns 0 with *opened (caller
+ * frees), *len and h's checksum set; -1 when it does not open, counted
+ * against src (the counter and a log line at most every 10 s). */
+static int s_open_reply(sw_gateway_t *g, const char *src, const char *session_id, uint64_t request_id,
+                        const Swisd__V1__Activation *a, uint32_t hop, uint32_t pos, uint32_t n_rows,
+                        sw_codec_header_t *h, uint8_t **opened, size_t *len)
+{
+    const Swisd__V1__StageInfo *si = s_stage_info(g, src);
+    const sw_seal_ctx_t ctx = {.dir = SW_SEAL_TO_GATEWAY, .session_id = session_id, .session_len = strlen(session_id),
+                               .request_id = request_id, .pos = pos, .n_rows = n_rows, .hop = hop};
+    uint64_t checksum = 0;
+    if (si && si->public_key.len == SW_SEAL_KEY_BYTES &&
+        sw_seal_peers_open(g->seal, si->public_key.data, &ctx, a->payload.data, a->payload.len, opened, len,
+                           &checksum) == 0) {
+        h->checksum = checksum;
+        return 0;
+    }
+    g->unsealed_replies++;
+    sw_health_strike(g->health, src, sw_now_ns()); /* as a refused probe: backs the key's node off */
+    static uint64_t last_log_ns;
+    const uint64_t now = sw_now_ns();
+    if (!last_log_ns || now - last_log_ns >= 10000000000ull) {
+        sw_log(SW_LOG_WARN, "gateway: reply for %.16s from stage %.16s does not open with its key: rejected "
+               "(%llu unsealed replies so far)", session_id, src, (unsigned long long) g->unsealed_replies);
+        last_log_ns = now;
+    }
+    return -1;
+}
+
 static void s_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__ForwardReply *rep)
 {
-    if (!strncmp(rep->session_id, "probe-", 6))
-        return s_on_probe_reply(g, src, rep->session_id, SWISD__V1__ERROR_CODE__ERROR_UNSPECIFIED);
+    if (!strncmp(rep->session_id, "probe-", 6)) {
+        int code = SWISD__V1__ERROR_CODE__ERROR_UNSPECIFIED;
+        const char *stage = sw_health_probe_stage(g->health, rep->session_id);
+        if (g->seal && stage && !strcmp(stage, src)) { /* a probe answer counts only when it opens */
+            sw_codec_header_t ph;
+            uint8_t *opened = NULL;
+            size_t len = 0;
+            if (!rep->activation || s_open_reply(g, src, rep->session_id, rep->request_id, rep->activation, 0, 0, 1,
+                                                 &ph, &opened, &len) != 0)
+                code = SWISD__V1__ERROR_CODE__ERROR_BAD_SEAL;
+            free(opened);
+        }
+        return s_on_probe_reply(g, src, rep->session_id, code);
+    }
     s_session_t *c = s_find(g, rep->session_id);
     int64_t n_rows = 0;
     if (!c || !sw_session_wants(c->ss, src, rep->request_id, &n_rows))
@@ -732,9 +808,21 @@ static void s_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__Forwar
     char err[256];
     err[0] = 0;
     g->acts.n = 0;
-    if (h.n_tok != (uint64_t) n_rows ||
-        sw_codec_decode(g->rx, &h, a->payload.data, a->payload.len, g->hidden, err, sizeof err) != 0)
-        sw_session_on_bad_reply(c->ss, src, rep->request_id, err, sw_now_ns(), &g->acts);
+    const sw_route_t *rt = sw_session_route(c->ss);
+    const int last = sw_route_n_hops(rt) - 1;
+    uint8_t *opened = NULL;
+    size_t len = a->payload.len;
+    if (g->seal && s_open_reply(g, src, rep->session_id, rep->request_id, a, last < 0 ? 0 : (uint32_t) last,
+                                (uint32_t) sw_session_pending_pos(c->ss), (uint32_t) n_rows, &h, &opened, &len) != 0)
+        snprintf(err, sizeof err, "reply not sealed by stage %.16s (does not open with its key)", src);
+    else if (h.n_tok != (uint64_t) n_rows ||
+             sw_codec_decode(g->rx, &h, opened ? opened : a->payload.data, len, g->hidden, err, sizeof err) != 0)
+        ;
+    else
+        err[0] = 0, len = SIZE_MAX;
+    free(opened);
+    if (len != SIZE_MAX)
+        sw_session_on_bad_reply(c->ss, src, rep->request_id, err[0] ? err : "bad activation", sw_now_ns(), &g->acts);
     else
         sw_session_on_reply(c->ss, src, rep->request_id, g->hidden, n_rows, sw_now_ns(), &g->acts);
     s_drive(g, c);

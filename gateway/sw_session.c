@@ -650,6 +650,11 @@ bool sw_session_wants(const sw_session_t *self, const char *src, uint64_t reques
     return true;
 }
 
+int64_t sw_session_pending_pos(const sw_session_t *self)
+{
+    return self ? (int64_t) self->n_sent - (int64_t) self->last_n : 0;
+}
+
 int sw_session_on_bad_reply(sw_session_t *self, const char *src, uint64_t request_id, const char *why,
                             uint64_t now_ns, sw_session_actions_t *out)
 {

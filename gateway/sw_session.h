@@ -201,6 +201,9 @@ int sw_session_abort(sw_session_t *self, sw_session_actions_t *out);
  *  flight (then *n_rows, may be NULL, gets the rows expected): the caller
  *  decodes only such replies. */
 bool sw_session_wants(const sw_session_t *self, const char *src, uint64_t request_id, int64_t *n_rows);
+/*  First history row (KV position) of the step last sent (0 before any):
+ *  with sw_session_wants' rows, what a sealed reply's nonce binds. */
+int64_t sw_session_pending_pos(const sw_session_t *self);
 
 /* ---- read-only views ----------------------------------------------------------- */
 

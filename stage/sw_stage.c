@@ -7,7 +7,9 @@
 #include "sw_broker_client.h"
 #include "sw_codec.h"
 #include "sw_common.h"
+#include "sw_identity.h"
 #include "sw_model.h"
+#include "sw_seal_peers.h"
 #include "sw_session_cache.h"
 #include "sw_wire.h"
 
@@ -51,6 +53,9 @@ struct sw_stage_t {
     uint64_t next_rebalance_ns;
     int gap_seen;          /* consecutive directory replies showing a gap we could fill */
     uint64_t rng;          /* for the rebalancing jitter */
+    sw_seal_peers_t *seal; /* with a key: activations are sealed end to end; NULL: --insecure */
+    const uint8_t *pub;    /* our public key (borrowed from cfg.identity), or NULL */
+    uint64_t bad_seals, bad_seals_logged, bad_seal_log_ns; /* bodies that did not open; log rate limit */
 };
 
 const char *sw_stage_id(const sw_stage_t *self) { return sw_broker_client_id(self->bc); }
@@ -213,6 +218,11 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
     st->rx = sw_codec_new(&f32, st->hp->n_embd, SW_WIRE_MAX_TOKENS);
     if (!st->cache || !st->rx)
         goto oom;
+    if (cfg->identity) {
+        st->pub = sw_identity_public_key(cfg->identity);
+        if (!(st->seal = sw_seal_peers_new(sw_identity_secret_key(cfg->identity))))
+            goto oom;
+    }
     st->ms_per_layer = s_measure(st);
     snprintf(st->layers_text, sizeof st->layers_text, "%d-%d", (int) st->cfg.layer_begin, (int) st->cfg.layer_end - 1);
 
@@ -271,6 +281,7 @@ void sw_stage_destroy(sw_stage_t **self_p)
     for (int i = 0; i < st->n_enc; i++)
         sw_codec_destroy(&st->enc[i].codec);
     sw_codec_destroy(&st->rx);
+    sw_seal_peers_destroy(&st->seal);
     sw_broker_client_destroy(&st->bc);
     sw_session_cache_destroy(&st->cache);
     sw_model_destroy(&st->model);
@@ -310,6 +321,65 @@ static void s_fail(sw_stage_t *st, s_req_t *r, int code, const char *fmt, const 
     r->failed = true;
 }
 
+/* Refuses request r for a body that does not open (BAD_SEAL to its origin), and
+ * logs it at most every 10 s with the count since the last line. */
+static void s_bad_seal(sw_stage_t *st, s_req_t *r, const char *why)
+{
+    st->bad_seals++;
+    const uint64_t now = sw_now_ns();
+    if (now - st->bad_seal_log_ns >= 10000000000ull || !st->bad_seal_log_ns) {
+        sw_log(SW_LOG_WARN, "stage: refused a forward body from %.16s for session %.16s: %s (%llu refused so far)",
+               r->msg.header->src, r->fr->session_id, why, (unsigned long long) st->bad_seals);
+        st->bad_seal_log_ns = now;
+    }
+    s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_SEAL, "%s", why);
+}
+
+/* Opens r's sealed activation (docs/security.md): from the gateway (hop 0, the
+ * key in origin_key) or the previous stage (sender_key), each key bound to the
+ * node id the broker authenticated as the sender. Returns 0 with *opened the
+ * payload (caller frees, NULL when this stage runs without keys) and h's
+ * checksum restored, or -1 after refusing r. */
+static int s_open(sw_stage_t *st, s_req_t *r, sw_codec_header_t *h, uint8_t **opened, size_t *len)
+{
+    const Swisd__V1__ForwardRequest *fr = r->fr;
+    const Swisd__V1__Hop *me = fr->route[0];
+    *opened = NULL;
+    if (!st->seal) {
+        if (me->public_key.len) {
+            s_bad_seal(st, r, "sealed body, but this stage runs without keys (--insecure)");
+            return -1;
+        }
+        return 0;
+    }
+    const ProtobufCBinaryData *peer = fr->n_timings == 0 ? &fr->origin_key : &fr->sender_key;
+    const char *why = NULL;
+    if (me->public_key.len == 0)
+        why = "unsealed activation (this stage only takes sealed ones)";
+    else if (me->public_key.len != SW_SEAL_KEY_BYTES || memcmp(me->public_key.data, st->pub, SW_SEAL_KEY_BYTES))
+        why = "activation sealed for another key";
+    else if (fr->origin_key.len != SW_SEAL_KEY_BYTES || !sw_identity_id_matches(fr->origin, fr->origin_key.data))
+        why = "origin key missing or not the origin's";
+    else if (peer->len != SW_SEAL_KEY_BYTES || !sw_identity_id_matches(r->msg.header->src, peer->data))
+        why = "sender key missing or not the sender's";
+    if (!why) {
+        const sw_seal_ctx_t ctx = {.dir = SW_SEAL_TO_STAGE, .session_id = fr->session_id,
+                                   .session_len = strlen(fr->session_id), .request_id = fr->request_id,
+                                   .pos = fr->pos, .n_rows = fr->n_tok, .hop = (uint32_t) fr->n_timings};
+        uint64_t checksum = 0;
+        if (sw_seal_peers_open(st->seal, peer->data, &ctx, fr->activation->payload.data,
+                               fr->activation->payload.len, opened, len, &checksum) != 0)
+            why = "the activation does not open (wrong key, tampered, replayed or reordered)";
+        else
+            h->checksum = checksum;
+    }
+    if (why) {
+        s_bad_seal(st, r, why);
+        return -1;
+    }
+    return 0;
+}
+
 /* Checks the request and prepares its session and input rows. */
 static void s_prepare(sw_stage_t *st, s_req_t *r)
 {
@@ -337,10 +407,21 @@ static void s_prepare(sw_stage_t *st, s_req_t *r)
     }
     sw_codec_header_t h;
     sw_wire_activation_from_msg(a, &h);
+    const void *payload = a->payload.data;
+    size_t payload_len = a->payload.len;
+    uint8_t *opened = NULL;
+    if (s_open(st, r, &h, &opened, &payload_len) != 0)
+        return;
+    if (opened)
+        payload = opened;
     r->hidden = malloc(sizeof(float) * (size_t) fr->n_tok * (size_t) st->hp->n_embd);
-    if (!r->hidden)
+    if (!r->hidden) {
+        free(opened);
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_OVERLOADED, "%s", "out of memory");
-    if (sw_codec_decode(st->rx, &h, a->payload.data, a->payload.len, r->hidden, err, sizeof err) != 0)
+    }
+    const int drc = sw_codec_decode(st->rx, &h, payload, payload_len, r->hidden, err, sizeof err);
+    free(opened);
+    if (drc != 0)
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME, "activation: %s", err);
     sw_session_t *s = sw_session_cache_find(st->cache, fr->session_id);
     if (s && strcmp(s->origin, fr->origin)) { /* a session belongs to the gateway that opened it */
@@ -378,6 +459,22 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
     if (!enc || sw_codec_encode(enc, r->hidden, (int32_t) fr->n_tok, &h, &payload, &len, err, sizeof err) != 0)
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "cannot encode the activation: %s",
                       enc ? err : "unsupported codec");
+    uint8_t *sealed = NULL;
+    if (st->seal) { /* for the next hop, or the origin at the last */
+        const ProtobufCBinaryData *peer = last ? &fr->origin_key : &fr->route[1]->public_key;
+        const sw_seal_ctx_t ctx = {.dir = last ? SW_SEAL_TO_GATEWAY : SW_SEAL_TO_STAGE, .session_id = fr->session_id,
+                                   .session_len = strlen(fr->session_id), .request_id = fr->request_id,
+                                   .pos = fr->pos, .n_rows = fr->n_tok,
+                                   .hop = (uint32_t) fr->n_timings + (last ? 0u : 1u)};
+        size_t n = 0;
+        if (peer->len != SW_SEAL_KEY_BYTES ||
+            sw_seal_peers_close(st->seal, peer->data, &ctx, payload, len, h.checksum, &sealed, &n) != 0)
+            return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_SEAL, "%s",
+                          "cannot seal for the next hop (its key is missing or invalid)");
+        payload = sealed;
+        len = n;
+        h.checksum = 0; /* inside the box */
+    }
     Swisd__V1__Activation act;
     sw_wire_activation_to_msg(&h, payload, len, &act);
     Swisd__V1__HopTiming mine = SWISD__V1__HOP_TIMING__INIT;
@@ -409,10 +506,15 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
         next.activation = &act;
         next.timings = timings;
         next.n_timings = n_t;
+        if (st->pub) {
+            next.sender_key.data = (uint8_t *) st->pub;
+            next.sender_key.len = SW_SEAL_KEY_BYTES;
+        }
         b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
         b.forward_request = &next;
         rc = sw_broker_client_send(st->bc, fr->route[1]->node_id, &b);
     }
+    free(sealed);
     if (rc != 0)
         sw_log(SW_LOG_WARN, "stage: could not send session %.16s onward (broker queue full?)", fr->session_id);
 }

@@ -2,7 +2,14 @@
  *  prints one line per probe: "probe NAME: error CODE" when the process
  *  answered with an Error, "probe NAME: no answer" otherwise.
  *    swarm_poke rpc ENDPOINT            probes the gateway's RPC socket
- *    swarm_poke stage BROKER STAGE_ID BEGIN END   probes a stage (holding [BEGIN, END)) via its broker
+ *    swarm_poke stage BROKER STAGE_ID BEGIN END [N_EMBD [STAGE_KEY_FILE]]
+ *        probes a stage (holding [BEGIN, END), rows of N_EMBD, default 64) via
+ *        its broker; with the stage's key file (its public half is read) the
+ *        valid activations are sealed for it as a gateway would (docs/security.md),
+ *        and two more probes run: "stage-sealed-pos0" (a sealed one-token
+ *        step at position 0: answered with a reply, "probe NAME: reply") and
+ *        "stage-replay" (that same sealed body again under a new request id:
+ *        must be refused, BAD_SEAL)
  *  Used by test_swarm.py, which then checks the processes still serve. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +19,8 @@
 #include "test_key.h"
 #include "sw_broker_client.h"
 #include "sw_codec.h"
+#include "sw_identity.h"
+#include "sw_seal_peers.h"
 #include "sw_wire.h"
 
 static void s_report(const char *name, zsock_t *s, bool dealer_of_broker, sw_broker_client_t *bc)
@@ -33,6 +42,11 @@ static void s_report(const char *name, zsock_t *s, bool dealer_of_broker, sw_bro
             continue;
         }
         const Swisd__V1__Body *b = m.body ? m.body : sw_wire_body(&m, &c, err, sizeof err);
+        if (b && b->msg_case == SWISD__V1__BODY__MSG_FORWARD_REPLY) {
+            res = "reply";
+            sw_wire_msg_free(&m);
+            break;
+        }
         if (b && b->msg_case == SWISD__V1__BODY__MSG_ERROR) {
             snprintf(code, sizeof code, "error %s", sw_wire_error_name(b->error->code));
             res = code;
@@ -92,7 +106,7 @@ int main(int argc, char **argv)
         zsock_destroy(&s);
         return 0;
     }
-    if (argc == 6 && !strcmp(argv[1], "stage")) {
+    if (argc >= 6 && argc <= 8 && !strcmp(argv[1], "stage")) {
         char err[256];
         sw_broker_client_config_t cfg = {.endpoint = argv[2], .role = SWISD__V1__ROLE__ROLE_CLIENT,
                                          .identity = sw_test_key_for(argv[2])};
@@ -149,12 +163,64 @@ int main(int argc, char **argv)
         const void *pl;
         size_t len;
         char cerr[128];
-        if (codec && row && sw_codec_encode(codec, row, 1, &h, &pl, &len, cerr, sizeof cerr) == 0) {
-            sw_wire_activation_to_msg(&h, pl, len, &act);
+        uint8_t stage_pub[SW_IDENTITY_KEY_BYTES];
+        const sw_identity_t *me = cfg.identity;
+        sw_seal_peers_t *seal = NULL;
+        if (argc > 7) {
+            if (!me || sw_identity_read_public(argv[7], stage_pub, cerr, sizeof cerr) != 0 ||
+                !(seal = sw_seal_peers_new(sw_identity_secret_key(me)))) {
+                fprintf(stderr, "swarm_poke: cannot seal for the stage: %s\n", me ? cerr : "no key (plain TCP)");
+                return 1;
+            }
+            hop.public_key.data = stage_pub;
+            hop.public_key.len = SW_IDENTITY_KEY_BYTES;
+            fr.origin_key.data = (uint8_t *) sw_identity_public_key(me);
+            fr.origin_key.len = SW_IDENTITY_KEY_BYTES;
+        }
+        /* seals `pl` for the stage as frame fr (nothing when unsealed); the caller frees *sealed */
+        uint8_t *sealed = NULL;
+        size_t sealed_len = 0;
+        #define S_SEAL()                                                                                       \
+            do {                                                                                               \
+                free(sealed);                                                                                  \
+                sealed = NULL;                                                                                 \
+                sw_wire_activation_to_msg(&h, pl, len, &act);                                                  \
+                if (seal) {                                                                                    \
+                    const sw_seal_ctx_t ctx = {.dir = SW_SEAL_TO_STAGE, .session_id = fr.session_id,         \
+                                               .session_len = strlen(fr.session_id), .request_id = fr.request_id, \
+                                               .pos = fr.pos, .n_rows = fr.n_tok, .hop = 0};                    \
+                    if (sw_seal_peers_close(seal, stage_pub, &ctx, pl, len, h.checksum, &sealed, &sealed_len) == 0) { \
+                        act.payload.data = sealed;                                                             \
+                        act.payload.len = sealed_len;                                                          \
+                        act.checksum = 0;                                                                      \
+                    }                                                                                          \
+                }                                                                                              \
+            } while (0)
+        const bool encoded = codec && row && sw_codec_encode(codec, row, 1, &h, &pl, &len, cerr, sizeof cerr) == 0;
+        if (encoded) {
+            S_SEAL();
             sw_broker_client_send(bc, argv[3], &b); /* the stage holds nothing for session "poke" */
         }
-        free(row);
         s_report("stage-kv-missing", sw_broker_client_sock(bc), true, bc);
+        if (seal && encoded) {
+            /* a valid sealed step at position 0 of a session of our own: the stage answers it */
+            char sid[32];
+            snprintf(sid, sizeof sid, "poke-%08x", (unsigned) (zclock_mono() & 0xffffffff));
+            fr.session_id = sid;
+            fr.pos = 0;
+            fr.request_id = 1001;
+            S_SEAL();
+            sw_broker_client_send(bc, argv[3], &b);
+            s_report("stage-sealed-pos0", sw_broker_client_sock(bc), true, bc);
+            /* the same sealed body replayed under another request id (as a relay could): its
+             * nonce differs, it must not open */
+            fr.request_id = 1003;
+            sw_broker_client_send(bc, argv[3], &b);
+            s_report("stage-replay", sw_broker_client_sock(bc), true, bc);
+        }
+        free(sealed);
+        sw_seal_peers_destroy(&seal);
+        free(row);
         sw_codec_destroy(&codec);
         sw_broker_client_destroy(&bc);
         return 0;

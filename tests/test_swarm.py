@@ -24,7 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Bins, Harness, generate, greedy_refs, model_path, run_local,  # noqa: E402
-                     start_broker, start_gateway, start_generate, start_stage, wait_servable)
+                     start_broker, start_gateway, start_generate, start_stage, wait_servable, node_key)
 
 bins = Bins()
 bins.swisd, bins.broker, bins.stage, bins.gateway = sys.argv[1:5]
@@ -52,7 +52,7 @@ def swarm_splits(h, check, local):
         stage_ids = []
         for i, (layers, region) in enumerate(split):
             _, sid = start_stage(h, bins, f"stage{i}-{split_name}", eps[region], layers, region=region)
-            stage_ids.append((sid, eps[region]))
+            stage_ids.append((sid, eps[region], f"stage{i}-{split_name}"))
         _, rpc, _ = start_gateway(h, bins, "gateway-" + split_name, eps["eu"], "--region", "eu")
         check(wait_servable(bins, rpc), f"{split_name}: the swarm never became servable")
         # a) every reference prompt, greedy, 100 tokens
@@ -129,12 +129,20 @@ def swarm_splits(h, check, local):
         r = subprocess.run([poke, "rpc", rpc], capture_output=True, text=True, timeout=60)
         lines = [l for l in r.stdout.splitlines() if l.startswith("probe")]
         check(len(lines) == 6 and all("error" in l for l in lines), f"gateway probes: {r.stdout} {r.stderr}")
-        sid, sep = stage_ids[1]
-        r = subprocess.run([poke, "stage", sep, sid, "2", "4"], capture_output=True, text=True, timeout=60)
+        sid, sep, sname = stage_ids[1]
+        # with keys the valid activations are sealed for the stage (its key file), and a sealed
+        # body replayed under another request id must be refused (docs/security.md)
+        seal_args = [] if h.insecure else ["64", node_key(h, bins, sname)]
+        r = subprocess.run([poke, "stage", sep, sid, "2", "4"] + seal_args, capture_output=True, text=True,
+                           timeout=60)
         lines = [l for l in r.stdout.splitlines() if l.startswith("probe")]
-        check(len(lines) == 4 and all("error" in l for l in lines), f"stage probes: {r.stdout} {r.stderr}")
-        check(len(lines) == 4 and "BAD_REQUEST" in lines[2], f"a bad activation was not refused: {r.stdout}")
-        check(len(lines) == 4 and "KV_MISSING" in lines[3], f"stage did not answer KV_MISSING: {r.stdout}")
+        n_probes = 4 if h.insecure else 6
+        check(len(lines) == n_probes and all("error" in l for l in lines[:4]), f"stage probes: {r.stdout} {r.stderr}")
+        check(len(lines) == n_probes and "BAD_REQUEST" in lines[2], f"a bad activation was not refused: {r.stdout}")
+        check(len(lines) == n_probes and "KV_MISSING" in lines[3], f"stage did not answer KV_MISSING: {r.stdout}")
+        if not h.insecure:
+            check(len(lines) == 6 and lines[4].endswith(": reply"), f"a sealed step was not answered: {r.stdout}")
+            check(len(lines) == 6 and "BAD_SEAL" in lines[5], f"a replayed sealed body was not refused: {r.stdout}")
         p0, want0 = rows[0]
         rc, out, err = generate(bins, rpc, p0, 100)
         check(rc == 0 and out == local[p0], f"after the probes the swarm text differs: {out!r} {err[-300:]}")
