@@ -388,6 +388,13 @@ int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user,
     w.n_recent = (int) n_recent;
     w.generations_total = sr->generations_total;
     w.tokens_generated_total = sr->tokens_generated_total;
+    w.unsealed_replies_total = sr->unsealed_replies_total;
+    for (size_t i = 0; i < sr->n_unsealed_replies && w.n_unsealed < 16; i++) {
+        if (!sr->unsealed_replies[i] || !sr->unsealed_replies[i]->node_id)
+            continue;
+        w.unsealed_node[w.n_unsealed] = sr->unsealed_replies[i]->node_id;
+        w.unsealed_count[w.n_unsealed++] = sr->unsealed_replies[i]->count;
+    }
     on_swarm(&w, user);
     free(st), free(ss), free(gaps), free(rec);
     sw_wire_msg_free(&m);

@@ -159,6 +159,10 @@ typedef struct {
     int n_recent;
     uint64_t generations_total;             /* finished generations since the gateway started */
     uint64_t tokens_generated_total;        /* completion tokens since the gateway started */
+    uint64_t unsealed_replies_total;        /* replies rejected for not opening with the stage's key */
+    const char *unsealed_node[16];          /* n_unsealed node ids (borrowed) with their counts */
+    uint64_t unsealed_count[16];
+    int n_unsealed;
 } sw_client_swarm_t;
 
 typedef void (sw_client_swarm_fn)(const sw_client_swarm_t *swarm, void *user);

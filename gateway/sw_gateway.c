@@ -69,6 +69,8 @@ struct sw_gateway_t {
     sw_codec_t *probe_tx;          /* f32 codec for probes */
     sw_seal_peers_t *seal;         /* with a key: activations sealed end to end (docs/security.md); NULL: insecure */
     uint64_t unsealed_replies;     /* replies that did not open with the answering stage's key */
+    struct { char id[SW_WIRE_MAX_ID + 1]; uint64_t n; } unsealed_by[16]; /* per node; the oldest slot reused */
+    int unsealed_next;
     uint64_t rpc_drops;            /* replies to RPC clients dropped (their queue was full) */
     uint64_t drop_log_ns;          /* last log line about drops */
     /* the route view (planner input) built from the directory and stage health */
@@ -771,6 +773,17 @@ static int s_open_reply(sw_gateway_t *g, const char *src, const char *session_id
         return 0;
     }
     g->unsealed_replies++;
+    int slot = -1;
+    for (int i = 0; i < 16 && slot < 0; i++)
+        if (g->unsealed_by[i].n && !strcmp(g->unsealed_by[i].id, src))
+            slot = i;
+    if (slot < 0) {
+        slot = g->unsealed_next;
+        g->unsealed_next = (g->unsealed_next + 1) % 16;
+        snprintf(g->unsealed_by[slot].id, sizeof g->unsealed_by[slot].id, "%s", src);
+        g->unsealed_by[slot].n = 0;
+    }
+    g->unsealed_by[slot].n++;
     sw_health_strike(g->health, src, sw_now_ns()); /* as a refused probe: backs the key's node off */
     static uint64_t last_log_ns;
     const uint64_t now = sw_now_ns();
@@ -1057,6 +1070,18 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     r.n_recent = n_recent;
     r.generations_total = sw_recent_generations_total(g->recent);
     r.tokens_generated_total = sw_recent_tokens_total(g->recent);
+    r.unsealed_replies_total = g->unsealed_replies;
+    Swisd__V1__NodeCount ucount[16], *up[16];
+    for (int i = 0; i < 16; i++) {
+        if (!g->unsealed_by[i].n)
+            continue;
+        swisd__v1__node_count__init(&ucount[r.n_unsealed_replies]);
+        ucount[r.n_unsealed_replies].node_id = g->unsealed_by[i].id;
+        ucount[r.n_unsealed_replies].count = g->unsealed_by[i].n;
+        up[r.n_unsealed_replies] = &ucount[r.n_unsealed_replies];
+        r.n_unsealed_replies++;
+    }
+    r.unsealed_replies = up;
     r.gateway_id = (char *) sw_gateway_id(g);
     r.region = g->cfg.region ? (char *) g->cfg.region : "default";
     r.model = &g->ref;

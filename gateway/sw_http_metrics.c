@@ -178,5 +178,16 @@ char *sw_http_metrics_swarm(const sw_client_swarm_t *w)
         missing += w->gaps[i][1] > w->gaps[i][0] ? w->gaps[i][1] - w->gaps[i][0] : 0;
     s_printf(&t, "# HELP swisd_layers_uncovered Layers of the model no live stage holds.\n"
                  "# TYPE swisd_layers_uncovered gauge\nswisd_layers_uncovered %u\n", missing);
+    s_printf(&t, "# HELP swisd_unsealed_replies_total Replies rejected because they did not open with the "
+                 "answering stage's key.\n# TYPE swisd_unsealed_replies_total counter\nswisd_unsealed_replies_total %llu\n"
+                 "# HELP swisd_unsealed_replies_by_node_total The same, per stage (the last 16 counted).\n"
+                 "# TYPE swisd_unsealed_replies_by_node_total counter\n",
+             (unsigned long long) w->unsealed_replies_total);
+    for (int i = 0; i < w->n_unsealed; i++) {
+        char node[64 * 2 + 1];
+        s_label(w->unsealed_node[i], node);
+        s_printf(&t, "swisd_unsealed_replies_by_node_total{node=\"%s\"} %llu\n", node,
+                 (unsigned long long) w->unsealed_count[i]);
+    }
     return s_take(&t);
 }

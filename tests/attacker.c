@@ -14,7 +14,13 @@
  *        (inclusive) at MS_PER_LAYER, and answers nothing (or, with
  *        answer-probes, only requests whose session id starts "probe-", with
  *        rows of zeros, swallowing every real session); prints
- *        "blackhole ID".
+ *        "blackhole ID". Answers are sealed for the gateway with the
+ *        attacker's own key (docs/security.md), as an honest stage would.
+ *    attacker wrong-seal BROKER MODEL.gguf A B MS_PER_LAYER SECONDS
+ *        the same stage, answering EVERY request (probes and sessions) with
+ *        rows of zeros sealed under a fresh key, not the one it registered
+ *        with: a reply forged under the stage's routing identity by someone
+ *        without its key. Prints "wrong-seal ID", at the end "answered N".
  *    attacker bogus-forward BROKER STAGE_ID A B N
  *        N forward requests at position 0, each under a new session id, over
  *        layers [A, B] of the stage, with activations that do not decode;
@@ -22,6 +28,7 @@
  *  Exit status 0 when the attack could be carried out, 2 on bad usage.
  */
 #include <czmq.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +38,8 @@
 #include "sw_common.h"
 #include "sw_model.h"
 #include "sw_wire.h"
+#include "sw_identity.h"
+#include "sw_seal_peers.h"
 #include "sw_endpoint.h"
 #include "test_key.h"
 
@@ -103,8 +112,10 @@ static int s_forge_errors(const char *broker, const char *gateway, long n, char 
     return 0;
 }
 
-/* Answers a probe with rows of zeros in the reply codec's f32. */
-static void s_answer(sw_broker_client_t *bc, const Swisd__V1__ForwardRequest *fr, int32_t n_embd)
+/* Answers a probe with rows of zeros in the reply codec's f32, sealed for the
+ * origin (when the request carries its key) with `seal` (the context of our
+ * own secret key, or of a foreign one to forge). */
+static void s_answer(sw_broker_client_t *bc, const Swisd__V1__ForwardRequest *fr, int32_t n_embd, sw_seal_peers_t *seal)
 {
     sw_codec_config_t f32 = {.dtype = SW_DTYPE_F32};
     sw_codec_t *c = sw_codec_new(&f32, n_embd, (int32_t) fr->n_tok);
@@ -115,6 +126,18 @@ static void s_answer(sw_broker_client_t *bc, const Swisd__V1__ForwardRequest *fr
     char err[128];
     if (c && rows && sw_codec_encode(c, rows, (int32_t) fr->n_tok, &h, &pl, &len, err, sizeof err) == 0) {
         Swisd__V1__Activation act;
+        uint8_t *sealed = NULL;
+        size_t n = 0;
+        if (seal && fr->origin_key.len == SW_SEAL_KEY_BYTES) {
+            const sw_seal_ctx_t ctx = {.dir = SW_SEAL_TO_GATEWAY, .session_id = fr->session_id,
+                                       .session_len = strlen(fr->session_id), .request_id = fr->request_id,
+                                       .pos = fr->pos, .n_rows = fr->n_tok, .hop = (uint32_t) fr->n_timings};
+            if (sw_seal_peers_close(seal, fr->origin_key.data, &ctx, pl, len, h.checksum, &sealed, &n) == 0) {
+                pl = sealed;
+                len = n;
+                h.checksum = 0;
+            }
+        }
         sw_wire_activation_to_msg(&h, pl, len, &act);
         Swisd__V1__ForwardReply rep = SWISD__V1__FORWARD_REPLY__INIT;
         rep.session_id = fr->session_id;
@@ -124,13 +147,14 @@ static void s_answer(sw_broker_client_t *bc, const Swisd__V1__ForwardRequest *fr
         b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REPLY;
         b.forward_reply = &rep;
         sw_broker_client_send(bc, fr->origin, &b);
+        free(sealed);
     }
     free(rows);
     sw_codec_destroy(&c);
 }
 
 static int s_blackhole(const char *broker, const char *model_path, int a, int b, double ms, long seconds,
-                       bool answer_probes)
+                       bool answer_probes, bool wrong_seal)
 {
     char err[256], id[129], sum[17];
     sw_model_parts_t none = {0};
@@ -156,7 +180,16 @@ static int s_blackhole(const char *broker, const char *model_path, int a, int b,
     sw_broker_client_t *bc = s_join(broker, &cfg);
     if (!bc)
         return 1;
-    printf("blackhole %s\n", sw_broker_client_id(bc));
+    sw_seal_peers_t *seal = NULL;
+    if (cfg.identity && !wrong_seal)
+        seal = sw_seal_peers_new(sw_identity_secret_key(cfg.identity));
+    else if (cfg.identity) { /* a key of our own, not the one the broker knows for this id */
+        uint8_t pk[32], sk[32];
+        crypto_box_keypair(pk, sk);
+        seal = sw_seal_peers_new(sk);
+        answer_probes = true;
+    }
+    printf("%s %s\n", wrong_seal ? "wrong-seal" : "blackhole", sw_broker_client_id(bc));
     fflush(stdout);
     zpoller_t *p = zpoller_new(sw_broker_client_sock(bc), NULL);
     long swallowed = 0, answered = 0, probes = 0;
@@ -168,8 +201,8 @@ static int s_blackhole(const char *broker, const char *model_path, int a, int b,
                 const Swisd__V1__ForwardRequest *fr = msg.body->forward_request;
                 const bool probe = !strncmp(fr->session_id, "probe-", 6);
                 probes += probe;
-                if (answer_probes && probe) {
-                    s_answer(bc, fr, hp->n_embd);
+                if ((answer_probes && probe) || wrong_seal) {
+                    s_answer(bc, fr, hp->n_embd, seal);
                     answered++;
                 } else if (!probe) {
                     swallowed++;
@@ -180,6 +213,9 @@ static int s_blackhole(const char *broker, const char *model_path, int a, int b,
         sw_broker_client_tick(bc);
     }
     printf("sessions swallowed %ld, probes %ld, probes answered %ld\n", swallowed, probes, answered);
+    if (wrong_seal)
+        printf("answered %ld\n", answered);
+    sw_seal_peers_destroy(&seal);
     zpoller_destroy(&p);
     sw_broker_client_destroy(&bc);
     sw_model_destroy(&m);
@@ -250,7 +286,9 @@ int main(int argc, char **argv)
         return s_forge_errors(argv[2], argv[3], atol(argv[4]), argv + 5, argc - 5);
     if ((argc == 8 || argc == 9) && !strcmp(argv[1], "blackhole"))
         return s_blackhole(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atof(argv[6]), atol(argv[7]),
-                           argc == 9 && !strcmp(argv[8], "answer-probes"));
+                           argc == 9 && !strcmp(argv[8], "answer-probes"), false);
+    if (argc == 8 && !strcmp(argv[1], "wrong-seal"))
+        return s_blackhole(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atof(argv[6]), atol(argv[7]), true, true);
     if (argc == 7 && !strcmp(argv[1], "bogus-forward"))
         return s_bogus_forward(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atol(argv[6]));
     fprintf(stderr, "usage: see the top of tests/attacker.c\n");
