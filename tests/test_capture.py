@@ -2,8 +2,13 @@
 """No prompt in clear on the wire (issue 11): captures every packet on the
 loopback interface (an AF_PACKET socket: needs root or CAP_NET_RAW, else the
 test is skipped) while a prompt goes through a swarm (broker, two stages, a
-gateway) and checks the prompt's bytes never appear. The same run with
---insecure must show them (the capture itself works).
+gateway) and checks the prompt's bytes, the generated text and the
+activations never appear: an activation is looked for as any 16-byte run
+(at a 4-byte step) of the f32 embedding row of BOS, read from the GGUF
+(tests/gguf_rows.py): the first row of the prompt's first step, which the
+gateway sends to the first stage (sealed: docs/security.md). The same run with
+--insecure must show the prompt and that row (the capture and the search work).
+The client's RPC runs over loopback too (CURVE with keys), so it is in the capture.
 usage: test_capture.py   (binaries from $SWISD_BUILD)
 """
 import os
@@ -12,7 +17,9 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Bins, Harness, generate, start_broker, start_gateway, start_stage, wait_servable  # noqa: E402
+from harness import (Bins, Harness, generate, model_path, start_broker, start_gateway, start_stage,  # noqa: E402
+                     wait_servable)
+from gguf_rows import Gguf  # noqa: E402
 
 ETH_P_ALL = 0x0003
 try:
@@ -65,14 +72,28 @@ def one_run(tag, insecure):
     blob = cap.stop()
     h.check(rc == 0, f"{tag}: generation works ({err[-200:]})")
     h.stop_all()
-    return prompt.encode() in blob, len(blob)
+    return blob, prompt, out
+
+
+def row_runs(blob, row):
+    """How many 16-byte runs of `row` (at a 4-byte step) occur in blob."""
+    return sum(1 for i in range(0, len(row) - 15, 4) if row[i:i + 16] in blob)
 
 
 def body(_h):
-    seen, n = one_run("plain", True)
-    h.check(seen, f"--insecure: the prompt is seen in clear on loopback (capture works; {n} bytes captured)")
-    seen, n = one_run("curve", False)
-    h.check(not seen, f"with keys: the prompt never appears on loopback ({n} bytes captured)")
+    g = Gguf(model_path())
+    bos = int(g.kv.get("tokenizer.ggml.bos_token_id", 1))
+    row = g.embedding_row(bos)
+    h.check(row is not None and len(row) >= 16, "the test model's token_embd is f32 or f16 (BOS row readable)")
+    blob, prompt, _ = one_run("plain", True)
+    h.check(prompt.encode() in blob,
+            f"--insecure: the prompt is seen in clear on loopback (capture works; {len(blob)} bytes captured)")
+    h.check(row_runs(blob, row) > 0, "--insecure: the BOS activation row is seen in clear (the search works)")
+    blob, prompt, out = one_run("curve", False)
+    h.check(prompt.encode() not in blob, f"with keys: the prompt never appears on loopback ({len(blob)} bytes captured)")
+    h.check(len(out) < 8 or out.strip().encode() not in blob, "with keys: the generated text never appears")
+    n = row_runs(blob, row)
+    h.check(n == 0, f"with keys: no 16-byte run of the BOS activation row appears ({n} found)")
 
 
 h.run(body)
