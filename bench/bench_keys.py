@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""What keys cost: decode speed through a swarm with CURVE on every link
-against the same swarm with --insecure, and the handshake time of a new node.
+"""What keys cost: decode speed through a swarm with CURVE on every link and
+sealed activations (docs/security.md: sealing is on whenever nodes have keys)
+against the same swarm with --insecure (neither), and the handshake time of a
+new node. Sealing alone is measured by bench/bench_seal.c.
 
 Starts two swarms on loopback side by side (one broker, STAGES stages
 splitting the model's layers evenly, a gateway; one swarm with keys, one
