@@ -71,6 +71,7 @@ struct sw_gateway_t {
     uint64_t unsealed_replies;     /* replies that did not open with the answering stage's key */
     struct { char id[SW_WIRE_MAX_ID + 1]; uint64_t n; } unsealed_by[16]; /* per node; the oldest slot reused */
     int unsealed_next;
+    uint64_t unsealed_log_ns;      /* last log line about unsealed replies (at most one per 10 s) */
     uint64_t rpc_drops;            /* replies to RPC clients dropped (their queue was full) */
     uint64_t drop_log_ns;          /* last log line about drops */
     /* the route view (planner input) built from the directory and stage health */
@@ -785,12 +786,11 @@ static int s_open_reply(sw_gateway_t *g, const char *src, const char *session_id
     }
     g->unsealed_by[slot].n++;
     sw_health_strike(g->health, src, sw_now_ns()); /* as a refused probe: backs the key's node off */
-    static uint64_t last_log_ns;
     const uint64_t now = sw_now_ns();
-    if (!last_log_ns || now - last_log_ns >= 10000000000ull) {
+    if (!g->unsealed_log_ns || now - g->unsealed_log_ns >= 10000000000ull) {
         sw_log(SW_LOG_WARN, "gateway: reply for %.16s from stage %.16s does not open with its key: rejected "
                "(%llu unsealed replies so far)", session_id, src, (unsigned long long) g->unsealed_replies);
-        last_log_ns = now;
+        g->unsealed_log_ns = now;
     }
     return -1;
 }
