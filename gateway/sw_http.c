@@ -82,6 +82,7 @@ static const struct {
     {SW_CLIENT_STOPPED, 503, "server_error", "1"}, /* the server is stopping */
     {SWISD__V1__ERROR_CODE__ERROR_UNREACHABLE, 502, "server_error", NULL},
     {SW_CLIENT_BAD_REPLY, 502, "server_error", NULL},
+    {SWISD__V1__ERROR_CODE__ERROR_BAD_SEAL, 502, "server_error", NULL}, /* a stage's activation did not open */
     {SWISD__V1__ERROR_CODE__ERROR_DEADLINE_EXCEEDED, 504, "server_error", NULL},
     {SW_CLIENT_TIMEOUT, 504, "server_error", NULL},
     /* anything else (INTERNAL, BAD_FRAME, KV_MISSING, LOCAL, ...): 500 server_error */
