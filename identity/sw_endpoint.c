@@ -2,6 +2,7 @@
  *  (syntax in sw_endpoint.h). Errors never echo the input's bytes: it may be
  *  hostile (terminal escapes); they say where and why. */
 #include "sw_endpoint.h"
+#include "sw_common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,16 +17,6 @@
 
 #include "sw_identity.h"
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static bool s_in(char c, const char *set) { return c != '\0' && strchr(set, c) != NULL; }
 
 #define S_ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -34,16 +25,16 @@ int sw_endpoint_parse(const char *text, bool require_key, sw_endpoint_t *out, ch
 {
     memset(out, 0, sizeof *out);
     if (!text) {
-        s_err(err, errlen, "no endpoint given");
+        sw_err(err, errlen, "no endpoint given");
         return -1;
     }
     size_t len = strnlen(text, SW_ENDPOINT_MAX_TEXT + 1);
     if (len > SW_ENDPOINT_MAX_TEXT) {
-        s_err(err, errlen, "endpoint longer than %d bytes", SW_ENDPOINT_MAX_TEXT);
+        sw_err(err, errlen, "endpoint longer than %d bytes", SW_ENDPOINT_MAX_TEXT);
         return -1;
     }
     if (strncmp(text, "tcp://", 6) != 0) {
-        s_err(err, errlen, "endpoint must start with tcp:// (tcp://HOST:PORT#KEY)");
+        sw_err(err, errlen, "endpoint must start with tcp:// (tcp://HOST:PORT#KEY)");
         return -1;
     }
     const char *p = text + 6;
@@ -54,7 +45,7 @@ int sw_endpoint_parse(const char *text, bool require_key, sw_endpoint_t *out, ch
         while (s_in(*p, "0123456789abcdefABCDEF:.%"))
             p++;
         if (*p != ']' || p == host + 1) {
-            s_err(err, errlen, "endpoint: bad IPv6 address (expected [hex:digits] before the port)");
+            sw_err(err, errlen, "endpoint: bad IPv6 address (expected [hex:digits] before the port)");
             return -1;
         }
         p++;
@@ -62,17 +53,17 @@ int sw_endpoint_parse(const char *text, bool require_key, sw_endpoint_t *out, ch
         while (s_in(*p, S_ALNUM ".-_"))
             p++;
         if (p == host) {
-            s_err(err, errlen, "endpoint: no host after tcp:// (a name, an IPv4 address or [IPv6])");
+            sw_err(err, errlen, "endpoint: no host after tcp:// (a name, an IPv4 address or [IPv6])");
             return -1;
         }
     }
     size_t host_len = (size_t) (p - host);
     if (host_len > SW_ENDPOINT_MAX_HOST) {
-        s_err(err, errlen, "endpoint: host longer than %d characters", SW_ENDPOINT_MAX_HOST);
+        sw_err(err, errlen, "endpoint: host longer than %d characters", SW_ENDPOINT_MAX_HOST);
         return -1;
     }
     if (*p != ':') {
-        s_err(err, errlen, "endpoint: expected ':PORT' after the host (at byte %zu)", (size_t) (p - text));
+        sw_err(err, errlen, "endpoint: expected ':PORT' after the host (at byte %zu)", (size_t) (p - text));
         return -1;
     }
     p++;
@@ -84,14 +75,14 @@ int sw_endpoint_parse(const char *text, bool require_key, sw_endpoint_t *out, ch
         p++;
     }
     if (p == port_s || (*port_s == '0') || p - port_s > 5 || port < 1 || port > 65535) {
-        s_err(err, errlen, "endpoint: the port must be a decimal number in 1..65535");
+        sw_err(err, errlen, "endpoint: the port must be a decimal number in 1..65535");
         return -1;
     }
     size_t addr_len = (size_t) (p - text);
     /* #KEY */
     if (*p == '\0') {
         if (require_key) {
-            s_err(err, errlen, "endpoint has no server key: write it as tcp://HOST:PORT#KEY with the broker's "
+            sw_err(err, errlen, "endpoint has no server key: write it as tcp://HOST:PORT#KEY with the broker's "
                                "40-character Z85 public key (swisd keygen --show)");
             return -1;
         }
@@ -99,7 +90,7 @@ int sw_endpoint_parse(const char *text, bool require_key, sw_endpoint_t *out, ch
         p++;
         uint8_t key[32];
         if (sw_identity_z85_decode(p, key) != 0) {
-            s_err(err, errlen, "endpoint: the server key after '#' is not a 40-character Z85 public key");
+            sw_err(err, errlen, "endpoint: the server key after '#' is not a 40-character Z85 public key");
             return -1;
         }
         out->has_key = true;
@@ -107,7 +98,7 @@ int sw_endpoint_parse(const char *text, bool require_key, sw_endpoint_t *out, ch
         memcpy(out->server_txt, p, 40);
         out->server_txt[40] = '\0';
     } else {
-        s_err(err, errlen, "endpoint: unexpected character after the port (at byte %zu; expected '#KEY' or the end)",
+        sw_err(err, errlen, "endpoint: unexpected character after the port (at byte %zu; expected '#KEY' or the end)",
               addr_len);
         memset(out, 0, sizeof *out);
         return -1;
@@ -128,15 +119,15 @@ int sw_endpoint_parse_bootstrap(const char *name, const char *text, size_t len, 
     if (max > SW_ENDPOINT_MAX_ENTRIES)
         max = SW_ENDPOINT_MAX_ENTRIES;
     if (len > SW_ENDPOINT_MAX_FILE) {
-        s_err(err, errlen, "%s: larger than %d bytes", name, SW_ENDPOINT_MAX_FILE);
+        sw_err(err, errlen, "%s: larger than %d bytes", name, SW_ENDPOINT_MAX_FILE);
         return -1;
     }
     if (text == NULL && len > 0) {
-        s_err(err, errlen, "%s: no text", name);
+        sw_err(err, errlen, "%s: no text", name);
         return -1;
     }
     if (len > 0 && memchr(text, '\0', len)) {
-        s_err(err, errlen, "%s: contains a NUL byte: not a text file", name);
+        sw_err(err, errlen, "%s: contains a NUL byte: not a text file", name);
         return -1;
     }
     int n = 0;
@@ -149,7 +140,7 @@ int sw_endpoint_parse_bootstrap(const char *name, const char *text, size_t len, 
         size_t ll = nl ? (size_t) (nl - line) : len - i;
         i += ll + (nl ? 1 : 0);
         if (ll > SW_ENDPOINT_MAX_LINE) {
-            s_err(err, errlen, "%s:%zu: line longer than %d bytes", name, line_no, SW_ENDPOINT_MAX_LINE);
+            sw_err(err, errlen, "%s:%zu: line longer than %d bytes", name, line_no, SW_ENDPOINT_MAX_LINE);
             return -1;
         }
         size_t a = 0, b = ll;
@@ -160,7 +151,7 @@ int sw_endpoint_parse_bootstrap(const char *name, const char *text, size_t len, 
         if (a == b || line[a] == '#')
             continue;
         if ((size_t) n >= max) {
-            s_err(err, errlen, "%s:%zu: more than %zu endpoints", name, line_no, max);
+            sw_err(err, errlen, "%s:%zu: more than %zu endpoints", name, line_no, max);
             return -1;
         }
         char buf[SW_ENDPOINT_MAX_LINE + 1];
@@ -168,13 +159,13 @@ int sw_endpoint_parse_bootstrap(const char *name, const char *text, size_t len, 
         buf[b - a] = '\0';
         char why[256];
         if (sw_endpoint_parse(buf, require_key, &out[n], why, sizeof why) != 0) {
-            s_err(err, errlen, "%s:%zu: %s", name, line_no, why);
+            sw_err(err, errlen, "%s:%zu: %s", name, line_no, why);
             return -1;
         }
         n++;
     }
     if (n == 0) {
-        s_err(err, errlen, "%s: no endpoint (one tcp://HOST:PORT#KEY per line)", name);
+        sw_err(err, errlen, "%s: no endpoint (one tcp://HOST:PORT#KEY per line)", name);
         return -1;
     }
     return n;
@@ -184,29 +175,29 @@ int sw_endpoint_read_bootstrap(const char *path, bool require_key, sw_endpoint_t
                                char *err, size_t errlen)
 {
     if (!path) {
-        s_err(err, errlen, "no bootstrap file given");
+        sw_err(err, errlen, "no bootstrap file given");
         return -1;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        s_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        sw_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        s_err(err, errlen, "%s: not a regular file", path);
+        sw_err(err, errlen, "%s: not a regular file", path);
         close(fd);
         return -1;
     }
     if (st.st_size > SW_ENDPOINT_MAX_FILE) {
-        s_err(err, errlen, "%s: larger than %d bytes", path, SW_ENDPOINT_MAX_FILE);
+        sw_err(err, errlen, "%s: larger than %d bytes", path, SW_ENDPOINT_MAX_FILE);
         close(fd);
         return -1;
     }
     size_t n = (size_t) st.st_size, got = 0;
     char *text = malloc(n + 1);
     if (!text) {
-        s_err(err, errlen, "%s: out of memory", path);
+        sw_err(err, errlen, "%s: out of memory", path);
         close(fd);
         return -1;
     }

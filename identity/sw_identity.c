@@ -1,6 +1,7 @@
 /*  sw_identity.c: a node's long-term keypair in czmq zcert files, and its
  *  node id (see sw_identity.h for the formats and rules). */
 #include "sw_identity.h"
+#include "sw_common.h"
 #include "sw_identity_internal.h"
 
 #include <ctype.h>
@@ -25,16 +26,6 @@ struct _sw_identity_t {
 
 static const char s_z85_alphabet[] =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int sw_identity_z85_decode(const char *txt, uint8_t key[SW_IDENTITY_KEY_BYTES])
 {
@@ -73,36 +64,36 @@ static char *s_read_cert_file(const char *path, bool secret, char *err, size_t e
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         if (errno == ENOENT)
-            s_err(err, errlen, "%s: no such file (make a key with `swisd keygen --out PATH`)", path);
+            sw_err(err, errlen, "%s: no such file (make a key with `swisd keygen --out PATH`)", path);
         else
-            s_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+            sw_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        s_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        sw_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
         return NULL;
     }
     if (!S_ISREG(st.st_mode)) {
-        s_err(err, errlen, "%s: not a regular file", path);
+        sw_err(err, errlen, "%s: not a regular file", path);
         close(fd);
         return NULL;
     }
     if (secret && (st.st_mode & 077)) {
-        s_err(err, errlen, "%s: permissions %04o are too open: a secret key must be accessible only by its "
+        sw_err(err, errlen, "%s: permissions %04o are too open: a secret key must be accessible only by its "
                            "owner (chmod 600 %s)", path, (unsigned) (st.st_mode & 07777), path);
         close(fd);
         return NULL;
     }
     if (secret && st.st_uid != geteuid()) {
-        s_err(err, errlen, "%s: owned by uid %u, not by this user (uid %u)", path, (unsigned) st.st_uid,
+        sw_err(err, errlen, "%s: owned by uid %u, not by this user (uid %u)", path, (unsigned) st.st_uid,
               (unsigned) geteuid());
         close(fd);
         return NULL;
     }
     if (st.st_size <= 0 || st.st_size > SW_IDENTITY_MAX_FILE) {
-        s_err(err, errlen, "%s: %lld bytes: not a key certificate (expected 1..%d bytes)", path,
+        sw_err(err, errlen, "%s: %lld bytes: not a key certificate (expected 1..%d bytes)", path,
               (long long) st.st_size, SW_IDENTITY_MAX_FILE);
         close(fd);
         return NULL;
@@ -110,7 +101,7 @@ static char *s_read_cert_file(const char *path, bool secret, char *err, size_t e
     size_t n = (size_t) st.st_size;
     char *text = malloc(n + 1);
     if (!text) {
-        s_err(err, errlen, "%s: out of memory", path);
+        sw_err(err, errlen, "%s: out of memory", path);
         close(fd);
         return NULL;
     }
@@ -120,7 +111,7 @@ static char *s_read_cert_file(const char *path, bool secret, char *err, size_t e
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            s_err(err, errlen, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "file shrank");
+            sw_err(err, errlen, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "file shrank");
             sodium_memzero(text, n + 1);
             free(text);
             close(fd);
@@ -131,7 +122,7 @@ static char *s_read_cert_file(const char *path, bool secret, char *err, size_t e
     close(fd);
     text[n] = '\0';
     if (strlen(text) != n) {
-        s_err(err, errlen, "%s: contains a NUL byte: not a key certificate", path);
+        sw_err(err, errlen, "%s: contains a NUL byte: not a key certificate", path);
         sodium_memzero(text, n + 1);
         free(text);
         return NULL;
@@ -204,7 +195,7 @@ int sw__identity_check_zpl(const char *path, const char *text, char *err, size_t
             }
         }
         if (why) {
-            s_err(err, errlen, "%s:%zu: malformed: %s (not a key certificate)", path, line_no, why);
+            sw_err(err, errlen, "%s:%zu: malformed: %s (not a key certificate)", path, line_no, why);
             return -1;
         }
         p += len + (e ? 1 : 0);
@@ -219,23 +210,23 @@ int sw__identity_parse_text(const char *path, const char *text, bool secret, uin
         return -1;
     zconfig_t *root = zconfig_str_load(text);
     if (!root) {
-        s_err(err, errlen, "%s: malformed: not a ZPL certificate", path);
+        sw_err(err, errlen, "%s: malformed: not a ZPL certificate", path);
         return -1;
     }
     int rc = -1;
     char *pub_txt = zconfig_get(root, "curve/public-key", NULL);
     char *sec_txt = zconfig_get(root, "curve/secret-key", NULL);
     if (!pub_txt)
-        s_err(err, errlen, "%s: malformed: no curve/public-key", path);
+        sw_err(err, errlen, "%s: malformed: no curve/public-key", path);
     else if (sw_identity_z85_decode(pub_txt, public_out) != 0)
-        s_err(err, errlen, "%s: malformed: curve/public-key is not 40 Z85 characters", path);
+        sw_err(err, errlen, "%s: malformed: curve/public-key is not 40 Z85 characters", path);
     else if (!secret && sec_txt)
-        s_err(err, errlen, "%s: a public certificate holds a secret key: the secret key has leaked; "
+        sw_err(err, errlen, "%s: a public certificate holds a secret key: the secret key has leaked; "
                            "make a new key", path);
     else if (secret && !sec_txt)
-        s_err(err, errlen, "%s: malformed: no curve/secret-key", path);
+        sw_err(err, errlen, "%s: malformed: no curve/secret-key", path);
     else if (secret && sw_identity_z85_decode(sec_txt, secret_out) != 0)
-        s_err(err, errlen, "%s: malformed: curve/secret-key is not 40 Z85 characters", path);
+        sw_err(err, errlen, "%s: malformed: curve/secret-key is not 40 Z85 characters", path);
     else
         rc = 0;
     if (sec_txt)
@@ -264,12 +255,12 @@ static sw_identity_t *s_new(const char *path, const uint8_t pub[SW_IDENTITY_KEY_
 {
     sw_identity_t *self = calloc(1, sizeof *self);
     if (!self) {
-        s_err(err, errlen, "out of memory");
+        sw_err(err, errlen, "out of memory");
         return NULL;
     }
     self->cert = zcert_new_from(pub, sec);
     if (!self->cert) {
-        s_err(err, errlen, "zcert_new_from failed");
+        sw_err(err, errlen, "zcert_new_from failed");
         free(self);
         return NULL;
     }
@@ -291,16 +282,16 @@ static bool s_is_secret_name(const char *path)
 static int s_check_path(const char *path, char *secret_path, char *err, size_t errlen)
 {
     if (!path || !*path) {
-        s_err(err, errlen, "no key file given");
+        sw_err(err, errlen, "no key file given");
         return -1;
     }
     if (s_is_secret_name(path)) {
-        s_err(err, errlen, "%s: give the public file's path (without _secret); the secret file is found "
+        sw_err(err, errlen, "%s: give the public file's path (without _secret); the secret file is found "
                            "next to it", path);
         return -1;
     }
     if (strlen(path) + sizeof "_secret" > SW_IDENTITY_MAX_PATH) {
-        s_err(err, errlen, "key file path too long (max %d bytes)", SW_IDENTITY_MAX_PATH - 8);
+        sw_err(err, errlen, "key file path too long (max %d bytes)", SW_IDENTITY_MAX_PATH - 8);
         return -1;
     }
     snprintf(secret_path, SW_IDENTITY_MAX_PATH, "%s_secret", path);
@@ -310,11 +301,11 @@ static int s_check_path(const char *path, char *secret_path, char *err, size_t e
 int sw_identity_read_public(const char *path, uint8_t public_key[SW_IDENTITY_KEY_BYTES], char *err, size_t errlen)
 {
     if (!path || !*path) {
-        s_err(err, errlen, "no key file given");
+        sw_err(err, errlen, "no key file given");
         return -1;
     }
     if (s_is_secret_name(path)) {
-        s_err(err, errlen, "%s: give the public file's path (without _secret)", path);
+        sw_err(err, errlen, "%s: give the public file's path (without _secret)", path);
         return -1;
     }
     return s_parse_cert(path, false, public_key, NULL, err, errlen);
@@ -326,7 +317,7 @@ sw_identity_t *sw_identity_load(const char *path, char *err, size_t errlen)
     if (s_check_path(path, secret_path, err, errlen) != 0)
         return NULL;
     if (sodium_init() < 0) {
-        s_err(err, errlen, "libsodium failed to initialise");
+        sw_err(err, errlen, "libsodium failed to initialise");
         return NULL;
     }
     uint8_t pub[SW_IDENTITY_KEY_BYTES], sec_pub[SW_IDENTITY_KEY_BYTES], sec[SW_IDENTITY_KEY_BYTES];
@@ -337,11 +328,11 @@ sw_identity_t *sw_identity_load(const char *path, char *err, size_t errlen)
     if (s_parse_cert(secret_path, true, sec_pub, sec, err, errlen) != 0)
         goto done;
     if (crypto_scalarmult_base(derived, sec) != 0 || sodium_memcmp(derived, sec_pub, sizeof derived) != 0) {
-        s_err(err, errlen, "%s: the public key written there is not the one of its secret key", secret_path);
+        sw_err(err, errlen, "%s: the public key written there is not the one of its secret key", secret_path);
         goto done;
     }
     if (sodium_memcmp(pub, sec_pub, sizeof pub) != 0) {
-        s_err(err, errlen, "%s and %s hold different keys (public/secret mismatch)", path, secret_path);
+        sw_err(err, errlen, "%s and %s hold different keys (public/secret mismatch)", path, secret_path);
         goto done;
     }
     self = s_new(path, pub, sec, err, errlen);
@@ -403,21 +394,21 @@ sw_identity_t *sw_identity_generate(const char *path, bool force, char *err, siz
     if (s_check_path(path, secret_path, err, errlen) != 0)
         return NULL;
     if (sodium_init() < 0) {
-        s_err(err, errlen, "libsodium failed to initialise");
+        sw_err(err, errlen, "libsodium failed to initialise");
         return NULL;
     }
     if (!force && (s_exists(path) || s_exists(secret_path))) {
-        s_err(err, errlen, "%s or %s exists already (refusing to overwrite a key; use --force)", path,
+        sw_err(err, errlen, "%s or %s exists already (refusing to overwrite a key; use --force)", path,
               secret_path);
         return NULL;
     }
     if (force) {
         if (unlink(secret_path) != 0 && errno != ENOENT) {
-            s_err(err, errlen, "%s: cannot remove: %s", secret_path, strerror(errno));
+            sw_err(err, errlen, "%s: cannot remove: %s", secret_path, strerror(errno));
             return NULL;
         }
         if (unlink(path) != 0 && errno != ENOENT) {
-            s_err(err, errlen, "%s: cannot remove: %s", path, strerror(errno));
+            sw_err(err, errlen, "%s: cannot remove: %s", path, strerror(errno));
             return NULL;
         }
     }
@@ -426,7 +417,7 @@ sw_identity_t *sw_identity_generate(const char *path, bool force, char *err, siz
     zcert_t *cert = zcert_new_from(pub, sec);
     sodium_memzero(sec, sizeof sec);
     if (!cert) {
-        s_err(err, errlen, "zcert_new_from failed");
+        sw_err(err, errlen, "zcert_new_from failed");
         return NULL;
     }
     zcert_set_meta(cert, "created-by", "swisd keygen");
@@ -436,7 +427,7 @@ sw_identity_t *sw_identity_generate(const char *path, bool force, char *err, siz
      * the process umask while it runs */
     int fd = open(secret_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        s_err(err, errlen, "%s: cannot create: %s", secret_path, strerror(errno));
+        sw_err(err, errlen, "%s: cannot create: %s", secret_path, strerror(errno));
         goto done;
     }
     int rc = fchmod(fd, 0600); /* whatever the umask */
@@ -445,11 +436,11 @@ sw_identity_t *sw_identity_generate(const char *path, bool force, char *err, siz
     if (close(fd) != 0)
         rc = -1;
     if (rc != 0) {
-        s_err(err, errlen, "%s: cannot write: %s", secret_path, strerror(errno));
+        sw_err(err, errlen, "%s: cannot write: %s", secret_path, strerror(errno));
         goto fail_files;
     }
     if (zcert_save_public(cert, path) != 0) {
-        s_err(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        sw_err(err, errlen, "%s: cannot write: %s", path, strerror(errno));
         goto fail_files;
     }
     /* read back through the same checks a later load makes */
@@ -480,14 +471,14 @@ int sw_identity_config_dir(char *out, size_t len, char *err, size_t errlen)
     else {
         const char *home = getenv("HOME");
         if (!home || home[0] != '/') {
-            s_err(err, errlen, "neither XDG_CONFIG_HOME nor HOME is set to an absolute path: "
+            sw_err(err, errlen, "neither XDG_CONFIG_HOME nor HOME is set to an absolute path: "
                                "cannot find the per-user config folder (give --key PATH)");
             return -1;
         }
         n = snprintf(out, len, "%s/.config/swisd", home);
     }
     if (n < 0 || (size_t) n >= len) {
-        s_err(err, errlen, "the per-user config folder path is too long");
+        sw_err(err, errlen, "the per-user config folder path is too long");
         return -1;
     }
     return 0;
@@ -504,7 +495,7 @@ static int s_make_dir(const char *path, mode_t mode, char *err, size_t errlen)
             char c = *p;
             *p = '\0';
             if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
-                s_err(err, errlen, "%s: cannot create folder: %s", tmp, strerror(errno));
+                sw_err(err, errlen, "%s: cannot create folder: %s", tmp, strerror(errno));
                 return -1;
             }
             *p = c;
@@ -514,11 +505,11 @@ static int s_make_dir(const char *path, mode_t mode, char *err, size_t errlen)
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        s_err(err, errlen, "%s: not a folder", path);
+        sw_err(err, errlen, "%s: not a folder", path);
         return -1;
     }
     if (st.st_mode & 022) {
-        s_err(err, errlen, "%s: permissions %04o let others write there: refusing to keep keys in it "
+        sw_err(err, errlen, "%s: permissions %04o let others write there: refusing to keep keys in it "
                            "(chmod 700 %s)", path, (unsigned) (st.st_mode & 07777), path);
         return -1;
     }
@@ -531,7 +522,7 @@ sw_identity_t *sw_identity_load_or_create(const char *role, const char *key_path
         return sw_identity_load(key_path, err, errlen);
     size_t rl = role ? strnlen(role, SW_IDENTITY_MAX_ROLE + 1) : 0;
     if (rl == 0 || rl > SW_IDENTITY_MAX_ROLE || strspn(role, "abcdefghijklmnopqrstuvwxyz0123456789_-") != rl) {
-        s_err(err, errlen, "invalid role name (1..%d characters of a-z, 0-9, _ and -)", SW_IDENTITY_MAX_ROLE);
+        sw_err(err, errlen, "invalid role name (1..%d characters of a-z, 0-9, _ and -)", SW_IDENTITY_MAX_ROLE);
         return NULL;
     }
     char dir[SW_IDENTITY_MAX_PATH - 64];
