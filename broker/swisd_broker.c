@@ -94,10 +94,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "swisd-broker: --allow, --deny, --gateways and --brokers need keys (not --insecure)\n");
         return 2;
     }
-    if (cfg.id && !keys.insecure) {
-        fprintf(stderr, "swisd-broker: --id is gone: a broker's id is its key's fingerprint (--id only with --insecure)\n");
+    if (sw_daemon_keys_check_id(&keys, cfg.id))
         return 2;
-    }
     sw_identity_t *identity = sw_daemon_keys_load(&keys, "broker", &failed);
     if (failed)
         return 1;

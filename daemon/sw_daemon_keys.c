@@ -59,3 +59,12 @@ const char *sw_daemon_keys_brokers(sw_daemon_keys_t *k, const char *given, bool 
     }
     return k->list;
 }
+
+int sw_daemon_keys_check_id(const sw_daemon_keys_t *k, const char *id)
+{
+    if (!id || k->insecure)
+        return 0;
+    fprintf(stderr, "%s: --id is gone: a node's id is its key's fingerprint (--id only with --insecure)\n",
+            program_invocation_short_name);
+    return -1;
+}

@@ -59,6 +59,12 @@ int sw_daemon_keys_option(sw_daemon_keys_t *k, int c, const char *optarg);
  *  refuses --key together with --insecure. Caller destroys. */
 sw_identity_t *sw_daemon_keys_load(const sw_daemon_keys_t *k, const char *role, bool *failed);
 
+/*  The rule for a chosen node id: `id` (the main's --id, or NULL) is
+ *  accepted only under --insecure; with a key the id is the key's
+ *  fingerprint. Returns 0, or -1 after printing "PROGRAM: --id ..." on
+ *  stderr. */
+int sw_daemon_keys_check_id(const sw_daemon_keys_t *k, const char *id);
+
 /*  The broker list to dial: `given` when not NULL, else the endpoints of
  *  --bootstrap joined with commas (kept in k), else NULL. On a bad bootstrap
  *  file prints "PROGRAM: reason" on stderr and returns NULL with *failed true. */

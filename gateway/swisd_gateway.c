@@ -192,10 +192,8 @@ int main(int argc, char **argv)
     cfg.broker = sw_daemon_keys_brokers(&keys, cfg.broker, &failed);
     if (failed)
         return 2;
-    if (cfg.id && !keys.insecure) {
-        fprintf(stderr, "swisd-gateway: --id is gone: a node's id is its key's fingerprint (--id only with --insecure)\n");
+    if (sw_daemon_keys_check_id(&keys, cfg.id))
         return 2;
-    }
     sw_identity_t *identity = NULL;
     if (cfg.broker && cfg.model_path && cfg.rpc && optind == argc) {
         if (!(identity = sw_daemon_keys_load(&keys, "gateway", &failed)) && failed)

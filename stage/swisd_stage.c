@@ -97,10 +97,8 @@ int main(int argc, char **argv)
     cfg.broker = sw_daemon_keys_brokers(&keys, cfg.broker, &failed);
     if (failed)
         return 2;
-    if (cfg.id && !keys.insecure) {
-        fprintf(stderr, "swisd-stage: --id is gone: a node's id is its key's fingerprint (--id only with --insecure)\n");
+    if (sw_daemon_keys_check_id(&keys, cfg.id))
         return 2;
-    }
     sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */
     if (!cfg.broker || !cfg.model_path || cfg.layer_begin == -2 || optind != argc) {
         s_usage(stderr);

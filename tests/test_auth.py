@@ -27,7 +27,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Bins, Harness, generate, node_key, start_broker, start_gateway, start_stage,  # noqa: E402
+from harness import (Bins, Harness, generate, model_path, node_key, start_broker, start_gateway, start_stage,  # noqa: E402
                      wait_servable)
 
 peer_bin = sys.argv[1]
@@ -73,6 +73,14 @@ def body():
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/swarm", timeout=10) as r:
         sw = json.loads(r.read())
     check(sw.get("gateway_key") == rpc.split("#", 1)[1], f"/api/swarm shows the gateway's key ({sw.get('gateway_key')})")
+    # a chosen id only under --insecure: with a key, every daemon refuses --id at start
+    for prog, args in [(bins.broker, ["--bind", "tcp://127.0.0.1:*"]),
+                       (bins.stage, ["--broker", ep, "--model", model_path(), "--layers", "0-4"]),
+                       (bins.gateway, ["--broker", ep, "--model", model_path(), "--rpc", "tcp://127.0.0.1:*"])]:
+        r = subprocess.run([prog, "--id", "chosen", "--key", node_key(h, bins, "id-test")] + args,
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 2 and "--id is gone" in r.stderr,
+              f"{os.path.basename(prog)} --id with a key: exit {r.returncode}, {r.stderr.strip()[-200:]}")
     plain = rpc.split("#", 1)[0]
     rc, _, _ = generate(bins, plain, PROMPT, 5, 10, "--timeout-ms", "3000")
     check(rc != 0, "a client without the gateway's key gets no answer from its RPC")
