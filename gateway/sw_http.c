@@ -32,8 +32,8 @@ double sw__http_now(void) { return sw_now_ns() / 1e9; }
 
 /* ---- responses ---------------------------------------------------------------- */
 
-enum MHD_Result sw__http_send(struct MHD_Connection *c, unsigned status, const char *type, char *text,
-                              const char *retry_after)
+enum MHD_Result sw__http_send_with(struct MHD_Connection *c, unsigned status, const char *type, char *text,
+                                   const char *header, const char *value)
 {
     if (!text) /* out of memory: no answer, the connection is closed */
         return MHD_NO;
@@ -43,11 +43,17 @@ enum MHD_Result sw__http_send(struct MHD_Connection *c, unsigned status, const c
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", type);
-    if (retry_after)
-        MHD_add_response_header(r, "Retry-After", retry_after);
+    if (header && value)
+        MHD_add_response_header(r, header, value);
     enum MHD_Result rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+enum MHD_Result sw__http_send(struct MHD_Connection *c, unsigned status, const char *type, char *text,
+                              const char *retry_after)
+{
+    return sw__http_send_with(c, status, type, text, "Retry-After", retry_after);
 }
 
 /* An error in OpenAI's shape {"error": {"message", "type", "code": null}}. */
@@ -55,6 +61,12 @@ enum MHD_Result sw__http_error(struct MHD_Connection *c, unsigned status, const 
                                const char *retry_after)
 {
     return sw__http_send(c, status, "application/json", sw_openai_error_json(type, msg, NULL), retry_after);
+}
+
+enum MHD_Result sw__http_error_with(struct MHD_Connection *c, unsigned status, const char *type, const char *msg,
+                                    const char *header, const char *value)
+{
+    return sw__http_send_with(c, status, "application/json", sw_openai_error_json(type, msg, NULL), header, value);
 }
 
 static enum MHD_Result s_json(struct MHD_Connection *c, unsigned status, json_t *j)
@@ -428,19 +440,7 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
         h->n.bad_framing++;
         pthread_mutex_unlock(&h->mu);
         /* answered before the body: MHD reads no further request from this connection */
-        char *text = sw_openai_error_json("invalid_request_error", bad, NULL);
-        if (!text)
-            return MHD_NO;
-        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-        if (!r) {
-            free(text);
-            return MHD_NO;
-        }
-        MHD_add_response_header(r, "Content-Type", "application/json");
-        MHD_add_response_header(r, "Connection", "close");
-        enum MHD_Result res = MHD_queue_response(c, 400, r);
-        MHD_destroy_response(r);
-        return res;
+        return sw__http_error_with(c, 400, "invalid_request_error", bad, "Connection", "close");
     }
     if (*upload_size) {
         if (!rq->too_big && rq->len + *upload_size <= h->cfg.max_body) {

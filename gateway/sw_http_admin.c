@@ -60,21 +60,9 @@ static enum MHD_Result s_unauthorized(sw_http_t *h, struct MHD_Connection *c, co
     if (log)
         sw_log(SW_LOG_WARN, "http: refused an admin request from %s: %s token (%llu more refusals not logged)",
                rq->ip, given ? "a wrong" : "no", (unsigned long long) quiet);
-    char *text = sw_openai_error_json("authentication_error",
-                                      given ? "the admin token is wrong" : "admin endpoints need Authorization: Bearer TOKEN",
-                                      NULL);
-    if (!text)
-        return MHD_NO;
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"swisd-admin\"");
-    const enum MHD_Result res = MHD_queue_response(c, 401, r);
-    MHD_destroy_response(r);
-    return res;
+    return sw__http_error_with(c, 401, "authentication_error",
+                               given ? "the admin token is wrong" : "admin endpoints need Authorization: Bearer TOKEN",
+                               "WWW-Authenticate", "Bearer realm=\"swisd-admin\"");
 }
 
 /* One node's entry as JSON. */

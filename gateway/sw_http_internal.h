@@ -65,13 +65,22 @@ double sw__http_now(void);
 
 /*  Queues a response of text (NUL-terminated, taken: freed by MHD; NULL:
  *  out of memory, MHD_NO closes the connection) with Content-Type type and
- *  an optional Retry-After (seconds, text). */
+ *  one optional extra header (name and value, or NULL). */
+enum MHD_Result sw__http_send_with(struct MHD_Connection *c, unsigned status, const char *type, char *text,
+                                   const char *header, const char *value);
+
+/*  sw__http_send_with with an optional Retry-After (seconds, text). */
 enum MHD_Result sw__http_send(struct MHD_Connection *c, unsigned status, const char *type, char *text,
                               const char *retry_after);
 
 /*  An error in OpenAI's shape with the given status and type, "code": null. */
 enum MHD_Result sw__http_error(struct MHD_Connection *c, unsigned status, const char *type, const char *msg,
                                const char *retry_after);
+
+/*  The same with one extra header (name and value): "Connection: close",
+ *  "WWW-Authenticate: ...". */
+enum MHD_Result sw__http_error_with(struct MHD_Connection *c, unsigned status, const char *type, const char *msg,
+                                    const char *header, const char *value);
 
 /*  Answers a failed gateway call: status, type, "code" and Retry-After from
  *  the result code (sw_client.h) through sw_http.c's one table. */
