@@ -15,18 +15,15 @@
  *                      stage or client) unless denied
  *    allow DIR         only the keys of the public certificate files in DIR
  *                      (and of the gateway and broker lists) are accepted
- *    deny FILE         keys refused whatever the policy: one entry per line,
- *                      a Z85 public key (40 characters) or a node id (16 hex
- *                      characters); '#' starts a comment line. Re-read when
- *                      its mtime or size changes (checked every second by
- *                      sw_broker_auth_tick); a missing file is an empty list.
+ *    deny FILE         keys refused whatever the policy (a key list file:
+ *                      Z85 keys or node ids), re-read when it changes
+ *                      (checked every second by sw_broker_auth_tick); a
+ *                      missing file is an empty list.
  *    gateways DIR      keys that may register as gateways
  *    brokers DIR       keys that may register as child brokers
- *  A DIR holds public certificate files (sw_identity.h; files ending in
- *  "_secret" and dot files are skipped, an unreadable one is logged and
- *  skipped). A DIR is re-scanned when its mtime changed, at most once a
- *  second, when a key is not found in it. At most SW_BROKER_AUTH_MAX_KEYS per
- *  list. Refusals are logged (rate-limited) with the key's node id and why.
+ *  The lists are sw_keyset sets (identity/sw_keyset.h: the folder and file
+ *  formats, their limits, and how a change is picked up). Refusals are
+ *  logged (rate-limited) with the key's node id and why.
  *
  *  Thread safety: one thread (the broker's).
  */
@@ -42,7 +39,6 @@
 extern "C" {
 #endif
 
-#define SW_BROKER_AUTH_MAX_KEYS 100000  /* keys in one list (allow, deny, gateways, brokers) */
 
 typedef struct {
     const char *allow_dir;     /* NULL: policy open */
@@ -50,6 +46,8 @@ typedef struct {
     const char *gateways_dir;  /* NULL: no key may register as a gateway */
     const char *brokers_dir;   /* NULL: no key may register as a child broker */
     const char *log_name;      /* prefix of log lines, e.g. "broker 1a2b3c4d" (copied) */
+    const uint8_t *also_allow; /* NULL, or one more key (32 bytes, copied) accepted under an allowlist: the
+                                  process's own key, e.g. a gateway's HTTP front dialling its own RPC */
 } sw_broker_auth_config_t;
 
 typedef struct sw_broker_auth_t sw_broker_auth_t;
