@@ -533,11 +533,22 @@ sw_identity_t *sw_identity_load_or_create(const char *role, const char *key_path
     char path[SW_IDENTITY_MAX_PATH], secret_path[SW_IDENTITY_MAX_PATH + 8];
     snprintf(path, sizeof path, "%s/%s.key", dir, role); /* fits: dir is 64 bytes shorter */
     snprintf(secret_path, sizeof secret_path, "%s_secret", path);
-    if (s_exists(path) || s_exists(secret_path))
-        return sw_identity_load(path, err, errlen); /* half a pair: load says which file is missing */
-    sw_identity_t *self = sw_identity_generate(path, false, err, errlen);
-    if (self)
-        fprintf(stderr, "swisd-%s: created a new key at %s (fingerprint %s)\n", role, path, self->id);
+    sw_identity_t *self = NULL;
+    if (!s_exists(path) && !s_exists(secret_path)) {
+        if ((self = sw_identity_generate(path, false, err, errlen)) != NULL) {
+            fprintf(stderr, "swisd-%s: created a new key at %s (fingerprint %s)\n", role, path, self->id);
+            return self;
+        }
+        if (!s_exists(secret_path))
+            return NULL; /* not a race with another first run: the reason is in err */
+    }
+    /* Another process of this user may be making the pair at this moment (two
+     * first runs at once: its O_EXCL on the secret file made ours fail, or we
+     * see its secret before its public file): wait up to a second for it. A
+     * pair still half there after that is reported by the load (which file
+     * is missing). */
+    for (int i = 0; i < 20 && !(self = sw_identity_load(path, err, errlen)); i++)
+        usleep(50 * 1000);
     return self;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sw_identity.h"
@@ -399,6 +400,48 @@ static void test_config_dir(void)
     sw_identity_destroy(&f);
 }
 
+/* Several processes making the same per-user key at once (two daemons' first
+ * runs): every one must end with the same key, none with an error. */
+static void test_first_run_race(void)
+{
+    char xdg[400], err[512];
+    snprintf(xdg, sizeof xdg, "%s/xdg-race", s_dir);
+    setenv("XDG_CONFIG_HOME", xdg, 1);
+    enum { N = 8 };
+    int fds[N][2];
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        if (pipe(fds[i]) != 0 || (pids[i] = fork()) < 0) {
+            perror("pipe/fork");
+            exit(1);
+        }
+        if (pids[i] == 0) {
+            sw_identity_t *id = sw_identity_load_or_create("racer", NULL, err, sizeof err);
+            const char *out = id ? sw_identity_id(id) : "FAILED";
+            if (!id)
+                fprintf(stderr, "racer %d: %s\n", i, err);
+            ssize_t w = write(fds[i][1], out, strlen(out));
+            _exit(w > 0 && id ? 0 : 1);
+        }
+        close(fds[i][1]);
+    }
+    char first[64] = "";
+    int same = 0;
+    for (int i = 0; i < N; i++) {
+        char got[64] = "";
+        ssize_t n = read(fds[i][0], got, sizeof got - 1);
+        close(fds[i][0]);
+        int status = 0;
+        waitpid(pids[i], &status, 0);
+        CHECK_MSG(n == SW_IDENTITY_ID_LEN && WIFEXITED(status) && WEXITSTATUS(status) == 0, "racer %d: %s", i, got);
+        if (i == 0)
+            snprintf(first, sizeof first, "%s", got);
+        same += !strcmp(first, got);
+    }
+    CHECK_MSG(same == N, "%d of %d racers ended with the same key", same, N);
+    unsetenv("XDG_CONFIG_HOME");
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof s_dir, "%s/swisd-test-identity-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -415,6 +458,7 @@ int main(void)
     test_missing_mismatch();
     test_corrupt();
     test_config_dir();
+    test_first_run_race();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
     if (system(cmd) != 0)
