@@ -43,6 +43,10 @@ enum {
     S_LOG_N
 };
 
+/* "%s%s%s" arguments: ` "name"` after a node id when it has a display name
+ * (validated printable ASCII, sw_wire_display_name_ok), else nothing */
+#define S_NAME_FMT(name) ((name) && (name)[0] ? " \"" : ""), ((name) ? (name) : ""), ((name) && (name)[0] ? "\"" : "")
+
 /*  One registered peer of the ROUTER. */
 typedef struct {
     char id[SW_WIRE_MAX_ID + 1];          /* node id from its Hello */
@@ -183,7 +187,7 @@ sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errl
         self->cfg.max_nodes = S_MAX_NODES;
     if (self->cfg.hwm <= 0)
         self->cfg.hwm = S_HWM;
-    self->cfg.bind = self->cfg.parent = self->cfg.region = self->cfg.id = NULL;
+    self->cfg.bind = self->cfg.parent = self->cfg.region = self->cfg.id = self->cfg.display_name = NULL;
     self->cfg.allow_dir = self->cfg.deny_file = self->cfg.gateways_dir = self->cfg.brokers_dir = NULL;
     if (cfg->identity)
         snprintf(self->id, sizeof self->id, "%s", sw_identity_id(cfg->identity));
@@ -248,6 +252,7 @@ sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errl
                                         .role = SWISD__V1__ROLE__ROLE_BROKER,
                                         .node_id = self->id,
                                         .region = self->region,
+                                        .display_name = cfg->display_name,
                                         .heartbeat_ms = self->cfg.heartbeat_ms};
         self->parent = sw_broker_client_new(&pc, err, errlen);
         if (!self->parent) {
@@ -637,6 +642,7 @@ static int s_dir_build(sw_broker_t *self, s_dir_t *d, const char *model_id, cons
         s.caps = h->caps;
         s.load = &n->load;
         s.topic = h->topic;
+        s.display_name = h->display_name;
         s.age_ms = s_age(0, now - n->last_ms);
         s.rtt_ms = n->rtt_ms;
         s.broker_id = self->id;
@@ -940,12 +946,13 @@ static void s_on_hello(sw_broker_t *self, s_node_t *from, sw_wire_msg_t *m, cons
         const Swisd__V1__Hello *hh = n->hello->hello;
         if (hh->role == SWISD__V1__ROLE__ROLE_STAGE)
             sw_log_limited(&self->gates[S_LOG_REGISTRY], SW_LOG_INFO,
-                           "broker %.8s: stage %s registered (region %s, model %s, layers [%u, %u)%s%s)", self->id,
-                           n->id, n->region, hh->model && hh->model->id ? hh->model->id : "?", hh->layers->begin,
-                           hh->layers->end, hh->topic && hh->topic[0] ? ", topic " : "", hh->topic ? hh->topic : "");
+                           "broker %.8s: stage %s%s%s%s registered (region %s, model %s, layers [%u, %u)%s%s)",
+                           self->id, n->id, S_NAME_FMT(hh->display_name), n->region,
+                           hh->model && hh->model->id ? hh->model->id : "?", hh->layers->begin, hh->layers->end,
+                           hh->topic && hh->topic[0] ? ", topic " : "", hh->topic ? hh->topic : "");
         else
-            sw_log_limited(&self->gates[S_LOG_REGISTRY], SW_LOG_INFO, "broker %.8s: %s %s registered (region %s)",
-                           self->id, s_role_name(hh->role), n->id, n->region);
+            sw_log_limited(&self->gates[S_LOG_REGISTRY], SW_LOG_INFO, "broker %.8s: %s %s%s%s%s registered (region %s)",
+                           self->id, s_role_name(hh->role), n->id, S_NAME_FMT(hh->display_name), n->region);
     }
     Swisd__V1__HelloAck ack = SWISD__V1__HELLO_ACK__INIT;
     ack.broker_id = self->id;

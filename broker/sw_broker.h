@@ -91,6 +91,7 @@ typedef struct {
     const char *bind;        /* e.g. "tcp://0.0.0.0:5555" or "tcp://127.0.0.1:*" (free port) */
     const char *parent;      /* parent broker endpoint or NULL (root) */
     const char *region;      /* NULL: "default" (<= 128 bytes) */
+    const char *display_name; /* NULL: none; sent to the parent beside the id (sw_broker_client.h) */
     const char *id;          /* insecure only; NULL: random 128-bit hex (<= 64 bytes). With an identity
                                 the id is the key's fingerprint and this must be NULL */
     const sw_identity_t *identity; /* the broker's key (borrowed for the broker's life); NULL: insecure

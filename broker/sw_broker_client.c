@@ -40,6 +40,7 @@ struct sw_broker_client_t {
     uint64_t registrations;                   /* HelloAcks that (re)registered us */
     char broker_id[SW_WIRE_MAX_ID + 1];       /* from HelloAck */
     char broker_region[SW_WIRE_MAX_NAME + 1]; /* from HelloAck */
+    char display_name[SW_WIRE_MAX_DISPLAY_NAME + 1]; /* ours, in Hello ("" none) */
     sw_log_gate_t gate_bad;                   /* malformed messages (one log line per second) */
     sw_log_gate_t gate_reg;                   /* refused Hellos, forged registration traffic */
 };
@@ -86,6 +87,7 @@ static void s_send_hello(sw_broker_client_t *self)
     h.role = self->role;
     h.node_id = self->id;
     h.region = self->region;
+    h.display_name = self->display_name;
     h.model = self->model;
     if (self->layer_end > self->layer_begin) {
         r.begin = self->layer_begin;
@@ -131,6 +133,10 @@ sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, c
         sw_err(err, errlen, "region longer than %d bytes", SW_WIRE_MAX_NAME);
         return NULL;
     }
+    if (!sw_wire_display_name_ok(cfg->display_name)) {
+        sw_err(err, errlen, "display name must be 0..%d bytes of printable ASCII", SW_WIRE_MAX_DISPLAY_NAME);
+        return NULL;
+    }
     if (cfg->role == SWISD__V1__ROLE__ROLE_STAGE && (!cfg->model || cfg->layer_begin >= cfg->layer_end)) {
         sw_err(err, errlen, "a stage needs a model and a non-empty layer range (got [%u, %u))", cfg->layer_begin,
                cfg->layer_end);
@@ -149,6 +155,7 @@ sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, c
     else
         sw_wire_new_id(self->id, sizeof self->id);
     s_copy_str(self->region, sizeof self->region, cfg->region ? cfg->region : "default");
+    s_copy_str(self->display_name, sizeof self->display_name, cfg->display_name ? cfg->display_name : "");
     self->role = cfg->role;
     self->layer_begin = cfg->layer_begin;
     self->layer_end = cfg->layer_end;

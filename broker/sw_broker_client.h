@@ -61,6 +61,8 @@ typedef struct {
     Swisd__V1__Role role;                     /* ROLE_STAGE, ROLE_GATEWAY, ROLE_BROKER */
     const char *node_id;                      /* NULL: the key's fingerprint, or a random id when insecure */
     const char *region;                       /* NULL: "default" */
+    const char *display_name;                 /* NULL or "": none; else shown beside the id (Hello.display_name:
+                                                 <= SW_WIRE_MAX_DISPLAY_NAME bytes of printable ASCII) */
     const Swisd__V1__ModelRef *model;         /* copied; NULL if none */
     uint32_t layer_begin, layer_end;          /* stages: [begin, end) */
     const Swisd__V1__Capabilities *caps;      /* copied; NULL if none */
@@ -72,7 +74,8 @@ typedef struct sw_broker_client_t sw_broker_client_t;
 /*  Creates the socket (DEALER, SNDTIMEO 0: sends never block), connects and
  *  sends the first Hello. The broker assigns the routing id; the node id is
  *  carried in Hello and in every header's src.
- *  Returns NULL with a reason (no endpoint, id/region too long, a stage
+ *  Returns NULL with a reason (no endpoint, id/region too long, a bad
+ *  display name, a stage
  *  without model or layers, connect failure). Caller destroys result. */
 sw_broker_client_t *sw_broker_client_new(const sw_broker_client_config_t *cfg, char *err, size_t errlen);
 /*  Sends Goodbye (best effort) and closes; accepts NULL; sets *self_p = NULL. */

@@ -94,6 +94,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "swisd-broker: --allow, --deny, --gateways and --brokers need keys (not --insecure)\n");
         return 2;
     }
+    cfg.display_name = keys.name;
     if (sw_daemon_keys_check_id(&keys, cfg.id))
         return 2;
     sw_identity_t *identity = sw_daemon_keys_load(&keys, "broker", &failed);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sw_client.h"
+#include "sw_identity.h"
 #include "sw_opt.h"
 #include "swisd_cli.h"
 
@@ -17,6 +18,9 @@ static void s_usage(FILE *out)
     fprintf(out, "usage: swisd generate --gateway ENDPOINT -p PROMPT [-n N] [options]\n"
                  "  --gateway ENDPOINT   the gateway's RPC endpoint with its key as the gateway prints it,\n"
                  "                       e.g. 'tcp://127.0.0.1:6000#KEY' (CURVE); without #KEY: plain TCP\n"
+                 "  --key PATH           dial as this key (public certificate; PATH_secret holds the secret):\n"
+                 "                       a gateway started with --rpc-allow serves only the keys it lists.\n"
+                 "                       Default with #KEY: client.key in ~/.config/swisd, made on first use\n"
                  "  -p, --prompt TEXT    prompt (stdout starts with it)\n"
                  "  -n, --n-predict N    tokens to generate (default 128)\n"
                  "      --temp T         temperature, 0 = greedy (default 0.8)\n"
@@ -45,7 +49,8 @@ int swisd_cmd_generate(int argc, char **argv)
     int64_t n = 128, iv, timeout = 60000;
     sw_client_request_t req = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
                                .repeat_penalty = 1.0f};
-    enum { O_GW = 256, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_STOP, O_IGN, O_TO };
+    const char *key_path = NULL;
+    enum { O_GW = 256, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_SEED, O_STOP, O_IGN, O_TO, O_KEY };
     static const struct option opts[] = {
         {"gateway", required_argument, 0, O_GW}, {"prompt", required_argument, 0, 'p'},
         {"n-predict", required_argument, 0, 'n'}, {"temp", required_argument, 0, O_TEMP},
@@ -53,6 +58,7 @@ int swisd_cmd_generate(int argc, char **argv)
         {"min-p", required_argument, 0, O_MINP}, {"repeat-penalty", required_argument, 0, O_REP},
         {"seed", required_argument, 0, O_SEED}, {"stop", required_argument, 0, O_STOP},
         {"ignore-eos", no_argument, 0, O_IGN}, {"timeout-ms", required_argument, 0, O_TO},
+        {"key", required_argument, 0, O_KEY},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -76,6 +82,7 @@ int swisd_cmd_generate(int argc, char **argv)
             stops[n_stops++] = optarg;
             break;
         case O_IGN: req.ignore_eos = true; break;
+        case O_KEY: key_path = optarg; break;
         case O_TO: if (sw_opt_i64("--timeout-ms", optarg, 1, 3600000, &timeout)) return 2; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
@@ -88,8 +95,19 @@ int swisd_cmd_generate(int argc, char **argv)
     req.max_tokens = (uint32_t) n;
     req.stop = n_stops ? stops : NULL;
     req.n_stop = n_stops;
-    char err[1200];
-    sw_client_t *cl = sw_client_new(gateway, err, sizeof err);
+    char err[SW_IDENTITY_MAX_PATH + 256];
+    /* our key: only for a CURVE gateway (an endpoint with #KEY) */
+    sw_identity_t *identity = NULL;
+    if (strchr(gateway, '#') && !(identity = sw_identity_load_or_create("client", key_path, err, sizeof err))) {
+        fprintf(stderr, "swisd generate: %s\n", err);
+        return 1;
+    }
+    if (key_path && !identity) {
+        fprintf(stderr, "swisd generate: --key needs a CURVE gateway endpoint (tcp://HOST:PORT#KEY)\n");
+        return 2;
+    }
+    sw_client_t *cl = sw_client_new_keyed(gateway, identity, err, sizeof err);
+    sw_identity_destroy(&identity); /* applied to the socket; not needed after */
     if (!cl) {
         fprintf(stderr, "swisd generate: %s\n", err);
         return 1;

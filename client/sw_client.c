@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sw_common.h"
+#include "sw_identity.h"
 #include "sw_wire.h"
 
 struct sw_client_t {
@@ -37,6 +38,11 @@ const char *sw_client_code_name(int code)
 
 sw_client_t *sw_client_new(const char *endpoint, char *err, size_t errlen)
 {
+    return sw_client_new_keyed(endpoint, NULL, err, errlen);
+}
+
+sw_client_t *sw_client_new_keyed(const char *endpoint, const sw_identity_t *identity, char *err, size_t errlen)
+{
     sw_client_t *c = calloc(1, sizeof *c);
     if (!c || !(c->sock = zsock_new(ZMQ_DEALER))) {
         free(c);
@@ -44,8 +50,8 @@ sw_client_t *sw_client_new(const char *endpoint, char *err, size_t errlen)
         return NULL;
     }
     sw_wire_socket_setup(c->sock, S_LINGER_MS, 1000);
-    /* "tcp://HOST:PORT#KEY": CURVE to the gateway (an anonymous client key) */
-    if (sw_endpoint_connect(c->sock, endpoint, NULL, err, errlen) != 0) {
+    /* "tcp://HOST:PORT#KEY": CURVE to the gateway (as identity, or an anonymous client key) */
+    if (sw_endpoint_connect(c->sock, endpoint, identity, err, errlen) != 0) {
         zsock_destroy(&c->sock);
         free(c);
         return NULL;
@@ -120,7 +126,9 @@ static const Swisd__V1__Body *s_next(sw_client_t *c, sw_wire_msg_t *m, uint64_t 
         }
         const uint64_t now = sw_now_ns();
         if (now >= deadline) {
-            s_fail(code, SW_CLIENT_TIMEOUT, err, errlen, "no answer from the gateway in %d ms", timeout_ms);
+            s_fail(code, SW_CLIENT_TIMEOUT, err, errlen, "no answer from the gateway in %d ms%s", timeout_ms,
+                   c->server_txt[0] ? " (a wrong gateway key, or a gateway that serves only the keys it allows "
+                                      "(--rpc-allow), completes no handshake)" : "");
             return NULL;
         }
         long wait_ms = (long) ((deadline - now + 999999u) / 1000000u);
@@ -357,7 +365,7 @@ int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user,
     for (size_t i = 0; i < sr->n_stages && w.n_stages < MAX_ST; i++) {
         const Swisd__V1__StageInfo *x = sr->stages[i];
         st[w.n_stages++] = (sw_client_stage_t){
-            .node_id = s_str(x->node_id), .region = s_str(x->region), .broker_id = s_str(x->broker_id),
+            .node_id = s_str(x->node_id), .display_name = s_str(x->display_name), .region = s_str(x->region), .broker_id = s_str(x->broker_id),
             .model_id = x->model ? s_str(x->model->id) : "", .begin = x->layers ? x->layers->begin : 0,
             .end = x->layers ? x->layers->end : 0, .rtt_ms = x->rtt_ms, .age_ms = x->age_ms,
             .threads = x->caps ? x->caps->threads : 0, .ms_per_layer = x->caps ? x->caps->ms_per_layer : 0,

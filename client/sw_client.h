@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct _sw_identity_t; /* sw_identity.h */
+
 /* Client-side result codes (values past swisd.v1.ErrorCode's). */
 enum {
     SW_CLIENT_TIMEOUT = 100,   /* no message from the gateway within timeout_ms */
@@ -86,8 +88,18 @@ typedef int (sw_client_token_fn)(const char *text, size_t len, uint32_t token_id
 typedef int (sw_client_stop_fn)(void *user);
 
 /*  Connects (asynchronously; errors show at the first call). Returns NULL
- *  only on a bad endpoint or resource failure. Caller destroys result. */
+ *  only on a bad endpoint or resource failure. Caller destroys result.
+ *  With "#KEY" in the endpoint the link is CURVE, as a throw-away client key
+ *  (the open API: a gateway without --rpc-allow accepts any key). */
 sw_client_t *sw_client_new(const char *endpoint, char *err, size_t errlen);
+/*  The same as `identity` (borrowed; only read, during this call): a gateway
+ *  started with --rpc-allow DIR serves only the keys in DIR (and its own),
+ *  and a refused key sees no answer (ZeroMQ retries the handshake
+ *  silently): calls then end with SW_CLIENT_TIMEOUT, whose message says so.
+ *  identity NULL: as sw_client_new. Thread safety: several threads may
+ *  pass the same identity. */
+sw_client_t *sw_client_new_keyed(const char *endpoint, const struct _sw_identity_t *identity, char *err,
+                                 size_t errlen);
 void sw_client_destroy(sw_client_t **self_p);
 
 /*  Installs (fn non-NULL) or removes (fn NULL) the stop callback of every
@@ -113,6 +125,7 @@ int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool
  *  for the duration of the callback. */
 typedef struct {
     const char *node_id, *region, *broker_id, *model_id;
+    const char *display_name;     /* the stage's own (printable ASCII, not unique, not trusted); "" none */
     uint32_t begin, end;          /* layers [begin, end) */
     float rtt_ms;                 /* broker <-> stage round trip from heartbeats, ms */
     uint32_t age_ms;              /* since the stage's last heartbeat, ms */

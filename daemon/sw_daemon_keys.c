@@ -13,6 +13,7 @@ int sw_daemon_keys_option(sw_daemon_keys_t *k, int c, const char *optarg)
     case SW_DAEMON_OPT_KEY: k->key_path = optarg; return 1;
     case SW_DAEMON_OPT_INSECURE: k->insecure = true; return 1;
     case SW_DAEMON_OPT_BOOTSTRAP: k->bootstrap = optarg; return 1;
+    case SW_DAEMON_OPT_NAME: k->name = optarg; return 1;
     default: return 0;
     }
 }

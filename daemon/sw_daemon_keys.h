@@ -11,6 +11,8 @@
  *                      only; the other end must be --insecure too)
  *    --bootstrap FILE  brokers to dial, one "tcp://HOST:PORT#KEY" per line
  *                      (sw_endpoint.h), used when --broker / --parent is not given
+ *    --name NAME       display name sent in Hello (checked by the broker
+ *                      client: <= 32 bytes of printable ASCII)
  *
  *  Thread safety: none needed (mains only).
  */
@@ -31,21 +33,25 @@ extern "C" {
 #define SW_DAEMON_OPT_KEY 0x1001
 #define SW_DAEMON_OPT_INSECURE 0x1002
 #define SW_DAEMON_OPT_BOOTSTRAP 0x1003
+#define SW_DAEMON_OPT_NAME 0x1004
 
 #define SW_DAEMON_KEY_OPTIONS                                                                                          \
     {"key", required_argument, 0, SW_DAEMON_OPT_KEY}, {"insecure", no_argument, 0, SW_DAEMON_OPT_INSECURE},            \
-        {"bootstrap", required_argument, 0, SW_DAEMON_OPT_BOOTSTRAP}
+        {"bootstrap", required_argument, 0, SW_DAEMON_OPT_BOOTSTRAP}, {"name", required_argument, 0, SW_DAEMON_OPT_NAME}
 
 #define SW_DAEMON_KEY_USAGE                                                                                            \
     "  --key PATH          this node's key (public certificate; PATH_secret holds the secret); default:\n"          \
     "                      ROLE.key in ~/.config/swisd (or $XDG_CONFIG_HOME/swisd), created on first run\n"         \
     "  --insecure          plain TCP without keys (for comparisons; the other end must say it too)\n"             \
-    "  --bootstrap FILE    brokers to dial, one tcp://HOST:PORT#KEY per line (when no endpoint is given)\n"
+    "  --bootstrap FILE    brokers to dial, one tcp://HOST:PORT#KEY per line (when no endpoint is given)\n"       \
+    "  --name NAME         a display name shown beside this node's id (up to 32 printable ASCII characters;\n"   \
+    "                      not unique and not checked: the id, from the key, is what identifies the node)\n"
 
 typedef struct {
     const char *key_path;   /* --key, or NULL */
     bool insecure;          /* --insecure */
     const char *bootstrap;  /* --bootstrap, or NULL */
+    const char *name;       /* --name, or NULL */
     char list[8 * 330];     /* endpoints read from the bootstrap file, comma-separated */
 } sw_daemon_keys_t;
 

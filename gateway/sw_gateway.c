@@ -11,12 +11,14 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "sw_broker_auth.h"
 #include "sw_broker_client.h"
 #include "sw_codec.h"
 #include "sw_chat.h"
 #include "sw_common.h"
 #include "sw_bans.h"
 #include "sw_health.h"
+#include "sw_keyset.h"
 #include "sw_model.h"
 #include "sw_planner.h"
 #include "sw_recent.h"
@@ -50,6 +52,8 @@ struct sw_gateway_t {
     Swisd__V1__ModelRef ref;
     sw_broker_client_t *bc;
     zsock_t *rpc;
+    sw_broker_auth_t *rpc_auth;    /* --rpc-allow: the RPC's ZAP handler (NULL: any client key) */
+    sw_keyset_t *trusted;          /* --trusted-keys: who may hold layers [0, cfg.trusted_layers) */
     char rpc_ep[256];
     sw_codec_config_t codec_cfg;
     sw_codec_t *tx, *rx;
@@ -200,6 +204,28 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
                                     .route_wait_ms = g->cfg.route_wait_ms, .compute_clock_ns = sw_now_ns};
     if (!(g->env = sw_session_env_new(&ecfg, err, errlen)))
         goto fail;
+    if (cfg->trusted_layers > 0) {
+        if (!cfg->identity || !cfg->trusted_dir) {
+            sw_err(err, errlen, "--trusted-layers needs keys and --trusted-keys DIR");
+            goto fail;
+        }
+        if (!(g->trusted = sw_keyset_new(cfg->trusted_dir, true, "gateway trusted stages", err, errlen)))
+            goto fail;
+        sw_log(SW_LOG_INFO, "gateway: layers [0, %d) only on the %zu trusted stage key(s) of %s", cfg->trusted_layers,
+               sw_keyset_size(g->trusted), cfg->trusted_dir);
+    }
+    if (cfg->rpc_allow_dir) { /* before the CURVE server exists: libzmq asks ZAP about every handshake */
+        if (!cfg->identity) {
+            sw_err(err, errlen, "--rpc-allow needs keys (it cannot be used with --insecure)");
+            goto fail;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "gateway %.8s rpc", sw_identity_id(cfg->identity));
+        sw_broker_auth_config_t acfg = {.allow_dir = cfg->rpc_allow_dir, .log_name = name,
+                                        .also_allow = sw_identity_public_key(cfg->identity)};
+        if (!(g->rpc_auth = sw_broker_auth_new(&acfg, err, errlen)))
+            goto fail;
+    }
     g->rpc = zsock_new(ZMQ_ROUTER);
     if (!g->rpc)
         goto fail;
@@ -212,12 +238,15 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
         sw_err(err, errlen, "cannot bind the RPC endpoint '%s': %s", cfg->rpc, zmq_strerror(zmq_errno()));
         goto fail;
     }
+    if (g->rpc_auth && sw_broker_auth_watch(g->rpc_auth, g->rpc, err, errlen) != 0)
+        goto fail;
     if (cfg->identity)
         snprintf(g->rpc_ep, sizeof g->rpc_ep, "%s#%s", zsock_endpoint(g->rpc), sw_identity_public_txt(cfg->identity));
     else
         snprintf(g->rpc_ep, sizeof g->rpc_ep, "%s", zsock_endpoint(g->rpc));
     sw_broker_client_config_t bcfg = {.endpoint = cfg->broker, .role = SWISD__V1__ROLE__ROLE_GATEWAY,
-                                      .node_id = cfg->id, .identity = cfg->identity, .region = cfg->region, .model = &g->ref,
+                                      .node_id = cfg->id, .identity = cfg->identity, .region = cfg->region,
+                                      .display_name = cfg->display_name, .model = &g->ref,
                                       .heartbeat_ms = cfg->heartbeat_ms};
     if (!(g->bc = sw_broker_client_new(&bcfg, err, errlen)))
         goto fail;
@@ -264,6 +293,8 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
         swisd__v1__body__free_unpacked(g->dir, NULL);
     sw_broker_client_destroy(&g->bc);
     zsock_destroy(&g->rpc);
+    sw_broker_auth_destroy(&g->rpc_auth);
+    sw_keyset_destroy(&g->trusted);
     sw_codec_destroy(&g->tx);
     sw_codec_destroy(&g->rx);
     sw_session_env_destroy(&g->env);
@@ -311,6 +342,9 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
             continue;
         /* the operator's word: a banned node is as good as gone; a drained one takes no new session */
         if (g->cfg.bans && (sw_bans_banned(g->cfg.bans, s->node_id) || (usable && sw_bans_drained(g->cfg.bans, s->node_id))))
+            continue;
+        /* the first layers only on trusted keys (their inputs give the prompt away) */
+        if (g->trusted && (int) s->layers->begin < g->cfg.trusted_layers && !sw_keyset_contains(g->trusted, s->node_id))
             continue;
         if (infos)
             infos[n] = s;
@@ -1238,6 +1272,12 @@ int sw_gateway_run(sw_gateway_t *self, volatile int *stop)
 {
     zsock_t *bs = sw_broker_client_sock(self->bc);
     zpoller_t *poller = zpoller_new(bs, self->rpc, NULL);
+    zsock_t *zap = self->rpc_auth ? sw_broker_auth_sock(self->rpc_auth) : NULL;
+    zsock_t *mon = self->rpc_auth ? sw_broker_auth_monitor_sock(self->rpc_auth) : NULL;
+    if (zap)
+        zpoller_add(poller, zap);
+    if (mon)
+        zpoller_add(poller, mon);
     while (!(stop && *stop) && !zsys_interrupted) {
         int timeout = sw_broker_client_timeout_ms(self->bc);
         void *which = zpoller_wait(poller, timeout < 100 ? timeout : 100);
@@ -1247,6 +1287,10 @@ int sw_gateway_run(sw_gateway_t *self, volatile int *stop)
         } else if (which == self->rpc) {
             for (int i = 0; i < 256 && (zsock_events(self->rpc) & ZMQ_POLLIN); i++)
                 s_on_rpc(self);
+        } else if (zap && which == zap) {
+            sw_broker_auth_handle(self->rpc_auth);
+        } else if (mon && which == mon) {
+            sw_broker_auth_handle_monitor(self->rpc_auth);
         } else if (zpoller_terminated(poller)) {
             break;
         }

@@ -32,8 +32,19 @@ typedef struct {
     const char *model_path;  /* GGUF (embeddings, output norm and head are loaded) */
     const char *rpc;         /* RPC endpoint to bind, e.g. tcp://127.0.0.1:* */
     const char *region;      /* NULL: "default" */
+    const char *display_name; /* NULL: none; shown beside the id (sw_broker_client.h) */
     const char *id;          /* NULL: random */
     const sw_identity_t *identity; /* the node's key (borrowed for its life): CURVE link, id = fingerprint; NULL: insecure */
+    const char *rpc_allow_dir; /* NULL: the RPC serves any client key (the open API); else only the keys of the
+                                  public certificate files in this folder, and the gateway's own (its HTTP
+                                  front): a ZAP handler (sw_broker_auth.h) refuses the others' handshakes and
+                                  logs them. Needs identity */
+    int trusted_layers;      /* > 0: layers [0, trusted_layers) run only on stages whose keys are in
+                                trusted_dir (their inputs are the easiest to invert back to the prompt:
+                                docs/security.md, "What a stage learns"); a stage whose range starts below
+                                it with another key is never planned, and the dashboard shows those layers
+                                as a gap until a trusted stage holds them. Needs identity and trusted_dir */
+    const char *trusted_dir; /* folder of the trusted stages' public key files (sw_keyset.h) */
     const char *codec;       /* activation codec spec for every link, NULL: "f32" */
     int threads;             /* compute threads for embed / head */
     int timeout_ms;          /* one step through the chain; <= 0: 30000 */

@@ -238,7 +238,7 @@ static enum MHD_Result s_models(sw_http_t *h, struct MHD_Connection *c)
     char err[512], id[129] = "", gaps[256] = "";
     bool servable = false;
     int code = SW_CLIENT_LOCAL;
-    sw_client_t *cl = sw_client_new(h->rpc, err, sizeof err);
+    sw_client_t *cl = sw_client_new_keyed(h->rpc, h->cfg.identity, err, sizeof err);
     if (cl)
         sw_client_set_stop(cl, s_server_stop, h, SW__HTTP_STOP_CHECK_MS);
     int rc = cl ? sw_client_list_models(cl, id, sizeof id, &servable, gaps, sizeof gaps, 5000, &code, err, sizeof err)
@@ -293,7 +293,7 @@ static int s_snapshot(sw_http_t *h, char **json, char **metrics, int *code, char
         s_snap_ctx_t x = {0};
         int rc_code = SW_CLIENT_LOCAL;
         char why[256] = "out of memory";
-        sw_client_t *cl = sw_client_new(h->rpc, why, sizeof why);
+        sw_client_t *cl = sw_client_new_keyed(h->rpc, h->cfg.identity, why, sizeof why);
         if (cl)
             sw_client_set_stop(cl, s_server_stop, h, SW__HTTP_STOP_CHECK_MS);
         int rc = cl ? sw_client_swarm(cl, s_snap_fill, &x, 3000, &rc_code, why, sizeof why) : -1;

@@ -194,7 +194,7 @@ static int s_run(s_gen_t *g)
 {
     sw_http_t *h = g->h;
     int code = SW_CLIENT_LOCAL;
-    sw_client_t *cl = sw_client_new(h->rpc, g->err, sizeof g->err);
+    sw_client_t *cl = sw_client_new_keyed(h->rpc, h->cfg.identity, g->err, sizeof g->err);
     int rc = -1;
     if (cl) {
         sw_client_set_stop(cl, s_gen_stop, g, SW__HTTP_STOP_CHECK_MS);

@@ -2,6 +2,17 @@
 #include "sw_http_swarm.h"
 
 #include <jansson.h>
+#include <string.h>
+
+/* The replies of node_id that did not open with its key (0 when not among the
+ * last counted) */
+static uint64_t s_unsealed(const sw_client_swarm_t *w, const char *node_id)
+{
+    for (int i = 0; i < w->n_unsealed; i++)
+        if (w->unsealed_node[i] && !strcmp(w->unsealed_node[i], node_id))
+            return w->unsealed_count[i];
+    return 0;
+}
 
 char *sw_http_swarm_json(const sw_client_swarm_t *w)
 {
@@ -13,14 +24,15 @@ char *sw_http_swarm_json(const sw_client_swarm_t *w)
     for (int i = 0; i < w->n_stages; i++) {
         const sw_client_stage_t *st = &w->stages[i];
         json_array_append_new(
-            stages, json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:f, s:I, s:I, s:f, s:{s:I, s:I, s:I, s:f}}",
-                              "node_id", st->node_id, "region", st->region, "broker_id", st->broker_id, "model_id",
+            stages, json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:f, s:I, s:I, s:f, s:{s:I, s:I, s:I, s:f}, "
+                              "s:I}",
+                              "node_id", st->node_id, "display_name", st->display_name ? st->display_name : "", "region", st->region, "broker_id", st->broker_id, "model_id",
                               st->model_id, "layers", "begin", (json_int_t) st->begin, "end", (json_int_t) st->end,
                               "rtt_ms", (double) st->rtt_ms, "age_ms", (json_int_t) st->age_ms, "threads",
                               (json_int_t) st->threads, "ms_per_layer", (double) st->ms_per_layer, "load",
                               "active_sessions", (json_int_t) st->active_sessions, "queued_requests",
                               (json_int_t) st->queued_requests, "kv_bytes", (json_int_t) st->kv_bytes, "busy",
-                              (double) st->busy));
+                              (double) st->busy, "unsealed_replies", (json_int_t) s_unsealed(w, st->node_id)));
     }
     for (int i = 0; i < w->n_sessions; i++)
         json_array_append_new(sessions, json_pack("{s:s, s:I, s:f, s:f}", "session_id", w->sessions[i].session_id,
@@ -32,6 +44,8 @@ char *sw_http_swarm_json(const sw_client_swarm_t *w)
                                               (json_int_t) w->gaps[i][1]));
     json_object_set_new(o, "gateway", json_pack("{s:s, s:s}", "id", w->gateway_id, "region", w->region));
     /* the key clients dial the RPC with (tcp://HOST:PORT#KEY); "" when --insecure */
+    /* replies rejected because they did not open with the answering stage's key (docs/security.md) */
+    json_object_set_new(o, "unsealed_replies_total", json_integer((json_int_t) w->unsealed_replies_total));
     json_object_set_new(o, "gateway_key", json_string(w->gateway_key ? w->gateway_key : ""));
     json_object_set_new(o, "model", json_pack("{s:s, s:I, s:I, s:I, s:s}", "id", w->model_id, "n_layer",
                                               (json_int_t) w->n_layer, "n_embd", (json_int_t) w->n_embd, "n_vocab",

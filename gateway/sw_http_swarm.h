@@ -12,8 +12,9 @@
 
 #include "sw_client.h"
 
-/*  The object {"gateway", "model", "servable", "history",
- *  "gateway_totals", "gaps", "stages", "sessions"} of w, as compact JSON
+/*  The object {"gateway", "gateway_key", "model", "servable", "history",
+ *  "gateway_totals", "unsealed_replies_total", "gaps", "stages",
+ *  "sessions"} of w, as compact JSON
  *  text (caller frees), or NULL when out of memory. An entry (stage,
  *  session) whose strings are not valid UTF-8 (a peer's ids are outside
  *  input; jansson refuses them) is left out. */

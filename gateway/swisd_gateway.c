@@ -65,6 +65,10 @@ static void s_usage(FILE *out)
             "                    (mode 0600, ours); made and printed when FILE does not exist\n"
             "  --state-db FILE   SQLite file of bans and drains, kept across restarts (default with\n"
             "                    --admin-token-file: gateway-state.db in the per-user config folder)\n"
+            "  --rpc-allow DIR   serve the RPC only to the client keys in DIR (public key files) and the\n"
+            "                    gateway's own HTTP front; default: any key (the open API)\n"
+            "  --trusted-keys DIR --trusted-layers N  plan layers 0..N-1 only on stages whose keys are in\n"
+            "                    DIR (the first layers' inputs give the prompt away: docs/security.md)\n"
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
@@ -143,6 +147,8 @@ int main(int argc, char **argv)
         /* HTTPS and the operator's endpoints */
         {"https-cert", required_argument, 0, 0x100}, {"https-key", required_argument, 0, 0x101},
         {"admin-token-file", required_argument, 0, 0x102}, {"state-db", required_argument, 0, 0x103},
+        {"rpc-allow", required_argument, 0, 0x104}, {"trusted-keys", required_argument, 0, 0x105},
+        {"trusted-layers", required_argument, 0, 0x106},
         SW_DAEMON_KEY_OPTIONS, /* keys (issue 11): --key, --insecure, --bootstrap */
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
@@ -181,6 +187,9 @@ int main(int argc, char **argv)
         case 0x101: https_key = optarg; break;
         case 0x102: admin_token_file = optarg; break;
         case 0x103: state_db = optarg; break;
+        case 0x104: cfg.rpc_allow_dir = optarg; break;
+        case 0x105: cfg.trusted_dir = optarg; break;
+        case 0x106: bad |= sw_opt_int("--trusted-layers", optarg, 1, 100000, &cfg.trusted_layers); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -192,6 +201,7 @@ int main(int argc, char **argv)
     cfg.broker = sw_daemon_keys_brokers(&keys, cfg.broker, &failed);
     if (failed)
         return 2;
+    cfg.display_name = keys.name;
     if (sw_daemon_keys_check_id(&keys, cfg.id))
         return 2;
     sw_identity_t *identity = NULL;
@@ -244,7 +254,7 @@ int main(int argc, char **argv)
                                .max_conn_per_addr = http_conn_addr, .idle_timeout_s = http_idle,
                                .max_addrs = (size_t) http_max_addrs, .tls_cert_pem = tls_cert,
                                .tls_key_pem = tls_key, .admin_token = admin_token[0] ? admin_token : NULL,
-                               .bans = bans};
+                               .bans = bans, .identity = identity};
         web = sw_http_new(&hc, err, sizeof err);
         sw_tls_free_key(&tls_key);
         free(tls_cert);

@@ -24,6 +24,19 @@ static bool s_str_ok(const char *s, size_t max)
     return s == NULL || strnlen(s, max + 1) <= max;
 }
 
+bool sw_wire_display_name_ok(const char *s)
+{
+    if (!s)
+        return true;
+    size_t n = strnlen(s, SW_WIRE_MAX_DISPLAY_NAME + 1);
+    if (n > SW_WIRE_MAX_DISPLAY_NAME)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char) s[i] < 0x20 || (unsigned char) s[i] > 0x7e)
+            return false;
+    return true;
+}
+
 void sw_wire_msg_free(sw_wire_msg_t *msg)
 {
     if (!msg)
@@ -141,6 +154,8 @@ static int s_stage(const Swisd__V1__StageInfo *s, char *err, size_t errlen)
     CHECK_STR(s->region, SW_WIRE_MAX_NAME, "region");
     CHECK_STR(s->topic, SW_WIRE_MAX_NAME, "topic");
     CHECK_STR(s->broker_id, SW_WIRE_MAX_ID, "broker id");
+    if (!sw_wire_display_name_ok(s->display_name))
+        return sw_err(err, errlen, "a display name that is not 0..%d bytes of printable ASCII", SW_WIRE_MAX_DISPLAY_NAME);
     if (s->caps && s->caps->n_codecs > 32)
         return sw_err(err, errlen, "too many codecs");
     if (s->public_key.len != 0 && s->public_key.len != 32)
@@ -176,6 +191,9 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
         CHECK_STR(h->topic, SW_WIRE_MAX_NAME, "topic");
         if (!h->node_id || !h->node_id[0])
             return sw_err(err, errlen, "hello without a node id");
+        if (!sw_wire_display_name_ok(h->display_name))
+            return sw_err(err, errlen, "a display name that is not 0..%d bytes of printable ASCII",
+                          SW_WIRE_MAX_DISPLAY_NAME);
         if (h->role == SWISD__V1__ROLE__ROLE_STAGE && (!h->model || s_range(h->layers, true, err, errlen)))
             return h->model ? -1 : sw_err(err, errlen, "stage hello without a model");
         if (h->caps && h->caps->n_codecs > 32)

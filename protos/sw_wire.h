@@ -42,6 +42,7 @@ extern "C" {
 #define SW_WIRE_MAX_TOKENS 4096        /* tokens in one forward step */
 #define SW_WIRE_MAX_ID 64              /* bytes of a node, session or broker id */
 #define SW_WIRE_MAX_NAME 128           /* bytes of a model id, region, topic, checksum */
+#define SW_WIRE_MAX_DISPLAY_NAME 32    /* bytes of a node's display name (printable ASCII) */
 #define SW_WIRE_MAX_TEXT 1024          /* bytes of an error message or reason */
 #define SW_WIRE_MAX_PROMPT (1u << 20)  /* bytes of a prompt */
 #define SW_WIRE_MAX_PROMPT_PARTS 4096  /* parts of a templated prompt */
@@ -83,6 +84,11 @@ void sw_wire_msg_free(sw_wire_msg_t *msg);
  *  route length, token counts, activation shape fields, directory sizes).
  *  Returns 0 or -1 with the reason. Codec-level checks (payload sizes,
  *  checksum) belong to sw_codec. */
+/*  True when s is NULL, empty, or at most SW_WIRE_MAX_DISPLAY_NAME bytes of
+ *  printable ASCII (0x20..0x7e): a node's display name (Hello.display_name),
+ *  which dashboards and logs show as is, so no control or escape bytes. */
+bool sw_wire_display_name_ok(const char *s);
+
 int sw_wire_validate_body(const Swisd__V1__Body *body, char *err, size_t errlen);
 
 /*  Packs and sends header {version, src, dst, hops} + body. identity

@@ -252,6 +252,7 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
     }
     sw_broker_client_config_t bcfg = {
         .endpoint = cfg->broker, .role = SWISD__V1__ROLE__ROLE_STAGE, .node_id = cfg->id, .identity = cfg->identity, .region = cfg->region,
+        .display_name = cfg->display_name,
         .model = &st->ref, .layer_begin = (uint32_t) st->cfg.layer_begin, .layer_end = (uint32_t) st->cfg.layer_end,
         .caps = &caps, .heartbeat_ms = cfg->heartbeat_ms,
     };

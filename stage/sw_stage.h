@@ -26,6 +26,7 @@ typedef struct {
     int32_t layer_begin;      /* first block; -1 = choose automatically ("auto") */
     int32_t layer_end;        /* one past the last block */
     const char *region;       /* NULL: "default" */
+    const char *display_name; /* NULL: none; shown beside the id (sw_broker_client.h) */
     const char *id;           /* NULL: random */
     const sw_identity_t *identity; /* the node's key (borrowed for its life): CURVE link, id = fingerprint; NULL: insecure */
     int threads;              /* compute threads, >= 1 */

@@ -97,6 +97,7 @@ int main(int argc, char **argv)
     cfg.broker = sw_daemon_keys_brokers(&keys, cfg.broker, &failed);
     if (failed)
         return 2;
+    cfg.display_name = keys.name;
     if (sw_daemon_keys_check_id(&keys, cfg.id))
         return 2;
     sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */

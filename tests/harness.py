@@ -314,6 +314,10 @@ class Harness:
         # --brokers. insecure: start everything with --insecure instead.
         self.insecure = os.environ.get("SWISD_INSECURE") == "1"
         self.keydir = os.path.join(self.logdir, "keys")
+        # the per-user config folder of every process started from here (a key
+        # made on first use, e.g. `swisd generate`'s client key) is the
+        # test's own, never the user's ~/.config
+        os.environ["XDG_CONFIG_HOME"] = os.path.join(self.logdir, "config")
 
     def check(self, cond, what):
         self.checks += 1

@@ -58,11 +58,13 @@ def body(h):
     _, eu = start_broker(h, bins, "broker-eu", parent=root, region="eu", heartbeat_ms=None, expiry_ms=None)
     _, us = start_broker(h, bins, "broker-us", parent=root, region="us", heartbeat_ms=None, expiry_ms=None)
     _, far = start_link(h, "link-us", bins, us, "--delay", "15")
-    stages, procs = {}, {}
+    stages, procs, names = {}, {}, {}
     for name, ep, layers, region in (("stage-1", eu, "0-1", "eu"), ("stage-2", far, "2-3", "us"),
                                      ("stage-3", eu, "4-4", "eu")):
-        procs[name], sid = start_stage(h, bins, name, ep, layers, region=region)
+        # a display name (--name) is shown beside the key's fingerprint
+        procs[name], sid = start_stage(h, bins, name, ep, layers, "--name", f"volunteer {name}", region=region)
         stages[sid] = region
+        names[sid] = f"volunteer {name}"
     gw, _, port = start_gateway(h, bins, "gateway", eu, "--region", "eu", "--http-rate", "100", "--web", web_dist,
                                 http=True)
     h.check(wait_until(lambda: stage_count(port) == 3, 30, 0.3), "the gateway never saw the 3 stages")
@@ -74,7 +76,7 @@ def body(h):
     expected = expected["choices"][0]["message"]["content"]
     step_file = os.path.join(h.logdir, "step")
     open(step_file, "w").close()
-    spec = {"base": f"http://127.0.0.1:{port}", "chromium": chromium, "stages": stages, "layers": 5,
+    spec = {"base": f"http://127.0.0.1:{port}", "chromium": chromium, "stages": stages, "names": names, "layers": 5,
             "prompt": prompt, "max_tokens": max_tokens, "expected_reply": expected, "step_file": step_file,
             "gap": "2-3", "gap_layers": 2, "screenshot": os.environ.get("SWISD_SCREENSHOT")}
     spec_file = os.path.join(h.logdir, "spec.json")

@@ -46,6 +46,11 @@ try {
                              want.length, { timeout: 20000 }).catch(() => {});
   const rows = await page.$$eval('[data-testid=stage-row]', (els) => els.map((e) => e.getAttribute('data-node-id')));
   check(JSON.stringify([...rows].sort()) === JSON.stringify(want), `stage rows ${rows.length}: ${rows} vs ${want}`);
+  const shown = await page.$$eval('[data-testid=stage-row]', (els) => Object.fromEntries(els.map((e) =>
+    [e.getAttribute('data-node-id'), e.querySelector('[data-testid=stage-node]').textContent])));
+  check(Object.entries(spec.names).every(([id, name]) => (shown[id] || '').includes(name) &&
+                                         shown[id].includes(id.slice(0, 8))),
+        'each stage shows its display name beside its fingerprint: ' + JSON.stringify(shown));
   const byRegion = await page.$$eval('[data-testid=region]', (els) => els.map((e) => ({
     region: e.getAttribute('data-region'),
     ids: [...e.querySelectorAll('[data-testid=stage-row]')].map((r) => r.getAttribute('data-node-id')),

@@ -42,8 +42,8 @@ function Coverage({ swarm }: { swarm: Swarm }) {
         {stages.map((s) => (
           <div key={s.node_id} className="gantt-row">
             <div className="gantt-bar" style={{ left: pct(s.layers.begin), width: pct(s.layers.end - s.layers.begin) }}
-                 title={`${s.node_id} (${s.region}) layers ${layersText(s)}`}>
-              {short(s.node_id)} &middot; {s.region}
+                 title={`${s.node_id}${s.display_name ? ` "${s.display_name}"` : ''} (${s.region}) layers ${layersText(s)}`}>
+              {s.display_name ? `${s.display_name} ` : ''}{short(s.node_id)} &middot; {s.region}
             </div>
           </div>
         ))}
@@ -75,12 +75,16 @@ function Regions({ stages }: { stages: Stage[] }) {
                 <tr>
                   <th>node</th><th>layers</th><th>broker</th><th>RTT ms</th><th>heartbeat age ms</th>
                   <th>sessions</th><th>queued</th><th>KV cache</th><th>busy</th><th>ms/layer</th>
+                  <th title="replies that did not open with the stage's key: rejected">unsealed</th>
                 </tr>
               </thead>
               <tbody>
                 {list.map((s) => (
                   <tr key={s.node_id} data-testid="stage-row" data-node-id={s.node_id}>
-                    <td title={s.node_id}><code>{short(s.node_id)}</code></td>
+                    <td title={s.node_id} data-testid="stage-node">
+                      {s.display_name && <span className="name">{s.display_name} </span>}
+                      <code>{short(s.node_id)}</code>
+                    </td>
                     <td>{layersText(s)}</td>
                     <td title={s.broker_id}><code>{short(s.broker_id)}</code></td>
                     <td>{s.rtt_ms.toFixed(2)}</td>
@@ -93,6 +97,7 @@ function Regions({ stages }: { stages: Stage[] }) {
                       {(100 * s.load.busy).toFixed(0)}%
                     </td>
                     <td>{s.ms_per_layer.toFixed(3)}</td>
+                    <td className={s.unsealed_replies ? 'bad' : ''}>{s.unsealed_replies}</td>
                   </tr>
                 ))}
               </tbody>

@@ -6,7 +6,9 @@
 export interface LayerRange { begin: number; end: number } // half-open: [begin, end)
 
 export interface Stage {
-  node_id: string;
+  node_id: string;      // the fingerprint of the stage's key: what identifies it
+  display_name: string; // the stage's own --name ('' none): not unique, not checked
+  unsealed_replies: number; // its replies that did not open with its key
   region: string;
   broker_id: string;
   model_id: string;
@@ -33,6 +35,7 @@ export interface Swarm {
   model: { id: string; n_layer: number; n_embd: number; n_vocab: number; checksum: string };
   chat_format: string;
   servable: boolean;
+  unsealed_replies_total: number;
   gaps: LayerRange[];
   stages: Stage[];
   sessions: { session_id: string; tokens: number; tokens_per_s: number; acceptance_rate: number }[];
@@ -59,11 +62,12 @@ export function parseSwarm(raw: unknown): Swarm {
     model: { id: str(m.id), n_layer: num(m.n_layer), n_embd: num(m.n_embd), n_vocab: num(m.n_vocab), checksum: str(m.checksum) },
     chat_format: str(o.chat_format),
     servable: o.servable === true,
+    unsealed_replies_total: num(o.unsealed_replies_total),
     gaps: arr(o.gaps).map(range),
     stages: arr(o.stages).map((x) => {
       const s = obj(x), l = obj(s.load);
       return {
-        node_id: str(s.node_id), region: str(s.region, '?'), broker_id: str(s.broker_id), model_id: str(s.model_id),
+        node_id: str(s.node_id), display_name: str(s.display_name), unsealed_replies: num(s.unsealed_replies), region: str(s.region, '?'), broker_id: str(s.broker_id), model_id: str(s.model_id),
         layers: range(s.layers), rtt_ms: num(s.rtt_ms), age_ms: num(s.age_ms), threads: num(s.threads),
         ms_per_layer: num(s.ms_per_layer),
         load: { active_sessions: num(l.active_sessions), queued_requests: num(l.queued_requests), kv_bytes: num(l.kv_bytes), busy: num(l.busy) },
