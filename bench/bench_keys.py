@@ -15,6 +15,14 @@ started against each broker, time from the process's start to its
 "registered" event (the process start is in both; the difference is the
 CURVE handshake and ZAP), median of N.
 
+CPU per run: the user + system time of every process of the swarm (broker,
+stages, gateway, all their threads; from /proc/PID/stat) spent during each
+generation, summed over the runs of that swarm and divided by their number.
+Unlike tokens/s it does not depend on what else the machine runs, so it
+tells what the keys cost in work (CURVE's encryption in the ZeroMQ I/O
+threads, sealing in the stages and the gateway) apart from the scheduling
+delays that a loaded 2-core machine adds to the critical path.
+
 usage: bench_keys.py BUILD_DIR MODEL.gguf [--stages 3] [--threads 1] [--tokens 64] [--repeat 7] [--joins 15]
 """
 import argparse
@@ -51,15 +59,31 @@ def n_layers():
 
 
 def swarm(tag, insecure):
+    """Starts one swarm; returns (broker endpoint, RPC endpoint, its pids)."""
     h.insecure = insecure
-    _, broker = start_broker(h, bins, f"broker-{tag}", heartbeat_ms=None, expiry_ms=None)
+    bp, broker = start_broker(h, bins, f"broker-{tag}", heartbeat_ms=None, expiry_ms=None)
+    procs = [bp]
     for i in range(a.stages):
-        start_stage(h, bins, f"stage{i}-{tag}", broker, f"{bounds[i]}-{bounds[i + 1] - 1}", model=a.model,
-                    threads=a.threads, timeout=120)
-    _, rpc, _ = start_gateway(h, bins, f"gateway-{tag}", broker, "--threads", a.threads, model=a.model, timeout=120)
+        procs.append(start_stage(h, bins, f"stage{i}-{tag}", broker, f"{bounds[i]}-{bounds[i + 1] - 1}",
+                                 model=a.model, threads=a.threads, timeout=120)[0])
+    gp, rpc, _ = start_gateway(h, bins, f"gateway-{tag}", broker, "--threads", a.threads, model=a.model, timeout=120)
+    procs.append(gp)
     if not wait_servable(bins, rpc, 60):
         sys.exit(f"bench_keys: the {tag} swarm never became servable")
-    return broker, rpc
+    return broker, rpc, [p.p.pid for p in procs]
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pids):
+    """User + system CPU seconds of the processes so far (all threads)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / TICK
 
 
 def decode(rpc):
@@ -84,16 +108,24 @@ if not L:
     sys.exit("bench_keys: cannot read the model's block count")
 bounds = [round(i * L / a.stages) for i in range(a.stages + 1)]
 try:
-    sec_broker, sec_rpc = swarm("curve", False)
-    ins_broker, ins_rpc = swarm("plain", True)
+    sec_broker, sec_rpc, sec_pids = swarm("curve", False)
+    ins_broker, ins_rpc, ins_pids = swarm("plain", True)
     h.insecure = False
     decode(sec_rpc), decode(ins_rpc)  # warm both
     sec, ins = [], []
+    cpu = {"curve": 0.0, "plain": 0.0}
+    pairs = []  # keyed / insecure of back-to-back runs: robust to load that drifts during the bench
     for _ in range(a.repeat):
-        for rpc, out in ((sec_rpc, sec), (ins_rpc, ins)):
+        got = {}
+        for rpc, out, pids, tag in ((sec_rpc, sec, sec_pids, "curve"), (ins_rpc, ins, ins_pids, "plain")):
+            c0 = cpu_s(pids)
             v = decode(rpc)
+            cpu[tag] += cpu_s(pids) - c0
             if v:
                 out.append(v)
+                got[tag] = v
+        if len(got) == 2:
+            pairs.append(got["curve"] / got["plain"])
     from harness import node_key  # noqa: E402
     key = node_key(h, bins, "joiner")
     js, ji = [], []
@@ -110,3 +142,9 @@ hop_us = (1e6 / ms - 1e6 / mi) / (a.stages + 1)
 print(f"| {os.path.basename(a.model)}, {a.stages} stages, {a.threads} thread(s) each, {a.tokens} tokens, "
       f"{len(sec)}+{len(ins)} interleaved runs | {mi:.1f} | {ms:.1f} | {100 * ms / mi:.1f}% | {hop_us:.1f} us | "
       f"{statistics.median(ji):.1f} ms | {statistics.median(js):.1f} ms |")
+q = statistics.quantiles(pairs, n=4) if len(pairs) >= 2 else [pairs[0]] * 3
+print(f"paired runs: keyed / insecure median {100 * statistics.median(pairs):.1f}% "
+      f"(quartiles {100 * q[0]:.1f}%-{100 * q[2]:.1f}%, {len(pairs)} pairs)")
+cs, ci = cpu["curve"] / a.repeat, cpu["plain"] / a.repeat
+print(f"CPU per run (whole swarm): insecure {ci * 1000:.0f} ms, keyed {cs * 1000:.0f} ms: keyed costs "
+      f"{100 * (cs / ci - 1):+.1f}% ({1000 * (cs - ci) / (a.tokens + 1):.2f} ms of CPU per generated token)")
