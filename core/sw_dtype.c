@@ -29,13 +29,31 @@ static const s_type_info_t s_types[] = {
     { SW_DTYPE_Q4_K, "q4_K", SW_QK_K, sizeof(sw_block_q4_K) },
     { SW_DTYPE_Q6_K, "q6_K", SW_QK_K, sizeof(sw_block_q6_K) },
     { SW_DTYPE_Q8_K, "q8_K", SW_QK_K, sizeof(sw_block_q8_K) },
+    { SW_DTYPE_Q4_1, "q4_1", 32, sizeof(sw_block_q4_1) },
+    { SW_DTYPE_Q5_0, "q5_0", 32, sizeof(sw_block_q5_0) },
+    { SW_DTYPE_Q5_1, "q5_1", 32, sizeof(sw_block_q5_1) },
+    { SW_DTYPE_IQ4_NL, "iq4_nl", 32, sizeof(sw_block_iq4_nl) },
+    { SW_DTYPE_Q2_K, "q2_K", SW_QK_K, sizeof(sw_block_q2_K) },
+    { SW_DTYPE_Q3_K, "q3_K", SW_QK_K, sizeof(sw_block_q3_K) },
+    { SW_DTYPE_Q5_K, "q5_K", SW_QK_K, sizeof(sw_block_q5_K) },
+    { SW_DTYPE_IQ4_XS, "iq4_xs", SW_QK_K, sizeof(sw_block_iq4_xs) },
 };
+
+const int8_t sw_iq4nl_grid[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
 
 _Static_assert(sizeof(sw_block_q8_0) == 34, "q8_0 block is 34 bytes");
 _Static_assert(sizeof(sw_block_q4_0) == 18, "q4_0 block is 18 bytes");
 _Static_assert(sizeof(sw_block_q4_K) == 144, "q4_K block is 144 bytes");
 _Static_assert(sizeof(sw_block_q6_K) == 210, "q6_K block is 210 bytes");
 _Static_assert(sizeof(sw_block_q8_K) == 292, "q8_K block is 292 bytes");
+_Static_assert(sizeof(sw_block_q4_1) == 20, "q4_1 block is 20 bytes");
+_Static_assert(sizeof(sw_block_q5_0) == 22, "q5_0 block is 22 bytes");
+_Static_assert(sizeof(sw_block_q5_1) == 24, "q5_1 block is 24 bytes");
+_Static_assert(sizeof(sw_block_iq4_nl) == 18, "iq4_nl block is 18 bytes");
+_Static_assert(sizeof(sw_block_q2_K) == 84, "q2_K block is 84 bytes");
+_Static_assert(sizeof(sw_block_q3_K) == 110, "q3_K block is 110 bytes");
+_Static_assert(sizeof(sw_block_q5_K) == 176, "q5_K block is 176 bytes");
+_Static_assert(sizeof(sw_block_iq4_xs) == 136, "iq4_xs block is 136 bytes");
 
 static const s_type_info_t *s_info(uint32_t type)
 {
@@ -187,18 +205,6 @@ static void s_deq_q4_0(const sw_block_q4_0 *b, float *y, int64_t nb)
     }
 }
 
-/*  6-bit scale and min of sub-block j (0..7) of a Q4_K block. */
-static inline void s_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
-{
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (uint8_t) ((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t) ((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
 static void s_deq_q4_K(const sw_block_q4_K *b, float *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++) {
@@ -208,8 +214,8 @@ static void s_deq_q4_K(const sw_block_q4_K *b, float *y, int64_t nb)
         float *o = y + i * SW_QK_K;
         for (int g = 0; g < 4; g++) {
             uint8_t sc0, m0, sc1, m1;
-            s_q4k_scale_min(2 * g, b[i].scales, &sc0, &m0);
-            s_q4k_scale_min(2 * g + 1, b[i].scales, &sc1, &m1);
+            sw_k4_scale_min(2 * g, b[i].scales, &sc0, &m0);
+            sw_k4_scale_min(2 * g + 1, b[i].scales, &sc1, &m1);
             float d0 = d * sc0, mm0 = dmin * m0;
             float d1 = d * sc1, mm1 = dmin * m1;
             for (int l = 0; l < 32; l++) {
@@ -241,6 +247,116 @@ static void s_deq_q6_K(const sw_block_q6_K *b, float *y, int64_t nb)
                 oo[l + 64] = d * sc[is + 4] * q3;
                 oo[l + 96] = d * sc[is + 6] * q4;
             }
+        }
+    }
+}
+
+/*  Q4_1 / Q5_0 / Q5_1 / IQ4_NL: 32-element blocks, element j's 4 low bits
+ *  in qs[j % 16] (low nibble for j < 16), Q5's fifth bit at bit j of qh. */
+static inline int s_nib32(const uint8_t *qs, int j)
+{
+    return j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
+}
+
+static inline int s_bit5(const uint8_t *qh, int j)
+{
+    return ((qh[j >> 3] >> (j & 7)) & 1) << 4;
+}
+
+static void s_deq_q4_1(const sw_block_q4_1 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = sw_f16_to_f32(b[i].d), m = sw_f16_to_f32(b[i].m);
+        for (int j = 0; j < 32; j++)
+            y[i * 32 + j] = d * (float) s_nib32(b[i].qs, j) + m;
+    }
+}
+
+static void s_deq_q5_0(const sw_block_q5_0 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = sw_f16_to_f32(b[i].d);
+        for (int j = 0; j < 32; j++)
+            y[i * 32 + j] = d * (float) ((s_nib32(b[i].qs, j) | s_bit5(b[i].qh, j)) - 16);
+    }
+}
+
+static void s_deq_q5_1(const sw_block_q5_1 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = sw_f16_to_f32(b[i].d), m = sw_f16_to_f32(b[i].m);
+        for (int j = 0; j < 32; j++)
+            y[i * 32 + j] = d * (float) (s_nib32(b[i].qs, j) | s_bit5(b[i].qh, j)) + m;
+    }
+}
+
+static void s_deq_iq4_nl(const sw_block_iq4_nl *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = sw_f16_to_f32(b[i].d);
+        for (int j = 0; j < 32; j++)
+            y[i * 32 + j] = d * (float) sw_iq4nl_grid[s_nib32(b[i].qs, j)];
+    }
+}
+
+/*  2 low bits of element e (0..255) of a Q2_K / Q3_K block's qs[64]. */
+static inline int s_q2bits(const uint8_t *qs, int e)
+{
+    return (qs[32 * (e >> 7) + (e & 31)] >> (2 * ((e >> 5) & 3))) & 3;
+}
+
+static void s_deq_q2_K(const sw_block_q2_K *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = sw_f16_to_f32(b[i].d), dmin = sw_f16_to_f32(b[i].dmin);
+        for (int e = 0; e < SW_QK_K; e++) {
+            uint8_t sc = b[i].scales[e / 16];
+            y[i * SW_QK_K + e] = d * (float) (sc & 0x0f) * (float) s_q2bits(b[i].qs, e) - dmin * (float) (sc >> 4);
+        }
+    }
+}
+
+/*  Q3_K value of element e in -4..3 (layout in sw_dtype.h). */
+static inline int s_q3val(const sw_block_q3_K *b, int e)
+{
+    int hbit = (b->hmask[e & 31] >> (4 * (e >> 7) + ((e >> 5) & 3))) & 1;
+    return s_q2bits(b->qs, e) - (hbit ? 0 : 4);
+}
+
+static void s_deq_q3_K(const sw_block_q3_K *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = sw_f16_to_f32(b[i].d);
+        for (int e = 0; e < SW_QK_K; e++)
+            y[i * SW_QK_K + e] = d * (float) (sw_q3k_scale(e / 16, b[i].scales) - 32) * (float) s_q3val(&b[i], e);
+    }
+}
+
+static void s_deq_q5_K(const sw_block_q5_K *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = sw_f16_to_f32(b[i].d), dmin = sw_f16_to_f32(b[i].dmin);
+        for (int s = 0; s < 8; s++) {
+            uint8_t sc, m;
+            sw_k4_scale_min(s, b[i].scales, &sc, &m);
+            const uint8_t *q = b[i].qs + 32 * (s / 2);
+            for (int l = 0; l < 32; l++) {
+                int v = ((s & 1) ? (q[l] >> 4) : (q[l] & 0x0f)) | (((b[i].qh[l] >> s) & 1) << 4);
+                y[i * SW_QK_K + 32 * s + l] = d * (float) sc * (float) v - dmin * (float) m;
+            }
+        }
+    }
+}
+
+static void s_deq_iq4_xs(const sw_block_iq4_xs *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = sw_f16_to_f32(b[i].d);
+        for (int s = 0; s < 8; s++) {
+            int ls = ((b[i].scales_l[s / 2] >> (4 * (s & 1))) & 0x0f) | (((b[i].scales_h >> (2 * s)) & 3) << 4);
+            float dl = d * (float) (ls - 32);
+            for (int j = 0; j < 32; j++)
+                y[i * SW_QK_K + 32 * s + j] = dl * (float) sw_iq4nl_grid[s_nib32(b[i].qs + 16 * s, j)];
         }
     }
 }
@@ -279,6 +395,14 @@ int sw_dequantize_row(sw_dtype_t type, const void *src, float *dst, int64_t n)
     case SW_DTYPE_Q4_K: s_deq_q4_K(src, dst, nb); return 0;
     case SW_DTYPE_Q6_K: s_deq_q6_K(src, dst, nb); return 0;
     case SW_DTYPE_Q8_K: s_deq_q8_K(src, dst, nb); return 0;
+    case SW_DTYPE_Q4_1: s_deq_q4_1(src, dst, nb); return 0;
+    case SW_DTYPE_Q5_0: s_deq_q5_0(src, dst, nb); return 0;
+    case SW_DTYPE_Q5_1: s_deq_q5_1(src, dst, nb); return 0;
+    case SW_DTYPE_IQ4_NL: s_deq_iq4_nl(src, dst, nb); return 0;
+    case SW_DTYPE_Q2_K: s_deq_q2_K(src, dst, nb); return 0;
+    case SW_DTYPE_Q3_K: s_deq_q3_K(src, dst, nb); return 0;
+    case SW_DTYPE_Q5_K: s_deq_q5_K(src, dst, nb); return 0;
+    case SW_DTYPE_IQ4_XS: s_deq_iq4_xs(src, dst, nb); return 0;
     }
     return -1;
 }
@@ -356,60 +480,81 @@ static void s_q_q8_K(const float *x, sw_block_q8_K *b, int64_t nb)
     }
 }
 
+/*  Q4_K / Q5_K block encoding shared by both: 8 sub-blocks of 32 with an
+ *  affine map x ~ d*sc*q - dmin*m, q in 0..nmax (15 or 31), sc and m 6-bit
+ *  packed into scales[12] (sw_k4_scale_min layout). Writes the f16 d and
+ *  dmin and the codes q[256] (element order). */
+static void s_k4_encode(const float *xb, int nmax, sw_f16_t *d_out, sw_f16_t *dmin_out, uint8_t *scales, uint8_t *q)
+{
+    float scale[8], minv[8], max_scale = 0.0f, max_min = 0.0f;
+    for (int s = 0; s < 8; s++) {
+        float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
+        for (int j = 0; j < 32; j++) {
+            lo = fminf(lo, xb[32 * s + j]);
+            hi = fmaxf(hi, xb[32 * s + j]);
+        }
+        scale[s] = (hi - lo) / (float) nmax;
+        minv[s] = -lo;
+        max_scale = fmaxf(max_scale, scale[s]);
+        max_min = fmaxf(max_min, minv[s]);
+    }
+    /* store d, dmin first and use their f16-rounded values */
+    *d_out = sw_f32_to_f16(max_scale / 63.0f);
+    *dmin_out = sw_f32_to_f16(max_min / 63.0f);
+    const float d = sw_f16_to_f32(*d_out), dmin = sw_f16_to_f32(*dmin_out);
+    uint8_t sc[8], mn[8];
+    for (int s = 0; s < 8; s++) {
+        int a = d > 0.0f ? s_nearest_int(scale[s] / d) : 0;
+        int m = dmin > 0.0f ? s_nearest_int(minv[s] / dmin) : 0;
+        /* round the min up so that (x + dmin*m) stays >= 0 where possible */
+        if (dmin > 0.0f && m < 63 && dmin * m < minv[s])
+            m++;
+        sc[s] = (uint8_t) (a < 0 ? 0 : a > 63 ? 63 : a);
+        mn[s] = (uint8_t) (m < 0 ? 0 : m > 63 ? 63 : m);
+    }
+    memset(scales, 0, SW_K_SCALE_SIZE);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            scales[j] |= sc[j];
+            scales[j + 4] |= mn[j];
+        } else {
+            scales[j + 4] = (uint8_t) ((sc[j] & 0x0f) | ((mn[j] & 0x0f) << 4));
+            scales[j - 4] |= (uint8_t) ((sc[j] >> 4) << 6);
+            scales[j] |= (uint8_t) ((mn[j] >> 4) << 6);
+        }
+    }
+    for (int s = 0; s < 8; s++) {
+        float ds = d * sc[s], ms = dmin * mn[s];
+        for (int j = 0; j < 32; j++) {
+            int v = ds > 0.0f ? s_nearest_int((xb[32 * s + j] + ms) / ds) : 0;
+            q[32 * s + j] = (uint8_t) (v < 0 ? 0 : v > nmax ? nmax : v);
+        }
+    }
+}
+
 static void s_q_q4_K(const float *x, sw_block_q4_K *b, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++) {
-        const float *xb = x + i * SW_QK_K;
-        float scale[8], minv[8], max_scale = 0.0f, max_min = 0.0f;
-        for (int s = 0; s < 8; s++) {
-            float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
-            for (int j = 0; j < 32; j++) {
-                lo = fminf(lo, xb[32 * s + j]);
-                hi = fmaxf(hi, xb[32 * s + j]);
-            }
-            scale[s] = (hi - lo) / 15.0f;
-            minv[s] = -lo;
-            max_scale = fmaxf(max_scale, scale[s]);
-            max_min = fmaxf(max_min, minv[s]);
-        }
-        float d = max_scale / 63.0f, dmin = max_min / 63.0f;
-        /* store d, dmin first and use their f16-rounded values */
-        b[i].d = sw_f32_to_f16(d);
-        b[i].dmin = sw_f32_to_f16(dmin);
-        d = sw_f16_to_f32(b[i].d);
-        dmin = sw_f16_to_f32(b[i].dmin);
-        uint8_t sc[8], mn[8];
-        for (int s = 0; s < 8; s++) {
-            int a = d > 0.0f ? s_nearest_int(scale[s] / d) : 0;
-            int m = dmin > 0.0f ? s_nearest_int(minv[s] / dmin) : 0;
-            /* round the min up so that (x + dmin*m) stays >= 0 where possible */
-            if (dmin > 0.0f && m < 63 && dmin * m < minv[s])
-                m++;
-            sc[s] = (uint8_t) (a < 0 ? 0 : a > 63 ? 63 : a);
-            mn[s] = (uint8_t) (m < 0 ? 0 : m > 63 ? 63 : m);
-        }
-        memset(b[i].scales, 0, sizeof(b[i].scales));
-        for (int j = 0; j < 8; j++) {
-            if (j < 4) {
-                b[i].scales[j] |= sc[j];
-                b[i].scales[j + 4] |= mn[j];
-            } else {
-                b[i].scales[j + 4] = (uint8_t) ((sc[j] & 0x0f) | ((mn[j] & 0x0f) << 4));
-                b[i].scales[j - 4] |= (uint8_t) ((sc[j] >> 4) << 6);
-                b[i].scales[j] |= (uint8_t) ((mn[j] >> 4) << 6);
-            }
-        }
         uint8_t q[SW_QK_K];
-        for (int s = 0; s < 8; s++) {
-            float ds = d * sc[s], ms = dmin * mn[s];
-            for (int j = 0; j < 32; j++) {
-                int v = ds > 0.0f ? s_nearest_int((xb[32 * s + j] + ms) / ds) : 0;
-                q[32 * s + j] = (uint8_t) (v < 0 ? 0 : v > 15 ? 15 : v);
-            }
-        }
+        s_k4_encode(x + i * SW_QK_K, 15, &b[i].d, &b[i].dmin, b[i].scales, q);
         for (int g = 0; g < 4; g++)
             for (int l = 0; l < 32; l++)
                 b[i].qs[32 * g + l] = (uint8_t) (q[64 * g + l] | (q[64 * g + 32 + l] << 4));
+    }
+}
+
+static void s_q_q5_K(const float *x, sw_block_q5_K *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t q[SW_QK_K];
+        s_k4_encode(x + i * SW_QK_K, 31, &b[i].d, &b[i].dmin, b[i].scales, q);
+        memset(b[i].qh, 0, sizeof(b[i].qh));
+        for (int g = 0; g < 4; g++)
+            for (int l = 0; l < 32; l++)
+                b[i].qs[32 * g + l] = (uint8_t) ((q[64 * g + l] & 15) | ((q[64 * g + 32 + l] & 15) << 4));
+        for (int s = 0; s < 8; s++)
+            for (int l = 0; l < 32; l++)
+                b[i].qh[l] |= (uint8_t) ((q[32 * s + l] >> 4) << s);
     }
 }
 
@@ -483,6 +628,8 @@ int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n)
     case SW_DTYPE_Q8_K: s_q_q8_K(src, dst, nb); return 0;
     case SW_DTYPE_Q4_K: s_q_q4_K(src, dst, nb); return 0;
     case SW_DTYPE_Q6_K: s_q_q6_K(src, dst, nb); return 0;
+    case SW_DTYPE_Q5_K: s_q_q5_K(src, dst, nb); return 0;
+    default: break;
     }
     return -1;
 }

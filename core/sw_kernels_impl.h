@@ -7,8 +7,10 @@
  *  rows kernels work on the GGUF layout. They compute
  *      y[t * ldy + r] = dot(W row r, activation row t)  for r in [r0, r1), t < n_tok
  *  where the activation row t starts at (const char *) xa + t * xa_stride and
- *  is f32 (F32/F16/BF16 weights), Q8_0 blocks (Q8_0/Q4_0 weights) or Q8_K
- *  blocks (Q4_K/Q6_K weights).
+ *  is f32 (F32/F16/BF16 weights), Q8_0 blocks (the 32-element types Q8_0,
+ *  Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL) or Q8_K blocks (the 256-element types
+ *  Q2_K..Q6_K, IQ4_XS), as ggml pairs them (it uses Q8_1, i.e. Q8_0 plus the
+ *  block sum, for Q4_1/Q5_1; the kernels here sum the int8 values themselves).
  *
  *  tile kernels (x86 only) work on a repacked copy of Q8_0/Q4_0 weights in
  *  groups of 16 rows ("r16" layout, built by sw_matmul.c):
@@ -41,7 +43,12 @@
 #define SW__REC_Q4_0 288
 
 /*  Kernel slots for rows kernels. */
-enum { SW__K_F32, SW__K_F16, SW__K_BF16, SW__K_Q8_0, SW__K_Q4_0, SW__K_Q4_K, SW__K_Q6_K, SW__K_N };
+enum {
+    SW__K_F32, SW__K_F16, SW__K_BF16, SW__K_Q8_0, SW__K_Q4_0, SW__K_Q4_K, SW__K_Q6_K,
+    SW__K_Q4_1, SW__K_Q5_0, SW__K_Q5_1, SW__K_IQ4_NL,   /* Q8_0 activations */
+    SW__K_Q2_K, SW__K_Q3_K, SW__K_Q5_K, SW__K_IQ4_XS,   /* Q8_K activations */
+    SW__K_N
+};
 
 typedef void(sw__rows_fn)(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
                           const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy);
@@ -80,6 +87,8 @@ extern const sw__kernels_t sw__kernels_avx2;
 extern const sw__kernels_t sw__kernels_avx512;
 /*  AVX2 rows kernels, reused by the AVX-512 set. */
 sw__rows_fn sw__avx2_rows_f32, sw__avx2_rows_f16, sw__avx2_rows_bf16, sw__avx2_rows_q4_K, sw__avx2_rows_q6_K;
+sw__rows_fn sw__avx2_rows_q4_1, sw__avx2_rows_q5_0, sw__avx2_rows_q5_1, sw__avx2_rows_iq4_nl;
+sw__rows_fn sw__avx2_rows_q2_K, sw__avx2_rows_q3_K, sw__avx2_rows_q5_K, sw__avx2_rows_iq4_xs;
 #endif
 
 /*  Scalar helpers shared by the kernel sets. */

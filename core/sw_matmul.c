@@ -102,6 +102,14 @@ static int s_slot(sw_dtype_t type)
     case SW_DTYPE_Q4_0: return SW__K_Q4_0;
     case SW_DTYPE_Q4_K: return SW__K_Q4_K;
     case SW_DTYPE_Q6_K: return SW__K_Q6_K;
+    case SW_DTYPE_Q4_1: return SW__K_Q4_1;
+    case SW_DTYPE_Q5_0: return SW__K_Q5_0;
+    case SW_DTYPE_Q5_1: return SW__K_Q5_1;
+    case SW_DTYPE_IQ4_NL: return SW__K_IQ4_NL;
+    case SW_DTYPE_Q2_K: return SW__K_Q2_K;
+    case SW_DTYPE_Q3_K: return SW__K_Q3_K;
+    case SW_DTYPE_Q5_K: return SW__K_Q5_K;
+    case SW_DTYPE_IQ4_XS: return SW__K_IQ4_XS;
     default: return -1;
     }
 }
@@ -377,7 +385,8 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
         j.blas_rows = w->type == SW_DTYPE_F32 ? 0 : 64;
         need = (size_t) nth * (size_t) j.blas_rows * (size_t) n_in * sizeof(float);
     } else if (!is_float) {
-        j.xa_type = (w->type == SW_DTYPE_Q4_K || w->type == SW_DTYPE_Q6_K) ? SW_DTYPE_Q8_K : SW_DTYPE_Q8_0;
+        /* activations in blocks of the weight's block size (ggml's pairing) */
+        j.xa_type = sw_dtype_block_size(w->type) == SW_QK_K ? SW_DTYPE_Q8_K : SW_DTYPE_Q8_0;
         j.xa_stride = sw_dtype_row_size(j.xa_type, n_in);
         need = (size_t) n_tok * j.xa_stride;
     }

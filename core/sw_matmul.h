@@ -5,8 +5,9 @@
  *  W is stored as in GGUF: n_out rows of n_in elements of `type`, each row
  *  sw_dtype_row_size(type, n_in) bytes (GGUF dims ne[0] = n_in, ne[1] = n_out).
  *  For quantized W the activations are first quantized to the matching
- *  activation type (Q8_0 for Q8_0/Q4_0 weights, Q8_K for Q4_K/Q6_K), as ggml
- *  does, then integer dot products are taken; F32/F16/BF16 weights use f32
+ *  activation type (Q8_0 for the 32-element types Q8_0, Q4_0, Q4_1, Q5_0,
+ *  Q5_1, IQ4_NL; Q8_K for the 256-element Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+ *  IQ4_XS), as ggml does, then integer dot products are taken; F32/F16/BF16 weights use f32
  *  arithmetic. Large products (many tokens) may go through OpenBLAS sgemm.
  *  Kernels: AVX2+FMA baseline on x86-64, AVX-512 (VNNI) picked at run time
  *  where the CPU has it, NEON on Arm, and a portable scalar path.

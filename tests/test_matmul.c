@@ -23,6 +23,7 @@
 #include "sw_matmul.h"
 #include "sw_pool.h"
 #include "sw_test.h"
+#include "sw_test_quants.h"
 
 /* ------------------------------------------------------------------------ */
 /*  Independent reference decoders                                          */
@@ -100,8 +101,11 @@ static double ref_elem(sw_dtype_t type, const uint8_t *p, int64_t e)
         memcpy(&d, b, 4);
         return (double) d * (int8_t) b[4 + e % 256];
     }
+    default: {
+        double v;
+        return sw_tq_elem(type, p, e, &v) ? v : NAN;
     }
-    return NAN;
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -178,7 +182,12 @@ static void fill_row(sw_dtype_t type, uint8_t *p, int64_t n_in)
             memcpy(p + 210 * b + 208, &d, 2);
             break;
         }
-        default: break;
+        default: {
+            /* K-quant mins and Q4_1/Q5_1 offsets positive, as files have them; d of either sign */
+            int kmin = type == SW_DTYPE_Q2_K || type == SW_DTYPE_Q5_K;
+            sw_tq_set_scales(type, p + sw_dtype_block_bytes(type) * (size_t) b, rnd_scale(!kmin), rnd_scale(!kmin));
+            break;
+        }
         }
     }
 }
@@ -206,9 +215,9 @@ static void run_case(sw_dtype_t type, int64_t n_in, int64_t n_out, int64_t n_tok
             wd[o * n_in + i] = ref_elem(type, W + (size_t) o * rb, i);
     /* activations as the library sees them */
     sw_dtype_t at = SW_DTYPE_F32;
-    if (type == SW_DTYPE_Q8_0 || type == SW_DTYPE_Q4_0)
+    if (sw_dtype_block_size(type) == 32)
         at = SW_DTYPE_Q8_0;
-    else if (type == SW_DTYPE_Q4_K || type == SW_DTYPE_Q6_K)
+    else if (sw_dtype_block_size(type) == 256)
         at = SW_DTYPE_Q8_K;
     size_t arb = sw_dtype_row_size(at, n_in);
     uint8_t *xq = malloc(arb);
@@ -292,7 +301,9 @@ static int s_run_all(void)
 
     sw_pool_t *pools[4] = { NULL, sw_pool_new(1), sw_pool_new(2), sw_pool_new(3) };
     const sw_dtype_t types[] = { SW_DTYPE_F32, SW_DTYPE_F16, SW_DTYPE_BF16, SW_DTYPE_Q8_0,
-                                 SW_DTYPE_Q4_0, SW_DTYPE_Q4_K, SW_DTYPE_Q6_K };
+                                 SW_DTYPE_Q4_0, SW_DTYPE_Q4_K, SW_DTYPE_Q6_K, SW_DTYPE_Q4_1,
+                                 SW_DTYPE_Q5_0, SW_DTYPE_Q5_1, SW_DTYPE_IQ4_NL, SW_DTYPE_Q2_K,
+                                 SW_DTYPE_Q3_K, SW_DTYPE_Q5_K, SW_DTYPE_IQ4_XS };
     const int64_t n_toks[] = { 1, 3, 17, 64 };
     const int64_t n_outs[] = { 1, 19, 37 };
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
