@@ -5,7 +5,8 @@
  *  library) and, for quantized W, uses the same quantized activations the
  *  library uses (sw_quantize_row to Q8_0 or Q8_K, decoded here). Weights are
  *  random bytes (every bit pattern of qs / scales), so extreme codes such as
- *  q8 = -128 and 6-bit scales 63 are exercised.
+ *  q8 = -128 and 6-bit scales 63 are exercised, with f16 block scales that are
+ *  now and then extreme (65504 or subnormal).
  *
  *  Every dtype x odd shapes x n_tok {1,3,17,64} x threads {NULL,1,2,3}, with the best
  *  kernels and with sw_matmul_force_scalar(1). On an AVX-512 machine the test
@@ -125,10 +126,13 @@ static float rndf(void) /* uniform in [-1, 1) */
     return (float) ((double) rnd() / 2147483648.0 - 1.0);
 }
 
-/*  A scale as f16 bits in about [2^-10, 2^-6), positive or negative. */
+/*  A scale as f16 bits, positive or negative: mostly in about [2^-10, 2^-6),
+ *  one in 16 extreme (the largest finite f16, 65504, or a subnormal). */
 static uint16_t rnd_scale(int allow_neg)
 {
     uint16_t h = (uint16_t) (((5 + rnd() % 4) << 10) | (rnd() & 1023));
+    if (rnd() % 16 == 0)
+        h = (rnd() & 1) ? 0x7bff : (uint16_t) (1 + rnd() % 1023);
     if (allow_neg && (rnd() & 1))
         h |= 0x8000;
     return h;
