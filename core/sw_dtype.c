@@ -601,6 +601,238 @@ static void s_q_q6_K(const float *x, sw_block_q6_K *b, int64_t nb)
     }
 }
 
+/*  Packs 32 codes q[0..31] (0..15) into the Q4_0-style nibbles qs[16]. */
+static void s_pack_nib32(const uint8_t *q, uint8_t *qs)
+{
+    for (int j = 0; j < 16; j++)
+        qs[j] = (uint8_t) ((q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4));
+}
+
+/*  Fifth bits of 32 codes (0..31) as the little-endian u32 qh[4]. */
+static void s_pack_qh32(const uint8_t *q, uint8_t *qh)
+{
+    memset(qh, 0, 4);
+    for (int j = 0; j < 32; j++)
+        qh[j / 8] |= (uint8_t) (((q[j] >> 4) & 1) << (j % 8));
+}
+
+/*  Affine 32-element block: x ~ d*q + m, q in 0..nmax, m = block min. */
+static void s_affine32(const float *x, int nmax, sw_f16_t *d_out, sw_f16_t *m_out, uint8_t *q)
+{
+    float lo = x[0], hi = x[0];
+    for (int j = 1; j < 32; j++) {
+        lo = fminf(lo, x[j]);
+        hi = fmaxf(hi, x[j]);
+    }
+    *d_out = sw_f32_to_f16((hi - lo) / (float) nmax);
+    *m_out = sw_f32_to_f16(lo);
+    const float d = sw_f16_to_f32(*d_out), m = sw_f16_to_f32(*m_out);
+    for (int j = 0; j < 32; j++) {
+        int v = d > 0.0f ? s_nearest_int((x[j] - m) / d) : 0;
+        q[j] = (uint8_t) (v < 0 ? 0 : v > nmax ? nmax : v);
+    }
+}
+
+static void s_q_q4_1(const float *x, sw_block_q4_1 *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t q[32];
+        s_affine32(x + 32 * i, 15, &b[i].d, &b[i].m, q);
+        s_pack_nib32(q, b[i].qs);
+    }
+}
+
+static void s_q_q5_1(const float *x, sw_block_q5_1 *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t q[32];
+        s_affine32(x + 32 * i, 31, &b[i].d, &b[i].m, q);
+        s_pack_nib32(q, b[i].qs);
+        s_pack_qh32(q, b[i].qh);
+    }
+}
+
+/*  Q5_0 as ggml's reference rounding for Q4_0, with 32 levels: d = the
+ *  signed value of largest magnitude / -16. */
+static void s_q_q5_0(const float *x, sw_block_q5_0 *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float *xb = x + 32 * i;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 32; j++)
+            if (fabsf(xb[j]) > amax) {
+                amax = fabsf(xb[j]);
+                max = xb[j];
+            }
+        b[i].d = sw_f32_to_f16(max / -16.0f);
+        const float d = sw_f16_to_f32(b[i].d), id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint8_t q[32];
+        for (int j = 0; j < 32; j++) {
+            int v = (int) floorf(xb[j] * id + 16.5f);
+            q[j] = (uint8_t) (v < 0 ? 0 : v > 31 ? 31 : v);
+        }
+        s_pack_nib32(q, b[i].qs);
+        s_pack_qh32(q, b[i].qh);
+    }
+}
+
+/*  Nearest grid code to v (in grid units). */
+static int s_iq4_code(float v)
+{
+    int best = 0;
+    for (int k = 1; k < 16; k++)
+        if (fabsf(v - sw_iq4nl_grid[k]) < fabsf(v - sw_iq4nl_grid[best]))
+            best = k;
+    return best;
+}
+
+/*  IQ4 scale of 32 values: the one mapping the value of largest magnitude
+ *  onto the grid's end -127, then refined once by least squares over the
+ *  chosen codes. Writes the codes. */
+static float s_iq4_scale32(const float *x, uint8_t *q)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; j++)
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    if (amax == 0.0f) {
+        memset(q, 8, 32); /* grid value 1, times 0 */
+        return 0.0f;
+    }
+    float d = max / (float) sw_iq4nl_grid[0];
+    double sxg = 0, sgg = 0;
+    for (int j = 0; j < 32; j++) {
+        q[j] = (uint8_t) s_iq4_code(x[j] / d);
+        sxg += (double) x[j] * sw_iq4nl_grid[q[j]];
+        sgg += (double) sw_iq4nl_grid[q[j]] * sw_iq4nl_grid[q[j]];
+    }
+    return sgg > 0 ? (float) (sxg / sgg) : d;
+}
+
+static void s_q_iq4_nl(const float *x, sw_block_iq4_nl *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t q[32];
+        b[i].d = sw_f32_to_f16(s_iq4_scale32(x + 32 * i, q));
+        const float d = sw_f16_to_f32(b[i].d);
+        for (int j = 0; j < 32 && d != 0.0f; j++)
+            q[j] = (uint8_t) s_iq4_code(x[32 * i + j] / d);
+        s_pack_nib32(q, b[i].qs);
+    }
+}
+
+static void s_q_iq4_xs(const float *x, sw_block_iq4_xs *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float *xb = x + SW_QK_K * i;
+        float sub[8], amax = 0.0f;
+        uint8_t q[32];
+        for (int s = 0; s < 8; s++) {
+            sub[s] = s_iq4_scale32(xb + 32 * s, q);
+            amax = fmaxf(amax, fabsf(sub[s]));
+        }
+        b[i].d = sw_f32_to_f16(amax / 31.0f);
+        const float d = sw_f16_to_f32(b[i].d);
+        b[i].scales_h = 0;
+        memset(b[i].scales_l, 0, sizeof(b[i].scales_l));
+        for (int s = 0; s < 8; s++) {
+            int l = d != 0.0f ? s_nearest_int(sub[s] / d) : 0;
+            l = l < -32 ? -32 : l > 31 ? 31 : l;
+            int ls = l + 32;
+            b[i].scales_l[s / 2] |= (uint8_t) ((ls & 0x0f) << (4 * (s % 2)));
+            b[i].scales_h |= (uint16_t) ((ls >> 4) << (2 * s));
+            const float dl = d * (float) l;
+            for (int j = 0; j < 32; j++)
+                q[j] = dl != 0.0f ? (uint8_t) s_iq4_code(xb[32 * s + j] / dl) : 8;
+            s_pack_nib32(q, b[i].qs + 16 * s);
+        }
+    }
+}
+
+/*  Places the 2-bit code of element e of a Q2_K / Q3_K block into qs[64]
+ *  (which the caller zeroed). */
+static void s_put_q2(uint8_t *qs, int e, int v)
+{
+    qs[32 * (e / 128) + e % 32] |= (uint8_t) ((v & 3) << (2 * ((e % 128) / 32)));
+}
+
+static void s_q_q2_K(const float *x, sw_block_q2_K *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float *xb = x + SW_QK_K * i;
+        float scale[16], minv[16], max_scale = 0.0f, max_min = 0.0f;
+        for (int s = 0; s < 16; s++) {
+            float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
+            for (int j = 0; j < 16; j++) {
+                lo = fminf(lo, xb[16 * s + j]);
+                hi = fmaxf(hi, xb[16 * s + j]);
+            }
+            scale[s] = (hi - lo) / 3.0f;
+            minv[s] = -lo;
+            max_scale = fmaxf(max_scale, scale[s]);
+            max_min = fmaxf(max_min, minv[s]);
+        }
+        b[i].d = sw_f32_to_f16(max_scale / 15.0f);
+        b[i].dmin = sw_f32_to_f16(max_min / 15.0f);
+        const float d = sw_f16_to_f32(b[i].d), dmin = sw_f16_to_f32(b[i].dmin);
+        memset(b[i].qs, 0, sizeof(b[i].qs));
+        for (int s = 0; s < 16; s++) {
+            int a = d > 0.0f ? s_nearest_int(scale[s] / d) : 0;
+            int m = dmin > 0.0f ? s_nearest_int(minv[s] / dmin) : 0;
+            if (dmin > 0.0f && m < 15 && dmin * m < minv[s])
+                m++;
+            a = a < 0 ? 0 : a > 15 ? 15 : a;
+            m = m < 0 ? 0 : m > 15 ? 15 : m;
+            b[i].scales[s] = (uint8_t) (a | (m << 4));
+            const float ds = d * a, ms = dmin * m;
+            for (int j = 0; j < 16; j++) {
+                int v = ds > 0.0f ? s_nearest_int((xb[16 * s + j] + ms) / ds) : 0;
+                s_put_q2(b[i].qs, 16 * s + j, v < 0 ? 0 : v > 3 ? 3 : v);
+            }
+        }
+    }
+}
+
+static void s_q_q3_K(const float *x, sw_block_q3_K *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float *xb = x + SW_QK_K * i;
+        float scale[16], max_scale = 0.0f;
+        for (int s = 0; s < 16; s++) {
+            float amax = 0.0f;
+            for (int j = 0; j < 16; j++)
+                amax = fmaxf(amax, fabsf(xb[16 * s + j]));
+            scale[s] = amax / 4.0f; /* codes -4..3 */
+            max_scale = fmaxf(max_scale, scale[s]);
+        }
+        b[i].d = sw_f32_to_f16(max_scale / 31.0f);
+        const float d = sw_f16_to_f32(b[i].d);
+        memset(b[i].qs, 0, sizeof(b[i].qs));
+        memset(b[i].hmask, 0, sizeof(b[i].hmask));
+        memset(b[i].scales, 0, sizeof(b[i].scales));
+        for (int s = 0; s < 16; s++) {
+            int a = d > 0.0f ? s_nearest_int(scale[s] / d) : 0;
+            a = a < 0 ? 0 : a > 31 ? 31 : a;
+            const int sc = a + 32; /* stored with the +32 offset */
+            if (s < 8)
+                b[i].scales[s] |= (uint8_t) (sc & 0x0f);
+            else
+                b[i].scales[s - 8] |= (uint8_t) ((sc & 0x0f) << 4);
+            b[i].scales[8 + s % 4] |= (uint8_t) ((sc >> 4) << (2 * (s / 4)));
+            const float ds = d * a;
+            for (int j = 0; j < 16; j++) {
+                const int e = 16 * s + j;
+                int v = ds > 0.0f ? s_nearest_int(xb[e] / ds) : 0;
+                v = (v < -4 ? -4 : v > 3 ? 3 : v) + 4; /* 0..7: 2 low bits + high bit */
+                s_put_q2(b[i].qs, e, v);
+                b[i].hmask[e % 32] |= (uint8_t) ((v >> 2) << (4 * (e / 128) + (e % 128) / 32));
+            }
+        }
+    }
+}
+
 int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n)
 {
     int64_t bs = sw_dtype_block_size(type);
@@ -629,7 +861,13 @@ int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n)
     case SW_DTYPE_Q4_K: s_q_q4_K(src, dst, nb); return 0;
     case SW_DTYPE_Q6_K: s_q_q6_K(src, dst, nb); return 0;
     case SW_DTYPE_Q5_K: s_q_q5_K(src, dst, nb); return 0;
-    default: break;
+    case SW_DTYPE_Q4_1: s_q_q4_1(src, dst, nb); return 0;
+    case SW_DTYPE_Q5_0: s_q_q5_0(src, dst, nb); return 0;
+    case SW_DTYPE_Q5_1: s_q_q5_1(src, dst, nb); return 0;
+    case SW_DTYPE_IQ4_NL: s_q_iq4_nl(src, dst, nb); return 0;
+    case SW_DTYPE_IQ4_XS: s_q_iq4_xs(src, dst, nb); return 0;
+    case SW_DTYPE_Q2_K: s_q_q2_K(src, dst, nb); return 0;
+    case SW_DTYPE_Q3_K: s_q_q3_K(src, dst, nb); return 0;
     }
     return -1;
 }

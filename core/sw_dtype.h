@@ -155,10 +155,14 @@ sw_bf16_t sw_f32_to_bf16(float f);
 int sw_dequantize_row(sw_dtype_t type, const void *src, float *dst, int64_t n);
 
 /*  Quantizes n f32 at src into one row of `type` at dst (sw_dtype_row_size
- *  bytes). Supported: F32, F16, BF16, Q8_0, Q4_0, Q8_K (reference rounding:
- *  d = absmax/127 for q8, d = max/-8 for q4_0 as in ggml's reference
- *  quantizers), Q4_K and Q6_K (simple absmax-based scale search; good enough
- *  for tests and synthetic models). Returns 0 or -1. */
+ *  bytes). Every type above. F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q8_K with
+ *  ggml's reference rounding (d = absmax/127 for q8, d = signed max/-8 for
+ *  q4_0, /-16 for q5_0); the others with a simple one-pass scale choice:
+ *  Q4_1/Q5_1 block min and range, Q2_K/Q4_K/Q5_K sub-block min and range
+ *  (6-bit, or 4-bit for Q2_K, scales of d and dmin), Q3_K/Q6_K sub-block
+ *  absmax, IQ4_NL/IQ4_XS largest value onto the grid end, then one least-
+ *  squares refinement of the scale. Good for tests and synthetic models.
+ *  Returns 0 or -1. */
 int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n);
 
 #ifdef __cplusplus

@@ -376,9 +376,11 @@ static void test_quant_error(void)
     float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
     uint8_t *q = malloc(sizeof(float) * n + 64); /* the largest row here: f32 */
     const sw_dtype_t types[] = { SW_DTYPE_Q8_0, SW_DTYPE_Q4_0, SW_DTYPE_Q8_K, SW_DTYPE_Q4_K, SW_DTYPE_Q6_K,
-                                 SW_DTYPE_F16, SW_DTYPE_BF16, SW_DTYPE_F32 };
+                                 SW_DTYPE_F16, SW_DTYPE_BF16, SW_DTYPE_F32, SW_DTYPE_Q4_1, SW_DTYPE_Q5_0,
+                                 SW_DTYPE_Q5_1, SW_DTYPE_IQ4_NL, SW_DTYPE_Q2_K, SW_DTYPE_Q3_K, SW_DTYPE_Q5_K,
+                                 SW_DTYPE_IQ4_XS };
     /* with the 1-in-97 outliers of 8x below; q8_0 data alone gives ~0.004 */
-    const double rms_bound[] = { 0.015, 0.2, 0.03, 0.12, 0.04, 0.0004, 0.003, 0.0 };
+    const double rms_bound[] = { 0.015, 0.2, 0.03, 0.12, 0.04, 0.0004, 0.003, 0.0, 0.13, 0.09, 0.065, 0.14, 0.5, 0.33, 0.065, 0.14 };
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         sw_dtype_t type = types[ti];
         int64_t bs = sw_dtype_block_size(type);
