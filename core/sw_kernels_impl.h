@@ -91,6 +91,32 @@ sw__rows_fn sw__avx2_rows_q4_1, sw__avx2_rows_q5_0, sw__avx2_rows_q5_1, sw__avx2
 sw__rows_fn sw__avx2_rows_q2_K, sw__avx2_rows_q3_K, sw__avx2_rows_q5_K, sw__avx2_rows_iq4_xs;
 #endif
 
+/*  Body of a rows kernel (the sw__rows_fn parameters in scope) over a dot
+ *  product `dot(const wtype *row, const xtype *const *x, int64_t nb,
+ *  float *out, int T)` that computes out[t] = dot(row, x[t]) for t < T <= KT
+ *  tokens at once (weights decoded once per block for all of them); xtype is
+ *  the activation block (sw_block_q8_0 / sw_block_q8_K) of bs elements. The
+ *  T cases are spelled out so that each dot is compiled for a constant T. */
+#define SW__ROWS_T(dot, wtype, xtype, bs, KT) /* KT must be 4 */                                                                 \
+    for (int64_t r = r0; r < r1; r++) {                                                                     \
+        const wtype *wr = (const wtype *) (w + (size_t) r * row_bytes);                                    \
+        for (int64_t t0 = 0; t0 < n_tok; t0 += (KT)) {                                                      \
+            const int T = n_tok - t0 < (KT) ? (int) (n_tok - t0) : (KT);                                    \
+            const xtype *xs[(KT)];                                                                          \
+            float out[(KT)];                                                                                \
+            for (int t = 0; t < (KT); t++)                                                                  \
+                xs[t] = (const xtype *) ((const char *) xa + (size_t) (t0 + (t < T ? t : 0)) * xa_stride);  \
+            switch (T) {                                                                                    \
+            case 1: dot(wr, xs, n_in / (bs), out, 1); break;                                                \
+            case 2: dot(wr, xs, n_in / (bs), out, 2); break;                                                \
+            case 3: dot(wr, xs, n_in / (bs), out, 3); break;                                                \
+            default: dot(wr, xs, n_in / (bs), out, 4); break;                                               \
+            }                                                                                               \
+            for (int t = 0; t < T; t++)                                                                     \
+                y[(t0 + t) * ldy + r] = out[t];                                                             \
+        }                                                                                                   \
+    }
+
 /*  Scalar helpers shared by the kernel sets. */
 void sw__quant_scalar(const float *x, int64_t n_in, int8_t *xq, float *xd, int32_t *xb, int bias_mul);
 

@@ -31,6 +31,12 @@ SW_AVX2_INLINE int32_t s_hsum_i32(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
+/*  f16 to f32 by F16C (the library's sw_f16_to_f32 is an out-of-line call). */
+SW_AVX2_INLINE float s_f16(sw_f16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
 SW_AVX2_INLINE int32_t s_load_i32(const void *p)
 {
     int32_t v;
@@ -172,7 +178,7 @@ SW_AVX2_INLINE void s_dot_k45(const uint8_t *w, int64_t nb, const sw_block_q8_K 
         sw_f16_t d16, dm16;
         memcpy(&d16, blk, 2);
         memcpy(&dm16, blk + 2, 2);
-        const float dw = sw_f16_to_f32(d16), dmw = sw_f16_to_f32(dm16);
+        const float dw = s_f16(d16), dmw = s_f16(dm16);
         for (int t = 0; t < T; t++) {
             const sw_block_q8_K *xb = &x[t][b];
             int32_t summ = 0;
@@ -220,26 +226,40 @@ SW_AVX2_INLINE void s_dot_q23(const uint8_t *w, int64_t nb, const sw_block_q8_K 
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + (size_t) b * bb;
         const uint8_t *qs = blk + (q3 ? 32 : 16);
-        int16_t sc[16], mn[16];
+        /* scales (and mins) as 16 i16 built in registers: scalar stores
+         * followed by a vector load would stall on store forwarding */
+        __m128i sc8, mn8;
         float dw, dmw = 0.0f;
         sw_f16_t h16;
         if (q3) {
-            for (int k = 0; k < 16; k++) {
-                sc[k] = (int16_t) (sw_q3k_scale(k, blk + 96) - 32);
-                mn[k] = (int16_t) (4 * sc[k]); /* the offset term */
-            }
+            const uint8_t *p = blk + 96;
+            uint64_t lo8;
+            uint32_t a2;
+            memcpy(&lo8, p, 8);
+            memcpy(&a2, p + 8, 4);
+            __m128i v = _mm_cvtsi64_si128((long long) lo8);
+            __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, _mm_set1_epi8(0x0f)),
+                                            _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0f)));
+            __m128i hi = _mm_setr_epi32((int) (a2 & 0x03030303u), (int) ((a2 >> 2) & 0x03030303u),
+                                        (int) ((a2 >> 4) & 0x03030303u), (int) ((a2 >> 6) & 0x03030303u));
+            sc8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+            mn8 = _mm_setzero_si128();
             memcpy(&h16, blk + 108, 2);
-            dw = sw_f16_to_f32(h16);
+            dw = s_f16(h16);
         } else {
-            for (int k = 0; k < 16; k++) {
-                sc[k] = blk[k] & 0x0f;
-                mn[k] = blk[k] >> 4;
-            }
+            __m128i v = _mm_loadu_si128((const __m128i *) blk);
+            sc8 = _mm_and_si128(v, _mm_set1_epi8(0x0f));
+            mn8 = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0f));
             memcpy(&h16, blk + 80, 2);
-            dw = sw_f16_to_f32(h16);
+            dw = s_f16(h16);
             memcpy(&h16, blk + 82, 2);
-            dmw = sw_f16_to_f32(h16);
+            dmw = s_f16(h16);
         }
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        /* Q3_K: the offset term 4*sc; Q2_K: the mins */
+        const __m256i mn16 = q3 ? _mm256_slli_epi16(sc16, 2) : _mm256_cvtepu8_epi16(mn8);
+        int16_t sc[16];
+        _mm256_storeu_si256((__m256i *) sc, sc16); /* scalars for the broadcasts below */
         __m256i q[8], scv[8];
         const __m256i hm = q3 ? _mm256_loadu_si256((const __m256i *) blk) : _mm256_setzero_si256();
         for (int n = 0; n < 2; n++) {
@@ -256,7 +276,6 @@ SW_AVX2_INLINE void s_dot_q23(const uint8_t *w, int64_t nb, const sw_block_q8_K 
                 scv[4 * n + j] = _mm256_set_m128i(_mm_set1_epi16(sc[k + 1]), _mm_set1_epi16(sc[k]));
             }
         }
-        const __m256i mn16 = _mm256_loadu_si256((const __m256i *) mn);
         for (int t = 0; t < T; t++) {
             const sw_block_q8_K *xb = &x[t][b];
             __m256i bs16 = _mm256_loadu_si256((const __m256i *) xb->bsums);
@@ -313,7 +332,7 @@ SW_AVX2_INLINE void s_dot_iq4_xs(const sw_block_iq4_xs *w, const sw_block_q8_K *
             int ls = ((w[b].scales_l[s / 2] >> (4 * (s & 1))) & 0x0f) | (((w[b].scales_h >> (2 * s)) & 3) << 4);
             scv[s] = _mm256_set1_epi16((int16_t) (ls - 32));
         }
-        const float dw = sw_f16_to_f32(w[b].d);
+        const float dw = s_f16(w[b].d);
         for (int t = 0; t < T; t++) {
             const sw_block_q8_K *xb = &x[t][b];
             __m256i sumi = _mm256_setzero_si256();
@@ -358,7 +377,7 @@ SW_AVX2_INLINE void s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *cons
                 scv[4 * h + k] = _mm256_set_m128i(_mm_set1_epi16(sc[s0 + 1]), _mm_set1_epi16(sc[s0]));
             }
         }
-        const float dw = sw_f16_to_f32(w[b].d);
+        const float dw = s_f16(w[b].d);
         for (int t = 0; t < T; t++) {
             const sw_block_q8_K *xb = &x[t][b];
             __m256i bs16 = _mm256_loadu_si256((const __m256i *) xb->bsums);
@@ -421,11 +440,11 @@ SW_AVX2_INLINE void s_dot_b32(const uint8_t *w, int64_t nb, const sw_block_q8_0 
         sw_f16_t d16, m16;
         memcpy(&d16, blk, 2);
         memcpy(&m16, blk + 2, 2);
-        const float dw = sw_f16_to_f32(d16), mw = has_m ? sw_f16_to_f32(m16) : 0.0f;
+        const float dw = s_f16(d16), mw = has_m ? s_f16(m16) : 0.0f;
         for (int t = 0; t < T; t++) {
             const sw_block_q8_0 *xb = &x[t][b];
             __m256i xv = _mm256_loadu_si256((const __m256i *) xb->qs);
-            const float dx = sw_f16_to_f32(xb->d);
+            const float dx = s_f16(xb->d);
             __m256i xs = is_signed ? _mm256_sign_epi8(xv, q) : xv;
             __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, xs), ones16);
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(p), acc[t]);
@@ -439,90 +458,57 @@ SW_AVX2_INLINE void s_dot_b32(const uint8_t *w, int64_t nb, const sw_block_q8_0 
         out[t] = s_hsum(_mm256_add_ps(acc[t], accm[t]));
 }
 
-#define S_ROWS32(name, kind)                                                                                   \
-    SW_AVX2 void name(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1, const void *xa, \
-                      size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)                                  \
-    {                                                                                                          \
-        for (int64_t r = r0; r < r1; r++) {                                                                    \
-            const uint8_t *wr = w + (size_t) r * row_bytes;                                                    \
-            for (int64_t t0 = 0; t0 < n_tok; t0 += S_KT) {                                                     \
-                const int T = n_tok - t0 < S_KT ? (int) (n_tok - t0) : S_KT;                                   \
-                const sw_block_q8_0 *xs[S_KT];                                                                 \
-                float out[S_KT];                                                                               \
-                for (int t = 0; t < S_KT; t++)                                                                 \
-                    xs[t] = (const sw_block_q8_0 *) ((const char *) xa +                                       \
-                                                     (size_t) (t0 + (t < T ? t : 0)) * xa_stride);             \
-                switch (T) {                                                                                   \
-                case 1: s_dot_b32(wr, n_in / 32, xs, out, 1, kind); break;                                     \
-                case 2: s_dot_b32(wr, n_in / 32, xs, out, 2, kind); break;                                     \
-                case 3: s_dot_b32(wr, n_in / 32, xs, out, 3, kind); break;                                     \
-                default: s_dot_b32(wr, n_in / 32, xs, out, 4, kind); break;                                    \
-                }                                                                                              \
-                for (int t = 0; t < T; t++)                                                                    \
-                    y[(t0 + t) * ldy + r] = out[t];                                                            \
-            }                                                                                                  \
-        }                                                                                                      \
+#define S_ROWS32(name, kind, wtype)                                                                          \
+    SW_AVX2_INLINE void s_dot_##name(const wtype *w, const sw_block_q8_0 *const *x, int64_t nb, float *out,  \
+                                     const int T)                                                            \
+    {                                                                                                         \
+        s_dot_b32((const uint8_t *) w, nb, x, out, T, kind);                                                  \
+    }                                                                                                         \
+    SW_AVX2 void sw__avx2_rows_##name(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1, \
+                                      const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy) \
+    {                                                                                                         \
+        SW__ROWS_T(s_dot_##name, wtype, sw_block_q8_0, 32, S_KT)                                              \
     }
 
-S_ROWS32(sw__avx2_rows_q4_1, S_Q4_1)
-S_ROWS32(sw__avx2_rows_q5_0, S_Q5_0)
-S_ROWS32(sw__avx2_rows_q5_1, S_Q5_1)
-S_ROWS32(sw__avx2_rows_iq4_nl, S_IQ4_NL)
-
-#define S_KROWS(dot, wtype)                                                                                  \
-    for (int64_t r = r0; r < r1; r++) {                                                                     \
-        const wtype *wr = (const wtype *) (w + (size_t) r * row_bytes);                                    \
-        for (int64_t t0 = 0; t0 < n_tok; t0 += S_KT) {                                                      \
-            const int T = n_tok - t0 < S_KT ? (int) (n_tok - t0) : S_KT;                                    \
-            const sw_block_q8_K *xs[S_KT];                                                                  \
-            float out[S_KT];                                                                                \
-            for (int t = 0; t < S_KT; t++)                                                                  \
-                xs[t] = (const sw_block_q8_K *) ((const char *) xa + (size_t) (t0 + (t < T ? t : 0)) * xa_stride); \
-            switch (T) {                                                                                    \
-            case 1: dot(wr, xs, n_in / SW_QK_K, out, 1); break;                                             \
-            case 2: dot(wr, xs, n_in / SW_QK_K, out, 2); break;                                             \
-            case 3: dot(wr, xs, n_in / SW_QK_K, out, 3); break;                                             \
-            default: dot(wr, xs, n_in / SW_QK_K, out, 4); break;                                            \
-            }                                                                                               \
-            for (int t = 0; t < T; t++)                                                                     \
-                y[(t0 + t) * ldy + r] = out[t];                                                             \
-        }                                                                                                   \
-    }
+S_ROWS32(q4_1, S_Q4_1, sw_block_q4_1)
+S_ROWS32(q5_0, S_Q5_0, sw_block_q5_0)
+S_ROWS32(q5_1, S_Q5_1, sw_block_q5_1)
+S_ROWS32(iq4_nl, S_IQ4_NL, sw_block_iq4_nl)
 
 SW_AVX2 void sw__avx2_rows_q4_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
                                 const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
 {
-    S_KROWS(s_dot_q4_K, sw_block_q4_K)
+    SW__ROWS_T(s_dot_q4_K, sw_block_q4_K, sw_block_q8_K, SW_QK_K, S_KT)
 }
 
 SW_AVX2 void sw__avx2_rows_q6_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
                                 const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
 {
-    S_KROWS(s_dot_q6_K, sw_block_q6_K)
+    SW__ROWS_T(s_dot_q6_K, sw_block_q6_K, sw_block_q8_K, SW_QK_K, S_KT)
 }
 
 SW_AVX2 void sw__avx2_rows_q5_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
                                 const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
 {
-    S_KROWS(s_dot_q5_K, sw_block_q5_K)
+    SW__ROWS_T(s_dot_q5_K, sw_block_q5_K, sw_block_q8_K, SW_QK_K, S_KT)
 }
 
 SW_AVX2 void sw__avx2_rows_q2_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
                                 const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
 {
-    S_KROWS(s_dot_q2_K, sw_block_q2_K)
+    SW__ROWS_T(s_dot_q2_K, sw_block_q2_K, sw_block_q8_K, SW_QK_K, S_KT)
 }
 
 SW_AVX2 void sw__avx2_rows_q3_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
                                 const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
 {
-    S_KROWS(s_dot_q3_K, sw_block_q3_K)
+    SW__ROWS_T(s_dot_q3_K, sw_block_q3_K, sw_block_q8_K, SW_QK_K, S_KT)
 }
 
 SW_AVX2 void sw__avx2_rows_iq4_xs(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
                                   const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
 {
-    S_KROWS(s_dot_iq4_xs, sw_block_iq4_xs)
+    SW__ROWS_T(s_dot_iq4_xs, sw_block_iq4_xs, sw_block_q8_K, SW_QK_K, S_KT)
 }
 
 /* ------------------------------------------------------------------------ */

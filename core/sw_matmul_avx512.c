@@ -21,6 +21,12 @@
 
 #define S_T 8 /* tokens per tile */
 
+/*  f16 to f32 by F16C (the library's sw_f16_to_f32 is an out-of-line call). */
+SW_512_INLINE float s_f16(sw_f16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
 SW_512_INLINE __m512i s_bcast(const int8_t *p)
 {
     int32_t v;
@@ -135,21 +141,182 @@ SW_512 static void s_quant(const float *x, int64_t n_in, int8_t *xq, float *xd, 
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/*  K-quants (GGUF layout) with Q8_K activations: one zmm holds 64 weights
+ *  in element order (two sub-blocks of 32 for Q4_K/Q5_K, four of 16 for
+ *  Q6_K), so the Q8_K values load straight; vpmaddubsw makes i16 pairs and
+ *  vpdpwssd multiplies them by the per-sub-block scales (one i16 lane set per
+ *  sub-block) and accumulates in i32. The weights of a block are unpacked
+ *  once for up to 4 tokens. */
+
+#define S_KT 4
+
+/*  Q4_K and Q5_K: weight vector g (0..3) = sub-blocks 2g, 2g+1 = the low
+ *  and high nibbles of qs[32g..32g+31]: broadcast, shift the upper half by 4. */
+SW_512_INLINE void s_dot_k45(const uint8_t *w, int64_t nb, const sw_block_q8_K *const *x, float *out, const int T,
+                             const int q5)
+{
+    const size_t bb = q5 ? sizeof(sw_block_q5_K) : sizeof(sw_block_q4_K);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    __m512 acc[S_KT];
+    __m256 accm[S_KT];
+    for (int t = 0; t < S_KT; t++) {
+        acc[t] = _mm512_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + (size_t) b * bb;
+        const uint8_t *s = blk + 4;
+        const uint8_t *qs = blk + (q5 ? 48 : 16);
+        /* the 6-bit scales and mins in registers (stores then a vector load
+         * would stall on store forwarding): 4 bytes per u32 */
+        uint32_t a0, a1, a2;
+        memcpy(&a0, s, 4);
+        memcpy(&a1, s + 4, 4);
+        memcpy(&a2, s + 8, 4);
+        const uint32_t sc_lo = a0 & 0x3f3f3f3fu, mn_lo = a1 & 0x3f3f3f3fu;
+        const uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
+        const uint32_t mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
+        const __m512i sc8 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_setr_epi32((int) sc_lo, (int) sc_hi, 0, 0)));
+        const __m128i mnb = _mm_setr_epi32((int) mn_lo, (int) mn_hi, 0, 0);
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mnb, mnb)); /* each min twice: per 16 */
+        __m512i q[4], scv[4];
+        const __m512i qh = q5 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (blk + 16)))
+                              : _mm512_setzero_si512();
+        for (int g = 0; g < 4; g++) {
+            __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (qs + 32 * g)));
+            q[g] = _mm512_and_si512(_mm512_srlv_epi16(v, shift), m4);
+            if (q5) {
+                /* bit 2g of qh[l] for the lower half, bit 2g+1 for the upper */
+                __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char) (1 << (2 * g))),
+                                                 _mm256_set1_epi8((char) (1 << (2 * g + 1))), 1);
+                __mmask64 k = _mm512_test_epi8_mask(qh, bit);
+                q[g] = _mm512_or_si512(q[g], _mm512_maskz_mov_epi8(k, _mm512_set1_epi8(0x10)));
+            }
+            /* i16 lanes 0..15 scale of sub-block 2g, 16..31 of 2g+1 */
+            __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16((short) (2 * g)), _mm256_set1_epi16((short) (2 * g + 1)), 1);
+            scv[g] = _mm512_permutexvar_epi16(idx, sc8);
+        }
+        sw_f16_t d16, dm16;
+        memcpy(&d16, blk, 2);
+        memcpy(&dm16, blk + 2, 2);
+        const float dw = s_f16(d16), dmw = s_f16(dm16);
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m512i sumi = _mm512_setzero_si512();
+            for (int g = 0; g < 4; g++) {
+                __m512i xv = _mm512_loadu_si512((const void *) (xb->qs + 64 * g));
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[g], xv), scv[g]);
+            }
+            __m256i summ = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *) xb->bsums));
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(dw * xb->d), _mm512_cvtepi32_ps(sumi), acc[t]);
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb->d), _mm256_cvtepi32_ps(summ), accm[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        __m256 m = accm[t];
+        __m128 m4s = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4s = _mm_add_ps(m4s, _mm_movehl_ps(m4s, m4s));
+        m4s = _mm_add_ss(m4s, _mm_movehdup_ps(m4s));
+        out[t] = _mm512_reduce_add_ps(acc[t]) - _mm_cvtss_f32(m4s);
+    }
+}
+
+SW_512_INLINE void s_dot_q4_K(const sw_block_q4_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                              const int T)
+{
+    s_dot_k45((const uint8_t *) w, nb, x, out, T, 0);
+}
+
+SW_512_INLINE void s_dot_q5_K(const sw_block_q5_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                              const int T)
+{
+    s_dot_k45((const uint8_t *) w, nb, x, out, T, 1);
+}
+
+/*  Q6_K: weight vector 2h + k (h, k in 0..1) = elements 128h + 64k .. +63:
+ *  the low (k = 0) or high (k = 1) nibbles of ql[64h..64h+63] plus 2 bits of
+ *  qh[32h + l] (bits 4k+0..1 for the lower 32, 4k+2..3 for the upper 32);
+ *  sub-blocks of 16 = i16 lanes of 8. The -32 offset through the Q8_K sums. */
+SW_512_INLINE void s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                              const int T)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
+    __m512 acc[S_KT];
+    for (int t = 0; t < S_KT; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) w[b].scales));
+        const __m512i sc16z = _mm512_castsi256_si512(sc16);
+        __m512i q[4], scv[4];
+        for (int h = 0; h < 2; h++) {
+            __m512i ql = _mm512_loadu_si512((const void *) (w[b].ql + 64 * h));
+            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (w[b].qh + 32 * h)));
+            for (int k = 0; k < 2; k++) {
+                __m512i lo = k ? _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4) : _mm512_and_si512(ql, m4);
+                __m512i sh = _mm512_inserti64x4(_mm512_set1_epi16((short) (4 * k)), _mm256_set1_epi16((short) (4 * k + 2)), 1);
+                __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(qh, sh), m2);
+                q[2 * h + k] = _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+                /* i16 lane i covers elements 2i, 2i+1: sub-block 8h + 4k + i/8 */
+                __m512i idx = _mm512_add_epi16(_mm512_set1_epi16((short) (8 * h + 4 * k)),
+                                               _mm512_srli_epi16(_mm512_setr_epi32(0x00010000, 0x00030002, 0x00050004, 0x00070006,
+                                                                                   0x00090008, 0x000b000a, 0x000d000c, 0x000f000e,
+                                                                                   0x00110010, 0x00130012, 0x00150014, 0x00170016,
+                                                                                   0x00190018, 0x001b001a, 0x001d001c, 0x001f001e), 3));
+                scv[2 * h + k] = _mm512_permutexvar_epi16(idx, sc16z);
+            }
+        }
+        const float dw = s_f16(w[b].d);
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m512i sumi = _mm512_setzero_si512();
+            for (int v = 0; v < 4; v++) {
+                __m512i xv = _mm512_loadu_si512((const void *) (xb->qs + 64 * v));
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[v], xv), scv[v]);
+            }
+            __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *) xb->bsums));
+            sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(dw * xb->d), _mm512_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+SW_512 static void s_rows_q4_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                               const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
+{
+    SW__ROWS_T(s_dot_q4_K, sw_block_q4_K, sw_block_q8_K, SW_QK_K, S_KT)
+}
+
+SW_512 static void s_rows_q5_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                               const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
+{
+    SW__ROWS_T(s_dot_q5_K, sw_block_q5_K, sw_block_q8_K, SW_QK_K, S_KT)
+}
+
+SW_512 static void s_rows_q6_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
+                               const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
+{
+    SW__ROWS_T(s_dot_q6_K, sw_block_q6_K, sw_block_q8_K, SW_QK_K, S_KT)
+}
+
 const sw__kernels_t sw__kernels_avx512 = {
     .name = "avx512vnni",
     .rows = {
         [SW__K_F32] = sw__avx2_rows_f32,
         [SW__K_F16] = sw__avx2_rows_f16,
         [SW__K_BF16] = sw__avx2_rows_bf16,
-        [SW__K_Q4_K] = sw__avx2_rows_q4_K,
-        [SW__K_Q6_K] = sw__avx2_rows_q6_K,
+        [SW__K_Q4_K] = s_rows_q4_K,
+        [SW__K_Q6_K] = s_rows_q6_K,
         [SW__K_Q4_1] = sw__avx2_rows_q4_1,
         [SW__K_Q5_0] = sw__avx2_rows_q5_0,
         [SW__K_Q5_1] = sw__avx2_rows_q5_1,
         [SW__K_IQ4_NL] = sw__avx2_rows_iq4_nl,
         [SW__K_Q2_K] = sw__avx2_rows_q2_K,
         [SW__K_Q3_K] = sw__avx2_rows_q3_K,
-        [SW__K_Q5_K] = sw__avx2_rows_q5_K,
+        [SW__K_Q5_K] = s_rows_q5_K,
         [SW__K_IQ4_XS] = sw__avx2_rows_iq4_xs,
     },
     .tile_q8_0 = s_tile_q8_0,
