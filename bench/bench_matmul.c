@@ -11,14 +11,15 @@
  *  w1, w3, w2 plus the 32000-row output; the q4_0 model's output is q6_K as
  *  llama.cpp quantizes it) with all weights resident: matmul-only tokens/s
  *  for decode and for a 128-token prefill. Random weights; numbers only.
- *  Part 3 (`decode`): the machine's read bandwidth, measured in the same run
- *  (1 and 2 threads each summing their half of a 512 MiB buffer with 256-bit
- *  loads, best of 5), then per type a decode-shape product (n_tok 1, a
+ *  Part 3 (`decode`): per type and thread count, the machine's read
+ *  bandwidth measured right before (the threads each summing their part of
+ *  a 512 MiB buffer with 256-bit loads, best of 5), then a decode-shape
+ *  product (n_tok 1, a
  *  4096 x 4096 matrix, copies cycled over 512 MiB so every byte comes from
  *  DRAM): GB/s of weights read and its share of the bandwidth. A matvec at
  *  100% would be limited by memory alone. Last column: the same kernel on
- *  256 rows that stay in cache (best of 200), i.e. its compute limit; a
- *  kernel can only reach the bandwidth if this is well above it.
+ *  1024 rows that stay in the L3 cache (best of 200), about its compute
+ *  limit; a kernel can only reach the bandwidth if this is above it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -248,17 +249,12 @@ static void bench_decode(const char *types_arg, sw_pool_t *pools[2])
     }
     for (size_t i = 0; i < S_BW_BYTES / 8; i++)
         buf[i] = i * 0x9e3779b97f4a7c15ull;
-    double bw[2];
-    for (int p = 0; p < 2; p++) {
-        bw[p] = s_bandwidth(pools[p], buf);
-        printf("memory read bandwidth, threads %d: %.1f GB/s\n", sw_pool_n_threads(pools[p]), bw[p]);
-    }
-    sw_free(buf);
     const int64_t n_in = 4096, n_out = 4096;
     float x[4096], y[4096];
     for (int i = 0; i < 4096; i++)
         x[i] = rndf();
-    printf("%-7s %-11s %-8s %9s %9s %8s %12s\n", "type", "shape", "threads", "ms", "GB/s", "of bw", "in-cache GB/s");
+    printf("%-7s %-11s %-8s %9s %9s %9s %8s %14s\n", "type", "shape", "threads", "ms", "GB/s", "bw GB/s", "of bw",
+           "in-cache GB/s");
     char tb[256];
     snprintf(tb, sizeof tb, "%s", types_arg);
     for (char *save = NULL, *tok = strtok_r(tb, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -273,6 +269,9 @@ static void bench_decode(const char *types_arg, sw_pool_t *pools[2])
         for (int c = 0; c < copies; c++)
             wt_make(&ws[c], type, n_in, n_out);
         for (int p = 0; p < 2; p++) {
+            /* the bandwidth right before, with as many threads: the VM's
+             * neighbours change it from minute to minute */
+            const double bw = s_bandwidth(pools[p], buf);
             double best = 1e30, best_hot = 1e30;
             for (int r = 0; r < 5; r++) {
                 uint64_t t0 = sw_now_ns();
@@ -282,9 +281,9 @@ static void bench_decode(const char *types_arg, sw_pool_t *pools[2])
                 if (s < best)
                     best = s;
             }
-            /* in cache: the first 256 rows of one copy, again and again */
+            /* in cache (L3): the first 1024 rows of one copy, again and again */
             sw_weight_t hot;
-            if (sw_weight_init(&hot, type, n_in, 256, ws[0].data) == 0) {
+            if (sw_weight_init(&hot, type, n_in, 1024, ws[0].data) == 0) {
                 for (int r = 0; r < 200; r++) {
                     uint64_t t0 = sw_now_ns();
                     sw_matmul(pools[p], &hot, x, 1, y);
@@ -295,15 +294,16 @@ static void bench_decode(const char *types_arg, sw_pool_t *pools[2])
                 sw_weight_release(&hot);
             }
             double gbs = (double) bytes / best / 1e9;
-            double hot_gbs = (double) sw_dtype_row_size(type, n_in) * 256.0 / best_hot / 1e9;
-            printf("%-7s %5lldx%-5lld %-8d %9.3f %9.1f %7.0f%% %12.1f\n", sw_dtype_name(type), (long long) n_in,
-                   (long long) n_out, sw_pool_n_threads(pools[p]), best * 1e3, gbs, 100.0 * gbs / bw[p], hot_gbs);
+            double hot_gbs = (double) sw_dtype_row_size(type, n_in) * 1024.0 / best_hot / 1e9;
+            printf("%-7s %5lldx%-5lld %-8d %9.3f %9.1f %9.1f %7.0f%% %14.1f\n", sw_dtype_name(type), (long long) n_in,
+                   (long long) n_out, sw_pool_n_threads(pools[p]), best * 1e3, gbs, bw, 100.0 * gbs / bw, hot_gbs);
         }
         for (int c = 0; c < copies; c++)
             wt_free(&ws[c]);
         free(ws);
         fflush(stdout);
     }
+    sw_free(buf);
 }
 
 int main(int argc, char **argv)

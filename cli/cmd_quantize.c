@@ -1,7 +1,9 @@
 /*  cmd_quantize.c: `swisd quantize IN.gguf OUT.gguf TYPE`: re-encodes the
- *  matrices of a model as TYPE (q8_0, q4_0, q4_K, q6_K, f16, bf16, f32); rows
- *  that are not a multiple of TYPE's block size, and all vectors, stay F32.
- *  Metadata is copied; general.file_type is set to describe TYPE.
+ *  matrices of a model as TYPE: a recipe q4_K_M or q5_K_M (per-tensor mix,
+ *  sw_quant.h), or one type for every matrix (q8_0, q6_K, q5_K, q4_K, q3_K,
+ *  q2_K, q5_1, q5_0, q4_1, q4_0, iq4_nl, iq4_xs, f16, bf16, f32). Rows that
+ *  do not fit a type's blocks fall back as sw_quant.h says; vectors and the
+ *  MoE router stay F32. Metadata is copied; general.file_type is set.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -17,8 +19,11 @@
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: swisd quantize IN.gguf OUT.gguf TYPE [--chat-template FILE]\n"
-                 "  TYPE: q8_0, q4_0, q4_K, q6_K, f16, bf16 or f32. Matrices whose rows are not a\n"
-                 "  multiple of TYPE's block size (32, or 256 for the K types) and all vectors stay f32.\n"
+                 "  TYPE: q4_K_M or q5_K_M (K-quants with q6_K for the output matrix and for attn_v and\n"
+                 "  ffn_down of some blocks, as common K_M files; docs/models.md), or one type for every\n"
+                 "  matrix: q8_0, q6_K, q5_K, q4_K, q3_K, q2_K, q5_1, q5_0, q4_1, q4_0, iq4_nl, iq4_xs,\n"
+                 "  f16, bf16, f32. Rows that do not fit a type's blocks (32, or 256 for the K types and\n"
+                 "  iq4_xs) fall back (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, else f32); vectors stay f32.\n"
                  "  --chat-template FILE  set tokenizer.chat_template to FILE's text (a Jinja chat\n"
                  "                        template; the gateway recognizes its format, see docs)\n");
 }
@@ -47,8 +52,8 @@ int swisd_cmd_quantize(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
-    sw_dtype_t target;
-    if (sw_dtype_from_name(argv[3], &target) != 0 || target == SW_DTYPE_Q8_K) {
+    sw_quant_recipe_t recipe;
+    if (sw_quant_recipe_parse(argv[3], &recipe) != 0) {
         free(chat_template);
         fprintf(stderr, "swisd quantize: unknown or unsupported type '%s'\n", argv[3]);
         return 2;
@@ -66,15 +71,28 @@ int swisd_cmd_quantize(int argc, char **argv)
     void *q = NULL;
     size_t bytes_in = 0, bytes_out = 0;
     if (!w || sw_gguf_writer_copy_kv(w, in, "") != 0 ||
-        sw_gguf_writer_set_u32(w, "general.file_type", sw_quant_file_type(target)) != 0 ||
+        sw_gguf_writer_set_u32(w, "general.file_type", sw_quant_recipe_file_type(&recipe)) != 0 ||
         (chat_template && sw_gguf_writer_set_str(w, "tokenizer.chat_template", chat_template, strlen(chat_template)) != 0)) {
         fprintf(stderr, "swisd quantize: out of memory\n");
         goto done;
     }
+    /* block count for the K_M mix: <arch>.block_count */
+    char arch[64] = "", key[96];
+    uint32_t n_layer = 0;
+    if (sw_gguf_get_str_buf(in, "general.architecture", arch, sizeof arch) == 0) {
+        snprintf(key, sizeof key, "%s.block_count", arch);
+        sw_gguf_get_u32(in, key, &n_layer);
+    }
+    if (recipe.k_m && (n_layer == 0 || n_layer > (1u << 20))) {
+        fprintf(stderr, "swisd quantize: %s: %s needs %s.block_count (missing or %u)\n", argv[1], recipe.name,
+                arch[0] ? arch : "<arch>", n_layer);
+        goto done;
+    }
+    const bool tied = sw_gguf_find_tensor(in, "output.weight") == NULL;
     for (int64_t i = 0; i < sw_gguf_n_tensors(in); i++) {
         const sw_gguf_tensor_t *t = sw_gguf_tensor(in, i);
         const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
-        const sw_dtype_t type = sw_quant_type_for(t->n_dims, t->ne[0], target);
+        const sw_dtype_t type = sw_quant_recipe_type(&recipe, t->name, t->n_dims, t->ne[0], (int32_t) n_layer, tied);
         const size_t out_bytes = sw_dtype_row_size(type, t->ne[0]) * (size_t) rows;
         free(f32);
         free(q);
@@ -103,7 +121,7 @@ int swisd_cmd_quantize(int argc, char **argv)
         goto done;
     }
     fprintf(stderr, "swisd quantize: %s -> %s (%s): tensor data %.2f MiB -> %.2f MiB\n", argv[1], argv[2],
-            sw_dtype_name(target), bytes_in / 1048576.0, bytes_out / 1048576.0);
+            recipe.name, bytes_in / 1048576.0, bytes_out / 1048576.0);
     rc = 0;
 done:
     free(chat_template);

@@ -8,13 +8,22 @@
  *  equal to sw_quantize_row's encoding of that row alone, and decodes to
  *  within half a q8_0 step (plus the f16 scale's rounding) of the input; a
  *  width with a partial block fails.
+ *
+ *  The K_M recipes: hand-picked cases (which blocks get more bits, tied
+ *  embeddings, the router, fallbacks for narrow rows), and, with
+ *  $SWISD_TEST_DATA/refs/families, every tensor of every Q4_K_M / Q5_K_M /
+ *  Q8_0 file there (made by the reference engine's quantizer, README.md
+ *  there) must get from the recipe the type it has in that file.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sw_gguf.h"
 #include "sw_quant.h"
 #include "sw_test.h"
+#include "sw_test_data.h"
 
 static void s_policy(void)
 {
@@ -96,9 +105,90 @@ static void s_rows(void)
     free(one);
 }
 
+static void s_recipes(void)
+{
+    sw_quant_recipe_t r;
+    CHECK(sw_quant_recipe_parse("Q4_K_M", &r) == 0 && r.k_m && r.base == SW_DTYPE_Q4_K);
+    CHECK(sw_quant_recipe_file_type(&r) == 15);
+    /* 32 blocks: more bits for 0..3, 28..31 and 4 + 3k + 2 */
+    CHECK(sw_quant_recipe_type(&r, "blk.0.attn_v.weight", 2, 4096, 32, false) == SW_DTYPE_Q6_K);
+    CHECK(sw_quant_recipe_type(&r, "blk.4.attn_v.weight", 2, 4096, 32, false) == SW_DTYPE_Q4_K);
+    CHECK(sw_quant_recipe_type(&r, "blk.6.ffn_down.weight", 2, 4096, 32, false) == SW_DTYPE_Q6_K);
+    CHECK(sw_quant_recipe_type(&r, "blk.7.ffn_down.weight", 2, 4096, 32, false) == SW_DTYPE_Q4_K);
+    CHECK(sw_quant_recipe_type(&r, "blk.28.ffn_down_exps.weight", 3, 4096, 32, false) == SW_DTYPE_Q6_K);
+    CHECK(sw_quant_recipe_type(&r, "blk.6.attn_q.weight", 2, 4096, 32, false) == SW_DTYPE_Q4_K);
+    CHECK(sw_quant_recipe_type(&r, "blk.6.attn_norm.weight", 1, 4096, 32, false) == SW_DTYPE_F32);
+    CHECK(sw_quant_recipe_type(&r, "blk.6.ffn_gate_inp.weight", 2, 4096, 32, false) == SW_DTYPE_F32);
+    CHECK(sw_quant_recipe_type(&r, "output.weight", 2, 4096, 32, false) == SW_DTYPE_Q6_K);
+    CHECK(sw_quant_recipe_type(&r, "token_embd.weight", 2, 4096, 32, false) == SW_DTYPE_Q4_K);
+    CHECK(sw_quant_recipe_type(&r, "token_embd.weight", 2, 4096, 32, true) == SW_DTYPE_Q6_K);
+    /* narrow rows fall back: Q4_K -> Q5_0, Q6_K -> Q8_0, then F32 */
+    CHECK(sw_quant_recipe_type(&r, "blk.4.attn_q.weight", 2, 64, 5, false) == SW_DTYPE_Q5_0);
+    CHECK(sw_quant_recipe_type(&r, "output.weight", 2, 64, 5, false) == SW_DTYPE_Q8_0);
+    CHECK(sw_quant_recipe_type(&r, "blk.4.ffn_down.weight", 2, 172, 5, false) == SW_DTYPE_F32);
+    CHECK(sw_quant_recipe_parse("q5_k_m", &r) == 0 && r.base == SW_DTYPE_Q5_K);
+    CHECK(sw_quant_recipe_type(&r, "blk.1.attn_k.weight", 2, 64, 2, false) == SW_DTYPE_Q5_1);
+    CHECK(sw_quant_recipe_file_type(&r) == 17);
+    CHECK(sw_quant_recipe_parse("q6_K", &r) == 0 && !r.k_m && sw_quant_recipe_file_type(&r) == 18);
+    CHECK(sw_quant_recipe_type(&r, "blk.1.attn_k.weight", 2, 256, 2, false) == SW_DTYPE_Q6_K);
+    CHECK(sw_quant_recipe_parse("q8_K", &r) == -1);
+    CHECK(sw_quant_recipe_parse("q4_K_S", &r) == -1);
+    CHECK(sw_quant_recipe_parse(NULL, &r) == -1);
+    CHECK(sw_quant_recipe_type(NULL, "output.weight", 2, 256, 2, false) == SW_DTYPE_F32);
+    CHECK(sw_quant_recipe_parse("q6_K", &r) == 0);
+    CHECK(sw_quant_recipe_type(&r, "blk.x.attn_k.weight", 2, 256, 2, false) == SW_DTYPE_Q6_K);
+}
+
+/*  Every tensor of the reference quantizer's files gets its type. */
+static void s_recipes_refs(void)
+{
+    char readme[1024];
+    int have = sw_test_data_path("refs/families/README.md", "the K_M policy against the reference quantizer", readme,
+                                 sizeof readme);
+    if (have < 0)
+        CHECK_MSG(0, "reference folder missing under CI");
+    if (have != 0)
+        return;
+    *strrchr(readme, '/') = '\0';
+    const char *fams[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "mixtral", "qwen3moe"};
+    const char *recs[] = {"Q4_K_M", "Q5_K_M", "Q8_0"};
+    int files = 0;
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+        for (size_t k = 0; k < sizeof recs / sizeof recs[0]; k++) {
+            char path[1200], err[256], key[96], arch[64];
+            snprintf(path, sizeof path, "%s/%s-%s.gguf", readme, fams[f], recs[k]);
+            sw_gguf_t *g = sw_gguf_open(path, err, sizeof err);
+            CHECK_MSG(g != NULL, "%s: %s", path, err);
+            if (!g)
+                continue;
+            sw_quant_recipe_t r;
+            uint32_t n_layer = 0;
+            CHECK(sw_quant_recipe_parse(recs[k], &r) == 0);
+            CHECK(sw_gguf_get_str_buf(g, "general.architecture", arch, sizeof arch) == 0);
+            snprintf(key, sizeof key, "%s.block_count", arch);
+            CHECK(sw_gguf_get_u32(g, key, &n_layer) == 0);
+            const bool tied = sw_gguf_find_tensor(g, "output.weight") == NULL;
+            for (int64_t i = 0; i < sw_gguf_n_tensors(g); i++) {
+                const sw_gguf_tensor_t *t = sw_gguf_tensor(g, i);
+                if (!strcmp(t->name, "rope_freqs.weight"))
+                    continue; /* F32 data, not a matrix */
+                sw_dtype_t want = t->type;
+                sw_dtype_t got = sw_quant_recipe_type(&r, t->name, t->n_dims, t->ne[0], (int32_t) n_layer, tied);
+                CHECK_MSG(got == want, "%s-%s %s: recipe gives %s, the file has %s", fams[f], recs[k], t->name,
+                          sw_dtype_name(got), sw_dtype_name(want));
+            }
+            files++;
+            sw_gguf_destroy(&g);
+        }
+    }
+    printf("K_M / Q8_0 policy matches the reference quantizer on %d files\n", files);
+}
+
 int main(void)
 {
     s_policy();
+    s_recipes();
+    s_recipes_refs();
     s_file_type();
     s_rows();
     return sw_test_report("quant");
