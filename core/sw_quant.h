@@ -52,6 +52,21 @@ sw_dtype_t sw_quant_type_for(uint32_t n_dims, int64_t ne0, sw_dtype_t target);
  *  whose matrices are mostly `type`; 0 (all F32) for a type without one. */
 uint32_t sw_quant_file_type(sw_dtype_t type);
 
+/*  Like sw_quant_rows, with the rounding chosen to minimise the
+ *  importance-weighted squared error sum_i imp[i] * (x_i - q_i)^2 of each
+ *  block (imp: ne0 non-negative f32, one per input column, e.g. the mean
+ *  squared activation of that column from `swisd imatrix`; NULL = all 1).
+ *  Per block: the type's quantizer is run on x * c for 9 factors c in
+ *  [0.8, 1.2], the block's f16 scale (d) and, where the format has one, its
+ *  offset (Q4_1/Q5_1 m, K-quant dmin) are refitted by weighted least squares
+ *  for the codes chosen, and the candidate with the least weighted error is
+ *  kept (the idea of ggml's importance-matrix quantizers, not their code).
+ *  Types without a block scale (F32, F16, BF16) are converted as by
+ *  sw_quant_rows. About 20x slower than sw_quant_rows. Returns as
+ *  sw_quant_rows. */
+int sw_quant_rows_weighted(sw_dtype_t type, const float *src, void *dst, int64_t ne0, int64_t n_rows,
+                           const float *imp);
+
 /*  A quantization recipe: a base type, and whether the K_M mix applies. */
 typedef struct {
     sw_dtype_t base;    /* Q4_K or Q5_K for the K_M recipes; any type otherwise */
