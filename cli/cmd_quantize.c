@@ -4,8 +4,13 @@
  *  q2_K, q5_1, q5_0, q4_1, q4_0, iq4_nl, iq4_xs, f16, bf16, f32). Rows that
  *  do not fit a type's blocks fall back as sw_quant.h says; vectors and the
  *  MoE router stay F32. Metadata is copied; general.file_type is set.
+ *  --imatrix FILE (from swisd imatrix) or --refine: sw_quant_rows_weighted
+ *  with the file's per-column importance (or weight 1) instead of the plain
+ *  rounding. Without an importance matrix, matrices are weighted 1
+ *  (--refine) or rounded plainly.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +23,15 @@
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: swisd quantize IN.gguf OUT.gguf TYPE [--chat-template FILE]\n"
+    fprintf(out, "usage: swisd quantize IN.gguf OUT.gguf TYPE [--imatrix FILE | --refine] [--chat-template FILE]\n"
                  "  TYPE: q4_K_M or q5_K_M (K-quants with q6_K for the output matrix and for attn_v and\n"
                  "  ffn_down of some blocks, as common K_M files; docs/models.md), or one type for every\n"
                  "  matrix: q8_0, q6_K, q5_K, q4_K, q3_K, q2_K, q5_1, q5_0, q4_1, q4_0, iq4_nl, iq4_xs,\n"
                  "  f16, bf16, f32. Rows that do not fit a type's blocks (32, or 256 for the K types and\n"
                  "  iq4_xs) fall back (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, else f32); vectors stay f32.\n"
+                 "  --imatrix FILE        round each block to minimise the error weighted by FILE's\n"
+                 "                        activation statistics (swisd imatrix); matrices it lacks: weight 1\n"
+                 "  --refine              the same search with every weight 1\n"
                  "  --chat-template FILE  set tokenizer.chat_template to FILE's text (a Jinja chat\n"
                  "                        template; the gateway recognizes its format, see docs)\n");
 }
@@ -35,22 +43,36 @@ int swisd_cmd_quantize(int argc, char **argv)
         return 0;
     }
     char *chat_template = NULL;
-    if (argc == 6 && !strcmp(argv[4], "--chat-template")) {
-        FILE *f = fopen(argv[5], "rb");
-        long n = -1;
-        if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 &&
-            (chat_template = calloc(1, (size_t) n + 1)) && fread(chat_template, 1, (size_t) n, f) == (size_t) n) {
-            fclose(f);
-        } else {
-            fprintf(stderr, "swisd quantize: cannot read the chat template %s (or it is over 1 MiB)\n", argv[5]);
-            if (f)
-                fclose(f);
-            free(chat_template);
-            return 1;
-        }
-    } else if (argc != 4) {
+    const char *imatrix_path = NULL;
+    bool refine = false;
+    if (argc < 4) {
         s_usage(stderr);
         return 2;
+    }
+    for (int a = 4; a < argc; a++) {
+        if (!strcmp(argv[a], "--imatrix") && a + 1 < argc) {
+            imatrix_path = argv[++a];
+        } else if (!strcmp(argv[a], "--refine")) {
+            refine = true;
+        } else if (!strcmp(argv[a], "--chat-template") && a + 1 < argc && !chat_template) {
+            const char *tp = argv[++a];
+            FILE *f = fopen(tp, "rb");
+            long n = -1;
+            if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 &&
+                (chat_template = calloc(1, (size_t) n + 1)) && fread(chat_template, 1, (size_t) n, f) == (size_t) n) {
+                fclose(f);
+            } else {
+                fprintf(stderr, "swisd quantize: cannot read the chat template %s (or it is over 1 MiB)\n", tp);
+                if (f)
+                    fclose(f);
+                free(chat_template);
+                return 1;
+            }
+        } else {
+            s_usage(stderr);
+            free(chat_template);
+            return 2;
+        }
     }
     sw_quant_recipe_t recipe;
     if (sw_quant_recipe_parse(argv[3], &recipe) != 0) {
@@ -60,8 +82,10 @@ int swisd_cmd_quantize(int argc, char **argv)
     }
     char err[512];
     sw_gguf_t *in = sw_gguf_open(argv[1], err, sizeof err);
-    if (!in) {
-        fprintf(stderr, "swisd quantize: %s: %s\n", argv[1], err);
+    sw_gguf_t *imx = imatrix_path && in ? sw_gguf_open(imatrix_path, err, sizeof err) : NULL;
+    if (!in || (imatrix_path && !imx)) {
+        fprintf(stderr, "swisd quantize: %s: %s\n", in ? imatrix_path : argv[1], err);
+        sw_gguf_destroy(&in);
         free(chat_template);
         return 1;
     }
@@ -108,7 +132,19 @@ int swisd_cmd_quantize(int argc, char **argv)
                 fprintf(stderr, "swisd quantize: tensor %s: cannot read type %s\n", t->name, sw_dtype_name(t->type));
                 goto done;
             }
-        if (sw_quant_rows(type, f32, q, t->ne[0], rows) != 0 ||
+        /* importance of this matrix's input columns: its imatrix entry */
+        const float *imp = NULL;
+        const sw_gguf_tensor_t *it = imx ? sw_gguf_find_tensor(imx, t->name) : NULL;
+        if (it && (it->type != SW_DTYPE_F32 || it->n_dims != 1 || it->ne[0] != t->ne[0])) {
+            fprintf(stderr, "swisd quantize: %s: entry %s is not f32 [%lld]\n", imatrix_path, t->name,
+                    (long long) t->ne[0]);
+            goto done;
+        }
+        if (it)
+            imp = it->data;
+        const int enc = (imp || refine) ? sw_quant_rows_weighted(type, f32, q, t->ne[0], rows, imp)
+                                        : sw_quant_rows(type, f32, q, t->ne[0], rows);
+        if (enc != 0 ||
             sw_gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne, q) != 0) {
             fprintf(stderr, "swisd quantize: tensor %s: cannot encode as %s\n", t->name, sw_dtype_name(type));
             goto done;
@@ -128,6 +164,7 @@ done:
     free(f32);
     free(q);
     sw_gguf_writer_destroy(&w);
+    sw_gguf_destroy(&imx);
     sw_gguf_destroy(&in);
     return rc;
 }

@@ -38,6 +38,14 @@
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static const sw__kernels_t *s_best = &sw__kernels_scalar;
 static int s_scalar_forced = 0;
+static sw_matmul_observer_fn *s_observer = NULL; /* sw_matmul_set_observer */
+static void *s_observer_ctx = NULL;
+
+void sw_matmul_set_observer(sw_matmul_observer_fn *fn, void *ctx)
+{
+    s_observer = fn;
+    s_observer_ctx = ctx;
+}
 
 static void s_pick(void)
 {
@@ -359,6 +367,8 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
 {
     if (!w || !w->data || !x || !y || n_tok < 0 || s_slot(w->type) < 0)
         return -1;
+    if (s_observer && n_tok > 0)
+        s_observer(s_observer_ctx, w, x, n_tok);
     sw_pool_t *owner = pool; /* its scratch is reused even when the work runs inline */
     if (n_tok * w->n_in * w->n_out < SW_INLINE_MACS)
         pool = NULL;
@@ -466,6 +476,9 @@ int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const 
                 return -1;
         return 0;
     }
+    if (s_observer)
+        for (int i = 0; i < n; i++)
+            s_observer(s_observer_ctx, ws[i], x, n_tok);
     const int nth = sw_pool_n_threads(pool);
     const int64_t n_in = ws[0]->n_in, nb = n_in / 32;
     s_job_t j = {.k = k, .w = ws[0], .x = x, .n_tok = n_tok, .y = ys[0], .n_multi = n, .ws = ws, .ys = ys};

@@ -63,6 +63,16 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
 int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const float *x, int64_t n_tok,
                     float *const *ys);
 
+/*  Called with the f32 input of every product, on the calling thread, before
+ *  it is computed: w the weight (its data pointer identifies the tensor),
+ *  x (n_tok, w->n_in) f32. For tools that gather activation statistics
+ *  (swisd imatrix). */
+typedef void(sw_matmul_observer_fn)(void *ctx, const sw_weight_t *w, const float *x, int64_t n_tok);
+/*  Installs fn (NULL removes it) for every later sw_matmul / sw_matmul_multi
+ *  in the process. Process-wide like sw_matmul_force_scalar: not
+ *  thread-safe; set it before the products it should see, from one thread. */
+void sw_matmul_set_observer(sw_matmul_observer_fn *fn, void *ctx);
+
 /*  Name of the kernel set chosen at run time: "avx512vnni", "avx2", "neon",
  *  "scalar". */
 const char *sw_matmul_kernel_name(void);
