@@ -89,32 +89,45 @@ extern const sw__kernels_t sw__kernels_avx512;
 sw__rows_fn sw__avx2_rows_f32, sw__avx2_rows_f16, sw__avx2_rows_bf16, sw__avx2_rows_q4_K, sw__avx2_rows_q6_K;
 sw__rows_fn sw__avx2_rows_q4_1, sw__avx2_rows_q5_0, sw__avx2_rows_q5_1, sw__avx2_rows_iq4_nl;
 sw__rows_fn sw__avx2_rows_q2_K, sw__avx2_rows_q3_K, sw__avx2_rows_q5_K, sw__avx2_rows_iq4_xs;
+/*  The rows entries both x86 sets take from the AVX2 file (designated
+ *  initializers for sw__kernels_t.rows); each set adds its own K-quants. */
+#define SW__AVX2_SHARED_ROWS                                                                      \
+    [SW__K_F32] = sw__avx2_rows_f32, [SW__K_F16] = sw__avx2_rows_f16,                            \
+    [SW__K_BF16] = sw__avx2_rows_bf16, [SW__K_Q4_1] = sw__avx2_rows_q4_1,                        \
+    [SW__K_Q5_0] = sw__avx2_rows_q5_0, [SW__K_Q5_1] = sw__avx2_rows_q5_1,                        \
+    [SW__K_IQ4_NL] = sw__avx2_rows_iq4_nl, [SW__K_Q2_K] = sw__avx2_rows_q2_K,                    \
+    [SW__K_Q3_K] = sw__avx2_rows_q3_K, [SW__K_IQ4_XS] = sw__avx2_rows_iq4_xs
 #endif
 
-/*  Body of a rows kernel (the sw__rows_fn parameters in scope) over a dot
- *  product `dot(const wtype *row, const xtype *const *x, int64_t nb,
- *  float *out, int T)` that computes out[t] = dot(row, x[t]) for t < T <= KT
- *  tokens at once (weights decoded once per block for all of them); xtype is
- *  the activation block (sw_block_q8_0 / sw_block_q8_K) of bs elements. The
- *  T cases are spelled out so that each dot is compiled for a constant T. */
-#define SW__ROWS_T(dot, wtype, xtype, bs, KT) /* KT must be 4 */                                                                 \
-    for (int64_t r = r0; r < r1; r++) {                                                                     \
-        const wtype *wr = (const wtype *) (w + (size_t) r * row_bytes);                                    \
-        for (int64_t t0 = 0; t0 < n_tok; t0 += (KT)) {                                                      \
-            const int T = n_tok - t0 < (KT) ? (int) (n_tok - t0) : (KT);                                    \
-            const xtype *xs[(KT)];                                                                          \
-            float out[(KT)];                                                                                \
-            for (int t = 0; t < (KT); t++)                                                                  \
-                xs[t] = (const xtype *) ((const char *) xa + (size_t) (t0 + (t < T ? t : 0)) * xa_stride);  \
-            switch (T) {                                                                                    \
-            case 1: dot(wr, xs, n_in / (bs), out, 1); break;                                                \
-            case 2: dot(wr, xs, n_in / (bs), out, 2); break;                                                \
-            case 3: dot(wr, xs, n_in / (bs), out, 3); break;                                                \
-            default: dot(wr, xs, n_in / (bs), out, 4); break;                                               \
-            }                                                                                               \
-            for (int t = 0; t < T; t++)                                                                     \
-                y[(t0 + t) * ldy + r] = out[t];                                                             \
-        }                                                                                                   \
+/*  Defines `attr void name(sw__rows_fn parameters)` over a dot product
+ *  `dot(const uint8_t *row, const xtype *const *x, int64_t nb, float *out,
+ *  int T, int kind)` that computes out[t] = dot(row, x[t]) for t < T <= 4
+ *  tokens at once (weights decoded once per block for all of them); xtype
+ *  is the activation block (sw_block_q8_0 / sw_block_q8_K) of bs elements,
+ *  kind a constant the dot may branch on (its variant). The T cases are
+ *  spelled out so that each dot is compiled for a constant T. */
+#define SW__ROWS_FN(attr, name, dot, kind, xtype, bs)                                                        \
+    attr void name(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1, const void *xa,  \
+                   size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)                                    \
+    {                                                                                                         \
+        for (int64_t r = r0; r < r1; r++) {                                                                   \
+            const uint8_t *wr = w + (size_t) r * row_bytes;                                                   \
+            for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {                                                       \
+                const int T = n_tok - t0 < 4 ? (int) (n_tok - t0) : 4;                                       \
+                const xtype *xs[4];                                                                           \
+                float out[4];                                                                                 \
+                for (int t = 0; t < 4; t++)                                                                   \
+                    xs[t] = (const xtype *) ((const char *) xa + (size_t) (t0 + (t < T ? t : 0)) * xa_stride); \
+                switch (T) {                                                                                  \
+                case 1: dot(wr, xs, n_in / (bs), out, 1, kind); break;                                        \
+                case 2: dot(wr, xs, n_in / (bs), out, 2, kind); break;                                        \
+                case 3: dot(wr, xs, n_in / (bs), out, 3, kind); break;                                        \
+                default: dot(wr, xs, n_in / (bs), out, 4, kind); break;                                       \
+                }                                                                                             \
+                for (int t = 0; t < T; t++)                                                                   \
+                    y[(t0 + t) * ldy + r] = out[t];                                                           \
+            }                                                                                                 \
+        }                                                                                                     \
     }
 
 /*  Scalar helpers shared by the kernel sets. */

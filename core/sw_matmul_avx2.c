@@ -122,7 +122,7 @@ SW_AVX2 void sw__avx2_rows_bf16(const uint8_t *w, size_t row_bytes, int64_t n_in
 /* ------------------------------------------------------------------------ */
 /*  K-quants with Q8_K activations (GGUF layout)                            */
 
-#define S_KT 4 /* tokens per pass over a K-quant row */
+#define S_KT 4 /* tokens per pass over a row (SW__ROWS_FN) */
 
 /*  32 bytes, byte j = 0xff where bit j of h is set (Q5 fifth bits). */
 SW_AVX2_INLINE __m256i s_bits_to_bytes(uint32_t h)
@@ -137,7 +137,7 @@ SW_AVX2_INLINE __m256i s_bits_to_bytes(uint32_t h)
 /*  y[t] = dot(Q4_K or Q5_K row, Q8_K row of token t) for t < T: the weights
  *  of a block are unpacked once and used for every token. Both blocks start
  *  d | dmin | scales[12]; Q5_K then has qh[32] before qs (sw_dtype.h). */
-SW_AVX2_INLINE void s_dot_k45(const uint8_t *w, int64_t nb, const sw_block_q8_K *const *x, float *out, const int T,
+SW_AVX2_INLINE void s_dot_k45(const uint8_t *w, const sw_block_q8_K *const *x, int64_t nb, float *out, const int T,
                               const int q5)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -198,24 +198,12 @@ SW_AVX2_INLINE void s_dot_k45(const uint8_t *w, int64_t nb, const sw_block_q8_K 
         out[t] = s_hsum(acc[t]) - acc_m[t];
 }
 
-SW_AVX2_INLINE void s_dot_q4_K(const sw_block_q4_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                               const int T)
-{
-    s_dot_k45((const uint8_t *) w, nb, x, out, T, 0);
-}
-
-SW_AVX2_INLINE void s_dot_q5_K(const sw_block_q5_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                               const int T)
-{
-    s_dot_k45((const uint8_t *) w, nb, x, out, T, 1);
-}
-
 /*  Q2_K and Q3_K: 16 sub-blocks of 16 with 2-bit codes; q[k] (k = 4n + j)
  *  holds elements 128n + 32j .. +31, i.e. sub-blocks 2k and 2k+1 in its two
  *  128-bit lanes, as in Q6_K. Q2_K: unsigned q, mins through the Q8_K sums
  *  of 16. Q3_K: unsigned q + 4*hbit (0..7), the -4 offset folded in through
  *  the sums (sum sc*(u-4)*x = sum sc*u*x - 4 sum sc*bsum). */
-SW_AVX2_INLINE void s_dot_q23(const uint8_t *w, int64_t nb, const sw_block_q8_K *const *x, float *out, const int T,
+SW_AVX2_INLINE void s_dot_q23(const uint8_t *w, const sw_block_q8_K *const *x, int64_t nb, float *out, const int T,
                               const int q3)
 {
     const __m256i m2 = _mm256_set1_epi8(3);
@@ -298,24 +286,14 @@ SW_AVX2_INLINE void s_dot_q23(const uint8_t *w, int64_t nb, const sw_block_q8_K 
         out[t] = s_hsum(acc[t]);
 }
 
-SW_AVX2_INLINE void s_dot_q2_K(const sw_block_q2_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                               const int T)
-{
-    s_dot_q23((const uint8_t *) w, nb, x, out, T, 0);
-}
-
-SW_AVX2_INLINE void s_dot_q3_K(const sw_block_q3_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                               const int T)
-{
-    s_dot_q23((const uint8_t *) w, nb, x, out, T, 1);
-}
-
 /*  IQ4_XS: 4-bit codes looked up in the non-linear grid (pshufb), signed
  *  products by the sign trick |w| * sign(x, w); 8 sub-blocks of 32 with
  *  6-bit scales ls - 32. */
-SW_AVX2_INLINE void s_dot_iq4_xs(const sw_block_iq4_xs *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                                 const int T)
+SW_AVX2_INLINE void s_dot_iq4_xs(const uint8_t *row, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                                 const int T, const int kind)
 {
+    const sw_block_iq4_xs *w = (const sw_block_iq4_xs *) row;
+    (void) kind;
     const __m128i m4 = _mm_set1_epi8(0x0f);
     const __m128i grid = _mm_loadu_si128((const __m128i *) sw_iq4nl_grid);
     __m256 acc[S_KT];
@@ -349,9 +327,11 @@ SW_AVX2_INLINE void s_dot_iq4_xs(const sw_block_iq4_xs *w, const sw_block_q8_K *
 
 /*  Q6_K: unsigned 6-bit q times x with maddubs, the -32 offset folded in
  *  through the Q8_K sums of 16; weights unpacked once for T tokens. */
-SW_AVX2_INLINE void s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                               const int T)
+SW_AVX2_INLINE void s_dot_q6_K(const uint8_t *row, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                               const int T, const int kind)
 {
+    const sw_block_q6_K *w = (const sw_block_q6_K *) row;
+    (void) kind;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m3 = _mm256_set1_epi8(0x30);
     __m256 acc[S_KT];
@@ -403,7 +383,7 @@ enum { S_Q4_1, S_Q5_0, S_Q5_1, S_IQ4_NL };
  *  16..31): unsigned codes for Q4_1/Q5_1 (x = d*q + m; the m part needs the
  *  block sum of x), signed values for Q5_0 (q - 16) and IQ4_NL (grid), which
  *  go through the sign trick. */
-SW_AVX2_INLINE void s_dot_b32(const uint8_t *w, int64_t nb, const sw_block_q8_0 *const *x, float *out, const int T,
+SW_AVX2_INLINE void s_dot_b32(const uint8_t *w, const sw_block_q8_0 *const *x, int64_t nb, float *out, const int T,
                               const int kind)
 {
     const __m128i m4 = _mm_set1_epi8(0x0f);
@@ -458,58 +438,17 @@ SW_AVX2_INLINE void s_dot_b32(const uint8_t *w, int64_t nb, const sw_block_q8_0 
         out[t] = s_hsum(_mm256_add_ps(acc[t], accm[t]));
 }
 
-#define S_ROWS32(name, kind, wtype)                                                                          \
-    SW_AVX2_INLINE void s_dot_##name(const wtype *w, const sw_block_q8_0 *const *x, int64_t nb, float *out,  \
-                                     const int T)                                                            \
-    {                                                                                                         \
-        s_dot_b32((const uint8_t *) w, nb, x, out, T, kind);                                                  \
-    }                                                                                                         \
-    SW_AVX2 void sw__avx2_rows_##name(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1, \
-                                      const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy) \
-    {                                                                                                         \
-        SW__ROWS_T(s_dot_##name, wtype, sw_block_q8_0, 32, S_KT)                                              \
-    }
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q4_1, s_dot_b32, S_Q4_1, sw_block_q8_0, 32)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q5_0, s_dot_b32, S_Q5_0, sw_block_q8_0, 32)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q5_1, s_dot_b32, S_Q5_1, sw_block_q8_0, 32)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_iq4_nl, s_dot_b32, S_IQ4_NL, sw_block_q8_0, 32)
 
-S_ROWS32(q4_1, S_Q4_1, sw_block_q4_1)
-S_ROWS32(q5_0, S_Q5_0, sw_block_q5_0)
-S_ROWS32(q5_1, S_Q5_1, sw_block_q5_1)
-S_ROWS32(iq4_nl, S_IQ4_NL, sw_block_iq4_nl)
-
-SW_AVX2 void sw__avx2_rows_q4_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    SW__ROWS_T(s_dot_q4_K, sw_block_q4_K, sw_block_q8_K, SW_QK_K, S_KT)
-}
-
-SW_AVX2 void sw__avx2_rows_q6_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    SW__ROWS_T(s_dot_q6_K, sw_block_q6_K, sw_block_q8_K, SW_QK_K, S_KT)
-}
-
-SW_AVX2 void sw__avx2_rows_q5_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    SW__ROWS_T(s_dot_q5_K, sw_block_q5_K, sw_block_q8_K, SW_QK_K, S_KT)
-}
-
-SW_AVX2 void sw__avx2_rows_q2_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    SW__ROWS_T(s_dot_q2_K, sw_block_q2_K, sw_block_q8_K, SW_QK_K, S_KT)
-}
-
-SW_AVX2 void sw__avx2_rows_q3_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    SW__ROWS_T(s_dot_q3_K, sw_block_q3_K, sw_block_q8_K, SW_QK_K, S_KT)
-}
-
-SW_AVX2 void sw__avx2_rows_iq4_xs(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                                  const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    SW__ROWS_T(s_dot_iq4_xs, sw_block_iq4_xs, sw_block_q8_K, SW_QK_K, S_KT)
-}
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q4_K, s_dot_k45, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q5_K, s_dot_k45, 1, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q6_K, s_dot_q6_K, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q2_K, s_dot_q23, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q3_K, s_dot_q23, 1, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_iq4_xs, s_dot_iq4_xs, 0, sw_block_q8_K, SW_QK_K)
 
 /* ------------------------------------------------------------------------ */
 /*  Activation quantizer (bit-identical to sw_quantize_row Q8_0)            */
@@ -683,19 +622,10 @@ SW_AVX2 static void s_tile_q4_0(const sw__tile_t *a)
 const sw__kernels_t sw__kernels_avx2 = {
     .name = "avx2",
     .rows = {
-        [SW__K_F32] = sw__avx2_rows_f32,
-        [SW__K_F16] = sw__avx2_rows_f16,
-        [SW__K_BF16] = sw__avx2_rows_bf16,
+        SW__AVX2_SHARED_ROWS,
         [SW__K_Q4_K] = sw__avx2_rows_q4_K,
-        [SW__K_Q6_K] = sw__avx2_rows_q6_K,
-        [SW__K_Q4_1] = sw__avx2_rows_q4_1,
-        [SW__K_Q5_0] = sw__avx2_rows_q5_0,
-        [SW__K_Q5_1] = sw__avx2_rows_q5_1,
-        [SW__K_IQ4_NL] = sw__avx2_rows_iq4_nl,
-        [SW__K_Q2_K] = sw__avx2_rows_q2_K,
-        [SW__K_Q3_K] = sw__avx2_rows_q3_K,
         [SW__K_Q5_K] = sw__avx2_rows_q5_K,
-        [SW__K_IQ4_XS] = sw__avx2_rows_iq4_xs,
+        [SW__K_Q6_K] = sw__avx2_rows_q6_K,
     },
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,

@@ -149,11 +149,11 @@ SW_512 static void s_quant(const float *x, int64_t n_in, int8_t *xq, float *xd, 
  *  sub-block) and accumulates in i32. The weights of a block are unpacked
  *  once for up to 4 tokens. */
 
-#define S_KT 4
+#define S_KT 4 /* tokens per pass (SW__ROWS_FN) */
 
 /*  Q4_K and Q5_K: weight vector g (0..3) = sub-blocks 2g, 2g+1 = the low
  *  and high nibbles of qs[32g..32g+31]: broadcast, shift the upper half by 4. */
-SW_512_INLINE void s_dot_k45(const uint8_t *w, int64_t nb, const sw_block_q8_K *const *x, float *out, const int T,
+SW_512_INLINE void s_dot_k45(const uint8_t *w, const sw_block_q8_K *const *x, int64_t nb, float *out, const int T,
                              const int q5)
 {
     const size_t bb = q5 ? sizeof(sw_block_q5_K) : sizeof(sw_block_q4_K);
@@ -223,25 +223,15 @@ SW_512_INLINE void s_dot_k45(const uint8_t *w, int64_t nb, const sw_block_q8_K *
     }
 }
 
-SW_512_INLINE void s_dot_q4_K(const sw_block_q4_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                              const int T)
-{
-    s_dot_k45((const uint8_t *) w, nb, x, out, T, 0);
-}
-
-SW_512_INLINE void s_dot_q5_K(const sw_block_q5_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                              const int T)
-{
-    s_dot_k45((const uint8_t *) w, nb, x, out, T, 1);
-}
-
 /*  Q6_K: weight vector 2h + k (h, k in 0..1) = elements 128h + 64k .. +63:
  *  the low (k = 0) or high (k = 1) nibbles of ql[64h..64h+63] plus 2 bits of
  *  qh[32h + l] (bits 4k+0..1 for the lower 32, 4k+2..3 for the upper 32);
  *  sub-blocks of 16 = i16 lanes of 8. The -32 offset through the Q8_K sums. */
-SW_512_INLINE void s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                              const int T)
+SW_512_INLINE void s_dot_q6_K(const uint8_t *row, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                              const int T, const int kind)
 {
+    const sw_block_q6_K *w = (const sw_block_q6_K *) row;
+    (void) kind;
     const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
     __m512 acc[S_KT];
     for (int t = 0; t < S_KT; t++)
@@ -284,40 +274,17 @@ SW_512_INLINE void s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *const
         out[t] = _mm512_reduce_add_ps(acc[t]);
 }
 
-SW_512 static void s_rows_q4_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                               const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    SW__ROWS_T(s_dot_q4_K, sw_block_q4_K, sw_block_q8_K, SW_QK_K, S_KT)
-}
-
-SW_512 static void s_rows_q5_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                               const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    SW__ROWS_T(s_dot_q5_K, sw_block_q5_K, sw_block_q8_K, SW_QK_K, S_KT)
-}
-
-SW_512 static void s_rows_q6_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                               const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    SW__ROWS_T(s_dot_q6_K, sw_block_q6_K, sw_block_q8_K, SW_QK_K, S_KT)
-}
+SW__ROWS_FN(SW_512 static, s_rows_q4_K, s_dot_k45, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_q5_K, s_dot_k45, 1, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_q6_K, s_dot_q6_K, 0, sw_block_q8_K, SW_QK_K)
 
 const sw__kernels_t sw__kernels_avx512 = {
     .name = "avx512vnni",
     .rows = {
-        [SW__K_F32] = sw__avx2_rows_f32,
-        [SW__K_F16] = sw__avx2_rows_f16,
-        [SW__K_BF16] = sw__avx2_rows_bf16,
+        SW__AVX2_SHARED_ROWS,
         [SW__K_Q4_K] = s_rows_q4_K,
-        [SW__K_Q6_K] = s_rows_q6_K,
-        [SW__K_Q4_1] = sw__avx2_rows_q4_1,
-        [SW__K_Q5_0] = sw__avx2_rows_q5_0,
-        [SW__K_Q5_1] = sw__avx2_rows_q5_1,
-        [SW__K_IQ4_NL] = sw__avx2_rows_iq4_nl,
-        [SW__K_Q2_K] = sw__avx2_rows_q2_K,
-        [SW__K_Q3_K] = sw__avx2_rows_q3_K,
         [SW__K_Q5_K] = s_rows_q5_K,
-        [SW__K_IQ4_XS] = sw__avx2_rows_iq4_xs,
+        [SW__K_Q6_K] = s_rows_q6_K,
     },
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,
