@@ -249,16 +249,36 @@ int sw_quant_rows_weighted(sw_dtype_t type, const float *src, void *dst, int64_t
         return -1;
     float *scratch = malloc(sizeof(float) * 4 * (size_t) bs);
     uint8_t *blk = malloc(2 * bb);
-    if (!scratch || !blk) {
+    float *wt = imp ? malloc(sizeof(float) * (size_t) ne0) : NULL;
+    bool *unit = imp ? malloc(sizeof(bool) * (size_t) (ne0 / bs)) : NULL;
+    if (!scratch || !blk || (imp && (!wt || !unit))) {
         free(scratch);
         free(blk);
+        free(wt);
+        free(unit);
         return -1;
+    }
+    /* the weights: imp (negative or non-finite values count as 0) plus 1%
+     * of the block's mean, so that no column is ignored; a block whose
+     * columns all have 0 is weighted 1 */
+    for (int64_t b = 0; imp && b < ne0 / bs; b++) {
+        double mean = 0;
+        for (int64_t i = b * bs; i < (b + 1) * bs; i++) {
+            wt[i] = isfinite(imp[i]) && imp[i] > 0 ? imp[i] : 0.0f;
+            mean += wt[i];
+        }
+        mean /= (double) bs;
+        unit[b] = !(mean > 0) || !isfinite(mean);
+        for (int64_t i = b * bs; i < (b + 1) * bs; i++)
+            wt[i] += (float) (0.01 * mean);
     }
     for (int64_t r = 0; r < n_rows; r++)
         for (int64_t b = 0; b < ne0 / bs; b++)
-            s_weighted_block(type, src + r * ne0 + b * bs, imp ? imp + b * bs : NULL, bs, bb, d_off, m_off,
-                             (uint8_t *) dst + (size_t) r * row + (size_t) b * bb, scratch, blk);
+            s_weighted_block(type, src + r * ne0 + b * bs, imp && !unit[b] ? wt + b * bs : NULL, bs, bb, d_off,
+                             m_off, (uint8_t *) dst + (size_t) r * row + (size_t) b * bb, scratch, blk);
     free(scratch);
     free(blk);
+    free(wt);
+    free(unit);
     return 0;
 }

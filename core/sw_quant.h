@@ -54,8 +54,11 @@ uint32_t sw_quant_file_type(sw_dtype_t type);
 
 /*  Like sw_quant_rows, with the rounding chosen to minimise the
  *  importance-weighted squared error sum_i imp[i] * (x_i - q_i)^2 of each
- *  block (imp: ne0 non-negative f32, one per input column, e.g. the mean
- *  squared activation of that column from `swisd imatrix`; NULL = all 1).
+ *  block (imp: ne0 f32, one per input column, e.g. the mean squared
+ *  activation of that column from `swisd imatrix`; NULL = all 1; negative
+ *  or non-finite values count as 0, every column gets 1% of its block's
+ *  mean on top so that none is ignored, and a block that is all 0 is
+ *  weighted 1).
  *  Per block: the type's quantizer is run on x * c for 9 factors c in
  *  [0.8, 1.2], the block's f16 scale (d) and, where the format has one, its
  *  offset (Q4_1/Q5_1 m, K-quant dmin) are refitted by weighted least squares

@@ -228,6 +228,16 @@ static void s_weighted(void)
         CHECK_MSG(s_werr(types[t], b, x, NULL, N) <= s_werr(types[t], a, x, NULL, N) * 1.001,
                   "%s: unit-weight search is worse", sw_dtype_name(types[t]));
     }
+    /* hostile importance values (a file's): NaN, negative, Inf, an all-zero
+     * block: still a sane encoding, the all-zero block as with weight 1 */
+    static float bad[N];
+    for (int i = 0; i < N; i++)
+        bad[i] = i < 256 ? 0.0f : (i % 3 == 0 ? NAN : i % 3 == 1 ? -5.0f : INFINITY);
+    bad[300] = 2.0f;
+    CHECK(sw_quant_rows_weighted(SW_DTYPE_Q4_K, x, b, N, 1, bad) == 0);
+    CHECK(sw_quant_rows_weighted(SW_DTYPE_Q4_K, x, a, N, 1, NULL) == 0);
+    CHECK_MSG(memcmp(a, b, sizeof(sw_block_q4_K)) == 0, "an all-zero importance block is not weighted 1");
+    CHECK(isfinite(s_werr(SW_DTYPE_Q4_K, b, x, NULL, N)));
     CHECK(sw_quant_rows_weighted(SW_DTYPE_F16, x, b, N, 1, imp) == 0);
     CHECK(sw_quant_rows(SW_DTYPE_F16, x, a, N, 1) == 0 && memcmp(a, b, 2 * N) == 0);
     CHECK(sw_quant_rows_weighted(SW_DTYPE_Q4_K, x, b, N - 32, 1, imp) == -1); /* partial block */
