@@ -484,17 +484,77 @@ static void s_q_q8_K(const float *x, sw_block_q8_K *b, int64_t nb)
  *  affine map x ~ d*sc*q - dmin*m, q in 0..nmax (15 or 31), sc and m 6-bit
  *  packed into scales[12] (sw_k4_scale_min layout). Writes the f16 d and
  *  dmin and the codes q[256] (element order). */
-static void s_k4_encode(const float *xb, int nmax, sw_f16_t *d_out, sw_f16_t *dmin_out, uint8_t *scales, uint8_t *q)
+/*  Weighted choice of one sub-block's affine map x ~ scale * q - mn (q in
+ *  0..nmax, mn >= 0): for 21 code spacings around the range's, the codes
+ *  are rounded and (scale, mn) refitted by weighted least squares; the pair
+ *  with the least weighted error wins (w: 32 weights > 0). */
+static void s_k4_sub_weighted(const float *x, const float *w, int nmax, float *scale_out, float *min_out)
+{
+    float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
+    for (int j = 0; j < 32; j++) {
+        lo = fminf(lo, x[j]);
+        hi = fmaxf(hi, x[j]);
+    }
+    *scale_out = (hi - lo) / (float) nmax;
+    *min_out = -lo;
+    if (hi - lo <= 0.0f)
+        return;
+    double best = INFINITY;
+    for (int k = -10; k <= 10; k++) {
+        const float iscale = ((float) nmax + 0.1f * (float) k) / (hi - lo);
+        double sw = 0, sq = 0, sqq = 0, sx = 0, sqx = 0;
+        for (int j = 0; j < 32; j++) {
+            int q = s_nearest_int(iscale * (x[j] - lo));
+            q = q < 0 ? 0 : q > nmax ? nmax : q;
+            sw += w[j];
+            sq += w[j] * q;
+            sqq += w[j] * q * q;
+            sx += w[j] * x[j];
+            sqx += w[j] * q * x[j];
+        }
+        /* x ~ a * q + b: weighted least squares; the format needs b <= 0 */
+        const double det = sw * sqq - sq * sq;
+        if (det <= 0)
+            continue;
+        double a = (sw * sqx - sq * sx) / det, b = (sqq * sx - sq * sqx) / det;
+        if (b > 0) {
+            b = 0;
+            a = sqq > 0 ? sqx / sqq : 0;
+        }
+        if (a <= 0)
+            continue;
+        double err = 0;
+        for (int j = 0; j < 32; j++) {
+            int q = s_nearest_int((float) ((x[j] - b) / a));
+            q = q < 0 ? 0 : q > nmax ? nmax : q;
+            const double e = a * q + b - x[j];
+            err += w[j] * e * e;
+        }
+        if (err < best) {
+            best = err;
+            *scale_out = (float) a;
+            *min_out = (float) -b;
+        }
+    }
+}
+
+/*  w: NULL, or 256 weights > 0 for the weighted sub-block search. */
+static void s_k4_encode(const float *xb, const float *w, int nmax, sw_f16_t *d_out, sw_f16_t *dmin_out,
+                        uint8_t *scales, uint8_t *q)
 {
     float scale[8], minv[8], max_scale = 0.0f, max_min = 0.0f;
     for (int s = 0; s < 8; s++) {
-        float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
-        for (int j = 0; j < 32; j++) {
-            lo = fminf(lo, xb[32 * s + j]);
-            hi = fmaxf(hi, xb[32 * s + j]);
+        if (w) {
+            s_k4_sub_weighted(xb + 32 * s, w + 32 * s, nmax, &scale[s], &minv[s]);
+        } else {
+            float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
+            for (int j = 0; j < 32; j++) {
+                lo = fminf(lo, xb[32 * s + j]);
+                hi = fmaxf(hi, xb[32 * s + j]);
+            }
+            scale[s] = (hi - lo) / (float) nmax;
+            minv[s] = -lo;
         }
-        scale[s] = (hi - lo) / (float) nmax;
-        minv[s] = -lo;
         max_scale = fmaxf(max_scale, scale[s]);
         max_min = fmaxf(max_min, minv[s]);
     }
@@ -532,22 +592,22 @@ static void s_k4_encode(const float *xb, int nmax, sw_f16_t *d_out, sw_f16_t *dm
     }
 }
 
-static void s_q_q4_K(const float *x, sw_block_q4_K *b, int64_t nb)
+static void s_q_q4_K(const float *x, const float *w, sw_block_q4_K *b, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++) {
         uint8_t q[SW_QK_K];
-        s_k4_encode(x + i * SW_QK_K, 15, &b[i].d, &b[i].dmin, b[i].scales, q);
+        s_k4_encode(x + i * SW_QK_K, w ? w + i * SW_QK_K : NULL, 15, &b[i].d, &b[i].dmin, b[i].scales, q);
         for (int g = 0; g < 4; g++)
             for (int l = 0; l < 32; l++)
                 b[i].qs[32 * g + l] = (uint8_t) (q[64 * g + l] | (q[64 * g + 32 + l] << 4));
     }
 }
 
-static void s_q_q5_K(const float *x, sw_block_q5_K *b, int64_t nb)
+static void s_q_q5_K(const float *x, const float *w, sw_block_q5_K *b, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++) {
         uint8_t q[SW_QK_K];
-        s_k4_encode(x + i * SW_QK_K, 31, &b[i].d, &b[i].dmin, b[i].scales, q);
+        s_k4_encode(x + i * SW_QK_K, w ? w + i * SW_QK_K : NULL, 31, &b[i].d, &b[i].dmin, b[i].scales, q);
         memset(b[i].qh, 0, sizeof(b[i].qh));
         for (int g = 0; g < 4; g++)
             for (int l = 0; l < 32; l++)
@@ -858,9 +918,9 @@ int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n)
     case SW_DTYPE_Q8_0: s_q_q8_0(src, dst, nb); return 0;
     case SW_DTYPE_Q4_0: s_q_q4_0(src, dst, nb); return 0;
     case SW_DTYPE_Q8_K: s_q_q8_K(src, dst, nb); return 0;
-    case SW_DTYPE_Q4_K: s_q_q4_K(src, dst, nb); return 0;
+    case SW_DTYPE_Q4_K: s_q_q4_K(src, NULL, dst, nb); return 0;
     case SW_DTYPE_Q6_K: s_q_q6_K(src, dst, nb); return 0;
-    case SW_DTYPE_Q5_K: s_q_q5_K(src, dst, nb); return 0;
+    case SW_DTYPE_Q5_K: s_q_q5_K(src, NULL, dst, nb); return 0;
     case SW_DTYPE_Q4_1: s_q_q4_1(src, dst, nb); return 0;
     case SW_DTYPE_Q5_0: s_q_q5_0(src, dst, nb); return 0;
     case SW_DTYPE_Q5_1: s_q_q5_1(src, dst, nb); return 0;
@@ -870,4 +930,19 @@ int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n)
     case SW_DTYPE_Q3_K: s_q_q3_K(src, dst, nb); return 0;
     }
     return -1;
+}
+
+int sw_quantize_row_weighted(sw_dtype_t type, const float *src, void *dst, int64_t n, const float *w)
+{
+    int64_t bs = sw_dtype_block_size(type);
+    if (!w || bs == 0 || n < 0 || n % bs != 0 || (!src && n) || (!dst && n))
+        return sw_quantize_row(type, src, dst, n);
+    for (int64_t i = 0; i < n; i++)
+        if (!(w[i] > 0.0f) || !isfinite(w[i]))
+            return -1;
+    switch (type) {
+    case SW_DTYPE_Q4_K: s_q_q4_K(src, w, dst, n / bs); return 0;
+    case SW_DTYPE_Q5_K: s_q_q5_K(src, w, dst, n / bs); return 0;
+    default: return sw_quantize_row(type, src, dst, n);
+    }
 }

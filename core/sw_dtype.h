@@ -165,6 +165,14 @@ int sw_dequantize_row(sw_dtype_t type, const void *src, float *dst, int64_t n);
  *  Returns 0 or -1. */
 int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n);
 
+/*  Like sw_quantize_row, with per-element weights w (n floats > 0, finite;
+ *  NULL = sw_quantize_row) for the types that search their sub-block scales
+ *  for the least weighted squared error: Q4_K and Q5_K (each sub-block of
+ *  32: 21 code spacings around its range's, (scale, min) refitted by
+ *  weighted least squares, the best kept). Other types ignore w. Returns 0,
+ *  or -1 (also for a weight <= 0 or not finite). */
+int sw_quantize_row_weighted(sw_dtype_t type, const float *src, void *dst, int64_t n, const float *w);
+
 #ifdef __cplusplus
 }
 #endif

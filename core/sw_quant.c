@@ -187,7 +187,8 @@ static void s_weighted_block(sw_dtype_t type, const float *x, const float *w, in
         const float c = 0.8f + 0.05f * (float) k;
         for (int64_t i = 0; i < bs; i++)
             xc[i] = x[i] * c;
-        if (sw_quantize_row(type, xc, blk, bs) != 0)
+        /* K-quants with weights also search their sub-block scales */
+        if ((w ? sw_quantize_row_weighted(type, xc, blk, bs, w) : sw_quantize_row(type, xc, blk, bs)) != 0)
             return;
         /* y = a * u + b * v for the codes chosen: decode with (1, 0), (0, 1) */
         s_decode_with(type, blk, d_off, m_off, 1.0f, 0.0f, u, bs);
@@ -249,36 +250,33 @@ int sw_quant_rows_weighted(sw_dtype_t type, const float *src, void *dst, int64_t
         return -1;
     float *scratch = malloc(sizeof(float) * 4 * (size_t) bs);
     uint8_t *blk = malloc(2 * bb);
-    float *wt = imp ? malloc(sizeof(float) * (size_t) ne0) : NULL;
-    bool *unit = imp ? malloc(sizeof(bool) * (size_t) (ne0 / bs)) : NULL;
-    if (!scratch || !blk || (imp && (!wt || !unit))) {
+    float *wt = malloc(sizeof(float) * (size_t) ne0);
+    if (!scratch || !blk || !wt) {
         free(scratch);
         free(blk);
         free(wt);
-        free(unit);
         return -1;
     }
     /* the weights: imp (negative or non-finite values count as 0) plus 1%
      * of the block's mean, so that no column is ignored; a block whose
-     * columns all have 0 is weighted 1 */
-    for (int64_t b = 0; imp && b < ne0 / bs; b++) {
+     * columns all have 0, or no imp at all: weight 1 */
+    for (int64_t b = 0; b < ne0 / bs; b++) {
         double mean = 0;
         for (int64_t i = b * bs; i < (b + 1) * bs; i++) {
-            wt[i] = isfinite(imp[i]) && imp[i] > 0 ? imp[i] : 0.0f;
+            wt[i] = imp && isfinite(imp[i]) && imp[i] > 0 ? imp[i] : 0.0f;
             mean += wt[i];
         }
         mean /= (double) bs;
-        unit[b] = !(mean > 0) || !isfinite(mean);
+        const bool unit = !(mean > 0) || !isfinite(mean);
         for (int64_t i = b * bs; i < (b + 1) * bs; i++)
-            wt[i] += (float) (0.01 * mean);
+            wt[i] = unit ? 1.0f : wt[i] + (float) (0.01 * mean);
     }
     for (int64_t r = 0; r < n_rows; r++)
         for (int64_t b = 0; b < ne0 / bs; b++)
-            s_weighted_block(type, src + r * ne0 + b * bs, imp && !unit[b] ? wt + b * bs : NULL, bs, bb, d_off,
-                             m_off, (uint8_t *) dst + (size_t) r * row + (size_t) b * bb, scratch, blk);
+            s_weighted_block(type, src + r * ne0 + b * bs, wt + b * bs, bs, bb, d_off, m_off,
+                             (uint8_t *) dst + (size_t) r * row + (size_t) b * bb, scratch, blk);
     free(scratch);
     free(blk);
     free(wt);
-    free(unit);
     return 0;
 }
