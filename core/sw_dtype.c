@@ -618,7 +618,47 @@ static void s_q_q5_K(const float *x, const float *w, sw_block_q5_K *b, int64_t n
     }
 }
 
-static void s_q_q6_K(const float *x, sw_block_q6_K *b, int64_t nb)
+/*  Weighted choice of a symmetric scale for n values, codes in
+ *  -nmax-1..nmax: for 21 spacings around amax/nmax the codes are rounded,
+ *  the scale refitted by weighted least squares, the least weighted error
+ *  kept. Returns the scale (>= 0). */
+static float s_sym_scale_weighted(const float *x, const float *w, int n, int nmax)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < n; j++)
+        amax = fmaxf(amax, fabsf(x[j]));
+    float best_scale = amax / (float) nmax;
+    if (amax == 0.0f)
+        return 0.0f;
+    double best = INFINITY;
+    for (int k = -10; k <= 10; k++) {
+        const float iscale = ((float) nmax + 0.1f * (float) k) / amax;
+        double sqq = 0, sqx = 0;
+        for (int j = 0; j < n; j++) {
+            int q = s_nearest_int(iscale * x[j]);
+            q = q < -nmax - 1 ? -nmax - 1 : q > nmax ? nmax : q;
+            sqq += w[j] * q * q;
+            sqx += w[j] * q * x[j];
+        }
+        if (sqq <= 0 || sqx <= 0)
+            continue;
+        const double a = sqx / sqq;
+        double err = 0;
+        for (int j = 0; j < n; j++) {
+            int q = s_nearest_int((float) (x[j] / a));
+            q = q < -nmax - 1 ? -nmax - 1 : q > nmax ? nmax : q;
+            err += w[j] * (a * q - x[j]) * (a * q - x[j]);
+        }
+        if (err < best) {
+            best = err;
+            best_scale = (float) a;
+        }
+    }
+    return best_scale;
+}
+
+/*  w: NULL, or n weights > 0 for the weighted sub-block scale search. */
+static void s_q_q6_K(const float *x, const float *w, sw_block_q6_K *b, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++) {
         const float *xb = x + i * SW_QK_K;
@@ -627,7 +667,7 @@ static void s_q_q6_K(const float *x, sw_block_q6_K *b, int64_t nb)
             float amax = 0.0f;
             for (int j = 0; j < 16; j++)
                 amax = fmaxf(amax, fabsf(xb[16 * s + j]));
-            scale[s] = amax / 31.0f;
+            scale[s] = w ? s_sym_scale_weighted(xb + 16 * s, w + i * SW_QK_K + 16 * s, 16, 31) : amax / 31.0f;
             max_abs_scale = fmaxf(max_abs_scale, scale[s]);
         }
         b[i].d = sw_f32_to_f16(max_abs_scale / 127.0f);
@@ -636,8 +676,9 @@ static void s_q_q6_K(const float *x, sw_block_q6_K *b, int64_t nb)
         for (int s = 0; s < 16; s++) {
             int sc = d > 0.0f ? s_nearest_int(scale[s] / d) : 0;
             sc = sc > 127 ? 127 : sc < 0 ? 0 : sc;
-            /* make sure the sub-block's largest value still fits in 31 steps */
-            if (sc < 127 && d * sc * 31.0f < scale[s] * 31.0f * 0.999f)
+            /* make sure the sub-block's largest value still fits in 31 steps
+             * (the weighted search chose its clipping itself) */
+            if (!w && sc < 127 && d * sc * 31.0f < scale[s] * 31.0f * 0.999f)
                 sc++;
             b[i].scales[s] = (int8_t) sc;
             float ds = d * sc;
@@ -919,7 +960,7 @@ int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n)
     case SW_DTYPE_Q4_0: s_q_q4_0(src, dst, nb); return 0;
     case SW_DTYPE_Q8_K: s_q_q8_K(src, dst, nb); return 0;
     case SW_DTYPE_Q4_K: s_q_q4_K(src, NULL, dst, nb); return 0;
-    case SW_DTYPE_Q6_K: s_q_q6_K(src, dst, nb); return 0;
+    case SW_DTYPE_Q6_K: s_q_q6_K(src, NULL, dst, nb); return 0;
     case SW_DTYPE_Q5_K: s_q_q5_K(src, NULL, dst, nb); return 0;
     case SW_DTYPE_Q4_1: s_q_q4_1(src, dst, nb); return 0;
     case SW_DTYPE_Q5_0: s_q_q5_0(src, dst, nb); return 0;
@@ -943,6 +984,7 @@ int sw_quantize_row_weighted(sw_dtype_t type, const float *src, void *dst, int64
     switch (type) {
     case SW_DTYPE_Q4_K: s_q_q4_K(src, w, dst, n / bs); return 0;
     case SW_DTYPE_Q5_K: s_q_q5_K(src, w, dst, n / bs); return 0;
+    case SW_DTYPE_Q6_K: s_q_q6_K(src, w, dst, n / bs); return 0;
     default: return sw_quantize_row(type, src, dst, n);
     }
 }

@@ -238,6 +238,8 @@ static void s_weighted(void)
     CHECK(sw_quant_rows_weighted(SW_DTYPE_Q4_K, x, a, N, 1, NULL) == 0);
     CHECK_MSG(memcmp(a, b, sizeof(sw_block_q4_K)) == 0, "an all-zero importance block is not weighted 1");
     CHECK(isfinite(s_werr(SW_DTYPE_Q4_K, b, x, NULL, N)));
+    CHECK(sw_quantize_row_weighted(SW_DTYPE_Q4_K, x, b, 256, bad) == -1); /* raw weights must be > 0 */
+    CHECK(sw_quantize_row_weighted(SW_DTYPE_Q4_K, x, b, 256, NULL) == 0);
     CHECK(sw_quant_rows_weighted(SW_DTYPE_F16, x, b, N, 1, imp) == 0);
     CHECK(sw_quant_rows(SW_DTYPE_F16, x, a, N, 1) == 0 && memcmp(a, b, 2 * N) == 0);
     CHECK(sw_quant_rows_weighted(SW_DTYPE_Q4_K, x, b, N - 32, 1, imp) == -1); /* partial block */
