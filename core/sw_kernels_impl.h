@@ -90,13 +90,14 @@ sw__rows_fn sw__avx2_rows_f32, sw__avx2_rows_f16, sw__avx2_rows_bf16, sw__avx2_r
 sw__rows_fn sw__avx2_rows_q4_1, sw__avx2_rows_q5_0, sw__avx2_rows_q5_1, sw__avx2_rows_iq4_nl;
 sw__rows_fn sw__avx2_rows_q2_K, sw__avx2_rows_q3_K, sw__avx2_rows_q5_K, sw__avx2_rows_iq4_xs;
 /*  The rows entries both x86 sets take from the AVX2 file (designated
- *  initializers for sw__kernels_t.rows); each set adds its own K-quants. */
+ *  initializers for sw__kernels_t.rows); each set adds its own Q4_K, Q5_K,
+ *  Q6_K and IQ4_XS. */
 #define SW__AVX2_SHARED_ROWS                                                                      \
     [SW__K_F32] = sw__avx2_rows_f32, [SW__K_F16] = sw__avx2_rows_f16,                            \
     [SW__K_BF16] = sw__avx2_rows_bf16, [SW__K_Q4_1] = sw__avx2_rows_q4_1,                        \
     [SW__K_Q5_0] = sw__avx2_rows_q5_0, [SW__K_Q5_1] = sw__avx2_rows_q5_1,                        \
     [SW__K_IQ4_NL] = sw__avx2_rows_iq4_nl, [SW__K_Q2_K] = sw__avx2_rows_q2_K,                    \
-    [SW__K_Q3_K] = sw__avx2_rows_q3_K, [SW__K_IQ4_XS] = sw__avx2_rows_iq4_xs
+    [SW__K_Q3_K] = sw__avx2_rows_q3_K
 #endif
 
 /*  Defines `attr void name(sw__rows_fn parameters)` over a dot product

@@ -626,6 +626,7 @@ const sw__kernels_t sw__kernels_avx2 = {
         [SW__K_Q4_K] = sw__avx2_rows_q4_K,
         [SW__K_Q5_K] = sw__avx2_rows_q5_K,
         [SW__K_Q6_K] = sw__avx2_rows_q6_K,
+        [SW__K_IQ4_XS] = sw__avx2_rows_iq4_xs,
     },
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,

@@ -15,7 +15,7 @@
 
 #include "sw_kernels_impl.h"
 
-#define SW_TGT "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"
+#define SW_TGT "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2"
 #define SW_512 __attribute__((target(SW_TGT)))
 #define SW_512_INLINE static inline __attribute__((always_inline, target(SW_TGT)))
 
@@ -274,9 +274,75 @@ SW_512_INLINE void s_dot_q6_K(const uint8_t *row, const sw_block_q8_K *const *x,
         out[t] = _mm512_reduce_add_ps(acc[t]);
 }
 
+/*  IQ4_XS: codes looked up as unsigned grid values u = K[q] + 128 (vpshufb
+ *  per 128-bit lane), vpdpbusd with the Q8_K values (sums of 4 in i32, no
+ *  i16 saturation), the sub-block scales d*(ls - 32) applied in f32; the
+ *  +128 comes back out through the Q8_K sums of 16. Weight vector g holds
+ *  sub-blocks 2g, 2g+1 in element order. */
+SW_512_INLINE void s_dot_iq4_xs(const uint8_t *row, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                                const int T, const int kind)
+{
+    const sw_block_iq4_xs *w = (const sw_block_iq4_xs *) row;
+    (void) kind;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m512i gridu = _mm512_add_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) sw_iq4nl_grid)),
+                                          _mm512_set1_epi8((char) 128));
+    __m512 acc[S_KT];
+    __m256 accb[S_KT];
+    for (int t = 0; t < S_KT; t++) {
+        acc[t] = _mm512_setzero_ps();
+        accb[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        /* 6-bit scales ls = nibble s of scales_l | bits 2s..2s+1 of scales_h << 4 */
+        uint32_t l4;
+        memcpy(&l4, w[b].scales_l, 4);
+        /* one byte per sub-block: nibble k of l4 | 2-bit group k of scales_h << 4 */
+        const uint64_t lo8 = _pdep_u64(l4, 0x0f0f0f0f0f0f0f0full);
+        const uint64_t hi8 = _pdep_u64(w[b].scales_h, 0x3030303030303030ull);
+        const __m128i ls8 = _mm_cvtsi64_si128((long long) (lo8 | hi8));
+        const __m256i sc32 = _mm256_sub_epi32(_mm256_cvtepu8_epi32(ls8), _mm256_set1_epi32(32));
+        const float dw = s_f16(w[b].d);
+        const __m512 fs = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(sc32), _mm256_set1_ps(dw)));
+        /* the offset: each scale twice, against the sums of 16 */
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(ls8, ls8));
+        const __m256i scb = _mm256_sub_epi16(sc16, _mm256_set1_epi16(32));
+        __m512i u[4];
+        __m512 fsv[4];
+        for (int g = 0; g < 4; g++) {
+            __m256i ab = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * g));
+            __m256i lo = _mm256_and_si256(ab, m4), hi = _mm256_and_si256(_mm256_srli_epi16(ab, 4), m4);
+            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); /* 2g lo, 2g+1 lo, 2g hi, 2g+1 hi */
+            u[g] = _mm512_shuffle_epi8(gridu, _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)));
+            __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(2 * g), _mm256_set1_epi32(2 * g + 1), 1);
+            fsv[g] = _mm512_permutexvar_ps(idx, fs);
+        }
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m512 s = _mm512_setzero_ps();
+            for (int g = 0; g < 4; g++) {
+                __m512i xv = _mm512_loadu_si512((const void *) (xb->qs + 64 * g));
+                __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[g], xv);
+                s = _mm512_fmadd_ps(fsv[g], _mm512_cvtepi32_ps(dp), s);
+            }
+            acc[t] = _mm512_fmadd_ps(s, _mm512_set1_ps(xb->d), acc[t]);
+            __m256i off = _mm256_madd_epi16(scb, _mm256_loadu_si256((const __m256i *) xb->bsums));
+            accb[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(off), _mm256_set1_ps(dw * xb->d), accb[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        __m256 m = accb[t];
+        __m128 m4s = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4s = _mm_add_ps(m4s, _mm_movehl_ps(m4s, m4s));
+        m4s = _mm_add_ss(m4s, _mm_movehdup_ps(m4s));
+        out[t] = _mm512_reduce_add_ps(acc[t]) - 128.0f * _mm_cvtss_f32(m4s);
+    }
+}
+
 SW__ROWS_FN(SW_512 static, s_rows_q4_K, s_dot_k45, 0, sw_block_q8_K, SW_QK_K)
 SW__ROWS_FN(SW_512 static, s_rows_q5_K, s_dot_k45, 1, sw_block_q8_K, SW_QK_K)
 SW__ROWS_FN(SW_512 static, s_rows_q6_K, s_dot_q6_K, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_iq4_xs, s_dot_iq4_xs, 0, sw_block_q8_K, SW_QK_K)
 
 const sw__kernels_t sw__kernels_avx512 = {
     .name = "avx512vnni",
@@ -285,6 +351,7 @@ const sw__kernels_t sw__kernels_avx512 = {
         [SW__K_Q4_K] = s_rows_q4_K,
         [SW__K_Q5_K] = s_rows_q5_K,
         [SW__K_Q6_K] = s_rows_q6_K,
+        [SW__K_IQ4_XS] = s_rows_iq4_xs,
     },
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,
