@@ -90,14 +90,13 @@ sw__rows_fn sw__avx2_rows_f32, sw__avx2_rows_f16, sw__avx2_rows_bf16, sw__avx2_r
 sw__rows_fn sw__avx2_rows_q4_1, sw__avx2_rows_q5_0, sw__avx2_rows_q5_1, sw__avx2_rows_iq4_nl;
 sw__rows_fn sw__avx2_rows_q2_K, sw__avx2_rows_q3_K, sw__avx2_rows_q5_K, sw__avx2_rows_iq4_xs;
 /*  The rows entries both x86 sets take from the AVX2 file (designated
- *  initializers for sw__kernels_t.rows); each set adds its own Q4_K, Q5_K,
- *  Q6_K and IQ4_XS. */
+ *  initializers for sw__kernels_t.rows); each set adds its own K-quants
+ *  (Q2_K..Q6_K) and IQ4_XS. */
 #define SW__AVX2_SHARED_ROWS                                                                      \
     [SW__K_F32] = sw__avx2_rows_f32, [SW__K_F16] = sw__avx2_rows_f16,                            \
     [SW__K_BF16] = sw__avx2_rows_bf16, [SW__K_Q4_1] = sw__avx2_rows_q4_1,                        \
     [SW__K_Q5_0] = sw__avx2_rows_q5_0, [SW__K_Q5_1] = sw__avx2_rows_q5_1,                        \
-    [SW__K_IQ4_NL] = sw__avx2_rows_iq4_nl, [SW__K_Q2_K] = sw__avx2_rows_q2_K,                    \
-    [SW__K_Q3_K] = sw__avx2_rows_q3_K
+    [SW__K_IQ4_NL] = sw__avx2_rows_iq4_nl
 #endif
 
 /*  Defines `attr void name(sw__rows_fn parameters)` over a dot product
@@ -130,6 +129,46 @@ sw__rows_fn sw__avx2_rows_q2_K, sw__avx2_rows_q3_K, sw__avx2_rows_q5_K, sw__avx2
             }                                                                                                 \
         }                                                                                                     \
     }
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+/*  Q2_K / Q3_K block at blk: its 16 sub-block scales as int8 in *sc8 (Q3_K:
+ *  the 6-bit value - 32; Q2_K: the low nibbles), the Q2_K mins in *mn8
+ *  (zero for Q3_K), and the f16 factors d (*dw) and dmin (*dmw, 0 for Q3_K),
+ *  unpacked in registers (scalar stores followed by a vector load would
+ *  stall on store forwarding). Layouts in sw_dtype.h. */
+static inline __attribute__((always_inline, target("avx2,f16c"))) void
+sw__q23_scales(const uint8_t *blk, int q3, __m128i *sc8, __m128i *mn8, float *dw, float *dmw)
+{
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    sw_f16_t h16;
+    if (q3) {
+        uint64_t lo8;
+        uint32_t a2;
+        memcpy(&lo8, blk + 96, 8);
+        memcpy(&a2, blk + 104, 4);
+        __m128i v = _mm_cvtsi64_si128((long long) lo8);
+        __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+        __m128i hi = _mm_setr_epi32((int) (a2 & 0x03030303u), (int) ((a2 >> 2) & 0x03030303u),
+                                    (int) ((a2 >> 4) & 0x03030303u), (int) ((a2 >> 6) & 0x03030303u));
+        *sc8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+        *mn8 = _mm_setzero_si128();
+        memcpy(&h16, blk + 108, 2);
+        *dw = _cvtsh_ss(h16);
+        *dmw = 0.0f;
+    } else {
+        __m128i v = _mm_loadu_si128((const __m128i *) blk);
+        *sc8 = _mm_and_si128(v, m4);
+        *mn8 = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+        memcpy(&h16, blk + 80, 2);
+        *dw = _cvtsh_ss(h16);
+        memcpy(&h16, blk + 82, 2);
+        *dmw = _cvtsh_ss(h16);
+    }
+}
+#endif
 
 /*  Scalar helpers shared by the kernel sets. */
 void sw__quant_scalar(const float *x, int64_t n_in, int8_t *xq, float *xd, int32_t *xb, int bias_mul);

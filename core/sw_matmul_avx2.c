@@ -217,32 +217,8 @@ SW_AVX2_INLINE void s_dot_q23(const uint8_t *w, const sw_block_q8_K *const *x, i
         /* scales (and mins) as 16 i16 built in registers: scalar stores
          * followed by a vector load would stall on store forwarding */
         __m128i sc8, mn8;
-        float dw, dmw = 0.0f;
-        sw_f16_t h16;
-        if (q3) {
-            const uint8_t *p = blk + 96;
-            uint64_t lo8;
-            uint32_t a2;
-            memcpy(&lo8, p, 8);
-            memcpy(&a2, p + 8, 4);
-            __m128i v = _mm_cvtsi64_si128((long long) lo8);
-            __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, _mm_set1_epi8(0x0f)),
-                                            _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0f)));
-            __m128i hi = _mm_setr_epi32((int) (a2 & 0x03030303u), (int) ((a2 >> 2) & 0x03030303u),
-                                        (int) ((a2 >> 4) & 0x03030303u), (int) ((a2 >> 6) & 0x03030303u));
-            sc8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
-            mn8 = _mm_setzero_si128();
-            memcpy(&h16, blk + 108, 2);
-            dw = s_f16(h16);
-        } else {
-            __m128i v = _mm_loadu_si128((const __m128i *) blk);
-            sc8 = _mm_and_si128(v, _mm_set1_epi8(0x0f));
-            mn8 = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0f));
-            memcpy(&h16, blk + 80, 2);
-            dw = s_f16(h16);
-            memcpy(&h16, blk + 82, 2);
-            dmw = s_f16(h16);
-        }
+        float dw, dmw;
+        sw__q23_scales(blk, q3, &sc8, &mn8, &dw, &dmw);
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
         /* Q3_K: the offset term 4*sc; Q2_K: the mins */
         const __m256i mn16 = q3 ? _mm256_slli_epi16(sc16, 2) : _mm256_cvtepu8_epi16(mn8);
@@ -627,6 +603,8 @@ const sw__kernels_t sw__kernels_avx2 = {
         [SW__K_Q5_K] = sw__avx2_rows_q5_K,
         [SW__K_Q6_K] = sw__avx2_rows_q6_K,
         [SW__K_IQ4_XS] = sw__avx2_rows_iq4_xs,
+        [SW__K_Q2_K] = sw__avx2_rows_q2_K,
+        [SW__K_Q3_K] = sw__avx2_rows_q3_K,
     },
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,

@@ -339,10 +339,83 @@ SW_512_INLINE void s_dot_iq4_xs(const uint8_t *row, const sw_block_q8_K *const *
     }
 }
 
+/*  Q2_K and Q3_K: weight vector 2n + k = elements 128n + 64k .. +63, the
+ *  2-bit codes at bits 4k (lower 32) and 4k + 2 (upper 32) of
+ *  qs[32n..32n+31]; Q3_K adds 4 where bit 4n + 2k (+1 for the upper half)
+ *  of hmask[l] is set and takes 4 off through the sums (u - 4). Sub-blocks
+ *  of 16 = i16 lanes of 8, as Q6_K. Q2_K's mins through the sums of 16. */
+SW_512_INLINE void s_dot_q23(const uint8_t *w, const sw_block_q8_K *const *x, int64_t nb, float *out, const int T,
+                             const int q3)
+{
+    const size_t bb = q3 ? sizeof(sw_block_q3_K) : sizeof(sw_block_q2_K);
+    const __m512i m2 = _mm512_set1_epi8(3);
+    __m512 acc[S_KT];
+    __m256 accm[S_KT];
+    for (int t = 0; t < S_KT; t++) {
+        acc[t] = _mm512_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + (size_t) b * bb;
+        const uint8_t *qs = blk + (q3 ? 32 : 16);
+        __m128i sc8, mn8;
+        float dw, dmw;
+        sw__q23_scales(blk, q3, &sc8, &mn8, &dw, &dmw);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        const __m512i sc16z = _mm512_castsi256_si512(sc16);
+        const __m256i mn16 = q3 ? _mm256_slli_epi16(sc16, 2) : _mm256_cvtepu8_epi16(mn8);
+        const __m512i hm = q3 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) blk)) : _mm512_setzero_si512();
+        __m512i q[4], scv[4];
+        for (int n = 0; n < 2; n++) {
+            const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (qs + 32 * n)));
+            for (int k = 0; k < 2; k++) {
+                __m512i sh = _mm512_inserti64x4(_mm512_set1_epi16((short) (4 * k)), _mm256_set1_epi16((short) (4 * k + 2)), 1);
+                __m512i u = _mm512_and_si512(_mm512_srlv_epi16(v, sh), m2);
+                if (q3) {
+                    __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char) (1 << (4 * n + 2 * k))),
+                                                     _mm256_set1_epi8((char) (1 << (4 * n + 2 * k + 1))), 1);
+                    u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(hm, bit), _mm512_set1_epi8(4)));
+                }
+                q[2 * n + k] = u;
+                __m512i idx = _mm512_add_epi16(_mm512_set1_epi16((short) (8 * n + 4 * k)),
+                                               _mm512_srli_epi16(_mm512_setr_epi32(0x00010000, 0x00030002, 0x00050004, 0x00070006,
+                                                                                   0x00090008, 0x000b000a, 0x000d000c, 0x000f000e,
+                                                                                   0x00110010, 0x00130012, 0x00150014, 0x00170016,
+                                                                                   0x00190018, 0x001b001a, 0x001d001c, 0x001f001e), 3));
+                scv[2 * n + k] = _mm512_permutexvar_epi16(idx, sc16z);
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m512i sumi = _mm512_setzero_si512();
+            for (int v = 0; v < 4; v++) {
+                __m512i xv = _mm512_loadu_si512((const void *) (xb->qs + 64 * v));
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[v], xv), scv[v]);
+            }
+            __m256i summ = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *) xb->bsums));
+            if (q3) {
+                sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(summ));
+            } else {
+                accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb->d), _mm256_cvtepi32_ps(summ), accm[t]);
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(dw * xb->d), _mm512_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        __m256 m = accm[t];
+        __m128 m4s = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4s = _mm_add_ps(m4s, _mm_movehl_ps(m4s, m4s));
+        m4s = _mm_add_ss(m4s, _mm_movehdup_ps(m4s));
+        out[t] = _mm512_reduce_add_ps(acc[t]) - _mm_cvtss_f32(m4s);
+    }
+}
+
 SW__ROWS_FN(SW_512 static, s_rows_q4_K, s_dot_k45, 0, sw_block_q8_K, SW_QK_K)
 SW__ROWS_FN(SW_512 static, s_rows_q5_K, s_dot_k45, 1, sw_block_q8_K, SW_QK_K)
 SW__ROWS_FN(SW_512 static, s_rows_q6_K, s_dot_q6_K, 0, sw_block_q8_K, SW_QK_K)
 SW__ROWS_FN(SW_512 static, s_rows_iq4_xs, s_dot_iq4_xs, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_q2_K, s_dot_q23, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_q3_K, s_dot_q23, 1, sw_block_q8_K, SW_QK_K)
 
 const sw__kernels_t sw__kernels_avx512 = {
     .name = "avx512vnni",
@@ -352,6 +425,8 @@ const sw__kernels_t sw__kernels_avx512 = {
         [SW__K_Q5_K] = s_rows_q5_K,
         [SW__K_Q6_K] = s_rows_q6_K,
         [SW__K_IQ4_XS] = s_rows_iq4_xs,
+        [SW__K_Q2_K] = s_rows_q2_K,
+        [SW__K_Q3_K] = s_rows_q3_K,
     },
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,
