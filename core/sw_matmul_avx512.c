@@ -151,6 +151,26 @@ SW_512 static void s_quant(const float *x, int64_t n_in, int8_t *xq, float *xd, 
 
 #define S_KT 4 /* tokens per pass (SW__ROWS_FN) */
 
+/*  The 8 lanes of v summed. */
+SW_512_INLINE float s_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/*  i16 lane i of a zmm of 64 weights (elements 2i, 2i+1) belongs to
+ *  sub-block first + i/8 of 16: the vpermw index that spreads 16 i16
+ *  sub-block scales over the lanes. */
+SW_512_INLINE __m512i s_sub16_idx(int first)
+{
+    const __m512i lane = _mm512_setr_epi32(0x00010000, 0x00030002, 0x00050004, 0x00070006, 0x00090008, 0x000b000a,
+                                           0x000d000c, 0x000f000e, 0x00110010, 0x00130012, 0x00150014, 0x00170016,
+                                           0x00190018, 0x001b001a, 0x001d001c, 0x001f001e);
+    return _mm512_add_epi16(_mm512_set1_epi16((short) first), _mm512_srli_epi16(lane, 3));
+}
+
 /*  Q4_K and Q5_K: weight vector g (0..3) = sub-blocks 2g, 2g+1 = the low
  *  and high nibbles of qs[32g..32g+31]: broadcast, shift the upper half by 4. */
 SW_512_INLINE void s_dot_k45(const uint8_t *w, const sw_block_q8_K *const *x, int64_t nb, float *out, const int T,
@@ -214,13 +234,8 @@ SW_512_INLINE void s_dot_k45(const uint8_t *w, const sw_block_q8_K *const *x, in
             accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb->d), _mm256_cvtepi32_ps(summ), accm[t]);
         }
     }
-    for (int t = 0; t < T; t++) {
-        __m256 m = accm[t];
-        __m128 m4s = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4s = _mm_add_ps(m4s, _mm_movehl_ps(m4s, m4s));
-        m4s = _mm_add_ss(m4s, _mm_movehdup_ps(m4s));
-        out[t] = _mm512_reduce_add_ps(acc[t]) - _mm_cvtss_f32(m4s);
-    }
+    for (int t = 0; t < T; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) - s_hsum8(accm[t]);
 }
 
 /*  Q6_K: weight vector 2h + k (h, k in 0..1) = elements 128h + 64k .. +63:
@@ -249,11 +264,7 @@ SW_512_INLINE void s_dot_q6_K(const uint8_t *row, const sw_block_q8_K *const *x,
                 __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(qh, sh), m2);
                 q[2 * h + k] = _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
                 /* i16 lane i covers elements 2i, 2i+1: sub-block 8h + 4k + i/8 */
-                __m512i idx = _mm512_add_epi16(_mm512_set1_epi16((short) (8 * h + 4 * k)),
-                                               _mm512_srli_epi16(_mm512_setr_epi32(0x00010000, 0x00030002, 0x00050004, 0x00070006,
-                                                                                   0x00090008, 0x000b000a, 0x000d000c, 0x000f000e,
-                                                                                   0x00110010, 0x00130012, 0x00150014, 0x00170016,
-                                                                                   0x00190018, 0x001b001a, 0x001d001c, 0x001f001e), 3));
+                __m512i idx = s_sub16_idx(8 * h + 4 * k);
                 scv[2 * h + k] = _mm512_permutexvar_epi16(idx, sc16z);
             }
         }
@@ -330,13 +341,8 @@ SW_512_INLINE void s_dot_iq4_xs(const uint8_t *row, const sw_block_q8_K *const *
             accb[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(off), _mm256_set1_ps(dw * xb->d), accb[t]);
         }
     }
-    for (int t = 0; t < T; t++) {
-        __m256 m = accb[t];
-        __m128 m4s = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4s = _mm_add_ps(m4s, _mm_movehl_ps(m4s, m4s));
-        m4s = _mm_add_ss(m4s, _mm_movehdup_ps(m4s));
-        out[t] = _mm512_reduce_add_ps(acc[t]) - 128.0f * _mm_cvtss_f32(m4s);
-    }
+    for (int t = 0; t < T; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) - 128.0f * s_hsum8(accb[t]);
 }
 
 /*  Q2_K and Q3_K: weight vector 2n + k = elements 128n + 64k .. +63, the
@@ -377,11 +383,7 @@ SW_512_INLINE void s_dot_q23(const uint8_t *w, const sw_block_q8_K *const *x, in
                     u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(hm, bit), _mm512_set1_epi8(4)));
                 }
                 q[2 * n + k] = u;
-                __m512i idx = _mm512_add_epi16(_mm512_set1_epi16((short) (8 * n + 4 * k)),
-                                               _mm512_srli_epi16(_mm512_setr_epi32(0x00010000, 0x00030002, 0x00050004, 0x00070006,
-                                                                                   0x00090008, 0x000b000a, 0x000d000c, 0x000f000e,
-                                                                                   0x00110010, 0x00130012, 0x00150014, 0x00170016,
-                                                                                   0x00190018, 0x001b001a, 0x001d001c, 0x001f001e), 3));
+                __m512i idx = s_sub16_idx(8 * n + 4 * k);
                 scv[2 * n + k] = _mm512_permutexvar_epi16(idx, sc16z);
             }
         }
@@ -401,13 +403,8 @@ SW_512_INLINE void s_dot_q23(const uint8_t *w, const sw_block_q8_K *const *x, in
             acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(dw * xb->d), _mm512_cvtepi32_ps(sumi), acc[t]);
         }
     }
-    for (int t = 0; t < T; t++) {
-        __m256 m = accm[t];
-        __m128 m4s = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4s = _mm_add_ps(m4s, _mm_movehl_ps(m4s, m4s));
-        m4s = _mm_add_ss(m4s, _mm_movehdup_ps(m4s));
-        out[t] = _mm512_reduce_add_ps(acc[t]) - _mm_cvtss_f32(m4s);
-    }
+    for (int t = 0; t < T; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) - s_hsum8(accm[t]);
 }
 
 SW__ROWS_FN(SW_512 static, s_rows_q4_K, s_dot_k45, 0, sw_block_q8_K, SW_QK_K)
