@@ -7,10 +7,12 @@
  *  For quantized W the activations are first quantized to the matching
  *  activation type (Q8_0 for the 32-element types Q8_0, Q4_0, Q4_1, Q5_0,
  *  Q5_1, IQ4_NL; Q8_K for the 256-element Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
- *  IQ4_XS), as ggml does, then integer dot products are taken; F32/F16/BF16 weights use f32
- *  arithmetic. Large products (many tokens) may go through OpenBLAS sgemm.
- *  Kernels: AVX2+FMA baseline on x86-64, AVX-512 (VNNI) picked at run time
- *  where the CPU has it, NEON on Arm, and a portable scalar path.
+ *  IQ4_XS), as ggml does, then integer dot products are taken; F32/F16/BF16
+ *  weights use f32 arithmetic. Large products (many tokens) may go through OpenBLAS sgemm.
+ *  Kernels: AVX2+FMA baseline on x86-64, AVX-512 (VNNI, with BMI2) picked at
+ *  run time where the CPU has it (its own kernels for Q8_0/Q4_0 tiles,
+ *  Q2_K..Q6_K and IQ4_XS, the AVX2 ones otherwise), NEON on Arm, and a
+ *  portable scalar path.
  *
  *  Thread safety: a sw_weight_t is read-only after init and may be shared by
  *  threads; sw_matmul uses the pool given and must not be called concurrently

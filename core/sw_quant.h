@@ -60,15 +60,16 @@ uint32_t sw_quant_file_type(sw_dtype_t type);
  *  mean on top so that none is ignored, and a block that is all 0 is
  *  weighted 1).
  *  Per block: the type's quantizer is run on x * c for 9 factors c in
- *  [0.8, 1.2] (Q4_K/Q5_K: sw_quantize_row_weighted, which also searches
+ *  [0.8, 1.2] (Q4_K/Q5_K/Q6_K: sw_quantize_row_weighted, which also searches
  *  each sub-block's scale and min under the weights), the block's f16 scale
  *  (d) and, where the format has one, its offset (Q4_1/Q5_1 m, K-quant
  *  dmin) are refitted by weighted least squares for the codes chosen, and
  *  the candidate with the least weighted error is kept (the idea of ggml's
  *  importance-matrix quantizers, not their code).
  *  Types without a block scale (F32, F16, BF16) are converted as by
- *  sw_quant_rows. About 20x slower than sw_quant_rows. Returns as
- *  sw_quant_rows. */
+ *  sw_quant_rows. Tens of times slower than sw_quant_rows (9 encodings
+ *  and 3 decodings per block, more for the K types). Returns as
+ *  sw_quant_rows; -1 also when out of memory. */
 int sw_quant_rows_weighted(sw_dtype_t type, const float *src, void *dst, int64_t ne0, int64_t n_rows,
                            const float *imp);
 
