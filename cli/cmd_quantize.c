@@ -18,12 +18,33 @@
 #include "sw_common.h"
 #include "sw_dtype.h"
 #include "sw_gguf.h"
+#include "sw_pool.h"
 #include "sw_quant.h"
 #include "swisd_cli.h"
 
+/*  sw_quant_rows_weighted over the pool: each thread its share of rows. */
+typedef struct {
+    sw_dtype_t type;
+    const float *src;   /* (rows, ne0) f32 */
+    uint8_t *dst;       /* rows of sw_dtype_row_size(type, ne0) bytes */
+    int64_t ne0, rows;
+    const float *imp;   /* (ne0) or NULL */
+    int rc[64];         /* per thread: 0 or -1 */
+} s_wjob_t;
+
+static void s_wjob(void *arg, int ith, int nth)
+{
+    s_wjob_t *j = arg;
+    const int64_t r0 = j->rows * ith / nth, r1 = j->rows * (ith + 1) / nth;
+    const size_t row = sw_dtype_row_size(j->type, j->ne0);
+    j->rc[ith % 64] |= sw_quant_rows_weighted(j->type, j->src + r0 * j->ne0, j->dst + (size_t) r0 * row, j->ne0,
+                                              r1 - r0, j->imp);
+}
+
 static void s_usage(FILE *out)
 {
-    fprintf(out, "usage: swisd quantize IN.gguf OUT.gguf TYPE [--imatrix FILE | --refine] [--chat-template FILE]\n"
+    fprintf(out, "usage: swisd quantize IN.gguf OUT.gguf TYPE [--imatrix FILE | --refine] [-t THREADS]\n"
+                 "                      [--chat-template FILE]\n"
                  "  TYPE: q4_K_M or q5_K_M (K-quants with q6_K for the output matrix and for attn_v and\n"
                  "  ffn_down of some blocks, as common K_M files; docs/models.md), or one type for every\n"
                  "  matrix: q8_0, q6_K, q5_K, q4_K, q3_K, q2_K, q5_1, q5_0, q4_1, q4_0, iq4_nl, iq4_xs,\n"
@@ -32,6 +53,7 @@ static void s_usage(FILE *out)
                  "  --imatrix FILE        round each block to minimise the error weighted by FILE's\n"
                  "                        activation statistics (swisd imatrix); matrices it lacks: weight 1\n"
                  "  --refine              the same search with every weight 1\n"
+                 "  -t THREADS            threads for that search (default 2)\n"
                  "  --chat-template FILE  set tokenizer.chat_template to FILE's text (a Jinja chat\n"
                  "                        template; the gateway recognizes its format, see docs)\n");
 }
@@ -45,6 +67,7 @@ int swisd_cmd_quantize(int argc, char **argv)
     char *chat_template = NULL;
     const char *imatrix_path = NULL;
     bool refine = false;
+    long threads = 2;
     if (argc < 4) {
         s_usage(stderr);
         return 2;
@@ -54,6 +77,13 @@ int swisd_cmd_quantize(int argc, char **argv)
             imatrix_path = argv[++a];
         } else if (!strcmp(argv[a], "--refine")) {
             refine = true;
+        } else if (!strcmp(argv[a], "-t") && a + 1 < argc) {
+            threads = strtol(argv[++a], NULL, 10);
+            if (threads < 1 || threads > 64) {
+                s_usage(stderr);
+                free(chat_template);
+                return 2;
+            }
         } else if (!strcmp(argv[a], "--chat-template") && a + 1 < argc && !chat_template) {
             const char *tp = argv[++a];
             FILE *f = fopen(tp, "rb");
@@ -94,6 +124,7 @@ int swisd_cmd_quantize(int argc, char **argv)
     float *f32 = NULL;
     void *q = NULL;
     size_t bytes_in = 0, bytes_out = 0;
+    sw_pool_t *pool = NULL; /* threads for the weighted rounding */
     if (!w || sw_gguf_writer_copy_kv(w, in, "") != 0 ||
         sw_gguf_writer_set_u32(w, "general.file_type", sw_quant_recipe_file_type(&recipe)) != 0 ||
         (chat_template && sw_gguf_writer_set_str(w, "tokenizer.chat_template", chat_template, strlen(chat_template)) != 0)) {
@@ -142,8 +173,20 @@ int swisd_cmd_quantize(int argc, char **argv)
         }
         if (it)
             imp = it->data;
-        const int enc = (imp || refine) ? sw_quant_rows_weighted(type, f32, q, t->ne[0], rows, imp)
-                                        : sw_quant_rows(type, f32, q, t->ne[0], rows);
+        int enc;
+        if (imp || refine) {
+            s_wjob_t job = {.type = type, .src = f32, .dst = q, .ne0 = t->ne[0], .rows = rows, .imp = imp};
+            if (!pool && !(pool = sw_pool_new((int) threads))) {
+                fprintf(stderr, "swisd quantize: cannot start %ld threads\n", threads);
+                goto done;
+            }
+            sw_pool_run(pool, s_wjob, &job);
+            enc = 0;
+            for (int k = 0; k < 64; k++)
+                enc |= job.rc[k];
+        } else {
+            enc = sw_quant_rows(type, f32, q, t->ne[0], rows);
+        }
         if (enc != 0 ||
             sw_gguf_writer_add_tensor(w, t->name, type, t->n_dims, t->ne, q) != 0) {
             fprintf(stderr, "swisd quantize: tensor %s: cannot encode as %s\n", t->name, sw_dtype_name(type));
@@ -164,6 +207,7 @@ done:
     free(f32);
     free(q);
     sw_gguf_writer_destroy(&w);
+    sw_pool_destroy(&pool);
     sw_gguf_destroy(&imx);
     sw_gguf_destroy(&in);
     return rc;

@@ -183,7 +183,10 @@ static void s_weighted_block(sw_dtype_t type, const float *x, const float *w, in
 {
     float *xc = scratch, *u = scratch + bs, *v = scratch + 2 * bs, *y = scratch + 3 * bs;
     double best = INFINITY;
-    for (int k = 0; k < 9; k++) {
+    /* the K types search their sub-block scales themselves (scaling x only
+     * scales what they choose): one candidate, c = 1 */
+    const bool own_search = w && (type == SW_DTYPE_Q4_K || type == SW_DTYPE_Q5_K || type == SW_DTYPE_Q6_K);
+    for (int k = own_search ? 4 : 0; k < (own_search ? 5 : 9); k++) {
         const float c = 0.8f + 0.05f * (float) k;
         for (int64_t i = 0; i < bs; i++)
             xc[i] = x[i] * c;
