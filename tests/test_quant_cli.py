@@ -11,7 +11,7 @@ Checks, on the repository's stories260K:
   b) quantize q4_K_M gives the documented types (narrow rows fall back:
      64-wide matrices Q5_0, the tied embeddings and the more-bits attn_v
      Q8_0, 172-wide ffn_down F32); with --imatrix the same types and other
-     bytes; the copies load and generate (swisd run);
+     bytes (the same for 1 and 2 threads); the copies load and generate;
   c) refusals: an imatrix entry of the wrong length (exit 1, naming it), a
      missing text (1), bad usage (2), an unknown recipe (2).
 usage: test_quant_cli.py [PATH_TO_swisd]   (default $SWISD_BUILD/cli/swisd)
@@ -75,6 +75,10 @@ with tempfile.TemporaryDirectory() as tmp:
     plain, weighted = os.path.join(tmp, "q.gguf"), os.path.join(tmp, "qi.gguf")
     r1 = run("quantize", model, plain, "q4_K_M")
     r2 = run("quantize", model, weighted, "q4_K_M", "--imatrix", imx)
+    one = os.path.join(tmp, "qi1.gguf")
+    r3 = run("quantize", model, one, "q4_K_M", "--imatrix", imx, "-t", "1")
+    h.check(r3.returncode == 0 and r2.returncode == 0 and open(one, "rb").read() == open(weighted, "rb").read(),
+            "--imatrix: the same bytes with 1 and 2 threads")
     h.check(r1.returncode == 0 and r2.returncode == 0, f"quantize q4_K_M: {r1.stderr[-200:]} {r2.stderr[-200:]}")
     if r1.returncode == 0 and r2.returncode == 0:
         a, b = Gguf(plain), Gguf(weighted)
