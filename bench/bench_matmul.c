@@ -2,7 +2,7 @@
  *
  *  usage: bench_matmul [types] [threads]     e.g. bench_matmul q8_0,q4_0 2
  *         bench_matmul [types] model         part 2 only
- *         bench_matmul [types] decode        part 3 only
+ *         bench_matmul [types] decode        part 3 only (no types: every quantized one)
  *
  *  Part 1, per shape (n_in x n_out) and type: n_tok 1 (decode) and 128
  *  (prefill), 1 and 2 threads. Enough weight copies are cycled that decode
@@ -309,10 +309,13 @@ static void bench_decode(const char *types_arg, sw_pool_t *pools[2])
 int main(int argc, char **argv)
 {
     const char *types_arg = argc > 1 ? argv[1] : "q8_0,q4_0,q4_K,q6_K,f16,f32";
+    const int decode = (argc > 2 && strcmp(argv[2], "decode") == 0) || (argc == 2 && strcmp(argv[1], "decode") == 0);
+    if (argc == 2 && decode) /* every quantized type */
+        types_arg = "q4_K,q5_K,q6_K,q8_0,q4_0,q2_K,q3_K,iq4_xs,q4_1,q5_0,q5_1,iq4_nl";
     int only_model = argc > 2 && strcmp(argv[2], "model") == 0;
     printf("kernels: %s\n", sw_matmul_kernel_name());
     sw_pool_t *pools[2] = { sw_pool_new(1), sw_pool_new(2) };
-    if (argc > 2 && strcmp(argv[2], "decode") == 0) {
+    if (decode) {
         bench_decode(types_arg, pools);
         sw_pool_destroy(&pools[0]);
         sw_pool_destroy(&pools[1]);
