@@ -130,8 +130,26 @@ sw__rows_fn sw__avx2_rows_q2_K, sw__avx2_rows_q3_K, sw__avx2_rows_q5_K, sw__avx2
         }                                                                                                     \
     }
 
+#include <string.h>
+
+/*  The 6-bit scales and mins of a Q4_K / Q5_K block (its 12 packed bytes at
+ *  s, sw_dtype.h) as 4 bytes per u32, in registers: scales of sub-blocks
+ *  0..3 in *sc_lo, 4..7 in *sc_hi, mins likewise. */
+static inline void sw__k4_scales(const uint8_t *s, uint32_t *sc_lo, uint32_t *sc_hi, uint32_t *mn_lo, uint32_t *mn_hi)
+{
+    uint32_t a0, a1, a2;
+    memcpy(&a0, s, 4);
+    memcpy(&a1, s + 4, 4);
+    memcpy(&a2, s + 8, 4);
+    *sc_lo = a0 & 0x3f3f3f3fu;
+    *mn_lo = a1 & 0x3f3f3f3fu;
+    *sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
+    *mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
+
 #include <string.h>
 
 /*  Q2_K / Q3_K block at blk: its 16 sub-block scales as int8 in *sc8 (Q3_K:

@@ -142,23 +142,19 @@ SW_AVX2_INLINE void s_dot_k45(const uint8_t *w, const sw_block_q8_K *const *x, i
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const size_t bb = q5 ? sizeof(sw_block_q5_K) : sizeof(sw_block_q4_K);
-    __m256 acc[S_KT];
-    float acc_m[S_KT];
-    for (int t = 0; t < S_KT; t++) {
-        acc[t] = _mm256_setzero_ps();
-        acc_m[t] = 0.0f;
-    }
+    __m256 acc[S_KT], accm[S_KT];
+    for (int t = 0; t < S_KT; t++)
+        acc[t] = accm[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + (size_t) b * bb;
-        const uint8_t *s = blk + 4;
         const uint8_t *qs = blk + (q5 ? 48 : 16);
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 4; j++) {
-            sc[j] = s[j] & 63;
-            mn[j] = s[j + 4] & 63;
-            sc[j + 4] = (uint8_t) ((s[j + 8] & 0x0f) | ((s[j] >> 6) << 4));
-            mn[j + 4] = (uint8_t) ((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
-        }
+        /* scales as scalars in registers, mins as a vector of 16 i16 (each
+         * twice, against the Q8_K sums of 16) */
+        uint32_t sc_lo, sc_hi, mn_lo, mn_hi;
+        sw__k4_scales(blk + 4, &sc_lo, &sc_hi, &mn_lo, &mn_hi);
+        const uint64_t sc64 = (uint64_t) sc_lo | ((uint64_t) sc_hi << 32);
+        const __m128i mnb = _mm_setr_epi32((int) mn_lo, (int) mn_hi, 0, 0);
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mnb, mnb));
         __m256i q[8];
         for (int g = 0; g < 4; g++) {
             __m256i v = _mm256_loadu_si256((const __m256i *) (qs + 32 * g));
@@ -179,23 +175,23 @@ SW_AVX2_INLINE void s_dot_k45(const uint8_t *w, const sw_block_q8_K *const *x, i
         memcpy(&d16, blk, 2);
         memcpy(&dm16, blk + 2, 2);
         const float dw = s_f16(d16), dmw = s_f16(dm16);
+        __m256i scv[8];
+        for (int j = 0; j < 8; j++)
+            scv[j] = _mm256_set1_epi16((short) ((sc64 >> (8 * j)) & 0xff));
         for (int t = 0; t < T; t++) {
             const sw_block_q8_K *xb = &x[t][b];
-            int32_t summ = 0;
-            for (int j = 0; j < 8; j++)
-                summ += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+            __m256i summ = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *) xb->bsums));
             __m256i sumi = _mm256_setzero_si256();
             for (int j = 0; j < 8; j++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *) (xb->qs + 32 * j));
-                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], xv), _mm256_set1_epi16(sc[j]));
-                sumi = _mm256_add_epi32(sumi, p);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], xv), scv[j]));
             }
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(sumi), acc[t]);
-            acc_m[t] += dmw * xb->d * (float) summ;
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb->d), _mm256_cvtepi32_ps(summ), accm[t]);
         }
     }
     for (int t = 0; t < T; t++)
-        out[t] = s_hsum(acc[t]) - acc_m[t];
+        out[t] = s_hsum(_mm256_sub_ps(acc[t], accm[t]));
 }
 
 /*  Q2_K and Q3_K: 16 sub-blocks of 16 with 2-bit codes; q[k] (k = 4n + j)

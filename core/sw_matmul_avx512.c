@@ -191,13 +191,8 @@ SW_512_INLINE void s_dot_k45(const uint8_t *w, const sw_block_q8_K *const *x, in
         const uint8_t *qs = blk + (q5 ? 48 : 16);
         /* the 6-bit scales and mins in registers (stores then a vector load
          * would stall on store forwarding): 4 bytes per u32 */
-        uint32_t a0, a1, a2;
-        memcpy(&a0, s, 4);
-        memcpy(&a1, s + 4, 4);
-        memcpy(&a2, s + 8, 4);
-        const uint32_t sc_lo = a0 & 0x3f3f3f3fu, mn_lo = a1 & 0x3f3f3f3fu;
-        const uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
-        const uint32_t mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
+        uint32_t sc_lo, sc_hi, mn_lo, mn_hi;
+        sw__k4_scales(s, &sc_lo, &sc_hi, &mn_lo, &mn_hi);
         const __m512i sc8 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_setr_epi32((int) sc_lo, (int) sc_hi, 0, 0)));
         const __m128i mnb = _mm_setr_epi32((int) mn_lo, (int) mn_hi, 0, 0);
         const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mnb, mnb)); /* each min twice: per 16 */
