@@ -485,13 +485,13 @@ static void s_q_q8_K(const float *x, sw_block_q8_K *b, int64_t nb)
  *  packed into scales[12] (sw_k4_scale_min layout). Writes the f16 d and
  *  dmin and the codes q[256] (element order). */
 /*  Weighted choice of one sub-block's affine map x ~ scale * q - mn (q in
- *  0..nmax, mn >= 0): for 21 code spacings around the range's, the codes
- *  are rounded and (scale, mn) refitted by weighted least squares; the pair
- *  with the least weighted error wins (w: 32 weights > 0). */
-static void s_k4_sub_weighted(const float *x, const float *w, int nmax, float *scale_out, float *min_out)
+ *  0..nmax, mn >= 0) for its n values: for 21 code spacings around the
+ *  range's, the codes are rounded and (scale, mn) refitted by weighted least
+ *  squares; the pair with the least weighted error wins (w: n weights > 0). */
+static void s_k4_sub_weighted(const float *x, const float *w, int n, int nmax, float *scale_out, float *min_out)
 {
     float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
-    for (int j = 0; j < 32; j++) {
+    for (int j = 0; j < n; j++) {
         lo = fminf(lo, x[j]);
         hi = fmaxf(hi, x[j]);
     }
@@ -503,7 +503,7 @@ static void s_k4_sub_weighted(const float *x, const float *w, int nmax, float *s
     for (int k = -10; k <= 10; k++) {
         const float iscale = ((float) nmax + 0.1f * (float) k) / (hi - lo);
         double sw = 0, sq = 0, sqq = 0, sx = 0, sqx = 0;
-        for (int j = 0; j < 32; j++) {
+        for (int j = 0; j < n; j++) {
             int q = s_nearest_int(iscale * (x[j] - lo));
             q = q < 0 ? 0 : q > nmax ? nmax : q;
             sw += w[j];
@@ -524,7 +524,7 @@ static void s_k4_sub_weighted(const float *x, const float *w, int nmax, float *s
         if (a <= 0)
             continue;
         double err = 0;
-        for (int j = 0; j < 32; j++) {
+        for (int j = 0; j < n; j++) {
             int q = s_nearest_int((float) ((x[j] - b) / a));
             q = q < 0 ? 0 : q > nmax ? nmax : q;
             const double e = a * q + b - x[j];
@@ -545,7 +545,7 @@ static void s_k4_encode(const float *xb, const float *w, int nmax, sw_f16_t *d_o
     float scale[8], minv[8], max_scale = 0.0f, max_min = 0.0f;
     for (int s = 0; s < 8; s++) {
         if (w) {
-            s_k4_sub_weighted(xb + 32 * s, w + 32 * s, nmax, &scale[s], &minv[s]);
+            s_k4_sub_weighted(xb + 32 * s, w + 32 * s, 32, nmax, &scale[s], &minv[s]);
         } else {
             float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
             for (int j = 0; j < 32; j++) {
@@ -859,19 +859,24 @@ static void s_put_q2(uint8_t *qs, int e, int v)
     qs[32 * (e / 128) + e % 32] |= (uint8_t) ((v & 3) << (2 * ((e % 128) / 32)));
 }
 
-static void s_q_q2_K(const float *x, sw_block_q2_K *b, int64_t nb)
+/*  w: NULL, or 256 weights per block > 0 for the weighted sub-block search. */
+static void s_q_q2_K(const float *x, const float *w, sw_block_q2_K *b, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++) {
         const float *xb = x + SW_QK_K * i;
         float scale[16], minv[16], max_scale = 0.0f, max_min = 0.0f;
         for (int s = 0; s < 16; s++) {
-            float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
-            for (int j = 0; j < 16; j++) {
-                lo = fminf(lo, xb[16 * s + j]);
-                hi = fmaxf(hi, xb[16 * s + j]);
+            if (w) {
+                s_k4_sub_weighted(xb + 16 * s, w + SW_QK_K * i + 16 * s, 16, 3, &scale[s], &minv[s]);
+            } else {
+                float lo = 0.0f, hi = 0.0f; /* range always includes 0 */
+                for (int j = 0; j < 16; j++) {
+                    lo = fminf(lo, xb[16 * s + j]);
+                    hi = fmaxf(hi, xb[16 * s + j]);
+                }
+                scale[s] = (hi - lo) / 3.0f;
+                minv[s] = -lo;
             }
-            scale[s] = (hi - lo) / 3.0f;
-            minv[s] = -lo;
             max_scale = fmaxf(max_scale, scale[s]);
             max_min = fmaxf(max_min, minv[s]);
         }
@@ -882,7 +887,7 @@ static void s_q_q2_K(const float *x, sw_block_q2_K *b, int64_t nb)
         for (int s = 0; s < 16; s++) {
             int a = d > 0.0f ? s_nearest_int(scale[s] / d) : 0;
             int m = dmin > 0.0f ? s_nearest_int(minv[s] / dmin) : 0;
-            if (dmin > 0.0f && m < 15 && dmin * m < minv[s])
+            if (!w && dmin > 0.0f && m < 15 && dmin * m < minv[s])
                 m++;
             a = a < 0 ? 0 : a > 15 ? 15 : a;
             m = m < 0 ? 0 : m > 15 ? 15 : m;
@@ -896,7 +901,8 @@ static void s_q_q2_K(const float *x, sw_block_q2_K *b, int64_t nb)
     }
 }
 
-static void s_q_q3_K(const float *x, sw_block_q3_K *b, int64_t nb)
+/*  w: NULL, or 256 weights per block > 0 for the weighted sub-block search. */
+static void s_q_q3_K(const float *x, const float *w, sw_block_q3_K *b, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++) {
         const float *xb = x + SW_QK_K * i;
@@ -905,7 +911,8 @@ static void s_q_q3_K(const float *x, sw_block_q3_K *b, int64_t nb)
             float amax = 0.0f;
             for (int j = 0; j < 16; j++)
                 amax = fmaxf(amax, fabsf(xb[16 * s + j]));
-            scale[s] = amax / 4.0f; /* codes -4..3 */
+            scale[s] = w ? s_sym_scale_weighted(xb + 16 * s, w + SW_QK_K * i + 16 * s, 16, 3)
+                         : amax / 4.0f; /* codes -4..3 */
             max_scale = fmaxf(max_scale, scale[s]);
         }
         b[i].d = sw_f32_to_f16(max_scale / 31.0f);
@@ -967,8 +974,8 @@ int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n)
     case SW_DTYPE_Q5_1: s_q_q5_1(src, dst, nb); return 0;
     case SW_DTYPE_IQ4_NL: s_q_iq4_nl(src, dst, nb); return 0;
     case SW_DTYPE_IQ4_XS: s_q_iq4_xs(src, dst, nb); return 0;
-    case SW_DTYPE_Q2_K: s_q_q2_K(src, dst, nb); return 0;
-    case SW_DTYPE_Q3_K: s_q_q3_K(src, dst, nb); return 0;
+    case SW_DTYPE_Q2_K: s_q_q2_K(src, NULL, dst, nb); return 0;
+    case SW_DTYPE_Q3_K: s_q_q3_K(src, NULL, dst, nb); return 0;
     }
     return -1;
 }
@@ -985,6 +992,8 @@ int sw_quantize_row_weighted(sw_dtype_t type, const float *src, void *dst, int64
     case SW_DTYPE_Q4_K: s_q_q4_K(src, w, dst, n / bs); return 0;
     case SW_DTYPE_Q5_K: s_q_q5_K(src, w, dst, n / bs); return 0;
     case SW_DTYPE_Q6_K: s_q_q6_K(src, w, dst, n / bs); return 0;
+    case SW_DTYPE_Q2_K: s_q_q2_K(src, w, dst, n / bs); return 0;
+    case SW_DTYPE_Q3_K: s_q_q3_K(src, w, dst, n / bs); return 0;
     default: return sw_quantize_row(type, src, dst, n);
     }
 }

@@ -169,8 +169,9 @@ int sw_quantize_row(sw_dtype_t type, const float *src, void *dst, int64_t n);
  *  NULL = sw_quantize_row) for the types that search their sub-block scales
  *  for the least weighted squared error: Q4_K and Q5_K (each sub-block of
  *  32: 21 code spacings around its range's, (scale, min) refitted by
- *  weighted least squares, the best kept) and Q6_K (each sub-block of 16:
- *  its symmetric scale likewise). Other types ignore w. Returns 0,
+ *  weighted least squares, the best kept), Q2_K (sub-blocks of 16, the
+ *  same), Q6_K and Q3_K (each sub-block of 16: its symmetric scale
+ *  likewise). Other types ignore w. Returns 0,
  *  or -1 (also for a weight <= 0 or not finite). */
 int sw_quantize_row_weighted(sw_dtype_t type, const float *src, void *dst, int64_t n, const float *w);
 

@@ -185,7 +185,8 @@ static void s_weighted_block(sw_dtype_t type, const float *x, const float *w, in
     double best = INFINITY;
     /* the K types search their sub-block scales themselves (scaling x only
      * scales what they choose): one candidate, c = 1 */
-    const bool own_search = w && (type == SW_DTYPE_Q4_K || type == SW_DTYPE_Q5_K || type == SW_DTYPE_Q6_K);
+    const bool own_search = w && (type == SW_DTYPE_Q2_K || type == SW_DTYPE_Q3_K || type == SW_DTYPE_Q4_K ||
+                                  type == SW_DTYPE_Q5_K || type == SW_DTYPE_Q6_K);
     for (int k = own_search ? 4 : 0; k < (own_search ? 5 : 9); k++) {
         const float c = 0.8f + 0.05f * (float) k;
         for (int64_t i = 0; i < bs; i++)

@@ -60,9 +60,9 @@ uint32_t sw_quant_file_type(sw_dtype_t type);
  *  mean on top so that none is ignored, and a block that is all 0 is
  *  weighted 1).
  *  Per block: the type's quantizer is run on x * c for 9 factors c in
- *  [0.8, 1.2] (Q4_K/Q5_K/Q6_K: once, c = 1, with sw_quantize_row_weighted,
- *  which searches each sub-block's scale and min under the weights), the
- *  block's f16 scale
+ *  [0.8, 1.2] (the K types Q2_K..Q6_K: once, c = 1, with
+ *  sw_quantize_row_weighted, which searches each sub-block's scale and min
+ *  under the weights), the block's f16 scale
  *  (d) and, where the format has one, its offset (Q4_1/Q5_1 m, K-quant
  *  dmin) are refitted by weighted least squares for the codes chosen, and
  *  the candidate with the least weighted error is kept (the idea of ggml's
