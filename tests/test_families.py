@@ -28,7 +28,6 @@ the types being added in another branch) is reported as SKIP naming the
 type; any other failure to load is a failure.
 usage: test_families.py SWISD
 """
-import hashlib
 import json
 import math
 import os
@@ -38,12 +37,12 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import families  # noqa: E402
 import harness  # noqa: E402
 
 swisd = sys.argv[1]
 PENDING = {"Q4_1", "Q5_0", "Q5_1", "Q5_K", "Q3_K", "Q2_K", "IQ4_NL", "IQ4_XS"}
 MOE = {"mixtral", "qwen3moe"}
-SEED = "20260701"
 
 failed = 0
 checked = 0
@@ -56,55 +55,10 @@ def fail(what):
     print("FAIL:", what, flush=True)
 
 
-def readme_sha256(folder):
-    """{file name: sha256} from the README's checksum table."""
-    sums = {}
-    with open(os.path.join(folder, "README.md"), encoding="utf-8") as f:
-        for line in f:
-            m = re.match(r"\|\s*([\w.-]+\.gguf)\s*\|\s*\d+\s*\|[^|]*\|\s*`([0-9a-f]{64})`\s*\|", line)
-            if m:
-                sums[m.group(1)] = m.group(2)
-    return sums
-
-
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def cache_dir():
-    d = os.environ.get("SWISD_FAMILY_CACHE") or os.path.join(tempfile.gettempdir(),
-                                                              f"swisd-families-{os.getuid()}")
-    os.makedirs(d, exist_ok=True)
-    return d
-
-
 def model_file(folder, stem, sums):
-    """The GGUF of `stem` (e.g. "qwen3-f16"): the folder's, or regenerated."""
-    name = stem + ".gguf"
-    path = os.path.join(folder, name)
-    if os.path.exists(path):
-        return path
-    family, typ = stem.rsplit("-", 1)
-    if typ != "f16" or name not in sums:
-        fail(f"{name} is neither in {folder} nor regenerable (only f16 files are)")
-        return None
-    path = os.path.join(cache_dir(), name)
-    if os.path.exists(path) and sha256(path) == sums[name]:
-        return path
-    tmp = path + f".{os.getpid()}.tmp"
-    spm = os.path.join(harness.test_data_dir(), "models", "stories260K", "stories260K.f32.gguf")
-    r = subprocess.run([sys.executable, os.path.join(folder, "synth_family.py"), family, tmp, "--seed", SEED,
-                        "--spm-vocab", spm], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        fail(f"synth_family.py {family}: {r.stderr[-400:]}")
-        return None
-    got = sha256(tmp)
-    if got != sums[name]:
-        os.unlink(tmp)
-        fail(f"regenerated {name} has sha256 {got}, the README lists {sums[name]}")
-        return None
-    os.replace(tmp, path)
+    path, err = families.model_file(folder, stem, sums)
+    if err:
+        fail(err)
     return path
 
 
@@ -171,7 +125,7 @@ def body():
     if folder is None:
         return harness.in_ci()
     folder = os.path.dirname(folder)
-    sums = readme_sha256(folder)
+    sums = families.readme_sha256(folder)
     if len(sums) < 39:
         fail(f"the README's checksum table has {len(sums)} rows, expected 39")
     stems = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".json") and not f.endswith(".ggml.json"))
