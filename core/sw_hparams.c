@@ -98,15 +98,25 @@ static int s_experts(const sw_gguf_t *g, const char *arch, sw_hparams_t *hp, cha
     return 0;
 }
 
-static int s_rope(const sw_gguf_t *g, const char *arch, sw_hparams_t *hp, char *err, size_t errlen)
+/* A RoPE base frequency key ARCH.SUFFIX into *out when present (> 1,
+ * finite). 0 (absent or read), or -1 with the reason. */
+static int s_rope_base(const sw_gguf_t *g, const char *arch, const char *suffix, float *out, char *err,
+                       size_t errlen)
 {
     float f;
+    if (s_f32(g, arch, suffix, &f) != 0)
+        return 0;
+    if (!(f > 1.0f) || !isfinite(f))
+        return sw_err(err, errlen, "%s.%s = %g is invalid", arch, suffix, f);
+    *out = f;
+    return 0;
+}
+
+static int s_rope(const sw_gguf_t *g, const char *arch, sw_hparams_t *hp, char *err, size_t errlen)
+{
     hp->rope_theta = 10000.0f;
-    if (s_f32(g, arch, "rope.freq_base", &f) == 0) {
-        if (!(f > 1.0f) || !isfinite(f))
-            return sw_err(err, errlen, "%s.rope.freq_base = %g is invalid", arch, f);
-        hp->rope_theta = f;
-    }
+    if (s_rope_base(g, arch, "rope.freq_base", &hp->rope_theta, err, errlen) != 0)
+        return -1;
     hp->rope_scale = 1.0f;
     char key[128], type[32] = "";
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
@@ -114,25 +124,17 @@ static int s_rope(const sw_gguf_t *g, const char *arch, sw_hparams_t *hp, char *
         return sw_err(err, errlen, "%s is not a short string", key);
     if (type[0] && strcmp(type, "none") && strcmp(type, "linear"))
         return sw_err(err, errlen, "%s = '%s' is not supported (none, linear)", key, type);
+    float f;
     if (!strcmp(type, "linear")) {
         if (s_f32(g, arch, "rope.scaling.factor", &f) != 0 || !(f >= 1.0f && f <= 1024.0f))
             return sw_err(err, errlen, "%s.rope.scaling.factor is missing or not in [1, 1024]", arch);
         hp->rope_scale = 1.0f / f;
     }
-    /* sliding-window layers: their own base (gemma3) and no scaling */
-    hp->rope_theta_swa = hp->rope_theta;
-    hp->rope_scale_swa = hp->rope_scale;
-    if (hp->arch == SW_ARCH_GEMMA3) {
-        hp->rope_theta_swa = 10000.0f;
-        hp->rope_scale_swa = 1.0f;
-    }
-    if (s_f32(g, arch, "rope.freq_base_swa", &f) == 0) {
-        if (!(f > 1.0f) || !isfinite(f))
-            return sw_err(err, errlen, "%s.rope.freq_base_swa = %g is invalid", arch, f);
-        hp->rope_theta_swa = f;
-        hp->rope_scale_swa = 1.0f;
-    }
-    return 0;
+    /* sliding-window blocks: as the others, except gemma3's own base 10000
+     * without scaling (Gemma 3 report: local layers keep base 10k) */
+    hp->rope_theta_swa = hp->arch == SW_ARCH_GEMMA3 ? 10000.0f : hp->rope_theta;
+    hp->rope_scale_swa = hp->arch == SW_ARCH_GEMMA3 ? 1.0f : hp->rope_scale;
+    return s_rope_base(g, arch, "rope.freq_base_swa", &hp->rope_theta_swa, err, errlen);
 }
 
 int sw_hparams_from_gguf(const sw_gguf_t *g, sw_hparams_t *hp, char *err, size_t errlen)
