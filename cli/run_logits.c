@@ -138,8 +138,6 @@ int run_logits_write(const run_logits_t *self, const char *path, const char *mod
     int rc = -1;
     if (!root)
         fprintf(stderr, "swisd run: --dump-logits: out of memory\n");
-    else if (!strcmp(path, "-"))
-        rc = json_dumpf(root, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9)) == 0 && fputc('\n', stdout) != EOF ? 0 : -1;
     else if ((rc = json_dump_file(root, path, JSON_COMPACT | JSON_REAL_PRECISION(9))) != 0)
         fprintf(stderr, "swisd run: --dump-logits: cannot write %s\n", path);
     json_decref(root);

@@ -37,7 +37,7 @@ int run_logits_position(run_logits_t *self, const float *logits);
  *  f32; ties to the lower id), or -1 when no logit is finite or on OOM. */
 int32_t run_logits_greedy(run_logits_t *self, const float *logits);
 
-/*  Writes the JSON to path ("-" = stdout). model: the file name shown;
+/*  Writes the JSON to the file path (stdout carries the text). model: the file name shown;
  *  tokens (n_tok): the prompt ids. 0, or -1 with the reason on stderr. */
 int run_logits_write(const run_logits_t *self, const char *path, const char *model, const int32_t *tokens,
                      int64_t n_tok);

@@ -77,6 +77,25 @@ def run(model, tokens, out, *extra):
         return json.load(f), None
 
 
+def check_layout(stem, ref, got):
+    """The dump's own fields agree with its full logits, computed here: top =
+    the 40 largest (ties to the lower id), probe = the logits at probe_ids,
+    24 greedy ids with top-1 minus top-2 margins, generated = greedy ids."""
+    for i, gp in enumerate(got["positions"]):
+        order = sorted(range(len(gp["logits"])), key=lambda t: (-gp["logits"][t], t))[:40]
+        if [t for t, _ in gp["top"]] != order or any(abs(v - gp["logits"][t]) > 1e-6 for t, v in gp["top"]):
+            fail(f"{stem}: position {i}: `top` is not the 40 largest logits in order")
+            return
+        if any(abs(v - gp["logits"][t]) > 1e-6 for t, v in zip(got["probe_ids"], gp["probe"])):
+            fail(f"{stem}: position {i}: `probe` differs from the logits at probe_ids")
+            return
+    g = got["greedy"]
+    if (len(g["ids"]) != len(ref["greedy"]["ids"]) or got["generated"] != g["ids"] or got["tokens"] != ref["tokens"]
+            or any(t5[0][0] != i or abs(m - (t5[0][1] - t5[1][1])) > 1e-5
+                   for i, m, t5 in zip(g["ids"], g["margins"], g["top5"]))):
+        fail(f"{stem}: greedy/generated/tokens fields are inconsistent: {g}")
+
+
 def compare(stem, ref, got, ggml=None):
     """Checks a) and b); returns a one-line summary."""
     family, typ = stem.rsplit("-", 1)
@@ -167,6 +186,7 @@ def body():
             if os.path.exists(os.path.join(folder, stem + ".ggml.json")):
                 with open(os.path.join(folder, stem + ".ggml.json"), encoding="utf-8") as f:
                     ggml = json.load(f)
+            check_layout(stem, ref, got)
             summary = compare(stem, ref, got, ggml)
             print(f"{'ok  ' if failed == before else 'BAD '} {stem}: {summary}", flush=True)
             if family in split_done:
