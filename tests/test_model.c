@@ -17,6 +17,7 @@
 #include "sw_gguf.h"
 #include "sw_model.h"
 #include "sw_test.h"
+#include "sw_test_data.h"
 
 /* ---- naive reference ----------------------------------------------------- */
 
@@ -471,6 +472,82 @@ static int write_qwen2(const char *path, sw_dtype_t wtype, int bad_arch, int moe
     return rc;
 }
 
+/* Several sequences in one forward call, prefill then one decode step each
+ * at different positions, give the logits of each sequence run alone one
+ * token at a time: per-sequence attention (and windows longer prompts
+ * cross), and the FFN (MoE: experts routed rows of several sequences) over
+ * the stacked rows. The model's blocks are split in two calls [0, L/2),
+ * [L/2, L) as stages run them. tol: relative to max(1, |logit|). */
+static void test_batch(const char *path, double tol)
+{
+    char err[256] = "";
+    sw_model_t *m = sw_model_load(path, NULL, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s: %s", path, err);
+    if (!m)
+        return;
+    const sw_hparams_t *hp = sw_model_hparams(m);
+    const int32_t L = hp->n_layer, mid = L / 2, V = hp->n_vocab, D = hp->n_embd;
+    enum { NA = 20, NB = 11 }; /* prompt lengths; then one more token each */
+    int32_t tok[2][NA + 1];
+    for (int i = 0; i <= NA; i++) {
+        tok[0][i] = (7 + 13 * i) % V;
+        tok[1][i] = (3 + 29 * i) % V;
+    }
+    const int n_tok[2] = {NA, NB};
+    sw_exec_t *ex = sw_exec_new(2);
+    float *h = malloc(sizeof(float) * (NA + 1) * D), *lg = malloc(sizeof(float) * (NA + 1) * V);
+    float *ref = malloc(sizeof(float) * 2 * (NA + 1) * V);
+    /* alone, one token at a time */
+    for (int s = 0; s < 2; s++) {
+        sw_kv_t *kv = sw_kv_new(m, 0, L, 64);
+        for (int i = 0; i <= n_tok[s]; i++) {
+            sw_seq_t q = {.kv = kv, .pos = i, .n_tok = 1, .hidden = h};
+            CHECK(sw_model_embed(m, &tok[s][i], 1, h, err, sizeof err) == 0 &&
+                  sw_model_forward(ex, m, 0, L, &q, 1, err, sizeof err) == 0 &&
+                  sw_model_head(ex, m, h, 1, ref + ((size_t) s * (NA + 1) + i) * V, err, sizeof err) == 0);
+        }
+        sw_kv_destroy(&kv);
+    }
+    /* together: both prompts in one call, then both next tokens in one call */
+    sw_kv_t *kv[2][2]; /* [sequence][stage] */
+    float *hs[2] = {malloc(sizeof(float) * NA * D), malloc(sizeof(float) * NA * D)};
+    for (int s = 0; s < 2; s++) {
+        kv[s][0] = sw_kv_new(m, 0, mid, 64);
+        kv[s][1] = sw_kv_new(m, mid, L, 64);
+    }
+    double worst = 0;
+    for (int step = 0; step < 2; step++) {
+        sw_seq_t q[2];
+        for (int s = 0; s < 2; s++) {
+            const int pos = step == 0 ? 0 : n_tok[s], n = step == 0 ? n_tok[s] : 1;
+            CHECK(sw_model_embed(m, &tok[s][pos], n, hs[s], err, sizeof err) == 0);
+            q[s] = (sw_seq_t){.kv = kv[s][0], .pos = pos, .n_tok = n, .hidden = hs[s]};
+        }
+        CHECK_MSG(sw_model_forward(ex, m, 0, mid, q, 2, err, sizeof err) == 0, "%s", err);
+        q[0].kv = kv[0][1];
+        q[1].kv = kv[1][1];
+        CHECK_MSG(sw_model_forward(ex, m, mid, L, q, 2, err, sizeof err) == 0, "%s", err);
+        for (int s = 0; s < 2; s++) {
+            CHECK(sw_model_head(ex, m, hs[s], q[s].n_tok, lg, err, sizeof err) == 0);
+            for (int i = 0; i < q[s].n_tok; i++)
+                for (int v = 0; v < V; v++) {
+                    const float r = ref[((size_t) s * (NA + 1) + q[s].pos + i) * V + v];
+                    const double d = fabs(lg[(size_t) i * V + v] - r) / fmax(1.0, fabs(r));
+                    worst = d > worst ? d : worst;
+                }
+        }
+    }
+    CHECK_MSG(worst <= tol, "%s: batched sequences differ from single ones by %g (relative)", path, worst);
+    for (int s = 0; s < 2; s++) {
+        sw_kv_destroy(&kv[s][0]);
+        sw_kv_destroy(&kv[s][1]);
+        free(hs[s]);
+    }
+    free(h), free(lg), free(ref);
+    sw_exec_destroy(&ex);
+    sw_model_destroy(&m);
+}
+
 /* The MoE twin of write_qwen2's model gives the dense model's logits, for a
  * prompt and for single decode steps, whole and split over two ranges. */
 static void test_moe(const char *dense_path, sw_dtype_t wtype)
@@ -505,6 +582,7 @@ static void test_moe(const char *dense_path, sw_dtype_t wtype)
     }
     sw_model_destroy(&dense);
     sw_model_destroy(&moe);
+    test_batch(moe_path, 1e-4);
     unlink(moe_path);
 }
 
@@ -600,6 +678,17 @@ int main(void)
     test_moe(tmp, SW_DTYPE_F32);
     test_moe(tmp, SW_DTYPE_Q8_0);
     test_hparams(tmp);
+    /* the reference family files: sliding window + soft caps (gemma2), Llama
+     * 3.1 RoPE factors (llama), biases (qwen2) */
+    const char *families[] = {"refs/families/gemma2-f16.gguf", "refs/families/llama-f16.gguf",
+                              "refs/families/qwen2-f16.gguf"};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        char fp[1024];
+        int r = sw_test_data_path(families[i], "batched sequences of that family", fp, sizeof fp);
+        CHECK(r >= 0);
+        if (r == 0)
+            test_batch(fp, 1e-4);
+    }
     /* quantized weights: activations are quantized to q8 too, so compare loosely */
     CHECK(write_qwen2(tmp, SW_DTYPE_Q8_0, 0, 0) == 0);
     test_against_reference(tmp, 3e-2);
