@@ -23,8 +23,12 @@ correct engine must reproduce"):
      up to 6e-3 where one activation lands on a rounding cliff); not for
      gemma2/gemma3, whose reference evaluates GELU through an F16 table;
   d) for one file per family, the same run with the layers split over
-     separate model instances (`--split`, as swarm stages load them) gives
-     the same logits and ids as the unsplit run.
+     separate model instances (`--split`, as swarm stages load them; the last
+     block alone, gemma3's global one) gives the same logits and ids as the
+     unsplit run.
+Other files of the same kinds (FAMILY-TYPE.gguf with its FAMILY-TYPE.json in
+the same layout, from any engine) are checked the same way when their folders
+are listed in $SWISD_FAMILY_REFS_EXTRA (separated by ':').
 The f16 files the folder leaves out are regenerated with its
 synth_family.py (standard library, seconds) into $SWISD_FAMILY_CACHE (default
 a folder under the system temp dir) and checked against the sha256 the
@@ -43,11 +47,11 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import families  # noqa: E402
+from gguf_rows import Gguf  # noqa: E402
 import harness  # noqa: E402
 
 swisd = sys.argv[1]
 PENDING = {"Q4_1", "Q5_0", "Q5_1", "Q5_K", "Q3_K", "Q2_K", "IQ4_NL", "IQ4_XS"}
-MOE = {"mixtral", "qwen3moe"}
 
 failed = 0
 checked = 0
@@ -96,13 +100,16 @@ def check_layout(stem, ref, got):
         fail(f"{stem}: greedy/generated/tokens fields are inconsistent: {g}")
 
 
-def compare(stem, ref, got, ggml=None):
+def compare(stem, ref, got, model, ggml=None):
     """Checks a) and b); returns a one-line summary."""
-    family, typ = stem.rsplit("-", 1)
-    quant = typ != "f16"
+    g = Gguf(model)
+    arch = g.kv["general.architecture"]
+    # the arithmetic row: any quantized matrix (not F32 0, F16 1, BF16 30) means quantized activations
+    quant = any(t not in (0, 1, 30) for _, t, _ in g.tensors.values())
+    moe = g.kv.get(f"{arch}.expert_count", 0) > 0
     if not quant:
         max_lim, rms_lim, margin_t = 2e-3, None, 0.05
-    elif family in MOE:
+    elif moe:
         max_lim, rms_lim, margin_t = None, 0.1, 0.3
     else:
         max_lim, rms_lim, margin_t = 0.25, 0.04, 0.15
@@ -132,7 +139,7 @@ def compare(stem, ref, got, ggml=None):
     if quant and ggml is not None:
         g_worst, g_rms, _ = rel_stats(ggml, got)
         summary += f"; vs ggml numerics: max rel {g_worst:.2e}, RMS rel {g_rms:.2e}"
-        if not family.startswith("gemma") and g_rms > 0.01:
+        if not arch.startswith("gemma") and g_rms > 0.01:
             fail(f"{stem}: RMS rel {g_rms:.3g} > 0.01 against {stem}.ggml.json (same activation quantization)")
     return summary
 
@@ -160,10 +167,13 @@ def body():
     sums = families.readme_sha256(folder)
     if len(sums) < 39:
         fail(f"the README's checksum table has {len(sums)} rows, expected 39")
-    stems = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".json") and not f.endswith(".ggml.json"))
+    # other files of the same kinds: FAMILY-TYPE.gguf + FAMILY-TYPE.json (+ .ggml.json) in more folders
+    folders = [folder] + [d for d in os.environ.get("SWISD_FAMILY_REFS_EXTRA", "").split(os.pathsep) if d]
+    jobs = sorted((f[:-5], d) for d in folders for f in os.listdir(d)
+                  if f.endswith(".json") and not f.endswith(".ggml.json"))
     split_done = set()
     with tempfile.TemporaryDirectory() as tmp:
-        for stem in stems:
+        for stem, folder in jobs:
             family = stem.rsplit("-", 1)[0]
             with open(os.path.join(folder, stem + ".json"), encoding="utf-8") as f:
                 ref = json.load(f)
@@ -187,13 +197,16 @@ def body():
                 with open(os.path.join(folder, stem + ".ggml.json"), encoding="utf-8") as f:
                     ggml = json.load(f)
             check_layout(stem, ref, got)
-            summary = compare(stem, ref, got, ggml)
+            summary = compare(stem, ref, got, model, ggml)
             print(f"{'ok  ' if failed == before else 'BAD '} {stem}: {summary}", flush=True)
             if family in split_done:
                 continue
             split_done.add(family)
-            n_layer = 6 if family == "gemma3" else 2
-            cut = "1" if n_layer == 2 else "2,5"
+            arch = Gguf(model).kv["general.architecture"]
+            n_layer = Gguf(model).kv[f"{arch}.block_count"]
+            if n_layer < 2:
+                continue
+            cut = ",".join(str(c) for c in sorted({n_layer // 3, 2 * n_layer // 3, n_layer - 1} - {0}))
             sgot, err = run(model, ref["tokens"], out + ".split.json", "--split", cut)
             if sgot is None:
                 fail(f"{stem} --split {cut}: swisd run failed: {err.strip()[-400:]}")
