@@ -22,10 +22,10 @@ correct engine must reproduce"):
      reference engine's own numerics): RMS rel <= 0.01 (measured: about 2e-7,
      up to 6e-3 where one activation lands on a rounding cliff); not for
      gemma2/gemma3, whose reference evaluates GELU through an F16 table;
-  d) for one file per family, the same run with the layers split over
+  d) for every file, the same run with the layers split over
      separate model instances (`--split`, as swarm stages load them; the last
-     block alone, gemma3's global one) gives the same logits and ids as the
-     unsplit run.
+     block alone, gemma3's global one), and with 1 thread instead of 2, gives
+     the same logits and ids as the plain run.
 Other files of the same kinds (FAMILY-TYPE.gguf with its FAMILY-TYPE.json in
 the same layout, from any engine) are checked the same way when their folders
 are listed in $SWISD_FAMILY_REFS_EXTRA (separated by ':').
@@ -171,10 +171,8 @@ def body():
     folders = [folder] + [d for d in os.environ.get("SWISD_FAMILY_REFS_EXTRA", "").split(os.pathsep) if d]
     jobs = sorted((f[:-5], d) for d in folders for f in os.listdir(d)
                   if f.endswith(".json") and not f.endswith(".ggml.json"))
-    split_done = set()
     with tempfile.TemporaryDirectory() as tmp:
         for stem, folder in jobs:
-            family = stem.rsplit("-", 1)[0]
             with open(os.path.join(folder, stem + ".json"), encoding="utf-8") as f:
                 ref = json.load(f)
             model = model_file(folder, stem, sums)
@@ -199,26 +197,25 @@ def body():
             check_layout(stem, ref, got)
             summary = compare(stem, ref, got, model, ggml)
             print(f"{'ok  ' if failed == before else 'BAD '} {stem}: {summary}", flush=True)
-            if family in split_done:
-                continue
-            split_done.add(family)
             arch = Gguf(model).kv["general.architecture"]
             n_layer = Gguf(model).kv[f"{arch}.block_count"]
             if n_layer < 2:
                 continue
             cut = ",".join(str(c) for c in sorted({n_layer // 3, 2 * n_layer // 3, n_layer - 1} - {0}))
-            sgot, err = run(model, ref["tokens"], out + ".split.json", "--split", cut)
-            if sgot is None:
-                fail(f"{stem} --split {cut}: swisd run failed: {err.strip()[-400:]}")
-                continue
-            checked += 1
-            diff = max(abs(a - b) for ga, gb in zip(got["positions"], sgot["positions"])
-                       for a, b in zip(ga["logits"], gb["logits"]))
-            if diff > 1e-5 or sgot["greedy"]["ids"] != got["greedy"]["ids"]:
-                fail(f"{stem} --split {cut}: logits differ by {diff:.3g} from the unsplit run, or greedy ids "
-                     f"{sgot['greedy']['ids']} != {got['greedy']['ids']}")
-            else:
-                print(f"ok   {stem} --split {cut}: same as unsplit (max |diff| {diff:.2e})", flush=True)
+            for extra in (["--split", cut], ["-t", "1"]):
+                what = " ".join(extra)
+                sgot, err = run(model, ref["tokens"], out + ".again.json", *extra)
+                if sgot is None:
+                    fail(f"{stem} {what}: swisd run failed: {err.strip()[-400:]}")
+                    continue
+                checked += 1
+                diff = max(abs(a - b) for ga, gb in zip(got["positions"], sgot["positions"])
+                           for a, b in zip(ga["logits"], gb["logits"]))
+                if diff > 1e-5 or sgot["greedy"]["ids"] != got["greedy"]["ids"]:
+                    fail(f"{stem} {what}: logits differ by {diff:.3g} from the plain run (2 threads, one "
+                         f"instance), or greedy ids {sgot['greedy']['ids']} != {got['greedy']['ids']}")
+                else:
+                    print(f"ok   {stem} {what}: same as the plain run (max |diff| {diff:.2e})", flush=True)
     return False
 
 
