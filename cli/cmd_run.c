@@ -23,7 +23,7 @@
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: swisd run -m MODEL.gguf -p PROMPT [-n N] [options]\n"
+            "usage: swisd run -m MODEL.gguf (-p PROMPT | --tokens IDS) [-n N] [options]\n"
             "  -m, --model FILE        GGUF model\n"
             "  -p, --prompt TEXT       prompt (stdout starts with it)\n"
             "      --tokens IDS        prompt as token ids \"1,2,3\", used as given (no BOS added)\n"
