@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Audits catch lying stages (issue 12; docs/security.md "Verification"),
+with real processes: honest stages, lying stages (tests/liar_stage.c) that
+present the honest model's identity, several concurrent clients.
+
+1. An operator's audit stage decides: layers 0-2 are served by an honest
+   stage and a liar (noise), 3-4 by an honest stage; an audit stage per range
+   has its key in the gateway's --trusted-keys. Three clients at once run
+   greedy generations: every delivered text equals `swisd run`'s; the liar is
+   named in the gateway's log and in /api/swarm's audit.caught, its sessions
+   started again elsewhere; no honest stage is caught; the honest stages have
+   verified steps; the liar's ban reaches the broker (it is refused).
+2. Two of three, no operator: a second gateway (no --trusted-keys) on a
+   swarm with two honest hosts of 0-2 and a liar that skips its layers
+   (identity) catches it through a third host.
+3. Chain: a reply whose commitment does not match the activation is refused
+   (a liar that commits to honest rows but sends noise: --lie noise
+   --lie-commit-honest, when the liar supports it; else skipped).
+usage: test_audit.py LIAR_STAGE   (other binaries from $SWISD_BUILD)
+"""
+import json
+import os
+import shutil
+import sys
+import threading
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Bins, Harness, generate, key_args, model_path, node_key, run_local, start_broker,  # noqa: E402
+                     start_gateway, start_stage, wait_until)
+
+liar_bin = sys.argv[1]
+bins = Bins()
+h = Harness("audit", verbose=True)
+PROMPTS = ["Once upon a time", "Lily and Tom", "The little dog", "One day, a bird", "Sam had a red ball",
+           "The sun was"]
+N = 40
+
+
+def api(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/swarm", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def liar(name, ep, layers, *args):
+    argv = [liar_bin, "--broker", ep, "--model", model_path(), "--layers", layers, "--threads", "1"] + \
+        key_args(h, bins, name) + list(args)
+    p, rest = h.start(name, argv, ready="liar_stage:")
+    return p, rest.split()[0]
+
+
+def clients(rpc, refs, rounds):
+    """Three clients at once, `rounds` generations each: [(prompt, rc, out, err)]."""
+    results, lock = [], threading.Lock()
+
+    def run(k):
+        for r in range(rounds):
+            p = PROMPTS[(k + r) % len(PROMPTS)]
+            rc, out, err = generate(bins, rpc, p, N)
+            with lock:
+                results.append((p, rc, out, err))
+    ts = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return results
+
+
+def body(_h):
+    check = h.check
+    refs = {p: run_local(bins, p, N) for p in PROMPTS}
+
+    # 1. an operator's audit stage decides
+    b, ep = start_broker(h, bins, "broker")
+    operator = os.path.join(h.logdir, "operator-keys")
+    os.makedirs(operator)
+    start_stage(h, bins, "honest-0", ep, "0-2")
+    start_stage(h, bins, "honest-3", ep, "3-4")
+    for lo, hi in ((0, 2), (3, 4)):
+        shutil.copy(node_key(h, bins, f"audit-{lo}"), operator)
+        start_stage(h, bins, f"audit-{lo}", ep, f"{lo}-{hi}", "--audit")
+    gw, rpc, port = start_gateway(h, bins, "gateway", ep, "--trusted-keys", operator, http=True)
+    lp, lid = liar("liar-noise", ep, "0-2", "--lie", "noise")
+    check(wait_until(lambda: len(api(port)["stages"]) == 5, 20, 0.3), "the gateway sees 5 stages")
+    results = clients(rpc, refs, 4)
+    bad = [(p, rc, err[-200:]) for p, rc, out, err in results if rc != 0 or out != refs[p]]
+    check(not bad, f"1) every delivered text equals swisd run's ({len(results)} generations; wrong: {bad[:2]})")
+    sw = api(port)
+    check(lid in sw["audit"]["caught"], f"1) the liar {lid[:8]} is caught: {sw['audit']}")
+    check(gw.wait_line(f"stage {lid} failed an audit", 5, stream="err") is not None,
+          "1) the gateway's log names it")
+    check(len(sw["audit"]["caught"]) == 1, f"1) no honest stage is caught: {sw['audit']['caught']}")
+    trust = {s["node_id"]: s.get("trust", {}) for s in sw["stages"]}
+    honest = [s["node_id"] for s in sw["stages"] if s["node_id"] != lid and not s.get("audit_stage")]
+    check(honest and all(trust[i].get("verified", 0) > 0 for i in honest),
+          f"1) the honest stages have verified steps: {[trust[i] for i in honest]}")
+    check(sw["audit"]["chain_breaks"] == 0 and sw["audit"]["max_agreeing_distance"] < sw["audit"]["threshold"],
+          f"1) honest comparisons agree well below the threshold: {sw['audit']}")
+    rc, out, err = generate(bins, rpc, PROMPTS[0], N)
+    check(rc == 0 and out == refs[PROMPTS[0]], f"1) after the ban the swarm serves the exact text ({rc})")
+
+    # 2. two of three: no operator; a third honest host decides
+    b2, ep2 = start_broker(h, bins, "broker-2")
+    start_stage(h, bins, "h2-a", ep2, "0-2")
+    start_stage(h, bins, "h2-b", ep2, "0-2")
+    start_stage(h, bins, "h2-c", ep2, "3-4")
+    start_stage(h, bins, "h2-d", ep2, "3-4")
+    gw2, rpc2, port2 = start_gateway(h, bins, "gateway-2", ep2, http=True)
+    lp2, lid2 = liar("liar-identity", ep2, "0-2", "--lie", "identity")
+    check(wait_until(lambda: len(api(port2)["stages"]) == 5, 20, 0.3), "2) the second gateway sees 5 stages")
+    results = clients(rpc2, refs, 4)
+    bad = [(p, rc, err[-200:]) for p, rc, out, err in results if rc != 0 or out != refs[p]]
+    check(not bad, f"2) every delivered text equals swisd run's ({len(results)}; wrong: {bad[:2]})")
+    sw2 = api(port2)
+    caught = sw2["audit"]["caught"]
+    check(caught == [lid2] or (lid2 in caught and len(caught) == 1),
+          f"2) the liar that skips its layers is caught by two of three, nobody else: {caught}")
+    if lid2 in caught:
+        check(gw2.wait_line("asking a third host", 1, stream="err") is not None or
+              gw2.wait_line(f"stage {lid2} failed an audit", 1, stream="err") is not None,
+              "2) the gateway asked a third host or decided")
+
+
+h.run(body)
