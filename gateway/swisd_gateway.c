@@ -102,12 +102,9 @@ static int s_admin_setup(const char *cert_path, const char *key_path, const char
     }
     char path[1024];
     if (!state_db && (token_file || keyed)) { /* the default: the per-user config folder, made 0700 when absent */
-        char dir[960];
-        if (sw_identity_config_dir(dir, sizeof dir, err, errlen) != 0)
-            goto fail;
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot make %.300s for the state database: %s (or give --state-db)", dir,
-                     strerror(errno));
+        char dir[960], why[600];
+        if (sw_identity_make_config_dir(dir, sizeof dir, why, sizeof why) != 0) {
+            snprintf(err, errlen, "no folder for the state database: %.400s (or give --state-db)", why);
             goto fail;
         }
         snprintf(path, sizeof path, "%s/gateway-state.db", dir);
