@@ -86,25 +86,14 @@ static void s_hash(const char *token, uint8_t h[32])
     crypto_generichash(h, 32, (const unsigned char *) token, SW_API_TOKEN_HEX, NULL, 0);
 }
 
-/* Runs st (bound) to its end and finalizes it. */
-static int s_done(sw_api_token_t *t, sqlite3_stmt *st, char *err, size_t errlen)
-{
-    const int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        sw_err(err, errlen, "state db %s: cannot write: %s", t->path, sqlite3_errmsg(t->db));
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
 static sqlite3_stmt *s_prep(sw_api_token_t *t, const char *sql, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(t->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sw_err(err, errlen, "state db %s: %s", t->path, sqlite3_errmsg(t->db));
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    return st;
+    return sw_state_db_prepare(t->db, t->path, sql, err, errlen);
+}
+
+static int s_done(sw_api_token_t *t, sqlite3_stmt *st, char *err, size_t errlen)
+{
+    return sw_state_db_done(t->db, t->path, st, err, errlen);
 }
 
 int sw_api_token_issue(sw_api_token_t *self, const char *node_id, double now_s, char token[SW_API_TOKEN_HEX + 1],
@@ -146,10 +135,7 @@ int sw_api_token_issue(sw_api_token_t *self, const char *node_id, double now_s, 
     } else if (rc == 0) {
         rc = -1;
     }
-    if (rc == 0)
-        rc = sw_state_db_exec(self->db, self->path, "COMMIT", err, errlen);
-    else
-        sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    rc = sw_state_db_end(self->db, self->path, rc, err, errlen);
     pthread_mutex_unlock(&self->mu);
     if (rc != 0) {
         sodium_memzero(token, SW_API_TOKEN_HEX + 1);

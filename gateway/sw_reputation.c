@@ -120,26 +120,14 @@ fail:
 
 /* ---- statements ------------------------------------------------------------------ */
 
-/* Prepares sql on r's connection; NULL with err set on failure. */
 static sqlite3_stmt *s_prep(sw_reputation_t *r, const char *sql, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sw_err(err, errlen, "state db %s: %s", r->path, sqlite3_errmsg(r->db));
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    return st;
+    return sw_state_db_prepare(r->db, r->path, sql, err, errlen);
 }
 
-/* Steps st to its end (no rows wanted) and finalizes it. Returns 0 or -1 with err. */
 static int s_done(sw_reputation_t *r, sqlite3_stmt *st, char *err, size_t errlen)
 {
-    const int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-    if (st && rc != SQLITE_DONE)
-        sw_err(err, errlen, "state db %s: cannot write: %s", r->path, sqlite3_errmsg(r->db));
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return sw_state_db_done(r->db, r->path, st, err, errlen);
 }
 
 static int s_exec(sw_reputation_t *r, const char *sql, char *err, size_t errlen)
@@ -188,10 +176,8 @@ static int s_flush(sw_reputation_t *r, double now, char *err, size_t errlen)
         return 0;
     if (s_exec(r, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    if (s_write_work(r, err, errlen) != 0 || s_exec(r, "COMMIT", err, errlen) != 0) {
-        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    if (sw_state_db_end(r->db, r->path, s_write_work(r, err, errlen), err, errlen) != 0)
         return -1;
-    }
     r->n_work = 0;
     return 0;
 }
@@ -352,10 +338,7 @@ int sw_reputation_verified(sw_reputation_t *self, const char *id, uint64_t n_res
         }
         rc = s_done(self, st, err, errlen);
     }
-    if (rc == 0)
-        rc = s_exec(self, "COMMIT", err, errlen);
-    else
-        sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    rc = sw_state_db_end(self->db, self->path, rc, err, errlen);
     pthread_mutex_unlock(&self->mu);
     return rc;
 }
@@ -398,10 +381,7 @@ int sw_reputation_failed(sw_reputation_t *self, const char *id, double now_s, co
             sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = s_done(self, st, err, errlen);
     }
-    if (rc == 0)
-        rc = s_exec(self, "COMMIT", err, errlen);
-    else
-        sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    rc = sw_state_db_end(self->db, self->path, rc, err, errlen);
     for (int i = 0; rc == 0 && i < self->n_work;) { /* the sums held for it are clawed back now */
         if (!strcmp(self->work[i].id, id))
             self->work[i] = self->work[--self->n_work];
@@ -522,13 +502,11 @@ int sw_reputation_tick(sw_reputation_t *self, double now_s, char *err, size_t er
     } else if (rc == 0) {
         rc = -1;
     }
-    if (rc == 0)
-        rc = s_exec(self, "COMMIT", err, errlen);
-    if (rc == 0) {
+    if (sw_state_db_end(self->db, self->path, rc, err, errlen) == 0) {
         self->n_work = 0;
         rc = granted;
     } else {
-        sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+        rc = -1;
     }
 out:
     pthread_mutex_unlock(&self->mu);

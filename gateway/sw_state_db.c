@@ -101,3 +101,33 @@ fail:
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return -1;
 }
+
+sqlite3_stmt *sw_state_db_prepare(sqlite3 *db, const char *path, const char *sql, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sw_err(err, errlen, "state db %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+int sw_state_db_done(sqlite3 *db, const char *path, sqlite3_stmt *st, char *err, size_t errlen)
+{
+    if (!st)
+        return -1;
+    const int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        sw_err(err, errlen, "state db %s: cannot write: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int sw_state_db_end(sqlite3 *db, const char *path, int rc, char *err, size_t errlen)
+{
+    if (rc == 0 && sw_state_db_exec(db, path, "COMMIT", err, errlen) == 0)
+        return 0;
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}

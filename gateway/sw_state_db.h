@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
 
 /*  Opens (creating when absent) the database at path, checks that it is an
  *  SQLite database and switches it to WAL. Returns the connection (caller
@@ -42,6 +43,19 @@ int sw_state_db_schema(sqlite3 *db, const char *path, const char *component, int
 
 /*  Runs sql (no result rows). Returns 0, or -1 with "state db PATH: why" in err. */
 int sw_state_db_exec(sqlite3 *db, const char *path, const char *sql, char *err, size_t errlen);
+
+/*  Prepares sql. Returns the statement (caller finalizes), or NULL with
+ *  "state db PATH: why" in err. */
+sqlite3_stmt *sw_state_db_prepare(sqlite3 *db, const char *path, const char *sql, char *err, size_t errlen);
+
+/*  Steps st (bound; NULL: a failed prepare, -1 at once) to its end, wanting
+ *  no rows, and finalizes it. Returns 0, or -1 with "cannot write" in err. */
+int sw_state_db_done(sqlite3 *db, const char *path, sqlite3_stmt *st, char *err, size_t errlen);
+
+/*  Ends the transaction a caller began with "BEGIN IMMEDIATE": COMMIT when
+ *  rc is 0, else ROLLBACK. Returns 0 when committed, else -1 (err set by the
+ *  failed COMMIT, or left as the caller's failure set it). */
+int sw_state_db_end(sqlite3 *db, const char *path, int rc, char *err, size_t errlen);
 
 /*  Wall clock, seconds since 1970 (fractional). */
 double sw_state_db_unix_s(void);

@@ -14,16 +14,6 @@
 #include "sw_api_token.h"
 #include "sw_test.h"
 
-static void s_rm(const char *path)
-{
-    char p[512];
-    unlink(path);
-    snprintf(p, sizeof p, "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    unlink(p);
-}
-
 /* Rows of the table whose hash column equals BLAKE2b-256(token), and rows in all. */
 static int s_rows_with_hash(const char *path, const char *token, int *all)
 {
@@ -99,7 +89,6 @@ int main(void)
             fclose(wf);
     }
     CHECK(read_some && !leaked);
-    FILE *f;
 
     /* at most SW_API_TOKEN_PER_KEY live tokens per key: the oldest go */
     char first[SW_API_TOKEN_HEX + 1], last[SW_API_TOKEN_HEX + 1];
@@ -124,17 +113,11 @@ int main(void)
     sw_api_token_destroy(&t);
 
     /* a corrupt file */
-    s_rm(path);
-    f = fopen(path, "wb");
-    if (f) {
-        for (int i = 0; i < 4096; i++)
-            fputc((i * 131) & 0xff, f);
-        fclose(f);
-    }
+    CHECK(sw_test_corrupt_db(path));
     t = sw_api_token_open(path, 0, err, sizeof err);
     CHECK(t == NULL);
     CHECK_MSG(strstr(err, "corrupt") != NULL, "%s", err);
-    s_rm(path);
+    sw_test_rm_db(path);
     rmdir(dir);
     return sw_test_report("api_token");
 }

@@ -15,16 +15,6 @@
 #include "sw_reputation.h"
 #include "sw_test.h"
 
-static void s_rm(const char *path)
-{
-    char p[512];
-    unlink(path);
-    snprintf(p, sizeof p, "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    unlink(p);
-}
-
 static sw_reputation_row_t s_row(sw_reputation_t *r, const char *id)
 {
     sw_reputation_row_t x;
@@ -213,7 +203,7 @@ int main(void)
     CHECK_MSG(strstr(err, "schema version 9") != NULL, "%s", err);
 
     /* a foreign database with a table of the same name */
-    s_rm(path);
+    sw_test_rm_db(path);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
     CHECK(sqlite3_exec(db, "CREATE TABLE reputation (who TEXT, score INTEGER)", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
@@ -222,14 +212,7 @@ int main(void)
     CHECK_MSG(strstr(err, "reputation") != NULL && strstr(err, path) != NULL, "%s", err);
 
     /* a corrupt file: a clear error, no crash */
-    s_rm(path);
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (f) {
-        for (int i = 0; i < 4096; i++)
-            fputc((i * 7919) & 0xff, f);
-        fclose(f);
-    }
+    CHECK(sw_test_corrupt_db(path));
     r = sw_reputation_open(path, &pol, err, sizeof err);
     CHECK(r == NULL);
     CHECK_MSG(strstr(err, "corrupt") != NULL, "%s", err);
@@ -244,7 +227,7 @@ int main(void)
     CHECK(sw_reputation_model_factor(64, 172, 0, 4) == -1 && sw_reputation_model_factor(64, 172, 7, 7) == -1 &&
           sw_reputation_model_factor(64, 172, 8, 3) == -1 && sw_reputation_model_factor(0, 172, 8, 4) == -1);
 
-    s_rm(path);
+    sw_test_rm_db(path);
     rmdir(dir);
     return sw_test_report("reputation");
 }
