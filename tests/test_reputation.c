@@ -23,6 +23,102 @@ static sw_reputation_row_t s_row(sw_reputation_t *r, const char *id)
     return x;
 }
 
+
+/* ---- random event orders against a naive model ------------------------------------- */
+
+/* One piece of work in the model: each credit_work call with its own session id. */
+typedef struct {
+    int key;
+    double at, units;
+    enum { W_PENDING, W_GRANTED, W_CLAWED } state;
+} s_item_t;
+
+static uint64_t s_next(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Random orders of work, ticks, verified results and failures for 3 keys,
+ * checked after every event against a model that keeps every piece of work
+ * and applies the rules of sw_reputation.h literally: a piece is granted
+ * by the first tick at least window seconds after it; a failure claws back
+ * every piece not yet granted and every granted piece done after the key's
+ * last verified result. */
+static void s_random_orders(const char *path, uint64_t seed)
+{
+    enum { N_KEYS = 3, N_EVENTS = 1500 };
+    static s_item_t items[N_EVENTS];
+    const char *ids[N_KEYS] = {"k0", "k1", "k2"};
+    double verified_at[N_KEYS] = {0}, clawed[N_KEYS] = {0};
+    uint64_t consecutive[N_KEYS] = {0}, failed[N_KEYS] = {0};
+    int n = 0, bad = 0;
+    const uint64_t seed0 = seed;
+    char err[256], sid[32];
+    sw_test_rm_db(path);
+    const sw_reputation_policy_t pol = {.n_trust = 3, .rate_floor = 0.1, .ban_s = 50, .audit_window_s = 5};
+    sw_reputation_t *r = sw_reputation_open(path, &pol, err, sizeof err);
+    CHECK_MSG(r != NULL, "%s", err);
+    if (!r)
+        return;
+    double now = 1000;
+    for (int e = 0; e < N_EVENTS && !bad; e++) {
+        const uint64_t x = s_next(&seed);
+        const int key = (int) (x % N_KEYS), what = (int) ((x >> 8) % 10);
+        now += (double) ((x >> 16) % 3000) / 1000.0; /* 0 to 3 s later */
+        if (what < 5) { /* work */
+            items[n] = (s_item_t){.key = key, .at = now, .units = (double) ((x >> 32) % 1000) / 8.0};
+            snprintf(sid, sizeof sid, "s%d", n);
+            bad |= sw_reputation_credit_work(r, ids[key], sid, items[n].units, now, err, sizeof err) != 0;
+            n++;
+        } else if (what < 8) { /* a tick, at least a second after the last (it works at most once a second) */
+            now += 1.0;
+            bad |= sw_reputation_tick(r, now, err, sizeof err) < 0;
+            for (int i = 0; i < n; i++)
+                if (items[i].state == W_PENDING && items[i].at <= now - pol.audit_window_s)
+                    items[i].state = W_GRANTED;
+        } else if (what < 9) {
+            bad |= sw_reputation_verified(r, ids[key], 1, now, err, sizeof err) != 0;
+            verified_at[key] = now;
+            consecutive[key]++;
+        } else {
+            bad |= sw_reputation_failed(r, ids[key], now, "random", err, sizeof err) != 0;
+            failed[key]++;
+            consecutive[key] = 0;
+            for (int i = 0; i < n; i++)
+                if (items[i].key == key && (items[i].state == W_PENDING ||
+                                            (items[i].state == W_GRANTED && items[i].at > verified_at[key]))) {
+                    clawed[key] += items[i].units;
+                    items[i].state = W_CLAWED;
+                }
+        }
+        for (int k = 0; k < N_KEYS && !bad; k++) {
+            double granted = 0, pending = 0;
+            for (int i = 0; i < n; i++)
+                if (items[i].key == k)
+                    granted += items[i].state == W_GRANTED ? items[i].units : 0,
+                    pending += items[i].state == W_PENDING ? items[i].units : 0;
+            sw_reputation_row_t row;
+            const int rc = sw_reputation_row(r, ids[k], &row, err, sizeof err);
+            const double rate = consecutive[k] < 3 ? 1.0 : fmax(0.1, 3.0 / (double) consecutive[k]);
+            if (rc < 0 || (rc == 1 && (fabs(row.granted - granted) > 1e-6 || fabs(row.pending - pending) > 1e-6 ||
+                                       fabs(row.clawed_back - clawed[k]) > 1e-6 || row.failed != failed[k] ||
+                                       row.consecutive != consecutive[k] || fabs(row.audit_rate - rate) > 1e-12)) ||
+                (rc == 0 && (granted || pending || clawed[k]))) {
+                CHECK_MSG(false, "seed %llu event %d key %d: granted %g/%g pending %g/%g clawed %g/%g run %llu/%llu",
+                          (unsigned long long) seed0, e, k, row.granted, granted, row.pending, pending,
+                          row.clawed_back, clawed[k], (unsigned long long) row.consecutive,
+                          (unsigned long long) consecutive[k]);
+                bad = 1;
+            }
+        }
+    }
+    CHECK_MSG(!bad, "random orders: %s", err);
+    sw_reputation_destroy(&r);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/swisd-rep-XXXXXX", path[256], err[512];
@@ -220,6 +316,10 @@ int main(void)
     CHECK(r == NULL && strstr(err, "cannot open") != NULL);
     const sw_reputation_policy_t bad = {.rate_floor = 2};
     CHECK(sw_reputation_open(path, &bad, err, sizeof err) == NULL);
+
+    /* random orders of events against the naive model, a few seeds */
+    for (uint64_t seed = 1; seed <= 4; seed++)
+        s_random_orders(path, seed);
 
     /* the per-model factor: parameters of one block in billions */
     CHECK_NEAR(sw_reputation_model_factor(4096, 11008, 32, 32), 0.20238336, 1e-12); /* llama 7B */
