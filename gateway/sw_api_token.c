@@ -111,8 +111,23 @@ int sw_api_token_issue(sw_api_token_t *self, const char *node_id, double now_s, 
     s_hash(token, h);
     const double expires = now_s + self->ttl_s;
     pthread_mutex_lock(&self->mu);
-    int rc = sw_state_db_exec(self->db, self->path, "BEGIN IMMEDIATE", err, errlen);
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = s_prep(self, "SELECT MAX(created) FROM api_tokens WHERE node_id = ?1", err, errlen);
+    int rc = st ? 0 : -1;
+    if (st) {
+        sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL &&
+            now_s - sqlite3_column_double(st, 0) < SW_API_TOKEN_EVERY_S && now_s >= sqlite3_column_double(st, 0))
+            rc = -2;
+        sqlite3_finalize(st);
+    }
+    if (rc != 0) {
+        pthread_mutex_unlock(&self->mu);
+        sodium_memzero(token, SW_API_TOKEN_HEX + 1);
+        if (rc == -2)
+            sw_err(err, errlen, "key %s got a token less than %.0f s ago", node_id, SW_API_TOKEN_EVERY_S);
+        return rc;
+    }
+    rc = sw_state_db_exec(self->db, self->path, "BEGIN IMMEDIATE", err, errlen);
     /* the key's expired tokens go, and all but its newest SW_API_TOKEN_PER_KEY - 1 live ones */
     if (rc == 0 && (st = s_prep(self,
                                "DELETE FROM api_tokens WHERE node_id = ?1 AND (expires <= ?2 OR hash NOT IN"

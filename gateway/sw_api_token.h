@@ -35,6 +35,7 @@
 #define SW_API_TOKEN_TTL_S (30 * 86400.0) /* default life of a token: 30 days */
 #define SW_API_TOKEN_PER_KEY 16      /* live tokens kept per key */
 #define SW_API_TOKEN_ID_MAX 64       /* bytes of a node id */
+#define SW_API_TOKEN_EVERY_S 1.0     /* least seconds between two tokens of one key (each costs a disk write) */
 
 typedef struct sw_api_token_t sw_api_token_t;
 
@@ -59,8 +60,10 @@ bool sw_api_token_format_ok(const char *s);
 
 /*  Makes a token for node_id (1..SW_API_TOKEN_ID_MAX bytes) at now_s (unix
  *  s) into token (65 bytes, NUL-terminated) and its expiry into *expires_s
- *  (unix s; may be NULL). Returns 0, or -1 with a reason in err (bad id, no
- *  randomness, database error). */
+ *  (unix s; may be NULL). Returns 0; -2 when the key got a token less than
+ *  SW_API_TOKEN_EVERY_S ago (nothing written: a client asking in a loop
+ *  costs no disk writes); or -1 with a reason in err (bad id, no randomness,
+ *  database error). */
 int sw_api_token_issue(sw_api_token_t *self, const char *node_id, double now_s, char token[SW_API_TOKEN_HEX + 1],
                        double *expires_s, char *err, size_t errlen);
 

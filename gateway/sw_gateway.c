@@ -1177,7 +1177,7 @@ static void s_on_token(sw_gateway_t *g, const sw_wire_msg_t *m)
     char id[SW_IDENTITY_ID_LEN + 1], token[SW_API_TOKEN_HEX + 1], err[256];
     sw_reputation_row_t row;
     double expires = 0;
-    int code = SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED;
+    int rc, code = SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED;
     if (!g->cfg.tokens) {
         code = SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST;
         snprintf(err, sizeof err, "this gateway makes no API tokens (it runs without keys or a state database)");
@@ -1186,8 +1186,8 @@ static void s_on_token(sw_gateway_t *g, const sw_wire_msg_t *m)
     } else if (sw_identity_fingerprint(pk, id),
                !g->cfg.reputation || sw_reputation_row(g->cfg.reputation, id, &row, err, sizeof err) != 1) {
         snprintf(err, sizeof err, "key %s has done no work for this gateway: tokens are for contributors", id);
-    } else if (sw_api_token_issue(g->cfg.tokens, id, sw_state_db_unix_s(), token, &expires, err, sizeof err) != 0) {
-        code = SWISD__V1__ERROR_CODE__ERROR_INTERNAL;
+    } else if ((rc = sw_api_token_issue(g->cfg.tokens, id, sw_state_db_unix_s(), token, &expires, err, sizeof err))) {
+        code = rc == -2 ? SWISD__V1__ERROR_CODE__ERROR_OVERLOADED : SWISD__V1__ERROR_CODE__ERROR_INTERNAL;
     } else {
         Swisd__V1__TokenReply r = SWISD__V1__TOKEN_REPLY__INIT;
         r.token = token;

@@ -14,7 +14,8 @@
 
 #define S_FLUSH_EVERY_S 1.0  /* work sums are written at most this often (or when half the buffer is used) */
 #define S_SEEN_EVERY_S 60.0  /* a key's last_seen is written at most this often (unless its name changed) */
-#define S_SEEN_CACHE 256     /* keys whose last write of "seen" is remembered */
+#define S_SEEN_SLOTS 8192    /* open-addressing table of keys seen (a power of two) */
+#define S_SEEN_MAX 4096      /* keys it holds (a directory's most stages); past it, it starts again empty */
 
 static const char *S_CREATE =
     "CREATE TABLE reputation (id TEXT PRIMARY KEY NOT NULL, display_name TEXT NOT NULL DEFAULT '',"
@@ -42,9 +43,11 @@ typedef struct {
 } s_work_t;
 
 typedef struct {
-    char id[SW_REPUTATION_ID_MAX + 1];
-    char name[SW_REPUTATION_NAME_MAX + 1];
-    double at; /* when it was last written */
+    char id[SW_REPUTATION_ID_MAX + 1];     /* "" : a free slot */
+    char name[SW_REPUTATION_NAME_MAX + 1]; /* the display name last seen ("" none) */
+    double at;                             /* unix s it was last seen */
+    double written_at;                     /* unix s its row was last written; 0 never */
+    bool dirty;                            /* to write at the next tick */
 } s_seen_t;
 
 struct sw_reputation_t {
@@ -56,8 +59,9 @@ struct sw_reputation_t {
     s_work_t *work;     /* (SW_REPUTATION_BUFFER) sums not yet written */
     int n_work;
     double flushed_at;  /* unix s of the last write of sums */
-    s_seen_t seen[S_SEEN_CACHE];
-    int seen_next;      /* the slot reused next */
+    s_seen_t *seen;     /* (S_SEEN_SLOTS) keys seen in the directory, written by the tick */
+    int n_seen;         /* slots in use */
+    int n_dirty;        /* of them, waiting to be written */
 };
 
 static bool s_id_ok(const char *id) { return id && id[0] && strlen(id) <= SW_REPUTATION_ID_MAX; }
@@ -90,11 +94,13 @@ sw_reputation_t *sw_reputation_open(const char *path, const sw_reputation_policy
         return NULL;
     }
     sw_reputation_t *r = calloc(1, sizeof *r);
-    if (r)
+    if (r) {
         r->work = calloc(SW_REPUTATION_BUFFER, sizeof *r->work);
-    if (!r || !r->work) {
+        r->seen = calloc(S_SEEN_SLOTS, sizeof *r->seen);
+    }
+    if (!r || !r->work || !r->seen) {
         if (r)
-            free(r);
+            free(r->work), free(r->seen), free(r);
         sw_err(err, errlen, "out of memory");
         return NULL;
     }
@@ -176,17 +182,56 @@ static int s_write_work(sw_reputation_t *r, char *err, size_t errlen)
     return rc;
 }
 
+/* Writes the keys seen since their row was last written (under mu, inside the caller's transaction). */
+static int s_write_seen(sw_reputation_t *r, char *err, size_t errlen)
+{
+    if (!r->n_dirty)
+        return 0;
+    sqlite3_stmt *st = s_prep(r,
+                              "INSERT INTO reputation (id, display_name, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)"
+                              " ON CONFLICT(id) DO UPDATE SET last_seen = MAX(last_seen, ?3),"
+                              " display_name = CASE WHEN ?2 = '' THEN display_name ELSE ?2 END",
+                              err, errlen);
+    int rc = st ? 0 : -1;
+    for (int i = 0; rc == 0 && i < S_SEEN_SLOTS; i++) {
+        s_seen_t *e = &r->seen[i];
+        if (!e->id[0] || !e->dirty)
+            continue;
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, e->name, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 3, e->at);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sw_err(err, errlen, "state db %s: cannot write: %s", r->path, sqlite3_errmsg(r->db));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Marks the seen keys written (after a commit), at now. */
+static void s_seen_written(sw_reputation_t *r, double now)
+{
+    for (int i = 0; r->n_dirty && i < S_SEEN_SLOTS; i++)
+        if (r->seen[i].id[0] && r->seen[i].dirty)
+            r->seen[i].dirty = false, r->seen[i].written_at = now;
+    r->n_dirty = 0;
+}
+
 /* Flushes the work sums in their own transaction (under mu). */
 static int s_flush(sw_reputation_t *r, double now, char *err, size_t errlen)
 {
     r->flushed_at = now;
-    if (!r->n_work)
+    if (!r->n_work && !r->n_dirty)
         return 0;
     if (s_exec(r, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    if (sw_state_db_end(r->db, r->path, s_write_work(r, err, errlen), err, errlen) != 0)
+    int rc = s_write_work(r, err, errlen);
+    if (rc == 0)
+        rc = s_write_seen(r, err, errlen);
+    if (sw_state_db_end(r->db, r->path, rc, err, errlen) != 0)
         return -1;
     r->n_work = 0;
+    s_seen_written(r, now);
     return 0;
 }
 
@@ -203,6 +248,7 @@ void sw_reputation_destroy(sw_reputation_t **self_p)
     }
     pthread_mutex_destroy(&r->mu);
     free(r->work);
+    free(r->seen);
     free(r);
     *self_p = NULL;
 }
@@ -402,6 +448,15 @@ int sw_reputation_failed(sw_reputation_t *self, const char *id, double now_s, co
 
 /* ---- seen and work ------------------------------------------------------------------ */
 
+/* FNV-1a of id: the first slot of its probe sequence. */
+static uint32_t s_slot(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *) id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h & (S_SEEN_SLOTS - 1);
+}
+
 int sw_reputation_seen(sw_reputation_t *self, const char *id, const char *display_name, double now_s, char *err,
                        size_t errlen)
 {
@@ -411,38 +466,30 @@ int sw_reputation_seen(sw_reputation_t *self, const char *id, const char *displa
     if (strlen(name) > SW_REPUTATION_NAME_MAX)
         return sw_err(err, errlen, "a display name has at most %d bytes", SW_REPUTATION_NAME_MAX);
     pthread_mutex_lock(&self->mu);
-    int slot = -1;
-    for (int i = 0; i < S_SEEN_CACHE && slot < 0; i++)
-        if (!strcmp(self->seen[i].id, id))
-            slot = i;
-    int rc = 0;
-    if (slot >= 0 && now_s - self->seen[slot].at < S_SEEN_EVERY_S && (!name[0] || !strcmp(self->seen[slot].name, name)))
-        goto out; /* written lately, same name */
-    rc = s_ensure(self, id, now_s, err, errlen);
-    if (rc == 0) {
-        sqlite3_stmt *st = s_prep(self,
-                                  "UPDATE reputation SET last_seen = MAX(last_seen, ?2),"
-                                  " display_name = CASE WHEN ?3 = '' THEN display_name ELSE ?3 END WHERE id = ?1",
-                                  err, errlen);
-        if (st) {
-            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-            sqlite3_bind_double(st, 2, now_s);
-            sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    uint32_t i = s_slot(id);
+    while (self->seen[i].id[0] && strcmp(self->seen[i].id, id))
+        i = (i + 1) & (S_SEEN_SLOTS - 1);
+    s_seen_t *e = &self->seen[i];
+    if (!e->id[0]) {
+        if (self->n_seen >= S_SEEN_MAX) { /* more keys than a directory holds: start again empty (a key whose
+                                             name was not written yet is marked again when it is next seen) */
+            memset(self->seen, 0, S_SEEN_SLOTS * sizeof *self->seen);
+            self->n_seen = self->n_dirty = 0;
+            e = &self->seen[s_slot(id)];
         }
-        rc = s_done(self, st, err, errlen);
+        snprintf(e->id, sizeof e->id, "%s", id);
+        self->n_seen++;
     }
-    if (rc == 0) {
-        if (slot < 0) {
-            slot = self->seen_next;
-            self->seen_next = (self->seen_next + 1) % S_SEEN_CACHE;
-        }
-        snprintf(self->seen[slot].id, sizeof self->seen[slot].id, "%s", id);
-        snprintf(self->seen[slot].name, sizeof self->seen[slot].name, "%s", name);
-        self->seen[slot].at = now_s;
+    e->at = now_s;
+    const bool renamed = name[0] && strcmp(e->name, name);
+    if (renamed)
+        snprintf(e->name, sizeof e->name, "%s", name);
+    if (!e->dirty && (renamed || now_s - e->written_at >= S_SEEN_EVERY_S)) {
+        e->dirty = true;
+        self->n_dirty++;
     }
-out:
     pthread_mutex_unlock(&self->mu);
-    return rc;
+    return 0;
 }
 
 int sw_reputation_credit_work(sw_reputation_t *self, const char *id, const char *session_id, double units,
@@ -489,6 +536,8 @@ int sw_reputation_tick(sw_reputation_t *self, double now_s, char *err, size_t er
     if ((rc = s_exec(self, "BEGIN IMMEDIATE", err, errlen)) != 0)
         goto out;
     rc = s_write_work(self, err, errlen);
+    if (rc == 0)
+        rc = s_write_seen(self, err, errlen);
     /* grant what closed its window: the sum per key, and the part of it for work after the key's last verified
      * result (clawed back if the key fails before its next verified result) */
     sqlite3_stmt *st = rc == 0 ? s_prep(self,
@@ -512,6 +561,7 @@ int sw_reputation_tick(sw_reputation_t *self, double now_s, char *err, size_t er
     }
     if (sw_state_db_end(self->db, self->path, rc, err, errlen) == 0) {
         self->n_work = 0;
+        s_seen_written(self, now_s);
         rc = granted;
     } else {
         rc = -1;

@@ -40,11 +40,12 @@
  *      last_seen REAL, verified_at REAL, granted REAL, unverified_granted REAL,
  *      clawed_back REAL, last_failure TEXT)          times: unix s
  *    credit_pending(node_id TEXT, session_id TEXT, units REAL, at REAL)
- *  Verified, failed and seen are written (committed) before they return.
- *  Work is summed in memory per (key, session) and written by
- *  sw_reputation_tick at most once a second (the gateway's loop must not
- *  wait for a disk per forward step): a crash loses at most the last second
- *  of pending credit, never a verdict. Reads (rate, row, list) go to the
+ *  Verified and failed are written (committed) before they return. Work is
+ *  summed in memory per (key, session), and the keys seen in the directory
+ *  are held in memory, both written by sw_reputation_tick at most once a
+ *  second in one transaction (the gateway's loop must not wait for a disk
+ *  per forward step or per directory): a crash loses at most the last
+ *  second of pending credit, never a verdict. Reads (rate, row, list) go to the
  *  file, plus the work not yet written, so two gateways sharing a file see
  *  each other's verdicts.
  *
@@ -133,8 +134,12 @@ int sw_reputation_failed(sw_reputation_t *self, const char *id, double now_s, co
                          size_t errlen);
 
 /*  Records that key id was seen at now_s with display_name (NULL or "":
- *  keep the one known). Written at most once a minute per key unless the
- *  name changed. Returns 0, or -1 with a reason in err. */
+ *  keep the one known). Held in memory (a table of up to 4096 keys, the most
+ *  a directory lists) and written by the next sw_reputation_tick that does
+ *  its work: a key's row at most once a minute unless its name changed, so
+ *  the gateway may call it for every stage of every directory. Returns 0,
+ *  or -1 with a reason in err (bad id, a name longer than
+ *  SW_REPUTATION_NAME_MAX). */
 int sw_reputation_seen(sw_reputation_t *self, const char *id, const char *display_name, double now_s, char *err,
                        size_t errlen);
 

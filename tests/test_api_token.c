@@ -51,7 +51,9 @@ int main(void)
     CHECK(expires == 1100 && strlen(tok) == 64 && sw_api_token_format_ok(tok));
     CHECK(sw_api_token_check(t, tok, 1050, id, err, sizeof err) == SW_API_TOKEN_VALID && !strcmp(id, "a1b2c3d4e5f60718"));
     CHECK(sw_api_token_check(t, tok, 1100, id, err, sizeof err) == SW_API_TOKEN_EXPIRED && id[0] == 0);
-    CHECK(sw_api_token_issue(t, "a1b2c3d4e5f60718", 1000, tok2, NULL, err, sizeof err) == 0 && strcmp(tok, tok2));
+    CHECK(sw_api_token_issue(t, "a1b2c3d4e5f60718", 1000.5, tok2, NULL, err, sizeof err) == -2); /* too soon */
+    CHECK(tok2[0] == 0 && strstr(err, "less than") != NULL);
+    CHECK(sw_api_token_issue(t, "a1b2c3d4e5f60718", 1001, tok2, NULL, err, sizeof err) == 0 && strcmp(tok, tok2));
 
     /* unknown tokens, and strings that are not a token's format */
     char other[SW_API_TOKEN_HEX + 1];
@@ -93,7 +95,7 @@ int main(void)
     /* at most SW_API_TOKEN_PER_KEY live tokens per key: the oldest go */
     char first[SW_API_TOKEN_HEX + 1], last[SW_API_TOKEN_HEX + 1];
     for (int i = 0; i < SW_API_TOKEN_PER_KEY + 4; i++) {
-        CHECK(sw_api_token_issue(t, "ffff000011112222", 2000 + i, last, NULL, err, sizeof err) == 0);
+        CHECK(sw_api_token_issue(t, "ffff000011112222", 2000 + 2 * i, last, NULL, err, sizeof err) == 0);
         if (i == 0)
             memcpy(first, last, sizeof first);
     }

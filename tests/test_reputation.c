@@ -211,12 +211,27 @@ int main(void)
     CHECK(sw_reputation_seen(r, "cccc", "carol's box", 243, err, sizeof err) == 0);
     CHECK(sw_reputation_seen(r, "dddd", "", 243, err, sizeof err) == 0);
     CHECK(sw_reputation_seen(r, "cccc", NULL, 244, err, sizeof err) == 0); /* keeps the name */
+    CHECK(sw_reputation_row(r, "dddd", &x, err, sizeof err) == 0);         /* held until the tick */
+    CHECK(sw_reputation_tick(r, 245, err, sizeof err) == 0);
     sw_reputation_row_t list[8];
     CHECK(sw_reputation_list(r, list, 8, err, sizeof err) == 4);
     CHECK(!strcmp(list[0].id, "cccc") && !strcmp(list[1].id, "bbbb") && !strcmp(list[2].id, "aaaa") &&
           !strcmp(list[3].id, "dddd"));
     CHECK(!strcmp(list[0].display_name, "carol's box") && list[3].first_seen == 243);
     CHECK(sw_reputation_list(r, list, 1, err, sizeof err) == 4 && !strcmp(list[0].id, "cccc"));
+    CHECK(sw_reputation_seen(r, "cccc", "carol renamed", 246, err, sizeof err) == 0); /* a new name: written */
+    CHECK(sw_reputation_tick(r, 247, err, sizeof err) == 0);
+    x = s_row(r, "cccc");
+    CHECK(!strcmp(x.display_name, "carol renamed") && x.last_seen == 246 && x.first_seen < 243);
+    char many[32];
+    int bad_seen = 0;
+    for (int i = 0; i < 5000; i++) { /* past the table's 4096 keys: it starts again, nothing fails */
+        snprintf(many, sizeof many, "key-%d", i);
+        bad_seen += sw_reputation_seen(r, many, "", 248, err, sizeof err) != 0;
+    }
+    CHECK(bad_seen == 0 && sw_reputation_tick(r, 249, err, sizeof err) == 0);
+    const int n_many = sw_reputation_list(r, list, 0, err, sizeof err);
+    CHECK_MSG(n_many > 4 + 5000 - 4096 && n_many <= 4 + 5000, "%d keys", n_many);
 
     /* outside values refused */
     char long_id[100];
@@ -238,7 +253,7 @@ int main(void)
     r = sw_reputation_open(path, &pol, err, sizeof err);
     CHECK_MSG(r != NULL, "%s", err);
     if (r) {
-        CHECK(sw_reputation_list(r, after, 8, err, sizeof err) == n_before && n_before == 4);
+        CHECK(sw_reputation_list(r, after, 8, err, sizeof err) == n_before && n_before == n_many);
         for (int i = 0; i < n_before && i < 8; i++)
             CHECK_MSG(!strcmp(before[i].id, after[i].id) && before[i].granted == after[i].granted &&
                       before[i].pending == after[i].pending && before[i].clawed_back == after[i].clawed_back &&
