@@ -339,7 +339,8 @@ int sw_client_token(sw_client_t *self, char *token, size_t token_len, char *node
     sw_wire_msg_t m;
     const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_TOKEN_REPLY, &m, timeout_ms, code, err, errlen);
     int rc = -1;
-    if (r && r->token_reply->token && strlen(r->token_reply->token) == 64 && strlen(r->token_reply->token) < token_len) {
+    const size_t tlen = r && r->token_reply->token ? strlen(r->token_reply->token) : 0;
+    if (r && tlen == 64 && tlen < token_len) {
         snprintf(token, token_len, "%s", r->token_reply->token);
         if (node_id)
             snprintf(node_id, id_len, "%s", s_str(r->token_reply->node_id));

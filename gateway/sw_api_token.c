@@ -140,8 +140,8 @@ int sw_api_token_issue(sw_api_token_t *self, const char *node_id, double now_s, 
     } else if (rc == 0) {
         rc = -1;
     }
-    if (rc == 0 && (st = s_prep(self, "INSERT INTO api_tokens (hash, node_id, created, expires) VALUES (?1, ?2, ?3, ?4)",
-                               err, errlen))) {
+    if (rc == 0 && (st = s_prep(self, "INSERT INTO api_tokens (hash, node_id, created, expires)"
+                                      " VALUES (?1, ?2, ?3, ?4)", err, errlen))) {
         sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, node_id, -1, SQLITE_STATIC);
         sqlite3_bind_double(st, 3, now_s);

@@ -178,7 +178,8 @@ bool sw__http_admit(sw_http_t *h, struct MHD_Connection *c, const sw__http_req_t
     const sw_fairuse_result_t r = sw_fairuse_take(fair, &rq->meter_key, need, cost, 0, now, &wait);
     if (r == SW_FAIRUSE_WAIT) {
         h->n.rate_limited++;
-        tokens_short = kind == S_KIND_GENERATE && sw_fairuse_level(fair, &rq->meter_key, SW__HTTP_METER_REQ, now) >= need[0];
+        tokens_short = kind == S_KIND_GENERATE &&
+                       sw_fairuse_level(fair, &rq->meter_key, SW__HTTP_METER_REQ, now) >= need[0];
     } else if (r != SW_FAIRUSE_OK) {
         h->n.busy_rejected++;
     }

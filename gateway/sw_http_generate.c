@@ -410,7 +410,8 @@ enum MHD_Result sw__http_generate(sw_http_t *h, struct MHD_Connection *c, const 
     pthread_mutex_lock(&h->mu);
     const bool full = h->n.active >= h->cfg.max_concurrent;
     const sw_fairuse_result_t fr =
-        full ? SW_FAIRUSE_OK : sw_fairuse_take(g->fair, &g->addr, NULL, NULL, h->cfg.max_concurrent_per_addr, sw__http_now(), NULL);
+        full ? SW_FAIRUSE_OK
+             : sw_fairuse_take(g->fair, &g->addr, NULL, NULL, h->cfg.max_concurrent_per_addr, sw__http_now(), NULL);
     if (!full && fr == SW_FAIRUSE_OK)
         h->n.active++;
     else if (full || fr != SW_FAIRUSE_BUSY)

@@ -93,7 +93,8 @@ int sw_state_db_schema(sqlite3 *db, const char *path, const char *component, int
         char ins[160];
         snprintf(ins, sizeof ins, "INSERT INTO swisd_schema (component, version) VALUES ('%s', %d)", component,
                  version);
-        if (sw_state_db_exec(db, path, create_sql, err, errlen) != 0 || sw_state_db_exec(db, path, ins, err, errlen) != 0)
+        if (sw_state_db_exec(db, path, create_sql, err, errlen) != 0 ||
+            sw_state_db_exec(db, path, ins, err, errlen) != 0)
             goto fail;
     }
     return sw_state_db_exec(db, path, "COMMIT", err, errlen);

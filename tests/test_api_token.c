@@ -49,7 +49,8 @@ int main(void)
     double expires = 0;
     CHECK(sw_api_token_issue(t, "a1b2c3d4e5f60718", 1000, tok, &expires, err, sizeof err) == 0);
     CHECK(expires == 1100 && strlen(tok) == 64 && sw_api_token_format_ok(tok));
-    CHECK(sw_api_token_check(t, tok, 1050, id, err, sizeof err) == SW_API_TOKEN_VALID && !strcmp(id, "a1b2c3d4e5f60718"));
+    CHECK(sw_api_token_check(t, tok, 1050, id, err, sizeof err) == SW_API_TOKEN_VALID &&
+          !strcmp(id, "a1b2c3d4e5f60718"));
     CHECK(sw_api_token_check(t, tok, 1100, id, err, sizeof err) == SW_API_TOKEN_EXPIRED && id[0] == 0);
     CHECK(sw_api_token_issue(t, "a1b2c3d4e5f60718", 1000.5, tok2, NULL, err, sizeof err) == -2); /* too soon */
     CHECK(tok2[0] == 0 && strstr(err, "less than") != NULL);

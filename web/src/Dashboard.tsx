@@ -143,7 +143,8 @@ function Contributors({ credits }: { credits: Credits }) {
                     <td>{c.verified} / <span className={c.failed ? 'bad' : ''}>{c.failed}</span></td>
                     <td>{(100 * c.audit_rate).toFixed(0)}%</td>
                     <td data-testid="contributor-status">
-                      {banned && <span className="badge bad" title={`until ${new Date(c.banned_until * 1000).toLocaleString()}`}>banned</span>}
+                      {banned && <span className="badge bad"
+                        title={`until ${new Date(c.banned_until * 1000).toLocaleString()}`}>banned</span>}
                       {!banned && c.trusted && <span className="badge good">trusted</span>}
                       {!banned && !c.trusted && <span className="badge muted">new</span>}
                     </td>
