@@ -38,6 +38,8 @@ typedef struct {
     int max_batch_tokens;     /* tokens computed in one batch, <= 0: 512 */
     const char *codec;        /* codec wanted for activations sent to this stage (its inbound
                                  link), e.g. "q8_0+zstd3"; NULL: the sender's choice */
+    bool audit;               /* an operator's audit stage: announced (Capabilities.audit), gateways give it
+                                 audit work only (docs/security.md, "Verification") */
 } sw_stage_config_t;
 
 typedef struct sw_stage_t sw_stage_t;
