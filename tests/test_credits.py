@@ -17,7 +17,12 @@
    unknown token is refused 401 (authentication_error) and an OpenAI SDK's
    placeholder key is ignored;
 4. the gateway restarted on the same --state-db: the leaderboard is
-   unchanged and the token still works.
+   unchanged and the token still works;
+5. a second host of each layer range joins: the gateway's audit engine
+   (--audit-trust 3) compares sessions with them, and its verified results
+   reach the persisted reputation: keys with verified results, consecutive
+   equal to verified (nobody failed), and trusted with a lower audit rate
+   once they pass 3.
 usage: test_credits.py   (binaries from $SWISD_BUILD)
 """
 import json
@@ -86,7 +91,8 @@ def body(_h):
     _, front = start_stage(h, bins, "front", ep, "0-1", "--name", "front box")
     _, back = start_stage(h, bins, "back", ep, "2-4")
     gw_args = ["--state-db", state_db, "--audit-window-s", str(WINDOW_S), "--http-rate", "1", "--http-read-rate",
-               "200", "--http-credit-boost", "4", "--http-credit-full", "0.001", "--route-wait-ms", "3000"]
+               "200", "--http-credit-boost", "4", "--http-credit-full", "0.001", "--route-wait-ms", "3000",
+               "--audit-trust", "3"]
     gw, rpc, port = start_gateway(h, bins, "gateway", ep, *gw_args, http=True)
     wait_servable(bins, rpc, 30)  # which generates a token: the baseline below holds its credit
     total = lambda c, k: c[k]["pending"] + c[k]["granted"] if k in c else -1  # noqa: E731
@@ -160,6 +166,24 @@ def body(_h):
     same = [x for x in strip(after) if x["node_id"] in want] == [x for x in strip(before) if x["node_id"] in want]
     check(same, f"the leaderboard survives a restart of the gateway ({before} / {after})")
     check(http(port, "/v1/models", token)[0] == 200, "the token survives the restart")
+
+    # 5) audits: a second host of each range; the audit engine's verdicts reach the reputation
+    start_stage(h, bins, "front-2", ep, "0-1")
+    start_stage(h, bins, "back-2", ep, "2-4")
+    check(wait_until(lambda: len(http(port, "/api/swarm")[1].get("stages", [])) == 4, 20, 0.3),
+          "the gateway sees 4 stages")
+    for i in range(6):
+        r = subprocess.run([bins.swisd, "generate", "--gateway", rpc, "-p", PROMPTS[i % 2], "-n", str(N), "--temp",
+                            "0"], capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, f"generation {i} with audits ({r.stderr.strip()[-160:]})")
+    verified = lambda: [c for c in credits(port).values() if c["verified"] > 0]  # noqa: E731
+    check(wait_until(lambda: len(verified()) >= 2, 20, 0.5),
+          f"audits gave verified results to stage keys in the reputation ({list(credits(port).values())})")
+    v = verified()
+    check(all(c["consecutive"] == c["verified"] and c["failed"] == 0 and c["clawed_back"] == 0 for c in v),
+          f"every verified key has a clean run ({v})")
+    check(all(c["trusted"] == (c["verified"] >= 3) and (c["audit_rate"] < 1) == (c["verified"] > 3) for c in v),
+          f"trusted from 3 in a row, audit rate below 1 after ({[(c['verified'], c['audit_rate']) for c in v]})")
 
 
 h.run(body)
