@@ -20,6 +20,7 @@ static const s_command_t s_commands[] = {
     {"draft", swisd_cmd_draft, "make a speculative-decoding draft from a model (early exit and/or quantized)"},
     {"synth", swisd_cmd_synth, "write a random-weight GGUF with the shapes of a real model"},
     {"inspect", swisd_cmd_inspect, "print a GGUF file's metadata and tensors"},
+    {"token", swisd_cmd_token, "get an API token of a gateway bound to a node key (contributors' boost)"},
     {"keygen", swisd_cmd_keygen, "make a node's keypair (or --show one's public key and node id)"},
 };
 

@@ -329,6 +329,31 @@ int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool
 
 static const char *s_str(const char *s) { return s ? s : ""; }
 
+int sw_client_token(sw_client_t *self, char *token, size_t token_len, char *node_id, size_t id_len,
+                    uint64_t *expires_unix_s, int timeout_ms, int *code, char *err, size_t errlen)
+{
+    Swisd__V1__TokenRequest q = SWISD__V1__TOKEN_REQUEST__INIT;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_TOKEN_REQUEST;
+    b.token_request = &q;
+    sw_wire_msg_t m;
+    const Swisd__V1__Body *r = s_call(self, &b, SWISD__V1__BODY__MSG_TOKEN_REPLY, &m, timeout_ms, code, err, errlen);
+    int rc = -1;
+    const size_t tlen = r && r->token_reply->token ? strlen(r->token_reply->token) : 0;
+    if (r && tlen == 64 && tlen < token_len) {
+        snprintf(token, token_len, "%s", r->token_reply->token);
+        if (node_id)
+            snprintf(node_id, id_len, "%s", s_str(r->token_reply->node_id));
+        if (expires_unix_s)
+            *expires_unix_s = r->token_reply->expires_unix_s;
+        rc = 0;
+    } else if (r) {
+        s_fail(code, SW_CLIENT_BAD_REPLY, err, errlen, "the gateway's token is not 64 characters (or does not fit)");
+    }
+    sw_wire_msg_free(&m);
+    return rc;
+}
+
 int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user, int timeout_ms, int *code,
                     char *err, size_t errlen)
 {

@@ -121,6 +121,17 @@ int sw_client_generate(sw_client_t *self, const sw_client_request_t *req, sw_cli
 int sw_client_list_models(sw_client_t *self, char *model_id, size_t id_len, bool *servable, char *gaps,
                           size_t gaps_len, int timeout_ms, int *code, char *err, size_t errlen);
 
+/*  Asks the gateway for an API token of its HTTP API bound to this
+ *  client's key (TokenRequest; the gateway reads the key from the CURVE
+ *  handshake, so the client must dial "tcp://HOST:PORT#KEY" with its own
+ *  identity: sw_client_new_keyed). Copies the token (64 hex digits; token_len
+ *  >= 65) and the key's node id (may be NULL) and sets *expires_unix_s (may
+ *  be NULL). Returns 0, or -1 with *code and err: UNAUTHORIZED (a plain
+ *  connection, or a key that has done no work for the gateway), BAD_REQUEST
+ *  (the gateway keeps no tokens), or a client-side code. */
+int sw_client_token(sw_client_t *self, char *token, size_t token_len, char *node_id, size_t id_len,
+                    uint64_t *expires_unix_s, int timeout_ms, int *code, char *err, size_t errlen);
+
 /*  One live stage as the gateway's directory lists it. Strings borrowed
  *  for the duration of the callback. */
 typedef struct {

@@ -6,6 +6,7 @@
 #include "sw_gateway_internal.h"
 
 #include <math.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -17,16 +18,20 @@
 #include "sw_codec.h"
 #include "sw_chat.h"
 #include "sw_common.h"
+#include "sw_api_token.h"
 #include "sw_bans.h"
 #include "sw_health.h"
+#include "sw_identity.h"
 #include "sw_keyset.h"
 #include "sw_model.h"
 #include "sw_planner.h"
 #include "sw_recent.h"
+#include "sw_reputation.h"
 #include "sw_route.h"
 #include "sw_sampler.h"
 #include "sw_seal_peers.h"
 #include "sw_session.h"
+#include "sw_state_db.h"
 #include "sw_tokenizer.h"
 #include "sw_wire.h"
 
@@ -114,6 +119,9 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     g->ref.n_layer = (uint32_t) g->hp->n_layer;
     g->ref.n_embd = (uint32_t) g->hp->n_embd;
     g->ref.n_vocab = (uint32_t) g->hp->n_vocab;
+    g->credit_factor = sw_reputation_model_factor(g->hp->n_embd, g->hp->n_ff, g->hp->n_head, g->hp->n_head_kv);
+    if (g->credit_factor < 0)
+        g->credit_factor = 0; /* shapes the formula does not cover: work is recorded at 0 units */
     g->ex = sw_exec_new(cfg->threads > 0 ? cfg->threads : 1);
     g->tx = sw_codec_new(&g->codec_cfg, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
     g->tx_cfg = g->codec_cfg;
@@ -163,11 +171,14 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
         sw_log(SW_LOG_INFO, "gateway: %zu operator stage key(s) in %s: trusted auditors%s", sw_keyset_size(g->trusted),
                cfg->trusted_dir, cfg->trusted_layers > 0 ? ", and the only ones for the first layers" : "");
     }
-    if (cfg->rpc_allow_dir) { /* before the CURVE server exists: libzmq asks ZAP about every handshake */
-        if (!cfg->identity) {
-            sw_err(err, errlen, "--rpc-allow needs keys (it cannot be used with --insecure)");
-            goto fail;
-        }
+    if (cfg->rpc_allow_dir && !cfg->identity) {
+        sw_err(err, errlen, "--rpc-allow needs keys (it cannot be used with --insecure)");
+        goto fail;
+    }
+    /* with keys, a ZAP handler always: under --rpc-allow it refuses other keys; without, any key passes (the
+     * open API) and the handler only tags each connection with its key (User-Id), which TokenRequest reads.
+     * Before the CURVE server exists: libzmq asks ZAP about every handshake */
+    if (cfg->identity) {
         char name[64];
         snprintf(name, sizeof name, "gateway %.8s rpc", sw_identity_id(cfg->identity));
         sw_broker_auth_config_t acfg = {.allow_dir = cfg->rpc_allow_dir, .log_name = name,
@@ -867,6 +878,34 @@ int sw__gateway_open_reply(sw_gateway_t *g, const char *src, const char *session
     return -1;
 }
 
+/* Logs a failure to record reputation or credit, at most once every 10 s. */
+static void s_credit_log(sw_gateway_t *g, const char *what, const char *err)
+{
+    const uint64_t now = sw_now_ns();
+    if (g->credit_log_ns && now - g->credit_log_ns < 10000000000ull)
+        return;
+    g->credit_log_ns = now;
+    sw_log(SW_LOG_WARN, "gateway: cannot record %s: %s", what, err);
+}
+
+/* Credits every hop of session c's route for a completed step of n_rows
+ * tokens: layers x tokens x the model's factor each (sw_reputation.h),
+ * pending until the audit window closes. */
+static void s_credit_step(sw_gateway_t *g, sw__gw_session_t *c, int64_t n_rows)
+{
+    if (!g->cfg.reputation || n_rows < 1)
+        return;
+    const sw_route_t *rt = sw_session_route(c->ss);
+    const double now = sw_state_db_unix_s();
+    char err[256];
+    for (int i = 0; i < sw_route_n_hops(rt); i++) {
+        const sw_route_hop_t *hp = sw_route_hop(rt, i);
+        const double units = (double) (hp->end - hp->begin) * (double) n_rows * g->credit_factor;
+        if (sw_reputation_credit_work(g->cfg.reputation, hp->id, sw_session_id(c->ss), units, now, err, sizeof err))
+            s_credit_log(g, "credit", err);
+    }
+}
+
 static void s_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__ForwardReply *rep)
 {
     if (!strncmp(rep->session_id, "probe-", 6)) {
@@ -914,6 +953,7 @@ static void s_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__Forwar
     if (len != SIZE_MAX) {
         sw_session_on_bad_reply(c->ss, src, rep->request_id, err[0] ? err : "bad activation", sw_now_ns(), &g->acts);
     } else {
+        s_credit_step(g, c, n_rows); /* the route is the one that computed it: before the session moves on */
         sw_session_on_reply(c->ss, src, rep->request_id, g->hidden, n_rows, sw_now_ns(), &g->acts);
         sw__audit_after_step(g, c); /* the history now holds the step's accepted tokens */
     }
@@ -1184,6 +1224,41 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     sw__audit_status_free(&audit);
 }
 
+/* TokenRequest: an API token bound to the key of the connection that asks
+ * (its ZAP User-Id), for a key that has done work for this gateway. */
+static void s_on_token(sw_gateway_t *g, const sw_wire_msg_t *m)
+{
+    uint8_t pk[32];
+    char id[SW_IDENTITY_ID_LEN + 1], token[SW_API_TOKEN_HEX + 1], err[256];
+    sw_reputation_row_t row;
+    double expires = 0;
+    int rc, code = SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED;
+    if (!g->cfg.tokens) {
+        code = SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST;
+        snprintf(err, sizeof err, "this gateway makes no API tokens (it runs without keys or a state database)");
+    } else if (!g->rpc_auth || sw_broker_auth_peer_key(m->body_frame, pk) != 0) {
+        snprintf(err, sizeof err, "the connection carries no key: dial tcp://HOST:PORT#KEY with --key");
+    } else if (sw_identity_fingerprint(pk, id),
+               !g->cfg.reputation || sw_reputation_row(g->cfg.reputation, id, &row, err, sizeof err) != 1) {
+        snprintf(err, sizeof err, "key %s has done no work for this gateway: tokens are for contributors", id);
+    } else if ((rc = sw_api_token_issue(g->cfg.tokens, id, sw_state_db_unix_s(), token, &expires, err, sizeof err))) {
+        code = rc == -2 ? SWISD__V1__ERROR_CODE__ERROR_OVERLOADED : SWISD__V1__ERROR_CODE__ERROR_INTERNAL;
+    } else {
+        Swisd__V1__TokenReply r = SWISD__V1__TOKEN_REPLY__INIT;
+        r.token = token;
+        r.node_id = id;
+        r.expires_unix_s = (uint64_t) expires;
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_TOKEN_REPLY;
+        b.token_reply = &r;
+        s_rpc_send(g, m->identity, &b);
+        sodium_memzero(token, sizeof token);
+        sw_log(SW_LOG_INFO, "gateway: made an API token for key %s", id);
+        return;
+    }
+    sw_wire_send_error(g->rpc, m->identity, sw_gateway_id(g), "", code, NULL, 0, "%s", err);
+}
+
 static void s_on_rpc(sw_gateway_t *g)
 {
     sw_wire_msg_t m;
@@ -1210,6 +1285,9 @@ static void s_on_rpc(sw_gateway_t *g)
         break;
     case SWISD__V1__BODY__MSG_SWARM_STATUS_REQUEST:
         s_on_status(g, m.identity);
+        break;
+    case SWISD__V1__BODY__MSG_TOKEN_REQUEST:
+        s_on_token(g, &m);
         break;
     case SWISD__V1__BODY__MSG_CANCEL:
         for (sw__gw_session_t *c = g->sessions; c; c = c->next)
@@ -1287,6 +1365,12 @@ static void s_on_broker(sw_gateway_t *g)
             for (size_t i = 0; i < d->n_stages; i++)
                 if (s_ours(g, d->stages[i]) && !(g->cfg.bans && sw_bans_banned(g->cfg.bans, d->stages[i]->node_id)))
                     s_probe(g, d->stages[i]);
+            char err[256]; /* the contributors' display names for the leaderboard (written once a minute each) */
+            for (size_t i = 0; g->cfg.reputation && i < d->n_stages; i++)
+                if (s_ours(g, d->stages[i]) &&
+                    sw_reputation_seen(g->cfg.reputation, d->stages[i]->node_id, d->stages[i]->display_name,
+                                       sw_state_db_unix_s(), err, sizeof err) != 0)
+                    s_credit_log(g, "a stage seen", err);
         }
         s_recheck_routes(g);
         break;
@@ -1308,6 +1392,9 @@ static void s_on_broker(sw_gateway_t *g)
 static void s_housekeeping(sw_gateway_t *g)
 {
     const uint64_t now = sw_now_ns();
+    char err[256];
+    if (g->cfg.reputation && sw_reputation_tick(g->cfg.reputation, sw_state_db_unix_s(), err, sizeof err) < 0)
+        s_credit_log(g, "credits", err);
     if (now >= g->next_dir_ns && sw_broker_client_registered(g->bc)) {
         Swisd__V1__DirectoryQuery q = SWISD__V1__DIRECTORY_QUERY__INIT;
         q.checksum = g->checksum;

@@ -64,6 +64,14 @@ typedef struct {
                                 A banned node is never planned, probed or kept on a route (sessions on it
                                 fail over within one loop turn, 100 ms); a drained stage gets no new
                                 session, those on it finish */
+    struct sw_reputation_t *reputation; /* per-key reputation and credits (sw_reputation; the HTTP front reads it
+                                           from its threads); borrowed, outlives the gateway; NULL: none. The
+                                           gateway credits every hop of every completed forward step (layers x
+                                           tokens x the model's factor), records the display names it sees in
+                                           the directory, and ticks it from its loop */
+    struct sw_api_token_t *tokens; /* API tokens (sw_api_token) made for RPC clients that prove their key
+                                      (TokenRequest); borrowed, outlives the gateway; NULL: TokenRequest is
+                                      refused */
 } sw_gateway_config_t;
 
 typedef struct sw_gateway_t sw_gateway_t;

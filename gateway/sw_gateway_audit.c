@@ -20,7 +20,9 @@
 #include "sw_bans.h"
 #include "sw_common.h"
 #include "sw_gateway_internal.h"
+#include "sw_reputation.h"
 #include "sw_route.h"
+#include "sw_state_db.h"
 
 #define S_MAX_JOBS 16             /* audits at once */
 #define S_AUDIT_CHUNK 512         /* rows per audit step (SW_SESSION_PREFILL_CHUNK) */
@@ -468,6 +470,10 @@ static void s_caught(sw_gateway_t *g, const char *node, const char *why)
     char err[200];
     if (g->cfg.bans && sw_bans_set(g->cfg.bans, node, true, true, why, err, sizeof err) != 0)
         sw_log(SW_LOG_WARN, "gateway: cannot record the ban of %.16s: %s", node, err);
+    /* the persisted reputation: run reset, banned for its ban_s, its pending and unverified credit clawed back */
+    if (g->cfg.reputation && sw_reputation_failed(g->cfg.reputation, node, sw_state_db_unix_s(), why, err,
+                                                  sizeof err) != 0)
+        sw_log(SW_LOG_WARN, "gateway: cannot record the failed audit of %.16s: %s", node, err);
     sw_log(SW_LOG_WARN, "gateway: stage %s failed an audit (%s): banned; its sessions start again elsewhere", node,
            why);
     /* audits that used it are void */
@@ -576,6 +582,37 @@ static void s_disagreement(sw_gateway_t *g, sw__gw_session_t *c, sw__audit_job_t
     s_restart(g, c);
 }
 
+/* The audit book's verified counts of the hops of session c's route into
+ * ids and counts (n: the hops), to see what a comparison verified. */
+static int s_route_counts(sw_gateway_t *g, sw__gw_session_t *c, const char *ids[SW_PLAN_MAX_HOPS],
+                          uint64_t counts[SW_PLAN_MAX_HOPS])
+{
+    const sw_route_t *rt = sw_session_route(c->ss);
+    const int n = rt ? sw_route_n_hops(rt) : 0;
+    for (int i = 0; i < n && i < SW_PLAN_MAX_HOPS; i++) {
+        ids[i] = sw_route_hop(rt, i)->id;
+        sw_audit_counts(g->audit, ids[i], &counts[i], NULL, NULL);
+    }
+    return n < SW_PLAN_MAX_HOPS ? n : SW_PLAN_MAX_HOPS;
+}
+
+/* The persisted reputation follows the audit book: each of the n hops ids
+ * (a session's route) gets the verified results a comparison just gave it
+ * (before: its counts from s_route_counts before the comparison). A hop
+ * that left the route since its steps were recorded is not seen here. */
+static void s_reputation_verified(sw_gateway_t *g, const char *const ids[], const uint64_t before[], int n)
+{
+    char err[200];
+    for (int i = 0; g->cfg.reputation && i < n; i++) {
+        uint64_t now_count = 0;
+        sw_audit_counts(g->audit, ids[i], &now_count, NULL, NULL);
+        if (now_count > before[i] &&
+            sw_reputation_verified(g->cfg.reputation, ids[i], now_count - before[i], sw_state_db_unix_s(), err,
+                                   sizeof err) != 0)
+            sw_log(SW_LOG_WARN, "gateway: cannot record verified results of %.16s: %s", ids[i], err);
+    }
+}
+
 void sw__audit_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__ForwardReply *rep)
 {
     sw__audit_job_t *j = g->jobs;
@@ -622,10 +659,14 @@ void sw__audit_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__Forwa
     for (int i = 0; i < j->n_hops; i++)
         ah[i] = (sw_audit_hop_t){.node_id = nodes[i], .begin = begin[i], .end = end[i], .sketch = commits[i].sketch};
     sw_audit_result_t res;
+    const char *route_ids[SW_PLAN_MAX_HOPS];
+    uint64_t route_before[SW_PLAN_MAX_HOPS];
+    const int n_route = g->cfg.reputation ? s_route_counts(g, c, route_ids, route_before) : 0;
     sw_audit_compare(g->audit, j->sid, sw_session_tokens(c->ss), sw_session_n_tokens(c->ss), j->pending_pos,
                      j->pending_n, ah, j->n_hops, &res);
     for (int i = 0; i < j->n_hops; i++)
         sw_commit_free(&commits[i]);
+    s_reputation_verified(g, route_ids, route_before, n_route);
     j->next_pos = j->pending_pos + j->pending_n;
     if (res.mismatch)
         return s_disagreement(g, c, j, &res);

@@ -118,7 +118,8 @@ struct sw_gateway_t {
     Swisd__V1__ModelRef ref;
     sw_broker_client_t *bc;
     zsock_t *rpc;
-    sw_broker_auth_t *rpc_auth;    /* --rpc-allow: the RPC's ZAP handler (NULL: any client key) */
+    sw_broker_auth_t *rpc_auth;    /* with keys: the RPC's ZAP handler (--rpc-allow: the allowlist; else open,
+                                      tagging each connection with its key); NULL when insecure */
     sw_keyset_t *trusted;          /* --trusted-keys: who may hold layers [0, cfg.trusted_layers) */
     char rpc_ep[256];
     sw_codec_config_t codec_cfg;
@@ -159,6 +160,9 @@ struct sw_gateway_t {
     uint64_t audits_started, audits_passed, audits_failed, chain_breaks, unverifiable, delivered_differs;
     uint64_t audit_log_ns;                /* last "cannot audit" log line */
     double audit_max_ok;                  /* the largest sketch distance of comparisons that agreed */
+    /* reputation and credits (sw_reputation; cfg.reputation, NULL: none) */
+    double credit_factor;                 /* credit units per layer per token (sw_reputation_model_factor) */
+    uint64_t credit_log_ns;               /* last log line about a failure to record credit (one per 10 s) */
 };
 
 /* ---- shared by the gateway's files (sw_gateway.c) ---- */

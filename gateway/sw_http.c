@@ -26,6 +26,7 @@
 #include "sw_http_swarm.h"
 #include "sw_openai.h"
 
+#define S_KEYS 4096      /* keys with an API token the fair-use table of keys tracks at once */
 #define S_SNAPSHOT_S 0.5 /* the swarm snapshot (/api/swarm, /metrics) is asked of the gateway at most this often */
 
 double sw__http_now(void) { return sw_now_ns() / 1e9; }
@@ -158,21 +159,27 @@ static void s_client_addr(struct MHD_Connection *c, char ip[64], sw_fairuse_addr
 
 typedef enum { S_KIND_REQUEST, S_KIND_GENERATE, S_KIND_READ } s_kind_t;
 
-/* Takes a request of `kind` from the client's meters. Returns true when it
- * may go on; otherwise queues the refusal (429 with Retry-After, or 503 when
- * the table of addresses is full) in *res. */
-static bool s_admit(sw_http_t *h, struct MHD_Connection *c, const sw__http_req_t *rq, s_kind_t kind, enum MHD_Result *res)
+/* Takes a request of `kind` from the client's meters (its key's, scaled by
+ * its boost, or its address's). Returns true when it may go on; otherwise
+ * queues the refusal (429 with Retry-After, or 503 when the table of
+ * addresses is full) in *res. */
+bool sw__http_admit(sw_http_t *h, struct MHD_Connection *c, const sw__http_req_t *rq, int kind, enum MHD_Result *res)
 {
-    static const double need[3][SW__HTTP_N_METERS] = {{1, 0, 0}, {1, 1, 0}, {0, 0, 1}};
-    static const double cost[3][SW__HTTP_N_METERS] = {{1, 0, 0}, {1, 0, 0}, {0, 0, 1}};
+    static const double need1[3][SW__HTTP_N_METERS] = {{1, 0, 0}, {1, 1, 0}, {0, 0, 1}};
+    static const double cost1[3][SW__HTTP_N_METERS] = {{1, 0, 0}, {1, 0, 0}, {0, 0, 1}};
+    double need[SW__HTTP_N_METERS], cost[SW__HTTP_N_METERS];
+    for (int m = 0; m < SW__HTTP_N_METERS; m++)
+        need[m] = need1[kind][m] * rq->scale, cost[m] = cost1[kind][m] * rq->scale;
     double wait = 0;
     bool tokens_short = false;
+    sw_fairuse_t *fair = sw__http_fair(h, rq);
     pthread_mutex_lock(&h->mu);
     const double now = sw__http_now();
-    const sw_fairuse_result_t r = sw_fairuse_take(h->fair, &rq->addr, need[kind], cost[kind], 0, now, &wait);
+    const sw_fairuse_result_t r = sw_fairuse_take(fair, &rq->meter_key, need, cost, 0, now, &wait);
     if (r == SW_FAIRUSE_WAIT) {
         h->n.rate_limited++;
-        tokens_short = kind == S_KIND_GENERATE && sw_fairuse_level(h->fair, &rq->addr, SW__HTTP_METER_REQ, now) >= 1;
+        tokens_short = kind == S_KIND_GENERATE &&
+                       sw_fairuse_level(fair, &rq->meter_key, SW__HTTP_METER_REQ, now) >= need[0];
     } else if (r != SW_FAIRUSE_OK) {
         h->n.busy_rejected++;
     }
@@ -185,11 +192,13 @@ static bool s_admit(sw_http_t *h, struct MHD_Connection *c, const sw__http_req_t
     }
     char ra[24];
     snprintf(ra, sizeof ra, "%.0f", wait < 1 ? 1 : wait + 0.999);
-    *res = sw__http_error(c, 429, "rate_limit_exceeded",
-                   tokens_short ? "too many generated tokens from this address; wait for Retry-After"
-                   : kind == S_KIND_READ ? "too many requests of /metrics and /api/swarm from this address"
-                                         : "too many requests from this address",
-                   ra);
+    const char *who = rq->keyed ? "this key" : "this address";
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s %s%s", tokens_short ? "too many generated tokens from"
+                                         : kind == S_KIND_READ ? "too many requests of /metrics and /api/ from"
+                                                               : "too many requests from",
+             who, tokens_short ? "; wait for Retry-After" : "");
+    *res = sw__http_error(c, 429, "rate_limit_exceeded", msg, ra);
     return false;
 }
 
@@ -433,6 +442,8 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
             return MHD_NO;
         *con_cls = rq;
         s_client_addr(c, rq->ip, &rq->addr);
+        rq->meter_key = rq->addr; /* anonymous until a valid API token says otherwise */
+        rq->scale = 1;
         const char *bad = s_framing_error(c);
         if (!bad)
             return MHD_YES;
@@ -466,17 +477,21 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
     enum MHD_Result res;
     if (!strcmp(url, "/healthz"))
         return sw__http_send(c, 200, "text/plain", strdup("ok\n"), NULL);
-    if (!strcmp(url, "/metrics") || !strcmp(url, "/api/swarm")) {
+    const bool api = !strncmp(url, "/v1/", 4) || !strncmp(url, "/api/", 5) || !strcmp(url, "/metrics");
+    if (api && !sw__http_bearer(h, c, rq, &res)) /* an API token: per key; a bad one: 401 */
+        return res;
+    const bool credits = !strcmp(url, "/api/credits") && h->cfg.reputation;
+    if (!strcmp(url, "/metrics") || !strcmp(url, "/api/swarm") || credits) {
         if (!get)
             return sw__http_error(c, 405, "invalid_request_error", "method not allowed", NULL);
-        if (!s_admit(h, c, rq, S_KIND_READ, &res))
+        if (!sw__http_admit(h, c, rq, S_KIND_READ, &res))
             return res;
-        return url[1] == 'm' ? s_metrics(h, c) : s_swarm(h, c);
+        return url[1] == 'm' ? s_metrics(h, c) : credits ? sw__http_credits(h, c) : s_swarm(h, c);
     }
     if (!strcmp(url, "/admin") || !strncmp(url, "/admin/", 7)) {
         if (!h->admin_token[0]) /* no token configured: there are no admin endpoints, as for any unknown path */
             return sw__http_error(c, 404, "invalid_request_error", "no such endpoint", NULL);
-        if (!s_admit(h, c, rq, S_KIND_REQUEST, &res))
+        if (!sw__http_admit(h, c, rq, S_KIND_REQUEST, &res))
             return res;
         if (rq->too_big)
             return sw__http_error(c, 413, "invalid_request_error", "the body is too large", NULL);
@@ -493,7 +508,7 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
     }
     if ((completions || chat) ? !post : !get)
         return sw__http_error(c, 405, "invalid_request_error", "method not allowed", NULL);
-    if (!s_admit(h, c, rq, completions || chat ? S_KIND_GENERATE : S_KIND_REQUEST, &res))
+    if (!sw__http_admit(h, c, rq, completions || chat ? S_KIND_GENERATE : S_KIND_REQUEST, &res))
         return res;
     if (rq->too_big)
         return sw__http_error(c, 413, "invalid_request_error", "the body is too large", NULL);
@@ -558,6 +573,8 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
     if (h->cfg.max_conn_per_addr <= 0) h->cfg.max_conn_per_addr = 16;
     if (h->cfg.idle_timeout_s <= 0) h->cfg.idle_timeout_s = 15;
     if (h->cfg.max_addrs == 0) h->cfg.max_addrs = 65536;
+    if (!(h->cfg.credit_boost > 0)) h->cfg.credit_boost = 0;
+    if (!(h->cfg.credit_full > 0)) h->cfg.credit_full = 1000;
     h->keepalive_ms = h->cfg.idle_timeout_s * 1000 / 3;
     if (cfg->web_dir && cfg->web_dir[0]) {
         if (sw_http_static_check(cfg->web_dir, err, errlen) != 0) {
@@ -579,6 +596,14 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
         free(h);
         return NULL;
     }
+    fc.capacity = S_KEYS; /* keys with a token: the same meters, each cost scaled by the key's boost */
+    fc.seed ^= 0x9e3779b97f4a7c15ull;
+    if (!(h->fair_keys = sw_fairuse_new(&fc, err, errlen))) {
+        sw_fairuse_destroy(&h->fair);
+        sw_fairuse_destroy(&h->fair_keys);
+        free(h);
+        return NULL;
+    }
     atomic_init(&h->stopping, false);
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->snap_cv, NULL);
@@ -588,6 +613,7 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
     if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
         sw_err(err, errlen, "HTTPS: this libmicrohttpd was built without TLS");
         sw_fairuse_destroy(&h->fair);
+        sw_fairuse_destroy(&h->fair_keys);
         pthread_cond_destroy(&h->snap_cv);
         pthread_mutex_destroy(&h->mu);
         free(h);
@@ -607,6 +633,7 @@ sw_http_t *sw_http_new(const sw_http_config_t *cfg, char *err, size_t errlen)
     if (!h->d) {
         sw_err(err, errlen, "cannot serve %s on %s (address in use?)", tls ? "HTTPS" : "HTTP", cfg->addr);
         sw_fairuse_destroy(&h->fair);
+        sw_fairuse_destroy(&h->fair_keys);
         pthread_cond_destroy(&h->snap_cv);
         pthread_mutex_destroy(&h->mu);
         free(h);
@@ -627,6 +654,7 @@ void sw_http_destroy(sw_http_t **self_p)
     atomic_store(&h->stopping, true);
     MHD_stop_daemon(h->d);
     sw_fairuse_destroy(&h->fair);
+    sw_fairuse_destroy(&h->fair_keys);
     pthread_cond_destroy(&h->snap_cv);
     pthread_mutex_destroy(&h->mu);
     free(h->snap_json);

@@ -17,6 +17,10 @@
  *                                with layers, load and latency, gaps,
  *                                counters and recent generations
  *                                (docs/protocol.md, "Dashboard JSON")
+ *    GET  /api/credits           the contributors' leaderboard: reputation
+ *                                and credits per key, by granted credit
+ *                                (docs/protocol.md, "Credits JSON"; counts
+ *                                as a read like /api/swarm)
  *    GET  /metrics               Prometheus text format
  *    GET  /, /assets/...         the dashboard and chat page (static files
  *                                from web_dir, built from web/ by Vite)
@@ -50,6 +54,18 @@
  *  generations in progress, and one on all. Over a limit: 429 with
  *  Retry-After in seconds. /metrics and /api/swarm share one snapshot of the
  *  swarm, asked of the gateway at most every 0.5 s whatever the traffic.
+ *
+ *  API tokens (--http-credit-boost; sw_api_token.h): a request of the API
+ *  (/v1/, /api/, /metrics) whose "Authorization: Bearer" value is a swisd
+ *  token's format (64 lowercase hex digits) is checked: a valid token is
+ *  metered per key, in a table of its own with the same meters, each cost
+ *  scaled by 1 / (1 + F x min(1, granted / credit_full)) (a bucket of rate r
+ *  and burst b charged c / m per request serves m times the requests); an
+ *  unknown or expired one is charged one request to the address (429 when
+ *  the address is over its limit) and answered 401 with an
+ *  authentication_error. Any other Bearer value (an OpenAI SDK's placeholder
+ *  key) is ignored: the request is anonymous, per address. The admin
+ *  endpoints take only the admin token.
  *
  *  Hostile clients: at most max_conn_per_addr connections per address (more
  *  are closed at once) and max_conn in all; a connection idle for
@@ -108,6 +124,15 @@ typedef struct {
                                  (they answer 404). Copied */
     struct sw_bans_t *bans;   /* bans and drains the admin endpoints change; borrowed, must outlive the server;
                                  NULL: /admin/nodes and the ban and drain endpoints answer 404 */
+    struct sw_reputation_t *reputation; /* per-key reputation and credits (borrowed, outlives the server): GET
+                                           /api/credits, and the boost of a keyed request; NULL: /api/credits
+                                           answers 404 */
+    struct sw_api_token_t *tokens; /* API tokens (borrowed, outlives the server); NULL: a Bearer token on the
+                                      API is ignored (every request is metered per address) */
+    double credit_boost;      /* F of --http-credit-boost: a keyed request's rates are the base x (1 + F x
+                                 min(1, granted / credit_full)); <= 0: no boost (keyed requests are still
+                                 metered per key at the base rates) */
+    double credit_full;       /* granted credit units that earn the whole boost, <= 0: 1000 */
     const struct _sw_identity_t *identity; /* the gateway's key (borrowed, outlives the server): the HTTP
                                               front dials the RPC as it (a gateway with --rpc-allow lets its
                                               own key in); NULL: a throw-away key, or plain when insecure */

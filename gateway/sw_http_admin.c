@@ -197,10 +197,14 @@ static enum MHD_Result s_set_limits(sw_http_t *h, struct MHD_Connection *c, cons
     const double rate = set[0] ? val[0] : h->cfg.rate_rps, token_rate = set[1] ? val[1] : h->cfg.token_rate;
     const double read_rate = set[2] ? val[2] : h->cfg.read_rate;
     const double gen_burst = 60 * token_rate > h->cfg.max_tokens ? 60 * token_rate : h->cfg.max_tokens;
-    rc |= sw_fairuse_set_meter(h->fair, SW__HTTP_METER_REQ, (sw_fairuse_meter_t){rate, 2 * rate}, err, sizeof err);
-    rc |= sw_fairuse_set_meter(h->fair, SW__HTTP_METER_GEN, (sw_fairuse_meter_t){token_rate, gen_burst}, err, sizeof err);
-    rc |= sw_fairuse_set_meter(h->fair, SW__HTTP_METER_READ, (sw_fairuse_meter_t){read_rate, 2 * read_rate}, err,
-                               sizeof err);
+    for (int k = 0; k < 2; k++) { /* per address and per key (a key's boost scales its costs, not the meters) */
+        sw_fairuse_t *f = k ? h->fair_keys : h->fair;
+        rc |= sw_fairuse_set_meter(f, SW__HTTP_METER_REQ, (sw_fairuse_meter_t){rate, 2 * rate}, err, sizeof err);
+        rc |= sw_fairuse_set_meter(f, SW__HTTP_METER_GEN, (sw_fairuse_meter_t){token_rate, gen_burst}, err,
+                                   sizeof err);
+        rc |= sw_fairuse_set_meter(f, SW__HTTP_METER_READ, (sw_fairuse_meter_t){read_rate, 2 * read_rate}, err,
+                                   sizeof err);
+    }
     h->cfg.rate_rps = rate, h->cfg.token_rate = token_rate, h->cfg.read_rate = read_rate;
     if (set[3])
         h->cfg.max_concurrent = (int) val[3];

@@ -28,7 +28,9 @@ typedef struct {
     sw_http_t *h;
     sw_openai_request_t *rq;              /* the checked request (owned) */
     char ip[64];
-    sw_fairuse_addr_t addr;
+    sw_fairuse_addr_t addr;               /* the fair-use key: the address, or the API token's key */
+    sw_fairuse_t *fair;                   /* the table it is in (per address or per key; h's, under h->mu) */
+    double scale;                         /* cost factor of its meters (1, or 1 / boost for a key) */
     char id[40];
     long created;                         /* Unix seconds */
     int conn_fd;                          /* the client's socket (MHD's, borrowed), or -1 */
@@ -170,7 +172,7 @@ static void s_gen_end(s_gen_t *g, int rc, uint32_t used)
     sw_http_t *h = g->h;
     const bool left = rc != 0 && atomic_load(&g->gone) && !atomic_load(&h->stopping);
     pthread_mutex_lock(&h->mu);
-    sw_fairuse_end(h->fair, &g->addr, SW__HTTP_METER_GEN, used, sw__http_now());
+    sw_fairuse_end(g->fair, &g->addr, SW__HTTP_METER_GEN, used * g->scale, sw__http_now());
     h->n.active--;
     if (rc == 0) {
         h->n.completions++;
@@ -400,13 +402,16 @@ enum MHD_Result sw__http_generate(sw_http_t *h, struct MHD_Connection *c, const 
     g->created = (long) time(NULL);
     snprintf(g->id, sizeof g->id, "%s-%llx", chat ? "chatcmpl" : "cmpl", (unsigned long long) sw_now_ns());
     snprintf(g->ip, sizeof g->ip, "%s", rq->ip);
-    g->addr = rq->addr;
+    g->addr = rq->meter_key;
+    g->fair = sw__http_fair(h, rq);
+    g->scale = rq->scale;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     g->conn_fd = ci ? ci->connect_fd : -1;
     pthread_mutex_lock(&h->mu);
     const bool full = h->n.active >= h->cfg.max_concurrent;
     const sw_fairuse_result_t fr =
-        full ? SW_FAIRUSE_OK : sw_fairuse_take(h->fair, &g->addr, NULL, NULL, h->cfg.max_concurrent_per_addr, sw__http_now(), NULL);
+        full ? SW_FAIRUSE_OK
+             : sw_fairuse_take(g->fair, &g->addr, NULL, NULL, h->cfg.max_concurrent_per_addr, sw__http_now(), NULL);
     if (!full && fr == SW_FAIRUSE_OK)
         h->n.active++;
     else if (full || fr != SW_FAIRUSE_BUSY)

@@ -36,6 +36,7 @@ struct sw_http_t {
     pthread_mutex_t mu;
     /* under mu: */
     sw_fairuse_t *fair;            /* per-address meters and generations in progress */
+    sw_fairuse_t *fair_keys;       /* the same per key, for requests with a valid API token */
     sw_http_counters_t n;          /* counters for /metrics and /api/swarm; n.active: generations in progress */
     /* the swarm snapshot shared by /api/swarm and /metrics, under mu */
     char *snap_json;               /* the swarm part of /api/swarm, JSON text */
@@ -58,7 +59,17 @@ typedef struct {
     bool oom;                 /* a piece of the body could not be stored (answered 500) */
     char ip[64];              /* the client's address as text */
     sw_fairuse_addr_t addr;   /* the same, as the fair-use key */
+    bool keyed;               /* a valid API token: metered in fair_keys under meter_key */
+    sw_fairuse_addr_t meter_key; /* the fair-use key: addr, or the token's node key */
+    double scale;             /* every fair-use cost is multiplied by this: 1, or 1 / boost when keyed */
+    char key_id[65];          /* the token's node id ("" when anonymous) */
 } sw__http_req_t;
+
+/*  The fair-use table of rq: per key when it carries a valid API token, else per address. */
+static inline sw_fairuse_t *sw__http_fair(sw_http_t *h, const sw__http_req_t *rq)
+{
+    return rq->keyed ? h->fair_keys : h->fair;
+}
 
 /*  Monotonic clock, seconds. */
 double sw__http_now(void);
@@ -94,6 +105,21 @@ char *sw__http_call_error_json(int code, const char *msg);
  *  of an admitted request rq (its body complete): checks the body, takes
  *  the concurrency caps, runs the generation and answers (sw_http_generate.c). */
 enum MHD_Result sw__http_generate(sw_http_t *h, struct MHD_Connection *c, const sw__http_req_t *rq, bool chat);
+
+/*  The API token of a request of the API (sw_http_credits.c): none, or
+ *  not a token's format: true, anonymous. A valid one: true, rq keyed (its
+ *  node id, fair-use key and scale set). An unknown or expired one: false
+ *  with the refusal queued in *res (401, or 429 when the address is over
+ *  its request limit, which the refusal is charged to). */
+bool sw__http_bearer(sw_http_t *h, struct MHD_Connection *c, sw__http_req_t *rq, enum MHD_Result *res);
+
+/*  GET /api/credits (sw_http_credits.c): the leaderboard as JSON. */
+enum MHD_Result sw__http_credits(sw_http_t *h, struct MHD_Connection *c);
+
+/*  Takes one request from rq's meters (per key or per address) as
+ *  sw_http.c's admission does: kind 0 a request, 1 a generation, 2 a read.
+ *  Returns true when it may go on, else queues the refusal in *res. */
+bool sw__http_admit(sw_http_t *h, struct MHD_Connection *c, const sw__http_req_t *rq, int kind, enum MHD_Result *res);
 
 /*  A request under /admin/ (its body complete; the server has an admin
  *  token): checks the token (401 and a fair-use charge when it is missing or

@@ -105,6 +105,9 @@ char *sw_http_metrics_text(const sw_http_counters_t *c, const char *swarm)
          offsetof(sw_http_counters_t, bad_framing)},
         {"swisd_http_admin_refused_total", "counter",
          "Admin requests refused (401) for a missing or wrong token.", offsetof(sw_http_counters_t, admin_refused)},
+        {"swisd_http_api_token_refused_total", "counter",
+         "API requests refused (401) for an unknown or expired API token.",
+         offsetof(sw_http_counters_t, api_token_refused)},
         {"swisd_tokens_generated_total", "counter", "Completion tokens generated.",
          offsetof(sw_http_counters_t, tokens)},
     };

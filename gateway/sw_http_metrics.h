@@ -36,6 +36,7 @@ typedef struct {
     uint64_t abandoned;          /* generations cancelled because their client left */
     uint64_t bad_framing;        /* requests refused for ambiguous framing */
     uint64_t admin_refused;      /* admin requests refused for a missing or wrong token (401) */
+    uint64_t api_token_refused;  /* API requests refused for an unknown or expired API token (401) */
     uint64_t calls[SW_HTTP_N_CALLS];           /* gateway RPC calls, by kind */
     uint64_t ttft_bucket[SW_HTTP_TTFT_N + 1];  /* time-to-first-token counts per bucket (not cumulative); last: +Inf */
     double ttft_sum;             /* seconds, sum of every observed time to first token */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sw_admin_token.h"
+#include "sw_api_token.h"
 #include "sw_bans.h"
 #include "sw_common.h"
 #include "sw_daemon.h"
@@ -17,6 +18,7 @@
 #include "sw_http.h"
 #include "sw_identity.h"
 #include "sw_opt.h"
+#include "sw_reputation.h"
 #include "sw_tls.h"
 
 static volatile int s_stop = 0; /* set by SIGINT or SIGTERM (sw_daemon_setup) */
@@ -63,8 +65,15 @@ static void s_usage(FILE *out)
             "                    its private key)\n"
             "  --admin-token-file FILE  enable /admin/ (drain, ban, limits) with the bearer token in FILE\n"
             "                    (mode 0600, ours); made and printed when FILE does not exist\n"
-            "  --state-db FILE   SQLite file of bans and drains, kept across restarts (default with\n"
-            "                    --admin-token-file: gateway-state.db in the per-user config folder)\n"
+            "  --state-db FILE   SQLite file of bans and drains, reputation, credits and API tokens, kept\n"
+            "                    across restarts (default with keys or --admin-token-file:\n"
+            "                    gateway-state.db in the per-user config folder)\n"
+            "  --audit-window-s S  seconds after a stage's work before its pending credit is granted,\n"
+            "                    unless an audit of its key fails first (default 120)\n"
+            "  --http-credit-boost F  a request with an API token (`swisd token`) is metered per key at\n"
+            "                    the base rates x (1 + F x min(1, granted credit / --http-credit-full));\n"
+            "                    default 0: per key at the base rates\n"
+            "  --http-credit-full C  granted credit units that earn the whole boost (default 1000)\n"
             "  --rpc-allow DIR   serve the RPC only to the client keys in DIR (public key files) and the\n"
             "                    gateway's own HTTP front; default: any key (the open API)\n"
             "  --trusted-keys DIR  the operator's stage keys: their word decides an audit; with\n"
@@ -82,9 +91,11 @@ static void s_usage(FILE *out)
  * the state database (with a token, or when --state-db is given: bans
  * outlast restarts). Returns 0, or -1 with a reason in err. */
 static int s_admin_setup(const char *cert_path, const char *key_path, const char *token_file, const char *state_db,
-                         char **cert, char **key, char *token, size_t token_cap, sw_bans_t **bans, char *err,
-                         size_t errlen)
+                         bool keyed, const sw_reputation_policy_t *policy, char **cert, char **key, char *token,
+                         size_t token_cap, sw_bans_t **bans, sw_reputation_t **rep, sw_api_token_t **tokens,
+                         char *err, size_t errlen)
 {
+    const bool bans_wanted = token_file || state_db;
     *cert = *key = NULL;
     if ((cert_path || key_path) && sw_tls_load(cert_path, key_path, cert, key, err, errlen) != 0)
         return -1;
@@ -95,22 +106,28 @@ static int s_admin_setup(const char *cert_path, const char *key_path, const char
         printf("swisd-gateway: admin token %s %s\n", created ? "made in" : "read from", token_file);
     }
     char path[1024];
-    if (!state_db && token_file) { /* the default: the per-user config folder, made 0700 when absent */
-        char dir[960];
-        if (sw_identity_config_dir(dir, sizeof dir, err, errlen) != 0)
-            goto fail;
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot make %.300s for the state database: %s (or give --state-db)", dir,
-                     strerror(errno));
+    if (!state_db && (token_file || keyed)) { /* the default: the per-user config folder, made 0700 when absent */
+        char dir[960], why[600];
+        if (sw_identity_make_config_dir(dir, sizeof dir, why, sizeof why) != 0) {
+            snprintf(err, errlen, "no folder for the state database: %.400s (or give --state-db)", why);
             goto fail;
         }
         snprintf(path, sizeof path, "%s/gateway-state.db", dir);
         state_db = path;
     }
-    if (state_db) {
+    if (state_db && bans_wanted) {
         if (!(*bans = sw_bans_open(state_db, err, errlen)))
             goto fail;
         printf("swisd-gateway: bans and drains in %s\n", state_db);
+    }
+    if (state_db && keyed) { /* reputation, credits and API tokens are per key: only with keys */
+        if (!(*rep = sw_reputation_open(state_db, policy, err, errlen)) ||
+            !(*tokens = sw_api_token_open(state_db, 0, err, errlen))) {
+            sw_reputation_destroy(rep);
+            sw_bans_destroy(bans);
+            goto fail;
+        }
+        printf("swisd-gateway: reputation, credits and API tokens in %s\n", state_db);
     }
     return 0;
 fail:
@@ -135,6 +152,9 @@ int main(int argc, char **argv)
     int http_conc = 0, http_conc_addr = 0, http_max_conn = 0, http_conn_addr = 0, http_idle = 0;
     /* HTTPS and the operator's endpoints */
     const char *https_cert = NULL, *https_key = NULL, *admin_token_file = NULL, *state_db = NULL;
+    /* reputation and credits (issue 12) */
+    sw_reputation_policy_t policy = {0};
+    float credit_boost = 0, credit_full = 0, audit_window_s = 0;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
         {"rpc", required_argument, 0, 'r'}, {"http", required_argument, 0, 'H'},
@@ -155,6 +175,8 @@ int main(int argc, char **argv)
         {"rpc-allow", required_argument, 0, 0x104}, {"trusted-keys", required_argument, 0, 0x105},
         {"trusted-layers", required_argument, 0, 0x106}, {"audit-threshold", required_argument, 0, 0x107},
         {"audit-trust", required_argument, 0, 0x108}, {"audit-floor", required_argument, 0, 0x109},
+        {"audit-window-s", required_argument, 0, 0x10a}, {"http-credit-boost", required_argument, 0, 0x10b},
+        {"http-credit-full", required_argument, 0, 0x10c},
         SW_DAEMON_KEY_OPTIONS, /* keys (issue 11): --key, --insecure, --bootstrap */
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
@@ -209,12 +231,18 @@ int main(int argc, char **argv)
             cfg.audit_rate_floor = v;
             break;
         }
+        case 0x10a: bad |= sw_opt_f32("--audit-window-s", optarg, 0.001f, 30 * 86400.0f, &audit_window_s); break;
+        case 0x10b: bad |= sw_opt_f32("--http-credit-boost", optarg, 0, 1000, &credit_boost); break;
+        case 0x10c: bad |= sw_opt_f32("--http-credit-full", optarg, 1e-9f, 1e15f, &credit_full); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
     }
     if (bad)
         return 2;
+    /* the reputation's trust rule is the audit engine's: the same N and floor */
+    policy = (sw_reputation_policy_t){.n_trust = cfg.audit_n_trust, .rate_floor = cfg.audit_rate_floor,
+                                      .audit_window_s = audit_window_s};
     /* keys (issue 11): broker list from --bootstrap, the key; --id only when insecure */
     bool failed = false;
     cfg.broker = sw_daemon_keys_brokers(&keys, cfg.broker, &failed);
@@ -242,18 +270,24 @@ int main(int argc, char **argv)
     /* HTTPS and the operator's endpoints: files checked before anything starts */
     char *tls_cert = NULL, *tls_key = NULL, admin_token[SW_ADMIN_TOKEN_MAX + 1] = "";
     sw_bans_t *bans = NULL;
-    if (s_admin_setup(https_cert, https_key, admin_token_file, state_db, &tls_cert, &tls_key, admin_token,
-                      sizeof admin_token, &bans, err, sizeof err) != 0) {
+    sw_reputation_t *rep = NULL;
+    sw_api_token_t *tokens = NULL;
+    if (s_admin_setup(https_cert, https_key, admin_token_file, state_db, identity != NULL, &policy, &tls_cert,
+                      &tls_key, admin_token, sizeof admin_token, &bans, &rep, &tokens, err, sizeof err) != 0) {
         fprintf(stderr, "swisd-gateway: %s\n", err);
         return 1;
     }
     cfg.bans = bans;
+    cfg.reputation = rep;
+    cfg.tokens = tokens;
     sw_gateway_t *g = sw_gateway_new(&cfg, err, sizeof err);
     if (!g) {
         fprintf(stderr, "swisd-gateway: %s\n", err);
         sw_tls_free_key(&tls_key);
         free(tls_cert);
         sw_bans_destroy(&bans);
+        sw_reputation_destroy(&rep);
+        sw_api_token_destroy(&tokens);
         return 1;
     }
     sw_log_set_node(sw_gateway_id(g));
@@ -273,7 +307,8 @@ int main(int argc, char **argv)
                                .max_conn_per_addr = http_conn_addr, .idle_timeout_s = http_idle,
                                .max_addrs = (size_t) http_max_addrs, .tls_cert_pem = tls_cert,
                                .tls_key_pem = tls_key, .admin_token = admin_token[0] ? admin_token : NULL,
-                               .bans = bans, .identity = identity};
+                               .bans = bans, .reputation = rep, .tokens = tokens, .credit_boost = credit_boost,
+                               .credit_full = credit_full, .identity = identity};
         web = sw_http_new(&hc, err, sizeof err);
         sw_tls_free_key(&tls_key);
         free(tls_cert);
@@ -282,6 +317,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "swisd-gateway: %s\n", err);
             sw_gateway_destroy(&g);
             sw_bans_destroy(&bans);
+            sw_reputation_destroy(&rep);
+            sw_api_token_destroy(&tokens);
             return 1;
         }
         const char *scheme = https_cert ? "https" : "http";
@@ -295,6 +332,8 @@ int main(int argc, char **argv)
     sw_log(SW_LOG_INFO, "gateway %s: shutting down", sw_gateway_id(g));
     sw_gateway_destroy(&g);
     sw_bans_destroy(&bans);
+    sw_reputation_destroy(&rep);
+    sw_api_token_destroy(&tokens);
     sw_identity_destroy(&identity);
     return 0;
 }

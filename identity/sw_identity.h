@@ -115,6 +115,10 @@ int sw_identity_z85_decode(const char *txt, uint8_t key[SW_IDENTITY_KEY_BYTES]);
  *  with err set when neither variable is set (non-empty, absolute) or the path
  *  does not fit. */
 int sw_identity_config_dir(char *out, size_t len, char *err, size_t errlen);
+/*  sw_identity_config_dir, then makes the folder (and its parents) with
+ *  mode 0700 when absent and checks that group and others cannot write to
+ *  it (the checks keys get). Returns 0, or -1 with a reason in err. */
+int sw_identity_make_config_dir(char *out, size_t len, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -329,9 +329,14 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
             if (s_stage(b->swarm_status_reply->stages[i], err, errlen))
                 return -1;
         return 0;
+    case SWISD__V1__BODY__MSG_TOKEN_REPLY:
+        CHECK_STR(b->token_reply->token, 64, "token");
+        CHECK_STR(b->token_reply->node_id, SW_WIRE_MAX_ID, "node id");
+        return 0;
     case SWISD__V1__BODY__MSG_HEARTBEAT:
     case SWISD__V1__BODY__MSG_HEARTBEAT_ACK:
     case SWISD__V1__BODY__MSG_CANCEL:
+    case SWISD__V1__BODY__MSG_TOKEN_REQUEST:
     case SWISD__V1__BODY__MSG_LIST_MODELS_REQUEST:
     case SWISD__V1__BODY__MSG_LIST_MODELS_REPLY:
     case SWISD__V1__BODY__MSG_SWARM_STATUS_REQUEST:

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "sw_test_data.h"
 
@@ -59,6 +60,30 @@ static inline bool sw_test_optional(const char *rel, const char *what, char *pat
         sw_test_failures++;
     }
     return rc == 0;
+}
+
+/*  Removes an SQLite database file and its WAL and shared-memory files. */
+static inline void sw_test_rm_db(const char *path)
+{
+    char p[512];
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+}
+
+/*  Replaces path with a corrupt database: the SQLite files removed, then 4096
+ *  bytes of (i x 7919) mod 256 (no SQLite header). Returns true when written. */
+static inline bool sw_test_corrupt_db(const char *path)
+{
+    sw_test_rm_db(path);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return false;
+    for (int i = 0; i < 4096; i++)
+        fputc((i * 7919) & 0xff, f);
+    return fclose(f) == 0;
 }
 
 static inline int sw_test_report(const char *name)

@@ -9,16 +9,6 @@
 #include "sw_bans.h"
 #include "sw_test.h"
 
-static void s_rm(const char *path)
-{
-    char p[512];
-    unlink(path);
-    snprintf(p, sizeof p, "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    unlink(p);
-}
-
 int main(void)
 {
     char dir[] = "/tmp/swisd-bans-XXXXXX", path[256], err[512];
@@ -74,14 +64,7 @@ int main(void)
     sw_bans_destroy(&b);
 
     /* a corrupt file: a clear error, no crash */
-    s_rm(path);
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (f) {
-        for (int i = 0; i < 4096; i++)
-            fputc((i * 7919) & 0xff, f);
-        fclose(f);
-    }
+    CHECK(sw_test_corrupt_db(path));
     b = sw_bans_open(path, err, sizeof err);
     CHECK(b == NULL);
     CHECK_MSG(strstr(err, "corrupt") != NULL || strstr(err, "not a database") != NULL, "%s", err);
@@ -91,7 +74,7 @@ int main(void)
     CHECK(b == NULL);
     CHECK_MSG(strstr(err, "cannot open") != NULL, "%s", err);
 
-    s_rm(path);
+    sw_test_rm_db(path);
     rmdir(dir);
     return sw_test_report("bans");
 }

@@ -65,6 +65,29 @@ try {
   check(await page.isVisible('[data-testid=plot-throughput]') && await page.isVisible('[data-testid=plot-ttft]'),
         'throughput and time-to-first-token plots are shown');
 
+  // 1b. the Contributors card: every stage key with the credit its work earned (the generations above),
+  //     its display name beside its fingerprint, audited at rate 100% and new (no audit verdicts yet)
+  await page.waitForFunction((n) => [...document.querySelectorAll('[data-testid=contributor-row]')]
+    .filter((r) => Number(r.getAttribute('data-granted')) + Number(r.getAttribute('data-pending')) > 0).length === n,
+  want.length, { timeout: 20000 }).catch(() => {});
+  const contributors = await page.$$eval('[data-testid=contributor-row]', (els) => els.map((e) => ({
+    id: e.getAttribute('data-node-id'),
+    credit: Number(e.getAttribute('data-granted')) + Number(e.getAttribute('data-pending')),
+    node: e.querySelector('[data-testid=contributor-node]').textContent,
+    status: e.querySelector('[data-testid=contributor-status]').textContent,
+    rate: e.children[6].textContent,
+  })));
+  check(JSON.stringify(contributors.map((c) => c.id).sort()) === JSON.stringify(want) &&
+        contributors.every((c) => c.credit > 0),
+        'the Contributors card lists each stage key with credit: ' + JSON.stringify(contributors));
+  check(contributors.every((c) => c.node.includes(spec.names[c.id]) && c.node.includes(c.id.slice(0, 8)) &&
+                               c.status === 'new' && c.rate === '100%'),
+        'each contributor shows its display name, fingerprint, audit rate 100% and the "new" badge');
+  const layersOf = spec.stage_layers;
+  const perLayer = contributors.map((c) => c.credit / layersOf[c.id]);
+  check(perLayer.every((x) => Math.abs(x - perLayer[0]) <= 1e-6 * perLayer[0]),
+        'credit is proportional to each stage\'s layers (the same rows went through all): ' + perLayer);
+
   // 2. chat: the reply streams into the page, and equals the API's own answer
   await page.click('[data-testid=nav-chat]');
   await page.waitForSelector('[data-testid=chat-input]');

@@ -1,7 +1,7 @@
 // Dashboard.tsx: the swarm as the gateway sees it, polled from /api/swarm every 2 s.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type uPlot from 'uplot';
-import { bytes, coverage, fetchSwarm, type Stage, type Swarm } from './api';
+import { bytes, coverage, credit, fetchCredits, fetchSwarm, type Credits, type Stage, type Swarm } from './api';
 import { Plot } from './Plot';
 
 const POLL_MS = 2000;
@@ -109,10 +109,63 @@ function Regions({ stages }: { stages: Stage[] }) {
   );
 }
 
+/** The contributors' leaderboard: credit per key, audits, trust (GET /api/credits). */
+function Contributors({ credits }: { credits: Credits }) {
+  const now = credits.time;
+  return (
+    <section className="card" data-testid="contributors">
+      <h2>Contributors <span className="muted">(credit granted by this gateway, by key)</span></h2>
+      {credits.contributors.length === 0 ? <p className="muted">No contributions yet.</p> : (
+        <div className="scroll">
+          <table>
+            <thead>
+              <tr>
+                <th>#</th><th>key</th><th title="credit units: one token through a billion parameters">granted</th>
+                <th title="credit whose audit window is still open">pending</th><th>clawed back</th>
+                <th title="results audits confirmed / audits failed">verified / failed</th>
+                <th title="share of its requests the gateway audits">audit rate</th><th>status</th>
+              </tr>
+            </thead>
+            <tbody>
+              {credits.contributors.map((c, i) => {
+                const banned = c.banned_until > now;
+                return (
+                  <tr key={c.node_id} data-testid="contributor-row" data-node-id={c.node_id}
+                      data-granted={c.granted} data-pending={c.pending}>
+                    <td>{i + 1}</td>
+                    <td title={c.node_id} data-testid="contributor-node">
+                      {c.display_name && <span className="name">{c.display_name} </span>}
+                      <code>{short(c.node_id)}</code>
+                    </td>
+                    <td data-testid="contributor-granted">{credit(c.granted)}</td>
+                    <td>{credit(c.pending)}</td>
+                    <td className={c.clawed_back > 0 ? 'bad' : ''}>{credit(c.clawed_back)}</td>
+                    <td>{c.verified} / <span className={c.failed ? 'bad' : ''}>{c.failed}</span></td>
+                    <td>{(100 * c.audit_rate).toFixed(0)}%</td>
+                    <td data-testid="contributor-status">
+                      {banned && <span className="badge bad"
+                        title={`until ${new Date(c.banned_until * 1000).toLocaleString()}`}>banned</span>}
+                      {!banned && c.trusted && <span className="badge good">trusted</span>}
+                      {!banned && !c.trusted && <span className="badge muted">new</span>}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {credits.total > credits.contributors.length &&
+        <p className="muted small">the top {credits.contributors.length} of {credits.total} keys</p>}
+    </section>
+  );
+}
+
 export function Dashboard() {
   const [swarm, setSwarm] = useState<Swarm | null>(null);
   const [offline, setOffline] = useState<string | null>(null);
   const [polls, setPolls] = useState<Poll[]>([]);
+  const [credits, setCredits] = useState<Credits | null>(null);
   const last = useRef<Poll | null>(null);
 
   useEffect(() => {
@@ -123,6 +176,8 @@ export function Dashboard() {
         const s = await fetchSwarm(ctl.signal);
         if (stop) return;
         setSwarm(s);
+        const cr = await fetchCredits(ctl.signal).catch(() => undefined); // null: the gateway keeps no credits
+        if (!stop && cr !== undefined) setCredits(cr); // a failed read keeps the last leaderboard
         setOffline(null);
         const p = { t: s.time_ms / 1000, tokens: s.counters.tokens };
         if (!last.current || p.t > last.current.t) {
@@ -176,6 +231,7 @@ export function Dashboard() {
           </div>
           <Coverage swarm={swarm} />
           <Regions stages={swarm.stages} />
+          {credits && <Contributors credits={credits} />}
           <div className="plots">
             <Plot testid="plot-throughput" title="Throughput" unit="tokens/s" data={throughput}
                   series={[{ label: 'decode tokens/s per generation', color: '#2563eb', points: true },

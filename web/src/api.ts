@@ -1,5 +1,6 @@
 // api.ts: the gateway's HTTP API as the page uses it: GET /api/swarm (the
-// dashboard's JSON, docs/protocol.md "Dashboard JSON"), GET /v1/models, and
+// dashboard's JSON, docs/protocol.md "Dashboard JSON"), GET /api/credits (the
+// contributors' leaderboard), GET /v1/models, and
 // POST /v1/chat/completions with stream: true (server-sent events in OpenAI's
 // chunk format, ending "data: [DONE]").
 
@@ -95,6 +96,54 @@ export async function fetchSwarm(signal?: AbortSignal): Promise<Swarm> {
   const r = await fetch('/api/swarm', { signal, cache: 'no-store' });
   if (!r.ok) throw new Error(`/api/swarm: HTTP ${r.status}`);
   return parseSwarm(await r.json());
+}
+
+/** One key of the contributors' leaderboard (GET /api/credits; docs/protocol.md). */
+export interface Contributor {
+  node_id: string;      // the fingerprint of the key
+  display_name: string; // last seen in the directory ('' none): not unique, not checked
+  granted: number;      // credit units granted (one unit: a token through a billion parameters)
+  pending: number;      // credit whose audit window is still open
+  clawed_back: number;  // credit taken back by failed audits
+  verified: number;     // results audits confirmed
+  failed: number;       // audits failed
+  consecutive: number;  // verified results since the last failure
+  audit_rate: number;   // share of its requests audited, 0..1
+  trusted: boolean;
+  banned_until: number; // unix s, 0: never banned
+}
+
+export interface Credits { contributors: Contributor[]; total: number; time: number }
+
+/** Reads /api/credits's JSON defensively. */
+export function parseCredits(raw: unknown): Credits {
+  const o = obj(raw);
+  return {
+    total: num(o.total),
+    time: num(o.time, Date.now() / 1000),
+    contributors: arr(o.contributors).map((x) => {
+      const c = obj(x);
+      return {
+        node_id: str(c.node_id), display_name: str(c.display_name), granted: num(c.granted), pending: num(c.pending),
+        clawed_back: num(c.clawed_back), verified: num(c.verified), failed: num(c.failed),
+        consecutive: num(c.consecutive), audit_rate: num(c.audit_rate, 1), trusted: c.trusted === true,
+        banned_until: num(c.banned_until),
+      };
+    }),
+  };
+}
+
+/** The leaderboard, or null when this gateway keeps none (no keys: 404). */
+export async function fetchCredits(signal?: AbortSignal): Promise<Credits | null> {
+  const r = await fetch('/api/credits', { signal, cache: 'no-store' });
+  if (r.status === 404) return null;
+  if (!r.ok) throw new Error(`/api/credits: HTTP ${r.status}`);
+  return parseCredits(await r.json());
+}
+
+/** A credit amount with 4 significant digits ("0.005271", "12.35", "1.235e+6"). */
+export function credit(x: number): string {
+  return x === 0 ? '0' : Math.abs(x) >= 1e5 ? x.toExponential(3) : x.toPrecision(4);
 }
 
 export async function fetchModelId(): Promise<string> {
