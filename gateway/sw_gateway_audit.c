@@ -33,10 +33,40 @@
 
 _Static_assert(S_AUDIT_CHUNK <= SW_SESSION_PREFILL_CHUNK, "audit chunks fit the gateway's row buffer");
 
+/* Flushes the verified results gathered since the last flush into the
+ * reputation (a database transaction per key: batched, at most once a
+ * second from the tick, or when the table is full). */
+static void s_flush_verified(sw_gateway_t *g)
+{
+    char err[200];
+    for (int i = 0; i < g->n_verified_pending; i++)
+        if (g->cfg.reputation && sw_reputation_verified(g->cfg.reputation, g->verified_pending[i].id,
+                                                        g->verified_pending[i].n, sw_state_db_unix_s(), err,
+                                                        sizeof err) != 0)
+            sw_log(SW_LOG_WARN, "gateway: cannot record verified results of %.16s: %s", g->verified_pending[i].id,
+                   err);
+    g->n_verified_pending = 0;
+    g->verified_flush_ns = sw_now_ns();
+}
+
+/* sw_audit's report: node's steps an independent host verified. */
+static void s_on_verified(void *user, const char *node, uint64_t steps)
+{
+    sw_gateway_t *g = user;
+    for (int i = 0; i < g->n_verified_pending; i++)
+        if (!strcmp(g->verified_pending[i].id, node)) {
+            g->verified_pending[i].n += steps;
+            return;
+        }
+    if (g->n_verified_pending == SW__VERIFIED_PENDING)
+        s_flush_verified(g);
+    snprintf(g->verified_pending[g->n_verified_pending].id, sizeof g->verified_pending[0].id, "%s", node);
+    g->verified_pending[g->n_verified_pending++].n = steps;
+}
+
 int sw__audit_init(sw_gateway_t *g, char *err, size_t errlen)
 {
-    const sw_audit_config_t cfg = {.threshold = g->cfg.audit_threshold, .n_trust = g->cfg.audit_n_trust,
-                                   .rate_floor = g->cfg.audit_rate_floor};
+    const sw_audit_config_t cfg = {.threshold = g->cfg.audit_threshold, .on_verified = s_on_verified, .user = g};
     if (!(g->audit = sw_audit_new(&cfg)) ||
         !(g->audit_banned = calloc(S_MAX_AUDIT_BANNED, sizeof g->audit_banned[0]))) {
         sw_audit_destroy(&g->audit);
@@ -71,6 +101,7 @@ static void s_job_drop(sw_gateway_t *g, sw__audit_job_t *j)
 
 void sw__audit_free(sw_gateway_t *g)
 {
+    s_flush_verified(g);
     while (g->jobs)
         s_job_drop(g, g->jobs);
     sw_audit_destroy(&g->audit);
@@ -90,7 +121,17 @@ bool sw__audit_banned(const sw_gateway_t *g, const char *node)
  * (--trusted-keys) or one with enough consecutive verified steps. */
 static bool s_trusted(sw_gateway_t *g, const char *node)
 {
-    return (g->trusted && sw_keyset_contains(g->trusted, node)) || sw_audit_trusted(g->audit, node);
+    return (g->trusted && sw_keyset_contains(g->trusted, node)) ||
+           (g->cfg.reputation && sw_reputation_trusted(g->cfg.reputation, node));
+}
+
+/* The share of node's steps to audit: none for an operator's key, else its
+ * reputation's rate (1 without a reputation: everything). */
+static double s_rate(sw_gateway_t *g, const char *node)
+{
+    if (g->trusted && sw_keyset_contains(g->trusted, node))
+        return 0;
+    return g->cfg.reputation ? sw_reputation_audit_rate(g->cfg.reputation, node) : 1.0;
 }
 
 static bool s_operator(sw_gateway_t *g, const char *node)
@@ -255,7 +296,7 @@ static int s_plan(sw_gateway_t *g, sw__gw_session_t *c, sw__audit_job_t *j, cons
             if (avoided)
                 continue;
             const double score = (s->caps && s->caps->audit ? 4.0 : 0.0) + (s_operator(g, s->node_id) ? 2.0 : 0.0) +
-                                 (sw_audit_trusted(g->audit, s->node_id) ? 1.0 : 0.0) +
+                                 (s_trusted(g, s->node_id) ? 1.0 : 0.0) +
                                  (s->load ? 0.5 * (1.0 - s->load->busy) : 0.5);
             if (score > best_score)
                 best = s, best_score = score;
@@ -462,7 +503,7 @@ static void s_restart(sw_gateway_t *g, sw__gw_session_t *c)
 static void s_caught(sw_gateway_t *g, const char *node, const char *why)
 {
     g->audits_failed++;
-    sw_audit_fail(g->audit, node);
+    s_flush_verified(g); /* its verified results so far come before the failure */
     if (!sw__audit_banned(g, node)) {
         const int slot = g->n_audit_banned < S_MAX_AUDIT_BANNED ? g->n_audit_banned++ : S_MAX_AUDIT_BANNED - 1;
         snprintf(g->audit_banned[slot], sizeof g->audit_banned[slot], "%s", node);
@@ -574,43 +615,10 @@ static void s_disagreement(sw_gateway_t *g, sw__gw_session_t *c, sw__audit_job_t
     }
     if (t)
         s_job_drop(g, t);
-    /* no third host: nobody is banned on one word against another; both lose their trust */
-    sw_audit_fail(g->audit, tb.disputed_node);
-    sw_audit_fail(g->audit, tb.disputed_auditor);
-    sw_log(SW_LOG_WARN, "gateway: session %.8s: no third host to decide between %.16s and %.16s; both audited "
-           "from scratch, the session starts again", sid, tb.disputed_node, tb.disputed_auditor);
+    /* no third host: nobody is banned on one word against another (no verdict is recorded) */
+    sw_log(SW_LOG_WARN, "gateway: session %.8s: no third host to decide between %.16s and %.16s; the session "
+           "starts again", sid, tb.disputed_node, tb.disputed_auditor);
     s_restart(g, c);
-}
-
-/* The audit book's verified counts of the hops of session c's route into
- * ids and counts (n: the hops), to see what a comparison verified. */
-static int s_route_counts(sw_gateway_t *g, sw__gw_session_t *c, const char *ids[SW_PLAN_MAX_HOPS],
-                          uint64_t counts[SW_PLAN_MAX_HOPS])
-{
-    const sw_route_t *rt = sw_session_route(c->ss);
-    const int n = rt ? sw_route_n_hops(rt) : 0;
-    for (int i = 0; i < n && i < SW_PLAN_MAX_HOPS; i++) {
-        ids[i] = sw_route_hop(rt, i)->id;
-        sw_audit_counts(g->audit, ids[i], &counts[i], NULL, NULL);
-    }
-    return n < SW_PLAN_MAX_HOPS ? n : SW_PLAN_MAX_HOPS;
-}
-
-/* The persisted reputation follows the audit book: each of the n hops ids
- * (a session's route) gets the verified results a comparison just gave it
- * (before: its counts from s_route_counts before the comparison). A hop
- * that left the route since its steps were recorded is not seen here. */
-static void s_reputation_verified(sw_gateway_t *g, const char *const ids[], const uint64_t before[], int n)
-{
-    char err[200];
-    for (int i = 0; g->cfg.reputation && i < n; i++) {
-        uint64_t now_count = 0;
-        sw_audit_counts(g->audit, ids[i], &now_count, NULL, NULL);
-        if (now_count > before[i] &&
-            sw_reputation_verified(g->cfg.reputation, ids[i], now_count - before[i], sw_state_db_unix_s(), err,
-                                   sizeof err) != 0)
-            sw_log(SW_LOG_WARN, "gateway: cannot record verified results of %.16s: %s", ids[i], err);
-    }
 }
 
 void sw__audit_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__ForwardReply *rep)
@@ -659,14 +667,10 @@ void sw__audit_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__Forwa
     for (int i = 0; i < j->n_hops; i++)
         ah[i] = (sw_audit_hop_t){.node_id = nodes[i], .begin = begin[i], .end = end[i], .sketch = commits[i].sketch};
     sw_audit_result_t res;
-    const char *route_ids[SW_PLAN_MAX_HOPS];
-    uint64_t route_before[SW_PLAN_MAX_HOPS];
-    const int n_route = g->cfg.reputation ? s_route_counts(g, c, route_ids, route_before) : 0;
     sw_audit_compare(g->audit, j->sid, sw_session_tokens(c->ss), sw_session_n_tokens(c->ss), j->pending_pos,
                      j->pending_n, ah, j->n_hops, &res);
     for (int i = 0; i < j->n_hops; i++)
         sw_commit_free(&commits[i]);
-    s_reputation_verified(g, route_ids, route_before, n_route);
     j->next_pos = j->pending_pos + j->pending_n;
     if (res.mismatch)
         return s_disagreement(g, c, j, &res);
@@ -708,7 +712,7 @@ void sw__audit_after_step(sw_gateway_t *g, sw__gw_session_t *c)
     for (int i = 0; i < c->n_commits; i++) {
         hops[i] = (sw_audit_hop_t){.node_id = c->step_hops[i].node, .begin = c->step_hops[i].begin,
                                    .end = c->step_hops[i].end, .sketch = c->commits[i].sketch};
-        const double r = s_operator(g, c->step_hops[i].node) ? 0 : sw_audit_rate(g->audit, c->step_hops[i].node);
+        const double r = s_rate(g, c->step_hops[i].node);
         rate = r > rate ? r : rate;
     }
     sw_audit_record(g->audit, sw_session_id(c->ss), c->step_pos, c->step_rows, c->sent_tokens, hops, c->n_commits);
@@ -731,6 +735,8 @@ void sw__audit_tick(sw_gateway_t *g)
     if (!g->audit)
         return;
     const uint64_t now = sw_now_ns();
+    if (g->n_verified_pending && now - g->verified_flush_ns >= 1000000000ull)
+        s_flush_verified(g);
     for (sw__audit_job_t *j = g->jobs, *next; j; j = next) {
         next = j->next;
         if (j->request_id && now > j->deadline_ns) {
@@ -818,9 +824,15 @@ void sw__audit_status(sw_gateway_t *g, Swisd__V1__SwarmStatusReply *r, sw__audit
         Swisd__V1__NodeTrust *t = &buf->trust[r->n_trust];
         swisd__v1__node_trust__init(t);
         t->node_id = s->node_id;
-        sw_audit_counts(g->audit, s->node_id, &t->verified, &t->consecutive, &t->failed);
+        sw_reputation_row_t row;
+        char err[200];
+        if (g->cfg.reputation && sw_reputation_row(g->cfg.reputation, s->node_id, &row, err, sizeof err) == 1) {
+            t->verified = row.verified;
+            t->consecutive = row.consecutive;
+            t->failed = row.failed;
+        }
         t->trusted = s_trusted(g, s->node_id);
-        t->audit_rate = s_operator(g, s->node_id) ? 0.0f : (float) sw_audit_rate(g->audit, s->node_id);
+        t->audit_rate = (float) s_rate(g, s->node_id);
         buf->trust_p[r->n_trust++] = t;
         if (!sw__audit_banned(g, s->node_id) && !(g->cfg.bans && sw_bans_banned(g->cfg.bans, s->node_id)))
             for (uint32_t l = s->layers->begin; l < s->layers->end; l++)

@@ -28,6 +28,8 @@
 #include "sw_tokenizer.h"
 #include "sw_wire.h"
 
+#define SW__VERIFIED_PENDING 64 /* keys whose verified results wait for the once-a-second flush */
+
 /* A TEXT chunk held until an audit verified the rows it came from. */
 typedef struct {
     uint32_t index;                /* completion token index */
@@ -160,6 +162,9 @@ struct sw_gateway_t {
     uint64_t audits_started, audits_passed, audits_failed, chain_breaks, unverifiable, delivered_differs;
     uint64_t audit_log_ns;                /* last "cannot audit" log line */
     double audit_max_ok;                  /* the largest sketch distance of comparisons that agreed */
+    struct { char id[SW_WIRE_MAX_ID + 1]; uint64_t n; } verified_pending[SW__VERIFIED_PENDING];
+    int n_verified_pending;               /* verified results not yet in the reputation (flushed every second) */
+    uint64_t verified_flush_ns;
     /* reputation and credits (sw_reputation; cfg.reputation, NULL: none) */
     double credit_factor;                 /* credit units per layer per token (sw_reputation_model_factor) */
     uint64_t credit_log_ns;               /* last log line about a failure to record credit (one per 10 s) */

@@ -29,16 +29,9 @@ typedef struct s_sess {
     int64_t compared_end;  /* the audit's progress */
 } s_sess_t;
 
-typedef struct s_node {
-    struct s_node *next;
-    char id[SW_AUDIT_ID_MAX + 1];
-    uint64_t verified, consecutive, failed;
-} s_node_t;
-
 struct sw_audit_t {
     sw_audit_config_t cfg;
     s_sess_t *sessions;
-    s_node_t *nodes;
     uint64_t dropped_rows; /* recorded rows dropped over max_rows */
 };
 
@@ -51,10 +44,6 @@ sw_audit_t *sw_audit_new(const sw_audit_config_t *cfg)
         self->cfg = *cfg;
     if (self->cfg.threshold <= 0)
         self->cfg.threshold = 0.05;
-    if (self->cfg.n_trust <= 0)
-        self->cfg.n_trust = 20;
-    if (self->cfg.rate_floor <= 0)
-        self->cfg.rate_floor = 0.05;
     if (self->cfg.max_rows <= 0)
         self->cfg.max_rows = 16384;
     return self;
@@ -88,11 +77,6 @@ void sw_audit_destroy(sw_audit_t **self_p)
         self->sessions = s->next;
         s_sess_free(s);
     }
-    while (self->nodes) {
-        s_node_t *n = self->nodes;
-        self->nodes = n->next;
-        free(n);
-    }
     free(self);
     *self_p = NULL;
 }
@@ -103,25 +87,6 @@ static s_sess_t *s_find(const sw_audit_t *self, const char *sid)
         if (!strcmp(s->sid, sid))
             return s;
     return NULL;
-}
-
-static s_node_t *s_node(const sw_audit_t *self, const char *id)
-{
-    for (s_node_t *n = self->nodes; n; n = n->next)
-        if (!strcmp(n->id, id))
-            return n;
-    return NULL;
-}
-
-static s_node_t *s_node_add(sw_audit_t *self, const char *id)
-{
-    s_node_t *n = s_node(self, id);
-    if (n || strlen(id) > SW_AUDIT_ID_MAX || !(n = calloc(1, sizeof *n)))
-        return n;
-    snprintf(n->id, sizeof n->id, "%s", id);
-    n->next = self->nodes;
-    self->nodes = n;
-    return n;
 }
 
 /* Drops step i of s (keeps the order of the rest). */
@@ -258,11 +223,9 @@ int sw_audit_compare(sw_audit_t *self, const char *sid, const int32_t *history, 
     for (int i = 0; i < s->n_steps;) {
         s_step_t *st = &s->steps[i];
         if (st->pos + st->n_rows <= s->compared_end) {
-            for (int h = 0; h < st->n_hops; h++) {
-                s_node_t *n = st->hops[h].n_ok ? s_node_add(self, st->hops[h].node) : NULL;
-                if (n) /* a hop no independent host checked earns nothing */
-                    n->verified++, n->consecutive++;
-            }
+            for (int h = 0; h < st->n_hops; h++) /* a hop no independent host checked earns nothing */
+                if (st->hops[h].n_ok && self->cfg.on_verified)
+                    self->cfg.on_verified(self->cfg.user, st->hops[h].node, 1);
             s_drop_step(s, i);
         } else {
             i++;
@@ -304,40 +267,4 @@ void sw_audit_forget(sw_audit_t *self, const char *sid)
             s_sess_free(s);
             return;
         }
-}
-
-double sw_audit_rate(const sw_audit_t *self, const char *node)
-{
-    const s_node_t *n = self && node ? s_node(self, node) : NULL;
-    if (!n || n->consecutive < (uint64_t) self->cfg.n_trust)
-        return 1.0;
-    const double r = (double) self->cfg.n_trust / (double) n->consecutive;
-    return r > self->cfg.rate_floor ? r : self->cfg.rate_floor;
-}
-
-bool sw_audit_trusted(const sw_audit_t *self, const char *node)
-{
-    const s_node_t *n = self && node ? s_node(self, node) : NULL;
-    return n && n->consecutive >= (uint64_t) self->cfg.n_trust;
-}
-
-void sw_audit_counts(const sw_audit_t *self, const char *node, uint64_t *verified, uint64_t *consecutive,
-                     uint64_t *failed)
-{
-    const s_node_t *n = self && node ? s_node(self, node) : NULL;
-    if (verified)
-        *verified = n ? n->verified : 0;
-    if (consecutive)
-        *consecutive = n ? n->consecutive : 0;
-    if (failed)
-        *failed = n ? n->failed : 0;
-}
-
-void sw_audit_fail(sw_audit_t *self, const char *node)
-{
-    s_node_t *n = self && node ? s_node_add(self, node) : NULL;
-    if (n) {
-        n->failed++;
-        n->consecutive = 0;
-    }
 }

@@ -21,10 +21,9 @@
  *  gateway's embedding at hop 0). Disagreements after the first are
  *  consequences (a downstream KV cache fed a lie) and are not reported.
  *
- *  Trust (BOINC's adaptive replication, Anderson 2004; docs/security.md):
- *  per node, the consecutive steps verified; audit rate 1 while that count is
- *  below n_trust, then max(rate_floor, n_trust / count); a failure resets it.
- *  Trust changes only here, never for uptime or speed.
+ *  Trust is not kept here: every step verified by an independent host is
+ *  reported through cfg.on_verified (the gateway's reputation, gateway/
+ *  sw_reputation.h, turns those into audit rates and trust).
  *
  *  Memory: at most cfg.max_rows recorded rows per session (the oldest
  *  unverified steps are dropped past it and counted); fully verified steps
@@ -48,11 +47,15 @@ extern "C" {
 #define SW_AUDIT_ID_MAX 64   /* bytes of a node id */
 #define SW_AUDIT_MAX_HOPS 64 /* hops of one route */
 
+/*  Called with the number of steps of node that an independent host just
+ *  verified (a step counts once per hop it went through). */
+typedef void (sw_audit_verified_fn)(void *user, const char *node, uint64_t steps);
+
 typedef struct {
     double threshold;  /* relative sketch distance above which two hosts disagree; <= 0: 0.05 */
-    int n_trust;       /* consecutive verified steps before a node is trusted; <= 0: 20 */
-    double rate_floor; /* audit rate of a trusted node; <= 0: 0.05 */
     int max_rows;      /* recorded rows kept per session; <= 0: 16384 */
+    sw_audit_verified_fn *on_verified; /* NULL: not reported */
+    void *user;        /* passed to on_verified */
 } sw_audit_config_t;
 
 /*  One hop of a step as committed. */
@@ -95,11 +98,11 @@ int sw_audit_record(sw_audit_t *self, const char *sid, int64_t pos, int32_t n_ro
  *  the session's history (n_history) int32 ids. Every recorded step whose
  *  rows are all compared without a disagreement is a verified result of each
  *  of its hops that an independent host checked (an audit hop on the same
- *  node, or no audit hop with the same layers, checks nothing) and is
- *  dropped. A disagreement does not
- *  change trust: which of the two hosts lied is the caller's decision (a
- *  trusted auditor, or a third host), recorded with sw_audit_fail. Fills
- *  *out. Returns 0, or -1 on bad arguments. */
+ *  node, or no audit hop with the same layers, checks nothing): reported
+ *  through cfg.on_verified, and the step is dropped. A disagreement reports
+ *  nothing: which of the two hosts lied is the caller's decision (a trusted
+ *  auditor, or a third host). Fills *out. Returns 0, or -1 on bad
+ *  arguments. */
 int sw_audit_compare(sw_audit_t *self, const char *sid, const int32_t *history, int64_t n_history, int64_t pos,
                      int32_t n_rows, const sw_audit_hop_t *hops, int n_hops, sw_audit_result_t *out);
 
@@ -111,16 +114,6 @@ int64_t sw_audit_pending_rows(const sw_audit_t *self, const char *sid);
 bool sw_audit_unverified_through(const sw_audit_t *self, const char *sid, const char *node);
 /*  Forgets sid (its session ended). */
 void sw_audit_forget(sw_audit_t *self, const char *sid);
-
-/*  The audit rate of node, 0..1 (an unknown node: 1). */
-double sw_audit_rate(const sw_audit_t *self, const char *node);
-/*  True when node has at least n_trust consecutive verified steps. */
-bool sw_audit_trusted(const sw_audit_t *self, const char *node);
-/*  Counts for node: verified steps, consecutive verified, failures. */
-void sw_audit_counts(const sw_audit_t *self, const char *node, uint64_t *verified, uint64_t *consecutive,
-                     uint64_t *failed);
-/*  Records a failure of node found elsewhere (a tie-break), resetting it. */
-void sw_audit_fail(sw_audit_t *self, const char *node);
 
 #ifdef __cplusplus
 }
