@@ -108,6 +108,9 @@ typedef struct {
                                  (they answer 404). Copied */
     struct sw_bans_t *bans;   /* bans and drains the admin endpoints change; borrowed, must outlive the server;
                                  NULL: /admin/nodes and the ban and drain endpoints answer 404 */
+    struct sw_ban_outbox_t *ban_outbox; /* where /admin/ban and /admin/unban queue the BanNotice for the
+                                           brokers (sw_ban_outbox.h; the gateway's, sw_gateway_ban_outbox);
+                                           borrowed, must outlive the server; NULL: the bans stay local */
     const struct _sw_identity_t *identity; /* the gateway's key (borrowed, outlives the server): the HTTP
                                               front dials the RPC as it (a gateway with --rpc-allow lets its
                                               own key in); NULL: a throw-away key, or plain when insecure */

@@ -254,7 +254,8 @@ int main(int argc, char **argv)
                                .max_conn_per_addr = http_conn_addr, .idle_timeout_s = http_idle,
                                .max_addrs = (size_t) http_max_addrs, .tls_cert_pem = tls_cert,
                                .tls_key_pem = tls_key, .admin_token = admin_token[0] ? admin_token : NULL,
-                               .bans = bans, .identity = identity};
+                               .bans = bans, .identity = identity,
+                               .ban_outbox = sw_gateway_ban_outbox(g)};
         web = sw_http_new(&hc, err, sizeof err);
         sw_tls_free_key(&tls_key);
         free(tls_cert);

@@ -516,6 +516,11 @@ static int s_make_dir(const char *path, mode_t mode, char *err, size_t errlen)
     return 0;
 }
 
+int sw_identity_config_dir_make(char *out, size_t len, char *err, size_t errlen)
+{
+    return sw_identity_config_dir(out, len, err, errlen) != 0 ? -1 : s_make_dir(out, 0700, err, errlen);
+}
+
 sw_identity_t *sw_identity_load_or_create(const char *role, const char *key_path, char *err, size_t errlen)
 {
     if (key_path)

@@ -115,6 +115,9 @@ int sw_identity_z85_decode(const char *txt, uint8_t key[SW_IDENTITY_KEY_BYTES]);
  *  with err set when neither variable is set (non-empty, absolute) or the path
  *  does not fit. */
 int sw_identity_config_dir(char *out, size_t len, char *err, size_t errlen);
+/*  The same, and creates the folder (and missing parents) with mode 0700
+ *  when absent; fails as well when it exists but others may write to it. */
+int sw_identity_config_dir_make(char *out, size_t len, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }
