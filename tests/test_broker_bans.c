@@ -30,16 +30,6 @@ static const char *s_path(const char *name)
     return buf[i];
 }
 
-static void s_write(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(text, f) < 0) {
-        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
-        exit(1);
-    }
-    fclose(f);
-}
-
 static sw_broker_ban_t s_ban(const char *id, uint64_t until, const char *reason)
 {
     sw_broker_ban_t b;
@@ -203,7 +193,7 @@ static void test_merge_and_file(void)
 static void s_refused(const char *text, bool secure, const char *want)
 {
     const char *file = s_path("hostile.txt");
-    s_write(file, text);
+    sw_test_write(file, text);
     sw_broker_bans_t *bs = sw_broker_bans_new(file, secure, NOW, "test", s_err, sizeof s_err);
     CHECK_MSG(bs == NULL && strstr(s_err, want) && strstr(s_err, file), "want '%s', got '%s'", want,
               bs ? "accepted" : s_err);
@@ -230,7 +220,7 @@ static void test_hostile(void)
     snprintf(text, sizeof text, "# swisd broker bans v1\n%s\n", big);
     s_refused(text, true, ":2: a line longer");
     /* an insecure broker's free ids read back; a secure one refuses them */
-    s_write(s_path("free.txt"), "# swisd broker bans v1\nstage-1 1800000100 - gw-1 lied\n");
+    sw_test_write(s_path("free.txt"), "# swisd broker bans v1\nstage-1 1800000100 - gw-1 lied\n");
     sw_broker_bans_t *bs = sw_broker_bans_new(s_path("free.txt"), false, NOW, "test", s_err, sizeof s_err);
     CHECK_MSG(bs && sw_broker_bans_find(bs, "stage-1", NOW), "%s", bs ? "missing" : s_err);
     sw_broker_bans_destroy(&bs);
