@@ -21,7 +21,9 @@ operator bans the us stage at the gateway's /admin/ban; then:
    a reason and crash nothing: the swarm still gives the same text;
 6. /admin/unban lifts the ban at every broker, and the formerly banned key
    registers again (a restarted stage: libzmq does not dial again after a
-   refused handshake).
+   refused handshake);
+7. an --insecure broker takes a ban from any node in the gateway role (no
+   keys there), refuses the id at Hello and keeps it in --ban-state.
 usage: test_ban_propagation.py BROKER_PEER   (other binaries from $SWISD_BUILD)
 """
 import json
@@ -75,8 +77,8 @@ def call(port, path, body=None, token=None):
         return e.code, e.read().decode()
 
 
-def broker(name, **kw):
-    b, ep = start_broker(h, bins, name, **kw)
+def broker(name, *args, **kw):
+    b, ep = start_broker(h, bins, name, *args, **kw)
     b.endpoint = ep
     b.id = b.wait_line("swisd-broker: id", 5).split()[0]
     return b
@@ -215,6 +217,33 @@ def body(h):
     stage_us, again = start_stage(h, bins, "stage-us", us.endpoint, "0-4", region="us")
     check(again == us_id and us.wait_line(f"stage {us_id} registered", 15, "err", marks[2]) is not None,
           "the formerly banned key registers again at the us broker")
+
+    insecure(h)
+
+
+def insecure(h):
+    """7. --insecure (docs/security.md): no keys, so any node in the gateway role may ban any id; the ban
+    refuses that id at Hello, drops it, and is kept in --ban-state."""
+    check = h.check
+    h.insecure = True  # start_broker without keys
+    try:
+        state = os.path.join(h.logdir, "insecure-bans.txt")
+        b = broker("broker-insecure", "--ban-state", state)
+    finally:
+        h.insecure = False
+    gw = peer("insecure-gw", b.endpoint, "--role", "gateway", "--id", "gw-1")
+    st = peer("insecure-stage", b.endpoint, "--role", "stage", "--id", "stage-x", "--model", "m", "--checksum", "c",
+              "--layers", "0-1")
+    check(gw.reg and st.reg, "plain nodes registered at the insecure broker")
+    gw.send_line(f"send {b.id} " + ban_body("stage-x", int(time.time()) + 60, "insecure test").hex())
+    check(b.wait_line("node stage-x banned", 5, "err") is not None, "an insecure broker takes a gateway-role ban")
+    check(b.wait_line("stage stage-x is banned; dropped", 5, "err") is not None, "and drops the node")
+    again = peer("insecure-stage-again", b.endpoint, "--role", "stage", "--id", "stage-x", "--model", "m",
+                 "--checksum", "c", "--layers", "0-1")
+    check(not again.reg and b.wait_line("node stage-x is banned until", 5, "err") is not None,
+          "a new Hello under the banned id is refused")
+    with open(state) as f:
+        check(f.read().count("stage-x ") == 1, "the ban is kept in --ban-state")
 
 
 h.run(body)
