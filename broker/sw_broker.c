@@ -883,6 +883,8 @@ static void s_drop_denied(sw_broker_t *self)
     zlist_destroy(&gone);
 }
 
+static void s_sync_bans(sw_broker_t *self, s_node_t *to);
+
 /*  Hello from the connection `key` (from: the node it registered, or NULL). */
 static void s_on_hello(sw_broker_t *self, s_node_t *from, sw_wire_msg_t *m, const char *key)
 {
@@ -985,6 +987,32 @@ static void s_on_hello(sw_broker_t *self, s_node_t *from, sw_wire_msg_t *m, cons
     if (s_send_body(self, n, n->id, &b) != 0)
         sw_log_limited(&self->gates[S_LOG_NOT_SENT], SW_LOG_WARN, "broker %.8s: HelloAck to %s not sent: %s", self->id,
                        n->id, zmq_strerror(zmq_errno()));
+    else if (fresh && n->role == SWISD__V1__ROLE__ROLE_BROKER)
+        s_sync_bans(self, n);
+}
+
+/*  Sends every ban held (ended ones not yet forgotten skipped) to the child
+ *  broker `to`, or to the parent (to NULL): a broker that (re)joins the tree
+ *  learns the bans decided while it was away; the receiver keeps what is new
+ *  to it and passes only that on. */
+static void s_sync_bans(sw_broker_t *self, s_node_t *to)
+{
+    const uint64_t now_s = (uint64_t) time(NULL);
+    size_t n = 0, failed = 0;
+    for (const sw_broker_ban_t *ban = sw_broker_bans_first(self->bans); ban; ban = sw_broker_bans_next(self->bans)) {
+        if (ban->until_unix_s <= now_s)
+            continue;
+        Swisd__V1__BanNotice out;
+        sw_broker_ban_to_notice(ban, &out);
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_BAN_NOTICE;
+        b.ban_notice = &out;
+        failed += (to ? s_send_body(self, to, to->id, &b) : sw_broker_client_send(self->parent, "", &b)) != 0;
+        n++;
+    }
+    if (n)
+        sw_log(SW_LOG_INFO, "broker %.8s: sent the %zu bans held to %s %s%s", self->id, n, to ? "child broker" : "the",
+               to ? to->id : "parent", failed ? " (some not sent: link full)" : "");
 }
 
 /*  A BanNotice (docs/security.md, "Bans that reach every broker") from the
@@ -1023,7 +1051,7 @@ static void s_on_ban_notice(sw_broker_t *self, s_node_t *from, const Swisd__V1__
                      err);
         return;
     }
-    const int rc = sw_broker_bans_apply(self->bans, &ban, err, sizeof err);
+    const int rc = sw_broker_bans_apply(self->bans, &ban, now_s, err, sizeof err);
     if (rc <= 0) {
         if (rc < 0)
             sw_log_limited(&self->gates[S_LOG_BAN], SW_LOG_WARN, "broker %.8s: ban of %s not kept: %s", self->id,
@@ -1104,7 +1132,7 @@ static void s_on_own(sw_broker_t *self, s_node_t *n, sw_wire_msg_t *m, const cha
     Swisd__V1__Body reply = SWISD__V1__BODY__INIT;
     const int64_t now = s_now_ms();
     if ((body->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_QUERY ||
-         body->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_REPORT || body->msg_case == SWISD__V1__BODY__MSG_BAN_NOTICE) &&
+         (body->msg_case == SWISD__V1__BODY__MSG_BAN_NOTICE && !is_broker)) && /* a child syncs all its bans */
         !s_take_token(n, now)) {
         self->stats.requests_limited++;
         sw_log_limited(&self->gates[S_LOG_LIMITED], SW_LOG_WARN,
@@ -1421,6 +1449,8 @@ static void s_timers(sw_broker_t *self)
         sw_broker_client_tick(self->parent);
         uint64_t regs = sw_broker_client_registrations(self->parent);
         if (sw_broker_client_registered(self->parent) && (now >= self->next_report_ms || regs != self->parent_regs)) {
+            if (regs != self->parent_regs)
+                s_sync_bans(self, NULL); /* (re)joined the tree */
             s_report_up(self);
             self->parent_regs = regs;
             self->next_report_ms = now + self->cfg.heartbeat_ms;

@@ -81,6 +81,8 @@
  *  anyone else it is refused with UNAUTHORIZED, and a notice that fails the
  *  checks with BAD_REQUEST; both logged. A banned key is refused at ZAP, a
  *  banned id at Hello, until the ban ends (looked at every second).
+ *  A child broker that registers is sent every ban held, and so is the
+ *  parent when this broker registers there.
  *
  *  Thread safety: a broker belongs to the thread that created it.
  */

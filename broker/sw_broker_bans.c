@@ -45,6 +45,11 @@ int sw_broker_ban_check(sw_broker_ban_t *ban, bool secure, uint64_t now_s, char 
                       (unsigned long long) ban->until_unix_s, (unsigned long long) now_s);
     if (ban->until_unix_s > now_s + SW_BROKER_BANS_MAX_S)
         return sw_err(err, errlen, "the ban ends more than %u days from now", SW_BROKER_BANS_MAX_S / 86400u);
+    if (!ban->issued_unix_ms)
+        ban->issued_unix_ms = now_s * 1000;
+    if (ban->issued_unix_ms / 1000 > now_s + SW_BROKER_BANS_SKEW_S)
+        return sw_err(err, errlen, "the decision is dated more than %d s ahead of this broker's clock",
+                      SW_BROKER_BANS_SKEW_S);
     const size_t o = strnlen(ban->origin, sizeof ban->origin);
     for (size_t i = 0; i < o; i++)
         if (!s_id_char(ban->origin[i], false))
@@ -66,6 +71,7 @@ void sw_broker_ban_from_notice(const Swisd__V1__BanNotice *n, sw_broker_ban_t *o
         out->has_key = true;
     }
     out->until_unix_s = n->until_unix_s;
+    out->issued_unix_ms = n->issued_unix_ms;
 }
 
 void sw_broker_ban_to_notice(const sw_broker_ban_t *ban, Swisd__V1__BanNotice *n)
@@ -74,7 +80,8 @@ void sw_broker_ban_to_notice(const sw_broker_ban_t *ban, Swisd__V1__BanNotice *n
     n->node_id = (char *) ban->id;
     n->origin = (char *) ban->origin;
     n->reason = (char *) ban->reason;
-    n->until_unix_s = ban->until_unix_s;
+    n->until_unix_s = ban->lifted ? 0 : ban->until_unix_s;
+    n->issued_unix_ms = ban->issued_unix_ms;
     if (ban->has_key) {
         n->public_key.data = (uint8_t *) ban->key;
         n->public_key.len = sizeof ban->key;
@@ -120,8 +127,9 @@ static int s_save(sw_broker_bans_t *self)
         char z85[SW_IDENTITY_Z85_LEN + 1] = "-";
         if (b->has_key)
             zmq_z85_encode(z85, b->key, sizeof b->key);
-        fprintf(f, "%s %llu %s %s %s\n", b->id, (unsigned long long) b->until_unix_s, z85,
-                b->origin[0] ? b->origin : "-", b->reason);
+        fprintf(f, "%s %llu %llu %s %s %s %s\n", b->id, (unsigned long long) b->until_unix_s,
+                (unsigned long long) b->issued_unix_ms, b->lifted ? "lifted" : "ban", z85, b->origin[0] ? b->origin : "-",
+                b->reason);
     }
     const bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (fclose(f) != 0 || !ok || rename(tmp, self->path) != 0) {
@@ -137,49 +145,60 @@ static int s_save(sw_broker_bans_t *self)
 static int s_parse_line(char *line, sw_broker_ban_t *b, char *err, size_t errlen)
 {
     memset(b, 0, sizeof *b);
-    char *f[4];
+    char *f[6]; /* ID UNTIL ISSUED STATE KEY ORIGIN, then p: REASON */
     char *p = line;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         f[i] = p;
         p = strchr(p, ' ');
         if (!p)
-            return sw_err(err, errlen, "expected ID UNTIL KEY ORIGIN REASON");
+            return sw_err(err, errlen, "expected ID UNTIL ISSUED STATE KEY ORIGIN REASON");
         *p++ = '\0';
     }
-    if (strlen(f[0]) > SW_WIRE_MAX_ID || strlen(p) > SW_WIRE_MAX_BAN_REASON || strlen(f[3]) > SW_WIRE_MAX_ID)
+    if (strlen(f[0]) > SW_WIRE_MAX_ID || strlen(p) > SW_WIRE_MAX_BAN_REASON || strlen(f[5]) > SW_WIRE_MAX_ID)
         return sw_err(err, errlen, "a field is too long");
     snprintf(b->id, sizeof b->id, "%s", f[0]);
-    char *end = NULL;
-    errno = 0;
-    unsigned long long u = strtoull(f[1], &end, 10);
-    if (errno || !f[1][0] || *end || f[1][0] < '0' || f[1][0] > '9' || u == 0)
-        return sw_err(err, errlen, "the end time is not a positive number of seconds");
-    b->until_unix_s = u;
-    if (strcmp(f[2], "-") != 0) {
-        if (sw_identity_z85_decode(f[2], b->key) != 0)
+    uint64_t n[2];
+    for (int i = 0; i < 2; i++) {
+        char *end = NULL;
+        errno = 0;
+        n[i] = strtoull(f[1 + i], &end, 10);
+        if (errno || !f[1 + i][0] || *end || f[1 + i][0] < '0' || f[1 + i][0] > '9' || n[i] == 0)
+            return sw_err(err, errlen, "the %s is not a positive number", i ? "decision time" : "end time");
+    }
+    b->until_unix_s = n[0];
+    b->issued_unix_ms = n[1];
+    if (strcmp(f[3], "ban") != 0 && strcmp(f[3], "lifted") != 0)
+        return sw_err(err, errlen, "the state is neither \"ban\" nor \"lifted\"");
+    b->lifted = f[3][0] == 'l';
+    if (strcmp(f[4], "-") != 0) {
+        if (sw_identity_z85_decode(f[4], b->key) != 0)
             return sw_err(err, errlen, "the key is neither \"-\" nor a Z85 key");
         b->has_key = true;
     }
-    if (strcmp(f[3], "-") != 0)
-        snprintf(b->origin, sizeof b->origin, "%s", f[3]);
+    if (strcmp(f[5], "-") != 0)
+        snprintf(b->origin, sizeof b->origin, "%s", f[5]);
     snprintf(b->reason, sizeof b->reason, "%s", p);
     return 0;
 }
 
-/*  Merges without saving. */
-static int s_merge(sw_broker_bans_t *self, const sw_broker_ban_t *ban, char *err, size_t errlen)
+/*  Merges without saving (see "Merging" in the header). A ban read back
+ *  from the file may be a tombstone (lifted) already. */
+static int s_merge(sw_broker_bans_t *self, const sw_broker_ban_t *ban, uint64_t now_s, char *err, size_t errlen)
 {
     sw_broker_ban_t *held = zhashx_lookup(self->bans, ban->id);
-    if (ban->until_unix_s == 0) {
-        if (!held)
-            return 0;
-        zhashx_delete(self->bans, ban->id);
-        return 1;
+    if (held && ban->issued_unix_ms <= held->issued_unix_ms)
+        return 0; /* the same decision again, or an older one */
+    sw_broker_ban_t next = *ban;
+    if (!ban->until_unix_s) { /* a lift: a tombstone outliving any older ban of the id */
+        if (held && held->lifted)
+            return 0; /* lifted already: nothing to keep or pass on */
+        next = held ? *held : *ban;
+        next.lifted = true;
+        next.issued_unix_ms = ban->issued_unix_ms;
+        next.until_unix_s = held ? held->until_unix_s : now_s + SW_BROKER_BANS_MAX_S;
     }
     if (held) {
-        if (ban->until_unix_s <= held->until_unix_s)
-            return 0;
-        *held = *ban;
+        *held = next;
         return 1;
     }
     if (zhashx_size(self->bans) >= SW_BROKER_BANS_MAX)
@@ -187,7 +206,7 @@ static int s_merge(sw_broker_bans_t *self, const sw_broker_ban_t *ban, char *err
     sw_broker_ban_t *b = malloc(sizeof *b);
     if (!b)
         return sw_err(err, errlen, "out of memory");
-    *b = *ban;
+    *b = next;
     zhashx_insert(self->bans, b->id, b);
     return 1;
 }
@@ -236,7 +255,7 @@ static int s_load(sw_broker_bans_t *self, uint64_t now_s, char *err, size_t errl
             rc = sw_err(err, errlen, "%s:%zu: more than %d bans", self->path, n_line, SW_BROKER_BANS_MAX);
             break;
         }
-        if (s_merge(self, &b, why, sizeof why) < 0) { /* no rewrite while reading */
+        if (s_merge(self, &b, now_s, why, sizeof why) < 0) { /* no rewrite while reading */
             rc = sw_err(err, errlen, "%s:%zu: %s", self->path, n_line, why);
             break;
         }
@@ -284,9 +303,10 @@ void sw_broker_bans_destroy(sw_broker_bans_t **self_p)
     *self_p = NULL;
 }
 
-int sw_broker_bans_apply(sw_broker_bans_t *self, const sw_broker_ban_t *ban, char *err, size_t errlen)
+int sw_broker_bans_apply(sw_broker_bans_t *self, const sw_broker_ban_t *ban, uint64_t now_s, char *err,
+                         size_t errlen)
 {
-    const int rc = s_merge(self, ban, err, errlen);
+    const int rc = s_merge(self, ban, now_s, err, errlen);
     if (rc == 1)
         s_save(self);
     return rc;
@@ -295,7 +315,7 @@ int sw_broker_bans_apply(sw_broker_bans_t *self, const sw_broker_ban_t *ban, cha
 const sw_broker_ban_t *sw_broker_bans_find(const sw_broker_bans_t *self, const char *id, uint64_t now_s)
 {
     const sw_broker_ban_t *b = self && id ? zhashx_lookup(self->bans, id) : NULL;
-    return b && b->until_unix_s > now_s ? b : NULL;
+    return b && !b->lifted && b->until_unix_s > now_s ? b : NULL;
 }
 
 int sw_broker_bans_expire(sw_broker_bans_t *self, uint64_t now_s)
@@ -311,14 +331,25 @@ int sw_broker_bans_expire(sw_broker_bans_t *self, uint64_t now_s)
     for (sw_broker_ban_t *b = zlist_first(gone); b; b = zlist_next(gone), n++) {
         char id[SW_WIRE_MAX_ID + 1];
         snprintf(id, sizeof id, "%s", b->id);
-        sw_log(SW_LOG_INFO, "%s: the ban of node %s ended (%s)", self->name, id,
-               sw_broker_ban_describe(b, text, sizeof text));
+        if (!b->lifted)
+            sw_log(SW_LOG_INFO, "%s: the ban of node %s ended (%s)", self->name, id,
+                   sw_broker_ban_describe(b, text, sizeof text));
         zhashx_delete(self->bans, id); /* frees b */
     }
     zlist_destroy(&gone);
     if (n)
         s_save(self);
     return n;
+}
+
+const sw_broker_ban_t *sw_broker_bans_first(sw_broker_bans_t *self)
+{
+    return zhashx_first(self->bans);
+}
+
+const sw_broker_ban_t *sw_broker_bans_next(sw_broker_bans_t *self)
+{
+    return zhashx_next(self->bans);
 }
 
 size_t sw_broker_bans_count(const sw_broker_bans_t *self)

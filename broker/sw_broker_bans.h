@@ -16,21 +16,28 @@
  *    key     none, or 32 bytes whose fingerprint is id
  *    until   wall-clock end in s since 1970, later than now and at most
  *            SW_BROKER_BANS_MAX_S ahead; 0 in a notice lifts the id's ban
+ *    issued  when the gateway decided it, wall-clock ms since 1970, at most
+ *            SW_BROKER_BANS_SKEW_S ahead of now (0 in a notice: now)
  *    reason  <= SW_WIRE_MAX_BAN_REASON bytes; bytes outside printable ASCII
  *            are replaced by '?' (it goes into logs and the file as is)
  *    origin  the gateway that decided it (a node id, may be empty)
  *
- *  Merging (what makes relaying terminate): a ban that is new, or that ends
- *  later than the one held, changes the set; the same ban again, or one that
- *  ends earlier, changes nothing. A lift changes the set only when the id is
- *  banned. Only changes are written and relayed.
+ *  Merging (last decision wins; what makes relaying terminate): a notice
+ *  changes the set only when it was issued later than what the set holds for
+ *  its id; then a ban replaces it, and a lift turns it into a tombstone
+ *  ("lifted", kept until the lifted ban would have ended, or
+ *  SW_BROKER_BANS_MAX_S for an id the set did not hold) so that an older
+ *  ban that a broker back from an outage still holds cannot come back. The
+ *  same notice again, or an older one, changes nothing. Only changes are
+ *  written and relayed; tombstones are relayed as lifts when a neighbour
+ *  (re)joins, like bans.
  *
  *  File (one line per ban, LF-terminated, rewritten whole through a
  *  temporary file and rename on every change):
  *      # swisd broker bans v1                            first line, exactly
- *      ID UNTIL_UNIX_S KEY ORIGIN REASON                 KEY: Z85 (40 chars) or "-";
- *                                                        ORIGIN: id or "-"; REASON: rest of
- *                                                        the line, may be empty
+ *      ID UNTIL_UNIX_S ISSUED_UNIX_MS STATE KEY ORIGIN REASON
+ *          STATE: "ban" or "lifted" (a tombstone); KEY: Z85 (40 chars) or "-";
+ *          ORIGIN: id or "-"; REASON: rest of the line, may be empty
  *  At most SW_BROKER_BANS_MAX lines and SW_BROKER_BANS_MAX_FILE bytes. A
  *  line that breaks these rules makes sw_broker_bans_new fail with
  *  "FILE:LINE: reason" (never the line's bytes): a broker that cannot read
@@ -54,6 +61,7 @@ extern "C" {
 #define SW_BROKER_BANS_MAX 10000             /* bans held at once */
 #define SW_BROKER_BANS_MAX_S (400u * 86400u) /* a ban ends at most this many s after now */
 #define SW_BROKER_BANS_MAX_FILE (4u << 20)   /* bytes of a ban-state file read */
+#define SW_BROKER_BANS_SKEW_S 600            /* how far ahead of our clock a decision's time may be */
 
 /*  One ban. */
 typedef struct {
@@ -61,6 +69,8 @@ typedef struct {
     bool has_key;                                /* key is known */
     uint8_t key[32];                             /* its CURVE public key (fingerprint = id) */
     uint64_t until_unix_s;                       /* end, s since 1970; 0: a lift (notices only) */
+    uint64_t issued_unix_ms;                     /* when it was decided, ms since 1970 */
+    bool lifted;                                 /* a tombstone: the ban on id was lifted (set only) */
     char origin[SW_WIRE_MAX_ID + 1];             /* gateway that decided it ("" unknown) */
     char reason[SW_WIRE_MAX_BAN_REASON + 1];     /* printable ASCII */
 } sw_broker_ban_t;
@@ -89,21 +99,28 @@ sw_broker_bans_t *sw_broker_bans_new(const char *path, bool secure, uint64_t now
 /*  Frees; accepts NULL; sets *self_p = NULL. */
 void sw_broker_bans_destroy(sw_broker_bans_t **self_p);
 
-/*  Merges a checked ban or lift (see "Merging"). Returns 1 when the set
- *  changed (the file is then rewritten: a failed write is logged and the
- *  ban still holds in memory), 0 when nothing changed, -1 with err set when
- *  the set is full (SW_BROKER_BANS_MAX). */
-int sw_broker_bans_apply(sw_broker_bans_t *self, const sw_broker_ban_t *ban, char *err, size_t errlen);
+/*  Merges a checked ban or lift at wall-clock now_s (see "Merging").
+ *  Returns 1 when the set changed (the file is then rewritten: a failed
+ *  write is logged and the ban still holds in memory), 0 when nothing
+ *  changed, -1 with err set when the set is full (SW_BROKER_BANS_MAX). */
+int sw_broker_bans_apply(sw_broker_bans_t *self, const sw_broker_ban_t *ban, uint64_t now_s, char *err,
+                         size_t errlen);
 
 /*  The ban on id in force at now_s (borrowed until the next change), or
- *  NULL (also when self is NULL). */
+ *  NULL (also when self is NULL, and for a lifted ban). */
 const sw_broker_ban_t *sw_broker_bans_find(const sw_broker_bans_t *self, const char *id, uint64_t now_s);
 
-/*  Forgets bans that ended by now_s (logged; the file rewritten when any
- *  did). Returns how many. */
+/*  Forgets bans and tombstones that ended by now_s (bans logged; the file
+ *  rewritten when any did). Returns how many. */
 int sw_broker_bans_expire(sw_broker_bans_t *self, uint64_t now_s);
 
-/*  Bans held (expired ones not yet forgotten included). */
+/*  Iterates over the bans and tombstones held, in no order: the first, then
+ *  the next ones, NULL at the end (borrowed; any change of the set ends the
+ *  walk). */
+const sw_broker_ban_t *sw_broker_bans_first(sw_broker_bans_t *self);
+const sw_broker_ban_t *sw_broker_bans_next(sw_broker_bans_t *self);
+
+/*  Bans and tombstones held (ended ones not yet forgotten included). */
 size_t sw_broker_bans_count(const sw_broker_bans_t *self);
 
 /*  Formats a ban for a log line or an error: "until 2026-12-03T19:00:00Z (by

@@ -48,7 +48,10 @@ int sw_ban_outbox_ban(sw_ban_outbox_t *self, struct sw_bans_t *bans, const char 
     const int rc = bans ? sw_bans_set(bans, id, true, on, reason, err, errlen) : 1;
     if (rc < 0)
         return -1;
-    sw_ban_notice_t b = {.until_unix_s = on ? (uint64_t) time(NULL) + duration_s : 0};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    sw_ban_notice_t b = {.until_unix_s = on ? (uint64_t) ts.tv_sec + duration_s : 0,
+                         .issued_unix_ms = (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u};
     snprintf(b.id, sizeof b.id, "%s", id);
     snprintf(b.reason, sizeof b.reason, "%s", reason ? reason : "");
     pthread_mutex_lock(&self->mu);

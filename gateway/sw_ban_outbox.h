@@ -29,6 +29,7 @@
 typedef struct {
     char id[SW_BANS_ID_MAX + 1];          /* node id */
     uint64_t until_unix_s;                /* end of the ban, s since 1970; 0: lift it */
+    uint64_t issued_unix_ms;              /* when it was decided, ms since 1970 (the later decision wins) */
     char reason[SW_BANS_REASON_MAX + 1];  /* the operator's or the audit's words */
 } sw_ban_notice_t;
 

@@ -120,6 +120,7 @@ static void s_send_bans(sw_gateway_t *g)
         Swisd__V1__BanNotice n = SWISD__V1__BAN_NOTICE__INIT;
         n.node_id = b.id;
         n.until_unix_s = b.until_unix_s;
+        n.issued_unix_ms = b.issued_unix_ms;
         n.reason = b.reason;
         const Swisd__V1__DirectoryReply *d = g->dir ? g->dir->directory_reply : NULL;
         for (size_t i = 0; d && i < d->n_stages; i++)

@@ -11,8 +11,11 @@ operator bans the us stage at the gateway's /admin/ban; then:
    with the reason;
 2. a generation running through the swarm during the ban ends with the text
    of `swisd run`, and generations after it go through the eu stage only;
-3. the us broker, restarted on the same port, reads the ban back from its
-   --ban-state file (the per-user default) and still refuses the key;
+3. a broker that joins the tree later gets the bans held from its parent
+   (each broker sends its bans to a child that registers and to its parent
+   when it registers there); the us broker, restarted on the same port,
+   reads the ban back from its --ban-state file (the per-user default) and
+   still refuses the key;
 4. a BanNotice sent by a plain stage is refused (UNAUTHORIZED to it, a
    logged refusal) and bans nobody;
 5. forged and oversized notices from a listed gateway key (an id that is
@@ -21,7 +24,9 @@ operator bans the us stage at the gateway's /admin/ban; then:
    a reason and crash nothing: the swarm still gives the same text;
 6. /admin/unban lifts the ban at every broker, and the formerly banned key
    registers again (a restarted stage: libzmq does not dial again after a
-   refused handshake);
+   refused handshake); a broker that was down during the unban comes back
+   with the ban in its file, gets the lift from its parent, and its stale
+   ban changes nothing elsewhere (the later decision wins);
 7. an --insecure broker takes a ban from any node in the gateway role (no
    keys there), refuses the id at Hello and keeps it in --ban-state.
 usage: test_ban_propagation.py BROKER_PEER   (other binaries from $SWISD_BUILD)
@@ -153,6 +158,21 @@ def body(h):
               f"the banned key does not register at {b.name}")
         h.stop(p)
 
+    # a broker that joins the tree after the ban learns it from its parent
+    t0 = time.monotonic()
+    asia = broker("broker-asia", parent=root.endpoint, region="asia")
+    line = asia.wait_line(f"node {us_id} banned", 5, "err")
+    check(line is not None and "lied in an audit" in line and time.monotonic() - t0 < 5,
+          f"a broker joining later holds the ban ({time.monotonic() - t0:.2f} s after its start): {line}")
+    check(root.wait_line("sent the 1 bans held to child broker " + asia.id, 5, "err") is not None,
+          "the root sent its bans to the new child")
+    m = asia.mark()
+    p, _ = h.start("banned-at-asia", [bins.stage, "--broker", asia.endpoint, "--model", model_path(), "--layers",
+                                       "0-4", "--key", node_key(h, bins, "stage-us"), "--threads", "1"])
+    check(asia.wait_line(f"(key {us_id}): key is banned", 10, "err", m) is not None,
+          "the new broker refuses the banned key")
+    h.stop(p)
+
     # 3. restart the us broker (same key, same port): the ban is read back from its file
     us_bind = us.endpoint.split("#", 1)[0]
     h.stop(us)
@@ -205,7 +225,9 @@ def body(h):
     check(st == 200 and ref.rstrip().endswith(got.rstrip()) and got.strip(),
           f"the swarm still gives swisd run's text: {got!r} vs {ref!r}")
 
-    # 6. unban: lifted at every broker; the banned stage's own process registers again
+    # 6. unban: lifted at every broker (asia is down meanwhile); the banned key registers again
+    asia_bind = asia.endpoint.split("#", 1)[0]
+    h.stop(asia)
     marks = [b.mark() for b in brokers]
     st, text = call(port, "/admin/unban", {"node": us_id}, token)
     check(st == 200 and not json.loads(text)["banned"], f"/admin/unban: {st} {text}")
@@ -217,6 +239,14 @@ def body(h):
     stage_us, again = start_stage(h, bins, "stage-us", us.endpoint, "0-4", region="us")
     check(again == us_id and us.wait_line(f"stage {us_id} registered", 15, "err", marks[2]) is not None,
           "the formerly banned key registers again at the us broker")
+    # asia comes back with the ban in its file: the later lift wins, and the old ban does not come back
+    asia = broker("broker-asia", parent=root.endpoint, region="asia", bind=asia_bind)
+    check(asia.wait_line("1 bans read back", 5, "err") is not None, "asia comes back holding the old ban")
+    check(asia.wait_line(f"ban of node {us_id} lifted", 5, "err") is not None, "its parent's lift reaches it")
+    time.sleep(1.0)
+    check(not any(b.wait_line(f"node {us_id} banned", 0.1, "err", m) for b, m in zip(brokers, marks)),
+          "the stale ban asia sent up changed nothing elsewhere")
+    check(us.wait_line(f"stage {us_id} is banned", 0.1, "err", marks[2]) is None, "the stage stays registered")
 
     insecure(h)
 

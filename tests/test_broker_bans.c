@@ -83,6 +83,13 @@ static void test_check(void)
     CHECK(sw_broker_ban_check(&x, true, NOW, s_err, sizeof s_err) != 0);
     x = s_ban(id, 0, "");
     CHECK(sw_broker_ban_check(&x, true, NOW, s_err, sizeof s_err) == 0);
+    /* the decision's time: 0 is now; more than the skew ahead is refused */
+    x = s_ban(id, NOW + 60, "");
+    CHECK(sw_broker_ban_check(&x, true, NOW, s_err, sizeof s_err) == 0 && x.issued_unix_ms == NOW * 1000);
+    x.issued_unix_ms = (NOW + SW_BROKER_BANS_SKEW_S) * 1000;
+    CHECK(sw_broker_ban_check(&x, true, NOW, s_err, sizeof s_err) == 0);
+    x.issued_unix_ms = (NOW + SW_BROKER_BANS_SKEW_S + 1) * 1000;
+    CHECK(sw_broker_ban_check(&x, true, NOW, s_err, sizeof s_err) != 0 && strstr(s_err, "dated"));
     /* origin: an id's characters only (it goes into the file between spaces) */
     x = s_ban(id, NOW + 60, "");
     snprintf(x.origin, sizeof x.origin, "gw 1");
@@ -117,36 +124,49 @@ static void test_merge_and_file(void)
         key[i] = (uint8_t) (200 - i);
     char id[SW_IDENTITY_ID_LEN + 1];
     sw_identity_fingerprint(key, id);
+    const uint64_t T = NOW * 1000; /* decision times, ms */
     sw_broker_ban_t a = s_ban(id, NOW + 100, "noise on every request");
     a.has_key = true;
     memcpy(a.key, key, 32);
+    a.issued_unix_ms = T;
     snprintf(a.origin, sizeof a.origin, "0a0b0c0d0e0f0102");
-    CHECK(sw_broker_bans_apply(bs, &a, s_err, sizeof s_err) == 1);
-    CHECK(sw_broker_bans_apply(bs, &a, s_err, sizeof s_err) == 0); /* the same again: no change, not relayed */
-    sw_broker_ban_t shorter = a;
-    shorter.until_unix_s = NOW + 50;
-    CHECK(sw_broker_bans_apply(bs, &shorter, s_err, sizeof s_err) == 0);
+    CHECK(sw_broker_bans_apply(bs, &a, NOW, s_err, sizeof s_err) == 1);
+    CHECK(sw_broker_bans_apply(bs, &a, NOW, s_err, sizeof s_err) == 0); /* the same again: no change, not relayed */
+    sw_broker_ban_t older = a; /* an older decision, whatever its end: ignored */
+    older.issued_unix_ms = T - 1;
+    older.until_unix_s = NOW + 300;
+    CHECK(sw_broker_bans_apply(bs, &older, NOW, s_err, sizeof s_err) == 0);
     const sw_broker_ban_t *f = sw_broker_bans_find(bs, id, NOW);
     CHECK(f && f->until_unix_s == NOW + 100 && f->has_key && !memcmp(f->key, key, 32));
-    sw_broker_ban_t longer = a;
-    longer.until_unix_s = NOW + 200;
-    CHECK(sw_broker_bans_apply(bs, &longer, s_err, sizeof s_err) == 1);
-    CHECK(sw_broker_bans_find(bs, id, NOW)->until_unix_s == NOW + 200);
+    sw_broker_ban_t newer = a; /* a later decision wins, even a shorter one */
+    newer.issued_unix_ms = T + 5;
+    newer.until_unix_s = NOW + 50;
+    CHECK(sw_broker_bans_apply(bs, &newer, NOW, s_err, sizeof s_err) == 1);
+    CHECK(sw_broker_bans_find(bs, id, NOW)->until_unix_s == NOW + 50);
+    newer.issued_unix_ms = T + 6;
+    newer.until_unix_s = NOW + 200;
+    CHECK(sw_broker_bans_apply(bs, &newer, NOW, s_err, sizeof s_err) == 1);
     CHECK(sw_broker_bans_find(bs, id, NOW + 199) != NULL);
     CHECK(sw_broker_bans_find(bs, id, NOW + 200) == NULL); /* ends at until */
     CHECK(sw_broker_bans_find(bs, "ffffffffffffffff", NOW) == NULL);
     CHECK(sw_broker_bans_find(NULL, id, NOW) == NULL);
     sw_broker_ban_t b2 = s_ban("1111222233334444", NOW + 10, "");
-    CHECK(sw_broker_bans_apply(bs, &b2, s_err, sizeof s_err) == 1);
+    b2.issued_unix_ms = T;
+    CHECK(sw_broker_bans_apply(bs, &b2, NOW, s_err, sizeof s_err) == 1);
     CHECK(sw_broker_bans_count(bs) == 2);
+    int walked = 0, found = 0; /* the walk a broker syncs a new neighbour with */
+    for (const sw_broker_ban_t *w = sw_broker_bans_first(bs); w; w = sw_broker_bans_next(bs), walked++)
+        found += !strcmp(w->id, id) || !strcmp(w->id, "1111222233334444");
+    CHECK(walked == 2 && found == 2);
 
-    /* a restarted broker reads both back, key, origin and reason included */
+    /* a restarted broker reads both back, key, origin, reason and decision time included */
     sw_broker_bans_t *again = sw_broker_bans_new(file, true, NOW, "test", s_err, sizeof s_err);
     CHECK_MSG(again != NULL, "%s", s_err);
     if (again) {
         CHECK(sw_broker_bans_count(again) == 2);
         const sw_broker_ban_t *g = sw_broker_bans_find(again, id, NOW);
-        CHECK(g && g->until_unix_s == NOW + 200 && g->has_key && !memcmp(g->key, key, 32));
+        CHECK(g && g->until_unix_s == NOW + 200 && g->has_key && !memcmp(g->key, key, 32) &&
+              g->issued_unix_ms == T + 6);
         CHECK(g && !strcmp(g->origin, "0a0b0c0d0e0f0102") && !strcmp(g->reason, "noise on every request"));
         const sw_broker_ban_t *h = sw_broker_bans_find(again, "1111222233334444", NOW);
         CHECK(h && !h->has_key && !h->origin[0] && !h->reason[0]);
@@ -161,18 +181,39 @@ static void test_merge_and_file(void)
     CHECK(sw_broker_bans_expire(bs, NOW + 5) == 0);
     CHECK(sw_broker_bans_expire(bs, NOW + 10) == 1);
     CHECK(sw_broker_bans_count(bs) == 1);
-    again = sw_broker_bans_new(file, true, NOW, "test", s_err, sizeof s_err);
-    CHECK(again && sw_broker_bans_count(again) == 1);
-    sw_broker_bans_destroy(&again);
 
-    /* a lift: once, then nothing to lift */
+    /* a lift leaves a tombstone: an older ban (a broker back from an outage) cannot come back */
     sw_broker_ban_t lift = s_ban(id, 0, "");
-    CHECK(sw_broker_bans_apply(bs, &lift, s_err, sizeof s_err) == 1);
-    CHECK(sw_broker_bans_apply(bs, &lift, s_err, sizeof s_err) == 0);
-    CHECK(sw_broker_bans_find(bs, id, NOW) == NULL && sw_broker_bans_count(bs) == 0);
-    again = sw_broker_bans_new(file, true, NOW, "test", s_err, sizeof s_err);
-    CHECK(again && sw_broker_bans_count(again) == 0);
+    lift.issued_unix_ms = T + 10;
+    CHECK(sw_broker_bans_apply(bs, &lift, NOW, s_err, sizeof s_err) == 1);
+    CHECK(sw_broker_bans_apply(bs, &lift, NOW, s_err, sizeof s_err) == 0);
+    CHECK(sw_broker_bans_find(bs, id, NOW) == NULL && sw_broker_bans_count(bs) == 1);
+    CHECK(sw_broker_bans_apply(bs, &newer, NOW, s_err, sizeof s_err) == 0); /* the stale ban: ignored */
+    CHECK(sw_broker_bans_find(bs, id, NOW) == NULL);
+    const sw_broker_ban_t *w = sw_broker_bans_first(bs); /* synced as a lift */
+    Swisd__V1__BanNotice n;
+    sw_broker_ban_to_notice(w, &n);
+    CHECK(w && w->lifted && n.until_unix_s == 0 && n.issued_unix_ms == T + 10);
+    again = sw_broker_bans_new(file, true, NOW, "test", s_err, sizeof s_err); /* the tombstone is kept */
+    CHECK(again && sw_broker_bans_count(again) == 1 && !sw_broker_bans_find(again, id, NOW));
+    if (again)
+        CHECK(sw_broker_bans_apply(again, &newer, NOW, s_err, sizeof s_err) == 0);
     sw_broker_bans_destroy(&again);
+    sw_broker_ban_t reban = a; /* a later decision bans again */
+    reban.issued_unix_ms = T + 20;
+    reban.until_unix_s = NOW + 30;
+    CHECK(sw_broker_bans_apply(bs, &reban, NOW, s_err, sizeof s_err) == 1);
+    CHECK(sw_broker_bans_find(bs, id, NOW) != NULL);
+    /* a lift of an id never held is kept too, as long as any ban of it could last */
+    sw_broker_ban_t unknown = s_ban("9999888877776666", 0, "");
+    unknown.issued_unix_ms = T;
+    CHECK(sw_broker_bans_apply(bs, &unknown, NOW, s_err, sizeof s_err) == 1);
+    sw_broker_ban_t late = s_ban("9999888877776666", NOW + 60, "");
+    late.issued_unix_ms = T - 1000;
+    CHECK(sw_broker_bans_apply(bs, &late, NOW, s_err, sizeof s_err) == 0);
+    CHECK(sw_broker_bans_expire(bs, NOW + SW_BROKER_BANS_MAX_S - 1) == 1); /* the re-ban ended; the tombstone stays */
+    CHECK(sw_broker_bans_expire(bs, NOW + SW_BROKER_BANS_MAX_S) == 1);
+    CHECK(sw_broker_bans_count(bs) == 0);
 
     /* the bound: SW_BROKER_BANS_MAX, then refused (memory only: fast) */
     sw_broker_bans_t *mem = sw_broker_bans_new(NULL, false, NOW, "test", s_err, sizeof s_err);
@@ -181,7 +222,8 @@ static void test_merge_and_file(void)
         char name[32];
         snprintf(name, sizeof name, "node-%d", i);
         sw_broker_ban_t x = s_ban(name, NOW + 10, "");
-        refused += sw_broker_bans_apply(mem, &x, s_err, sizeof s_err) < 0;
+        x.issued_unix_ms = T;
+        refused += sw_broker_bans_apply(mem, &x, NOW, s_err, sizeof s_err) < 0;
     }
     CHECK(refused == 1 && sw_broker_bans_count(mem) == SW_BROKER_BANS_MAX);
     sw_broker_bans_destroy(&mem);
@@ -204,15 +246,21 @@ static void test_hostile(void)
 {
     s_refused("# something else\n", true, ":1: not a swisd ban-state file");
     s_refused("# swisd broker bans v1\n0123456789abcdef\n", true, ":2: expected");
-    s_refused("# swisd broker bans v1\n0123456789abcdef 1900000000 - -\n", true, ":2: expected");
-    s_refused("# swisd broker bans v1\n0123456789abcdef x1 - - r\n", true, ":2: the end time");
-    s_refused("# swisd broker bans v1\n0123456789abcdef -5 - - r\n", true, ":2: the end time");
-    s_refused("# swisd broker bans v1\n0123456789abcdef 99999999999999999999999 - - r\n", true, ":2: the end time");
-    s_refused("# swisd broker bans v1\n0123456789abcdef 1800000100 notakey - r\n", true, ":2: the key");
-    s_refused("# swisd broker bans v1\nSTAGE 1800000100 - - r\n", true, ":2: the node id");
-    s_refused("# swisd broker bans v1\n0123456789abcdef 1800000100 - - r\n0123456789abcdef 9800000100 - - r\n", true,
-              ":3: the ban ends more than");
-    s_refused("# swisd broker bans v1\n0123456789abcdef 1800000100 - - no end of line", true, ":2: a line longer");
+    s_refused("# swisd broker bans v1\n0123456789abcdef 1900000000 1 ban - -\n", true, ":2: expected");
+    s_refused("# swisd broker bans v1\n0123456789abcdef x1 1 ban - - r\n", true, ":2: the end time");
+    s_refused("# swisd broker bans v1\n0123456789abcdef -5 1 ban - - r\n", true, ":2: the end time");
+    s_refused("# swisd broker bans v1\n0123456789abcdef 99999999999999999999999 1 ban - - r\n", true,
+              ":2: the end time");
+    s_refused("# swisd broker bans v1\n0123456789abcdef 1800000100 0 ban - - r\n", true, ":2: the decision time");
+    s_refused("# swisd broker bans v1\n0123456789abcdef 1800000100 1 maybe - - r\n", true, ":2: the state");
+    s_refused("# swisd broker bans v1\n0123456789abcdef 1800000100 1 ban notakey - r\n", true, ":2: the key");
+    s_refused("# swisd broker bans v1\nSTAGE 1800000100 1 ban - - r\n", true, ":2: the node id");
+    s_refused("# swisd broker bans v1\n0123456789abcdef 1800000100 1 ban - - r\n"
+              "0123456789abcdef 9800000100 2 ban - - r\n", true, ":3: the ban ends more than");
+    s_refused("# swisd broker bans v1\n0123456789abcdef 1800000100 9800000000000 ban - - r\n", true,
+              ":2: the decision is dated");
+    s_refused("# swisd broker bans v1\n0123456789abcdef 1800000100 1 ban - - no end of line", true,
+              ":2: a line longer");
     char big[2048];
     memset(big, 'a', sizeof big);
     big[sizeof big - 1] = '\0';
@@ -220,7 +268,7 @@ static void test_hostile(void)
     snprintf(text, sizeof text, "# swisd broker bans v1\n%s\n", big);
     s_refused(text, true, ":2: a line longer");
     /* an insecure broker's free ids read back; a secure one refuses them */
-    sw_test_write(s_path("free.txt"), "# swisd broker bans v1\nstage-1 1800000100 - gw-1 lied\n");
+    sw_test_write(s_path("free.txt"), "# swisd broker bans v1\nstage-1 1800000100 1 ban - gw-1 lied\n");
     sw_broker_bans_t *bs = sw_broker_bans_new(s_path("free.txt"), false, NOW, "test", s_err, sizeof s_err);
     CHECK_MSG(bs && sw_broker_bans_find(bs, "stage-1", NOW), "%s", bs ? "missing" : s_err);
     sw_broker_bans_destroy(&bs);

@@ -59,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&b, 0, sizeof b);
     snprintf(b.id, sizeof b.id, "fedcba9876543210");
     b.until_unix_s = NOW + 1000;
-    const int rc = sw_broker_bans_find(bs, b.id, NOW) ? 0 : sw_broker_bans_apply(bs, &b, err, sizeof err);
+    b.issued_unix_ms = NOW * 1000 + 1;
+    const int rc = sw_broker_bans_find(bs, b.id, NOW) ? 0 : sw_broker_bans_apply(bs, &b, NOW, err, sizeof err);
     const size_t want = n + (rc == 1);
     sw_broker_bans_destroy(&bs);
     bs = sw_broker_bans_new(path, secure, NOW, "fuzz", err, sizeof err);
