@@ -1217,8 +1217,15 @@ static void s_on_error(sw_gateway_t *g, const char *src, const Swisd__V1__Error 
         return s_on_probe_reply(g, src, e->session_id, e->code ? (int) e->code : SWISD__V1__ERROR_CODE__ERROR_INTERNAL);
     s_session_t *c = e->session_id && e->session_id[0] ? s_find(g, e->session_id) : NULL;
     if (!c) {
-        sw_log(SW_LOG_DEBUG, "gateway: ignored an error from %.8s (%s): not from a hop of a step in flight", src,
-               sw_wire_error_name(e->code));
+        const bool refused = e->code == SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST ||
+                             e->code == SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME ||
+                             e->code == SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED;
+        if (refused && !strcmp(src, sw_broker_client_broker_id(g->bc))) /* e.g. a ban notice it would not take */
+            sw_log(SW_LOG_WARN, "gateway: our broker refused a message of ours (%s): %.300s",
+                   sw_wire_error_name(e->code), e->message ? e->message : "");
+        else
+            sw_log(SW_LOG_DEBUG, "gateway: ignored an error from %.8s (%s): not from a hop of a step in flight", src,
+                   sw_wire_error_name(e->code));
         return;
     }
     g->acts.n = 0;

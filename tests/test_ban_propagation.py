@@ -121,6 +121,14 @@ def body(h):
     check(us.wait_line(f"stage {us_id} registered", 10, "err") is not None, "the us stage is registered in us")
     local = run_local(bins, PROMPT, N, "--ignore-eos")
 
+    # an id that is no key's fingerprint: the gateway bans it locally, its broker refuses the notice, and the
+    # gateway says so in its log
+    st, text = call(port, "/admin/ban", {"node": "not-a-fingerprint", "reason": "typo"}, token)
+    check(st == 200, f"/admin/ban of a free id: {st} {text}")
+    line = gw.wait_line("our broker refused a message of ours (BAD_REQUEST): ban notice", 5, "err")
+    check(line is not None and "16 lowercase hex" in line, f"the gateway logs the broker's refusal: {line}")
+    call(port, "/admin/unban", {"node": "not-a-fingerprint"}, token)
+
     # 1-2. ban the us stage while a generation runs
     g = start_generate(bins, rpc, PROMPT, N, "--ignore-eos", "--timeout-ms", "120000")
     check(g.wait_output(len(PROMPT) + 4, 60), "the generation started")
