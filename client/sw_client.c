@@ -371,8 +371,20 @@ int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user,
             .threads = x->caps ? x->caps->threads : 0, .ms_per_layer = x->caps ? x->caps->ms_per_layer : 0,
             .active_sessions = x->load ? x->load->active_sessions : 0,
             .queued_requests = x->load ? x->load->queued_requests : 0, .kv_bytes = x->load ? x->load->kv_bytes : 0,
-            .busy = x->load ? x->load->busy : 0,
+            .busy = x->load ? x->load->busy : 0, .audit_stage = x->caps && x->caps->audit,
         };
+        for (size_t k = 0; k < sr->n_trust; k++) { /* its trust, when the gateway audits */
+            const Swisd__V1__NodeTrust *t = sr->trust[k];
+            if (!t || !t->node_id || !x->node_id || strcmp(t->node_id, x->node_id))
+                continue;
+            sw_client_stage_t *y = &st[w.n_stages - 1];
+            y->has_trust = true;
+            y->verified = t->verified;
+            y->failed = t->failed;
+            y->audit_rate = t->audit_rate;
+            y->trusted = t->trusted;
+            break;
+        }
     }
     for (size_t i = 0; i < sr->n_sessions && w.n_sessions < MAX_SS; i++) {
         const Swisd__V1__SessionStatus *x = sr->sessions[i];
@@ -403,6 +415,27 @@ int sw_client_swarm(sw_client_t *self, sw_client_swarm_fn *on_swarm, void *user,
         w.unsealed_node[w.n_unsealed] = sr->unsealed_replies[i]->node_id;
         w.unsealed_count[w.n_unsealed++] = sr->unsealed_replies[i]->count;
     }
+    uint32_t unverified[64][2];
+    if (sr->audit) {
+        const Swisd__V1__AuditStatus *a = sr->audit;
+        w.has_audit = true;
+        w.audits_started = a->started;
+        w.audits_passed = a->passed;
+        w.audits_failed = a->failed;
+        w.chain_breaks = a->chain_breaks;
+        w.unverifiable = a->unverifiable;
+        w.delivered_differs = a->delivered_differs;
+        w.max_agreeing_distance = a->max_agreeing_distance;
+        w.audit_threshold = a->threshold;
+        w.caught = (const char *const *) a->caught;
+        w.n_caught = (int) (a->n_caught < 64 ? a->n_caught : 64);
+    }
+    for (size_t i = 0; i < sr->n_unverified && w.n_unverified < 64; i++) {
+        unverified[w.n_unverified][0] = sr->unverified[i]->begin;
+        unverified[w.n_unverified][1] = sr->unverified[i]->end;
+        w.n_unverified++;
+    }
+    w.unverified = (const uint32_t(*)[2]) unverified;
     on_swarm(&w, user);
     free(st), free(ss), free(gaps), free(rec);
     sw_wire_msg_free(&m);

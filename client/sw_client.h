@@ -135,6 +135,12 @@ typedef struct {
     uint32_t queued_requests;     /* forward requests waiting */
     uint64_t kv_bytes;            /* bytes held by KV caches */
     float busy;                   /* fraction of the last second computing, 0..1 */
+    bool audit_stage;             /* an operator's audit stage (takes audit work only) */
+    bool has_trust;               /* the gateway audits (keys): the next four are set */
+    uint64_t verified;            /* its steps verified by an independent host */
+    uint64_t failed;              /* audits it failed */
+    float audit_rate;             /* share of its steps audited now */
+    bool trusted;                 /* an operator's key, or enough consecutive verified steps */
 } sw_client_stage_t;
 
 /*  One session in progress in the gateway. */
@@ -176,6 +182,13 @@ typedef struct {
     const char *unsealed_node[16];          /* n_unsealed node ids (borrowed) with their counts */
     uint64_t unsealed_count[16];
     int n_unsealed;
+    bool has_audit;                         /* the gateway audits (keys): the audit counters are set */
+    uint64_t audits_started, audits_passed, audits_failed, chain_breaks, unverifiable, delivered_differs;
+    float max_agreeing_distance, audit_threshold;
+    const char *const *caught;              /* n_caught node ids caught by audits (borrowed) */
+    int n_caught;
+    const uint32_t (*unverified)[2];        /* n_unverified half-open layer ranges with one host only */
+    int n_unverified;
 } sw_client_swarm_t;
 
 typedef void (sw_client_swarm_fn)(const sw_client_swarm_t *swarm, void *user);

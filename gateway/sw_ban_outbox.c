@@ -36,8 +36,6 @@ int sw_ban_outbox_ban(sw_ban_outbox_t *self, struct sw_bans_t *bans, const char 
 {
     if (!id || !id[0] || strlen(id) > SW_BANS_ID_MAX)
         return sw_err(err, errlen, "a node id of 1..%d bytes is needed", SW_BANS_ID_MAX);
-    if (reason && strlen(reason) > SW_BANS_REASON_MAX)
-        return sw_err(err, errlen, "a reason longer than %d bytes", SW_BANS_REASON_MAX);
     if (on && (duration_s == 0 || duration_s > SW_BAN_MAX_S))
         return sw_err(err, errlen, "a ban lasts 1 s to %u days", SW_BAN_MAX_S / 86400u);
     pthread_mutex_lock(&self->mu);

@@ -44,10 +44,10 @@ void sw_ban_outbox_destroy(sw_ban_outbox_t **self_p);
  *  sets the flag in bans (may be NULL: nothing kept locally; the gateway's
  *  own ban lasts until it is lifted, whatever duration_s says) and queues a
  *  notice with until = now + duration_s (on; 1..SW_BAN_MAX_S) or 0 (off).
- *  reason: NULL or <= SW_BANS_REASON_MAX bytes. Returns sw_bans_set's result
- *  (1 changed, 0 already so; the notice is queued either way, brokers
- *  ignore what they hold already), or -1 with err set (a bad id, duration
- *  or reason, the database, the outbox full). */
+ *  reason: NULL, or cut to SW_BANS_REASON_MAX bytes. Returns sw_bans_set's
+ *  result (1 changed, 0 already so; the notice is queued either way,
+ *  brokers ignore what they hold already), or -1 with err set (a bad id or
+ *  duration, the database, the outbox full). */
 int sw_ban_outbox_ban(sw_ban_outbox_t *self, struct sw_bans_t *bans, const char *id, bool on, uint64_t duration_s,
                       const char *reason, char *err, size_t errlen);
 

@@ -3,6 +3,7 @@
  *  (sw_session.h) and carries out the actions sessions return, plus RPC
  *  dispatch, the directory, and stage probes. */
 #include "sw_gateway.h"
+#include "sw_gateway_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -33,64 +34,8 @@
 #define S_DIRECTORY_MS 1000     /* directory refresh period */
 #define S_RECENT 240            /* finished generations kept for the swarm status */
 
-/* A session and the RPC client it answers. */
-typedef struct s_session {
-    struct s_session *next;
-    sw_session_t *ss;              /* the state machine */
-    zframe_t *client;              /* the client's routing id */
-    uint64_t client_req;           /* the client's request id */
-} s_session_t;
-
-struct sw_gateway_t {
-    sw_gateway_config_t cfg;
-    sw_recent_t *recent;           /* finished generations, for the swarm status */
-    int chat_format;           /* sw_chat_format_t of tokenizer.chat_template */
-    sw_model_t *model;
-    const sw_hparams_t *hp;
-    sw_tokenizer_t *tok;
-    sw_exec_t *ex;
-    char model_id[129], checksum[17];
-    Swisd__V1__ModelRef ref;
-    sw_broker_client_t *bc;
-    zsock_t *rpc;
-    sw_broker_auth_t *rpc_auth;    /* --rpc-allow: the RPC's ZAP handler (NULL: any client key) */
-    sw_keyset_t *trusted;          /* --trusted-keys: who may hold layers [0, cfg.trusted_layers) */
-    char rpc_ep[256];
-    sw_codec_config_t codec_cfg;
-    sw_codec_t *tx, *rx;
-    sw_codec_config_t tx_cfg;      /* config g->tx was made with */
-    Swisd__V1__Body *dir;          /* last DirectoryReply */
-    uint64_t next_dir_ns;
-    s_session_t *sessions;
-    int n_sessions;
-    float *hidden;                 /* (SW_SESSION_PREFILL_CHUNK, n_embd) f32: a step's rows, out or back */
-    sw_model_t *draft;             /* speculative decoding; NULL when off */
-    int gamma_max;
-    sw_session_env_t *env;         /* what sessions share: model parts, scratch */
-    sw_health_t *health;           /* admission, probation, back-off and measured speed of stages */
-    uint64_t rng;                  /* request ids and probe nonces (unguessable: seeded by getrandom) */
-    uint64_t tag_seed;             /* keys the public tags of session ids */
-    float *probe_row;              /* (1, n_embd) f32: the BOS embedding that probes carry */
-    sw_codec_t *probe_tx;          /* f32 codec for probes */
-    sw_seal_peers_t *seal;         /* with a key: activations sealed end to end (docs/security.md); NULL: insecure */
-    uint64_t unsealed_replies;     /* replies that did not open with the answering stage's key */
-    struct { char id[SW_WIRE_MAX_ID + 1]; uint64_t n; } unsealed_by[16]; /* per node; the oldest slot reused */
-    int unsealed_next;
-    uint64_t unsealed_log_ns;      /* last log line about unsealed replies (at most one per 10 s) */
-    uint64_t rpc_drops;            /* replies to RPC clients dropped (their queue was full) */
-    uint64_t drop_log_ns;          /* last log line about drops */
-    /* the route view (planner input) built from the directory and stage health */
-    sw_plan_stage_t *v_usable, *v_live;   /* (SW_WIRE_MAX_STAGES) each */
-    sw_codec_config_t *v_inbound;         /* (SW_WIRE_MAX_STAGES) codec into each usable stage */
-    const Swisd__V1__StageInfo **v_infos; /* (SW_WIRE_MAX_STAGES) directory entry of each usable stage */
-    uint64_t view_gen;                    /* views built so far (a loop holding one rebuilds it when this moved) */
-    sw_session_actions_t acts;            /* actions of the event being handled */
-    uint64_t bans_seen;                   /* sw_bans_version acted on */
-    sw_ban_outbox_t *ban_out;             /* ban notices waiting for the broker link (sw_gateway_ban) */
-};
-
 /* A 64-bit random number (splitmix64 over a getrandom seed). */
-static uint64_t s_rand(sw_gateway_t *g)
+uint64_t sw__gateway_rand(sw_gateway_t *g)
 {
     uint64_t z = (g->rng += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -221,7 +166,7 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     g->probe_tx = sw_codec_new(&any, g->hp->n_embd, 1);
     if (getrandom(&g->rng, sizeof g->rng, 0) != (ssize_t) sizeof g->rng)
         g->rng = sw_now_ns() ^ ((uint64_t) getpid() << 32);
-    g->tag_seed = s_rand(g);
+    g->tag_seed = sw__gateway_rand(g);
     if (cfg->identity)
         g->seal = sw_seal_peers_new(sw_identity_secret_key(cfg->identity));
     if ((cfg->identity && !g->seal) || !g->ex || !g->tx || !g->rx || !g->hidden || !g->health || !g->probe_row || !g->probe_tx || !g->recent ||
@@ -229,6 +174,8 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
         sw_err(err, errlen, "out of memory");
         goto fail;
     }
+    if (cfg->identity && sw__audit_init(g, err, errlen) != 0) /* stages' commitments are checked, sessions audited */
+        goto fail;
     {   /* probes carry the embedding of BOS (or token 0): any valid activation row does */
         const int32_t t0 = sw_tokenizer_bos(g->tok) >= 0 ? sw_tokenizer_bos(g->tok) : 0;
         if (sw_model_embed(g->model, &t0, 1, g->probe_row, err, errlen) != 0)
@@ -241,15 +188,16 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
                                     .route_wait_ms = g->cfg.route_wait_ms, .compute_clock_ns = sw_now_ns};
     if (!(g->env = sw_session_env_new(&ecfg, err, errlen)))
         goto fail;
-    if (cfg->trusted_layers > 0) {
+    if (cfg->trusted_layers > 0 || cfg->trusted_dir) {
         if (!cfg->identity || !cfg->trusted_dir) {
-            sw_err(err, errlen, "--trusted-layers needs keys and --trusted-keys DIR");
+            sw_err(err, errlen, "--trusted-layers and --trusted-keys need keys (and --trusted-layers needs "
+                   "--trusted-keys DIR)");
             goto fail;
         }
         if (!(g->trusted = sw_keyset_new(cfg->trusted_dir, true, "gateway trusted stages", err, errlen)))
             goto fail;
-        sw_log(SW_LOG_INFO, "gateway: layers [0, %d) only on the %zu trusted stage key(s) of %s", cfg->trusted_layers,
-               sw_keyset_size(g->trusted), cfg->trusted_dir);
+        sw_log(SW_LOG_INFO, "gateway: %zu operator stage key(s) in %s: trusted auditors%s", sw_keyset_size(g->trusted),
+               cfg->trusted_dir, cfg->trusted_layers > 0 ? ", and the only ones for the first layers" : "");
     }
     if (cfg->rpc_allow_dir) { /* before the CURVE server exists: libzmq asks ZAP about every handshake */
         if (!cfg->identity) {
@@ -295,14 +243,23 @@ fail:
     return NULL;
 }
 
-static void s_session_free(s_session_t *c)
+static void s_session_free(sw__gw_session_t *c)
 {
     zframe_destroy(&c->client);
     sw_session_destroy(&c->ss);
+    free(c->restart.prompt);
+    for (int i = 0; i < c->restart.n_stops; i++)
+        free(c->restart.stops[i]);
+    for (int i = 0; i < c->n_held; i++)
+        free(c->held[i].text);
+    free(c->held);
+    for (int i = 0; i < c->n_commits; i++)
+        sw_commit_free(&c->commits[i]);
+    free(c->delivered);
     free(c);
 }
 
-static void s_drive(sw_gateway_t *g, s_session_t *c);
+void sw__gateway_drive(sw_gateway_t *g, sw__gw_session_t *c);
 
 void sw_gateway_destroy(sw_gateway_t **self_p)
 {
@@ -310,7 +267,7 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
         return;
     sw_gateway_t *g = *self_p;
     while (g->sessions) {
-        s_session_t *c = g->sessions;
+        sw__gw_session_t *c = g->sessions;
         g->sessions = c->next;
         g->acts.n = 0;
         /* the stages free its KV caches now, not at their idle expiry */
@@ -326,6 +283,7 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
         }
         s_session_free(c);
     }
+    sw__audit_free(g); /* its audit sessions' KV caches released while the broker link is up */
     if (g->dir)
         swisd__v1__body__free_unpacked(g->dir, NULL);
     sw_broker_client_destroy(&g->bc);
@@ -381,6 +339,9 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
         /* the operator's word: a banned node is as good as gone; a drained one takes no new session */
         if (g->cfg.bans && (sw_bans_banned(g->cfg.bans, s->node_id) || (usable && sw_bans_drained(g->cfg.bans, s->node_id))))
             continue;
+        /* caught by an audit; an operator's audit stage takes audit work only */
+        if (sw__audit_banned(g, s->node_id) || (s->caps && s->caps->audit))
+            continue;
         /* the first layers only on trusted keys (their inputs give the prompt away) */
         if (g->trusted && (int) s->layers->begin < g->cfg.trusted_layers && !sw_keyset_contains(g->trusted, s->node_id))
             continue;
@@ -400,7 +361,7 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
  * of the link into each: the stage's own announced choice when we can build
  * it, else ours) and every live stage of our model. Points into g (valid
  * until the next call) and g->dir (until the next directory). */
-static void s_view(sw_gateway_t *g, sw_route_view_t *v)
+void sw__gateway_view(sw_gateway_t *g, sw_route_view_t *v)
 {
     g->view_gen++;
     const int n = s_stages(g, g->v_usable, g->v_infos, SW_WIRE_MAX_STAGES, true);
@@ -442,26 +403,62 @@ static bool s_rpc_send(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Body 
     return false;
 }
 
-static void s_remove(sw_gateway_t *g, s_session_t *c)
+void sw__gateway_remove(sw_gateway_t *g, sw__gw_session_t *c)
 {
-    for (s_session_t **pp = &g->sessions; *pp; pp = &(*pp)->next)
+    for (sw__gw_session_t **pp = &g->sessions; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
             break;
         }
     g->n_sessions--;
+    sw__audit_session_gone(g, c);
     s_session_free(c);
 }
 
-/* Streams a TEXT action to the client. Returns false when the client's
- * queue is full or it is gone. */
-static bool s_emit(sw_gateway_t *g, s_session_t *c, const sw_session_action_t *a)
+/* Appends text[0..len) to what c's client has been sent. Returns 0 or -1. */
+static int s_delivered_add(sw__gw_session_t *c, const char *text, size_t len)
 {
+    if (c->n_delivered + len > c->cap_delivered) {
+        size_t cap = c->cap_delivered ? 2 * c->cap_delivered : 256;
+        while (cap < c->n_delivered + len)
+            cap *= 2;
+        char *p = realloc(c->delivered, cap);
+        if (!p)
+            return -1;
+        c->delivered = p;
+        c->cap_delivered = cap;
+    }
+    memcpy(c->delivered + c->n_delivered, text, len);
+    c->n_delivered += len;
+    return 0;
+}
+
+bool sw__gateway_emit(sw_gateway_t *g, sw__gw_session_t *c, uint32_t index, int32_t token, const char *text,
+                      size_t len)
+{
+    if (c->replaying) { /* started again: the part the client has is compared, not sent again */
+        const size_t had = c->n_delivered > c->replay_off ? c->n_delivered - c->replay_off : 0;
+        const size_t same = len < had ? len : had;
+        if (same && memcmp(c->delivered + c->replay_off, text, same)) {
+            g->delivered_differs++;
+            sw_log(SW_LOG_WARN, "gateway: session %.8s: text delivered before a stage on its route was caught "
+                   "differs from the honest text (%llu such sessions)", sw_session_id(c->ss),
+                   (unsigned long long) g->delivered_differs);
+        }
+        c->replay_off += len;
+        if (same == len)
+            return true;
+        text += same;
+        len -= same;
+        c->replaying = false;
+    }
+    if (s_delivered_add(c, text, len) != 0)
+        return false;
     Swisd__V1__TokenChunk ch = SWISD__V1__TOKEN_CHUNK__INIT;
-    ch.index = a->index;
-    ch.token_id = (uint32_t) a->token;
-    ch.text.data = (uint8_t *) sw_session_text(c->ss, NULL) + a->text_off;
-    ch.text.len = a->text_len;
+    ch.index = index;
+    ch.token_id = (uint32_t) token;
+    ch.text.data = (uint8_t *) text;
+    ch.text.len = len;
     Swisd__V1__GenerateReply r = SWISD__V1__GENERATE_REPLY__INIT;
     r.request_id = c->client_req;
     r.part_case = SWISD__V1__GENERATE_REPLY__PART_TOKEN;
@@ -473,7 +470,7 @@ static bool s_emit(sw_gateway_t *g, s_session_t *c, const sw_session_action_t *a
 }
 
 /* Sends the summary of a finished session and records it for the status. */
-static void s_summary(sw_gateway_t *g, s_session_t *c, const char *reason)
+void sw__gateway_summary(sw_gateway_t *g, sw__gw_session_t *c, const char *reason)
 {
     const uint64_t now = sw_now_ns();
     sw_session_stats_t st;
@@ -527,10 +524,12 @@ static void s_summary(sw_gateway_t *g, s_session_t *c, const char *reason)
  * `request_id`: tokens [pos, pos + n_tok) as `act`, the reply encoded as
  * `reply_codec`, back to this gateway. Returns sw_broker_client_send's
  * result (-1: the queue to the broker is full). */
-static int s_send_forward(sw_gateway_t *g, char *session_id, uint64_t request_id, Swisd__V1__Hop **route,
-                          size_t n_route, uint32_t pos, uint32_t n_tok, Swisd__V1__Activation *act,
-                          Swisd__V1__CodecConfig *reply_codec)
+int sw__gateway_send_forward(sw_gateway_t *g, char *session_id, uint64_t request_id, Swisd__V1__Hop **route,
+                             size_t n_route, uint32_t pos, uint32_t n_tok, Swisd__V1__Activation *act,
+                             Swisd__V1__CodecConfig *reply_codec, uint8_t *digest)
 {
+    if (digest && sw_commit_digest(act->payload.data, act->payload.len, digest) != 0)
+        return -3;
     Swisd__V1__ForwardRequest fr = SWISD__V1__FORWARD_REQUEST__INIT;
     fr.session_id = session_id;
     fr.request_id = request_id;
@@ -569,13 +568,13 @@ static int s_send_forward(sw_gateway_t *g, char *session_id, uint64_t request_id
 }
 
 static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st);
-static const Swisd__V1__StageInfo *s_stage_info(const sw_gateway_t *g, const char *id);
+const Swisd__V1__StageInfo *sw__gateway_stage_info(const sw_gateway_t *g, const char *id);
 
 /* Sends a STEP action: history rows [pos, pos + n_tok) embedded, encoded
  * for the link into the first hop, through the session's route. Returns 0,
  * -1 when the step cannot be made (embedding, codec), or -2 when the queue
  * to the broker is full. */
-static int s_send_step(sw_gateway_t *g, s_session_t *c, const sw_session_action_t *a)
+static int s_send_step(sw_gateway_t *g, sw__gw_session_t *c, const sw_session_action_t *a)
 {
     char err[256];
     const sw_route_t *rt = sw_session_route(c->ss);
@@ -617,23 +616,52 @@ static int s_send_step(sw_gateway_t *g, s_session_t *c, const sw_session_action_
         hop_codec[i].zstd_level = hp->codec.zstd_level;
         hops[i].codec = &hop_codec[i];
         if (g->seal) { /* each hop's key as the broker authenticated it (the directory) */
-            const Swisd__V1__StageInfo *si = s_stage_info(g, hp->id);
+            const Swisd__V1__StageInfo *si = sw__gateway_stage_info(g, hp->id);
             if (!si || si->public_key.len != SW_SEAL_KEY_BYTES)
                 return -1;
             hops[i].public_key = si->public_key;
         }
         route[i] = &hops[i];
     }
-    const int rc = s_send_forward(g, (char *) sw_session_id(c->ss), a->request_id, route, (size_t) n_hops,
-                                  (uint32_t) a->pos, (uint32_t) a->n_tok, &act, &codec);
+    c->sent_request = a->request_id;
+    memcpy(c->sent_tokens, sw_session_tokens(c->ss) + a->pos, sizeof(int32_t) * (size_t) a->n_tok);
+    const int rc = sw__gateway_send_forward(g, (char *) sw_session_id(c->ss), a->request_id, route, (size_t) n_hops,
+                                            (uint32_t) a->pos, (uint32_t) a->n_tok, &act, &codec,
+                                            g->audit ? c->sent_digest : NULL);
     return rc == -1 ? -2 : rc != 0 ? -1 : 0;
 }
 
 
+/* Holds TEXT action a of c (a copy of its bytes) until an audit verified the
+ * rows it came from: the logits of completion token k are the output of row
+ * n_prompt + k - 1. Returns 0, or -1 when out of memory or over the limit. */
+static int s_hold(sw_gateway_t *g, sw__gw_session_t *c, const sw_session_action_t *a)
+{
+    (void) g;
+    if (c->n_held == c->cap_held) {
+        const int cap = c->cap_held ? 2 * c->cap_held : 64;
+        sw__held_t *p = cap <= 65536 ? realloc(c->held, sizeof *p * (size_t) cap) : NULL;
+        if (!p)
+            return -1;
+        c->held = p;
+        c->cap_held = cap;
+    }
+    sw__held_t *h = &c->held[c->n_held];
+    h->index = a->index;
+    h->token = a->token;
+    h->need_row = c->restart.n_prompt + (int64_t) a->index - 1;
+    h->len = a->text_len;
+    if (!(h->text = malloc(a->text_len ? a->text_len : 1)))
+        return -1;
+    memcpy(h->text, sw_session_text(c->ss, NULL) + a->text_off, a->text_len);
+    c->n_held++;
+    return 0;
+}
+
 /* Carries out the actions in g->acts that session c returned, and feeds it
  * the follow-up events they cause (a send that failed, a re-plan after
  * stage health changed, a client that is gone); removes c once it ended. */
-static void s_drive(sw_gateway_t *g, s_session_t *c)
+void sw__gateway_drive(sw_gateway_t *g, sw__gw_session_t *c)
 {
     sw_session_actions_t *acts = &g->acts;
     for (int round = 0; round < 8; round++) {
@@ -650,13 +678,22 @@ static void s_drive(sw_gateway_t *g, s_session_t *c)
                 break;
             }
             case SW_SESSION_TEXT:
-                if (!s_emit(g, c, a)) {
+                if (sw__audit_must_hold(g, c)) { /* a hop not yet trusted: the text waits for its audit */
+                    if (s_hold(g, c, a) != 0)
+                        follow = GONE;
+                } else if (!sw__gateway_emit(g, c, a->index, a->token, sw_session_text(c->ss, NULL) + a->text_off,
+                                             a->text_len)) {
                     sw_log(SW_LOG_INFO, "gateway: client of session %.8s is gone; cancelling", sw_session_id(c->ss));
                     follow = GONE;
                 }
                 break;
             case SW_SESSION_FINISH:
-                s_summary(g, c, a->reason);
+                if (c->n_held) { /* after the held text */
+                    c->finish_held = true;
+                    snprintf(c->finish_reason, sizeof c->finish_reason, "%s", a->reason);
+                } else {
+                    sw__gateway_summary(g, c, a->reason);
+                }
                 break;
             case SW_SESSION_FAIL:
                 sw_wire_send_error(g->rpc, c->client, sw_gateway_id(g), "", a->code, sw_session_id(c->ss),
@@ -681,7 +718,7 @@ static void s_drive(sw_gateway_t *g, s_session_t *c)
                 if (sw_health_suspect(g->health, a->node, now))
                     sw_log(SW_LOG_INFO, "gateway: stage %.8s was on %s timed-out routes without completing a step; "
                            "backing it off (strike %d)", a->node, "two", sw_health_strikes(g->health, a->node));
-                const Swisd__V1__StageInfo *info = s_stage_info(g, a->node);
+                const Swisd__V1__StageInfo *info = sw__gateway_stage_info(g, a->node);
                 if (info)
                     s_probe(g, info);
                 break;
@@ -704,21 +741,21 @@ static void s_drive(sw_gateway_t *g, s_session_t *c)
             sw_session_on_send_failed(c->ss, follow == QUEUE_FULL, sw_now_ns(), acts);
         else if (follow == REPLAN) {
             sw_route_view_t v;
-            s_view(g, &v);
+            sw__gateway_view(g, &v);
             sw_session_on_tick(c->ss, &v, sw_now_ns(), acts);
         }
         if (acts->n == 0)
             break;
     }
     acts->n = 0;
-    if (sw_session_done(c->ss))
-        s_remove(g, c);
+    if (sw_session_done(c->ss) && !c->n_held && !c->finish_held)
+        sw__gateway_remove(g, c);
 }
 
 /* ---- stage health: probes ------------------------------------------------------- */
 
 /* The directory entry of stage `id` (of our model), or NULL. */
-static const Swisd__V1__StageInfo *s_stage_info(const sw_gateway_t *g, const char *id)
+const Swisd__V1__StageInfo *sw__gateway_stage_info(const sw_gateway_t *g, const char *id)
 {
     if (!g->dir)
         return NULL;
@@ -736,7 +773,7 @@ static const Swisd__V1__StageInfo *s_stage_info(const sw_gateway_t *g, const cha
 static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st)
 {
     sw_health_probe_t pr;
-    if (!sw_health_probe_due(g->health, st->node_id, sw_now_ns(), s_rand(g), &pr))
+    if (!sw_health_probe_due(g->health, st->node_id, sw_now_ns(), sw__gateway_rand(g), &pr))
         return;
     char err[128];
     sw_codec_header_t h;
@@ -754,9 +791,9 @@ static void s_probe(sw_gateway_t *g, const Swisd__V1__StageInfo *st)
     hop.node_id = st->node_id;
     hop.layers = &lr;
     hop.codec = &f32;
-    hop.public_key = st->public_key; /* empty when insecure: s_send_forward refuses to send unsealed with a key */
+    hop.public_key = st->public_key; /* empty when insecure: sw__gateway_send_forward refuses to send unsealed with a key */
     /* a lost probe is sent again after the retry interval */
-    s_send_forward(g, pr.probe_id, s_rand(g) | 1, route, 1, 0, 1, &act, &f32);
+    sw__gateway_send_forward(g, pr.probe_id, sw__gateway_rand(g) | 1, route, 1, 0, 1, &act, &f32, NULL);
 }
 
 /* Starts every session that waits for a route (a stage may have become usable). */
@@ -764,15 +801,15 @@ static void s_kick(sw_gateway_t *g)
 {
     sw_route_view_t v;
     uint64_t gen = 0;
-    for (s_session_t *c = g->sessions, *next; c; c = next) {
+    for (sw__gw_session_t *c = g->sessions, *next; c; c = next) {
         next = c->next;
         if (sw_session_in_flight(c->ss))
             continue;
         if (!gen || gen != g->view_gen) /* none yet, or another session's re-plan rebuilt it */
-            s_view(g, &v), gen = g->view_gen;
+            sw__gateway_view(g, &v), gen = g->view_gen;
         g->acts.n = 0;
         sw_session_on_tick(c->ss, &v, sw_now_ns(), &g->acts);
-        s_drive(g, c);
+        sw__gateway_drive(g, c);
     }
 }
 
@@ -791,7 +828,7 @@ static void s_on_probe_reply(sw_gateway_t *g, const char *src, const char *probe
                sw_wire_error_name(code), sec);
         return;
     }
-    const Swisd__V1__StageInfo *info = s_stage_info(g, stage);
+    const Swisd__V1__StageInfo *info = sw__gateway_stage_info(g, stage);
     const int n_layers = info && code == 0 ? (int) (info->layers->end - info->layers->begin) : 0;
     const char *why_before = sw_health_why_not(g->health, stage, now);
     char id[SW_WIRE_MAX_ID + 1];
@@ -818,9 +855,9 @@ static void s_on_probe_reply(sw_gateway_t *g, const char *src, const char *probe
     }
 }
 
-static s_session_t *s_find(sw_gateway_t *g, const char *id)
+static sw__gw_session_t *s_find(sw_gateway_t *g, const char *id)
 {
-    for (s_session_t *c = g->sessions; c; c = c->next)
+    for (sw__gw_session_t *c = g->sessions; c; c = c->next)
         if (!strcmp(sw_session_id(c->ss), id))
             return c;
     return NULL;
@@ -831,11 +868,11 @@ static s_session_t *s_find(sw_gateway_t *g, const char *id)
  * position and rows as the gateway sent them. Returns 0 with *opened (caller
  * frees), *len and h's checksum set; -1 when it does not open, counted
  * against src (the counter and a log line at most every 10 s). */
-static int s_open_reply(sw_gateway_t *g, const char *src, const char *session_id, uint64_t request_id,
+int sw__gateway_open_reply(sw_gateway_t *g, const char *src, const char *session_id, uint64_t request_id,
                         const Swisd__V1__Activation *a, uint32_t hop, uint32_t pos, uint32_t n_rows,
                         sw_codec_header_t *h, uint8_t **opened, size_t *len)
 {
-    const Swisd__V1__StageInfo *si = s_stage_info(g, src);
+    const Swisd__V1__StageInfo *si = sw__gateway_stage_info(g, src);
     const sw_seal_ctx_t ctx = {.dir = SW_SEAL_TO_GATEWAY, .session_id = session_id, .session_len = strlen(session_id),
                                .request_id = request_id, .pos = pos, .n_rows = n_rows, .hop = hop};
     uint64_t checksum = 0;
@@ -876,14 +913,16 @@ static void s_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__Forwar
             sw_codec_header_t ph;
             uint8_t *opened = NULL;
             size_t len = 0;
-            if (!rep->activation || s_open_reply(g, src, rep->session_id, rep->request_id, rep->activation, 0, 0, 1,
+            if (!rep->activation || sw__gateway_open_reply(g, src, rep->session_id, rep->request_id, rep->activation, 0, 0, 1,
                                                  &ph, &opened, &len) != 0)
                 code = SWISD__V1__ERROR_CODE__ERROR_BAD_SEAL;
             free(opened);
         }
         return s_on_probe_reply(g, src, rep->session_id, code);
     }
-    s_session_t *c = s_find(g, rep->session_id);
+    if (!strncmp(rep->session_id, "audit-", 6))
+        return sw__audit_on_reply(g, src, rep);
+    sw__gw_session_t *c = s_find(g, rep->session_id);
     int64_t n_rows = 0;
     if (!c || !sw_session_wants(c->ss, src, rep->request_id, &n_rows))
         return; /* stale, duplicate, cancelled or forged: ignore */
@@ -897,20 +936,25 @@ static void s_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__Forwar
     const int last = sw_route_n_hops(rt) - 1;
     uint8_t *opened = NULL;
     size_t len = a->payload.len;
-    if (g->seal && s_open_reply(g, src, rep->session_id, rep->request_id, a, last < 0 ? 0 : (uint32_t) last,
+    if (g->seal && sw__gateway_open_reply(g, src, rep->session_id, rep->request_id, a, last < 0 ? 0 : (uint32_t) last,
                                 (uint32_t) sw_session_pending_pos(c->ss), (uint32_t) n_rows, &h, &opened, &len) != 0)
         snprintf(err, sizeof err, "reply not sealed by stage %.16s (does not open with its key)", src);
     else if (h.n_tok != (uint64_t) n_rows ||
              sw_codec_decode(g->rx, &h, opened ? opened : a->payload.data, len, g->hidden, err, sizeof err) != 0)
         ;
+    else if (g->audit && sw__audit_check_reply(g, c, rep, n_rows, opened ? opened : a->payload.data, len, err,
+                                               sizeof err) != 0)
+        sw_log(SW_LOG_WARN, "gateway: session %.8s: a commitment does not hold: %s", rep->session_id, err);
     else
         err[0] = 0, len = SIZE_MAX;
     free(opened);
-    if (len != SIZE_MAX)
+    if (len != SIZE_MAX) {
         sw_session_on_bad_reply(c->ss, src, rep->request_id, err[0] ? err : "bad activation", sw_now_ns(), &g->acts);
-    else
+    } else {
         sw_session_on_reply(c->ss, src, rep->request_id, g->hidden, n_rows, sw_now_ns(), &g->acts);
-    s_drive(g, c);
+        sw__audit_after_step(g, c); /* the history now holds the step's accepted tokens */
+    }
+    sw__gateway_drive(g, c);
 }
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -969,7 +1013,7 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
         p.seed = sp->seed;
     } else { /* none: a fresh random one (else every unseeded request samples alike), < 2^53 so JSON keeps it */
         if (getrandom(&p.seed, sizeof p.seed, GRND_NONBLOCK) != (ssize_t) sizeof p.seed)
-            p.seed = s_rand(g);
+            p.seed = sw__gateway_rand(g);
         p.seed &= (1ull << 53) - 1;
     } /* the seed goes to the session's sampler; the summary reports it */
     const size_t plen = req->prompt ? strlen(req->prompt) : 0;
@@ -1000,9 +1044,9 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     const int32_t max_tokens = req->max_tokens > INT32_MAX ? INT32_MAX : (int32_t) req->max_tokens;
     const sw_session_config_t scfg = {.id = id, .prompt = prompt, .n_prompt = n, .max_tokens = max_tokens,
                                       .sampling = p, .ignore_eos = sp && sp->ignore_eos, .stops = stops,
-                                      .n_stops = n_stops, .rng_seed = s_rand(g), .now_ns = sw_now_ns()};
+                                      .n_stops = n_stops, .rng_seed = sw__gateway_rand(g), .now_ns = sw_now_ns()};
     sw_session_t *ss = NULL;
-    s_session_t *c = NULL;
+    sw__gw_session_t *c = NULL;
     if (n < 0) {
         snprintf(err, sizeof err, "cannot accept the request (the prompt cannot be tokenized or out of memory)");
     } else if (!prompt) { /* never a silent drop */
@@ -1023,14 +1067,25 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     }
     c->ss = ss;
     c->client_req = req->request_id;
+    /* how it started, to start it again if an audit catches a stage on its route */
+    c->restart.prompt = malloc(sizeof(int32_t) * (size_t) (n > 0 ? n : 1));
+    if (c->restart.prompt) /* the history starts with the prompt */
+        memcpy(c->restart.prompt, sw_session_tokens(ss), sizeof(int32_t) * (size_t) n);
+    c->restart.n_prompt = n;
+    c->restart.max_tokens = max_tokens;
+    c->restart.sampling = p;
+    c->restart.ignore_eos = scfg.ignore_eos;
+    for (int i = 0; i < n_stops; i++)
+        if ((c->restart.stops[c->restart.n_stops] = strdup(stops[i] ? stops[i] : "")))
+            c->restart.n_stops++;
     c->next = g->sessions;
     g->sessions = c;
     g->n_sessions++;
     sw_route_view_t v;
-    s_view(g, &v);
+    sw__gateway_view(g, &v);
     g->acts.n = 0;
     sw_session_on_tick(ss, &v, sw_now_ns(), &g->acts);
-    s_drive(g, c);
+    sw__gateway_drive(g, c);
 }
 
 /* The layers no live stage holds, as half-open ranges; fills up to max
@@ -1099,7 +1154,7 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     size_t n = 0;
     const uint64_t now = sw_now_ns();
     char tags[256][17];
-    for (s_session_t *c = g->sessions; c && n < 256; c = c->next, n++) {
+    for (sw__gw_session_t *c = g->sessions; c && n < 256; c = c->next, n++) {
         swisd__v1__session_status__init(&ss[n]);
         /* session ids are capabilities (they name KV caches on stages): never published;
          * the status shows a keyed hash instead, stable for the session's life */
@@ -1157,10 +1212,13 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     r.gateway_id = (char *) sw_gateway_id(g);
     r.region = g->cfg.region ? (char *) g->cfg.region : "default";
     r.model = &g->ref;
+    sw__audit_status_t audit;
+    sw__audit_status(g, &r, &audit);
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY;
     b.swarm_status_reply = &r;
     s_rpc_send(g, client, &b);
+    sw__audit_status_free(&audit);
 }
 
 static void s_on_rpc(sw_gateway_t *g)
@@ -1191,11 +1249,11 @@ static void s_on_rpc(sw_gateway_t *g)
         s_on_status(g, m.identity);
         break;
     case SWISD__V1__BODY__MSG_CANCEL:
-        for (s_session_t *c = g->sessions; c; c = c->next)
+        for (sw__gw_session_t *c = g->sessions; c; c = c->next)
             if (zframe_eq(c->client, m.identity) && c->client_req == b->cancel->request_id) {
                 g->acts.n = 0;
                 sw_session_cancel(c->ss, &g->acts);
-                s_drive(g, c);
+                sw__gateway_drive(g, c);
                 break;
             }
         break;
@@ -1213,9 +1271,11 @@ static void s_on_rpc(sw_gateway_t *g)
  * route; the culprit is that hop, never a node the message names. */
 static void s_on_error(sw_gateway_t *g, const char *src, const Swisd__V1__Error *e)
 {
+    if (e->session_id && !strncmp(e->session_id, "audit-", 6))
+        return sw__audit_on_error(g, src, e);
     if (e->session_id && !strncmp(e->session_id, "probe-", 6))
         return s_on_probe_reply(g, src, e->session_id, e->code ? (int) e->code : SWISD__V1__ERROR_CODE__ERROR_INTERNAL);
-    s_session_t *c = e->session_id && e->session_id[0] ? s_find(g, e->session_id) : NULL;
+    sw__gw_session_t *c = e->session_id && e->session_id[0] ? s_find(g, e->session_id) : NULL;
     if (!c) {
         const bool refused = e->code == SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST ||
                              e->code == SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME ||
@@ -1230,7 +1290,7 @@ static void s_on_error(sw_gateway_t *g, const char *src, const Swisd__V1__Error 
     }
     g->acts.n = 0;
     sw_session_on_error(c->ss, src, e->request_id, e->code, e->message, sw_now_ns(), &g->acts);
-    s_drive(g, c);
+    sw__gateway_drive(g, c);
 }
 
 /* Every session checks its route against the view now: a hop that left the
@@ -1239,13 +1299,13 @@ static void s_recheck_routes(sw_gateway_t *g)
 {
     sw_route_view_t v;
     uint64_t gen = 0;
-    for (s_session_t *c = g->sessions, *next; c; c = next) {
+    for (sw__gw_session_t *c = g->sessions, *next; c; c = next) {
         next = c->next;
         if (!gen || gen != g->view_gen) /* none yet, or another session's re-plan rebuilt it */
-            s_view(g, &v), gen = g->view_gen;
+            sw__gateway_view(g, &v), gen = g->view_gen;
         g->acts.n = 0;
         sw_session_on_directory(c->ss, &v, sw_now_ns(), &g->acts);
-        s_drive(g, c);
+        sw__gateway_drive(g, c);
     }
 }
 
@@ -1303,13 +1363,13 @@ static void s_housekeeping(sw_gateway_t *g)
     }
     sw_route_view_t v = {.n_layer = g->hp->n_layer};
     uint64_t gen = 0;
-    for (s_session_t *c = g->sessions, *next; c; c = next) {
+    for (sw__gw_session_t *c = g->sessions, *next; c; c = next) {
         next = c->next;
         if (!sw_session_in_flight(c->ss) && (!gen || gen != g->view_gen)) /* only a waiting session plans */
-            s_view(g, &v), gen = g->view_gen;
+            sw__gateway_view(g, &v), gen = g->view_gen;
         g->acts.n = 0;
         sw_session_on_tick(c->ss, &v, now, &g->acts);
-        s_drive(g, c);
+        sw__gateway_drive(g, c);
     }
 }
 
@@ -1350,6 +1410,7 @@ int sw_gateway_run(sw_gateway_t *self, volatile int *stop)
             }
         }
         s_housekeeping(self);
+        sw__audit_tick(self);
     }
     zpoller_destroy(&poller);
     return 0;

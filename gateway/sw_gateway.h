@@ -41,11 +41,16 @@ typedef struct {
                                   front): a ZAP handler (sw_broker_auth.h) refuses the others' handshakes and
                                   logs them. Needs identity */
     int trusted_layers;      /* > 0: layers [0, trusted_layers) run only on stages whose keys are in
-                                trusted_dir (their inputs are the easiest to invert back to the prompt:
+                                trusted_dir (0 with trusted_dir: the keys are trusted auditors only) (their inputs are the easiest to invert back to the prompt:
                                 docs/security.md, "What a stage learns"); a stage whose range starts below
                                 it with another key is never planned, and the dashboard shows those layers
                                 as a gap until a trusted stage holds them. Needs identity and trusted_dir */
-    const char *trusted_dir; /* folder of the trusted stages' public key files (sw_keyset.h) */
+    const char *trusted_dir; /* folder of the operator's stage keys (sw_keyset.h): trusted for the first layers
+                                (trusted_layers) and as auditors (their word decides an audit) */
+    double audit_threshold;  /* relative sketch distance above which two hosts disagree; <= 0: 0.05
+                                (verify/sw_audit.h; the measured noise in docs/security.md) */
+    int audit_n_trust;       /* consecutive verified steps before a stage is trusted; <= 0: 20 */
+    double audit_rate_floor; /* audit rate of a trusted stage; <= 0: 0.05 */
     const char *codec;       /* activation codec spec for every link, NULL: "f32" */
     int threads;             /* compute threads for embed / head */
     int timeout_ms;          /* one step through the chain; <= 0: 30000 */

@@ -33,6 +33,13 @@ char *sw_http_swarm_json(const sw_client_swarm_t *w)
                               "active_sessions", (json_int_t) st->active_sessions, "queued_requests",
                               (json_int_t) st->queued_requests, "kv_bytes", (json_int_t) st->kv_bytes, "busy",
                               (double) st->busy, "unsealed_replies", (json_int_t) s_unsealed(w, st->node_id)));
+        json_t *jst = json_array_get(stages, json_array_size(stages) - 1);
+        if (jst && st->audit_stage)
+            json_object_set_new(jst, "audit_stage", json_true());
+        if (jst && st->has_trust) /* verification: what the gateway's audits say of this stage */
+            json_object_set_new(jst, "trust", json_pack("{s:I, s:I, s:f, s:b}", "verified", (json_int_t) st->verified,
+                                                        "failed", (json_int_t) st->failed, "audit_rate",
+                                                        (double) st->audit_rate, "trusted", st->trusted));
     }
     for (int i = 0; i < w->n_sessions; i++)
         json_array_append_new(sessions, json_pack("{s:s, s:I, s:f, s:f}", "session_id", w->sessions[i].session_id,
@@ -64,6 +71,22 @@ char *sw_http_swarm_json(const sw_client_swarm_t *w)
     json_object_set_new(o, "gateway_totals", json_pack("{s:I, s:I}", "completions", (json_int_t) w->generations_total,
                                                        "tokens", (json_int_t) w->tokens_generated_total));
     json_object_set_new(o, "gaps", gaps);
+    if (w->has_audit) {
+        json_t *caught = json_array(), *unverified = json_array();
+        for (int i = 0; i < w->n_caught; i++)
+            json_array_append_new(caught, json_string(w->caught[i]));
+        for (int i = 0; i < w->n_unverified; i++)
+            json_array_append_new(unverified, json_pack("{s:I, s:I}", "begin", (json_int_t) w->unverified[i][0],
+                                                        "end", (json_int_t) w->unverified[i][1]));
+        json_object_set_new(o, "audit",
+                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o, s:o}", "started",
+                                      (json_int_t) w->audits_started, "passed", (json_int_t) w->audits_passed,
+                                      "failed", (json_int_t) w->audits_failed, "chain_breaks",
+                                      (json_int_t) w->chain_breaks, "unverifiable", (json_int_t) w->unverifiable,
+                                      "delivered_differs", (json_int_t) w->delivered_differs,
+                                      "max_agreeing_distance", (double) w->max_agreeing_distance, "threshold",
+                                      (double) w->audit_threshold, "caught", caught, "unverified", unverified));
+    }
     json_object_set_new(o, "stages", stages);
     json_object_set_new(o, "sessions", sessions);
     if (!o || !stages || !sessions || !gaps || !hist) { /* out of memory */

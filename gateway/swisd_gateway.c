@@ -67,8 +67,13 @@ static void s_usage(FILE *out)
             "                    --admin-token-file: gateway-state.db in the per-user config folder)\n"
             "  --rpc-allow DIR   serve the RPC only to the client keys in DIR (public key files) and the\n"
             "                    gateway's own HTTP front; default: any key (the open API)\n"
-            "  --trusted-keys DIR --trusted-layers N  plan layers 0..N-1 only on stages whose keys are in\n"
-            "                    DIR (the first layers' inputs give the prompt away: docs/security.md)\n"
+            "  --trusted-keys DIR  the operator's stage keys: their word decides an audit; with\n"
+            "  --trusted-layers N  layers 0..N-1 run only on them (the first layers' inputs give the prompt\n"
+            "                    away: docs/security.md)\n"
+            "  --audit-threshold D  relative sketch distance at which two hosts disagree (default 0.05)\n"
+            "  --audit-trust N   consecutive verified steps before a stage is trusted (default 20): until\n"
+            "                    then every step is audited and its text held until verified\n"
+            "  --audit-floor F   audit rate of a trusted stage (default 0.05)\n"
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
@@ -148,7 +153,8 @@ int main(int argc, char **argv)
         {"https-cert", required_argument, 0, 0x100}, {"https-key", required_argument, 0, 0x101},
         {"admin-token-file", required_argument, 0, 0x102}, {"state-db", required_argument, 0, 0x103},
         {"rpc-allow", required_argument, 0, 0x104}, {"trusted-keys", required_argument, 0, 0x105},
-        {"trusted-layers", required_argument, 0, 0x106},
+        {"trusted-layers", required_argument, 0, 0x106}, {"audit-threshold", required_argument, 0, 0x107},
+        {"audit-trust", required_argument, 0, 0x108}, {"audit-floor", required_argument, 0, 0x109},
         SW_DAEMON_KEY_OPTIONS, /* keys (issue 11): --key, --insecure, --bootstrap */
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
@@ -190,6 +196,19 @@ int main(int argc, char **argv)
         case 0x104: cfg.rpc_allow_dir = optarg; break;
         case 0x105: cfg.trusted_dir = optarg; break;
         case 0x106: bad |= sw_opt_int("--trusted-layers", optarg, 1, 100000, &cfg.trusted_layers); break;
+        case 0x107: {
+            float v;
+            bad |= sw_opt_f32("--audit-threshold", optarg, 1e-6f, 10.0f, &v);
+            cfg.audit_threshold = v;
+            break;
+        }
+        case 0x108: bad |= sw_opt_int("--audit-trust", optarg, 1, 1000000, &cfg.audit_n_trust); break;
+        case 0x109: {
+            float v;
+            bad |= sw_opt_f32("--audit-floor", optarg, 1e-6f, 1.0f, &v);
+            cfg.audit_rate_floor = v;
+            break;
+        }
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }

@@ -48,7 +48,7 @@ static void s_le32(uint8_t *p, uint32_t v)
 
 int sw_seal_nonce(const sw_seal_ctx_t *ctx, uint8_t nonce[SW_SEAL_NONCE_BYTES])
 {
-    if (!ctx || (ctx->dir != SW_SEAL_TO_STAGE && ctx->dir != SW_SEAL_TO_GATEWAY)
+    if (!ctx || (ctx->dir != SW_SEAL_TO_STAGE && ctx->dir != SW_SEAL_TO_GATEWAY && ctx->dir != SW_SEAL_COMMIT)
         || ctx->session_len > SW_SEAL_MAX_SESSION || (!ctx->session_id && ctx->session_len > 0))
         return -1;
     uint8_t buf[sizeof s_domain - 1 + 1 + 1 + SW_SEAL_MAX_SESSION + 8 + 4 + 4 + 4];

@@ -11,7 +11,8 @@
  *  meant to be, so a frame moved anywhere else fails to open:
  *      nonce = BLAKE2b-192(                 (crypto_generichash, 24-byte output, no key)
  *          "swisd-seal-v1"                  13 bytes, domain separation
- *          dir                              1 byte: 1 gateway->stage, 2 stage->gateway
+ *          dir                              1 byte: 1 gateway->stage, 2 stage->gateway,
+ *                                           3 a stage's commitment to the gateway
  *          len(session_id)                  1 byte, 0..SW_SEAL_MAX_SESSION
  *          session_id                       len bytes
  *          request_id                       8 bytes, little-endian
@@ -58,6 +59,7 @@ extern "C" {
 typedef enum {
     SW_SEAL_TO_STAGE = 1,                    /* gateway -> stage (ForwardRequest body) */
     SW_SEAL_TO_GATEWAY = 2,                  /* stage -> gateway (ForwardReply body) */
+    SW_SEAL_COMMIT = 3,                      /* stage -> gateway: its commitment (verify/sw_commit.h) */
 } sw_seal_dir_t;
 
 /*  What a frame is: the fields the nonce binds. */

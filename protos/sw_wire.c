@@ -163,6 +163,22 @@ static int s_stage(const Swisd__V1__StageInfo *s, char *err, size_t errlen)
     return s_model(s->model, err, errlen) || s_range(s->layers, true, err, errlen) ? -1 : 0;
 }
 
+/* Hop timings: at most SW_WIRE_MAX_ROUTE, each with a bounded commitment */
+static int s_timings(Swisd__V1__HopTiming *const *t, size_t n, char *err, size_t errlen)
+{
+    if (n > SW_WIRE_MAX_ROUTE)
+        return sw_err(err, errlen, "too many hop timings");
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i])
+            return sw_err(err, errlen, "empty hop timing");
+        CHECK_STR(t[i]->node_id, SW_WIRE_MAX_ID, "hop timing node id");
+        if (t[i]->commitment.len > SW_WIRE_MAX_COMMITMENT)
+            return sw_err(err, errlen, "a commitment of %zu bytes (at most %u)", t[i]->commitment.len,
+                          SW_WIRE_MAX_COMMITMENT);
+    }
+    return 0;
+}
+
 static int s_activation(const Swisd__V1__Activation *a, char *err, size_t errlen)
 {
     if (!a)
@@ -261,16 +277,16 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
             return sw_err(err, errlen, "position %u out of range", f->pos);
         if (s_activation(f->activation, err, errlen))
             return -1;
-        if (f->n_timings > SW_WIRE_MAX_ROUTE)
-            return sw_err(err, errlen, "too many hop timings");
+        if (s_timings(f->timings, f->n_timings, err, errlen))
+            return -1;
         if (f->activation->n_tok != f->n_tok)
             return sw_err(err, errlen, "activation holds %u tokens, request says %u", f->activation->n_tok, f->n_tok);
         return 0;
     }
     case SWISD__V1__BODY__MSG_FORWARD_REPLY:
         CHECK_STR(b->forward_reply->session_id, SW_WIRE_MAX_ID, "session id");
-        if (b->forward_reply->n_timings > SW_WIRE_MAX_ROUTE)
-            return sw_err(err, errlen, "too many hop timings");
+        if (s_timings(b->forward_reply->timings, b->forward_reply->n_timings, err, errlen))
+            return -1;
         return s_activation(b->forward_reply->activation, err, errlen);
     case SWISD__V1__BODY__MSG_KV_RELEASE:
         CHECK_STR(b->kv_release->session_id, SW_WIRE_MAX_ID, "session id");

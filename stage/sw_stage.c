@@ -10,6 +10,7 @@
 #include "sw_identity.h"
 #include "sw_model.h"
 #include "sw_seal_peers.h"
+#include "sw_commit.h"
 #include "sw_session_cache.h"
 #include "sw_wire.h"
 
@@ -22,6 +23,7 @@ typedef struct {
     uint64_t recv_ns;
     float *hidden;                         /* (n_tok, n_embd) */
     float *test_in;                        /* (n_tok, n_embd) the rows received; only with cfg.test_hook */
+    uint8_t in_digest[SW_COMMIT_DIGEST_BYTES]; /* of the payload received, opened (verify/sw_commit.h) */
     sw_session_t *sess;
     bool taken, failed;
 } s_req_t;
@@ -240,6 +242,7 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
     caps.ms_per_layer = st->ms_per_layer;
     caps.codecs = codecs;
     caps.n_codecs = sizeof codecs / sizeof codecs[0];
+    caps.audit = cfg->audit;
     Swisd__V1__CodecConfig inbound = SWISD__V1__CODEC_CONFIG__INIT;
     if (cfg->codec) {
         sw_codec_config_t cc;
@@ -417,6 +420,10 @@ static void s_prepare(sw_stage_t *st, s_req_t *r)
         return;
     if (opened)
         payload = opened;
+    if (st->seal && sw_commit_digest(payload, payload_len, r->in_digest) != 0) {
+        free(opened);
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot hash the activation");
+    }
     r->hidden = malloc(sizeof(float) * (size_t) fr->n_tok * (size_t) st->hp->n_embd);
     if (!r->hidden) {
         free(opened);
@@ -449,6 +456,30 @@ static void s_prepare(sw_stage_t *st, s_req_t *r)
     r->sess = s;
 }
 
+/* The step's commitment (verify/sw_commit.h), sealed for the origin: the
+ * sketches of the rows leaving our last layer, the digests of the payload
+ * received and of `payload` (what we send on, encoded, before sealing).
+ * *out (caller frees) gets *out_len bytes. Returns 0 or -1. */
+static int s_commit(sw_stage_t *st, const s_req_t *r, const void *payload, size_t len, uint8_t **out, size_t *out_len)
+{
+    const Swisd__V1__ForwardRequest *fr = r->fr;
+    const Swisd__V1__Hop *me = fr->route[0];
+    if (fr->origin_key.len != SW_SEAL_KEY_BYTES)
+        return -1;
+    sw_commit_t c = {.layer_begin = me->layers->begin, .layer_end = me->layers->end, .n_rows = fr->n_tok};
+    memcpy(c.in_digest, r->in_digest, sizeof c.in_digest);
+    if (sw_commit_digest(payload, len, c.out_digest) != 0 ||
+        !(c.sketch = malloc(sizeof(float) * SW_SKETCH_K * (size_t) fr->n_tok)))
+        return -1;
+    sw_sketch_rows(r->hidden, (int32_t) fr->n_tok, (int32_t) st->hp->n_embd, me->layers->end, c.sketch);
+    const sw_seal_ctx_t ctx = {.dir = SW_SEAL_COMMIT, .session_id = fr->session_id,
+                               .session_len = strlen(fr->session_id), .request_id = fr->request_id, .pos = fr->pos,
+                               .n_rows = fr->n_tok, .hop = (uint32_t) fr->n_timings};
+    int rc = sw_commit_seal(st->seal, fr->origin_key.data, &ctx, &c, out, out_len);
+    free(c.sketch);
+    return rc;
+}
+
 /* Sends the result on: next hop, or the reply to the origin. */
 static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_ms)
 {
@@ -468,7 +499,10 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
     if (!enc || sw_codec_encode(enc, r->hidden, (int32_t) fr->n_tok, &h, &payload, &len, err, sizeof err) != 0)
         return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "cannot encode the activation: %s",
                       enc ? err : "unsupported codec");
-    uint8_t *sealed = NULL;
+    uint8_t *sealed = NULL, *commitment = NULL;
+    size_t commitment_len = 0;
+    if (st->seal && s_commit(st, r, payload, len, &commitment, &commitment_len) != 0)
+        return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_INTERNAL, "%s", "cannot make the step's commitment");
     if (st->seal) { /* for the next hop, or the origin at the last */
         const ProtobufCBinaryData *peer = last ? &fr->origin_key : &fr->route[1]->public_key;
         const sw_seal_ctx_t ctx = {.dir = last ? SW_SEAL_TO_GATEWAY : SW_SEAL_TO_STAGE, .session_id = fr->session_id,
@@ -477,9 +511,11 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
                                    .hop = (uint32_t) fr->n_timings + (last ? 0u : 1u)};
         size_t n = 0;
         if (peer->len != SW_SEAL_KEY_BYTES ||
-            sw_seal_peers_close(st->seal, peer->data, &ctx, payload, len, h.checksum, &sealed, &n) != 0)
+            sw_seal_peers_close(st->seal, peer->data, &ctx, payload, len, h.checksum, &sealed, &n) != 0) {
+            free(commitment);
             return s_fail(st, r, SWISD__V1__ERROR_CODE__ERROR_BAD_SEAL, "%s",
                           "cannot seal for the next hop (its key is missing or invalid)");
+        }
         payload = sealed;
         len = n;
         h.checksum = 0; /* inside the box */
@@ -490,6 +526,8 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
     mine.node_id = (char *) sw_broker_client_id(st->bc);
     mine.queue_ms = queue_ms;
     mine.compute_ms = compute_ms;
+    mine.commitment.data = commitment;
+    mine.commitment.len = commitment_len;
     Swisd__V1__HopTiming *timings[SW_WIRE_MAX_ROUTE + 1];
     size_t n_t = fr->n_timings < SW_WIRE_MAX_ROUTE ? fr->n_timings : SW_WIRE_MAX_ROUTE;
     if (n_t)
@@ -524,6 +562,7 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
         rc = sw_broker_client_send(st->bc, fr->route[1]->node_id, &b);
     }
     free(sealed);
+    free(commitment);
     if (rc != 0)
         sw_log(SW_LOG_WARN, "stage: could not send session %.16s onward (broker queue full?)", fr->session_id);
 }

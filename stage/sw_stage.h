@@ -51,6 +51,8 @@ typedef struct {
     int max_batch_tokens;     /* tokens computed in one batch, <= 0: 512 */
     const char *codec;        /* codec wanted for activations sent to this stage (its inbound
                                  link), e.g. "q8_0+zstd3"; NULL: the sender's choice */
+    bool audit;               /* an operator's audit stage: announced (Capabilities.audit), gateways give it
+                                 audit work only (docs/security.md, "Verification") */
     /* TEST ONLY (tests/liar_stage.c): release daemons leave both NULL. When set, the stage keeps a copy
        of each request's input rows and calls test_hook(test_hook_arg, rows) on the stage's thread after
        the request's blocks ran, before the output rows are encoded (or committed to) and sent on */

@@ -29,6 +29,8 @@ static void s_usage(FILE *out)
             "  --idle-s S       drop a session's KV cache after S idle seconds (default 300)\n"
             "  --codec SPEC     codec for activations sent to this stage, chosen for its link: f32, f16,\n"
             "                   bf16, q8_0, q4_0, optionally +zstd[N] (default: the sender's)\n"
+            "  --audit          an operator's audit stage: gateways give it audit work only (list its key\n"
+            "                   in the gateways' --trusted-keys so that its word decides an audit)\n"
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
@@ -48,6 +50,7 @@ int main(int argc, char **argv)
         {"mem", required_argument, 0, 'M'}, {"max-sessions", required_argument, 0, 's'},
         {"idle-s", required_argument, 0, 'I'}, {"id", required_argument, 0, 'i'},
         {"heartbeat-ms", required_argument, 0, 'H'}, {"codec", required_argument, 0, 'c'},
+        {"audit", no_argument, 0, 'A'},
         SW_DAEMON_KEY_OPTIONS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c, bad = 0;
@@ -58,6 +61,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'b': cfg.broker = optarg; break;
         case 'm': cfg.model_path = optarg; break;
+        case 'A': cfg.audit = true; break;
         case 'l':
             if (!strcmp(optarg, "auto")) {
                 cfg.layer_begin = -1;

@@ -64,8 +64,12 @@ int main(void)
         CHECK_MSG(memcmp(n1, n2, 24) != 0, "variant %d", i);
     }
     sw_seal_ctx_t bad = s_ctx();
-    bad.dir = (sw_seal_dir_t) 3;
+    bad.dir = (sw_seal_dir_t) 4; /* 1..3 are the directions (3: a stage's commitment) */
     CHECK(sw_seal_nonce(&bad, n2) == -1);
+    bad.dir = (sw_seal_dir_t) 0;
+    CHECK(sw_seal_nonce(&bad, n2) == -1);
+    bad.dir = SW_SEAL_COMMIT; /* its own nonce space */
+    CHECK(sw_seal_nonce(&bad, n2) == 0 && memcmp(n1, n2, 24) != 0);
     bad = s_ctx();
     bad.session_len = SW_SEAL_MAX_SESSION + 1;
     CHECK(sw_seal_nonce(&bad, n2) == -1);
