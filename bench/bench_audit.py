@@ -118,10 +118,10 @@ def liars():
     liar_ids = set()
     print("| way of lying | requests until caught, median | worst | caught | delivered texts that differ |")
     print("|---|---|---|---|---|")
-    for name, args in modes:
+    for i_mode, (name, args) in enumerate(modes):
         until, differ, caught = [], 0, 0
         for seed in range(1, a.seeds + 1):
-            who = f"liar-{name.split()[0]}-{seed}"
+            who = f"liar-{i_mode}-{seed}"  # a key per mode and seed: a caught key is banned at every broker
             argv = [liar_bin, "--broker", ep, "--model", model, "--layers", "0-2", "--threads", "1",
                     "--lie-seed", str(seed)] + key_args(h, bins, who) + args
             p, rest = h.start(who, argv, ready="liar_stage:")
