@@ -77,7 +77,7 @@ def honest():
             argv = [bins.stage, "--broker", ep, "--model", model_path(), "--layers", f"{lo}-{hi}", "--threads",
                     threads] + key_args(h, bins, f"h{lo}-{i}") + (["--codec", codec] if codec else [])
             h.start(f"h{lo}-{i}", argv, ready="swisd-stage:", env=env)
-    _, rpc, port = start_gateway(h, bins, "gateway-h", ep, "--audit-trust", "100000000", "--max-sessions", "64",
+    _, rpc, port = start_gateway(h, bins, "gateway-h", ep, "--audit-trust", "1000000", "--max-sessions", "64",
                                  http=True)
     wait_until(lambda: api(port)["servable"], 30, 0.3)
     rng = random.Random(1)

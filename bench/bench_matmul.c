@@ -1,6 +1,8 @@
 /*  bench_matmul.c: sw_matmul speed at TinyLlama-1.1B shapes.
  *
  *  usage: bench_matmul [types] [threads]     e.g. bench_matmul q8_0,q4_0 2
+ *         bench_matmul [types] model         part 2 only
+ *         bench_matmul [types] decode        part 3 only (no types: every quantized one)
  *
  *  Part 1, per shape (n_in x n_out) and type: n_tok 1 (decode) and 128
  *  (prefill), 1 and 2 threads. Enough weight copies are cycled that decode
@@ -9,6 +11,15 @@
  *  w1, w3, w2 plus the 32000-row output; the q4_0 model's output is q6_K as
  *  llama.cpp quantizes it) with all weights resident: matmul-only tokens/s
  *  for decode and for a 128-token prefill. Random weights; numbers only.
+ *  Part 3 (`decode`): per type and thread count, the machine's read
+ *  bandwidth measured right before (the threads each summing their part of
+ *  a 512 MiB buffer with 256-bit loads, best of 5), then a decode-shape
+ *  product (n_tok 1, a
+ *  4096 x 4096 matrix, copies cycled over 512 MiB so every byte comes from
+ *  DRAM): GB/s of weights read and its share of the bandwidth. A matvec at
+ *  100% would be limited by memory alone. Last column: the same kernel on
+ *  1024 rows that stay in the L3 cache (best of 200), about its compute
+ *  limit; a kernel can only reach the bandwidth if this is above it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -164,12 +175,152 @@ static void bench_model(sw_dtype_t type, sw_pool_t *pool)
     free(y);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Part 3: decode matvec against the memory bandwidth                       */
+
+#define S_BW_BYTES ((size_t) 512 << 20)
+
+typedef struct {
+    const uint64_t *buf;
+    size_t n;          /* uint64 words */
+    uint64_t sink[8];  /* per thread, keeps the sums alive */
+} bw_job_t;
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx2"))) static uint64_t s_sum_words(const uint64_t *p, size_t n)
+{
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *) (p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *) (p + i + 4)));
+        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *) (p + i + 8)));
+        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *) (p + i + 12)));
+    }
+    uint64_t t[4];
+    _mm256_storeu_si256((__m256i *) t, _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+    uint64_t s = t[0] + t[1] + t[2] + t[3];
+    for (; i < n; i++)
+        s += p[i];
+    return s;
+}
+#else
+static uint64_t s_sum_words(const uint64_t *p, size_t n)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += p[i];
+    return s;
+}
+#endif
+
+static void s_bw_job(void *arg, int ith, int nth)
+{
+    bw_job_t *j = arg;
+    size_t lo = j->n * (size_t) ith / (size_t) nth & ~(size_t) 15;
+    size_t hi = ith == nth - 1 ? j->n : (j->n * (size_t) (ith + 1) / (size_t) nth & ~(size_t) 15);
+    j->sink[ith & 7] += s_sum_words(j->buf + lo, hi - lo);
+}
+
+/*  Read bandwidth in GB/s with the pool's threads (best of 5 passes). */
+static double s_bandwidth(sw_pool_t *pool, const uint64_t *buf)
+{
+    bw_job_t j = { .buf = buf, .n = S_BW_BYTES / 8 };
+    double best = 0;
+    for (int r = 0; r < 6; r++) {
+        uint64_t t0 = sw_now_ns();
+        sw_pool_run(pool, s_bw_job, &j);
+        double gbs = (double) S_BW_BYTES / ((double) (sw_now_ns() - t0) / 1e9) / 1e9;
+        if (r > 0 && gbs > best)
+            best = gbs;
+    }
+    if (j.sink[0] == 42)
+        printf(" ");
+    return best;
+}
+
+static void bench_decode(const char *types_arg, sw_pool_t *pools[2])
+{
+    uint64_t *buf = sw_alloc_aligned(S_BW_BYTES);
+    if (!buf) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < S_BW_BYTES / 8; i++)
+        buf[i] = i * 0x9e3779b97f4a7c15ull;
+    const int64_t n_in = 4096, n_out = 4096;
+    float x[4096], y[4096];
+    for (int i = 0; i < 4096; i++)
+        x[i] = rndf();
+    printf("%-7s %-11s %-8s %9s %9s %9s %8s %14s\n", "type", "shape", "threads", "ms", "GB/s", "bw GB/s", "of bw",
+           "in-cache GB/s");
+    char tb[256];
+    snprintf(tb, sizeof tb, "%s", types_arg);
+    for (char *save = NULL, *tok = strtok_r(tb, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        sw_dtype_t type;
+        if (sw_dtype_from_name(tok, &type) != 0) {
+            fprintf(stderr, "unknown type %s\n", tok);
+            continue;
+        }
+        const size_t bytes = sw_dtype_row_size(type, n_in) * (size_t) n_out;
+        int copies = (int) (S_BW_BYTES / bytes) + 1;
+        wt_t *ws = calloc((size_t) copies, sizeof(wt_t));
+        for (int c = 0; c < copies; c++)
+            wt_make(&ws[c], type, n_in, n_out);
+        for (int p = 0; p < 2; p++) {
+            /* the bandwidth right before, with as many threads: the VM's
+             * neighbours change it from minute to minute */
+            const double bw = s_bandwidth(pools[p], buf);
+            double best = 1e30, best_hot = 1e30;
+            for (int r = 0; r < 5; r++) {
+                uint64_t t0 = sw_now_ns();
+                for (int c = 0; c < copies; c++)
+                    sw_matmul(pools[p], &ws[c].w, x, 1, y);
+                double s = (double) (sw_now_ns() - t0) / 1e9 / copies;
+                if (s < best)
+                    best = s;
+            }
+            /* in cache (L3): the first 1024 rows of one copy, again and again */
+            sw_weight_t hot;
+            if (sw_weight_init(&hot, type, n_in, 1024, ws[0].data) == 0) {
+                for (int r = 0; r < 200; r++) {
+                    uint64_t t0 = sw_now_ns();
+                    sw_matmul(pools[p], &hot, x, 1, y);
+                    double s = (double) (sw_now_ns() - t0) / 1e9;
+                    if (r > 0 && s < best_hot)
+                        best_hot = s;
+                }
+                sw_weight_release(&hot);
+            }
+            double gbs = (double) bytes / best / 1e9;
+            double hot_gbs = (double) sw_dtype_row_size(type, n_in) * 1024.0 / best_hot / 1e9;
+            printf("%-7s %5lldx%-5lld %-8d %9.3f %9.1f %9.1f %7.0f%% %14.1f\n", sw_dtype_name(type), (long long) n_in,
+                   (long long) n_out, sw_pool_n_threads(pools[p]), best * 1e3, gbs, bw, 100.0 * gbs / bw, hot_gbs);
+        }
+        for (int c = 0; c < copies; c++)
+            wt_free(&ws[c]);
+        free(ws);
+        fflush(stdout);
+    }
+    sw_free(buf);
+}
+
 int main(int argc, char **argv)
 {
     const char *types_arg = argc > 1 ? argv[1] : "q8_0,q4_0,q4_K,q6_K,f16,f32";
+    const int decode = (argc > 2 && strcmp(argv[2], "decode") == 0) || (argc == 2 && strcmp(argv[1], "decode") == 0);
+    if (argc == 2 && decode) /* every quantized type */
+        types_arg = "q4_K,q5_K,q6_K,q8_0,q4_0,q2_K,q3_K,iq4_xs,q4_1,q5_0,q5_1,iq4_nl";
     int only_model = argc > 2 && strcmp(argv[2], "model") == 0;
     printf("kernels: %s\n", sw_matmul_kernel_name());
     sw_pool_t *pools[2] = { sw_pool_new(1), sw_pool_new(2) };
+    if (decode) {
+        bench_decode(types_arg, pools);
+        sw_pool_destroy(&pools[0]);
+        sw_pool_destroy(&pools[1]);
+        return 0;
+    }
     const int64_t shapes[][2] = { { 2048, 2048 }, { 2048, 256 }, { 2048, 5632 }, { 5632, 2048 }, { 2048, 32000 } };
     char buf[256];
     snprintf(buf, sizeof(buf), "%s", types_arg);

@@ -3,10 +3,14 @@
  *  depends on shapes, not on what the weights mean).
  *
  *  Shapes are the published configurations (each model's config.json):
- *  TinyLlama-1.1B (Zhang et al. 2024), Llama-3.2-1B, SmolLM2-135M/360M,
- *  Qwen2.5-0.5B, and stories260K (Karpathy's tinyllamas). RoPE scaling
- *  variants (Llama 3.2's "llama3" frequency scaling) are not reproduced: they
- *  change no shape and no cost.
+ *  TinyLlama-1.1B (Zhang et al. 2024), Llama-3.2-1B/3B, SmolLM2-135M/360M,
+ *  Qwen2.5-0.5B, Qwen3-0.6B/1.7B/4B/8B, Qwen3-30B-A3B (128 experts, 8 per
+ *  token), Gemma-2-2B, Gemma-3-1B/4B (text), Phi-3-mini-4k, Mistral-7B v0.1,
+ *  Mixtral-8x7B, and stories260K (Karpathy's tinyllamas). Each file carries
+ *  the metadata and tensors its architecture needs (q/k norms, post-norms,
+ *  fused phi3 tensors, experts, sliding windows, soft caps), with the
+ *  published values. Llama 3's RoPE frequency factors are not reproduced:
+ *  they change no shape and no cost.
  *
  *  The tokenizer is a SentencePiece-style vocabulary of the shape's size:
  *  <unk>, <s>, </s>, the 256 byte tokens, then filler pieces; with --vocab
@@ -32,15 +36,51 @@ typedef struct {
     int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
     float rope_theta, rms_eps;
     bool tied;              /* output matrix shared with token_embd */
+    int32_t head_dim;       /* attention.key_length; 0 = n_embd / n_head */
+    int32_t n_expert, n_expert_used, n_ff_exp; /* MoE (0 = dense) */
+    int32_t n_swa;          /* attention.sliding_window (0 = none) */
+    float attn_softcap, final_softcap; /* Gemma 2 (0 = none) */
+    float rope_theta_swa;   /* rope.freq_base_swa (Gemma 3; 0 = none) */
+    float rope_linear;      /* rope.scaling.factor, linear (0 = none) */
 } s_shape_t;
 
 static const s_shape_t s_shapes[] = {
-    {"tinyllama-1.1b", "llama", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f, false},
-    {"llama-3.2-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.0f, 1e-5f, true},
-    {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 49152, 8192, 100000.0f, 1e-5f, true},
-    {"smollm2-360m", "llama", 960, 32, 15, 5, 2560, 49152, 8192, 100000.0f, 1e-5f, true},
-    {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.0f, 1e-6f, true},
-    {"stories260k", "llama", 64, 5, 8, 4, 172, 512, 512, 10000.0f, 1e-5f, true},
+    {"tinyllama-1.1b", "llama", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f, false,
+     .head_dim = 0},
+    {"llama-3.2-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.0f, 1e-5f, true,
+     .head_dim = 0},
+    {"llama-3.2-3b", "llama", 3072, 28, 24, 8, 8192, 128256, 131072, 500000.0f, 1e-5f, true,
+     .head_dim = 0},
+    {"smollm2-135m", "llama", 576, 30, 9, 3, 1536, 49152, 8192, 100000.0f, 1e-5f, true,
+     .head_dim = 0},
+    {"smollm2-360m", "llama", 960, 32, 15, 5, 2560, 49152, 8192, 100000.0f, 1e-5f, true,
+     .head_dim = 0},
+    {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.0f, 1e-6f, true,
+     .head_dim = 0},
+    {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 40960, 1000000.0f, 1e-6f, true,
+     .head_dim = 128},
+    {"qwen3-1.7b", "qwen3", 2048, 28, 16, 8, 6144, 151936, 40960, 1000000.0f, 1e-6f, true,
+     .head_dim = 128},
+    {"qwen3-4b", "qwen3", 2560, 36, 32, 8, 9728, 151936, 40960, 1000000.0f, 1e-6f, true,
+     .head_dim = 128},
+    {"qwen3-8b", "qwen3", 4096, 36, 32, 8, 12288, 151936, 40960, 1000000.0f, 1e-6f, false,
+     .head_dim = 128},
+    {"qwen3-30b-a3b", "qwen3moe", 2048, 48, 32, 4, 6144, 151936, 40960, 1000000.0f, 1e-6f, false,
+     .head_dim = 128, .n_expert = 128, .n_expert_used = 8, .n_ff_exp = 768},
+    {"gemma-2-2b", "gemma2", 2304, 26, 8, 4, 9216, 256000, 8192, 10000.0f, 1e-6f, true,
+     .head_dim = 256, .n_swa = 4096, .attn_softcap = 50.0f, .final_softcap = 30.0f},
+    {"gemma-3-1b", "gemma3", 1152, 26, 4, 1, 6912, 262144, 32768, 1000000.0f, 1e-6f, true,
+     .head_dim = 256, .n_swa = 512, .rope_theta_swa = 10000.0f},
+    {"gemma-3-4b", "gemma3", 2560, 34, 8, 4, 10240, 262208, 131072, 1000000.0f, 1e-6f, true,
+     .head_dim = 256, .n_swa = 1024, .rope_theta_swa = 10000.0f, .rope_linear = 8.0f},
+    {"phi-3-mini", "phi3", 3072, 32, 32, 32, 8192, 32064, 4096, 10000.0f, 1e-5f, false,
+     .n_swa = 2047},
+    {"mistral-7b", "llama", 4096, 32, 32, 8, 14336, 32000, 32768, 10000.0f, 1e-5f, false,
+     .n_swa = 4096},
+    {"mixtral-8x7b", "llama", 4096, 32, 32, 8, 14336, 32000, 32768, 1000000.0f, 1e-5f, false,
+     .n_expert = 8, .n_expert_used = 2, .n_ff_exp = 14336},
+    {"stories260k", "llama", 64, 5, 8, 4, 172, 512, 512, 10000.0f, 1e-5f, true,
+     .head_dim = 0},
 };
 #define N_SHAPES (sizeof s_shapes / sizeof s_shapes[0])
 
@@ -72,29 +112,43 @@ static void s_fill(float *x, int64_t n, float std, uint64_t *rng)
         x[i] = a * (2.0f * (float) ((s_next(rng) >> 40) * (1.0 / 16777216.0)) - 1.0f);
 }
 
-static int s_add(sw_gguf_writer_t *w, const char *name, sw_dtype_t target, int64_t ne0, int64_t ne1, float std,
-                 float constant, uint64_t *rng)
+/* A tensor [ne0, ne1, ne2] (ne1 <= 0: a vector; ne2 <= 1: a matrix; ne2 > 1:
+ * ne2 expert matrices, made one at a time so the f32 buffer stays one
+ * matrix). */
+static int s_add3(sw_gguf_writer_t *w, const char *name, sw_dtype_t target, int64_t ne0, int64_t ne1, int64_t ne2,
+                  float std, float constant, uint64_t *rng)
 {
-    const uint32_t n_dims = ne1 > 0 ? 2 : 1;
-    const int64_t rows = ne1 > 0 ? ne1 : 1;
+    const uint32_t n_dims = ne1 <= 0 ? 1 : ne2 > 1 ? 3 : 2;
+    const int64_t rows = ne1 > 0 ? ne1 : 1, n_mat = ne2 > 1 ? ne2 : 1;
     const sw_dtype_t type = sw_quant_type_for(n_dims, ne0, target);
+    const size_t mat_bytes = sw_dtype_row_size(type, ne0) * (size_t) rows;
     float *f = malloc(sizeof(float) * (size_t) (ne0 * rows));
-    void *q = malloc(sw_dtype_row_size(type, ne0) * (size_t) rows);
+    uint8_t *q = malloc(mat_bytes * (size_t) n_mat);
     int rc = -1;
     if (f && q) {
-        if (std > 0.0f)
-            s_fill(f, ne0 * rows, std, rng);
-        else
-            for (int64_t i = 0; i < ne0 * rows; i++)
-                f[i] = constant;
-        int64_t ne[2] = {ne0, rows};
-        rc = sw_quant_rows(type, f, q, ne0, rows) || sw_gguf_writer_add_tensor(w, name, type, n_dims, ne, q);
+        rc = 0;
+        for (int64_t e = 0; e < n_mat && rc == 0; e++) {
+            if (std > 0.0f)
+                s_fill(f, ne0 * rows, std, rng);
+            else
+                for (int64_t i = 0; i < ne0 * rows; i++)
+                    f[i] = constant;
+            rc = sw_quant_rows(type, f, q + (size_t) e * mat_bytes, ne0, rows);
+        }
+        int64_t ne[3] = {ne0, rows, n_mat};
+        rc = rc || sw_gguf_writer_add_tensor(w, name, type, n_dims, ne, q);
     }
     free(f);
     free(q);
     if (rc)
         fprintf(stderr, "swisd synth: cannot create tensor %s\n", name);
     return rc ? -1 : 0;
+}
+
+static int s_add(sw_gguf_writer_t *w, const char *name, sw_dtype_t target, int64_t ne0, int64_t ne1, float std,
+                 float constant, uint64_t *rng)
+{
+    return s_add3(w, name, target, ne0, ne1, 1, std, constant, rng);
 }
 
 static int s_synth_vocab(sw_gguf_writer_t *w, int32_t n_vocab)
@@ -174,7 +228,7 @@ int swisd_cmd_synth(int argc, char **argv)
     }
     const char *out = argv[optind + 2];
     const int32_t n_layer = n_layers_opt > 0 && n_layers_opt < sh->n_layer ? (int32_t) n_layers_opt : sh->n_layer;
-    const int32_t hd = sh->n_embd / sh->n_head;
+    const int32_t hd = sh->head_dim > 0 ? sh->head_dim : sh->n_embd / sh->n_head;
     const int64_t q_dim = (int64_t) sh->n_head * hd, kv_dim = (int64_t) sh->n_head_kv * hd;
     char err[512], key[128], name[96];
     int rc = 1;
@@ -215,9 +269,23 @@ int swisd_cmd_synth(int argc, char **argv)
         sw_gguf_writer_set_u32(w, AKEY("attention.head_count_kv"), (uint32_t) sh->n_head_kv) ||
         sw_gguf_writer_set_u32(w, AKEY("rope.dimension_count"), (uint32_t) hd) ||
         sw_gguf_writer_set_f32(w, AKEY("rope.freq_base"), sh->rope_theta) ||
-        sw_gguf_writer_set_f32(w, AKEY("attention.layer_norm_rms_epsilon"), sh->rms_eps))
+        sw_gguf_writer_set_f32(w, AKEY("attention.layer_norm_rms_epsilon"), sh->rms_eps) ||
+        (sh->head_dim > 0 && (sw_gguf_writer_set_u32(w, AKEY("attention.key_length"), (uint32_t) hd) ||
+                              sw_gguf_writer_set_u32(w, AKEY("attention.value_length"), (uint32_t) hd))) ||
+        (sh->n_expert > 0 && (sw_gguf_writer_set_u32(w, AKEY("expert_count"), (uint32_t) sh->n_expert) ||
+                              sw_gguf_writer_set_u32(w, AKEY("expert_used_count"), (uint32_t) sh->n_expert_used) ||
+                              sw_gguf_writer_set_u32(w, AKEY("expert_feed_forward_length"), (uint32_t) sh->n_ff_exp))) ||
+        (sh->n_swa > 0 && sw_gguf_writer_set_u32(w, AKEY("attention.sliding_window"), (uint32_t) sh->n_swa)) ||
+        (sh->attn_softcap > 0 && sw_gguf_writer_set_f32(w, AKEY("attn_logit_softcapping"), sh->attn_softcap)) ||
+        (sh->final_softcap > 0 && sw_gguf_writer_set_f32(w, AKEY("final_logit_softcapping"), sh->final_softcap)) ||
+        (sh->rope_theta_swa > 0 && sw_gguf_writer_set_f32(w, AKEY("rope.freq_base_swa"), sh->rope_theta_swa)) ||
+        (sh->rope_linear > 0 && (sw_gguf_writer_set_str(w, AKEY("rope.scaling.type"), "linear", 6) ||
+                                 sw_gguf_writer_set_f32(w, AKEY("rope.scaling.factor"), sh->rope_linear))))
         goto done;
 #undef AKEY
+    const bool qk_norm = !strcmp(sh->arch, "qwen3") || !strcmp(sh->arch, "qwen3moe") || !strcmp(sh->arch, "gemma3");
+    const bool gemma = !strcmp(sh->arch, "gemma2") || !strcmp(sh->arch, "gemma3");
+    const bool fused = !strcmp(sh->arch, "phi3");
     const float std = 0.02f;
     if (s_add(w, "token_embd.weight", target, sh->n_embd, sh->n_vocab, std, 0, &rng) ||
         s_add(w, "output_norm.weight", target, sh->n_embd, 0, 0, 1.0f, &rng) ||
@@ -225,15 +293,38 @@ int swisd_cmd_synth(int argc, char **argv)
         goto done;
     for (int32_t il = 0; il < n_layer; il++) {
 #define N(suffix) (snprintf(name, sizeof name, "blk.%d." suffix, (int) il), name)
-        if (s_add(w, N("attn_norm.weight"), target, sh->n_embd, 0, 0, 1.0f, &rng) ||
-            s_add(w, N("attn_q.weight"), target, sh->n_embd, q_dim, std, 0, &rng) ||
-            s_add(w, N("attn_k.weight"), target, sh->n_embd, kv_dim, std, 0, &rng) ||
-            s_add(w, N("attn_v.weight"), target, sh->n_embd, kv_dim, std, 0, &rng) ||
-            s_add(w, N("attn_output.weight"), target, q_dim, sh->n_embd, std, 0, &rng) ||
-            s_add(w, N("ffn_norm.weight"), target, sh->n_embd, 0, 0, 1.0f, &rng) ||
-            s_add(w, N("ffn_gate.weight"), target, sh->n_embd, sh->n_ff, std, 0, &rng) ||
-            s_add(w, N("ffn_up.weight"), target, sh->n_embd, sh->n_ff, std, 0, &rng) ||
-            s_add(w, N("ffn_down.weight"), target, sh->n_ff, sh->n_embd, std, 0, &rng))
+        /* tensors in the order (and so the random draws) of earlier versions */
+        if (s_add(w, N("attn_norm.weight"), target, sh->n_embd, 0, 0, 1.0f, &rng))
+            goto done;
+        if (fused ? s_add(w, N("attn_qkv.weight"), target, sh->n_embd, q_dim + 2 * kv_dim, std, 0, &rng)
+                  : s_add(w, N("attn_q.weight"), target, sh->n_embd, q_dim, std, 0, &rng) ||
+                        s_add(w, N("attn_k.weight"), target, sh->n_embd, kv_dim, std, 0, &rng) ||
+                        s_add(w, N("attn_v.weight"), target, sh->n_embd, kv_dim, std, 0, &rng))
+            goto done;
+        if (s_add(w, N("attn_output.weight"), target, q_dim, sh->n_embd, std, 0, &rng) ||
+            s_add(w, N("ffn_norm.weight"), target, sh->n_embd, 0, 0, 1.0f, &rng))
+            goto done;
+        if (sh->n_expert > 0) {
+            /* the router stays f32, as converters write it */
+            if (s_add(w, N("ffn_gate_inp.weight"), SW_DTYPE_F32, sh->n_embd, sh->n_expert, std, 0, &rng) ||
+                s_add3(w, N("ffn_gate_exps.weight"), target, sh->n_embd, sh->n_ff_exp, sh->n_expert, std, 0, &rng) ||
+                s_add3(w, N("ffn_up_exps.weight"), target, sh->n_embd, sh->n_ff_exp, sh->n_expert, std, 0, &rng) ||
+                s_add3(w, N("ffn_down_exps.weight"), target, sh->n_ff_exp, sh->n_embd, sh->n_expert, std, 0, &rng))
+                goto done;
+        } else if (fused) {
+            if (s_add(w, N("ffn_up.weight"), target, sh->n_embd, 2 * (int64_t) sh->n_ff, std, 0, &rng) ||
+                s_add(w, N("ffn_down.weight"), target, sh->n_ff, sh->n_embd, std, 0, &rng))
+                goto done;
+        } else if (s_add(w, N("ffn_gate.weight"), target, sh->n_embd, sh->n_ff, std, 0, &rng) ||
+                   s_add(w, N("ffn_up.weight"), target, sh->n_embd, sh->n_ff, std, 0, &rng) ||
+                   s_add(w, N("ffn_down.weight"), target, sh->n_ff, sh->n_embd, std, 0, &rng)) {
+            goto done;
+        }
+        if (qk_norm && (s_add(w, N("attn_q_norm.weight"), target, hd, 0, 0, 1.0f, &rng) ||
+                        s_add(w, N("attn_k_norm.weight"), target, hd, 0, 0, 1.0f, &rng)))
+            goto done;
+        if (gemma && (s_add(w, N("post_attention_norm.weight"), target, sh->n_embd, 0, 0, 1.0f, &rng) ||
+                      s_add(w, N("post_ffw_norm.weight"), target, sh->n_embd, 0, 0, 1.0f, &rng)))
             goto done;
         if (!strcmp(sh->arch, "qwen2") &&
             (s_add(w, N("attn_q.bias"), target, q_dim, 0, std, 0, &rng) ||

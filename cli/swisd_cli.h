@@ -9,6 +9,7 @@
 int swisd_cmd_run(int argc, char **argv);
 int swisd_cmd_convert(int argc, char **argv);
 int swisd_cmd_quantize(int argc, char **argv);
+int swisd_cmd_imatrix(int argc, char **argv);
 int swisd_cmd_synth(int argc, char **argv);
 int swisd_cmd_inspect(int argc, char **argv);
 int swisd_cmd_demo(int argc, char **argv);

@@ -379,7 +379,7 @@ static int s_parse_tensor(s_cur_t *c, sw_gguf_t *g, int64_t idx)
     if (s_rd_u32(c, &type, "type", ctx))
         return -1;
     if (!sw_dtype_is_known(type))
-        return sw_err(c->err, c->errlen, "%sunsupported tensor type %u", ctx, type);
+        return sw_err(c->err, c->errlen, "%sunsupported tensor type %u (%s)", ctx, type, sw_gguf_type_name(type));
     t->type = (sw_dtype_t) type;
     int64_t bs = sw_dtype_block_size(t->type);
     if (bs <= 0 || t->ne[0] % bs != 0)
@@ -811,6 +811,18 @@ int sw__gguf_kv_raw(const sw_gguf_t *self, int64_t i, const void **p, size_t *n)
 }
 
 /* ---- tensors ----------------------------------------------------------- */
+
+const char *sw_gguf_type_name(uint32_t type)
+{
+    /* ids of the ggml_type enumeration; 4, 5 and 31..33 are retired */
+    static const char *const names[] = {
+        "F32",     "F16",    "Q4_0",   "Q4_1",  NULL,     NULL,    "Q5_0",  "Q5_1",  "Q8_0",   "Q8_1",
+        "Q2_K",    "Q3_K",   "Q4_K",   "Q5_K",  "Q6_K",   "Q8_K",  "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S",
+        "IQ4_NL",  "IQ3_S",  "IQ2_S",  "IQ4_XS", "I8",    "I16",   "I32",   "I64",   "F64",    "IQ1_M",
+        "BF16",    NULL,     NULL,     NULL,    "TQ1_0",  "TQ2_0", NULL,    NULL,    NULL,     "MXFP4",
+    };
+    return type < sizeof names / sizeof names[0] && names[type] ? names[type] : "unknown";
+}
 
 int64_t sw_gguf_n_tensors(const sw_gguf_t *self) { return self->n_tensors; }
 

@@ -129,6 +129,13 @@ int sw_gguf_get_arr_str(const sw_gguf_t *self, const char *key, uint64_t i, cons
 
 /* ---- tensors ----------------------------------------------------------- */
 
+/*  The name the GGUF format gives tensor type id `type` ("F32", "Q4_K",
+ *  "IQ4_XS", ...: the ggml_type enumeration the GGUF specification refers
+ *  to), whether or not this library can compute with it; "unknown" for ids
+ *  the format does not define. Static string; thread-safe. Used to name a
+ *  type in errors ("unsupported tensor type 13 (Q5_K)"). */
+const char *sw_gguf_type_name(uint32_t type);
+
 int64_t sw_gguf_n_tensors(const sw_gguf_t *self);
 /*  Tensor i (0-based), borrowed; NULL if out of range. */
 const sw_gguf_tensor_t *sw_gguf_tensor(const sw_gguf_t *self, int64_t i);

@@ -38,6 +38,14 @@
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static const sw__kernels_t *s_best = &sw__kernels_scalar;
 static int s_scalar_forced = 0;
+static sw_matmul_observer_fn *s_observer = NULL; /* sw_matmul_set_observer */
+static void *s_observer_ctx = NULL;
+
+void sw_matmul_set_observer(sw_matmul_observer_fn *fn, void *ctx)
+{
+    s_observer = fn;
+    s_observer_ctx = ctx;
+}
 
 static void s_pick(void)
 {
@@ -49,7 +57,8 @@ static void s_pick(void)
     int f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     int vnni = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+               __builtin_cpu_supports("bmi2");
     if (vnni)
         k = &sw__kernels_avx512;
     else if (avx2)
@@ -102,6 +111,14 @@ static int s_slot(sw_dtype_t type)
     case SW_DTYPE_Q4_0: return SW__K_Q4_0;
     case SW_DTYPE_Q4_K: return SW__K_Q4_K;
     case SW_DTYPE_Q6_K: return SW__K_Q6_K;
+    case SW_DTYPE_Q4_1: return SW__K_Q4_1;
+    case SW_DTYPE_Q5_0: return SW__K_Q5_0;
+    case SW_DTYPE_Q5_1: return SW__K_Q5_1;
+    case SW_DTYPE_IQ4_NL: return SW__K_IQ4_NL;
+    case SW_DTYPE_Q2_K: return SW__K_Q2_K;
+    case SW_DTYPE_Q3_K: return SW__K_Q3_K;
+    case SW_DTYPE_Q5_K: return SW__K_Q5_K;
+    case SW_DTYPE_IQ4_XS: return SW__K_IQ4_XS;
     default: return -1;
     }
 }
@@ -351,6 +368,8 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
 {
     if (!w || !w->data || !x || !y || n_tok < 0 || s_slot(w->type) < 0)
         return -1;
+    if (s_observer && n_tok > 0)
+        s_observer(s_observer_ctx, w, x, n_tok);
     sw_pool_t *owner = pool; /* its scratch is reused even when the work runs inline */
     if (n_tok * w->n_in * w->n_out < SW_INLINE_MACS)
         pool = NULL;
@@ -377,7 +396,8 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
         j.blas_rows = w->type == SW_DTYPE_F32 ? 0 : 64;
         need = (size_t) nth * (size_t) j.blas_rows * (size_t) n_in * sizeof(float);
     } else if (!is_float) {
-        j.xa_type = (w->type == SW_DTYPE_Q4_K || w->type == SW_DTYPE_Q6_K) ? SW_DTYPE_Q8_K : SW_DTYPE_Q8_0;
+        /* activations in blocks of the weight's block size (ggml's pairing) */
+        j.xa_type = sw_dtype_block_size(w->type) == SW_QK_K ? SW_DTYPE_Q8_K : SW_DTYPE_Q8_0;
         j.xa_stride = sw_dtype_row_size(j.xa_type, n_in);
         need = (size_t) n_tok * j.xa_stride;
     }
@@ -457,6 +477,9 @@ int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const 
                 return -1;
         return 0;
     }
+    if (s_observer)
+        for (int i = 0; i < n; i++)
+            s_observer(s_observer_ctx, ws[i], x, n_tok);
     const int nth = sw_pool_n_threads(pool);
     const int64_t n_in = ws[0]->n_in, nb = n_in / 32;
     s_job_t j = {.k = k, .w = ws[0], .x = x, .n_tok = n_tok, .y = ys[0], .n_multi = n, .ws = ws, .ys = ys};

@@ -5,11 +5,14 @@
  *  W is stored as in GGUF: n_out rows of n_in elements of `type`, each row
  *  sw_dtype_row_size(type, n_in) bytes (GGUF dims ne[0] = n_in, ne[1] = n_out).
  *  For quantized W the activations are first quantized to the matching
- *  activation type (Q8_0 for Q8_0/Q4_0 weights, Q8_K for Q4_K/Q6_K), as ggml
- *  does, then integer dot products are taken; F32/F16/BF16 weights use f32
- *  arithmetic. Large products (many tokens) may go through OpenBLAS sgemm.
- *  Kernels: AVX2+FMA baseline on x86-64, AVX-512 (VNNI) picked at run time
- *  where the CPU has it, NEON on Arm, and a portable scalar path.
+ *  activation type (Q8_0 for the 32-element types Q8_0, Q4_0, Q4_1, Q5_0,
+ *  Q5_1, IQ4_NL; Q8_K for the 256-element Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+ *  IQ4_XS), as ggml does, then integer dot products are taken; F32/F16/BF16
+ *  weights use f32 arithmetic. Large products (many tokens) may go through OpenBLAS sgemm.
+ *  Kernels: AVX2+FMA baseline on x86-64, AVX-512 (VNNI, with BMI2) picked at
+ *  run time where the CPU has it (its own kernels for Q8_0/Q4_0 tiles,
+ *  Q2_K..Q6_K and IQ4_XS, the AVX2 ones otherwise), NEON on Arm, and a
+ *  portable scalar path.
  *
  *  Thread safety: a sw_weight_t is read-only after init and may be shared by
  *  threads; sw_matmul uses the pool given and must not be called concurrently
@@ -61,6 +64,16 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
  *  Returns 0 or -1. */
 int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const float *x, int64_t n_tok,
                     float *const *ys);
+
+/*  Called with the f32 input of every product, on the calling thread, before
+ *  it is computed: w the weight (its data pointer identifies the tensor),
+ *  x (n_tok, w->n_in) f32. For tools that gather activation statistics
+ *  (swisd imatrix). */
+typedef void(sw_matmul_observer_fn)(void *ctx, const sw_weight_t *w, const float *x, int64_t n_tok);
+/*  Installs fn (NULL removes it) for every later sw_matmul / sw_matmul_multi
+ *  in the process. Process-wide like sw_matmul_force_scalar: not
+ *  thread-safe; set it before the products it should see, from one thread. */
+void sw_matmul_set_observer(sw_matmul_observer_fn *fn, void *ctx);
 
 /*  Name of the kernel set chosen at run time: "avx512vnni", "avx2", "neon",
  *  "scalar". */

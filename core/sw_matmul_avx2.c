@@ -31,6 +31,12 @@ SW_AVX2_INLINE int32_t s_hsum_i32(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
+/*  f16 to f32 by F16C (the library's sw_f16_to_f32 is an out-of-line call). */
+SW_AVX2_INLINE float s_f16(sw_f16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
 SW_AVX2_INLINE int32_t s_load_i32(const void *p)
 {
     int32_t v;
@@ -116,60 +122,188 @@ SW_AVX2 void sw__avx2_rows_bf16(const uint8_t *w, size_t row_bytes, int64_t n_in
 /* ------------------------------------------------------------------------ */
 /*  K-quants with Q8_K activations (GGUF layout)                            */
 
-#define S_KT 4 /* tokens per pass over a K-quant row */
+#define S_KT 4 /* tokens per pass over a row (SW__ROWS_FN) */
 
-/*  y[t] = dot(Q4_K row, Q8_K row of token t) for t < T: the weights of a
- *  block are unpacked once and used for every token. */
-SW_AVX2_INLINE void s_dot_q4_K(const sw_block_q4_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                               const int T)
+/*  32 bytes, byte j = 0xff where bit j of h is set (Q5 fifth bits). */
+SW_AVX2_INLINE __m256i s_bits_to_bytes(uint32_t h)
+{
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                          3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long) 0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int) h), shuf);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/*  y[t] = dot(Q4_K or Q5_K row, Q8_K row of token t) for t < T: the weights
+ *  of a block are unpacked once and used for every token. Both blocks start
+ *  d | dmin | scales[12]; Q5_K then has qh[32] before qs (sw_dtype.h). */
+SW_AVX2_INLINE void s_dot_k45(const uint8_t *w, const sw_block_q8_K *const *x, int64_t nb, float *out, const int T,
+                              const int q5)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    __m256 acc[S_KT];
-    float acc_m[S_KT];
-    for (int t = 0; t < S_KT; t++) {
-        acc[t] = _mm256_setzero_ps();
-        acc_m[t] = 0.0f;
-    }
+    const size_t bb = q5 ? sizeof(sw_block_q5_K) : sizeof(sw_block_q4_K);
+    __m256 acc[S_KT], accm[S_KT];
+    for (int t = 0; t < S_KT; t++)
+        acc[t] = accm[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *s = w[b].scales;
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 4; j++) {
-            sc[j] = s[j] & 63;
-            mn[j] = s[j + 4] & 63;
-            sc[j + 4] = (uint8_t) ((s[j + 8] & 0x0f) | ((s[j] >> 6) << 4));
-            mn[j + 4] = (uint8_t) ((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
-        }
+        const uint8_t *blk = w + (size_t) b * bb;
+        const uint8_t *qs = blk + (q5 ? 48 : 16);
+        /* scales as scalars in registers, mins as a vector of 16 i16 (each
+         * twice, against the Q8_K sums of 16) */
+        uint32_t sc_lo, sc_hi, mn_lo, mn_hi;
+        sw__k4_scales(blk + 4, &sc_lo, &sc_hi, &mn_lo, &mn_hi);
+        const uint64_t sc64 = (uint64_t) sc_lo | ((uint64_t) sc_hi << 32);
+        const __m128i mnb = _mm_setr_epi32((int) mn_lo, (int) mn_hi, 0, 0);
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mnb, mnb));
         __m256i q[8];
         for (int g = 0; g < 4; g++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * g));
+            __m256i v = _mm256_loadu_si256((const __m256i *) (qs + 32 * g));
             q[2 * g] = _mm256_and_si256(v, m4);
             q[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
         }
-        const float dw = sw_f16_to_f32(w[b].d), dmw = sw_f16_to_f32(w[b].dmin);
+        if (q5) {
+            /* bit j of qh[l] is bit 4 of element 32j + l */
+            const __m256i hh = _mm256_loadu_si256((const __m256i *) (blk + 16));
+            const __m256i b4 = _mm256_set1_epi8(0x10);
+            for (int j = 0; j < 8; j++) {
+                __m256i bit = _mm256_set1_epi8((char) (1 << j));
+                __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hh, bit), bit);
+                q[j] = _mm256_or_si256(q[j], _mm256_and_si256(set, b4));
+            }
+        }
+        sw_f16_t d16, dm16;
+        memcpy(&d16, blk, 2);
+        memcpy(&dm16, blk + 2, 2);
+        const float dw = s_f16(d16), dmw = s_f16(dm16);
+        __m256i scv[8];
+        for (int j = 0; j < 8; j++)
+            scv[j] = _mm256_set1_epi16((short) ((sc64 >> (8 * j)) & 0xff));
         for (int t = 0; t < T; t++) {
             const sw_block_q8_K *xb = &x[t][b];
-            int32_t summ = 0;
-            for (int j = 0; j < 8; j++)
-                summ += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+            __m256i summ = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *) xb->bsums));
             __m256i sumi = _mm256_setzero_si256();
             for (int j = 0; j < 8; j++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *) (xb->qs + 32 * j));
-                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], xv), _mm256_set1_epi16(sc[j]));
-                sumi = _mm256_add_epi32(sumi, p);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], xv), scv[j]));
             }
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(sumi), acc[t]);
-            acc_m[t] += dmw * xb->d * (float) summ;
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb->d), _mm256_cvtepi32_ps(summ), accm[t]);
         }
     }
     for (int t = 0; t < T; t++)
-        out[t] = s_hsum(acc[t]) - acc_m[t];
+        out[t] = s_hsum(_mm256_sub_ps(acc[t], accm[t]));
+}
+
+/*  Q2_K and Q3_K: 16 sub-blocks of 16 with 2-bit codes; q[k] (k = 4n + j)
+ *  holds elements 128n + 32j .. +31, i.e. sub-blocks 2k and 2k+1 in its two
+ *  128-bit lanes, as in Q6_K. Q2_K: unsigned q, mins through the Q8_K sums
+ *  of 16. Q3_K: unsigned q + 4*hbit (0..7), the -4 offset folded in through
+ *  the sums (sum sc*(u-4)*x = sum sc*u*x - 4 sum sc*bsum). */
+SW_AVX2_INLINE void s_dot_q23(const uint8_t *w, const sw_block_q8_K *const *x, int64_t nb, float *out, const int T,
+                              const int q3)
+{
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const size_t bb = q3 ? sizeof(sw_block_q3_K) : sizeof(sw_block_q2_K);
+    __m256 acc[S_KT];
+    for (int t = 0; t < S_KT; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + (size_t) b * bb;
+        const uint8_t *qs = blk + (q3 ? 32 : 16);
+        /* scales (and mins) as 16 i16 built in registers: scalar stores
+         * followed by a vector load would stall on store forwarding */
+        __m128i sc8, mn8;
+        float dw, dmw;
+        sw__q23_scales(blk, q3, &sc8, &mn8, &dw, &dmw);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        /* Q3_K: the offset term 4*sc; Q2_K: the mins */
+        const __m256i mn16 = q3 ? _mm256_slli_epi16(sc16, 2) : _mm256_cvtepu8_epi16(mn8);
+        int16_t sc[16];
+        _mm256_storeu_si256((__m256i *) sc, sc16); /* scalars for the broadcasts below */
+        __m256i q[8], scv[8];
+        const __m256i hm = q3 ? _mm256_loadu_si256((const __m256i *) blk) : _mm256_setzero_si256();
+        for (int n = 0; n < 2; n++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *) (qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                __m256i u = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2);
+                if (q3) {
+                    __m256i bit = _mm256_set1_epi8((char) (1 << (4 * n + j)));
+                    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+                    u = _mm256_or_si256(u, _mm256_and_si256(set, _mm256_set1_epi8(4)));
+                }
+                q[4 * n + j] = u;
+                int k = 2 * (4 * n + j);
+                scv[4 * n + j] = _mm256_set_m128i(_mm_set1_epi16(sc[k + 1]), _mm_set1_epi16(sc[k]));
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m256i bs16 = _mm256_loadu_si256((const __m256i *) xb->bsums);
+            __m256i sumi = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *) (xb->qs + 32 * k));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), scv[k]));
+            }
+            __m256i summ = _mm256_madd_epi16(mn16, bs16);
+            if (q3) {
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, summ)),
+                                         acc[t]);
+            } else {
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+                acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmw * xb->d), _mm256_cvtepi32_ps(summ), acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = s_hsum(acc[t]);
+}
+
+/*  IQ4_XS: 4-bit codes looked up in the non-linear grid (pshufb), signed
+ *  products by the sign trick |w| * sign(x, w); 8 sub-blocks of 32 with
+ *  6-bit scales ls - 32. */
+SW_AVX2_INLINE void s_dot_iq4_xs(const uint8_t *row, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                                 const int T, const int kind)
+{
+    const sw_block_iq4_xs *w = (const sw_block_iq4_xs *) row;
+    (void) kind;
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    const __m128i grid = _mm_loadu_si128((const __m128i *) sw_iq4nl_grid);
+    __m256 acc[S_KT];
+    for (int t = 0; t < S_KT; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i aw[8], sw[8], scv[8];
+        for (int s = 0; s < 8; s++) {
+            __m128i v = _mm_loadu_si128((const __m128i *) (w[b].qs + 16 * s));
+            __m128i lo = _mm_shuffle_epi8(grid, _mm_and_si128(v, m4));
+            __m128i hi = _mm_shuffle_epi8(grid, _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+            sw[s] = _mm256_set_m128i(hi, lo);
+            aw[s] = _mm256_sign_epi8(sw[s], sw[s]);
+            int ls = ((w[b].scales_l[s / 2] >> (4 * (s & 1))) & 0x0f) | (((w[b].scales_h >> (2 * s)) & 3) << 4);
+            scv[s] = _mm256_set1_epi16((int16_t) (ls - 32));
+        }
+        const float dw = s_f16(w[b].d);
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m256i sumi = _mm256_setzero_si256();
+            for (int s = 0; s < 8; s++) {
+                __m256i xv = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) (xb->qs + 32 * s)), sw[s]);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(aw[s], xv), scv[s]));
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = s_hsum(acc[t]);
 }
 
 /*  Q6_K: unsigned 6-bit q times x with maddubs, the -32 offset folded in
  *  through the Q8_K sums of 16; weights unpacked once for T tokens. */
-SW_AVX2_INLINE void s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *const *x, int64_t nb, float *out,
-                               const int T)
+SW_AVX2_INLINE void s_dot_q6_K(const uint8_t *row, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                               const int T, const int kind)
 {
+    const sw_block_q6_K *w = (const sw_block_q6_K *) row;
+    (void) kind;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m3 = _mm256_set1_epi8(0x30);
     __m256 acc[S_KT];
@@ -195,7 +329,7 @@ SW_AVX2_INLINE void s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *cons
                 scv[4 * h + k] = _mm256_set_m128i(_mm_set1_epi16(sc[s0 + 1]), _mm_set1_epi16(sc[s0]));
             }
         }
-        const float dw = sw_f16_to_f32(w[b].d);
+        const float dw = s_f16(w[b].d);
         for (int t = 0; t < T; t++) {
             const sw_block_q8_K *xb = &x[t][b];
             __m256i bs16 = _mm256_loadu_si256((const __m256i *) xb->bsums);
@@ -211,37 +345,82 @@ SW_AVX2_INLINE void s_dot_q6_K(const sw_block_q6_K *w, const sw_block_q8_K *cons
         out[t] = s_hsum(acc[t]);
 }
 
-#define S_KROWS(dot, wtype)                                                                                  \
-    for (int64_t r = r0; r < r1; r++) {                                                                     \
-        const wtype *wr = (const wtype *) (w + (size_t) r * row_bytes);                                    \
-        for (int64_t t0 = 0; t0 < n_tok; t0 += S_KT) {                                                      \
-            const int T = n_tok - t0 < S_KT ? (int) (n_tok - t0) : S_KT;                                    \
-            const sw_block_q8_K *xs[S_KT];                                                                  \
-            float out[S_KT];                                                                                \
-            for (int t = 0; t < S_KT; t++)                                                                  \
-                xs[t] = (const sw_block_q8_K *) ((const char *) xa + (size_t) (t0 + (t < T ? t : 0)) * xa_stride); \
-            switch (T) {                                                                                    \
-            case 1: dot(wr, xs, n_in / SW_QK_K, out, 1); break;                                             \
-            case 2: dot(wr, xs, n_in / SW_QK_K, out, 2); break;                                             \
-            case 3: dot(wr, xs, n_in / SW_QK_K, out, 3); break;                                             \
-            default: dot(wr, xs, n_in / SW_QK_K, out, 4); break;                                            \
-            }                                                                                               \
-            for (int t = 0; t < T; t++)                                                                     \
-                y[(t0 + t) * ldy + r] = out[t];                                                             \
-        }                                                                                                   \
+/* ------------------------------------------------------------------------ */
+/*  32-element types (Q4_1, Q5_0, Q5_1, IQ4_NL) with Q8_0 activations       */
+
+enum { S_Q4_1, S_Q5_0, S_Q5_1, S_IQ4_NL };
+
+/*  y[t] = dot(row, Q8_0 row of token t) for t < T. Each weight block is
+ *  decoded once into 32 bytes in element order (low nibbles 0..15, high
+ *  16..31): unsigned codes for Q4_1/Q5_1 (x = d*q + m; the m part needs the
+ *  block sum of x), signed values for Q5_0 (q - 16) and IQ4_NL (grid), which
+ *  go through the sign trick. */
+SW_AVX2_INLINE void s_dot_b32(const uint8_t *w, const sw_block_q8_0 *const *x, int64_t nb, float *out, const int T,
+                              const int kind)
+{
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    const __m256i ones16 = _mm256_set1_epi16(1), ones8 = _mm256_set1_epi8(1);
+    const size_t bb = kind == S_Q4_1 ? sizeof(sw_block_q4_1)
+                      : kind == S_Q5_0 ? sizeof(sw_block_q5_0)
+                      : kind == S_Q5_1 ? sizeof(sw_block_q5_1)
+                                       : sizeof(sw_block_iq4_nl);
+    const int has_m = kind == S_Q4_1 || kind == S_Q5_1;
+    const int is_signed = kind == S_Q5_0 || kind == S_IQ4_NL;
+    /* qs offset: after d (and m) (and qh[4]) */
+    const size_t qo = kind == S_Q4_1 ? 4 : kind == S_Q5_0 ? 6 : kind == S_Q5_1 ? 8 : 2;
+    __m256 acc[S_KT], accm[S_KT];
+    for (int t = 0; t < S_KT; t++)
+        acc[t] = accm[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + (size_t) b * bb;
+        __m128i v = _mm_loadu_si128((const __m128i *) (blk + qo));
+        __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+        if (kind == S_IQ4_NL) {
+            const __m128i grid = _mm_loadu_si128((const __m128i *) sw_iq4nl_grid);
+            lo = _mm_shuffle_epi8(grid, lo);
+            hi = _mm_shuffle_epi8(grid, hi);
+        }
+        __m256i q = _mm256_set_m128i(hi, lo);
+        if (kind == S_Q5_0 || kind == S_Q5_1) {
+            uint32_t h;
+            memcpy(&h, blk + qo - 4, 4);
+            q = _mm256_or_si256(q, _mm256_and_si256(s_bits_to_bytes(h), _mm256_set1_epi8(0x10)));
+            if (kind == S_Q5_0)
+                q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        }
+        const __m256i aq = is_signed ? _mm256_sign_epi8(q, q) : q;
+        sw_f16_t d16, m16;
+        memcpy(&d16, blk, 2);
+        memcpy(&m16, blk + 2, 2);
+        const float dw = s_f16(d16), mw = has_m ? s_f16(m16) : 0.0f;
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_0 *xb = &x[t][b];
+            __m256i xv = _mm256_loadu_si256((const __m256i *) xb->qs);
+            const float dx = s_f16(xb->d);
+            __m256i xs = is_signed ? _mm256_sign_epi8(xv, q) : xv;
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, xs), ones16);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(p), acc[t]);
+            if (has_m) {
+                __m256i sx = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xv), ones16);
+                accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(mw * dx), _mm256_cvtepi32_ps(sx), accm[t]);
+            }
+        }
     }
-
-SW_AVX2 void sw__avx2_rows_q4_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    S_KROWS(s_dot_q4_K, sw_block_q4_K)
+    for (int t = 0; t < T; t++)
+        out[t] = s_hsum(_mm256_add_ps(acc[t], accm[t]));
 }
 
-SW_AVX2 void sw__avx2_rows_q6_K(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t r1,
-                                const void *xa, size_t xa_stride, int64_t n_tok, float *y, int64_t ldy)
-{
-    S_KROWS(s_dot_q6_K, sw_block_q6_K)
-}
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q4_1, s_dot_b32, S_Q4_1, sw_block_q8_0, 32)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q5_0, s_dot_b32, S_Q5_0, sw_block_q8_0, 32)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q5_1, s_dot_b32, S_Q5_1, sw_block_q8_0, 32)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_iq4_nl, s_dot_b32, S_IQ4_NL, sw_block_q8_0, 32)
+
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q4_K, s_dot_k45, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q5_K, s_dot_k45, 1, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q6_K, s_dot_q6_K, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q2_K, s_dot_q23, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_q3_K, s_dot_q23, 1, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_AVX2, sw__avx2_rows_iq4_xs, s_dot_iq4_xs, 0, sw_block_q8_K, SW_QK_K)
 
 /* ------------------------------------------------------------------------ */
 /*  Activation quantizer (bit-identical to sw_quantize_row Q8_0)            */
@@ -415,11 +594,13 @@ SW_AVX2 static void s_tile_q4_0(const sw__tile_t *a)
 const sw__kernels_t sw__kernels_avx2 = {
     .name = "avx2",
     .rows = {
-        [SW__K_F32] = sw__avx2_rows_f32,
-        [SW__K_F16] = sw__avx2_rows_f16,
-        [SW__K_BF16] = sw__avx2_rows_bf16,
+        SW__AVX2_SHARED_ROWS,
         [SW__K_Q4_K] = sw__avx2_rows_q4_K,
+        [SW__K_Q5_K] = sw__avx2_rows_q5_K,
         [SW__K_Q6_K] = sw__avx2_rows_q6_K,
+        [SW__K_IQ4_XS] = sw__avx2_rows_iq4_xs,
+        [SW__K_Q2_K] = sw__avx2_rows_q2_K,
+        [SW__K_Q3_K] = sw__avx2_rows_q3_K,
     },
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,

@@ -15,11 +15,17 @@
 
 #include "sw_kernels_impl.h"
 
-#define SW_TGT "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"
+#define SW_TGT "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2"
 #define SW_512 __attribute__((target(SW_TGT)))
 #define SW_512_INLINE static inline __attribute__((always_inline, target(SW_TGT)))
 
 #define S_T 8 /* tokens per tile */
+
+/*  f16 to f32 by F16C (the library's sw_f16_to_f32 is an out-of-line call). */
+SW_512_INLINE float s_f16(sw_f16_t h)
+{
+    return _cvtsh_ss(h);
+}
 
 SW_512_INLINE __m512i s_bcast(const int8_t *p)
 {
@@ -135,14 +141,284 @@ SW_512 static void s_quant(const float *x, int64_t n_in, int8_t *xq, float *xd, 
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/*  K-quants (GGUF layout) with Q8_K activations: one zmm holds 64 weights
+ *  in element order (two sub-blocks of 32 for Q4_K/Q5_K, four of 16 for
+ *  Q6_K), so the Q8_K values load straight; vpmaddubsw makes i16 pairs and
+ *  vpdpwssd multiplies them by the per-sub-block scales (one i16 lane set per
+ *  sub-block) and accumulates in i32. The weights of a block are unpacked
+ *  once for up to 4 tokens. */
+
+#define S_KT 4 /* tokens per pass (SW__ROWS_FN) */
+
+/*  The 8 lanes of v summed. */
+SW_512_INLINE float s_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/*  i16 lane i of a zmm of 64 weights (elements 2i, 2i+1) belongs to
+ *  sub-block first + i/8 of 16: the vpermw index that spreads 16 i16
+ *  sub-block scales over the lanes. */
+SW_512_INLINE __m512i s_sub16_idx(int first)
+{
+    const __m512i lane = _mm512_setr_epi32(0x00010000, 0x00030002, 0x00050004, 0x00070006, 0x00090008, 0x000b000a,
+                                           0x000d000c, 0x000f000e, 0x00110010, 0x00130012, 0x00150014, 0x00170016,
+                                           0x00190018, 0x001b001a, 0x001d001c, 0x001f001e);
+    return _mm512_add_epi16(_mm512_set1_epi16((short) first), _mm512_srli_epi16(lane, 3));
+}
+
+/*  Q4_K and Q5_K: weight vector g (0..3) = sub-blocks 2g, 2g+1 = the low
+ *  and high nibbles of qs[32g..32g+31]: broadcast, shift the upper half by 4. */
+SW_512_INLINE void s_dot_k45(const uint8_t *w, const sw_block_q8_K *const *x, int64_t nb, float *out, const int T,
+                             const int q5)
+{
+    const size_t bb = q5 ? sizeof(sw_block_q5_K) : sizeof(sw_block_q4_K);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    __m512 acc[S_KT];
+    __m256 accm[S_KT];
+    for (int t = 0; t < S_KT; t++) {
+        acc[t] = _mm512_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + (size_t) b * bb;
+        const uint8_t *s = blk + 4;
+        const uint8_t *qs = blk + (q5 ? 48 : 16);
+        /* the 6-bit scales and mins in registers (stores then a vector load
+         * would stall on store forwarding): 4 bytes per u32 */
+        uint32_t sc_lo, sc_hi, mn_lo, mn_hi;
+        sw__k4_scales(s, &sc_lo, &sc_hi, &mn_lo, &mn_hi);
+        const __m512i sc8 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_setr_epi32((int) sc_lo, (int) sc_hi, 0, 0)));
+        const __m128i mnb = _mm_setr_epi32((int) mn_lo, (int) mn_hi, 0, 0);
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mnb, mnb)); /* each min twice: per 16 */
+        __m512i q[4], scv[4];
+        const __m512i qh = q5 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (blk + 16)))
+                              : _mm512_setzero_si512();
+        for (int g = 0; g < 4; g++) {
+            __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (qs + 32 * g)));
+            q[g] = _mm512_and_si512(_mm512_srlv_epi16(v, shift), m4);
+            if (q5) {
+                /* bit 2g of qh[l] for the lower half, bit 2g+1 for the upper */
+                __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char) (1 << (2 * g))),
+                                                 _mm256_set1_epi8((char) (1 << (2 * g + 1))), 1);
+                __mmask64 k = _mm512_test_epi8_mask(qh, bit);
+                q[g] = _mm512_or_si512(q[g], _mm512_maskz_mov_epi8(k, _mm512_set1_epi8(0x10)));
+            }
+            /* i16 lanes 0..15 scale of sub-block 2g, 16..31 of 2g+1 */
+            __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16((short) (2 * g)), _mm256_set1_epi16((short) (2 * g + 1)), 1);
+            scv[g] = _mm512_permutexvar_epi16(idx, sc8);
+        }
+        sw_f16_t d16, dm16;
+        memcpy(&d16, blk, 2);
+        memcpy(&dm16, blk + 2, 2);
+        const float dw = s_f16(d16), dmw = s_f16(dm16);
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m512i sumi = _mm512_setzero_si512();
+            for (int g = 0; g < 4; g++) {
+                __m512i xv = _mm512_loadu_si512((const void *) (xb->qs + 64 * g));
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[g], xv), scv[g]);
+            }
+            __m256i summ = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *) xb->bsums));
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(dw * xb->d), _mm512_cvtepi32_ps(sumi), acc[t]);
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb->d), _mm256_cvtepi32_ps(summ), accm[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) - s_hsum8(accm[t]);
+}
+
+/*  Q6_K: weight vector 2h + k (h, k in 0..1) = elements 128h + 64k .. +63:
+ *  the low (k = 0) or high (k = 1) nibbles of ql[64h..64h+63] plus 2 bits of
+ *  qh[32h + l] (bits 4k+0..1 for the lower 32, 4k+2..3 for the upper 32);
+ *  sub-blocks of 16 = i16 lanes of 8. The -32 offset through the Q8_K sums. */
+SW_512_INLINE void s_dot_q6_K(const uint8_t *row, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                              const int T, const int kind)
+{
+    const sw_block_q6_K *w = (const sw_block_q6_K *) row;
+    (void) kind;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
+    __m512 acc[S_KT];
+    for (int t = 0; t < S_KT; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) w[b].scales));
+        const __m512i sc16z = _mm512_castsi256_si512(sc16);
+        __m512i q[4], scv[4];
+        for (int h = 0; h < 2; h++) {
+            __m512i ql = _mm512_loadu_si512((const void *) (w[b].ql + 64 * h));
+            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (w[b].qh + 32 * h)));
+            for (int k = 0; k < 2; k++) {
+                __m512i lo = k ? _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4) : _mm512_and_si512(ql, m4);
+                __m512i sh = _mm512_inserti64x4(_mm512_set1_epi16((short) (4 * k)), _mm256_set1_epi16((short) (4 * k + 2)), 1);
+                __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(qh, sh), m2);
+                q[2 * h + k] = _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+                /* i16 lane i covers elements 2i, 2i+1: sub-block 8h + 4k + i/8 */
+                __m512i idx = s_sub16_idx(8 * h + 4 * k);
+                scv[2 * h + k] = _mm512_permutexvar_epi16(idx, sc16z);
+            }
+        }
+        const float dw = s_f16(w[b].d);
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m512i sumi = _mm512_setzero_si512();
+            for (int v = 0; v < 4; v++) {
+                __m512i xv = _mm512_loadu_si512((const void *) (xb->qs + 64 * v));
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[v], xv), scv[v]);
+            }
+            __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *) xb->bsums));
+            sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(dw * xb->d), _mm512_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+/*  IQ4_XS: codes looked up as unsigned grid values u = K[q] + 128 (vpshufb
+ *  per 128-bit lane), vpdpbusd with the Q8_K values (sums of 4 in i32, no
+ *  i16 saturation), the sub-block scales d*(ls - 32) applied in f32; the
+ *  +128 comes back out through the Q8_K sums of 16. Weight vector g holds
+ *  sub-blocks 2g, 2g+1 in element order. */
+SW_512_INLINE void s_dot_iq4_xs(const uint8_t *row, const sw_block_q8_K *const *x, int64_t nb, float *out,
+                                const int T, const int kind)
+{
+    const sw_block_iq4_xs *w = (const sw_block_iq4_xs *) row;
+    (void) kind;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m512i gridu = _mm512_add_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) sw_iq4nl_grid)),
+                                          _mm512_set1_epi8((char) 128));
+    __m512 acc[S_KT];
+    __m256 accb[S_KT];
+    for (int t = 0; t < S_KT; t++) {
+        acc[t] = _mm512_setzero_ps();
+        accb[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        /* 6-bit scales ls = nibble s of scales_l | bits 2s..2s+1 of scales_h << 4 */
+        uint32_t l4;
+        memcpy(&l4, w[b].scales_l, 4);
+        /* one byte per sub-block: nibble k of l4 | 2-bit group k of scales_h << 4 */
+        const uint64_t lo8 = _pdep_u64(l4, 0x0f0f0f0f0f0f0f0full);
+        const uint64_t hi8 = _pdep_u64(w[b].scales_h, 0x3030303030303030ull);
+        const __m128i ls8 = _mm_cvtsi64_si128((long long) (lo8 | hi8));
+        const __m256i sc32 = _mm256_sub_epi32(_mm256_cvtepu8_epi32(ls8), _mm256_set1_epi32(32));
+        const float dw = s_f16(w[b].d);
+        const __m512 fs = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(sc32), _mm256_set1_ps(dw)));
+        /* the offset: each scale twice, against the sums of 16 */
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(ls8, ls8));
+        const __m256i scb = _mm256_sub_epi16(sc16, _mm256_set1_epi16(32));
+        __m512i u[4];
+        __m512 fsv[4];
+        for (int g = 0; g < 4; g++) {
+            __m256i ab = _mm256_loadu_si256((const __m256i *) (w[b].qs + 32 * g));
+            __m256i lo = _mm256_and_si256(ab, m4), hi = _mm256_and_si256(_mm256_srli_epi16(ab, 4), m4);
+            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); /* 2g lo, 2g+1 lo, 2g hi, 2g+1 hi */
+            u[g] = _mm512_shuffle_epi8(gridu, _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)));
+            __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(2 * g), _mm256_set1_epi32(2 * g + 1), 1);
+            fsv[g] = _mm512_permutexvar_ps(idx, fs);
+        }
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m512 s = _mm512_setzero_ps();
+            for (int g = 0; g < 4; g++) {
+                __m512i xv = _mm512_loadu_si512((const void *) (xb->qs + 64 * g));
+                __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[g], xv);
+                s = _mm512_fmadd_ps(fsv[g], _mm512_cvtepi32_ps(dp), s);
+            }
+            acc[t] = _mm512_fmadd_ps(s, _mm512_set1_ps(xb->d), acc[t]);
+            __m256i off = _mm256_madd_epi16(scb, _mm256_loadu_si256((const __m256i *) xb->bsums));
+            accb[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(off), _mm256_set1_ps(dw * xb->d), accb[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) - 128.0f * s_hsum8(accb[t]);
+}
+
+/*  Q2_K and Q3_K: weight vector 2n + k = elements 128n + 64k .. +63, the
+ *  2-bit codes at bits 4k (lower 32) and 4k + 2 (upper 32) of
+ *  qs[32n..32n+31]; Q3_K adds 4 where bit 4n + 2k (+1 for the upper half)
+ *  of hmask[l] is set and takes 4 off through the sums (u - 4). Sub-blocks
+ *  of 16 = i16 lanes of 8, as Q6_K. Q2_K's mins through the sums of 16. */
+SW_512_INLINE void s_dot_q23(const uint8_t *w, const sw_block_q8_K *const *x, int64_t nb, float *out, const int T,
+                             const int q3)
+{
+    const size_t bb = q3 ? sizeof(sw_block_q3_K) : sizeof(sw_block_q2_K);
+    const __m512i m2 = _mm512_set1_epi8(3);
+    __m512 acc[S_KT];
+    __m256 accm[S_KT];
+    for (int t = 0; t < S_KT; t++) {
+        acc[t] = _mm512_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + (size_t) b * bb;
+        const uint8_t *qs = blk + (q3 ? 32 : 16);
+        __m128i sc8, mn8;
+        float dw, dmw;
+        sw__q23_scales(blk, q3, &sc8, &mn8, &dw, &dmw);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        const __m512i sc16z = _mm512_castsi256_si512(sc16);
+        const __m256i mn16 = q3 ? _mm256_slli_epi16(sc16, 2) : _mm256_cvtepu8_epi16(mn8);
+        const __m512i hm = q3 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) blk)) : _mm512_setzero_si512();
+        __m512i q[4], scv[4];
+        for (int n = 0; n < 2; n++) {
+            const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (qs + 32 * n)));
+            for (int k = 0; k < 2; k++) {
+                __m512i sh = _mm512_inserti64x4(_mm512_set1_epi16((short) (4 * k)), _mm256_set1_epi16((short) (4 * k + 2)), 1);
+                __m512i u = _mm512_and_si512(_mm512_srlv_epi16(v, sh), m2);
+                if (q3) {
+                    __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char) (1 << (4 * n + 2 * k))),
+                                                     _mm256_set1_epi8((char) (1 << (4 * n + 2 * k + 1))), 1);
+                    u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(hm, bit), _mm512_set1_epi8(4)));
+                }
+                q[2 * n + k] = u;
+                __m512i idx = s_sub16_idx(8 * n + 4 * k);
+                scv[2 * n + k] = _mm512_permutexvar_epi16(idx, sc16z);
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *xb = &x[t][b];
+            __m512i sumi = _mm512_setzero_si512();
+            for (int v = 0; v < 4; v++) {
+                __m512i xv = _mm512_loadu_si512((const void *) (xb->qs + 64 * v));
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[v], xv), scv[v]);
+            }
+            __m256i summ = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *) xb->bsums));
+            if (q3) {
+                sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(summ));
+            } else {
+                accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb->d), _mm256_cvtepi32_ps(summ), accm[t]);
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(dw * xb->d), _mm512_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) - s_hsum8(accm[t]);
+}
+
+SW__ROWS_FN(SW_512 static, s_rows_q4_K, s_dot_k45, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_q5_K, s_dot_k45, 1, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_q6_K, s_dot_q6_K, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_iq4_xs, s_dot_iq4_xs, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_q2_K, s_dot_q23, 0, sw_block_q8_K, SW_QK_K)
+SW__ROWS_FN(SW_512 static, s_rows_q3_K, s_dot_q23, 1, sw_block_q8_K, SW_QK_K)
+
 const sw__kernels_t sw__kernels_avx512 = {
     .name = "avx512vnni",
     .rows = {
-        [SW__K_F32] = sw__avx2_rows_f32,
-        [SW__K_F16] = sw__avx2_rows_f16,
-        [SW__K_BF16] = sw__avx2_rows_bf16,
-        [SW__K_Q4_K] = sw__avx2_rows_q4_K,
-        [SW__K_Q6_K] = sw__avx2_rows_q6_K,
+        SW__AVX2_SHARED_ROWS,
+        [SW__K_Q4_K] = s_rows_q4_K,
+        [SW__K_Q5_K] = s_rows_q5_K,
+        [SW__K_Q6_K] = s_rows_q6_K,
+        [SW__K_IQ4_XS] = s_rows_iq4_xs,
+        [SW__K_Q2_K] = s_rows_q2_K,
+        [SW__K_Q3_K] = s_rows_q3_K,
     },
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,

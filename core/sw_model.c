@@ -1,10 +1,12 @@
-/*  sw_model.c: Llama-family decoder (llama, qwen2) over a layer range.
+/*  sw_model.c: the decoder families of sw_model.h over a layer range.
  *
  *  Tensor names follow the GGUF convention used by llama.cpp's converters:
- *  token_embd, output_norm, output, blk.N.{attn_norm, attn_q, attn_k,
- *  attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight and, for
- *  qwen2, blk.N.attn_{q,k,v}.bias. GGUF dims are innermost first, so a
- *  matrix W[out][in] is listed as [in, out].
+ *  token_embd, output_norm, output, rope_freqs, blk.N.{attn_norm, attn_q,
+ *  attn_k, attn_v, attn_qkv, attn_q_norm, attn_k_norm, attn_output,
+ *  post_attention_norm, ffn_norm, ffn_gate, ffn_up, ffn_down, post_ffw_norm,
+ *  ffn_gate_inp, ffn_gate_exps, ffn_up_exps, ffn_down_exps}.weight and
+ *  blk.N.attn_{q,k,v}.bias. GGUF dims are innermost first, so a matrix
+ *  W[out][in] is listed as [in, out], and experts as [in, out, n_expert].
  */
 #include "sw_model.h"
 
@@ -23,11 +25,17 @@
 typedef struct {
     const float *attn_norm;   /* (n_embd) */
     sw_weight_t wq, wk, wv;   /* (q_dim, n_embd), (kv_dim, n_embd), (kv_dim, n_embd) */
+    sw_weight_t wqkv;         /* fused (phi3): (q_dim + 2 kv_dim, n_embd), rows q | k | v */
     const float *bq, *bk, *bv; /* qwen2 biases or NULL */
+    const float *q_norm, *k_norm; /* (head_dim) per-head RMSNorm weights or NULL */
     sw_weight_t wo;           /* (n_embd, q_dim) */
+    const float *post_attn_norm; /* (n_embd) or NULL */
     const float *ffn_norm;    /* (n_embd) */
-    sw_weight_t w_gate, w_up; /* (n_ff, n_embd) */
+    sw_weight_t w_gate, w_up; /* (n_ff, n_embd); fused: w_up (2 n_ff, n_embd), rows gate | up */
     sw_weight_t w_down;       /* (n_embd, n_ff) */
+    const float *post_ffn_norm; /* (n_embd) or NULL */
+    sw_weight_t router;       /* MoE: (n_expert, n_embd) */
+    sw_weight_t *exp_gate, *exp_up, *exp_down; /* MoE: n_expert each, (n_ff_exp, n_embd) / (n_embd, n_ff_exp) */
 } sw_layer_t;
 
 struct sw_model_t {
@@ -37,6 +45,7 @@ struct sw_model_t {
     const sw_gguf_tensor_t *tok_embd; /* for embed (row lookup) */
     const float *output_norm;         /* (n_embd) */
     sw_weight_t output;               /* (n_vocab, n_embd) */
+    const float *rope_freqs;          /* (n_rot / 2) angle divisors (Llama 3.1) or NULL */
     sw_layer_t *layers;               /* n_layer entries; only [begin, end) set */
     float **owned;                    /* f32 copies of non-f32 norm/bias vectors */
     int n_owned;
@@ -67,98 +76,6 @@ sw_model_parts_t sw_model_parts_all(void)
 
 /* ------------------------------------------------------------------------ */
 /* hyperparameters                                                          */
-
-static int s_get_arch_u32(const sw_gguf_t *g, const char *arch, const char *suffix, uint32_t *out)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    return sw_gguf_get_u32(g, key, out);
-}
-
-static int s_get_arch_f32(const sw_gguf_t *g, const char *arch, const char *suffix, float *out)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    return sw_gguf_get_f32(g, key, out);
-}
-
-int sw_hparams_from_gguf(const sw_gguf_t *g, sw_hparams_t *hp, char *err, size_t errlen)
-{
-    memset(hp, 0, sizeof *hp);
-    if (sw_gguf_get_str_buf(g, "general.architecture", hp->arch_name, sizeof hp->arch_name) != 0)
-        return sw_err(err, errlen, "metadata key general.architecture is missing or not a string");
-    const char *arch = hp->arch_name;
-    if (!strcmp(arch, "llama")) {
-        hp->arch = SW_ARCH_LLAMA;
-        hp->rope_type = SW_ROPE_NORMAL;
-        hp->rms_eps = 1e-5f;
-    } else if (!strcmp(arch, "qwen2")) {
-        hp->arch = SW_ARCH_QWEN2;
-        hp->rope_type = SW_ROPE_NEOX;
-        hp->rms_eps = 1e-6f;
-    } else {
-        return sw_err(err, errlen, "unknown architecture '%s' (supported: llama, qwen2)", arch);
-    }
-    uint32_t v;
-    if (s_get_arch_u32(g, arch, "embedding_length", &v) || v == 0 || v > 65536)
-        return sw_err(err, errlen, "%s.embedding_length missing or out of range", arch);
-    hp->n_embd = (int32_t) v;
-    if (s_get_arch_u32(g, arch, "block_count", &v) || v == 0 || v > 1024)
-        return sw_err(err, errlen, "%s.block_count missing or out of range", arch);
-    hp->n_layer = (int32_t) v;
-    if (s_get_arch_u32(g, arch, "feed_forward_length", &v) || v == 0 || v > 1048576)
-        return sw_err(err, errlen, "%s.feed_forward_length missing or out of range", arch);
-    hp->n_ff = (int32_t) v;
-    if (s_get_arch_u32(g, arch, "attention.head_count", &v) || v == 0 || v > 1024)
-        return sw_err(err, errlen, "%s.attention.head_count missing or out of range", arch);
-    hp->n_head = (int32_t) v;
-    hp->n_head_kv = hp->n_head;
-    if (s_get_arch_u32(g, arch, "attention.head_count_kv", &v) == 0) {
-        if (v == 0 || v > (uint32_t) hp->n_head || hp->n_head % (int32_t) v != 0)
-            return sw_err(err, errlen, "%s.attention.head_count_kv = %u does not divide head_count %d",
-                          arch, v, hp->n_head);
-        hp->n_head_kv = (int32_t) v;
-    }
-    if (hp->n_head / hp->n_head_kv > 64)
-        return sw_err(err, errlen, "%d query heads per KV head is not supported (at most 64)",
-                      hp->n_head / hp->n_head_kv);
-    hp->head_dim = hp->n_embd / hp->n_head;
-    if (s_get_arch_u32(g, arch, "attention.key_length", &v) == 0)
-        hp->head_dim = (int32_t) v;
-    if (hp->head_dim <= 0 || hp->head_dim > 1024 || hp->head_dim % 2 != 0)
-        return sw_err(err, errlen, "head dimension %d is not supported (must be even, 2..1024)", hp->head_dim);
-    hp->n_rot = hp->head_dim;
-    if (s_get_arch_u32(g, arch, "rope.dimension_count", &v) == 0) {
-        if (v == 0 || (int32_t) v > hp->head_dim || v % 2 != 0)
-            return sw_err(err, errlen, "%s.rope.dimension_count = %u is invalid for head dim %d", arch, v,
-                          hp->head_dim);
-        hp->n_rot = (int32_t) v;
-    }
-    hp->n_ctx_train = 2048;
-    if (s_get_arch_u32(g, arch, "context_length", &v) == 0 && v > 0)
-        hp->n_ctx_train = v > (1u << 24) ? (1 << 24) : (int32_t) v;
-    float f;
-    if (s_get_arch_f32(g, arch, "attention.layer_norm_rms_epsilon", &f) == 0) {
-        if (!(f > 0.0f && f < 1.0f))
-            return sw_err(err, errlen, "%s.attention.layer_norm_rms_epsilon = %g is invalid", arch, f);
-        hp->rms_eps = f;
-    }
-    hp->rope_theta = 10000.0f;
-    if (s_get_arch_f32(g, arch, "rope.freq_base", &f) == 0) {
-        if (!(f > 1.0f))
-            return sw_err(err, errlen, "%s.rope.freq_base = %g is invalid", arch, f);
-        hp->rope_theta = f;
-    }
-    const sw_gguf_tensor_t *te = sw_gguf_find_tensor(g, "token_embd.weight");
-    if (!te)
-        return sw_err(err, errlen, "tensor token_embd.weight is missing");
-    if (te->n_dims != 2 || te->ne[0] != hp->n_embd || te->ne[1] <= 0 || te->ne[1] > (1 << 24))
-        return sw_err(err, errlen, "tensor token_embd.weight has shape [%lld, %lld], expected [%d, n_vocab]",
-                      (long long) te->ne[0], (long long) te->ne[1], hp->n_embd);
-    hp->n_vocab = (int32_t) te->ne[1];
-    hp->tied_output = sw_gguf_find_tensor(g, "output.weight") == NULL;
-    return 0;
-}
 
 /* ------------------------------------------------------------------------ */
 /* loading                                                                  */
@@ -245,6 +162,42 @@ static int s_matrix(sw_model_t *m, sw_weight_t *w, const char *name, int64_t n_i
     return 0;
 }
 
+/* The n_expert matrices of a 3-D expert tensor [n_in, n_out, n_expert]:
+ * expert e is the e-th [n_in, n_out] slice. *ws gets n_expert weights
+ * (owned by the layer). Returns 0 or -1. */
+static int s_experts(sw_model_t *m, sw_weight_t **ws, const char *name, int64_t n_in, int64_t n_out, char *err,
+                     size_t errlen)
+{
+    const int32_t n_exp = m->hp.n_expert;
+    const sw_gguf_tensor_t *t = sw_gguf_find_tensor(m->gguf, name);
+    if (!t)
+        return sw_err(err, errlen, "tensor %s is missing", name);
+    if (t->n_dims != 3 || t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_exp || t->ne[3] != 1)
+        return sw_err(err, errlen, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %d]", name,
+                      (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3],
+                      (long long) n_in, (long long) n_out, (int) n_exp);
+    if (!(*ws = calloc((size_t) n_exp, sizeof **ws)))
+        return sw_err(err, errlen, "out of memory");
+    const size_t slice = sw_dtype_row_size(t->type, n_in) * (size_t) n_out;
+    for (int32_t e = 0; e < n_exp; e++) {
+        const uint8_t *data = (const uint8_t *) t->data + (size_t) e * slice;
+        if (sw_weight_init(&(*ws)[e], t->type, n_in, n_out, data) != 0)
+            return sw_err(err, errlen, "tensor %s: type %s is not supported for matrix products", name,
+                          sw_dtype_name(t->type));
+        if ((*ws)[e].priv)
+            s_drop_pages(data, slice);
+    }
+    return 0;
+}
+
+static void s_experts_release(sw_weight_t **ws, int32_t n)
+{
+    for (int32_t e = 0; *ws && e < n; e++)
+        sw_weight_release(&(*ws)[e]);
+    free(*ws);
+    *ws = NULL;
+}
+
 static int s_load_layer(sw_model_t *m, int32_t il, char *err, size_t errlen)
 {
     const sw_hparams_t *hp = &m->hp;
@@ -256,19 +209,43 @@ static int s_load_layer(sw_model_t *m, int32_t il, char *err, size_t errlen)
     if (s_vector(m, NAME("attn_norm.weight"), hp->n_embd, false, &L->attn_norm, err, errlen) ||
         s_vector(m, NAME("ffn_norm.weight"), hp->n_embd, false, &L->ffn_norm, err, errlen))
         return -1;
-    if (s_matrix(m, &L->wq, NAME("attn_q.weight"), hp->n_embd, q_dim, err, errlen) ||
-        s_matrix(m, &L->wk, NAME("attn_k.weight"), hp->n_embd, kv_dim, err, errlen) ||
-        s_matrix(m, &L->wv, NAME("attn_v.weight"), hp->n_embd, kv_dim, err, errlen) ||
-        s_matrix(m, &L->wo, NAME("attn_output.weight"), q_dim, hp->n_embd, err, errlen) ||
-        s_matrix(m, &L->w_gate, NAME("ffn_gate.weight"), hp->n_embd, hp->n_ff, err, errlen) ||
-        s_matrix(m, &L->w_up, NAME("ffn_up.weight"), hp->n_embd, hp->n_ff, err, errlen) ||
-        s_matrix(m, &L->w_down, NAME("ffn_down.weight"), hp->n_ff, hp->n_embd, err, errlen))
+    if (hp->fused) {
+        if (s_matrix(m, &L->wqkv, NAME("attn_qkv.weight"), hp->n_embd, q_dim + 2 * kv_dim, err, errlen))
+            return -1;
+    } else if (s_matrix(m, &L->wq, NAME("attn_q.weight"), hp->n_embd, q_dim, err, errlen) ||
+               s_matrix(m, &L->wk, NAME("attn_k.weight"), hp->n_embd, kv_dim, err, errlen) ||
+               s_matrix(m, &L->wv, NAME("attn_v.weight"), hp->n_embd, kv_dim, err, errlen)) {
         return -1;
-    /* Q/K/V biases: required by qwen2, accepted when present in llama files */
+    }
+    if (s_matrix(m, &L->wo, NAME("attn_output.weight"), q_dim, hp->n_embd, err, errlen))
+        return -1;
+    if (hp->n_expert > 0) {
+        if (s_matrix(m, &L->router, NAME("ffn_gate_inp.weight"), hp->n_embd, hp->n_expert, err, errlen) ||
+            s_experts(m, &L->exp_gate, NAME("ffn_gate_exps.weight"), hp->n_embd, hp->n_ff_exp, err, errlen) ||
+            s_experts(m, &L->exp_up, NAME("ffn_up_exps.weight"), hp->n_embd, hp->n_ff_exp, err, errlen) ||
+            s_experts(m, &L->exp_down, NAME("ffn_down_exps.weight"), hp->n_ff_exp, hp->n_embd, err, errlen))
+            return -1;
+    } else if (hp->fused) {
+        if (s_matrix(m, &L->w_up, NAME("ffn_up.weight"), hp->n_embd, 2 * (int64_t) hp->n_ff, err, errlen) ||
+            s_matrix(m, &L->w_down, NAME("ffn_down.weight"), hp->n_ff, hp->n_embd, err, errlen))
+            return -1;
+    } else if (s_matrix(m, &L->w_gate, NAME("ffn_gate.weight"), hp->n_embd, hp->n_ff, err, errlen) ||
+               s_matrix(m, &L->w_up, NAME("ffn_up.weight"), hp->n_embd, hp->n_ff, err, errlen) ||
+               s_matrix(m, &L->w_down, NAME("ffn_down.weight"), hp->n_ff, hp->n_embd, err, errlen)) {
+        return -1;
+    }
+    /* Q/K/V biases: required by qwen2, accepted when present elsewhere */
     const bool optional = hp->arch != SW_ARCH_QWEN2;
-    if (s_vector(m, NAME("attn_q.bias"), q_dim, optional, &L->bq, err, errlen) ||
-        s_vector(m, NAME("attn_k.bias"), kv_dim, optional, &L->bk, err, errlen) ||
-        s_vector(m, NAME("attn_v.bias"), kv_dim, optional, &L->bv, err, errlen))
+    if (!hp->fused && (s_vector(m, NAME("attn_q.bias"), q_dim, optional, &L->bq, err, errlen) ||
+                       s_vector(m, NAME("attn_k.bias"), kv_dim, optional, &L->bk, err, errlen) ||
+                       s_vector(m, NAME("attn_v.bias"), kv_dim, optional, &L->bv, err, errlen)))
+        return -1;
+    if (hp->qk_norm && (s_vector(m, NAME("attn_q_norm.weight"), hp->head_dim, false, &L->q_norm, err, errlen) ||
+                        s_vector(m, NAME("attn_k_norm.weight"), hp->head_dim, false, &L->k_norm, err, errlen)))
+        return -1;
+    if (hp->post_norms &&
+        (s_vector(m, NAME("post_attention_norm.weight"), hp->n_embd, false, &L->post_attn_norm, err, errlen) ||
+         s_vector(m, NAME("post_ffw_norm.weight"), hp->n_embd, false, &L->post_ffn_norm, err, errlen)))
         return -1;
 #undef NAME
     return 0;
@@ -315,6 +292,10 @@ static sw_model_t *s_model_from_gguf(sw_gguf_t *gguf, const sw_model_parts_t *pa
         if (s_matrix(m, &m->output, out_name, m->hp.n_embd, m->hp.n_vocab, err, errlen) != 0)
             goto fail;
     }
+    /* Llama 3.1 frequency factors: every block's RoPE needs them */
+    if (parts.layer_end > parts.layer_begin &&
+        s_vector(m, "rope_freqs.weight", m->hp.n_rot / 2, true, &m->rope_freqs, err, errlen) != 0)
+        goto fail;
     for (int32_t il = parts.layer_begin; il < parts.layer_end; il++)
         if (s_load_layer(m, il, err, errlen) != 0)
             goto fail;
@@ -347,6 +328,11 @@ void sw_model_destroy(sw_model_t **self_p)
             sw_weight_release(&L->w_gate);
             sw_weight_release(&L->w_up);
             sw_weight_release(&L->w_down);
+            sw_weight_release(&L->wqkv);
+            sw_weight_release(&L->router);
+            s_experts_release(&L->exp_gate, m->hp.n_expert);
+            s_experts_release(&L->exp_up, m->hp.n_expert);
+            s_experts_release(&L->exp_down, m->hp.n_expert);
         }
         free(m->layers);
     }
@@ -484,12 +470,17 @@ int sw_model_embed(const sw_model_t *self, const int32_t *tokens, int64_t n_tok,
         return sw_err(err, errlen, "embeddings are not loaded in this model instance");
     const int64_t n_embd = self->hp.n_embd;
     const size_t row = sw_dtype_row_size(self->tok_embd->type, n_embd);
+    const float scale = self->hp.embed_scale ? sqrtf((float) n_embd) : 1.0f; /* Gemma: sqrt(n_embd) */
     for (int64_t i = 0; i < n_tok; i++) {
         if (tokens[i] < 0 || tokens[i] >= self->hp.n_vocab)
             return sw_err(err, errlen, "token id %d is out of range [0, %d)", (int) tokens[i], (int) self->hp.n_vocab);
         const uint8_t *src = (const uint8_t *) self->tok_embd->data + (size_t) tokens[i] * row;
-        if (sw_dequantize_row(self->tok_embd->type, src, hidden + i * n_embd, n_embd) != 0)
+        float *h = hidden + i * n_embd;
+        if (sw_dequantize_row(self->tok_embd->type, src, h, n_embd) != 0)
             return sw_err(err, errlen, "cannot convert token_embd row of type %s", sw_dtype_name(self->tok_embd->type));
+        if (scale != 1.0f)
+            for (int64_t j = 0; j < n_embd; j++)
+                h[j] *= scale;
     }
     return 0;
 }
@@ -506,13 +497,17 @@ static void s_rmsnorm(float *out, const float *x, const float *w, int64_t n, flo
 }
 
 /* Fills cs[0..half) with cos and cs[half..2*half) with sin of the angles
- * pos * theta^(-2i / n_rot), i < half = n_rot / 2 (Su et al. 2021, eq. 34),
- * computed in double so the result does not depend on evaluation order. */
-static void s_rope_table(float *cs, int32_t pos, int32_t n_rot, float theta)
+ * pos * scale * theta^(-2i / n_rot) / freq[i], i < half = n_rot / 2 (Su et
+ * al. 2021, eq. 34; scale: linear position interpolation, Chen et al. 2023;
+ * freq: Llama 3.1's per-pair factors, or NULL), computed in double so the
+ * result does not depend on evaluation order. */
+static void s_rope_table(float *cs, int32_t pos, int32_t n_rot, float theta, float scale, const float *freq)
 {
     const int32_t half = n_rot / 2;
     for (int32_t i = 0; i < half; i++) {
-        const double angle = (double) pos * pow((double) theta, -2.0 * (double) i / (double) n_rot);
+        double angle = (double) pos * (double) scale * pow((double) theta, -2.0 * (double) i / (double) n_rot);
+        if (freq)
+            angle /= (double) freq[i];
         cs[i] = (float) cos(angle);
         cs[half + i] = (float) sin(angle);
     }
@@ -533,37 +528,26 @@ static void s_rope(float *x, const float *cs, int32_t n_rot, sw_rope_type_t type
     }
 }
 
-/* Dot product with 8 independent partial sums, so the compiler can use SIMD
- * lanes (a single float accumulator would force strict left-to-right order). */
-static inline float s_dot(const float *a, const float *b, int32_t n)
-{
-    float acc[8] = {0};
-    int32_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
 typedef struct {
     const sw_hparams_t *hp;
     sw_seq_t *seqs;
     int n_seqs;
     int32_t il_local;     /* layer index inside each kv */
+    int32_t window;       /* sliding window in positions, 0 = none */
+    float softcap;        /* attention-score soft cap, 0 = none */
     const float *q;       /* (N, q_dim) */
     float *out;           /* (N, q_dim) */
-    float *scores;        /* (nth, max_ctx) */
+    float *scores;        /* (nth, group, max_ctx) */
     int32_t max_ctx;
-    int64_t n_items;      /* N * n_head */
+    int64_t n_items;      /* N * n_head_kv */
     const int64_t *seq_start; /* first row of each sequence in the batch */
 } s_attn_job_t;
 
 /* Causal scaled dot-product attention (Vaswani et al. 2017) for the work
  * items [ith * n / nth, (ith+1) * n / nth). One item = (token, KV head): the
- * query heads of a GQA group share each read of their K and V rows. */
+ * query heads of a GQA group share each read of their K and V rows. With a
+ * window w, position p sees positions [p - w + 1, p]; with a soft cap c,
+ * scores s become c * tanh(s / c) before the softmax (Gemma 2). */
 static void s_attn_worker(void *arg, int ith, int nth)
 {
     s_attn_job_t *J = arg;
@@ -583,6 +567,7 @@ static void s_attn_worker(void *arg, int ith, int nth)
             s--;
         const sw_seq_t *sq = &J->seqs[s];
         const int32_t pos = sq->pos + (int32_t) (row - J->seq_start[s]), n_t = pos + 1;
+        const int32_t t0 = J->window > 0 && n_t > J->window ? n_t - J->window : 0;
         const sw_kv_t *kv = sq->kv;
         const size_t n_ctx = (size_t) kv->n_ctx;
         const float *Kt = kv->k + ((size_t) J->il_local * n_kv + kh) * hd * n_ctx;
@@ -591,18 +576,21 @@ static void s_attn_worker(void *arg, int ith, int nth)
         for (int32_t g = 0; g < group; g++) {
             const float *q = J->q + row * q_dim + (int64_t) (kh * group + g) * hd;
             float *sc = scores + (size_t) g * J->max_ctx;
-            memset(sc, 0, sizeof(float) * (size_t) n_t);
+            memset(sc + t0, 0, sizeof(float) * (size_t) (n_t - t0));
             for (int32_t i = 0; i < hd; i++) {
                 const float qi = q[i] * scale;
                 const float *kr = Kt + (size_t) i * n_ctx;
-                for (int32_t t = 0; t < n_t; t++)
+                for (int32_t t = t0; t < n_t; t++)
                     sc[t] += qi * kr[t];
             }
+            if (J->softcap > 0.0f)
+                for (int32_t t = t0; t < n_t; t++)
+                    sc[t] = J->softcap * tanhf(sc[t] / J->softcap);
             float mx = -INFINITY;
-            for (int32_t t = 0; t < n_t; t++)
+            for (int32_t t = t0; t < n_t; t++)
                 mx = sc[t] > mx ? sc[t] : mx;
             float sum = 0.0f;
-            for (int32_t t = 0; t < n_t; t++) {
+            for (int32_t t = t0; t < n_t; t++) {
                 sc[t] = expf(sc[t] - mx);
                 sum += sc[t];
             }
@@ -610,7 +598,7 @@ static void s_attn_worker(void *arg, int ith, int nth)
             float *o = J->out + row * q_dim + (int64_t) (kh * group + g) * hd;
             memset(o, 0, sizeof(float) * (size_t) hd);
         }
-        for (int32_t t = 0; t < n_t; t++) {
+        for (int32_t t = t0; t < n_t; t++) {
             const float *v = V + (size_t) t * kv_dim;
             for (int32_t g = 0; g < group; g++) {
                 const float p = scores[(size_t) g * J->max_ctx + t] * inv[g];
@@ -623,6 +611,111 @@ static void s_attn_worker(void *arg, int ith, int nth)
 }
 
 static inline float s_silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* GELU, tanh approximation (Hendrycks & Gimpel 2016, eq. 2). */
+static inline float s_gelu_tanh(float x)
+{
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+/* g[i] = act(g[i]) * u[i] for n elements (SwiGLU / GeGLU). */
+static void s_glu(float *g, const float *u, size_t n, sw_act_t act)
+{
+    if (act == SW_ACT_GELU_TANH)
+        for (size_t i = 0; i < n; i++)
+            g[i] = s_gelu_tanh(g[i]) * u[i];
+    else
+        for (size_t i = 0; i < n; i++)
+            g[i] = s_silu(g[i]) * u[i];
+}
+
+/* Scratch of the MoE feed-forward for N tokens (floats, 16-aligned parts). */
+static size_t s_moe_floats(const sw_hparams_t *hp, int64_t N)
+{
+    const size_t ne = (size_t) hp->n_expert, k = (size_t) hp->n_expert_used, n = (size_t) N;
+    return n * ne + 2 * n * k + n + n * (size_t) hp->n_embd * 2 + 2 * n * (size_t) hp->n_ff_exp + 16 * 8;
+}
+
+/* Mixture-of-experts feed-forward: y (N, n_embd) = sum over each token's
+ * chosen experts e of w_e * W_down,e (act(W_gate,e x) * W_up,e x), with
+ * p = softmax(W_router x) over all experts, the n_expert_used largest kept
+ * (ties to the lower index) and, if hp->expert_weights_norm, divided by
+ * their sum. Tokens are grouped by expert, so each chosen expert's matrices
+ * are read once per call and unchosen experts not at all. */
+static int s_moe(sw_exec_t *ex, const sw_hparams_t *hp, const sw_layer_t *L, const float *x, int64_t N, float *y,
+                 float *scratch)
+{
+    const int32_t ne = hp->n_expert, k = hp->n_expert_used, n_embd = hp->n_embd, n_ff = hp->n_ff_exp;
+    float *p = scratch;
+    float *r = p; p += (size_t) N * ne;                   /* (N, n_expert) router logits, then probabilities */
+    float *wsel = p; p += (size_t) N * k;                 /* (N, k) weights of the chosen experts */
+    int32_t *sel = (int32_t *) p; p += (size_t) N * k;    /* (N, k) chosen expert ids */
+    int32_t *rows = (int32_t *) p; p += (size_t) N;       /* tokens routed to the current expert */
+    float *xg = p; p += (size_t) N * n_embd;              /* (cnt, n_embd) their inputs */
+    float *yg = p; p += (size_t) N * n_embd;              /* (cnt, n_embd) expert outputs */
+    float *g = p; p += (size_t) N * n_ff;                 /* (cnt, n_ff_exp) gate */
+    float *u = p;                                         /* (cnt, n_ff_exp) up */
+    if (sw_matmul(ex->pool, &L->router, x, N, r) != 0)
+        return -1;
+    for (int64_t t = 0; t < N; t++) {
+        float *rt = r + t * ne;
+        float mx = -INFINITY;
+        for (int32_t e = 0; e < ne; e++)
+            mx = rt[e] > mx ? rt[e] : mx;
+        double sum = 0.0;
+        for (int32_t e = 0; e < ne; e++)
+            sum += (rt[e] = expf(rt[e] - mx));
+        for (int32_t e = 0; e < ne; e++)
+            rt[e] = (float) (rt[e] / sum);
+        double kept = 0.0;
+        for (int32_t j = 0; j < k; j++) {
+            int32_t best = -1;
+            for (int32_t e = 0; e < ne; e++) {
+                bool taken = false;
+                for (int32_t i = 0; i < j; i++)
+                    taken |= sel[t * k + i] == e;
+                if (!taken && (best < 0 || rt[e] > rt[best]))
+                    best = e;
+            }
+            sel[t * k + j] = best;
+            wsel[t * k + j] = rt[best];
+            kept += rt[best];
+        }
+        if (hp->expert_weights_norm)
+            for (int32_t j = 0; j < k; j++)
+                wsel[t * k + j] = (float) (wsel[t * k + j] / kept);
+    }
+    memset(y, 0, sizeof(float) * (size_t) N * (size_t) n_embd);
+    for (int32_t e = 0; e < ne; e++) {
+        int64_t cnt = 0;
+        for (int64_t t = 0; t < N; t++)
+            for (int32_t j = 0; j < k; j++)
+                if (sel[t * k + j] == e) {
+                    rows[cnt] = (int32_t) t;
+                    memcpy(xg + cnt * n_embd, x + t * n_embd, sizeof(float) * (size_t) n_embd);
+                    cnt++;
+                }
+        if (cnt == 0)
+            continue;
+        const sw_weight_t *gu_w[2] = {&L->exp_gate[e], &L->exp_up[e]};
+        float *gu_y[2] = {g, u};
+        if (sw_matmul_multi(ex->pool, gu_w, 2, xg, cnt, gu_y) != 0)
+            return -1;
+        s_glu(g, u, (size_t) cnt * (size_t) n_ff, hp->act);
+        if (sw_matmul(ex->pool, &L->exp_down[e], g, cnt, yg) != 0)
+            return -1;
+        for (int64_t c = 0; c < cnt; c++) {
+            const int64_t t = rows[c];
+            float w = 0.0f;
+            for (int32_t j = 0; j < k; j++)
+                w += sel[t * k + j] == e ? wsel[t * k + j] : 0.0f;
+            for (int32_t i = 0; i < n_embd; i++)
+                y[t * n_embd + i] += w * yg[c * n_embd + i];
+        }
+    }
+    return 0;
+}
 
 /* Forward over blocks [a, b) for sequences whose tokens all fit one ubatch. */
 static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32_t b, sw_seq_t *seqs, int n_seqs,
@@ -641,27 +734,32 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
     const int nth = sw_pool_n_threads(ex->pool);
     /* scratch layout */
     const size_t n_x = (size_t) (N * n_embd), n_q = (size_t) (N * q_dim), n_kv = (size_t) (N * kv_dim);
-    const size_t n_f = (size_t) (N * n_ff);
+    const size_t n_f = (size_t) (N * n_ff) * (hp->fused ? 2 : 1);
+    const size_t n_qkv = hp->fused ? (size_t) N * (size_t) (q_dim + 2 * kv_dim) : 0;
+    const size_t n_moe = hp->n_expert > 0 ? s_moe_floats(hp, N) + n_x : 0;
     const size_t n_sc = (size_t) nth * (size_t) (hp->n_head / hp->n_head_kv) * (size_t) max_ctx;
     const size_t n_rope = (size_t) N * (size_t) hp->n_rot;
     const size_t pad = 16; /* keep each region 64-byte aligned */
 #define ROUND(n) (((n) + pad - 1) / pad * pad)
-    size_t total = ROUND(n_x) * 2 + ROUND(n_q) * 2 + ROUND(n_kv) * 2 + ROUND(n_f) * 2 + ROUND(n_sc) + ROUND(n_rope) +
-                   ROUND((size_t) n_seqs + 1) * 4;
+    size_t total = ROUND(n_x) * 2 + ROUND(n_q) * 2 + ROUND(n_kv) * 2 + ROUND(n_f) * 2 + ROUND(n_qkv) + ROUND(n_moe) +
+                   ROUND(n_sc) + ROUND(n_rope) * 2 + ROUND((size_t) n_seqs + 1) * 4;
     float *base = s_scratch(ex, total);
     if (!base)
         return sw_err(err, errlen, "out of memory for %lld tokens of scratch", (long long) N);
     float *p = base;
-    float *x = p; p += ROUND(n_x);
-    float *xn = p; p += ROUND(n_x);
-    float *q = p; p += ROUND(n_q);
-    float *att = p; p += ROUND(n_q);
-    float *k = p; p += ROUND(n_kv);
-    float *v = p; p += ROUND(n_kv);
-    float *g = p; p += ROUND(n_f);
-    float *u = p; p += ROUND(n_f);
-    float *scores = p; p += ROUND(n_sc);
-    float *rope = p; p += ROUND(n_rope);
+    float *x = p; p += ROUND(n_x);          /* (N, n_embd) residual stream */
+    float *xn = p; p += ROUND(n_x);         /* (N, n_embd) normed input / block output */
+    float *q = p; p += ROUND(n_q);          /* (N, q_dim) */
+    float *att = p; p += ROUND(n_q);        /* (N, q_dim) attention output */
+    float *k = p; p += ROUND(n_kv);         /* (N, kv_dim) */
+    float *v = p; p += ROUND(n_kv);         /* (N, kv_dim) */
+    float *g = p; p += ROUND(n_f);          /* (N, n_ff) gate; fused: (N, 2 n_ff) gate | up */
+    float *u = p; p += ROUND(n_f);          /* (N, n_ff) up */
+    float *qkv = p; p += ROUND(n_qkv);      /* fused: (N, q_dim + 2 kv_dim) */
+    float *moe = p; p += ROUND(n_moe);      /* s_moe scratch */
+    float *scores = p; p += ROUND(n_sc);    /* (nth, group, max_ctx) */
+    float *rope = p; p += ROUND(n_rope);    /* (N, n_rot) cos | sin, global blocks */
+    float *rope_swa = p; p += ROUND(n_rope); /* (N, n_rot) cos | sin, sliding-window blocks */
     int64_t *seq_start = (int64_t *) p; /* n_seqs + 1 int64 (2 floats each) */
     int64_t *local_start = seq_start + n_seqs + 1;
 #undef ROUND
@@ -673,18 +771,37 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
     }
     seq_start[n_seqs] = row;
     for (int s = 0; s < n_seqs; s++)
-        for (int32_t t = 0; t < seqs[s].n_tok; t++)
-            s_rope_table(rope + (seq_start[s] + t) * hp->n_rot, seqs[s].pos + t, hp->n_rot, hp->rope_theta);
+        for (int32_t t = 0; t < seqs[s].n_tok; t++) {
+            const int64_t r = seq_start[s] + t;
+            s_rope_table(rope + r * hp->n_rot, seqs[s].pos + t, hp->n_rot, hp->rope_theta, hp->rope_scale,
+                         m->rope_freqs);
+            if (hp->n_swa > 0)
+                s_rope_table(rope_swa + r * hp->n_rot, seqs[s].pos + t, hp->n_rot, hp->rope_theta_swa,
+                             hp->rope_scale_swa, m->rope_freqs);
+        }
 
     for (int32_t il = a; il < b; il++) {
         const sw_layer_t *L = &m->layers[il];
+        const bool local = sw_hparams_layer_is_local(hp, il);
+        const float *rope_l = local ? rope_swa : rope;
         /* attention */
         for (int64_t r = 0; r < N; r++)
             s_rmsnorm(xn + r * n_embd, x + r * n_embd, L->attn_norm, n_embd, hp->rms_eps);
-        const sw_weight_t *qkv_w[3] = {&L->wq, &L->wk, &L->wv};
-        float *qkv_y[3] = {q, k, v};
-        if (sw_matmul_multi(ex->pool, qkv_w, 3, xn, N, qkv_y))
-            return sw_err(err, errlen, "matrix product failed (out of memory)");
+        if (hp->fused) {
+            if (sw_matmul(ex->pool, &L->wqkv, xn, N, qkv))
+                return sw_err(err, errlen, "matrix product failed (out of memory)");
+            for (int64_t r = 0; r < N; r++) {
+                const float *src = qkv + r * (q_dim + 2 * kv_dim);
+                memcpy(q + r * q_dim, src, sizeof(float) * (size_t) q_dim);
+                memcpy(k + r * kv_dim, src + q_dim, sizeof(float) * (size_t) kv_dim);
+                memcpy(v + r * kv_dim, src + q_dim + kv_dim, sizeof(float) * (size_t) kv_dim);
+            }
+        } else {
+            const sw_weight_t *qkv_w[3] = {&L->wq, &L->wk, &L->wv};
+            float *qkv_y[3] = {q, k, v};
+            if (sw_matmul_multi(ex->pool, qkv_w, 3, xn, N, qkv_y))
+                return sw_err(err, errlen, "matrix product failed (out of memory)");
+        }
         for (int64_t r = 0; r < N; r++) {
             if (L->bq)
                 for (int64_t i = 0; i < q_dim; i++) q[r * q_dim + i] += L->bq[i];
@@ -692,6 +809,12 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
                 for (int64_t i = 0; i < kv_dim; i++) k[r * kv_dim + i] += L->bk[i];
             if (L->bv)
                 for (int64_t i = 0; i < kv_dim; i++) v[r * kv_dim + i] += L->bv[i];
+            if (L->q_norm) /* per-head RMSNorm, one weight vector for all heads */
+                for (int32_t h = 0; h < hp->n_head; h++)
+                    s_rmsnorm(q + r * q_dim + h * hd, q + r * q_dim + h * hd, L->q_norm, hd, hp->rms_eps);
+            if (L->k_norm)
+                for (int32_t h = 0; h < hp->n_head_kv; h++)
+                    s_rmsnorm(k + r * kv_dim + h * hd, k + r * kv_dim + h * hd, L->k_norm, hd, hp->rms_eps);
         }
         for (int s = 0; s < n_seqs; s++) {
             sw_kv_t *kv = seqs[s].kv;
@@ -699,7 +822,7 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
             for (int32_t t = 0; t < seqs[s].n_tok; t++) {
                 const int64_t r = seq_start[s] + t;
                 const int32_t pos = seqs[s].pos + t;
-                const float *cs = rope + r * hp->n_rot;
+                const float *cs = rope_l + r * hp->n_rot;
                 for (int32_t h = 0; h < hp->n_head; h++)
                     s_rope(q + r * q_dim + h * hd, cs, hp->n_rot, hp->rope_type);
                 for (int32_t h = 0; h < hp->n_head_kv; h++)
@@ -720,6 +843,7 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
                 local_start[s - s0] = seq_start[s] - shift;
             s_attn_job_t job = {
                 .hp = hp, .seqs = seqs + s0, .n_seqs = s1 - s0, .il_local = il - seqs[s0].kv->layer_begin,
+                .window = local ? hp->n_swa : 0, .softcap = hp->attn_softcap,
                 .q = q + shift * q_dim, .out = att + shift * q_dim, .scores = scores, .max_ctx = max_ctx,
                 .n_items = (seq_start[s1] - shift) * hp->n_head_kv, .seq_start = local_start,
             };
@@ -730,19 +854,43 @@ static int s_forward_ubatch(sw_exec_t *ex, const sw_model_t *m, int32_t a, int32
         }
         if (sw_matmul(ex->pool, &L->wo, att, N, xn))
             return sw_err(err, errlen, "matrix product failed (out of memory)");
+        if (L->post_attn_norm)
+            for (int64_t r = 0; r < N; r++)
+                s_rmsnorm(xn + r * n_embd, xn + r * n_embd, L->post_attn_norm, n_embd, hp->rms_eps);
         for (size_t i = 0; i < n_x; i++)
             x[i] += xn[i];
-        /* feed-forward (SwiGLU, Shazeer 2020) */
+        /* feed-forward: SwiGLU / GeGLU (Shazeer 2020), dense or experts */
         for (int64_t r = 0; r < N; r++)
             s_rmsnorm(xn + r * n_embd, x + r * n_embd, L->ffn_norm, n_embd, hp->rms_eps);
-        const sw_weight_t *gu_w[2] = {&L->w_gate, &L->w_up};
-        float *gu_y[2] = {g, u};
-        if (sw_matmul_multi(ex->pool, gu_w, 2, xn, N, gu_y))
-            return sw_err(err, errlen, "matrix product failed (out of memory)");
-        for (size_t i = 0; i < n_f; i++)
-            g[i] = s_silu(g[i]) * u[i];
-        if (sw_matmul(ex->pool, &L->w_down, g, N, xn))
-            return sw_err(err, errlen, "matrix product failed (out of memory)");
+        if (hp->n_expert > 0) {
+            float *moe_y = moe + s_moe_floats(hp, N); /* (N, n_embd) */
+            if (s_moe(ex, hp, L, xn, N, moe_y, moe) != 0)
+                return sw_err(err, errlen, "matrix product failed (out of memory)");
+            memcpy(xn, moe_y, sizeof(float) * n_x);
+        } else if (hp->fused) {
+            if (sw_matmul(ex->pool, &L->w_up, xn, N, g))
+                return sw_err(err, errlen, "matrix product failed (out of memory)");
+            for (int64_t r = 0; r < N; r++)
+                for (int64_t i = 0; i < n_ff; i++)
+                    u[r * n_ff + i] = g[r * 2 * n_ff + i];
+            for (int64_t r = 0; r < N; r++)
+                memmove(g + r * n_ff, g + r * 2 * n_ff + n_ff, sizeof(float) * (size_t) n_ff);
+            /* now u = gate, g = up */
+            s_glu(u, g, (size_t) (N * n_ff), hp->act);
+            if (sw_matmul(ex->pool, &L->w_down, u, N, xn))
+                return sw_err(err, errlen, "matrix product failed (out of memory)");
+        } else {
+            const sw_weight_t *gu_w[2] = {&L->w_gate, &L->w_up};
+            float *gu_y[2] = {g, u};
+            if (sw_matmul_multi(ex->pool, gu_w, 2, xn, N, gu_y))
+                return sw_err(err, errlen, "matrix product failed (out of memory)");
+            s_glu(g, u, n_f, hp->act);
+            if (sw_matmul(ex->pool, &L->w_down, g, N, xn))
+                return sw_err(err, errlen, "matrix product failed (out of memory)");
+        }
+        if (L->post_ffn_norm)
+            for (int64_t r = 0; r < N; r++)
+                s_rmsnorm(xn + r * n_embd, xn + r * n_embd, L->post_ffn_norm, n_embd, hp->rms_eps);
         for (size_t i = 0; i < n_x; i++)
             x[i] += xn[i];
     }
@@ -811,8 +959,13 @@ int sw_model_head(sw_exec_t *ex, const sw_model_t *self, const float *hidden, in
             return sw_err(err, errlen, "out of memory");
         for (int64_t r = 0; r < n; r++)
             s_rmsnorm(xn + r * n_embd, hidden + (off + r) * n_embd, self->output_norm, n_embd, self->hp.rms_eps);
-        if (sw_matmul(ex->pool, &self->output, xn, n, logits + off * self->hp.n_vocab) != 0)
+        float *y = logits + off * self->hp.n_vocab;
+        if (sw_matmul(ex->pool, &self->output, xn, n, y) != 0)
             return sw_err(err, errlen, "matrix product failed (out of memory)");
+        const float cap = self->hp.final_softcap; /* Gemma 2: c * tanh(l / c) */
+        if (cap > 0.0f)
+            for (int64_t i = 0; i < n * self->hp.n_vocab; i++)
+                y[i] = cap * tanhf(y[i] / cap);
     }
     return 0;
 }

@@ -30,6 +30,41 @@ int sw_opt_int(const char *opt, const char *s, int min, int max, int *out)
     return 0;
 }
 
+int sw_opt_i32_list(const char *opt, const char *s, int32_t min, int32_t max, int64_t max_n, int32_t **out,
+                    int64_t *n_out)
+{
+    int64_t n = 1;
+    for (const char *p = s ? s : ""; *p; p++)
+        n += *p == ',';
+    if (!s || !*s || n > max_n) {
+        fprintf(stderr, "%s: %s: expected 1 to %lld comma-separated integers, got '%.40s'\n",
+                program_invocation_short_name, opt, (long long) max_n, s ? s : "");
+        return -1;
+    }
+    int32_t *v = malloc(sizeof(int32_t) * (size_t) n);
+    if (!v) {
+        fprintf(stderr, "%s: %s: out of memory\n", program_invocation_short_name, opt);
+        return -1;
+    }
+    const char *p = s;
+    for (int64_t i = 0; i < n; i++) {
+        char *end = NULL;
+        errno = 0;
+        long long x = (*p >= '0' && *p <= '9') || *p == '-' ? strtoll(p, &end, 10) : 0;
+        if (!end || end == p || errno || (*end != ',' && *end != 0) || x < min || x > max) {
+            fprintf(stderr, "%s: %s: item %lld is not an integer in [%lld, %lld] in '%.40s'\n",
+                    program_invocation_short_name, opt, (long long) i + 1, (long long) min, (long long) max, s);
+            free(v);
+            return -1;
+        }
+        v[i] = (int32_t) x;
+        p = end + (*end == ',');
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
 int sw_opt_u64(const char *opt, const char *s, uint64_t *out)
 {
     char *end = NULL;

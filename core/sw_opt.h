@@ -41,6 +41,13 @@ int sw_opt_u64(const char *opt, const char *s, uint64_t *out);
  *  1e-3). NaN and infinities are refused. */
 int sw_opt_f32(const char *opt, const char *s, float min, float max, float *out);
 
+/*  A comma-separated list of decimal integers, each in [min, max] ("1,2,3";
+ *  no spaces, no empty items), into a new array *out of *n_out int32
+ *  (caller frees it with free()). At most max_n items; the count is checked
+ *  before anything is allocated. On failure *out is left unchanged. */
+int sw_opt_i32_list(const char *opt, const char *s, int32_t min, int32_t max, int64_t max_n, int32_t **out,
+                    int64_t *n_out);
+
 /*  A memory size into *out, in bytes: a positive decimal integer of MiB, or
  *  with a suffix K, M or G (either case) of KiB, MiB or GiB ("512", "400K",
  *  "2G"). At most 1 TiB. */

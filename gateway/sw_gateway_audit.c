@@ -268,6 +268,7 @@ static int s_plan(sw_gateway_t *g, sw__gw_session_t *c, sw__audit_job_t *j, cons
         snprintf(j->hops[i].node, sizeof j->hops[i].node, "%s", use->node_id);
         j->hops[i].begin = (uint32_t) h->begin;
         j->hops[i].end = (uint32_t) h->end;
+        j->hops[i].codec = h->codec;
         memcpy(j->hops[i].key, use->public_key.data, 32);
         independent += best != NULL;
         j->n_hops = i + 1;
@@ -287,8 +288,7 @@ static int s_send_chunk(sw_gateway_t *g, sw__gw_session_t *c, sw__audit_job_t *j
     char err[256];
     if (sw_model_embed(g->model, sw_session_tokens(c->ss) + j->next_pos, n, g->hidden, err, sizeof err) != 0)
         return -1;
-    const sw_codec_config_t f32 = {.dtype = SW_DTYPE_F32};
-    sw_codec_t *tx = sw_codec_new(&f32, g->hp->n_embd, S_AUDIT_CHUNK);
+    sw_codec_t *tx = sw_codec_new(&j->hops[0].codec, g->hp->n_embd, S_AUDIT_CHUNK);
     sw_codec_header_t h;
     const void *payload;
     size_t len;
@@ -299,7 +299,7 @@ static int s_send_chunk(sw_gateway_t *g, sw__gw_session_t *c, sw__audit_job_t *j
     Swisd__V1__Activation act;
     sw_wire_activation_to_msg(&h, payload, len, &act);
     Swisd__V1__CodecConfig codec = SWISD__V1__CODEC_CONFIG__INIT, hop_codec[SW_PLAN_MAX_HOPS];
-    codec.dtype = SW_DTYPE_F32;
+    codec.dtype = SW_DTYPE_F32; /* the last auditor's reply: only its commitments matter */
     Swisd__V1__LayerRange lr[SW_PLAN_MAX_HOPS];
     Swisd__V1__Hop hops[SW_PLAN_MAX_HOPS], *route[SW_PLAN_MAX_HOPS];
     for (int i = 0; i < j->n_hops; i++) {
@@ -307,7 +307,8 @@ static int s_send_chunk(sw_gateway_t *g, sw__gw_session_t *c, sw__audit_job_t *j
         lr[i].begin = j->hops[i].begin;
         lr[i].end = j->hops[i].end;
         swisd__v1__codec_config__init(&hop_codec[i]);
-        hop_codec[i].dtype = SW_DTYPE_F32;
+        hop_codec[i].dtype = j->hops[i].codec.dtype;
+        hop_codec[i].zstd_level = j->hops[i].codec.zstd_level;
         swisd__v1__hop__init(&hops[i]);
         hops[i].node_id = j->hops[i].node;
         hops[i].layers = &lr[i];

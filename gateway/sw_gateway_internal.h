@@ -90,6 +90,7 @@ typedef struct sw__audit_job {
         char node[SW_WIRE_MAX_ID + 1];
         uint32_t begin, end;
         uint8_t key[32];
+        sw_codec_config_t codec;       /* the link into it: the audited route's, so inputs are quantized alike */
     } hops[SW_PLAN_MAX_HOPS];
     int64_t next_pos;                  /* rows [0, next_pos) are in the auditors' KV caches */
     int64_t target;                    /* audit up to this row (exclusive) */

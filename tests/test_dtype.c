@@ -16,6 +16,7 @@
 
 #include "sw_dtype.h"
 #include "sw_test.h"
+#include "sw_test_quants.h"
 
 static uint64_t s_rng = 0x2545f4914f6cdd1dull;
 
@@ -116,8 +117,11 @@ static double ref_elem(sw_dtype_t type, const uint8_t *p, int64_t e)
         memcpy(&d, b, 4);
         return (double) d * (int8_t) b[4 + e % 256];
     }
+    default: {
+        double v;
+        return sw_tq_elem(type, p, e, &v) ? v : NAN;
     }
-    return NAN;
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -129,6 +133,10 @@ static void test_table(void)
         { SW_DTYPE_BF16, "bf16", 1, 2 },    { SW_DTYPE_Q8_0, "q8_0", 32, 34 },
         { SW_DTYPE_Q4_0, "q4_0", 32, 18 },  { SW_DTYPE_Q4_K, "q4_K", 256, 144 },
         { SW_DTYPE_Q6_K, "q6_K", 256, 210 }, { SW_DTYPE_Q8_K, "q8_K", 256, 292 },
+        { SW_DTYPE_Q4_1, "q4_1", 32, 20 },  { SW_DTYPE_Q5_0, "q5_0", 32, 22 },
+        { SW_DTYPE_Q5_1, "q5_1", 32, 24 },  { SW_DTYPE_IQ4_NL, "iq4_nl", 32, 18 },
+        { SW_DTYPE_Q2_K, "q2_K", 256, 84 }, { SW_DTYPE_Q3_K, "q3_K", 256, 110 },
+        { SW_DTYPE_Q5_K, "q5_K", 256, 176 }, { SW_DTYPE_IQ4_XS, "iq4_xs", 256, 136 },
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         CHECK(sw_dtype_is_known((uint32_t) want[i].t));
@@ -146,10 +154,12 @@ static void test_table(void)
     sw_dtype_t got;
     CHECK(sw_dtype_from_name("Q4_k", &got) == 0 && got == SW_DTYPE_Q4_K);
     CHECK(sw_dtype_from_name("BF16", &got) == 0 && got == SW_DTYPE_BF16);
-    CHECK(sw_dtype_from_name("q5_0", &got) == -1);
+    CHECK(sw_dtype_from_name("IQ4_xs", &got) == 0 && got == SW_DTYPE_IQ4_XS);
+    CHECK(sw_dtype_from_name("q5_2", &got) == -1);
     CHECK(sw_dtype_from_name("", &got) == -1);
     CHECK(sw_dtype_from_name(NULL, &got) == -1);
-    const uint32_t unknown[] = { 3, 6, 7, 9, 10, 11, 13, 16, 29, 31, 1000, 0xffffffffu };
+    /* 4, 5: removed Q4_2/Q4_3; 9 Q8_1, 16..19, 21, 22 the other IQ types */
+    const uint32_t unknown[] = { 4, 5, 9, 16, 19, 21, 22, 29, 31, 1000, 0xffffffffu };
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         CHECK(!sw_dtype_is_known(unknown[i]));
         CHECK(strcmp(sw_dtype_name((sw_dtype_t) unknown[i]), "?") == 0);
@@ -317,6 +327,7 @@ static void fill_blocks(sw_dtype_t type, uint8_t *p, int64_t n)
                 memcpy(p + 2 * i, &h, 2);
             }
             return;
+        default: sw_tq_set_scales(type, q, d, d2); break;
         }
     }
 }
@@ -324,7 +335,9 @@ static void fill_blocks(sw_dtype_t type, uint8_t *p, int64_t n)
 static void test_dequant(void)
 {
     const sw_dtype_t types[] = { SW_DTYPE_F32, SW_DTYPE_F16, SW_DTYPE_BF16, SW_DTYPE_Q8_0,
-                                 SW_DTYPE_Q4_0, SW_DTYPE_Q4_K, SW_DTYPE_Q6_K, SW_DTYPE_Q8_K };
+                                 SW_DTYPE_Q4_0, SW_DTYPE_Q4_K, SW_DTYPE_Q6_K, SW_DTYPE_Q8_K,
+                                 SW_DTYPE_Q4_1, SW_DTYPE_Q5_0, SW_DTYPE_Q5_1, SW_DTYPE_IQ4_NL,
+                                 SW_DTYPE_Q2_K, SW_DTYPE_Q3_K, SW_DTYPE_Q5_K, SW_DTYPE_IQ4_XS };
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         sw_dtype_t type = types[ti];
         int64_t n = sw_dtype_block_size(type) == 1 ? 333 : sw_dtype_block_size(type) * 3;
@@ -363,9 +376,11 @@ static void test_quant_error(void)
     float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
     uint8_t *q = malloc(sizeof(float) * n + 64); /* the largest row here: f32 */
     const sw_dtype_t types[] = { SW_DTYPE_Q8_0, SW_DTYPE_Q4_0, SW_DTYPE_Q8_K, SW_DTYPE_Q4_K, SW_DTYPE_Q6_K,
-                                 SW_DTYPE_F16, SW_DTYPE_BF16, SW_DTYPE_F32 };
+                                 SW_DTYPE_F16, SW_DTYPE_BF16, SW_DTYPE_F32, SW_DTYPE_Q4_1, SW_DTYPE_Q5_0,
+                                 SW_DTYPE_Q5_1, SW_DTYPE_IQ4_NL, SW_DTYPE_Q2_K, SW_DTYPE_Q3_K, SW_DTYPE_Q5_K,
+                                 SW_DTYPE_IQ4_XS };
     /* with the 1-in-97 outliers of 8x below; q8_0 data alone gives ~0.004 */
-    const double rms_bound[] = { 0.015, 0.2, 0.03, 0.12, 0.04, 0.0004, 0.003, 0.0 };
+    const double rms_bound[] = { 0.015, 0.2, 0.03, 0.12, 0.04, 0.0004, 0.003, 0.0, 0.13, 0.09, 0.065, 0.14, 0.5, 0.33, 0.065, 0.14 };
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         sw_dtype_t type = types[ti];
         int64_t bs = sw_dtype_block_size(type);

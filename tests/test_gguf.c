@@ -175,7 +175,7 @@ static const struct { int v; const char *keyword; } s_expect[] = {
     { V_BOOL2, "not 0/1" }, { V_KEY_NUL, "NUL" }, { V_KEY_EMPTY, "empty key" },
     { V_DUP_KEY, "duplicate key" }, { V_ALIGN_48, "power of two" }, { V_ALIGN_U64, "expected u32" },
     { V_NDIMS0, "n_dims 0" }, { V_NDIMS5, "n_dims 5" }, { V_NE0, "dimension 1 is 0" },
-    { V_NE_OVF, "overflow" }, { V_TYPE99, "unsupported tensor type 99" },
+    { V_NE_OVF, "overflow" }, { V_TYPE99, "unsupported tensor type 99 (unknown)" },
     { V_BLOCK, "multiple of the q8_0 block size" }, { V_OFF_MISALIGN, "not a multiple of the alignment" },
     { V_OFF_PAST, "runs past end of file" }, { V_OFF_OVF, "runs past end of file" },
     { V_DUP_TENSOR, "duplicate tensor" }, { V_TRUNC_DATA, "'w2'" },
@@ -837,8 +837,23 @@ static void test_corruption(void)
     free(file);
 }
 
+/* Type names as the GGUF format's ggml_type enumeration lists them. */
+static void test_type_names(void)
+{
+    CHECK(!strcmp(sw_gguf_type_name(0), "F32"));
+    CHECK(!strcmp(sw_gguf_type_name(3), "Q4_1"));
+    CHECK(!strcmp(sw_gguf_type_name(13), "Q5_K"));
+    CHECK(!strcmp(sw_gguf_type_name(20), "IQ4_NL"));
+    CHECK(!strcmp(sw_gguf_type_name(23), "IQ4_XS"));
+    CHECK(!strcmp(sw_gguf_type_name(30), "BF16"));
+    CHECK(!strcmp(sw_gguf_type_name(4), "unknown"));
+    CHECK(!strcmp(sw_gguf_type_name(99), "unknown"));
+    CHECK(!strcmp(sw_gguf_type_name(UINT32_MAX), "unknown"));
+}
+
 int main(void)
 {
+    test_type_names();
     test_handbuilt();
     test_stories();
     test_vocab();

@@ -5,7 +5,8 @@
  *  library) and, for quantized W, uses the same quantized activations the
  *  library uses (sw_quantize_row to Q8_0 or Q8_K, decoded here). Weights are
  *  random bytes (every bit pattern of qs / scales), so extreme codes such as
- *  q8 = -128 and 6-bit scales 63 are exercised.
+ *  q8 = -128 and 6-bit scales 63 are exercised, with f16 block scales that are
+ *  now and then extreme (65504 or subnormal).
  *
  *  Every dtype x odd shapes x n_tok {1,3,17,64} x threads {NULL,1,2,3}, with the best
  *  kernels and with sw_matmul_force_scalar(1). On an AVX-512 machine the test
@@ -23,6 +24,7 @@
 #include "sw_matmul.h"
 #include "sw_pool.h"
 #include "sw_test.h"
+#include "sw_test_quants.h"
 
 /* ------------------------------------------------------------------------ */
 /*  Independent reference decoders                                          */
@@ -100,8 +102,11 @@ static double ref_elem(sw_dtype_t type, const uint8_t *p, int64_t e)
         memcpy(&d, b, 4);
         return (double) d * (int8_t) b[4 + e % 256];
     }
+    default: {
+        double v;
+        return sw_tq_elem(type, p, e, &v) ? v : NAN;
     }
-    return NAN;
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -121,10 +126,13 @@ static float rndf(void) /* uniform in [-1, 1) */
     return (float) ((double) rnd() / 2147483648.0 - 1.0);
 }
 
-/*  A scale as f16 bits in about [2^-10, 2^-6), positive or negative. */
+/*  A scale as f16 bits, positive or negative: mostly in about [2^-10, 2^-6),
+ *  one in 16 extreme (the largest finite f16, 65504, or a subnormal). */
 static uint16_t rnd_scale(int allow_neg)
 {
     uint16_t h = (uint16_t) (((5 + rnd() % 4) << 10) | (rnd() & 1023));
+    if (rnd() % 16 == 0)
+        h = (rnd() & 1) ? 0x7bff : (uint16_t) (1 + rnd() % 1023);
     if (allow_neg && (rnd() & 1))
         h |= 0x8000;
     return h;
@@ -178,7 +186,12 @@ static void fill_row(sw_dtype_t type, uint8_t *p, int64_t n_in)
             memcpy(p + 210 * b + 208, &d, 2);
             break;
         }
-        default: break;
+        default: {
+            /* K-quant mins and Q4_1/Q5_1 offsets positive, as files have them; d of either sign */
+            int kmin = type == SW_DTYPE_Q2_K || type == SW_DTYPE_Q5_K;
+            sw_tq_set_scales(type, p + sw_dtype_block_bytes(type) * (size_t) b, rnd_scale(!kmin), rnd_scale(!kmin));
+            break;
+        }
         }
     }
 }
@@ -206,9 +219,9 @@ static void run_case(sw_dtype_t type, int64_t n_in, int64_t n_out, int64_t n_tok
             wd[o * n_in + i] = ref_elem(type, W + (size_t) o * rb, i);
     /* activations as the library sees them */
     sw_dtype_t at = SW_DTYPE_F32;
-    if (type == SW_DTYPE_Q8_0 || type == SW_DTYPE_Q4_0)
+    if (sw_dtype_block_size(type) == 32)
         at = SW_DTYPE_Q8_0;
-    else if (type == SW_DTYPE_Q4_K || type == SW_DTYPE_Q6_K)
+    else if (sw_dtype_block_size(type) == 256)
         at = SW_DTYPE_Q8_K;
     size_t arb = sw_dtype_row_size(at, n_in);
     uint8_t *xq = malloc(arb);
@@ -292,7 +305,9 @@ static int s_run_all(void)
 
     sw_pool_t *pools[4] = { NULL, sw_pool_new(1), sw_pool_new(2), sw_pool_new(3) };
     const sw_dtype_t types[] = { SW_DTYPE_F32, SW_DTYPE_F16, SW_DTYPE_BF16, SW_DTYPE_Q8_0,
-                                 SW_DTYPE_Q4_0, SW_DTYPE_Q4_K, SW_DTYPE_Q6_K };
+                                 SW_DTYPE_Q4_0, SW_DTYPE_Q4_K, SW_DTYPE_Q6_K, SW_DTYPE_Q4_1,
+                                 SW_DTYPE_Q5_0, SW_DTYPE_Q5_1, SW_DTYPE_IQ4_NL, SW_DTYPE_Q2_K,
+                                 SW_DTYPE_Q3_K, SW_DTYPE_Q5_K, SW_DTYPE_IQ4_XS };
     const int64_t n_toks[] = { 1, 3, 17, 64 };
     const int64_t n_outs[] = { 1, 19, 37 };
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
@@ -317,8 +332,10 @@ static int s_run_all(void)
                     }
         /* one larger shape: several 16-row groups plus a ragged tail */
         run_case(type, bs == 1 ? 300 : bs * 5, 100, 9, pools[2], &st);
+        /* an even block count too (the AVX-512 kernels take blocks in pairs) */
+        run_case(type, bs == 1 ? 64 : bs * 4, 21, 5, pools[1], &st);
         CHECK_MSG(st.mismatches == 0, "%s: %d mismatches", sw_dtype_name(type), st.mismatches);
-        printf("%-5s %3d cases, worst err/tol %.3g\n", sw_dtype_name(type), cases + 1, st.worst);
+        printf("%-5s %3d cases, worst err/tol %.3g\n", sw_dtype_name(type), cases + 2, st.worst);
     }
     /* sw_matmul_multi gives exactly what separate products give, for every
      * type (tiled or not) and mixed shapes sharing n_in */

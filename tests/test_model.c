@@ -17,6 +17,7 @@
 #include "sw_gguf.h"
 #include "sw_model.h"
 #include "sw_test.h"
+#include "sw_test_data.h"
 
 /* ---- naive reference ----------------------------------------------------- */
 
@@ -386,8 +387,13 @@ static void test_parts(const char *path)
     CHECK(sw_model_load(path, &p, err, sizeof err) == NULL && strstr(err, "layer range"));
 }
 
-/* A small qwen2-style model with random weights, written here. */
-static int write_qwen2(const char *path, sw_dtype_t wtype, int bad_arch)
+/* A small qwen2-style model with random weights, written here. With moe,
+ * the same model as a mixture of 4 experts: a zero router (every expert
+ * equally likely, so the top 2 are experts 0 and 1, ties to the lower index,
+ * each weighted 1/2 after renormalization), experts 0 and 1 both equal to
+ * the dense FFN, experts 2 and 3 all NaN: the logits must equal the dense
+ * model's, and would be NaN if an unchosen expert were ever computed with. */
+static int write_qwen2(const char *path, sw_dtype_t wtype, int bad_arch, int moe)
 {
     const int D = 64, H = 4, KVH = 2, HD = 16, F = 96, V = 100, L = 2;
     sw_gguf_writer_t *w = sw_gguf_writer_new();
@@ -400,9 +406,13 @@ static int write_qwen2(const char *path, sw_dtype_t wtype, int bad_arch)
     sw_gguf_writer_set_u32(w, "qwen2.attention.head_count_kv", KVH);
     sw_gguf_writer_set_f32(w, "qwen2.rope.freq_base", 1000000.0f);
     sw_gguf_writer_set_f32(w, "qwen2.attention.layer_norm_rms_epsilon", 1e-6f);
+    if (moe) {
+        sw_gguf_writer_set_u32(w, "qwen2.expert_count", 4);
+        sw_gguf_writer_set_u32(w, "qwen2.expert_used_count", 2);
+    }
     uint64_t st = 12345;
-    float *buf = malloc(sizeof(float) * V * D * 2);
-    void *q = malloc(sizeof(float) * V * D * 2);
+    float *buf = malloc(sizeof(float) * V * D * 4);
+    void *q = malloc(sizeof(float) * V * D * 4);
 #define RND() ((float) ((st = st * 6364136223846793005ull + 1442695040888963407ull) >> 40) / 16777216.0f - 0.5f)
 #define ADD(name, ne0, ne1, scale, type)                                                              \
     do {                                                                                              \
@@ -411,6 +421,17 @@ static int write_qwen2(const char *path, sw_dtype_t wtype, int bad_arch)
         size_t rb = sw_dtype_row_size(type, ne0);                                                     \
         for (int r = 0; r < (ne1); r++) sw_quantize_row(type, buf + r * (ne0), (uint8_t *) q + r * rb, ne0); \
         sw_gguf_writer_add_tensor(w, name, type, (ne1) > 1 ? 2 : 1, ne, q);                           \
+    } while (0)
+#define ADD_EXPS(name, ne0, ne1, scale, type)                                                         \
+    do {                                                                                              \
+        int64_t ne[3] = {ne0, ne1, 4};                                                                \
+        const int m_ = (ne0) * (ne1);                                                                 \
+        for (int i = 0; i < m_; i++) buf[i] = (scale) * RND();                                        \
+        for (int i = 0; i < m_; i++) buf[m_ + i] = buf[i];                                            \
+        for (int i = 2 * m_; i < 4 * m_; i++) buf[i] = NAN;                                           \
+        size_t rb = sw_dtype_row_size(type, ne0);                                                     \
+        for (int r = 0; r < 4 * (ne1); r++) sw_quantize_row(type, buf + r * (ne0), (uint8_t *) q + r * rb, ne0); \
+        sw_gguf_writer_add_tensor(w, name, type, 3, ne, q);                                           \
     } while (0)
     ADD("token_embd.weight", D, V, 1.0f, SW_DTYPE_F32);
     ADD("output_norm.weight", D, 1, 0, SW_DTYPE_F32);
@@ -426,12 +447,22 @@ static int write_qwen2(const char *path, sw_dtype_t wtype, int bad_arch)
         ADD(NM("attn_k.bias"), KVH * HD, 1, 0.5f, SW_DTYPE_F32);
         ADD(NM("attn_v.bias"), KVH * HD, 1, 0.5f, SW_DTYPE_F32);
         ADD(NM("attn_output.weight"), H * HD, D, 0.3f, wtype);
-        ADD(NM("ffn_gate.weight"), D, F, 0.3f, wtype);
-        ADD(NM("ffn_up.weight"), D, F, 0.3f, wtype);
-        ADD(NM("ffn_down.weight"), F, D, 0.3f, SW_DTYPE_F32);
+        if (moe) {
+            memset(q, 0, sizeof(float) * D * 4);
+            int64_t ne[2] = {D, 4};
+            sw_gguf_writer_add_tensor(w, NM("ffn_gate_inp.weight"), SW_DTYPE_F32, 2, ne, q);
+            ADD_EXPS(NM("ffn_gate_exps.weight"), D, F, 0.3f, wtype);
+            ADD_EXPS(NM("ffn_up_exps.weight"), D, F, 0.3f, wtype);
+            ADD_EXPS(NM("ffn_down_exps.weight"), F, D, 0.3f, SW_DTYPE_F32);
+        } else {
+            ADD(NM("ffn_gate.weight"), D, F, 0.3f, wtype);
+            ADD(NM("ffn_up.weight"), D, F, 0.3f, wtype);
+            ADD(NM("ffn_down.weight"), F, D, 0.3f, SW_DTYPE_F32);
+        }
 #undef NM
     }
 #undef ADD
+#undef ADD_EXPS
 #undef RND
     char err[256];
     int rc = sw_gguf_writer_write(w, path, err, sizeof err);
@@ -439,6 +470,194 @@ static int write_qwen2(const char *path, sw_dtype_t wtype, int bad_arch)
     free(buf);
     free(q);
     return rc;
+}
+
+/* Several sequences in one forward call, prefill then one decode step each
+ * at different positions, give the logits of each sequence run alone one
+ * token at a time: per-sequence attention (and windows longer prompts
+ * cross), and the FFN (MoE: experts routed rows of several sequences) over
+ * the stacked rows. The model's blocks are split in two calls [0, L/2),
+ * [L/2, L) as stages run them. tol: relative to max(1, |logit|). */
+static void test_batch(const char *path, double tol)
+{
+    char err[256] = "";
+    sw_model_t *m = sw_model_load(path, NULL, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s: %s", path, err);
+    if (!m)
+        return;
+    const sw_hparams_t *hp = sw_model_hparams(m);
+    const int32_t L = hp->n_layer, mid = L / 2, V = hp->n_vocab, D = hp->n_embd;
+    enum { NA = 20, NB = 11 }; /* prompt lengths; then one more token each */
+    int32_t tok[2][NA + 1];
+    for (int i = 0; i <= NA; i++) {
+        tok[0][i] = (7 + 13 * i) % V;
+        tok[1][i] = (3 + 29 * i) % V;
+    }
+    const int n_tok[2] = {NA, NB};
+    sw_exec_t *ex = sw_exec_new(2);
+    float *h = malloc(sizeof(float) * (NA + 1) * D), *lg = malloc(sizeof(float) * (NA + 1) * V);
+    float *ref = malloc(sizeof(float) * 2 * (NA + 1) * V);
+    /* alone, one token at a time */
+    for (int s = 0; s < 2; s++) {
+        sw_kv_t *kv = sw_kv_new(m, 0, L, 64);
+        for (int i = 0; i <= n_tok[s]; i++) {
+            sw_seq_t q = {.kv = kv, .pos = i, .n_tok = 1, .hidden = h};
+            CHECK(sw_model_embed(m, &tok[s][i], 1, h, err, sizeof err) == 0 &&
+                  sw_model_forward(ex, m, 0, L, &q, 1, err, sizeof err) == 0 &&
+                  sw_model_head(ex, m, h, 1, ref + ((size_t) s * (NA + 1) + i) * V, err, sizeof err) == 0);
+        }
+        sw_kv_destroy(&kv);
+    }
+    /* together: both prompts in one call, then both next tokens in one call */
+    sw_kv_t *kv[2][2]; /* [sequence][stage] */
+    float *hs[2] = {malloc(sizeof(float) * NA * D), malloc(sizeof(float) * NA * D)};
+    for (int s = 0; s < 2; s++) {
+        kv[s][0] = sw_kv_new(m, 0, mid, 64);
+        kv[s][1] = sw_kv_new(m, mid, L, 64);
+    }
+    double worst = 0;
+    for (int step = 0; step < 2; step++) {
+        sw_seq_t q[2];
+        for (int s = 0; s < 2; s++) {
+            const int pos = step == 0 ? 0 : n_tok[s], n = step == 0 ? n_tok[s] : 1;
+            CHECK(sw_model_embed(m, &tok[s][pos], n, hs[s], err, sizeof err) == 0);
+            q[s] = (sw_seq_t){.kv = kv[s][0], .pos = pos, .n_tok = n, .hidden = hs[s]};
+        }
+        CHECK_MSG(sw_model_forward(ex, m, 0, mid, q, 2, err, sizeof err) == 0, "%s", err);
+        q[0].kv = kv[0][1];
+        q[1].kv = kv[1][1];
+        CHECK_MSG(sw_model_forward(ex, m, mid, L, q, 2, err, sizeof err) == 0, "%s", err);
+        for (int s = 0; s < 2; s++) {
+            CHECK(sw_model_head(ex, m, hs[s], q[s].n_tok, lg, err, sizeof err) == 0);
+            for (int i = 0; i < q[s].n_tok; i++)
+                for (int v = 0; v < V; v++) {
+                    const float r = ref[((size_t) s * (NA + 1) + q[s].pos + i) * V + v];
+                    const double d = fabs(lg[(size_t) i * V + v] - r) / fmax(1.0, fabs(r));
+                    worst = d > worst ? d : worst;
+                }
+        }
+    }
+    CHECK_MSG(worst <= tol, "%s: batched sequences differ from single ones by %g (relative)", path, worst);
+    for (int s = 0; s < 2; s++) {
+        sw_kv_destroy(&kv[s][0]);
+        sw_kv_destroy(&kv[s][1]);
+        free(hs[s]);
+    }
+    free(h), free(lg), free(ref);
+    sw_exec_destroy(&ex);
+    sw_model_destroy(&m);
+}
+
+/* The MoE twin of write_qwen2's model gives the dense model's logits, for a
+ * prompt and for single decode steps, whole and split over two ranges. */
+static void test_moe(const char *dense_path, sw_dtype_t wtype)
+{
+    char moe_path[1100];
+    snprintf(moe_path, sizeof moe_path, "%s.moe", dense_path);
+    CHECK(write_qwen2(dense_path, wtype, 0, 0) == 0);
+    CHECK(write_qwen2(moe_path, wtype, 0, 1) == 0);
+    char err[256] = "";
+    sw_model_t *dense = sw_model_load(dense_path, NULL, err, sizeof err);
+    sw_model_t *moe = sw_model_load(moe_path, NULL, err, sizeof err);
+    CHECK_MSG(dense && moe, "%s", err);
+    if (dense && moe) {
+        CHECK(sw_model_hparams(moe)->n_expert == 4 && sw_model_hparams(moe)->n_expert_used == 2);
+        sw_exec_t *ex = sw_exec_new(2);
+        const int32_t tok[] = {3, 17, 42, 99, 0, 5, 5, 61};
+        const int n = (int) (sizeof tok / sizeof tok[0]);
+        const int whole[] = {0, 2}, split[] = {0, 1, 2};
+        float *a = model_logits(dense, ex, tok, n, whole, 2);
+        float *b = model_logits(moe, ex, tok, n, whole, 2);
+        float *c = model_logits(moe, ex, tok, n, split, 3);
+        float *d = model_logits(moe, ex, tok + 3, 1, whole, 2); /* one token, as in decode */
+        float *e = model_logits(dense, ex, tok + 3, 1, whole, 2);
+        const size_t nv = (size_t) sw_model_hparams(dense)->n_vocab;
+        const double tol = 1e-5 * (1.0 + max_abs(a, n * nv));
+        CHECK_MSG(max_abs_diff(a, b, n * nv) <= tol, "moe vs dense (%s): %g", sw_dtype_name(wtype),
+                  max_abs_diff(a, b, n * nv));
+        CHECK(max_abs_diff(a, c, n * nv) <= tol);
+        CHECK(max_abs_diff(d, e, nv) <= tol);
+        free(a), free(b), free(c), free(d), free(e);
+        sw_exec_destroy(&ex);
+    }
+    sw_model_destroy(&dense);
+    sw_model_destroy(&moe);
+    test_batch(moe_path, 1e-4);
+    unlink(moe_path);
+}
+
+/* Hyperparameters of a header written here: arch with its basic keys (8
+ * heads of 16 over 128) plus one extra key (u32, f32 or string by which of
+ * u, f, str is set). Returns sw_hparams_from_gguf's result; err gets the
+ * reason. */
+static int hparams_with(const char *path, const char *arch, const char *key, const uint32_t *u, const float *f,
+                        const char *str, sw_hparams_t *hp, char *err, size_t errlen)
+{
+    sw_gguf_writer_t *w = sw_gguf_writer_new();
+    char k[128];
+    sw_gguf_writer_set_str(w, "general.architecture", arch, strlen(arch));
+    static const char *const names[] = {"embedding_length", "block_count", "feed_forward_length",
+                                        "attention.head_count", "attention.sliding_window"};
+    const uint32_t vals[] = {128, 2, 256, 8, 8};
+    for (int i = 0; i < 5; i++) {
+        snprintf(k, sizeof k, "%s.%s", arch, names[i]);
+        sw_gguf_writer_set_u32(w, k, vals[i]);
+    }
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (u)
+        sw_gguf_writer_set_u32(w, k, *u);
+    if (f)
+        sw_gguf_writer_set_f32(w, k, *f);
+    if (str)
+        sw_gguf_writer_set_str(w, k, str, strlen(str));
+    float *emb = calloc(128 * 10, sizeof(float));
+    int64_t ne[2] = {128, 10};
+    sw_gguf_writer_add_tensor(w, "token_embd.weight", SW_DTYPE_F32, 2, ne, emb);
+    int rc = sw_gguf_writer_write(w, path, err, errlen);
+    sw_gguf_writer_destroy(&w);
+    free(emb);
+    sw_gguf_t *g = rc == 0 ? sw_gguf_open(path, err, errlen) : NULL;
+    rc = g ? sw_hparams_from_gguf(g, hp, err, errlen) : -1;
+    sw_gguf_destroy(&g);
+    return rc;
+}
+
+/* Metadata per family: defaults the files rely on, and values refused with
+ * an error that names the key. */
+static void test_hparams(const char *path)
+{
+    sw_hparams_t hp;
+    char err[256] = "";
+    const uint32_t u0 = 0, u2 = 2, u32 = 32, u3 = 3, u5 = 5;
+    const float f8 = 8.0f, fneg = -1.0f;
+    CHECK(hparams_with(path, "gemma3", "rope.scaling.type", NULL, NULL, "none", &hp, err, sizeof err) == 0);
+    /* gemma3: local blocks 0-4 of each 6, local RoPE base 10000 unless the file says */
+    CHECK(hp.n_swa == 8 && sw_hparams_layer_is_local(&hp, 0) && sw_hparams_layer_is_local(&hp, 4) &&
+          !sw_hparams_layer_is_local(&hp, 5) && sw_hparams_layer_is_local(&hp, 6));
+    CHECK(hp.rope_theta_swa == 10000.0f && hp.qk_norm && hp.embed_scale && hp.post_norms && hp.act == SW_ACT_GELU_TANH);
+    CHECK(hparams_with(path, "gemma2", "rope.scaling.factor", NULL, &f8, NULL, &hp, err, sizeof err) == 0);
+    CHECK(sw_hparams_layer_is_local(&hp, 0) && !sw_hparams_layer_is_local(&hp, 1) && !hp.qk_norm);
+    CHECK(hparams_with(path, "gemma2", "attention.sliding_window_pattern", &u3, NULL, NULL, &hp, err, sizeof err) == 0);
+    CHECK(sw_hparams_layer_is_local(&hp, 1) && !sw_hparams_layer_is_local(&hp, 2));
+    /* llama: a window applies to every block (Mistral 7B v0.1) */
+    CHECK(hparams_with(path, "llama", "rope.scaling.type", NULL, NULL, "linear", &hp, err, sizeof err) == -1 &&
+          strstr(err, "llama.rope.scaling.factor"));
+    CHECK(hparams_with(path, "llama", "attention.key_length", &u32, NULL, NULL, &hp, err, sizeof err) == 0);
+    CHECK(hp.head_dim == 32 && hp.n_swa == 8 && sw_hparams_layer_is_local(&hp, 0) && sw_hparams_layer_is_local(&hp, 1));
+    CHECK(hparams_with(path, "qwen3", "rope.scaling.type", NULL, NULL, "yarn", &hp, err, sizeof err) == -1 &&
+          strstr(err, "qwen3.rope.scaling.type = 'yarn' is not supported"));
+    CHECK(hparams_with(path, "qwen3moe", "expert_used_count", &u2, NULL, NULL, &hp, err, sizeof err) == -1 &&
+          strstr(err, "qwen3moe.expert_count is missing"));
+    CHECK(hparams_with(path, "llama", "expert_count", &u0, NULL, NULL, &hp, err, sizeof err) == 0 && hp.n_expert == 0);
+    CHECK(hparams_with(path, "llama", "expert_count", &u5, NULL, NULL, &hp, err, sizeof err) == -1 &&
+          strstr(err, "llama.expert_used_count"));
+    CHECK(hparams_with(path, "qwen3", "attention.value_length", &u32, NULL, NULL, &hp, err, sizeof err) == -1 &&
+          strstr(err, "qwen3.attention.value_length = 32"));
+    CHECK(hparams_with(path, "gemma2", "final_logit_softcapping", NULL, &fneg, NULL, &hp, err, sizeof err) == -1 &&
+          strstr(err, "gemma2.final_logit_softcapping = -1 is invalid"));
+    CHECK(hparams_with(path, "phi2", "block_count", &u2, NULL, NULL, &hp, err, sizeof err) == -1 &&
+          strstr(err, "unknown architecture 'phi2'"));
+    unlink(path);
 }
 
 int main(void)
@@ -454,15 +673,29 @@ int main(void)
     int fd = mkstemp(tmp);
     if (fd >= 0)
         close(fd);
-    CHECK(write_qwen2(tmp, SW_DTYPE_F32, 0) == 0);
+    CHECK(write_qwen2(tmp, SW_DTYPE_F32, 0, 0) == 0);
     test_against_reference(tmp, 1e-4);
+    test_moe(tmp, SW_DTYPE_F32);
+    test_moe(tmp, SW_DTYPE_Q8_0);
+    test_hparams(tmp);
+    /* the reference family files: sliding window + soft caps (gemma2), Llama
+     * 3.1 RoPE factors (llama), biases (qwen2) */
+    const char *families[] = {"refs/families/gemma2-f16.gguf", "refs/families/llama-f16.gguf",
+                              "refs/families/qwen2-f16.gguf"};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        char fp[1024];
+        int r = sw_test_data_path(families[i], "batched sequences of that family", fp, sizeof fp);
+        CHECK(r >= 0);
+        if (r == 0)
+            test_batch(fp, 1e-4);
+    }
     /* quantized weights: activations are quantized to q8 too, so compare loosely */
-    CHECK(write_qwen2(tmp, SW_DTYPE_Q8_0, 0) == 0);
+    CHECK(write_qwen2(tmp, SW_DTYPE_Q8_0, 0, 0) == 0);
     test_against_reference(tmp, 3e-2);
-    CHECK(write_qwen2(tmp, SW_DTYPE_Q4_0, 0) == 0);
+    CHECK(write_qwen2(tmp, SW_DTYPE_Q4_0, 0, 0) == 0);
     test_against_reference(tmp, 8e-2);
 
-    CHECK(write_qwen2(tmp, SW_DTYPE_F32, 1) == 0);
+    CHECK(write_qwen2(tmp, SW_DTYPE_F32, 1, 0) == 0);
     char err[256] = "";
     CHECK(sw_model_load(tmp, NULL, err, sizeof err) == NULL && strstr(err, "unknown architecture 'mamba'"));
     unlink(tmp);

@@ -7,6 +7,7 @@
  *  (seen in the test log, not checked).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sw_opt.h"
@@ -35,6 +36,20 @@ int main(void)
     CHECK(sw_opt_u64("--seed", "-1", &u) == -1 && u == UINT64_MAX);
     CHECK(sw_opt_u64("--seed", "18446744073709551616", &u) == -1);
     CHECK(sw_opt_u64("--seed", "1 ", &u) == -1);
+
+    int32_t *ids = NULL;
+    int64_t n_ids = 0;
+    CHECK(sw_opt_i32_list("--tokens", "1,403,0", 0, 511, 8, &ids, &n_ids) == 0 && n_ids == 3);
+    CHECK(ids && ids[0] == 1 && ids[1] == 403 && ids[2] == 0);
+    free(ids);
+    ids = NULL;
+    CHECK(sw_opt_i32_list("--tokens", "7", 0, 511, 1, &ids, &n_ids) == 0 && n_ids == 1 && ids[0] == 7);
+    free(ids);
+    ids = NULL;
+    const char *bad_lists[] = {"", "1,", ",1", "1,,2", "1 ,2", "512", "-1", "1,2x", "+1", "1,2,3"};
+    for (size_t k = 0; k < sizeof bad_lists / sizeof bad_lists[0]; k++)
+        CHECK(sw_opt_i32_list("--tokens", bad_lists[k], 0, 511, 2, &ids, &n_ids) == -1 && ids == NULL);
+    CHECK(sw_opt_i32_list("--tokens", NULL, 0, 511, 2, &ids, &n_ids) == -1 && ids == NULL);
 
     float f = 0.25f;
     CHECK(sw_opt_f32("--temp", "0.5", 0, 2, &f) == 0 && f == 0.5f);

@@ -1,8 +1,10 @@
 /*  fuzz_gguf.c: libFuzzer target for the GGUF reader (and the writer's
  *  copy paths). Opens the input with sw_gguf_open_memory and, when it is
  *  accepted, reads every key/value pair and every tensor through the public
- *  API, including the first and last byte of each tensor's data, then copies
- *  the metadata and tensors into a writer (in memory, never written).
+ *  API, including the first and last byte of each tensor's data, reads the
+ *  model hyperparameters from it (sw_hparams_from_gguf: every family's
+ *  metadata, refused with a reason or within the documented bounds), then
+ *  copies the metadata and tensors into a writer (in memory, never written).
  *
  *  Build with -Dfuzz=true and CC=clang (see meson.build here), or link with
  *  fuzz_main.c for a plain driver that runs without libFuzzer.
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "sw_gguf.h"
+#include "sw_model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -71,6 +74,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     s_sink = s_touch(g);
+    sw_hparams_t hp;
+    char herr[256] = "";
+    if (sw_hparams_from_gguf(g, &hp, herr, sizeof herr) != 0) {
+        if (herr[0] == 0)
+            __builtin_trap(); /* a refusal must say why */
+    } else if (hp.n_embd <= 0 || hp.n_layer <= 0 || hp.n_head <= 0 || hp.n_head_kv <= 0 ||
+               hp.n_head % hp.n_head_kv != 0 || hp.head_dim <= 0 || hp.head_dim % 2 || hp.n_rot > hp.head_dim ||
+               hp.n_vocab <= 0 || hp.n_expert_used > hp.n_expert || hp.n_swa < 0 || !(hp.rms_eps > 0) ||
+               (hp.n_expert > 0 && (hp.n_expert_used <= 0 || hp.n_ff_exp <= 0))) {
+        __builtin_trap(); /* accepted values must be within the bounds the model code relies on */
+    }
     sw_gguf_writer_t *w = sw_gguf_writer_new();
     if (w) {
         if (sw_gguf_writer_copy_kv(w, g, "") != 0)
