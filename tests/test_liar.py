@@ -19,12 +19,11 @@ usage: test_liar.py LIAR_STAGE   (other binaries from $SWISD_BUILD)
 import json
 import os
 import re
-import subprocess
 import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Bins, Harness, generate, key_args, model_path, run_local, start_broker, start_gateway,  # noqa: E402
+from harness import (Bins, Harness, generate, key_args, lie_models, model_path, run_local, start_broker, start_gateway,  # noqa: E402
                      start_stage, wait_until)
 
 liar_bin = sys.argv[1]
@@ -45,11 +44,7 @@ def swarm(port):
 def body(h):
     check = h.check
     model = model_path()
-    synth = os.path.join(h.logdir, "synth.gguf")
-    q4 = os.path.join(h.logdir, "q4_0.gguf")
-    subprocess.run([bins.swisd, "synth", "stories260k", "f32", synth, "--seed", "7", "--vocab", model], check=True,
-                   capture_output=True)
-    subprocess.run([bins.swisd, "quantize", model, q4, "q4_0"], check=True, capture_output=True)
+    synth, q4 = lie_models(h, bins, model)
     ref = run_local(bins, PROMPT, N)
     check(len(ref) > len(PROMPT) + 40, f"the reference text: {ref!r}")
     for other in (synth, q4):  # the lies are visible even alone: another text than the honest file's
