@@ -38,7 +38,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from harness import (Bins, Harness, key_args, model_path, node_key, run_local, start_broker,  # noqa: E402
+from harness import (Bins, Harness, key_args, lie_models, model_path, node_key, run_local, start_broker,  # noqa: E402
                      start_gateway, start_stage, wait_until)
 
 ap = argparse.ArgumentParser()
@@ -95,11 +95,7 @@ def honest():
 
 def liars():
     model = model_path()
-    synth = os.path.join(h.logdir, "synth.gguf")
-    q4 = os.path.join(h.logdir, "q4_0.gguf")
-    subprocess.run([bins.swisd, "synth", "stories260k", "f32", synth, "--seed", "7", "--vocab", model], check=True,
-                   capture_output=True)
-    subprocess.run([bins.swisd, "quantize", model, q4, "q4_0"], check=True, capture_output=True)
+    synth, q4 = lie_models(h, bins, model)
     refs = {p: run_local(bins, p, 40) for p in PROMPTS}
     trusted = os.path.join(h.logdir, "operator")
     os.makedirs(trusted, exist_ok=True)
@@ -118,10 +114,10 @@ def liars():
     liar_ids = set()
     print("| way of lying | requests until caught, median | worst | caught | delivered texts that differ |")
     print("|---|---|---|---|---|")
-    for name, args in modes:
+    for i_mode, (name, args) in enumerate(modes):
         until, differ, caught = [], 0, 0
         for seed in range(1, a.seeds + 1):
-            who = f"liar-{name.split()[0]}-{seed}"
+            who = f"liar-{i_mode}-{seed}"  # a key per mode and seed: a caught key is banned at every broker
             argv = [liar_bin, "--broker", ep, "--model", model, "--layers", "0-2", "--threads", "1",
                     "--lie-seed", str(seed)] + key_args(h, bins, who) + args
             p, rest = h.start(who, argv, ready="liar_stage:")

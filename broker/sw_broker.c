@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 #include "sw_broker_auth.h"
+#include "sw_broker_bans.h"
 #include "sw_broker_client.h"
 #include "sw_endpoint.h"
 #include "sw_common.h"
@@ -40,6 +42,7 @@ enum {
     S_LOG_LIMITED,      /* request rate limit hit */
     S_LOG_PARENT,       /* errors and oddities from the parent side */
     S_LOG_DEBUG,        /* per-frame debug lines */
+    S_LOG_BAN,          /* a BanNotice refused */
     S_LOG_N
 };
 
@@ -86,6 +89,8 @@ struct sw_broker_t {
     char region[SW_WIRE_MAX_NAME + 1];
     char endpoint[320];                   /* resolved bound endpoint, with "#KEY" when secure */
     sw_broker_auth_t *auth;               /* ZAP handler and key lists; NULL: insecure */
+    sw_broker_bans_t *bans;               /* bans gateways sent (sw_broker_bans.h) */
+    int64_t next_bans_ms;                 /* next look for ended bans */
     uint64_t keys_refused;                /* Hellos refused for their key (no key, denied, id, role) */
     zsock_t *router;
     zhashx_t *by_id;                      /* node id -> s_node_t (owns) */
@@ -189,6 +194,7 @@ sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errl
         self->cfg.hwm = S_HWM;
     self->cfg.bind = self->cfg.parent = self->cfg.region = self->cfg.id = self->cfg.display_name = NULL;
     self->cfg.allow_dir = self->cfg.deny_file = self->cfg.gateways_dir = self->cfg.brokers_dir = NULL;
+    self->cfg.ban_state = NULL;
     if (cfg->identity)
         snprintf(self->id, sizeof self->id, "%s", sw_identity_id(cfg->identity));
     else if (cfg->id)
@@ -213,10 +219,16 @@ sw_broker_t *sw_broker_new(const sw_broker_config_t *cfg, char *err, size_t errl
     zhashx_set_destructor(self->below, s_route_free);
     sw_wire_socket_setup(self->router, 0, self->cfg.hwm);
     zsock_set_sndtimeo(self->router, 0); /* one slow peer never stalls the loop */
+    char name[64];
+    snprintf(name, sizeof name, "broker %.8s", self->id);
+    if (!(self->bans = sw_broker_bans_new(cfg->ban_state, cfg->identity != NULL, (uint64_t) time(NULL), name, err,
+                                          errlen))) {
+        sw_broker_destroy(&self);
+        return NULL;
+    }
     if (cfg->identity) {
-        char name[64];
-        snprintf(name, sizeof name, "broker %.8s", self->id);
         sw_broker_auth_config_t ac = {.allow_dir = cfg->allow_dir,
+                                      .bans = self->bans,
                                       .deny_file = cfg->deny_file,
                                       .gateways_dir = cfg->gateways_dir,
                                       .brokers_dir = cfg->brokers_dir,
@@ -278,6 +290,7 @@ void sw_broker_destroy(sw_broker_t **self_p)
         swisd__v1__body__free_unpacked(self->above, NULL);
     zsock_destroy(&self->router);
     sw_broker_auth_destroy(&self->auth);
+    sw_broker_bans_destroy(&self->bans);
     free(self);
     *self_p = NULL;
 }
@@ -870,6 +883,8 @@ static void s_drop_denied(sw_broker_t *self)
     zlist_destroy(&gone);
 }
 
+static void s_sync_bans(sw_broker_t *self, s_node_t *to);
+
 /*  Hello from the connection `key` (from: the node it registered, or NULL). */
 static void s_on_hello(sw_broker_t *self, s_node_t *from, sw_wire_msg_t *m, const char *key)
 {
@@ -878,6 +893,13 @@ static void s_on_hello(sw_broker_t *self, s_node_t *from, sw_wire_msg_t *m, cons
     uint8_t pk[32];
     if (self->auth && !s_key_allowed(self, m, h, pk))
         return;
+    const sw_broker_ban_t *ban = sw_broker_bans_find(self->bans, h->node_id, (uint64_t) time(NULL));
+    if (ban) { /* with a key, the id is its fingerprint (s_key_allowed) */
+        char text[SW_WIRE_MAX_BAN_REASON + 128];
+        s_refuse_hello(self, m, h->node_id, SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED, "node %s is banned %s",
+                       h->node_id, sw_broker_ban_describe(ban, text, sizeof text));
+        return;
+    }
     if (!s_role_known(h->role)) {
         s_refuse_hello(self, m, h->node_id, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST,
                        "node %s: unknown role %d (stage 1, gateway 2, broker 3 or client 4)", h->node_id,
@@ -965,6 +987,99 @@ static void s_on_hello(sw_broker_t *self, s_node_t *from, sw_wire_msg_t *m, cons
     if (s_send_body(self, n, n->id, &b) != 0)
         sw_log_limited(&self->gates[S_LOG_NOT_SENT], SW_LOG_WARN, "broker %.8s: HelloAck to %s not sent: %s", self->id,
                        n->id, zmq_strerror(zmq_errno()));
+    else if (fresh && n->role == SWISD__V1__ROLE__ROLE_BROKER)
+        s_sync_bans(self, n);
+}
+
+/*  Sends every ban held (ended ones not yet forgotten skipped) to the child
+ *  broker `to`, or to the parent (to NULL): a broker that (re)joins the tree
+ *  learns the bans decided while it was away; the receiver keeps what is new
+ *  to it and passes only that on. */
+static void s_sync_bans(sw_broker_t *self, s_node_t *to)
+{
+    const uint64_t now_s = (uint64_t) time(NULL);
+    size_t n = 0, failed = 0;
+    for (const sw_broker_ban_t *ban = sw_broker_bans_first(self->bans); ban; ban = sw_broker_bans_next(self->bans)) {
+        if (ban->until_unix_s <= now_s)
+            continue;
+        Swisd__V1__BanNotice out;
+        sw_broker_ban_to_notice(ban, &out);
+        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+        b.msg_case = SWISD__V1__BODY__MSG_BAN_NOTICE;
+        b.ban_notice = &out;
+        failed += (to ? s_send_body(self, to, to->id, &b) : sw_broker_client_send(self->parent, "", &b)) != 0;
+        n++;
+    }
+    if (n)
+        sw_log(SW_LOG_INFO, "broker %.8s: sent the %zu bans held to %s %s%s", self->id, n, to ? "child broker" : "the",
+               to ? to->id : "parent", failed ? " (some not sent: link full)" : "");
+}
+
+/*  A BanNotice (docs/security.md, "Bans that reach every broker") from the
+ *  registered node `from`, or from the parent (from NULL). Accepted from a
+ *  gateway registered here (origin: its id) and from the own frames (hops 0)
+ *  of a child broker or of the parent (origin kept); refused from anyone
+ *  else. A checked notice that changes the bans drops the node when it is
+ *  registered here and goes on to the parent and every child broker but the
+ *  one it came from. */
+static void s_on_ban_notice(sw_broker_t *self, s_node_t *from, const Swisd__V1__Header *h,
+                            const Swisd__V1__BanNotice *bn)
+{
+    const char *src = h->src ? h->src : "";
+    const bool gateway = from && from->role == SWISD__V1__ROLE__ROLE_GATEWAY;
+    const bool broker = h->hops == 0 && (from ? from->role == SWISD__V1__ROLE__ROLE_BROKER && !strcmp(src, from->id)
+                                              : !strcmp(src, sw_broker_client_broker_id(self->parent)));
+    const char *who = from ? s_role_name(from->role) : "node";
+    if (!gateway && !broker) {
+        sw_log_limited(&self->gates[S_LOG_BAN], SW_LOG_WARN,
+                       "broker %.8s: refused a ban notice from %s %.64s (hops %u): only gateways and brokers may "
+                       "ban", self->id, from ? who : "the parent side, sent by", src, h->hops);
+        s_error_back(self, from, from ? from->id : src, SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED,
+                     "only a gateway (its key on the broker's gateway list) or a broker may send a ban notice");
+        return;
+    }
+    sw_broker_ban_t ban;
+    sw_broker_ban_from_notice(bn, &ban);
+    if (gateway)
+        snprintf(ban.origin, sizeof ban.origin, "%s", from->id);
+    char err[256], text[SW_WIRE_MAX_BAN_REASON + 128];
+    const uint64_t now_s = (uint64_t) time(NULL);
+    if (sw_broker_ban_check(&ban, self->auth != NULL, now_s, err, sizeof err) != 0) {
+        sw_log_limited(&self->gates[S_LOG_BAN], SW_LOG_WARN, "broker %.8s: refused a ban notice from %s %.64s: %s",
+                       self->id, from ? who : "the parent", src, err);
+        s_error_back(self, from, from ? from->id : src, SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST, "ban notice: %s",
+                     err);
+        return;
+    }
+    const int rc = sw_broker_bans_apply(self->bans, &ban, now_s, err, sizeof err);
+    if (rc <= 0) {
+        if (rc < 0)
+            sw_log_limited(&self->gates[S_LOG_BAN], SW_LOG_WARN, "broker %.8s: ban of %s not kept: %s", self->id,
+                           ban.id, err);
+        return; /* held already (or a lift of nothing): not relayed again */
+    }
+    if (ban.until_unix_s)
+        sw_log(SW_LOG_INFO, "broker %.8s: node %s banned %s (from %s %.16s)", self->id, ban.id,
+               sw_broker_ban_describe(&ban, text, sizeof text), from ? who : "the parent", src);
+    else
+        sw_log(SW_LOG_INFO, "broker %.8s: ban of node %s lifted (from %s %.16s)", self->id, ban.id,
+               from ? who : "the parent", src);
+    s_node_t *n = ban.until_unix_s ? zhashx_lookup(self->by_id, ban.id) : NULL;
+    if (n && n != from) {
+        sw_wire_send_error(self->router, n->identity, self->id, n->id, SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED,
+                           NULL, 0, "you are banned %s", text);
+        s_node_remove(self, n, "is banned; dropped");
+    }
+    Swisd__V1__BanNotice out;
+    sw_broker_ban_to_notice(&ban, &out);
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_BAN_NOTICE;
+    b.ban_notice = &out;
+    if (self->parent && from && sw_broker_client_send(self->parent, "", &b) != 0)
+        sw_log(SW_LOG_WARN, "broker %.8s: ban of %s not passed to the parent (link full)", self->id, ban.id);
+    for (s_node_t *c = zhashx_first(self->by_id); c; c = zhashx_next(self->by_id))
+        if (c->role == SWISD__V1__ROLE__ROLE_BROKER && c != from && s_send_body(self, c, c->id, &b) != 0)
+            sw_log(SW_LOG_WARN, "broker %.8s: ban of %s not passed to broker %s", self->id, ban.id, c->id);
 }
 
 /*  Takes one token of n's request budget (directory queries and reports);
@@ -1017,12 +1132,13 @@ static void s_on_own(sw_broker_t *self, s_node_t *n, sw_wire_msg_t *m, const cha
     Swisd__V1__Body reply = SWISD__V1__BODY__INIT;
     const int64_t now = s_now_ms();
     if ((body->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_QUERY ||
-         body->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_REPORT) && !s_take_token(n, now)) {
+         (body->msg_case == SWISD__V1__BODY__MSG_BAN_NOTICE && !is_broker)) && /* a child syncs all its bans */
+        !s_take_token(n, now)) {
         self->stats.requests_limited++;
         sw_log_limited(&self->gates[S_LOG_LIMITED], SW_LOG_WARN,
-                       "broker %.8s: %s %s sends more than %d directory queries/reports per second; refused", self->id,
+                       "broker %.8s: %s %s sends more than %d directory queries/reports/bans per second; refused", self->id,
                        s_role_name(n->role), n->id, S_REQ_PER_S);
-        s_overloaded_back(self, n, n->id, "more than %d directory queries/reports per second", S_REQ_PER_S);
+        s_overloaded_back(self, n, n->id, "more than %d directory queries/reports/bans per second", S_REQ_PER_S);
         return;
     }
     switch (body->msg_case) {
@@ -1070,6 +1186,9 @@ static void s_on_own(sw_broker_t *self, s_node_t *n, sw_wire_msg_t *m, const cha
         n->report_ms = now;
         s_routes_from_report(self, n, n->report_ms);
         s_send_directory(self, n, n->id, NULL, NULL, n); /* every region but the child's own */
+        break;
+    case SWISD__V1__BODY__MSG_BAN_NOTICE:
+        s_on_ban_notice(self, n, m->header, body->ban_notice);
         break;
     case SWISD__V1__BODY__MSG_ERROR:
         sw_log_limited(&self->gates[S_LOG_DEBUG], SW_LOG_DEBUG, "broker %.8s: error from %s: %s: %s", self->id, n->id,
@@ -1186,6 +1305,8 @@ static void s_on_parent(sw_broker_t *self)
         if (b && b->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_REPLY) {
             s_set_above(self, m.body);
             m.body = NULL;
+        } else if (b && b->msg_case == SWISD__V1__BODY__MSG_BAN_NOTICE) {
+            s_on_ban_notice(self, NULL, h, b->ban_notice);
         } else if (b && b->msg_case == SWISD__V1__BODY__MSG_ERROR) {
             sw_log_limited(&self->gates[S_LOG_PARENT], SW_LOG_INFO,
                            "broker %.8s: error from the parent side (%s): %s: %s", self->id, h->src ? h->src : "",
@@ -1311,6 +1432,10 @@ static void s_timers(sw_broker_t *self)
         int every = self->cfg.heartbeat_ms < self->cfg.expiry_ms / 4 ? self->cfg.heartbeat_ms : self->cfg.expiry_ms / 4;
         self->next_expiry_ms = now + (every > 10 ? every : 10);
     }
+    if (now >= self->next_bans_ms) {
+        sw_broker_bans_expire(self->bans, (uint64_t) time(NULL));
+        self->next_bans_ms = now + 1000;
+    }
     if (now >= self->next_gc_ms) {
         s_gc_routes(self, now);
         self->next_gc_ms = now + 1000;
@@ -1324,6 +1449,8 @@ static void s_timers(sw_broker_t *self)
         sw_broker_client_tick(self->parent);
         uint64_t regs = sw_broker_client_registrations(self->parent);
         if (sw_broker_client_registered(self->parent) && (now >= self->next_report_ms || regs != self->parent_regs)) {
+            if (regs != self->parent_regs)
+                s_sync_bans(self, NULL); /* (re)joined the tree */
             s_report_up(self);
             self->parent_regs = regs;
             self->next_report_ms = now + self->cfg.heartbeat_ms;

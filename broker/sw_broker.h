@@ -72,6 +72,18 @@
  *  whose keys it now holds are told UNAUTHORIZED and dropped at once (within
  *  a second); their connections can no longer register.
  *
+ *  Bans (docs/security.md, "Bans that reach every broker"): a BanNotice from
+ *  a registered gateway, or the own frame (hops 0) of the parent or of a
+ *  child broker, is checked (sw_broker_ban_check) and merged into the
+ *  runtime bans (sw_broker_bans.h); when it changed them, a registered node
+ *  with that id is told UNAUTHORIZED and dropped, and the notice goes on to
+ *  the parent and to every child broker but the one it came from. From
+ *  anyone else it is refused with UNAUTHORIZED, and a notice that fails the
+ *  checks with BAD_REQUEST; both logged. A banned key is refused at ZAP, a
+ *  banned id at Hello, until the ban ends (looked at every second).
+ *  A child broker that registers is sent every ban held, and so is the
+ *  parent when this broker registers there.
+ *
  *  Thread safety: a broker belongs to the thread that created it.
  */
 #ifndef SW_BROKER_H
@@ -100,6 +112,8 @@ typedef struct {
     const char *deny_file;   /* secure: denylist file re-read while running; NULL: none */
     const char *gateways_dir; /* secure: keys that may register as gateways; NULL: none may */
     const char *brokers_dir; /* secure: keys that may register as child brokers; NULL: none may */
+    const char *ban_state;   /* file of the bans gateways sent (sw_broker_bans.h), read at start and rewritten
+                                on every change; NULL: kept in memory only */
     int heartbeat_ms;        /* told to nodes in HelloAck; <= 0: SW_BROKER_HEARTBEAT_MS */
     int expiry_ms;           /* silence before a node is forgotten; <= 0: SW_BROKER_EXPIRY_MS */
     int max_nodes;           /* registry bound; <= 0: 10000 */

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
+#include "sw_broker_bans.h"
 #include "sw_common.h"
 #include "sw_identity.h"
 #include "sw_keyset.h"
@@ -16,6 +18,7 @@ struct sw_broker_auth_t {
     zsock_t *monitor;        /* PAIR receiving the server socket's handshake failure events */
     char name[96];           /* log prefix */
     sw_keyset_t *allow, *deny, *gateways, *brokers; /* NULL: no such list */
+    const sw_broker_bans_t *bans;           /* runtime bans (borrowed); NULL: none */
     bool has_also;                          /* also_allow given */
     uint8_t also_allow[SW_IDENTITY_KEY_BYTES];
     uint64_t refused, accepted;
@@ -31,6 +34,7 @@ sw_broker_auth_t *sw_broker_auth_new(const sw_broker_auth_config_t *cfg, char *e
     }
     snprintf(self->name, sizeof self->name, "%s", cfg && cfg->log_name ? cfg->log_name : "broker");
     self->gate_refused = SW_LOG_GATE(1000, 5);
+    self->bans = cfg ? cfg->bans : NULL;
     if (cfg && cfg->also_allow) {
         self->has_also = true;
         memcpy(self->also_allow, cfg->also_allow, sizeof self->also_allow);
@@ -89,13 +93,21 @@ static void s_reply(sw_broker_auth_t *self, zframe_t *seq, const char *code, con
     zframe_send(&meta, z, 0);
 }
 
-/*  Decides one request: the reason of a refusal into why, or NULL to accept. */
-static const char *s_decide(sw_broker_auth_t *self, const char *mech, zframe_t *cred, const char *id)
+/*  Decides one request: the reason of a refusal (in why[whylen] or a
+ *  constant), or NULL to accept. */
+static const char *s_decide(sw_broker_auth_t *self, const char *mech, zframe_t *cred, const char *id, char *why,
+                            size_t whylen)
 {
     if (strcmp(mech, "CURVE") != 0 || !cred || zframe_size(cred) != SW_IDENTITY_KEY_BYTES)
         return "not a CURVE handshake";
     if (self->deny && sw_keyset_contains(self->deny, id))
         return "key is on the denylist";
+    const sw_broker_ban_t *ban = sw_broker_bans_find(self->bans, id, (uint64_t) time(NULL));
+    if (ban) {
+        char text[SW_WIRE_MAX_BAN_REASON + 128];
+        snprintf(why, whylen, "key is banned %s", sw_broker_ban_describe(ban, text, sizeof text));
+        return why;
+    }
     if (self->has_also && !memcmp(zframe_data(cred), self->also_allow, sizeof self->also_allow))
         return NULL;
     if (self->allow && !sw_keyset_contains(self->allow, id) && !sw_keyset_contains(self->gateways, id) &&
@@ -138,7 +150,8 @@ void sw_broker_auth_handle(sw_broker_auth_t *self)
             sw_identity_fingerprint(zframe_data(f[6]), id);
             zmq_z85_encode(z85, zframe_data(f[6]), SW_IDENTITY_KEY_BYTES);
         }
-        const char *why = s_decide(self, mech, f[6], id);
+        char buf[SW_WIRE_MAX_BAN_REASON + 160];
+        const char *why = s_decide(self, mech, f[6], id, buf, sizeof buf);
         if (why) {
             self->refused++;
             sw_log_limited(&self->gate_refused, SW_LOG_WARN, "%s: refused a connection from %s (key %s): %s",

@@ -21,6 +21,9 @@
  *                      missing file is an empty list.
  *    gateways DIR      keys that may register as gateways
  *    brokers DIR       keys that may register as child brokers
+ *    bans              the broker's runtime bans (sw_broker_bans.h: what
+ *                      gateways banned), refused like the denylist's keys,
+ *                      with the ban's end and reason in the log line
  *  The lists are sw_keyset sets (identity/sw_keyset.h: the folder and file
  *  formats, their limits, and how a change is picked up). Refusals are
  *  logged (rate-limited) with the key's node id and why.
@@ -46,6 +49,7 @@ typedef struct {
     const char *gateways_dir;  /* NULL: no key may register as a gateway */
     const char *brokers_dir;   /* NULL: no key may register as a child broker */
     const char *log_name;      /* prefix of log lines, e.g. "broker 1a2b3c4d" (copied) */
+    const struct sw_broker_bans_t *bans; /* NULL, or runtime bans refused at ZAP (borrowed: outlives the handler) */
     const uint8_t *also_allow; /* NULL, or one more key (32 bytes, copied) accepted under an allowlist: the
                                   process's own key, e.g. a gateway's HTTP front dialling its own RPC */
 } sw_broker_auth_config_t;

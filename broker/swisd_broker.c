@@ -16,7 +16,8 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: swisd-broker --bind ENDPOINT [--parent ENDPOINT#KEY] [--region NAME] [--key PATH]\n"
             "                    [--auth open | --allow DIR] [--deny FILE] [--gateways DIR] [--brokers DIR]\n"
-            "                    [--heartbeat-ms N] [--expiry-ms N] [--max-nodes N] [--hwm N] [--insecure [--id ID]]\n"
+            "                    [--ban-state FILE] [--heartbeat-ms N] [--expiry-ms N] [--max-nodes N] [--hwm N]\n"
+            "                    [--insecure [--id ID]]\n"
             "  --bind ENDPOINT     ZeroMQ endpoint to listen on, e.g. tcp://0.0.0.0:5555\n"
             "                      (tcp://127.0.0.1:* picks a free port)\n"
             "  --parent ENDPOINT   register with this (root) broker as the broker of --region;\n"
@@ -30,6 +31,8 @@ static void s_usage(FILE *out)
             "  --deny FILE         keys refused (Z85 keys or node ids, one per line); re-read when it changes\n"
             "  --gateways DIR      keys that may register as gateways (none without it)\n"
             "  --brokers DIR       keys that may register as child brokers (none without it)\n"
+            "  --ban-state FILE    where the bans gateways send are kept across restarts (default:\n"
+            "                      broker-bans-ID.txt in the per-user config folder; --insecure: memory only)\n"
             "  --heartbeat-ms N    how often nodes must send a heartbeat (default 1000)\n"
             "  --expiry-ms N       silence after which a node is forgotten (default 3500)\n"
             "  --max-nodes N       registry bound (default 10000)\n"
@@ -53,7 +56,8 @@ int main(int argc, char **argv)
         {"max-nodes", required_argument, 0, 'M'},    {"hwm", required_argument, 0, 'W'},
         {"auth", required_argument, 0, 'A'},         {"allow", required_argument, 0, 'a'},
         {"deny", required_argument, 0, 'D'},         {"gateways", required_argument, 0, 'G'},
-        {"brokers", required_argument, 0, 'B'},      SW_DAEMON_KEY_OPTIONS,
+        {"brokers", required_argument, 0, 'B'},      {"ban-state", required_argument, 0, 'S'},
+        SW_DAEMON_KEY_OPTIONS,
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
     int c, bad = 0;
@@ -72,6 +76,7 @@ int main(int argc, char **argv)
         case 'D': cfg.deny_file = optarg; break;
         case 'G': cfg.gateways_dir = optarg; break;
         case 'B': cfg.brokers_dir = optarg; break;
+        case 'S': cfg.ban_state = optarg; break;
         case 'b': cfg.bind = optarg; break;
         case 'p': cfg.parent = optarg; break;
         case 'r': cfg.region = optarg; break;
@@ -101,6 +106,17 @@ int main(int argc, char **argv)
     if (failed)
         return 1;
     cfg.identity = identity;
+    char ban_state[4096];
+    if (identity && !cfg.ban_state) { /* one file per broker key: brokers on one machine keep theirs apart */
+        char dir[4000], err[512];
+        if (sw_identity_make_config_dir(dir, sizeof dir, err, sizeof err) != 0) {
+            fprintf(stderr, "swisd-broker: no folder for the ban state (give --ban-state FILE): %s\n", err);
+            sw_identity_destroy(&identity);
+            return 1;
+        }
+        snprintf(ban_state, sizeof ban_state, "%s/broker-bans-%s.txt", dir, sw_identity_id(identity));
+        cfg.ban_state = ban_state;
+    }
     sw_log_set_node(cfg.id); /* a chosen id is known now; a random one once the node exists */
     if (!cfg.bind || optind != argc) {
         s_usage(stderr);
@@ -120,6 +136,8 @@ int main(int argc, char **argv)
     sw_log_set_node(sw_broker_id(b));
     printf("swisd-broker: listening on %s\n", sw_broker_endpoint(b));
     printf("swisd-broker: id %s region %s\n", sw_broker_id(b), cfg.region ? cfg.region : "default");
+    if (cfg.ban_state)
+        printf("swisd-broker: ban state in %s\n", cfg.ban_state);
     fflush(stdout);
     sw_log(SW_LOG_INFO, "broker %s (region %s) on %s%s%s", sw_broker_id(b), cfg.region ? cfg.region : "default",
            sw_broker_endpoint(b), cfg.parent ? ", parent " : "", cfg.parent ? cfg.parent : "");

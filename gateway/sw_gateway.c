@@ -19,6 +19,7 @@
 #include "sw_chat.h"
 #include "sw_common.h"
 #include "sw_api_token.h"
+#include "sw_ban_outbox.h"
 #include "sw_bans.h"
 #include "sw_health.h"
 #include "sw_identity.h"
@@ -51,6 +52,40 @@ const char *sw_gateway_rpc_endpoint(const sw_gateway_t *self) { return self->rpc
 const char *sw_gateway_id(const sw_gateway_t *self) { return sw_broker_client_id(self->bc); }
 const char *sw_gateway_model_id(const sw_gateway_t *self) { return self->model_id; }
 int sw_gateway_chat_format(const sw_gateway_t *self) { return self->chat_format; }
+struct sw_ban_outbox_t *sw_gateway_ban_outbox(sw_gateway_t *self) { return self->ban_out; }
+
+int sw_gateway_ban(sw_gateway_t *self, const char *id, bool on, uint64_t duration_s, const char *reason, char *err,
+                   size_t errlen)
+{
+    return sw_ban_outbox_ban(self->ban_out, self->cfg.bans, id, on, duration_s, reason, err, errlen);
+}
+
+/* Sends the waiting ban notices to the broker (once registered), each with
+ * the node's public key when the directory lists it; one that does not
+ * leave (link full) waits for the next turn. */
+static void s_send_bans(sw_gateway_t *g)
+{
+    sw_ban_notice_t b;
+    while (sw_broker_client_registered(g->bc) && sw_ban_outbox_front(g->ban_out, &b)) {
+        Swisd__V1__BanNotice n = SWISD__V1__BAN_NOTICE__INIT;
+        n.node_id = b.id;
+        n.until_unix_s = b.until_unix_s;
+        n.issued_unix_ms = b.issued_unix_ms;
+        n.reason = b.reason;
+        const Swisd__V1__DirectoryReply *d = g->dir ? g->dir->directory_reply : NULL;
+        for (size_t i = 0; d && i < d->n_stages; i++)
+            if (d->stages[i]->node_id && !strcmp(d->stages[i]->node_id, b.id) && d->stages[i]->public_key.len == 32)
+                n.public_key = d->stages[i]->public_key;
+        Swisd__V1__Body body = SWISD__V1__BODY__INIT;
+        body.msg_case = SWISD__V1__BODY__MSG_BAN_NOTICE;
+        body.ban_notice = &n;
+        if (sw_broker_client_send(g->bc, "", &body) != 0)
+            return;
+        sw_log(SW_LOG_INFO, "gateway: %s node %s%s at the brokers%s%s", b.until_unix_s ? "banned" : "lifted the ban of",
+               b.id, n.public_key.len ? " (key from the directory)" : "", b.reason[0] ? ": " : "", b.reason);
+        sw_ban_outbox_pop(g->ban_out);
+    }
+}
 
 /* Loads the draft model and checks that it shares the target's vocabulary
  * (same size and the same piece for every id). */
@@ -129,6 +164,7 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     g->rx = sw_codec_new(&any, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
     g->hidden = malloc(sizeof(float) * (size_t) SW_SESSION_PREFILL_CHUNK * (size_t) g->hp->n_embd);
     g->recent = sw_recent_new(S_RECENT);
+    g->ban_out = sw_ban_outbox_new();
     g->v_usable = malloc(sizeof *g->v_usable * SW_WIRE_MAX_STAGES);
     g->v_live = malloc(sizeof *g->v_live * SW_WIRE_MAX_STAGES);
     g->v_inbound = malloc(sizeof *g->v_inbound * SW_WIRE_MAX_STAGES);
@@ -142,7 +178,7 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     if (cfg->identity)
         g->seal = sw_seal_peers_new(sw_identity_secret_key(cfg->identity));
     if ((cfg->identity && !g->seal) || !g->ex || !g->tx || !g->rx || !g->hidden || !g->health || !g->probe_row || !g->probe_tx || !g->recent ||
-        !g->v_usable || !g->v_live || !g->v_inbound || !g->v_infos) {
+        !g->ban_out || !g->v_usable || !g->v_live || !g->v_inbound || !g->v_infos) {
         sw_err(err, errlen, "out of memory");
         goto fail;
     }
@@ -279,6 +315,7 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
     free(g->v_inbound);
     free(g->v_infos);
     sw_recent_destroy(&g->recent);
+    sw_ban_outbox_destroy(&g->ban_out);
     sw_codec_destroy(&g->probe_tx);
     sw_seal_peers_destroy(&g->seal);
     sw_health_destroy(&g->health);
@@ -1318,8 +1355,15 @@ static void s_on_error(sw_gateway_t *g, const char *src, const Swisd__V1__Error 
         return s_on_probe_reply(g, src, e->session_id, e->code ? (int) e->code : SWISD__V1__ERROR_CODE__ERROR_INTERNAL);
     sw__gw_session_t *c = e->session_id && e->session_id[0] ? s_find(g, e->session_id) : NULL;
     if (!c) {
-        sw_log(SW_LOG_DEBUG, "gateway: ignored an error from %.8s (%s): not from a hop of a step in flight", src,
-               sw_wire_error_name(e->code));
+        const bool refused = e->code == SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST ||
+                             e->code == SWISD__V1__ERROR_CODE__ERROR_BAD_FRAME ||
+                             e->code == SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED;
+        if (refused && !strcmp(src, sw_broker_client_broker_id(g->bc))) /* e.g. a ban notice it would not take */
+            sw_log(SW_LOG_WARN, "gateway: our broker refused a message of ours (%s): %.300s",
+                   sw_wire_error_name(e->code), e->message ? e->message : "");
+        else
+            sw_log(SW_LOG_DEBUG, "gateway: ignored an error from %.8s (%s): not from a hop of a step in flight", src,
+                   sw_wire_error_name(e->code));
         return;
     }
     g->acts.n = 0;
@@ -1443,6 +1487,7 @@ int sw_gateway_run(sw_gateway_t *self, volatile int *stop)
             break;
         }
         sw_broker_client_tick(self->bc);
+        s_send_bans(self);
         if (self->cfg.bans && sw_bans_version(self->cfg.bans) != self->bans_seen) { /* the operator changed them */
             self->bans_seen = sw_bans_version(self->cfg.bans);
             if (self->dir && self->sessions) {

@@ -22,6 +22,7 @@
 #ifndef SW_GATEWAY_H
 #define SW_GATEWAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,20 @@ const char *sw_gateway_model_id(const sw_gateway_t *self);
 /*  The model's chat format (sw_chat_format_t, from tokenizer.chat_template
  *  by sw_chat_detect; SW_CHAT_DEFAULT when absent or not recognized). */
 int sw_gateway_chat_format(const sw_gateway_t *self);
+/*  Bans node id across the swarm (docs/security.md, "Bans that reach every
+ *  broker"): the gateway stops planning it (cfg.bans, when set) and sends a
+ *  BanNotice to its broker, with the node's public key from the directory
+ *  when it lists the node; every broker then refuses its key for duration_s
+ *  seconds (1..SW_BAN_MAX_S). on false lifts the ban (here and at the
+ *  brokers). The notice leaves on the next turn of the loop (<= 100 ms), or
+ *  once the gateway is registered. reason: NULL or <= 200 bytes. Returns
+ *  1 changed, 0 already so, -1 with err set (sw_ban_outbox_ban). Any thread
+ *  (the outbox and sw_bans lock). */
+int sw_gateway_ban(sw_gateway_t *self, const char *id, bool on, uint64_t duration_s, const char *reason, char *err,
+                   size_t errlen);
+/*  The outbox sw_gateway_ban fills (borrowed while the gateway lives), for
+ *  the HTTP front's /admin/ban. */
+struct sw_ban_outbox_t *sw_gateway_ban_outbox(sw_gateway_t *self);
 /*  Serves until *stop or SIGINT/SIGTERM. Returns 0. */
 int sw_gateway_run(sw_gateway_t *self, volatile int *stop);
 

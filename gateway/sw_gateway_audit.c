@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sw_ban_outbox.h"
 #include "sw_bans.h"
 #include "sw_common.h"
 #include "sw_gateway_internal.h"
@@ -422,6 +423,8 @@ static sw__audit_job_t *s_audit(sw_gateway_t *g, sw__gw_session_t *c, int64_t ta
         j->target = target;
     if (!j->request_id && s_send_chunk(g, c, j) != 0) {
         c->audit_failures++;
+        sw_log(SW_LOG_INFO, "gateway: audit of session %.8s: its first chunk could not be sent (queue to the "
+               "broker full?)", sid);
         s_job_drop(g, j);
         return NULL;
     }
@@ -497,7 +500,9 @@ static void s_restart(sw_gateway_t *g, sw__gw_session_t *c)
     sw__gateway_drive(g, c);
 }
 
-/* node failed an audit: banned here and by the operator's state (sw_bans),
+/* node failed an audit: banned here, by the operator's state (sw_bans) and
+ * at every broker (a BanNotice, sw_gateway_ban; docs/security.md "Bans that
+ * reach every broker"),
  * its trust reset, and every session it may have touched since its last
  * verified result started again through other stages. */
 static void s_caught(sw_gateway_t *g, const char *node, const char *why)
@@ -509,8 +514,8 @@ static void s_caught(sw_gateway_t *g, const char *node, const char *why)
         snprintf(g->audit_banned[slot], sizeof g->audit_banned[slot], "%s", node);
     }
     char err[200];
-    if (g->cfg.bans && sw_bans_set(g->cfg.bans, node, true, true, why, err, sizeof err) != 0)
-        sw_log(SW_LOG_WARN, "gateway: cannot record the ban of %.16s: %s", node, err);
+    if (sw_ban_outbox_ban(g->ban_out, g->cfg.bans, node, true, SW_BAN_DEFAULT_S, why, err, sizeof err) < 0)
+        sw_log(SW_LOG_WARN, "gateway: cannot record the ban of %.16s: %s", node, err); /* also at every broker */
     /* the persisted reputation: run reset, banned for its ban_s, its pending and unverified credit clawed back */
     if (g->cfg.reputation && sw_reputation_failed(g->cfg.reputation, node, sw_state_db_unix_s(), why, err,
                                                   sizeof err) != 0)
@@ -760,6 +765,9 @@ void sw__audit_tick(sw_gateway_t *g)
         }
         const bool stuck = c->audit_failures >= S_MAX_ATTEMPTS;
         if (stuck) { /* it cannot be audited: its text goes out unverified (counted, shown on the dashboard) */
+            if (c->n_held)
+                sw_log(SW_LOG_INFO, "gateway: session %.8s: %d audits could not run; its text goes out unverified",
+                       sw_session_id(c->ss), c->audit_failures);
             s_release(g, c, true);
         } else if (!s_job(g, sw_session_id(c->ss), false) && !s_job(g, sw_session_id(c->ss), true)) {
             const int64_t n_hist = sw_session_n_tokens(c->ss);

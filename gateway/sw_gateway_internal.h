@@ -154,6 +154,7 @@ struct sw_gateway_t {
     uint64_t view_gen;                    /* views built so far (a loop holding one rebuilds it when this moved) */
     sw_session_actions_t acts;            /* actions of the event being handled */
     uint64_t bans_seen;                   /* sw_bans_version acted on */
+    struct sw_ban_outbox_t *ban_out;      /* ban notices waiting for the broker link (sw_gateway_ban) */
     /* verification (sw_gateway_audit.c, docs/security.md "Verification"); all NULL / 0 when insecure */
     sw_audit_t *audit;                    /* the audit book */
     sw__audit_job_t *jobs;                /* audits, one per session at most */

@@ -133,6 +133,9 @@ typedef struct {
                                  min(1, granted / credit_full)); <= 0: no boost (keyed requests are still
                                  metered per key at the base rates) */
     double credit_full;       /* granted credit units that earn the whole boost, <= 0: 1000 */
+    struct sw_ban_outbox_t *ban_outbox; /* where /admin/ban and /admin/unban queue the BanNotice for the
+                                           brokers (sw_ban_outbox.h; the gateway's, sw_gateway_ban_outbox);
+                                           borrowed, must outlive the server; NULL: the bans stay local */
     const struct _sw_identity_t *identity; /* the gateway's key (borrowed, outlives the server): the HTTP
                                               front dials the RPC as it (a gateway with --rpc-allow lets its
                                               own key in); NULL: a throw-away key, or plain when insecure */

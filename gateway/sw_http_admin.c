@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sw_admin_token.h"
+#include "sw_ban_outbox.h"
 #include "sw_bans.h"
 #include "sw_common.h"
 #include "sw_fairuse.h"
@@ -89,7 +90,9 @@ static enum MHD_Result s_nodes(sw_http_t *h, struct MHD_Connection *c)
     return s_json(c, 200, a ? json_pack("{s:o}", "nodes", a) : NULL);
 }
 
-/* POST /admin/{ban,unban,drain,undrain} {"node": ID, "reason": TEXT}. */
+/* POST /admin/{ban,unban,drain,undrain} {"node": ID, "reason": TEXT}; /admin/ban also takes
+ * "duration_s" (how long the brokers refuse the node: 1 s..400 days, default 30 days). A ban
+ * and an unban also go to every broker (sw_ban_outbox_ban), when the server has the outbox. */
 static enum MHD_Result s_flag(sw_http_t *h, struct MHD_Connection *c, const sw__http_req_t *rq, bool ban, bool on)
 {
     json_error_t je;
@@ -102,9 +105,10 @@ static enum MHD_Result s_flag(sw_http_t *h, struct MHD_Connection *c, const sw__
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v) {
-        if (strcmp(key, "node") && strcmp(key, "reason")) {
+        if (strcmp(key, "node") && strcmp(key, "reason") && (strcmp(key, "duration_s") || !(ban && on))) {
             json_decref(body);
-            return s_bad(c, "unknown field: only \"node\" and \"reason\"");
+            return s_bad(c, ban && on ? "unknown field: only \"node\", \"reason\" and \"duration_s\""
+                                      : "unknown field: only \"node\" and \"reason\"");
         }
     }
     node = json_string_value(json_object_get(body, "node"));
@@ -115,12 +119,21 @@ static enum MHD_Result s_flag(sw_http_t *h, struct MHD_Connection *c, const sw__
     }
     if (r)
         reason = json_string_value(r);
+    json_t *d = json_object_get(body, "duration_s");
+    const json_int_t duration = d && json_is_integer(d) ? json_integer_value(d) : SW_BAN_DEFAULT_S;
+    if (d && (!json_is_integer(d) || duration < 1 || duration > (json_int_t) SW_BAN_MAX_S)) {
+        json_decref(body);
+        return s_bad(c, "\"duration_s\" must be an integer from 1 to 34560000 (400 days)");
+    }
     if (strlen(reason) > SW_BANS_REASON_MAX) {
         json_decref(body);
         return s_bad(c, "\"reason\" is longer than 200 bytes");
     }
     char err[512] = "";
-    const int rc = sw_bans_set(h->cfg.bans, node, ban, on, reason, err, sizeof err);
+    const int rc = ban && h->cfg.ban_outbox
+                       ? sw_ban_outbox_ban(h->cfg.ban_outbox, h->cfg.bans, node, on, (uint64_t) duration, reason, err,
+                                           sizeof err)
+                       : sw_bans_set(h->cfg.bans, node, ban, on, reason, err, sizeof err);
     if (rc < 0) {
         json_decref(body);
         const bool bad_id = strstr(err, "node id") != NULL;

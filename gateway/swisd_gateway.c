@@ -308,7 +308,8 @@ int main(int argc, char **argv)
                                .max_addrs = (size_t) http_max_addrs, .tls_cert_pem = tls_cert,
                                .tls_key_pem = tls_key, .admin_token = admin_token[0] ? admin_token : NULL,
                                .bans = bans, .reputation = rep, .tokens = tokens, .credit_boost = credit_boost,
-                               .credit_full = credit_full, .identity = identity};
+                               .credit_full = credit_full, .identity = identity,
+                               .ban_outbox = sw_gateway_ban_outbox(g)};
         web = sw_http_new(&hc, err, sizeof err);
         sw_tls_free_key(&tls_key);
         free(tls_cert);

@@ -333,6 +333,16 @@ int sw_wire_validate_body(const Swisd__V1__Body *b, char *err, size_t errlen)
         CHECK_STR(b->token_reply->token, 64, "token");
         CHECK_STR(b->token_reply->node_id, SW_WIRE_MAX_ID, "node id");
         return 0;
+    case SWISD__V1__BODY__MSG_BAN_NOTICE: /* the id's format and the time range: sw_broker_ban_check */
+        CHECK_STR(b->ban_notice->node_id, SW_WIRE_MAX_ID, "node id");
+        CHECK_STR(b->ban_notice->reason, SW_WIRE_MAX_BAN_REASON, "ban reason");
+        CHECK_STR(b->ban_notice->origin, SW_WIRE_MAX_ID, "ban origin");
+        if (!b->ban_notice->node_id || !b->ban_notice->node_id[0])
+            return sw_err(err, errlen, "a ban notice without a node id");
+        if (b->ban_notice->public_key.len != 0 && b->ban_notice->public_key.len != 32)
+            return sw_err(err, errlen, "a ban notice's public key of %zu bytes (32 or none)",
+                          b->ban_notice->public_key.len);
+        return 0;
     case SWISD__V1__BODY__MSG_HEARTBEAT:
     case SWISD__V1__BODY__MSG_HEARTBEAT_ACK:
     case SWISD__V1__BODY__MSG_CANCEL:

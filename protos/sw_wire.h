@@ -45,6 +45,7 @@ extern "C" {
 #define SW_WIRE_MAX_DISPLAY_NAME 32    /* bytes of a node's display name (printable ASCII) */
 #define SW_WIRE_MAX_COMMITMENT (160u << 10) /* bytes of a sealed commitment (4096 rows: 131,160) */
 #define SW_WIRE_MAX_TEXT 1024          /* bytes of an error message or reason */
+#define SW_WIRE_MAX_BAN_REASON 200     /* bytes of a BanNotice's reason */
 #define SW_WIRE_MAX_PROMPT (1u << 20)  /* bytes of a prompt */
 #define SW_WIRE_MAX_PROMPT_PARTS 4096  /* parts of a templated prompt */
 #define SW_WIRE_MAX_STAGES 4096        /* entries in a directory */

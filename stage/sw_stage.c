@@ -22,6 +22,7 @@ typedef struct {
     const Swisd__V1__ForwardRequest *fr;   /* = msg.body->forward_request */
     uint64_t recv_ns;
     float *hidden;                         /* (n_tok, n_embd) */
+    float *test_in;                        /* (n_tok, n_embd) the rows received; only with cfg.test_hook */
     uint8_t in_digest[SW_COMMIT_DIGEST_BYTES]; /* of the payload received, opened (verify/sw_commit.h) */
     sw_session_t *sess;
     bool taken, failed;
@@ -281,6 +282,7 @@ void sw_stage_destroy(sw_stage_t **self_p)
     for (int i = 0; i < st->n_queue; i++) {
         sw_wire_msg_free(&st->queue[i].msg);
         free(st->queue[i].hidden);
+        free(st->queue[i].test_in);
     }
     for (int i = 0; i < st->n_enc; i++)
         sw_codec_destroy(&st->enc[i].codec);
@@ -483,6 +485,12 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
 {
     const Swisd__V1__ForwardRequest *fr = r->fr;
     const bool last = fr->n_route == 1;
+    if (st->cfg.test_hook && r->test_in) { /* TEST ONLY: the lying stage (sw_stage.h) */
+        const sw_stage_test_rows_t rows = {fr->session_id, fr->pos, (int32_t) fr->n_tok, st->hp->n_embd,
+                                           (int32_t) fr->route[0]->layers->begin,
+                                           (int32_t) fr->route[0]->layers->end, r->test_in, r->hidden};
+        st->cfg.test_hook(st->cfg.test_hook_arg, &rows);
+    }
     sw_codec_t *enc = s_encoder(st, last ? fr->reply_codec : fr->route[1]->codec);
     char err[256];
     sw_codec_header_t h;
@@ -598,6 +606,11 @@ static void s_process(sw_stage_t *st)
         }
         if (n == 0)
             break;
+        for (int i = 0; st->cfg.test_hook && i < n; i++) { /* TEST ONLY: the hook sees the rows received */
+            const size_t bytes = sizeof(float) * (size_t) batch[i]->fr->n_tok * (size_t) st->hp->n_embd;
+            if ((batch[i]->test_in = malloc(bytes)))
+                memcpy(batch[i]->test_in, batch[i]->hidden, bytes);
+        }
         const uint64_t t0 = sw_now_ns();
         char err[256];
         int rc = sw_model_forward(st->ex, st->model, (int32_t) a, (int32_t) bnd, seqs, n, err, sizeof err);
@@ -614,6 +627,7 @@ static void s_process(sw_stage_t *st)
     for (int i = 0; i < st->n_queue; i++) {
         sw_wire_msg_free(&st->queue[i].msg);
         free(st->queue[i].hidden);
+        free(st->queue[i].test_in);
     }
     st->n_queue = 0;
     sw_session_cache_unpin_all(st->cache);

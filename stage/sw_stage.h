@@ -20,6 +20,19 @@
 
 #include "sw_identity.h"
 
+/*  TEST ONLY: one request's rows as the test hook sees them (the lying stage
+ *  of tests/liar_stage.c; docs/security.md). Borrowed for the call. */
+typedef struct {
+    const char *session_id;   /* the gateway's session id ("probe-<hex>" for admission probes) */
+    uint32_t pos;             /* position of the first row */
+    int32_t n_tok, n_embd;    /* rows, row length */
+    int32_t layer_a, layer_b; /* the blocks [a, b) that ran (the route's range for this stage) */
+    const float *in;          /* (n_tok, n_embd) f32 row-major: the rows received */
+    float *out;               /* (n_tok, n_embd) f32 row-major: the rows computed; the hook may overwrite them */
+} sw_stage_test_rows_t;
+
+typedef void (*sw_stage_test_hook_fn)(void *arg, const sw_stage_test_rows_t *rows);
+
 typedef struct {
     const char *broker;       /* broker endpoint */
     const char *model_path;   /* GGUF file */
@@ -40,6 +53,11 @@ typedef struct {
                                  link), e.g. "q8_0+zstd3"; NULL: the sender's choice */
     bool audit;               /* an operator's audit stage: announced (Capabilities.audit), gateways give it
                                  audit work only (docs/security.md, "Verification") */
+    /* TEST ONLY (tests/liar_stage.c): release daemons leave both NULL. When set, the stage keeps a copy
+       of each request's input rows and calls test_hook(test_hook_arg, rows) on the stage's thread after
+       the request's blocks ran, before the output rows are encoded (or committed to) and sent on */
+    sw_stage_test_hook_fn test_hook;
+    void *test_hook_arg;
 } sw_stage_config_t;
 
 typedef struct sw_stage_t sw_stage_t;

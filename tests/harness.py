@@ -486,6 +486,20 @@ def start_gateway(h, bins, name, broker, *args, model=None, http=False, timeout=
     return p, rpc, port
 
 
+def lie_models(h, bins, model=None):
+    """The two files a lying stage (tests/liar_stage.c) computes with in place
+    of `model` (default model_path()): (other weights of the same shapes from
+    `swisd synth`, seed 7, with the model's vocabulary; the model quantized to
+    q4_0 by `swisd quantize`), made in h.logdir."""
+    model = model or model_path()
+    synth = os.path.join(h.logdir, "synth.gguf")
+    q4 = os.path.join(h.logdir, "q4_0.gguf")
+    subprocess.run([bins.swisd, "synth", "stories260k", "f32", synth, "--seed", "7", "--vocab", model], check=True,
+                   capture_output=True)
+    subprocess.run([bins.swisd, "quantize", model, q4, "q4_0"], check=True, capture_output=True)
+    return synth, q4
+
+
 def start_link(h, name, bins, target, *args, control=None):
     """swisd-link on an ephemeral loopback port in front of `target`
     ("tcp://host:port" or "host:port", with "#KEY" or not); returns (proc,

@@ -8,8 +8,11 @@
 #ifndef SW_TEST_H
 #define SW_TEST_H
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "sw_test_data.h"
@@ -84,6 +87,18 @@ static inline bool sw_test_corrupt_db(const char *path)
     for (int i = 0; i < 4096; i++)
         fputc((i * 7919) & 0xff, f);
     return fclose(f) == 0;
+}
+
+/* Writes text to path (a test's fixture file); on failure says why and ends
+ * the test program (a fixture it cannot make is not a result). */
+static inline void sw_test_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0) {
+        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    fclose(f);
 }
 
 static inline int sw_test_report(const char *name)

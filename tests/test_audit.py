@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import threading
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +41,16 @@ N = 40
 def api(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/swarm", timeout=10) as r:
         return json.loads(r.read())
+
+
+def admin(port, path, body, token):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def liar(name, ep, layers, *args):
@@ -75,15 +86,28 @@ def body(_h):
     b, ep = start_broker(h, bins, "broker")
     operator = os.path.join(h.logdir, "operator-keys")
     os.makedirs(operator)
-    start_stage(h, bins, "honest-0", ep, "0-2")
+    _, honest0 = start_stage(h, bins, "honest-0", ep, "0-2")
     start_stage(h, bins, "honest-3", ep, "3-4")
     for lo, hi in ((0, 2), (3, 4)):
         shutil.copy(node_key(h, bins, f"audit-{lo}"), operator)
         start_stage(h, bins, f"audit-{lo}", ep, f"{lo}-{hi}", "--audit")
-    gw, rpc, port = start_gateway(h, bins, "gateway", ep, "--trusted-keys", operator, http=True)
+    token_file = os.path.join(h.logdir, "admin.token")
+    gw, rpc, port = start_gateway(h, bins, "gateway", ep, "--trusted-keys", operator, "--admin-token-file",
+                                  token_file, "--state-db", os.path.join(h.logdir, "state.db"), http=True)
+    token = open(token_file).read().strip()
     lp, lid = liar("liar-noise", ep, "0-2", "--lie", "noise")
     check(wait_until(lambda: len(api(port)["stages"]) == 5, 20, 0.3), "the gateway sees 5 stages")
+    # the honest host of 0-2 is drained, so sessions go through the liar; once the liar is caught it takes the
+    # sessions that start again
+    check(admin(port, "/admin/drain", {"node": honest0}, token) == 200, "the honest host of 0-2 is drained")
+
+    def undrain_when_caught():
+        wait_until(lambda: lid in api(port)["audit"]["caught"], 60, 0.05)
+        admin(port, "/admin/undrain", {"node": honest0}, token)
+    watcher = threading.Thread(target=undrain_when_caught)
+    watcher.start()
     results = clients(rpc, refs, 4)
+    watcher.join()
     bad = [(p, rc, err[-200:]) for p, rc, out, err in results if rc != 0 or out != refs[p]]
     check(not bad, f"1) every delivered text equals swisd run's ({len(results)} generations; wrong: {bad[:2]})")
     sw = api(port)
@@ -91,25 +115,45 @@ def body(_h):
     check(gw.wait_line(f"stage {lid} failed an audit", 5, stream="err") is not None,
           "1) the gateway's log names it")
     check(len(sw["audit"]["caught"]) == 1, f"1) no honest stage is caught: {sw['audit']['caught']}")
-    trust = {s["node_id"]: s.get("trust", {}) for s in sw["stages"]}
+    check(b.wait_line(f"{lid}", 5, stream="err") is not None and
+          wait_until(lambda: not any(s["node_id"] == lid for s in api(port)["stages"]), 10, 0.2),
+          "1) the liar's ban reached the broker: it is gone from the directory")
     honest = [s["node_id"] for s in sw["stages"] if s["node_id"] != lid and not s.get("audit_stage")]
-    check(honest and all(trust[i].get("verified", 0) > 0 for i in honest),
-          f"1) the honest stages have verified steps: {[trust[i] for i in honest]}")
+
+    def verified():  # the gateway writes verified results to its state database once a second
+        trust = {s["node_id"]: s.get("trust", {}) for s in api(port)["stages"]}
+        return [trust.get(i, {}).get("verified", 0) for i in honest]
+    check(honest and wait_until(lambda: all(v > 0 for v in verified()), 5, 0.2),
+          f"1) the honest stages have verified steps: {verified()}")
     check(sw["audit"]["chain_breaks"] == 0 and sw["audit"]["max_agreeing_distance"] < sw["audit"]["threshold"],
           f"1) honest comparisons agree well below the threshold: {sw['audit']}")
     rc, out, err = generate(bins, rpc, PROMPTS[0], N)
     check(rc == 0 and out == refs[PROMPTS[0]], f"1) after the ban the swarm serves the exact text ({rc})")
 
-    # 2. two of three: no operator; a third honest host decides
+    # 2. two of three: no operator; a third honest host decides. Both honest hosts of 0-2 are drained (no
+    # user work, audits still), so sessions go through the liar; undrained once it is caught.
     b2, ep2 = start_broker(h, bins, "broker-2")
-    start_stage(h, bins, "h2-a", ep2, "0-2")
-    start_stage(h, bins, "h2-b", ep2, "0-2")
+    _, ha = start_stage(h, bins, "h2-a", ep2, "0-2")
+    _, hb = start_stage(h, bins, "h2-b", ep2, "0-2")
     start_stage(h, bins, "h2-c", ep2, "3-4")
     start_stage(h, bins, "h2-d", ep2, "3-4")
-    gw2, rpc2, port2 = start_gateway(h, bins, "gateway-2", ep2, http=True)
+    token_file2 = os.path.join(h.logdir, "admin2.token")
+    gw2, rpc2, port2 = start_gateway(h, bins, "gateway-2", ep2, "--admin-token-file", token_file2, "--state-db",
+                                     os.path.join(h.logdir, "state2.db"), http=True)
+    token2 = open(token_file2).read().strip()
     lp2, lid2 = liar("liar-identity", ep2, "0-2", "--lie", "identity")
     check(wait_until(lambda: len(api(port2)["stages"]) == 5, 20, 0.3), "2) the second gateway sees 5 stages")
+    for node in (ha, hb):
+        admin(port2, "/admin/drain", {"node": node}, token2)
+
+    def undrain2():
+        wait_until(lambda: lid2 in api(port2)["audit"]["caught"], 60, 0.05)
+        for node in (ha, hb):
+            admin(port2, "/admin/undrain", {"node": node}, token2)
+    watcher2 = threading.Thread(target=undrain2)
+    watcher2.start()
     results = clients(rpc2, refs, 4)
+    watcher2.join()
     bad = [(p, rc, err[-200:]) for p, rc, out, err in results if rc != 0 or out != refs[p]]
     check(not bad, f"2) every delivered text equals swisd run's ({len(results)}; wrong: {bad[:2]})")
     sw2 = api(port2)

@@ -26,16 +26,6 @@ static const char *s_path(const char *name)
     return buf[i];
 }
 
-static void s_write(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(text, f) < 0) {
-        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
-        exit(1);
-    }
-    fclose(f);
-}
-
 /* A fresh key pair in `folder`/`name` (+ _secret); returns it (caller destroys). */
 static sw_identity_t *s_key(const char *folder, const char *name)
 {
@@ -57,8 +47,8 @@ static void test_folder(void)
     mkdir(other_dir, 0700);
     sw_identity_t *a = s_key(dir, "alice.key"), *b = s_key(dir, "bob.key"), *c = s_key(other_dir, "carol.key");
     /* things that are not public keys: skipped, not fatal */
-    s_write(s_path("keys/garbage.key"), "this is not a certificate\n");
-    s_write(s_path("keys/.hidden"), "x");
+    sw_test_write(s_path("keys/garbage.key"), "this is not a certificate\n");
+    sw_test_write(s_path("keys/.hidden"), "x");
     mkdir(s_path("keys/sub"), 0700);
     sw_keyset_t *ks = sw_keyset_new(dir, true, "test", s_err, sizeof s_err);
     CHECK_MSG(ks != NULL, "%s", s_err);
@@ -120,7 +110,7 @@ static void test_list(void)
              "not-a-key\n"
              "\n",
              sw_identity_public_txt(a), sw_identity_id(b));
-    s_write(list, text);
+    sw_test_write(list, text);
     CHECK(sw_keyset_refresh(ks, true));
     CHECK(sw_keyset_size(ks) == 2);
     CHECK(sw_keyset_contains(ks, sw_identity_id(a)));
@@ -130,13 +120,13 @@ static void test_list(void)
     usleep((SW_KEYSET_RESCAN_MS + 100) * 1000);
     CHECK(!sw_keyset_refresh(ks, false));
     /* a changed file is, after the rescan interval */
-    s_write(list, "# nobody\n");
+    sw_test_write(list, "# nobody\n");
     usleep((SW_KEYSET_RESCAN_MS + 100) * 1000);
     CHECK(sw_keyset_refresh(ks, false));
     CHECK(sw_keyset_size(ks) == 0);
     /* an unreadable list (a folder where the file was) keeps the previous set */
     snprintf(text, sizeof text, "%s\n", sw_identity_id(a));
-    s_write(list, text);
+    sw_test_write(list, text);
     CHECK(sw_keyset_refresh(ks, true) && sw_keyset_size(ks) == 1);
     unlink(list);
     mkdir(list, 0700);
