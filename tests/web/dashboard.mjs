@@ -58,6 +58,8 @@ try {
   let regionsOk = byRegion.length === new Set(Object.values(spec.stages)).size;
   for (const r of byRegion) for (const id of r.ids) regionsOk = regionsOk && spec.stages[id] === r.region;
   check(regionsOk, 'stages grouped by their region: ' + JSON.stringify(byRegion));
+  const unv = await page.textContent('[data-testid=unverified-text]').catch(() => '');
+  check(unv.includes('unverified layers 0-4'), 'layers held by a single host are shown as unverified: ' + unv);
   const covText = await page.textContent('[data-testid=coverage-text]');
   check(covText.includes(`all ${spec.layers} layers covered`), 'coverage: ' + covText);
   const layerCells = await page.$$eval('[data-testid=layer]', (els) => els.map((e) => Number(e.getAttribute('data-covered'))));

@@ -21,7 +21,9 @@ function Coverage({ swarm }: { swarm: Swarm }) {
   const n = swarm.model.n_layer;
   const cov = coverage(n, swarm.stages);
   const stages = [...swarm.stages].sort((a, b) => a.layers.begin - b.layers.begin || a.layers.end - b.layers.end);
-  const gaps = swarm.gaps.map((g) => (g.end - 1 > g.begin ? `${g.begin}-${g.end - 1}` : `${g.begin}`));
+  const span = (g: { begin: number; end: number }) => (g.end - 1 > g.begin ? `${g.begin}-${g.end - 1}` : `${g.begin}`);
+  const gaps = swarm.gaps.map(span);
+  const unverified = swarm.unverified.map(span);
   const pct = (l: number) => `${(100 * l) / Math.max(1, n)}%`;
   return (
     <section className="card" data-testid="coverage">
@@ -51,6 +53,12 @@ function Coverage({ swarm }: { swarm: Swarm }) {
       <p data-testid="coverage-text" className={gaps.length ? 'bad' : 'good'}>
         {gaps.length ? `missing layers ${gaps.join(', ')}: no live stage holds them` : `all ${n} layers covered`}
       </p>
+      {unverified.length > 0 && (
+        <p data-testid="unverified-text" className="muted">
+          unverified layers {unverified.join(', ')}: a single live host, so audits cannot check them (an
+          operator&apos;s audit stage closes the gap)
+        </p>
+      )}
     </section>
   );
 }

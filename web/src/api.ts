@@ -38,6 +38,7 @@ export interface Swarm {
   servable: boolean;
   unsealed_replies_total: number;
   gaps: LayerRange[];
+  unverified: LayerRange[]; // layers with a single live host: audits cannot check them (docs/security.md)
   stages: Stage[];
   sessions: { session_id: string; tokens: number; tokens_per_s: number; acceptance_rate: number }[];
   counters: {
@@ -65,6 +66,7 @@ export function parseSwarm(raw: unknown): Swarm {
     servable: o.servable === true,
     unsealed_replies_total: num(o.unsealed_replies_total),
     gaps: arr(o.gaps).map(range),
+    unverified: arr(obj(o.audit).unverified).map(range),
     stages: arr(o.stages).map((x) => {
       const s = obj(x), l = obj(s.load);
       return {
