@@ -21,10 +21,11 @@ that differ from `swisd run`'s.
 
 cost: decode tokens/s and the swarm's CPU per generated token with audits at
 the default trust settings after the stages earned trust (steady state),
-against the same swarm with audits made rare (--audit-floor 1e-6 after
-trust), interleaved.
+against the same swarm with audits made rare (--audit-trust 1
+--audit-floor 1e-6), interleaved.
 
 usage: bench_audit.py BUILD_DIR [--part honest|liars|cost|all] [--requests 1000] [--seeds 20] [--max 300]
+                      [--only NAME]
 """
 import argparse
 import json
@@ -47,6 +48,7 @@ ap.add_argument("--part", default="all")
 ap.add_argument("--requests", type=int, default=1000)
 ap.add_argument("--seeds", type=int, default=20)
 ap.add_argument("--max", type=int, default=300)
+ap.add_argument("--only", default="", help="liars: only the ways of lying whose name starts with this")
 a = ap.parse_args()
 bins = Bins(a.build)
 liar_bin = os.path.join(a.build, "tests", "liar_stage")
@@ -110,7 +112,10 @@ def liars():
     modes = [("noise", ["--lie", "noise"]), ("identity", ["--lie", "identity"]),
              ("other weights", ["--lie", "weights:" + synth]), ("lower precision (q4_0)", ["--lie", "precision:" + q4]),
              ("noise on 10%", ["--lie", "noise", "--lie-rate", "0.1"]),
-             ("noise after 40 requests", ["--lie", "noise", "--lie-after", "40"])]
+             ("noise after 40 requests", ["--lie", "noise", "--lie-after", "40"]),
+             ("noise after 1000 requests (trusted by then)", ["--lie", "noise", "--lie-after", "1000"])]
+    if a.only:
+        modes = [m for m in modes if m[0].startswith(a.only)]
     liar_ids = set()
     print("| way of lying | requests until caught, median | worst | caught | delivered texts that differ |")
     print("|---|---|---|---|---|")
@@ -158,7 +163,7 @@ def cpu_s(pids):
 
 def cost():
     swarms = {}
-    for tag, extra in (("audited", []), ("rare", ["--audit-floor", "0.000001"])):
+    for tag, extra in (("audited", []), ("rare", ["--audit-trust", "1", "--audit-floor", "0.000001"])):
         bp, ep = start_broker(h, bins, f"broker-{tag}")
         procs = [bp]
         for lo, hi in ((0, 2), (3, 4)):
