@@ -39,7 +39,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from harness import (Bins, Harness, key_args, lie_models, model_path, node_key, run_local, start_broker,  # noqa: E402
+from harness import (Bins, Harness, cpu_seconds, key_args, lie_models, model_path, node_key, run_local,  # noqa: E402
+                     start_broker,
                      start_gateway, start_stage, wait_until)
 
 ap = argparse.ArgumentParser()
@@ -149,16 +150,6 @@ def liars():
     print(f"liars: honest stages caught (false accusations): {len(wrong)} {wrong}", flush=True)
 
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pids):
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            x = f.read().rsplit(")", 1)[1].split()
-        total += int(x[11]) + int(x[12])
-    return total / TICK
 
 
 def cost():
@@ -179,9 +170,9 @@ def cost():
     cpu = {t: 0.0 for t in swarms}
     for i in range(15):
         for tag, (rpc, pids, _) in swarms.items():
-            c0 = cpu_s(pids)
+            c0 = cpu_seconds(pids)
             rc, _, err = gen(rpc, PROMPTS[i % len(PROMPTS)], 64, "--temp", "0", "--ignore-eos")
-            cpu[tag] += cpu_s(pids) - c0
+            cpu[tag] += cpu_seconds(pids) - c0
             m = re.search(r"decode ([\d.]+) tokens/s", err)
             if rc == 0 and m:
                 tps[tag].append(float(m.group(1)))

@@ -34,7 +34,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from harness import Bins, Harness, start_broker, start_gateway, start_stage, wait_servable  # noqa: E402
+from harness import Bins, Harness, cpu_seconds, start_broker, start_gateway, start_stage, wait_servable  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("build")
@@ -73,17 +73,6 @@ def swarm(tag, insecure):
     return broker, rpc, [p.p.pid for p in procs]
 
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pids):
-    """User + system CPU seconds of the processes so far (all threads)."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-    return total / TICK
 
 
 def decode(rpc):
@@ -118,9 +107,9 @@ try:
     for _ in range(a.repeat):
         got = {}
         for rpc, out, pids, tag in ((sec_rpc, sec, sec_pids, "curve"), (ins_rpc, ins, ins_pids, "plain")):
-            c0 = cpu_s(pids)
+            c0 = cpu_seconds(pids)
             v = decode(rpc)
-            cpu[tag] += cpu_s(pids) - c0
+            cpu[tag] += cpu_seconds(pids) - c0
             if v:
                 out.append(v)
                 got[tag] = v

@@ -542,6 +542,20 @@ def run_local(bins, prompt, n=40, *args, model=None, timeout=120):
     return r.stdout.decode("utf-8", "replace")
 
 
+def cpu_seconds(pids):
+    """User + system CPU seconds the processes `pids` (all their threads) have
+    used so far, from /proc/PID/stat (fields 14 and 15 of proc(5), in clock
+    ticks): what a benchmark compares to see the work apart from the wall
+    time a loaded machine adds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def wait_until(pred, timeout, interval=0.1):
     """Polls pred() until it is true or `timeout` seconds pass; returns its last value."""
     deadline = time.monotonic() + timeout
