@@ -120,10 +120,50 @@ bool sw__audit_banned(const sw_gateway_t *g, const char *node)
 
 /* True when node's word is taken without a second opinion: an operator's key
  * (--trusted-keys) or one with enough consecutive verified steps. */
+/* node's reputation, from memory when read less than a second ago (the
+ * loop asks per token and per hop; a database read each time would cost
+ * more than the step). An unknown key, or no reputation: audited always. */
+static const sw__trust_t *s_trust(sw_gateway_t *g, const char *node)
+{
+    const uint64_t now = sw_now_ns();
+    sw__trust_t *t = NULL;
+    for (int i = 0; i < SW__TRUST_CACHE && !t; i++)
+        if (g->trust_cache[i].id[0] && !strcmp(g->trust_cache[i].id, node))
+            t = &g->trust_cache[i];
+    if (t && now - t->read_ns < 1000000000ull)
+        return t;
+    if (!t) {
+        t = &g->trust_cache[g->trust_next];
+        g->trust_next = (g->trust_next + 1) % SW__TRUST_CACHE;
+    }
+    memset(t, 0, sizeof *t);
+    snprintf(t->id, sizeof t->id, "%s", node);
+    t->audit_rate = 1.0;
+    t->read_ns = now;
+    sw_reputation_row_t row;
+    char err[200];
+    if (g->cfg.reputation && sw_reputation_row(g->cfg.reputation, node, &row, err, sizeof err) == 1) {
+        t->known = true;
+        t->verified = row.verified;
+        t->consecutive = row.consecutive;
+        t->failed = row.failed;
+        t->audit_rate = row.audit_rate;
+        t->trusted = row.trusted;
+    }
+    return t;
+}
+
+/* Forgets node's cached reputation (after a verdict about it). */
+static void s_trust_forget(sw_gateway_t *g, const char *node)
+{
+    for (int i = 0; i < SW__TRUST_CACHE; i++)
+        if (!strcmp(g->trust_cache[i].id, node))
+            g->trust_cache[i].id[0] = '\0';
+}
+
 static bool s_trusted(sw_gateway_t *g, const char *node)
 {
-    return (g->trusted && sw_keyset_contains(g->trusted, node)) ||
-           (g->cfg.reputation && sw_reputation_trusted(g->cfg.reputation, node));
+    return (g->trusted && sw_keyset_contains(g->trusted, node)) || s_trust(g, node)->trusted;
 }
 
 /* The share of node's steps to audit: none for an operator's key, else its
@@ -132,7 +172,7 @@ static double s_rate(sw_gateway_t *g, const char *node)
 {
     if (g->trusted && sw_keyset_contains(g->trusted, node))
         return 0;
-    return g->cfg.reputation ? sw_reputation_audit_rate(g->cfg.reputation, node) : 1.0;
+    return s_trust(g, node)->audit_rate;
 }
 
 static bool s_operator(sw_gateway_t *g, const char *node)
@@ -252,6 +292,8 @@ bool sw__audit_must_hold(sw_gateway_t *g, sw__gw_session_t *c)
         return false;
     if (c->n_held > 0 || c->finish_held)
         return true; /* in order */
+    if (c->audit_failures >= S_MAX_ATTEMPTS)
+        return false; /* it cannot be audited: its text goes out unverified (counted once, logged) */
     const sw_route_t *rt = sw_session_route(c->ss);
     for (int i = 0; i < sw_route_n_hops(rt); i++)
         if (!s_trusted(g, sw_route_hop(rt, i)->id))
@@ -509,6 +551,7 @@ static void s_caught(sw_gateway_t *g, const char *node, const char *why)
 {
     g->audits_failed++;
     s_flush_verified(g); /* its verified results so far come before the failure */
+    s_trust_forget(g, node);
     if (!sw__audit_banned(g, node)) {
         const int slot = g->n_audit_banned < S_MAX_AUDIT_BANNED ? g->n_audit_banned++ : S_MAX_AUDIT_BANNED - 1;
         snprintf(g->audit_banned[slot], sizeof g->audit_banned[slot], "%s", node);
@@ -731,7 +774,7 @@ void sw__audit_after_step(sw_gateway_t *g, sw__gw_session_t *c)
         target = n_hist;
     const bool held = c->n_held > 0 || c->finish_held;
     const double u = (double) (sw__gateway_rand(g) >> 11) / 9007199254740992.0;
-    if (held || u < rate)
+    if (c->audit_failures < S_MAX_ATTEMPTS && (held || u < rate))
         s_audit(g, c, target, false, NULL, 0);
 }
 
@@ -765,9 +808,12 @@ void sw__audit_tick(sw_gateway_t *g)
         }
         const bool stuck = c->audit_failures >= S_MAX_ATTEMPTS;
         if (stuck) { /* it cannot be audited: its text goes out unverified (counted, shown on the dashboard) */
-            if (c->n_held)
-                sw_log(SW_LOG_INFO, "gateway: session %.8s: %d audits could not run; its text goes out unverified",
-                       sw_session_id(c->ss), c->audit_failures);
+            if (c->n_held && (!g->audit_log_ns || now - g->audit_log_ns > 10000000000ull)) { /* at most every 10 s */
+                sw_log(SW_LOG_INFO, "gateway: session %.8s: %d audits could not run; its text goes out unverified "
+                       "from here on (%llu such times so far)", sw_session_id(c->ss), c->audit_failures,
+                       (unsigned long long) g->unverifiable);
+                g->audit_log_ns = now;
+            }
             s_release(g, c, true);
         } else if (!s_job(g, sw_session_id(c->ss), false) && !s_job(g, sw_session_id(c->ss), true)) {
             const int64_t n_hist = sw_session_n_tokens(c->ss);
@@ -832,13 +878,10 @@ void sw__audit_status(sw_gateway_t *g, Swisd__V1__SwarmStatusReply *r, sw__audit
         Swisd__V1__NodeTrust *t = &buf->trust[r->n_trust];
         swisd__v1__node_trust__init(t);
         t->node_id = s->node_id;
-        sw_reputation_row_t row;
-        char err[200];
-        if (g->cfg.reputation && sw_reputation_row(g->cfg.reputation, s->node_id, &row, err, sizeof err) == 1) {
-            t->verified = row.verified;
-            t->consecutive = row.consecutive;
-            t->failed = row.failed;
-        }
+        const sw__trust_t *tr = s_trust(g, s->node_id);
+        t->verified = tr->verified;
+        t->consecutive = tr->consecutive;
+        t->failed = tr->failed;
         t->trusted = s_trusted(g, s->node_id);
         t->audit_rate = (float) s_rate(g, s->node_id);
         buf->trust_p[r->n_trust++] = t;

@@ -29,6 +29,17 @@
 #include "sw_wire.h"
 
 #define SW__VERIFIED_PENDING 64 /* keys whose verified results wait for the once-a-second flush */
+#define SW__TRUST_CACHE 256     /* keys whose reputation is kept in memory (read again after a second) */
+
+/* A key's reputation as last read from the state database. */
+typedef struct {
+    char id[SW_WIRE_MAX_ID + 1];   /* "" unused */
+    bool known;                    /* the database has a record */
+    uint64_t verified, consecutive, failed;
+    double audit_rate;
+    bool trusted;
+    uint64_t read_ns;              /* when it was read (monotonic) */
+} sw__trust_t;
 
 /* A TEXT chunk held until an audit verified the rows it came from. */
 typedef struct {
@@ -165,6 +176,9 @@ struct sw_gateway_t {
     double audit_max_ok;                  /* the largest sketch distance of comparisons that agreed */
     struct { char id[SW_WIRE_MAX_ID + 1]; uint64_t n; } verified_pending[SW__VERIFIED_PENDING];
     int n_verified_pending;               /* verified results not yet in the reputation (flushed every second) */
+    sw__trust_t trust_cache[SW__TRUST_CACHE]; /* the reputation of recent keys: the loop reads these per token,
+                                             the database at most once a second per key */
+    int trust_next;                       /* the slot replaced next when a key is not cached */
     uint64_t verified_flush_ns;
     /* reputation and credits (sw_reputation; cfg.reputation, NULL: none) */
     double credit_factor;                 /* credit units per layer per token (sw_reputation_model_factor) */

@@ -82,7 +82,10 @@ def body(h):
     flood.p.wait(30)
     rc, out, err = generate(bins, rpc, PROMPTS[2], 40, 60)
     h.check(rc == 0 and out == want[PROMPTS[2]], f"after the flood the gateway does not serve: {rc} {err[-300:]}")
-    h.check("does not read its replies" in gw.output("err"), "the dropped replies were not logged")
+    # the backlog of status requests may still be in the gateway's queue (a sanitizer build is slow): the
+    # drops come when it answers them, so wait for the line
+    h.check(gw.wait_line("does not read its replies", 60, stream="err") is not None,
+            "the dropped replies were not logged")
 
     # 2. forged errors naming the honest stages and the sessions the status shows
     gw_id = swarm_json(port)["gateway"]["id"]
