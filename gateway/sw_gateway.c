@@ -254,6 +254,26 @@ fail:
     return NULL;
 }
 
+void sw__gateway_kv_release(sw_gateway_t *g, const char *node, const char *session_id)
+{
+    Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
+    rel.session_id = (char *) session_id;
+    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+    b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
+    b.kv_release = &rel;
+    sw_broker_client_send(g->bc, node, &b);
+}
+
+void sw__gateway_abort(sw_gateway_t *g, sw__gw_session_t *c)
+{
+    g->acts.n = 0;
+    if (sw_session_abort(c->ss, &g->acts) == 0)
+        for (int i = 0; i < g->acts.n; i++)
+            if (g->acts.a[i].kind == SW_SESSION_RELEASE)
+                sw__gateway_kv_release(g, g->acts.a[i].node, sw_session_id(c->ss));
+    g->acts.n = 0;
+}
+
 static void s_session_free(sw__gw_session_t *c)
 {
     zframe_destroy(&c->client);
@@ -280,18 +300,8 @@ void sw_gateway_destroy(sw_gateway_t **self_p)
     while (g->sessions) {
         sw__gw_session_t *c = g->sessions;
         g->sessions = c->next;
-        g->acts.n = 0;
-        /* the stages free its KV caches now, not at their idle expiry */
-        if (g->bc && sw_session_abort(c->ss, &g->acts) == 0) {
-            Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
-            rel.session_id = (char *) sw_session_id(c->ss);
-            Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-            b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
-            b.kv_release = &rel;
-            for (int i = 0; i < g->acts.n; i++)
-                if (g->acts.a[i].kind == SW_SESSION_RELEASE)
-                    sw_broker_client_send(g->bc, g->acts.a[i].node, &b);
-        }
+        if (g->bc) /* the stages free its KV caches now, not at their idle expiry */
+            sw__gateway_abort(g, c);
         s_session_free(c);
     }
     sw__audit_free(g); /* its audit sessions' KV caches released while the broker link is up */
@@ -710,15 +720,9 @@ void sw__gateway_drive(sw_gateway_t *g, sw__gw_session_t *c)
                 sw_wire_send_error(g->rpc, c->client, sw_gateway_id(g), "", a->code, sw_session_id(c->ss),
                                    c->client_req, "%s", a->reason);
                 break;
-            case SW_SESSION_RELEASE: {
-                Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
-                rel.session_id = (char *) sw_session_id(c->ss);
-                Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-                b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
-                b.kv_release = &rel;
-                sw_broker_client_send(g->bc, a->node, &b);
+            case SW_SESSION_RELEASE:
+                sw__gateway_kv_release(g, a->node, sw_session_id(c->ss));
                 break;
-            }
             case SW_SESSION_STRIKE: {
                 const int sec = sw_health_strike(g->health, a->node, now);
                 sw_log(SW_LOG_INFO, "gateway: stage %.8s backed off for %d s (strike %d)", a->node, sec,
@@ -845,14 +849,8 @@ static void s_on_probe_reply(sw_gateway_t *g, const char *src, const char *probe
     char id[SW_WIRE_MAX_ID + 1];
     snprintf(id, sizeof id, "%s", stage);
     sw_health_probe_answered(g->health, probe_id, n_layers, info ? info->rtt_ms : 0, now);
-    if (code == 0) {
-        Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
-        rel.session_id = (char *) probe_id;
-        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-        b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
-        b.kv_release = &rel;
-        sw_broker_client_send(g->bc, id, &b);
-    }
+    if (code == 0)
+        sw__gateway_kv_release(g, id, probe_id);
     if (info && info->caps) {
         bool lied = false;
         const float eff = sw_health_ms_per_layer(g->health, id, info->caps->ms_per_layer, &lied);

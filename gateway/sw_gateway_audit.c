@@ -76,17 +76,6 @@ int sw__audit_init(sw_gateway_t *g, char *err, size_t errlen)
     return 0;
 }
 
-static void s_job_release(sw_gateway_t *g, sw__audit_job_t *j)
-{
-    Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
-    rel.session_id = j->asid;
-    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-    b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
-    b.kv_release = &rel;
-    for (int i = 0; i < j->n_hops; i++)
-        sw_broker_client_send(g->bc, j->hops[i].node, &b);
-}
-
 /* Unlinks and frees job j (its KV caches released). */
 static void s_job_drop(sw_gateway_t *g, sw__audit_job_t *j)
 {
@@ -95,8 +84,8 @@ static void s_job_drop(sw_gateway_t *g, sw__audit_job_t *j)
             *pp = j->next;
             break;
         }
-    if (g->bc)
-        s_job_release(g, j);
+    for (int i = 0; g->bc && i < j->n_hops; i++) /* its shadow's KV caches */
+        sw__gateway_kv_release(g, j->hops[i].node, j->asid);
     free(j);
 }
 
@@ -497,18 +486,7 @@ static void s_restart(sw_gateway_t *g, sw__gw_session_t *c)
         sw__gateway_drive(g, c);
         return;
     }
-    g->acts.n = 0;
-    sw_session_abort(c->ss, &g->acts);
-    for (int i = 0; i < g->acts.n; i++)
-        if (g->acts.a[i].kind == SW_SESSION_RELEASE) {
-            Swisd__V1__KvRelease rel = SWISD__V1__KV_RELEASE__INIT;
-            rel.session_id = (char *) sw_session_id(c->ss);
-            Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-            b.msg_case = SWISD__V1__BODY__MSG_KV_RELEASE;
-            b.kv_release = &rel;
-            sw_broker_client_send(g->bc, g->acts.a[i].node, &b);
-        }
-    g->acts.n = 0;
+    sw__gateway_abort(g, c);
     sw__audit_session_gone(g, c);
     s_hold_free(c);
     c->finish_held = false;

@@ -190,6 +190,11 @@ struct sw_gateway_t {
 uint64_t sw__gateway_rand(sw_gateway_t *g);
 /* Carries out g->acts for c (s_drive), removing c once it ended. */
 void sw__gateway_drive(sw_gateway_t *g, sw__gw_session_t *c);
+/* Asks `node` to drop the KV cache of session_id (KvRelease, best effort). */
+void sw__gateway_kv_release(sw_gateway_t *g, const char *node, const char *session_id);
+/* Ends c's state machine (sw_session_abort) and sends the KvRelease of every
+ * stage that holds its KV cache; nothing is said to the client. */
+void sw__gateway_abort(sw_gateway_t *g, sw__gw_session_t *c);
 /* Unlinks and frees c. */
 void sw__gateway_remove(sw_gateway_t *g, sw__gw_session_t *c);
 /* The planner's view of the swarm now (s_view). */
