@@ -89,6 +89,17 @@ static inline bool sw_test_corrupt_db(const char *path)
     return fclose(f) == 0;
 }
 
+/* dir/name in one of 16 rotating buffers (valid until 16 more calls): a
+ * test's paths inside its temporary folder. */
+static inline const char *sw_test_path(const char *dir, const char *name)
+{
+    static char buf[16][512];
+    static int i = 0;
+    i = (i + 1) % 16;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
+    return buf[i];
+}
+
 /* Writes text to path (a test's fixture file); on failure says why and ends
  * the test program (a fixture it cannot make is not a result). */
 static inline void sw_test_write(const char *path, const char *text)

@@ -23,11 +23,7 @@ static char s_err[512];
 
 static const char *s_path(const char *name)
 {
-    static char buf[8][512];
-    static int i = 0;
-    i = (i + 1) % 8;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", s_dir, name);
-    return buf[i];
+    return sw_test_path(s_dir, name);
 }
 
 static sw_broker_ban_t s_ban(const char *id, uint64_t until, const char *reason)

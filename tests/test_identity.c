@@ -24,11 +24,7 @@ static char s_err[512];
 
 static const char *s_path(const char *name)
 {
-    static char buf[16][512];
-    static int i = 0;
-    i = (i + 1) % 16;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", s_dir, name);
-    return buf[i];
+    return sw_test_path(s_dir, name);
 }
 
 static void s_write(const char *path, const void *data, size_t len, mode_t mode)
