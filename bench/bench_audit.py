@@ -21,11 +21,12 @@ that differ from `swisd run`'s.
 
 cost: decode tokens/s and the swarm's CPU per generated token with audits at
 the default trust settings after the stages earned trust (steady state),
+and with --audit-hold all (every step audited, text held until verified),
 against the same swarm with audits made rare (--audit-trust 1
 --audit-floor 1e-6), interleaved.
 
 usage: bench_audit.py BUILD_DIR [--part honest|liars|cost|all] [--requests 1000] [--seeds 20] [--max 300]
-                      [--only NAME]
+                      [--only NAME] [--hold untrusted|all]
 """
 import argparse
 import json
@@ -50,6 +51,8 @@ ap.add_argument("--requests", type=int, default=1000)
 ap.add_argument("--seeds", type=int, default=20)
 ap.add_argument("--max", type=int, default=300)
 ap.add_argument("--only", default="", help="liars: only the ways of lying whose name starts with this")
+ap.add_argument("--hold", default="untrusted", choices=("untrusted", "all"),
+                help="liars: the gateway's --audit-hold (cost always measures both)")
 a = ap.parse_args()
 bins = Bins(a.build)
 liar_bin = os.path.join(a.build, "tests", "liar_stage")
@@ -108,7 +111,8 @@ def liars():
         k = node_key(h, bins, f"audit{lo}")
         subprocess.run(["cp", k, trusted], check=True)
         start_stage(h, bins, f"audit{lo}", ep, f"{lo}-{hi}", "--audit")
-    gw, rpc, port = start_gateway(h, bins, "gateway-l", ep, "--trusted-keys", trusted, http=True)
+    gw, rpc, port = start_gateway(h, bins, "gateway-l", ep, "--trusted-keys", trusted, "--audit-hold", a.hold,
+                                  http=True)
     wait_until(lambda: api(port)["servable"], 30, 0.3)
     modes = [("noise", ["--lie", "noise"]), ("identity", ["--lie", "identity"]),
              ("other weights", ["--lie", "weights:" + synth]), ("lower precision (q4_0)", ["--lie", "precision:" + q4]),
@@ -154,7 +158,8 @@ def liars():
 
 def cost():
     swarms = {}
-    for tag, extra in (("audited", []), ("rare", ["--audit-trust", "1", "--audit-floor", "0.000001"])):
+    for tag, extra in (("audited", []), ("hold-all", ["--audit-hold", "all"]),
+                       ("rare", ["--audit-trust", "1", "--audit-floor", "0.000001"])):
         bp, ep = start_broker(h, bins, f"broker-{tag}")
         procs = [bp]
         for lo, hi in ((0, 2), (3, 4)):
@@ -181,7 +186,8 @@ def cost():
         print(f"cost: {tag}: decode {statistics.median(tps[tag]):.1f} tokens/s (median of {len(tps[tag])}), "
               f"CPU {1000 * cpu[tag] / 15 / 64:.2f} ms per generated token, audits started {au['started']}",
               flush=True)
-    print(f"cost: audited / rare CPU per token: {100 * (cpu['audited'] / cpu['rare'] - 1):+.1f}%")
+    print(f"cost: audited / rare CPU per token: {100 * (cpu['audited'] / cpu['rare'] - 1):+.1f}%; "
+          f"hold-all / rare: {100 * (cpu['hold-all'] / cpu['rare'] - 1):+.1f}%")
 
 
 def main(_h):

@@ -51,6 +51,11 @@ typedef struct {
                                 (verify/sw_audit.h; the measured noise in docs/security.md) */
     int audit_n_trust;       /* consecutive verified steps before a stage is trusted; <= 0: 20 */
     double audit_rate_floor; /* audit rate of a trusted stage; <= 0: 0.05 */
+    bool audit_hold_all;     /* true (--audit-hold all): every session's text is held until an audit verified
+                                it, whatever its stages' trust (only the operator's keys, trusted_dir, are
+                                exempt): no text from a stage that lies after earning trust reaches a
+                                client, at the cost of an audit of every step and of streaming (text comes
+                                out as audits verify it). false: held only while a hop is untrusted */
     const char *codec;       /* activation codec spec for every link, NULL: "f32" */
     int threads;             /* compute threads for embed / head */
     int timeout_ms;          /* one step through the chain; <= 0: 30000 */

@@ -284,9 +284,11 @@ bool sw__audit_must_hold(sw_gateway_t *g, sw__gw_session_t *c)
     if (c->audit_failures >= S_MAX_ATTEMPTS)
         return false; /* it cannot be audited: its text goes out unverified (counted once, logged) */
     const sw_route_t *rt = sw_session_route(c->ss);
-    for (int i = 0; i < sw_route_n_hops(rt); i++)
-        if (!s_trusted(g, sw_route_hop(rt, i)->id))
+    for (int i = 0; i < sw_route_n_hops(rt); i++) {
+        const char *id = sw_route_hop(rt, i)->id;
+        if (g->cfg.audit_hold_all ? !s_operator(g, id) : !s_trusted(g, id))
             return true;
+    }
     return false;
 }
 
@@ -793,9 +795,13 @@ void sw__audit_tick(sw_gateway_t *g)
                 g->audit_log_ns = now;
             }
             s_release(g, c, true);
-        } else if (!s_job(g, sw_session_id(c->ss), false) && !s_job(g, sw_session_id(c->ss), true)) {
+        } else if (!s_job(g, sw_session_id(c->ss), true)) {
+            /* started, or extended when one waits idle with its target reached (a finished session's last
+             * row comes after the target its last step set): held text must not wait for nothing */
+            const sw__audit_job_t *j = s_job(g, sw_session_id(c->ss), false);
             const int64_t n_hist = sw_session_n_tokens(c->ss);
-            s_audit(g, c, sw_session_done(c->ss) ? n_hist : n_hist - 1, false, NULL, 0);
+            if (!j || !j->request_id)
+                s_audit(g, c, sw_session_done(c->ss) ? n_hist : n_hist - 1, false, NULL, 0);
         }
         if (!c->n_held && !c->finish_held && sw_session_done(c->ss))
             sw__gateway_remove(g, c);

@@ -83,6 +83,10 @@ static void s_usage(FILE *out)
             "  --audit-trust N   consecutive verified steps before a stage is trusted (default 20): until\n"
             "                    then every step is audited and its text held until verified\n"
             "  --audit-floor F   audit rate of a trusted stage (default 0.05)\n"
+            "  --audit-hold all|untrusted  hold text until an audit verified it: for every session\n"
+            "                    (all: no text of a stage that lies after earning trust reaches a\n"
+            "                    client; costs an audit of every step and streaming), or only while a\n"
+            "                    hop is untrusted (untrusted, the default)\n"
             "Exits cleanly on SIGINT or SIGTERM.\n");
 }
 
@@ -176,7 +180,7 @@ int main(int argc, char **argv)
         {"trusted-layers", required_argument, 0, 0x106}, {"audit-threshold", required_argument, 0, 0x107},
         {"audit-trust", required_argument, 0, 0x108}, {"audit-floor", required_argument, 0, 0x109},
         {"audit-window-s", required_argument, 0, 0x10a}, {"http-credit-boost", required_argument, 0, 0x10b},
-        {"http-credit-full", required_argument, 0, 0x10c},
+        {"http-credit-full", required_argument, 0, 0x10c}, {"audit-hold", required_argument, 0, 0x10d},
         SW_DAEMON_KEY_OPTIONS, /* keys (issue 11): --key, --insecure, --bootstrap */
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
@@ -234,6 +238,14 @@ int main(int argc, char **argv)
         case 0x10a: bad |= sw_opt_f32("--audit-window-s", optarg, 0.001f, 30 * 86400.0f, &audit_window_s); break;
         case 0x10b: bad |= sw_opt_f32("--http-credit-boost", optarg, 0, 1000, &credit_boost); break;
         case 0x10c: bad |= sw_opt_f32("--http-credit-full", optarg, 1e-9f, 1e15f, &credit_full); break;
+        case 0x10d:
+            if (!strcmp(optarg, "all") || !strcmp(optarg, "untrusted")) {
+                cfg.audit_hold_all = !strcmp(optarg, "all");
+            } else {
+                fprintf(stderr, "swisd-gateway: --audit-hold takes all or untrusted, not '%s'\n", optarg);
+                bad = 1;
+            }
+            break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }

@@ -13,9 +13,11 @@ present the honest model's identity, several concurrent clients.
 2. Two of three, no operator: a second gateway (no --trusted-keys) on a
    swarm with two honest hosts of 0-2 and a liar that skips its layers
    (identity) catches it through a third host.
-3. Chain: a reply whose commitment does not match the activation is refused
-   (a liar that commits to honest rows but sends noise: --lie noise
-   --lie-commit-honest, when the liar supports it; else skipped).
+3. A liar that first earns trust (--lie-after: honest for its first
+   requests, noise after) behind a gateway with --audit-hold all and a short
+   --audit-trust: every delivered text still equals `swisd run`'s (text
+   waits for its audit whatever the stage's trust), the liar is caught, and
+   it did lie (its exit line counts lies).
 usage: test_audit.py LIAR_STAGE   (other binaries from $SWISD_BUILD)
 """
 import json
@@ -165,5 +167,53 @@ def body(_h):
               gw2.wait_line(f"stage {lid2} failed an audit", 1, stream="err") is not None,
               "2) the gateway asked a third host or decided")
 
+
+    # 3. a liar that lies only after earning trust, behind --audit-hold all. The honest host of 0-2 is drained
+    # (sessions go through the liar) until the liar is caught.
+    b3, ep3 = start_broker(h, bins, "broker-3")
+    _, head3 = start_stage(h, bins, "h3-head", ep3, "0-2")
+    start_stage(h, bins, "h3-tail", ep3, "3-4")
+    operator3 = os.path.join(h.logdir, "operator-keys-3")
+    os.makedirs(operator3)
+    for lo, hi in ((0, 2), (3, 4)):
+        shutil.copy(node_key(h, bins, f"audit3-{lo}"), operator3)
+        start_stage(h, bins, f"audit3-{lo}", ep3, f"{lo}-{hi}", "--audit")
+    token_file3 = os.path.join(h.logdir, "admin3.token")
+    gw3, rpc3, port3 = start_gateway(h, bins, "gateway-3", ep3, "--trusted-keys", operator3, "--audit-hold", "all",
+                                     "--audit-trust", "3", "--admin-token-file", token_file3,
+                                     "--state-db", os.path.join(h.logdir, "state3.db"), http=True)
+    token3 = open(token_file3).read().strip()
+    lp3, lid3 = liar("liar-later", ep3, "0-2", "--lie", "noise", "--lie-after", "3000")
+    check(wait_until(lambda: len(api(port3)["stages"]) == 5, 20, 0.3), "3) the third gateway sees 5 stages")
+    admin(port3, "/admin/drain", {"node": head3}, token3)
+    trust3, caught3 = [], threading.Event()
+
+    def undrain3():
+        def caught():
+            sw3 = api(port3)
+            trust3.extend(s.get("trust", {}) for s in sw3["stages"] if s["node_id"] == lid3)
+            return lid3 in sw3["audit"]["caught"]
+        wait_until(caught, 90, 0.25)  # /api/swarm is under the fair-use limits too
+        admin(port3, "/admin/undrain", {"node": head3}, token3)
+        caught3.set()
+    watcher3 = threading.Thread(target=undrain3)
+    watcher3.start()
+    wrong = []
+    for r in range(200):  # ~70 generations of N tokens reach the liar's 3000 requests (seconds: trust is written once a second)
+        p = PROMPTS[r % len(PROMPTS)]
+        rc, out, err = generate(bins, rpc3, p, N)
+        if rc != 0 or out != refs[p]:
+            wrong.append((p, rc, err[-200:]))
+        if caught3.is_set():
+            break
+    watcher3.join()
+    trusted_seen = any(t.get("trusted") for t in trust3)
+    check(trusted_seen, f"3) the liar earned trust before it lied (its trust as seen: {sorted(set(map(str, trust3)))[:8]})")
+    check(not wrong, f"3) with --audit-hold all every delivered text equals swisd run's (wrong: {wrong[:2]})")
+    check(lid3 in api(port3)["audit"]["caught"], f"3) the liar that lied after earning trust is caught: "
+          f"{api(port3)['audit']}")
+    h.stop(lp3)
+    m = lp3.wait_match(r"liar_stage: (\d+) requests, (\d+) lies", 5, "out")
+    check(m is not None and int(m.group(2)) > 0, f"3) it did lie: {m.group(0) if m else 'no exit line'}")
 
 h.run(body)
