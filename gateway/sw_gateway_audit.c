@@ -31,6 +31,8 @@
 #define S_MAX_HELD 65536          /* chunks held per session */
 #define S_MAX_ATTEMPTS 3          /* audits of one session that may fail to run before its text goes unverified */
 #define S_CHUNK_SLACK_MS 2000     /* an audit chunk's deadline: this plus 3x its expected compute */
+#define S_HOLD_BATCH 64           /* --audit-hold all, trusted route: rows audited at once (text comes out in
+                                     batches of about this many tokens, and at the end) */
 
 _Static_assert(S_AUDIT_CHUNK <= SW_SESSION_PREFILL_CHUNK, "audit chunks fit the gateway's row buffer");
 
@@ -731,6 +733,23 @@ void sw__audit_on_error(sw_gateway_t *g, const char *src, const Swisd__V1__Error
         }
 }
 
+/* True when c's held text waits for its batch to fill: --audit-hold all on a
+ * route of trusted stages only, whose steps are audited at their floor rate
+ * and whose held rows together, S_HOLD_BATCH at a time and at the end,
+ * instead of an audit chunk per step. False when nothing is batched or the
+ * batch is due (the session is done, or S_HOLD_BATCH rows wait). */
+static bool s_batched(sw_gateway_t *g, sw__gw_session_t *c)
+{
+    if (!g->cfg.audit_hold_all)
+        return false;
+    const sw_route_t *rt = sw_session_route(c->ss);
+    for (int i = 0; i < sw_route_n_hops(rt); i++)
+        if (!s_trusted(g, sw_route_hop(rt, i)->id))
+            return false; /* held for the hop's own sake: every step audited */
+    const int64_t waiting = sw_session_n_tokens(c->ss) - sw_audit_compared_end(g->audit, sw_session_id(c->ss));
+    return !sw_session_done(c->ss) && waiting < S_HOLD_BATCH;
+}
+
 void sw__audit_after_step(sw_gateway_t *g, sw__gw_session_t *c)
 {
     if (!g->audit || c->n_commits == 0)
@@ -754,7 +773,7 @@ void sw__audit_after_step(sw_gateway_t *g, sw__gw_session_t *c)
         target = n_hist;
     const bool held = c->n_held > 0 || c->finish_held;
     const double u = (double) (sw__gateway_rand(g) >> 11) / 9007199254740992.0;
-    if (c->audit_failures < S_MAX_ATTEMPTS && (held || u < rate))
+    if (c->audit_failures < S_MAX_ATTEMPTS && ((held && !s_batched(g, c)) || u < rate))
         s_audit(g, c, target, false, NULL, 0);
 }
 
@@ -800,7 +819,7 @@ void sw__audit_tick(sw_gateway_t *g)
              * row comes after the target its last step set): held text must not wait for nothing */
             const sw__audit_job_t *j = s_job(g, sw_session_id(c->ss), false);
             const int64_t n_hist = sw_session_n_tokens(c->ss);
-            if (!j || !j->request_id)
+            if ((!j || !j->request_id) && !s_batched(g, c))
                 s_audit(g, c, sw_session_done(c->ss) ? n_hist : n_hist - 1, false, NULL, 0);
         }
         if (!c->n_held && !c->finish_held && sw_session_done(c->ss))
