@@ -4,11 +4,13 @@ sealed activations (docs/security.md: sealing is on whenever nodes have keys)
 against the same swarm with --insecure (neither), and the handshake time of a
 new node. Sealing alone is measured by bench/bench_seal.c.
 
-Starts two swarms on loopback side by side (one broker, STAGES stages
-splitting the model's layers evenly, a gateway; one swarm with keys, one
-with --insecure), then alternates `swisd generate --ignore-eos` runs between
-them (interleaved, so load from elsewhere hits both alike) and keeps the
-median decode tokens/s of each. Time added per broker hop: the difference of
+Starts four swarms on loopback side by side (one broker, STAGES stages
+splitting the model's layers evenly, a gateway; two with keys, two with
+--insecure, started keyed, insecure, insecure, keyed, because a process
+started earlier can run measurably slower), then alternates `swisd generate
+--ignore-eos` runs between them (interleaved, so load from elsewhere hits
+all alike; the order reversed every other round) and keeps the median
+decode tokens/s of each kind. Time added per broker hop: the difference of
 the per-token times divided by the broker hops of one token (STAGES + 1
 messages cross the broker per decode step). Handshake: tests/broker_peer
 started against each broker, time from the process's start to its
@@ -97,24 +99,32 @@ if not L:
     sys.exit("bench_keys: cannot read the model's block count")
 bounds = [round(i * L / a.stages) for i in range(a.stages + 1)]
 try:
-    sec_broker, sec_rpc, sec_pids = swarm("curve", False)
-    ins_broker, ins_rpc, ins_pids = swarm("plain", True)
+    # Two swarms of each kind, started keyed, insecure, insecure, keyed: a process started earlier can run
+    # its kernels measurably slower than the same process started later (seen here: the first swarm's
+    # stages used 15-30% more CPU for the same tokens, whatever its kind), so the order is balanced.
+    swarms = []
+    for i, (tag, insecure) in enumerate((("curve", False), ("plain", True), ("plain", True), ("curve", False))):
+        b, rpc, pids = swarm(f"{tag}{i}", insecure)
+        swarms.append((tag, b, rpc, pids))
     h.insecure = False
-    decode(sec_rpc), decode(ins_rpc)  # warm both
+    sec_broker = next(b for t, b, _, _ in swarms if t == "curve")
+    ins_broker = next(b for t, b, _, _ in swarms if t == "plain")
+    for _, _, rpc, _ in swarms:
+        decode(rpc)  # warm each
     sec, ins = [], []
     cpu = {"curve": 0.0, "plain": 0.0}
     pairs = []  # keyed / insecure of back-to-back runs: robust to load that drifts during the bench
-    for _ in range(a.repeat):
-        got = {}
-        for rpc, out, pids, tag in ((sec_rpc, sec, sec_pids, "curve"), (ins_rpc, ins, ins_pids, "plain")):
+    for r in range(a.repeat):
+        got = {"curve": [], "plain": []}
+        for tag, _, rpc, pids in (swarms if r % 2 == 0 else swarms[::-1]):
             c0 = cpu_seconds(pids)
             v = decode(rpc)
-            cpu[tag] += cpu_seconds(pids) - c0
+            cpu[tag] += (cpu_seconds(pids) - c0) / 2  # two swarms of each kind per round
             if v:
-                out.append(v)
-                got[tag] = v
-        if len(got) == 2:
-            pairs.append(got["curve"] / got["plain"])
+                (sec if tag == "curve" else ins).append(v)
+                got[tag].append(v)
+        if got["curve"] and got["plain"]:
+            pairs.append(statistics.mean(got["curve"]) / statistics.mean(got["plain"]))
     from harness import node_key  # noqa: E402
     key = node_key(h, bins, "joiner")
     js, ji = [], []
