@@ -48,6 +48,15 @@
 extern "C" {
 #endif
 
+/*  Counters of fetches (for tests, benchmarks and logs). */
+typedef struct {
+    uint64_t bytes_received;   /* HTTP body bytes received */
+    uint64_t ranges;           /* range requests sent */
+    uint64_t hash_failures;    /* ranges rejected: SHA-256 did not match the manifest */
+    uint64_t resumes;          /* requests that resumed a cut range from the byte it stopped at */
+    uint64_t evicted_bytes;    /* allocated bytes freed to stay under max_disk_bytes */
+} sw_shard_fetch_stats_t;
+
 /*  What sw_shards_fetch may do. Zero-initialise, then set. */
 typedef struct {
     const char *cache_dir;     /* cache folder (created 0700 when missing); borrowed */
@@ -57,6 +66,7 @@ typedef struct {
                                   is abandoned and retried; <= 0 means 30 */
     bool embed;                /* also fetch token_embd (the gateway's part); added, not in the brief */
     bool head;                 /* also fetch output_norm and output (the gateway's head) */
+    sw_shard_fetch_stats_t *stats; /* when not NULL, this call's counters are added to it */
 } sw_shard_fetch_opts_t;
 
 /*  Fetches (or finds in the cache) the header and the tensors of layers
@@ -73,16 +83,12 @@ typedef struct {
 int sw_shards_fetch(const sw_manifest_t *m, int first, int last, const sw_shard_fetch_opts_t *o, char *path,
                     size_t pathlen, char *err, size_t errlen);
 
-/*  Counters of one process's fetches (for tests and benchmarks): bytes
- *  received over HTTP (bodies), ranges requested, ranges rejected because
- *  their hash did not match, ranges resumed after a cut. Thread-safe. */
-typedef struct {
-    uint64_t bytes_received;
-    uint64_t ranges;
-    uint64_t hash_failures;
-    uint64_t resumes;
-} sw_shard_fetch_stats_t;
-void sw_shard_fetch_stats(sw_shard_fetch_stats_t *out);
+/*  Marks the model's cached copy in use (a shared flock on
+ *  CACHE/MODEL_ID-CHECKSUM/inuse) so that no fetch, in this or another
+ *  process, evicts any of its tensors while a stage serves from it. Hold it
+ *  from before the stage starts until after it stops; close the returned fd
+ *  to release. Returns the fd (>= 0), or -1 with err. Added, not in the brief. */
+int sw_shards_hold(const sw_manifest_t *m, const char *cache_dir, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }
