@@ -286,7 +286,8 @@ static int s_by_age(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int sw_shard_cache_evict_others(sw_shard_cache_t *self, uint64_t max_bytes, uint64_t need_bytes, uint64_t *freed)
+int sw_shard_cache_evict_others(sw_shard_cache_t *self, uint64_t max_bytes, uint64_t need_bytes, uint64_t also_free,
+                                uint64_t *freed)
 {
     if (!max_bytes)
         return 0;
@@ -316,11 +317,24 @@ int sw_shard_cache_evict_others(sw_shard_cache_t *self, uint64_t max_bytes, uint
     if (!list)
         return -1;
     qsort(list, (size_t) n, sizeof *list, s_by_age);
+    /* first whether it can be enough: evict nothing for a fetch that cannot fit */
+    uint64_t evictable = also_free;
+    for (int i = 0; i < n; i++) {
+        char p[PATH_MAX];
+        if ((size_t) snprintf(p, sizeof p, "%s/%s", self->cache_dir, list[i].name) >= sizeof p ||
+            s_locked(p, "inuse") || s_locked(p, "lock")) {
+            list[i].name[0] = 0; /* kept */
+            continue;
+        }
+        evictable += s_dir_usage(p);
+    }
+    if (usage + need_bytes > max_bytes + evictable) {
+        free(list);
+        return -2;
+    }
     for (int i = 0; i < n && usage + need_bytes > max_bytes; i++) {
         char p[PATH_MAX];
-        if ((size_t) snprintf(p, sizeof p, "%s/%s", self->cache_dir, list[i].name) >= sizeof p)
-            continue;
-        if (s_locked(p, "inuse") || s_locked(p, "lock"))
+        if (!list[i].name[0] || (size_t) snprintf(p, sizeof p, "%s/%s", self->cache_dir, list[i].name) >= sizeof p)
             continue;
         uint64_t f = s_remove_entry(p);
         usage = usage > f ? usage - f : 0;

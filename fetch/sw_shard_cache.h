@@ -60,10 +60,13 @@ uint64_t sw_shard_cache_usage(const char *cache_dir);
 
 /*  Frees room for need_bytes more under max_bytes by deleting whole entries
  *  of other models, least recently used first, skipping entries in use or
- *  locked. Adds the bytes freed to *freed. Returns 0 when usage + need_bytes
- *  <= max_bytes afterwards, else -1 (the caller may then drop its own
- *  tensors). */
-int sw_shard_cache_evict_others(sw_shard_cache_t *self, uint64_t max_bytes, uint64_t need_bytes, uint64_t *freed);
+ *  locked. also_free: bytes the caller can free itself afterwards (its own
+ *  tensors not asked for). Adds the bytes freed to *freed. Returns 0 when
+ *  usage + need_bytes <= max_bytes afterwards; -1 when not (the caller then
+ *  drops its own tensors); -2, deleting nothing, when even evicting every
+ *  other entry and also_free could not make room. */
+int sw_shard_cache_evict_others(sw_shard_cache_t *self, uint64_t max_bytes, uint64_t need_bytes, uint64_t also_free,
+                                uint64_t *freed);
 
 /*  Whether another holder has this entry in use (its "inuse" lock is held). */
 bool sw_shard_cache_in_use(const sw_shard_cache_t *self);

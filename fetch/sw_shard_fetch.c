@@ -263,29 +263,35 @@ int sw_shards_fetch(const sw_manifest_t *m, int first, int last, const sw_shard_
         if (s_wanted(t, first, last, o) && !sw_shard_cache_has(c, t->name, t->sha256))
             need += t->size;
     }
-    /* room under the cap: other models first (least recently used), then our tensors not asked for */
-    if (o->max_disk_bytes && need > 0 &&
-        sw_shard_cache_evict_others(c, o->max_disk_bytes, need, &stats->evicted_bytes) != 0) {
-        if (!sw_shard_cache_in_use(c)) {
-            for (int64_t i = 0; i < sw_manifest_n_tensors(m); i++) {
-                const sw_manifest_tensor_t *t = sw_manifest_tensor(m, i);
-                if (s_wanted(t, first, last, o) || !sw_shard_cache_has(c, t->name, t->sha256))
-                    continue;
-                uint64_t before = sw_shard_cache_usage(o->cache_dir);
-                if (sw_shard_cache_drop(c, t->name, t->offset, t->size, err, errlen) != 0)
-                    goto done;
-                uint64_t after = sw_shard_cache_usage(o->cache_dir);
-                stats->evicted_bytes += before > after ? before - after : 0;
-                if (after + need <= o->max_disk_bytes)
-                    break;
-            }
+    /* room under the cap: other models first (least recently used), then our
+     * tensors not asked for; nothing is evicted when even that cannot make room */
+    if (o->max_disk_bytes && need > 0) {
+        bool own_free = !sw_shard_cache_in_use(c);
+        uint64_t droppable = 0;
+        for (int64_t i = 0; own_free && i < sw_manifest_n_tensors(m); i++) {
+            const sw_manifest_tensor_t *t = sw_manifest_tensor(m, i);
+            if (!s_wanted(t, first, last, o) && sw_shard_cache_has(c, t->name, t->sha256))
+                droppable += t->size;
+        }
+        int ev = sw_shard_cache_evict_others(c, o->max_disk_bytes, need, droppable, &stats->evicted_bytes);
+        for (int64_t i = 0; ev == -1 && own_free && i < sw_manifest_n_tensors(m); i++) {
+            const sw_manifest_tensor_t *t = sw_manifest_tensor(m, i);
+            if (s_wanted(t, first, last, o) || !sw_shard_cache_has(c, t->name, t->sha256))
+                continue;
+            uint64_t before = sw_shard_cache_usage(o->cache_dir);
+            if (sw_shard_cache_drop(c, t->name, t->offset, t->size, err, errlen) != 0)
+                goto done;
+            uint64_t after = sw_shard_cache_usage(o->cache_dir);
+            stats->evicted_bytes += before > after ? before - after : 0;
+            if (after + need <= o->max_disk_bytes)
+                break;
         }
         uint64_t usage = sw_shard_cache_usage(o->cache_dir);
         if (usage + need > o->max_disk_bytes) {
             sw_err(err, errlen,
                    "cache %s: %" PRIu64 " bytes in use (models in use are kept) + %" PRIu64
-                   " to fetch exceed the cap of %" PRIu64 " bytes",
-                   o->cache_dir, usage, need, o->max_disk_bytes);
+                   " to fetch exceed the cap of %" PRIu64 " bytes%s",
+                   o->cache_dir, usage, need, o->max_disk_bytes, ev == -2 ? "; nothing was evicted" : "");
             goto done;
         }
     }

@@ -146,6 +146,32 @@ def body(_h):
     check(all(sha(p4, t["offset"], t["size"]) == t["sha256"] for t in m["tensors"] if t["layer"] == 4),
           "4) the resumed tensors hash right")
 
+    # 4b) a fetch killed midway (rate-capped), run again: resumes from the partial download it left
+    cache4b = os.path.join(d, "cache4b")
+    emb = [t for t in m["tensors"] if t["part"] == "embed"][0]
+    argv = [bins.swisd, "fetch", man, "--layers", "none", "--embed", "--cache", cache4b, "--manifest-key", signer]
+    p = subprocess.Popen(argv + ["--download-kbps", "40"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    part = None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and part is None:
+        for r, _, fs in os.walk(cache4b):
+            for f in fs:
+                if f.endswith(f".part.{emb['offset']}") and os.path.getsize(os.path.join(r, f)) > 16384:
+                    part = os.path.join(r, f)
+        time.sleep(0.05)
+    p.kill()
+    p.wait()
+    have = os.path.getsize(part) if part else 0
+    check(part is not None and 0 < have < emb["size"], f"4b) the killed fetch left a partial download ({have} bytes)")
+    srv.reset()
+    rc, out, err = subprocess.run(argv, capture_output=True, text=True, timeout=60).returncode, None, None
+    starts = [r[1] for r in srv.ranges if r[2] == emb["offset"] + emb["size"] - 1]
+    check(rc == 0 and starts == [emb["offset"] + have],
+          f"4b) the rerun asks only for the bytes after the {have} it had ({starts}, want {emb['offset'] + have})")
+    p4b = os.path.join(cache4b, os.listdir(cache4b)[0], "stories260K.gguf")
+    check(sha(p4b, emb["offset"], emb["size"]) == emb["sha256"] and not os.path.exists(part),
+          "4b) the resumed tensor hashes right and its partial file is gone")
+
     # 5) signatures
     bad = dict(m)
     bad["tensors"] = [dict(t) for t in m["tensors"]]
@@ -191,7 +217,10 @@ def body(_h):
     check(used <= cap, f"6) the cache holds {used} bytes <= cap {cap}")
     rc, _, err = swisd("fetch", mans["q8"], "--layers", "0-4", "--cache", cache6, "--manifest-key", signer,
                        "--max-disk", 100000)
-    check(rc != 0 and "exceed the cap" in err, f"6) a cap too small for the layers is an error ({err.strip()[-200:]})")
+    check(rc != 0 and "exceed the cap" in err and "nothing was evicted" in err,
+          f"6) a cap too small for the layers is an error ({err.strip()[-200:]})")
+    check(os.path.exists(paths["f32"]) and os.path.exists(paths["q4"]),
+          "6) and a fetch that cannot fit evicts nothing")
     srv.close()
 
     # 7) a server that never answers: time-out
