@@ -8,6 +8,7 @@ bench/bench_shards.py (stdlib only).
 
     srv = ShardServer({"/m.gguf": path, "/manifest.json": path2})
     srv.url("/m.gguf"); srv.bytes_sent; srv.ranges; srv.corrupt_at = off; srv.cut_at = off
+    srv.stall_at = off; srv.stall_s = seconds   (pause before that byte, once)
     srv.close()
 """
 import http.server
@@ -15,6 +16,7 @@ import os
 import re
 import socket
 import threading
+import time
 
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
@@ -27,6 +29,8 @@ class ShardServer:
         self.ranges = []             # (path, first, last) of each 206 response, inclusive
         self.corrupt_at = None       # file offset whose byte is flipped once (then None)
         self.cut_at = None           # file offset before which a response is cut once (then None)
+        self.stall_at = None         # file offset before which a response pauses stall_s once (then None)
+        self.stall_s = 0.0
         self.corrupted = 0           # responses corrupted
         self.cuts = 0                # responses cut
         owner = self
@@ -82,8 +86,11 @@ class ShardServer:
                 with open(path, "rb") as f:
                     f.seek(first)
                     data = bytearray(f.read(n))
-                cut = None
+                cut = stall = None
                 with owner.lock:
+                    if owner.stall_at is not None and first < owner.stall_at <= last:
+                        stall = owner.stall_at - first
+                        owner.stall_at = None
                     if status == 206:
                         owner.ranges.append((self.path, first, last))
                     if owner.corrupt_at is not None and first <= owner.corrupt_at <= last:
@@ -97,8 +104,14 @@ class ShardServer:
                 if cut is not None:
                     data = data[:cut]
                 step = 1 << 16
-                for i in range(0, len(data), step):
-                    chunk = data[i:i + step]
+                bounds = list(range(0, len(data), step))
+                if stall is not None:
+                    bounds = sorted(set(bounds + [stall]))
+                for k, i in enumerate(bounds):
+                    if i == stall:
+                        self.wfile.flush()
+                        time.sleep(owner.stall_s)
+                    chunk = data[i:bounds[k + 1] if k + 1 < len(bounds) else len(data)]
                     try:
                         self.wfile.write(chunk)
                     except OSError:

@@ -18,7 +18,10 @@ on loopback (tests/shard_server.py, which counts the bytes it sends):
 6. with --max-disk, fetching a third model evicts the least recently used
    other model, keeping the one used since;
 7. a server that accepts and never answers: the fetch gives up after its
-   time-out with an error naming the tensor.
+   time-out with an error naming the tensor;
+8. the gateway with --serve-model serves the manifest and the GGUF with byte
+   ranges (206 and Content-Range, 416, suffix and open ranges, HEAD, 404),
+   and `swisd fetch` from it gives a file whose tensors hash right.
 usage: test_shards.py   (binaries from $SWISD_BUILD)
 """
 import hashlib
@@ -29,10 +32,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Bins, Harness, generate, greedy_refs, model_path, node_key, start_broker,  # noqa: E402
-                     start_gateway, start_stage, wait_servable)
+from harness import (Bins, Harness, free_port, generate, greedy_refs, model_path, node_key,  # noqa: E402
+                     start_broker, start_gateway, start_stage, wait_servable)
 from shard_server import ShardServer  # noqa: E402
 
 bins = Bins()
@@ -146,30 +151,31 @@ def body(_h):
     check(all(sha(p4, t["offset"], t["size"]) == t["sha256"] for t in m["tensors"] if t["layer"] == 4),
           "4) the resumed tensors hash right")
 
-    # 4b) a fetch killed midway (rate-capped), run again: resumes from the partial download it left
+    # 4b) a fetch killed midway (the server pauses inside a tensor), run again: resumes from the partial download it left
     cache4b = os.path.join(d, "cache4b")
     emb = [t for t in m["tensors"] if t["part"] == "embed"][0]
     argv = [bins.swisd, "fetch", man, "--layers", "none", "--embed", "--cache", cache4b, "--manifest-key", signer]
-    p = subprocess.Popen(argv + ["--download-kbps", "40"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    srv.stall_at, srv.stall_s = emb["offset"] + 50000, 20.0
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     part = None
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and part is None:
         for r, _, fs in os.walk(cache4b):
             for f in fs:
-                if f.endswith(f".part.{emb['offset']}") and os.path.getsize(os.path.join(r, f)) > 16384:
+                if f.endswith(f".part.{emb['offset']}") and os.path.getsize(os.path.join(r, f)) >= 50000:
                     part = os.path.join(r, f)
         time.sleep(0.05)
     p.kill()
     p.wait()
     have = os.path.getsize(part) if part else 0
-    check(part is not None and 0 < have < emb["size"], f"4b) the killed fetch left a partial download ({have} bytes)")
+    check(part is not None and have == 50000, f"4b) the killed fetch left a partial download ({have} bytes)")
     srv.reset()
     rc, out, err = subprocess.run(argv, capture_output=True, text=True, timeout=60).returncode, None, None
     starts = [r[1] for r in srv.ranges if r[2] == emb["offset"] + emb["size"] - 1]
     check(rc == 0 and starts == [emb["offset"] + have],
           f"4b) the rerun asks only for the bytes after the {have} it had ({starts}, want {emb['offset'] + have})")
     p4b = os.path.join(cache4b, os.listdir(cache4b)[0], "stories260K.gguf")
-    check(sha(p4b, emb["offset"], emb["size"]) == emb["sha256"] and not os.path.exists(part),
+    check(sha(p4b, emb["offset"], emb["size"]) == emb["sha256"] and part and not os.path.exists(part),
           "4b) the resumed tensor hashes right and its partial file is gone")
 
     # 5) signatures
@@ -237,6 +243,64 @@ def body(_h):
           f"7) a silent server: error after the time-outs and retries ({time.monotonic() - t0:.1f} s, "
           f"{err.strip()[-200:]})")
     silent.close()
+
+    # 8) the gateway serves the model
+    port = free_port()
+    gman = os.path.join(d, "gw-manifest.json")  # beside the GGUF
+    rc, _, err = swisd("manifest", model, "--url", f"http://127.0.0.1:{port}/models/stories260K.gguf",
+                       "--key", op_key, "-o", gman)
+    b, ep = start_broker(h, bins, "broker8")
+    gw, _, _ = start_gateway(h, bins, "gateway8", ep, "--http", f"127.0.0.1:{port}", "--serve-model", gman)
+    check(gw.wait_line("swisd-gateway: http on port", 10) is not None, "8) the gateway serves HTTP")
+    data = open(model, "rb").read()
+
+    def get(path, rng=None, method="GET"):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                     headers={"Range": rng} if rng else {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    st, hd, body_ = get("/models/stories260K.gguf", method="HEAD")
+    check(st == 200 and int(hd["Content-Length"]) == size and body_ == b"", f"8) HEAD: 200, Content-Length {size}")
+    st, hd, body_ = get("/models/stories260K.gguf", "bytes=100-199")
+    check(st == 206 and body_ == data[100:200] and hd.get("Content-Range") == f"bytes 100-199/{size}",
+          f"8) bytes=100-199: 206, those bytes, Content-Range ({st}, {hd.get('Content-Range')})")
+    off = m["tensors"][7]["offset"]
+    st, hd, body_ = get("/models/stories260K.gguf", f"bytes={off}-{off + 99999}")
+    check(st == 206 and body_ == data[off:off + 100000], "8) a 100000-byte range in the data gives those bytes")
+    st, _, body_ = get("/models/stories260K.gguf", "bytes=-10")
+    check(st == 206 and body_ == data[-10:], "8) bytes=-10: the last 10 bytes")
+    st, _, body_ = get("/models/stories260K.gguf", f"bytes={size - 5}-")
+    check(st == 206 and body_ == data[-5:], "8) an open range runs to the end")
+    st, _, body_ = get("/models/stories260K.gguf", f"bytes={size - 5}-{size + 1000}")
+    check(st == 206 and body_ == data[-5:], "8) a range past the end is cut to the file")
+    st, hd, _ = get("/models/stories260K.gguf", f"bytes={size}-")
+    check(st == 416 and hd.get("Content-Range") == f"bytes */{size}", f"8) a range past the end: 416 ({st})")
+    for bad_range in ["bytes=9-3", "bytes=x-1", "bytes=-0", "bytes=99999999999999999999-"]:
+        st, _, _ = get("/models/stories260K.gguf", bad_range)
+        check(st == 416, f"8) {bad_range!r}: 416 ({st})")
+    st, _, body_ = get("/models/stories260K.gguf", "bytes=0-1,5-6")
+    check(st == 200 and body_ == data, "8) several ranges: the whole file with 200")
+    st, _, body_ = get("/models/manifest.json")
+    check(st == 200 and body_ == open(gman, "rb").read(), "8) /models/manifest.json is the manifest")
+    st, _, _ = get("/models/other.gguf")
+    check(st == 404, f"8) another file: 404 ({st})")
+    rc, out, err = swisd("fetch", f"http://127.0.0.1:{port}/models/manifest.json", "--layers", "0-4", "--embed",
+                         "--head", "--cache", os.path.join(d, "cache8"), "--manifest-key", signer)
+    p8 = out.strip()
+    check(rc == 0 and open(p8, "rb").read() == data,
+          f"8) swisd fetch of every part from the gateway rebuilds the file byte for byte ({err.strip()[-200:]})")
+    lone = os.path.join(d, "lone")
+    os.makedirs(lone)
+    shutil.copy(os.path.join(d, "m-q8.json"), lone)
+    r = subprocess.run([bins.gateway, "--broker", ep, "--model", model, "--rpc", "tcp://127.0.0.1:*", "--insecure",
+                        "--http", "127.0.0.1:0", "--serve-model", os.path.join(lone, "m-q8.json")],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode != 0 and "q8.gguf" in r.stderr,
+          f"8) --serve-model with the GGUF missing beside the manifest is refused ({r.stderr.strip()[-200:]})")
 
 
 h.run(body)
