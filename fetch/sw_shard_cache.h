@@ -72,7 +72,7 @@ int sw_shard_cache_evict_others(sw_shard_cache_t *self, uint64_t max_bytes, uint
 bool sw_shard_cache_in_use(const sw_shard_cache_t *self);
 
 /*  Takes a shared lock on the entry's "inuse" file (creating the folder when
- *  missing) and touches its last use time. Returns the fd or -1 with err. */
+ *  missing); close the fd to release. Returns the fd or -1 with err. */
 int sw_shard_cache_hold(const char *cache_dir, const char *model_id, const char *checksum, char *err,
                         size_t errlen);
 

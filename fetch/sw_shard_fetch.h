@@ -17,16 +17,20 @@
  *  SHA-256 matched the manifest's (a byte that failed its hash is never in
  *  the file); an interrupted range is resumed from the byte where it stopped
  *  (its partial download is kept beside the file as NAME.part, rehashed on
- *  resume); the cache folder holds at most max_disk_bytes of tensor data
- *  (allocated blocks), evicting the least recently used other models first
- *  and then this model's tensors outside [first, last]; the tensors being
- *  fetched are never evicted.
+ *  resume); the cache folder holds at most max_disk_bytes (allocated blocks
+ *  of all its files), evicting whole other models least recently used first
+ *  (last fetch), then this model's tensors outside [first, last] (holes
+ *  punched); a model in use (sw_shards_hold) or being fetched elsewhere is
+ *  never evicted, and a fetch that cannot fit evicts nothing.
  *
  *  Cache layout (one folder per model and header checksum):
  *    CACHE/MODEL_ID-CHECKSUM/FILE.gguf          the sparse GGUF (original size)
  *    CACHE/MODEL_ID-CHECKSUM/FILE.gguf.state    JSON: verified tensors, last use
- *    CACHE/MODEL_ID-CHECKSUM/FILE.gguf.part     a partial range download
- *    CACHE/MODEL_ID-CHECKSUM/lock               flock: shared while fetching
+ *    CACHE/MODEL_ID-CHECKSUM/FILE.gguf.part.OFFSET  a partial download of the
+ *                                               tensor at OFFSET (kept for resume)
+ *    CACHE/MODEL_ID-CHECKSUM/lock               flock: exclusive while a fetch writes
+ *    CACHE/MODEL_ID-CHECKSUM/inuse              flock: shared while a stage serves
+ *                                               from the file (sw_shards_hold)
  *  FILE is the manifest's file name, so a model without general.name keeps
  *  the same model id (sw_model_identity derives it from the file name).
  *
