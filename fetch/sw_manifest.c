@@ -112,7 +112,12 @@ static int s_unhex(const char *hex, uint8_t *out, size_t n)
 /* The signing text (sw_manifest.h), in a malloc'd buffer; NULL on no memory. */
 static char *s_signing_text(const sw_manifest_t *m, size_t *len)
 {
-    size_t cap = 1024 + strlen(m->url) + (size_t) m->n_tensors * (SW_MANIFEST_MAX_NAME + 160);
+    /* exact bound, proportional to the document: a tensor line is its name
+     * plus at most 134 bytes (part 5, layer 11, two 20-digit numbers, 64 hex,
+     * "tensor", 6 separators and the newline) */
+    size_t cap = 1024 + strlen(m->url) + strlen(m->model_id) + strlen(m->file_name);
+    for (int64_t i = 0; i < m->n_tensors; i++)
+        cap += strlen(m->tensors[i].name) + 140;
     char *t = malloc(cap);
     if (!t)
         return NULL;

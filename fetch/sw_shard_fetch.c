@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sw_common.h"
+#include "sw_gguf.h"
 #include "sw_shard_cache.h"
 
 #define S_ATTEMPTS 6             /* tries of one range (first + 5 retries) */
@@ -259,6 +260,31 @@ fail:
     return -1;
 }
 
+/* The verified header must describe the manifest's tensors: same data
+ * section start, same names at the same offsets and sizes (a manifest built
+ * from another file, or by a buggy tool, would otherwise place verified bytes
+ * where the loader reads other tensors). */
+static int s_check_header(const sw_manifest_t *m, const char *path, char *err, size_t errlen)
+{
+    char gerr[256];
+    sw_gguf_t *g = sw_gguf_open(path, gerr, sizeof gerr);
+    if (!g)
+        return sw_err(err, errlen, "%s: the verified header does not open: %s", path, gerr);
+    int rc = 0;
+    if (sw_gguf_data_offset(g) != sw_manifest_header_size(m) || sw_gguf_n_tensors(g) != sw_manifest_n_tensors(m))
+        rc = sw_err(err, errlen, "manifest does not match the GGUF header: data at %zu and %lld tensors, manifest "
+                    "says %llu and %lld", sw_gguf_data_offset(g), (long long) sw_gguf_n_tensors(g),
+                    (unsigned long long) sw_manifest_header_size(m), (long long) sw_manifest_n_tensors(m));
+    for (int64_t i = 0; rc == 0 && i < sw_manifest_n_tensors(m); i++) {
+        const sw_manifest_tensor_t *t = sw_manifest_tensor(m, i);
+        const sw_gguf_tensor_t *x = sw_gguf_find_tensor(g, t->name);
+        if (!x || sw_gguf_data_offset(g) + x->offset != t->offset || x->nbytes != t->size)
+            rc = sw_err(err, errlen, "manifest does not match the GGUF header: tensor '%s'", t->name);
+    }
+    sw_gguf_destroy(&g);
+    return rc;
+}
+
 static bool s_wanted(const sw_manifest_tensor_t *t, int first, int last, const sw_shard_fetch_opts_t *o)
 {
     switch (t->part) {
@@ -354,6 +380,8 @@ int sw_shards_fetch(const sw_manifest_t *m, int first, int last, const sw_shard_
     }
     if (need_header && s_fetch_range(curl, c, sw_manifest_url(m), "(header)", 0, sw_manifest_header_size(m),
                                      sw_manifest_header_sha256(m), stats, &pace, buf, err, errlen) != 0)
+        goto done;
+    if (s_check_header(m, sw_shard_cache_path(c), err, errlen) != 0)
         goto done;
     for (int64_t i = 0; i < sw_manifest_n_tensors(m); i++) {
         const sw_manifest_tensor_t *t = sw_manifest_tensor(m, i);
