@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sw_common.h"
+#include "sw_gguf.h"
 
 #define S_MAX_ENTRIES 4096   /* model folders looked at when evicting */
 
@@ -359,4 +360,49 @@ int sw_shard_cache_hold(const char *cache_dir, const char *model_id, const char 
         return -1;
     }
     return fd;
+}
+
+int sw_shard_cache_has_layers(const char *path, int first, int last, char *err, size_t errlen)
+{
+    char state_path[PATH_MAX];
+    if ((size_t) snprintf(state_path, sizeof state_path, "%s.state", path) >= sizeof state_path)
+        return sw_err(err, errlen, "%s: path too long", path);
+    struct stat st;
+    if (stat(state_path, &st) != 0)
+        return errno == ENOENT ? 1 : sw_err(err, errlen, "%s: %s", state_path, strerror(errno));
+    json_error_t je;
+    json_t *j = json_load_file(state_path, 0, &je);
+    json_t *v = json_object_get(j, "verified");
+    if (!json_is_object(v)) {
+        json_decref(j);
+        return sw_err(err, errlen, "%s: not a shard cache state file", state_path);
+    }
+    int rc = 1;
+    if (!json_object_get(v, "(header)")) {
+        rc = 0;
+        sw_err(err, errlen, "%s: the header is not verified", path);
+    }
+    char gerr[256];
+    sw_gguf_t *g = rc == 1 ? sw_gguf_open(path, gerr, sizeof gerr) : NULL;
+    if (rc == 1 && !g)
+        rc = sw_err(err, errlen, "%s: %s", path, gerr);
+    for (int64_t i = 0; g && rc == 1 && i < sw_gguf_n_tensors(g); i++) {
+        const char *name = sw_gguf_tensor(g, i)->name;
+        bool need;
+        if (!strncmp(name, "blk.", 4)) {
+            char *end = NULL;
+            long l = strtol(name + 4, &end, 10);
+            need = end != name + 4 && *end == '.' && l >= first && l <= last;
+        } else {
+            need = strcmp(name, "token_embd.weight") && strcmp(name, "output_norm.weight") &&
+                   strcmp(name, "output.weight");
+        }
+        if (need && !json_object_get(v, name)) {
+            rc = 0;
+            sw_err(err, errlen, "%s: tensor '%s' of layers %d-%d was not fetched (a hole)", path, name, first, last);
+        }
+    }
+    sw_gguf_destroy(&g);
+    json_decref(j);
+    return rc;
 }

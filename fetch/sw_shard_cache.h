@@ -76,6 +76,18 @@ bool sw_shard_cache_in_use(const sw_shard_cache_t *self);
 int sw_shard_cache_hold(const char *cache_dir, const char *model_id, const char *checksum, char *err,
                         size_t errlen);
 
+/*  Whether the GGUF at path holds the tensors of blocks [first, last]
+ *  (inclusive) when it is a sparse copy made by sw_shards_fetch: its state
+ *  file (path + ".state") must record the header and every tensor of those
+ *  blocks, and every tensor outside any block and the gateway's parts
+ *  (e.g. rope_freqs), as verified. A stage calls it before loading or moving
+ *  to a layer range: a hole reads as zeros, which would give wrong text
+ *  without an error.
+ *  Returns 1 when they are all there or path has no state file (a whole
+ *  file, not a shard cache's); 0 with err naming the first missing tensor;
+ *  -1 with err when the state file or the header cannot be read. */
+int sw_shard_cache_has_layers(const char *path, int first, int last, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

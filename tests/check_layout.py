@@ -34,7 +34,7 @@ ALLOWED = {
     "daemon": {"core", "identity"},
     "client": {"protos", "core", "identity"},
     "broker": {"protos", "core", "daemon", "identity"},
-    "stage": {"broker", "protos", "core", "daemon", "identity", "verify"},
+    "stage": {"broker", "protos", "core", "daemon", "identity", "verify", "fetch"},
     "gateway": {"broker", "client", "protos", "core", "daemon", "identity", "verify"},
     "cli": {"client", "protos", "core", "identity", "fetch"},
     "chaos": set(),

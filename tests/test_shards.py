@@ -8,7 +8,8 @@ on loopback (tests/shard_server.py, which counts the bytes it sends):
    holds them with their original bytes and zeros elsewhere; a second fetch
    downloads nothing;
 2. a real swarm: a stage on the sparse file (layers 1-2) between stages on
-   the full file gives the independent reference text;
+   the full file gives the independent reference text; a stage asked for
+   layers the sparse file lacks (holes) refuses to start;
 3. the server flips one byte of a range once: the fetch rejects it (hash),
    fetches it again, and the file's tensors hash right;
 4. the server cuts a download midway once: the fetch resumes with a Range
@@ -120,6 +121,10 @@ def body(_h):
         rc, text, err = generate(bins, rpc, prompt, 100)
         check(rc == 0 and text.strip() == ref.strip(),
               f"2) through the sparse stage, {prompt!r} gives the reference text ({rc}, {err.strip()[-200:]})")
+    r = subprocess.run([bins.stage, "--broker", ep, "--model", sparse, "--layers", "2-3", "--key",
+                        node_key(h, bins, "holes")], capture_output=True, text=True, timeout=30)
+    check(r.returncode != 0 and "blk.3." in r.stderr and "not fetched" in r.stderr,
+          f"2) a stage asked for layers the sparse file lacks refuses to start ({r.stderr.strip()[-200:]})")
     h.stop_all()
 
     # 3) one byte of a range corrupted once
