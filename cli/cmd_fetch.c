@@ -1,5 +1,5 @@
 /*  cmd_fetch.c: `swisd fetch MANIFEST_URL_OR_FILE --layers A-B --cache DIR
- *  --manifest-key HEX [--max-disk BYTES] [--download-kbps N]` fetches the
+ *  --manifest-key HEX [--max-disk BYTES] [--download-kbps N] [--trim]` fetches the
  *  tensors of layers A..B (inclusive) into the cache, verified against the
  *  signed manifest, and prints the sparse GGUF's path (fetch/sw_shard_fetch.h). */
 #include <errno.h>
@@ -27,7 +27,9 @@ static void s_usage(FILE *out)
                  "  --max-disk BYTES    cap on the cache (least recently used models evicted)\n"
                  "  --download-kbps N   cap on the download rate, kB/s\n"
                  "  --embed, --head     also fetch the gateway's parts\n"
-                 "  --timeout S         connect and stall time-out, seconds (default 30)\n");
+                 "  --timeout S         connect and stall time-out, seconds (default 30)\n"
+                 "  --trim              then free the cached tensors of other layers (after the\n"
+                 "                      stage that served them has stopped)\n");
 }
 
 static int s_u64(const char *s, uint64_t *out)
@@ -48,6 +50,7 @@ int swisd_cmd_fetch(int argc, char **argv)
         {"manifest-key", required_argument, NULL, 'k'}, {"max-disk", required_argument, NULL, 'm'},
         {"download-kbps", required_argument, NULL, 'r'}, {"timeout", required_argument, NULL, 't'},
         {"embed", no_argument, NULL, 'e'},          {"head", no_argument, NULL, 'H'},
+        {"trim", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *layers = NULL, *key = NULL;
@@ -57,7 +60,8 @@ int swisd_cmd_fetch(int argc, char **argv)
     uint64_t v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "l:c:k:m:r:t:eHh", opts, NULL)) != -1) {
+    bool trim = false;
+    while ((c = getopt_long(argc, argv, "l:c:k:m:r:t:eHTh", opts, NULL)) != -1) {
         switch (c) {
         case 'l': layers = optarg; break;
         case 'c': o.cache_dir = optarg; break;
@@ -84,6 +88,7 @@ int swisd_cmd_fetch(int argc, char **argv)
             break;
         case 'e': o.embed = true; break;
         case 'H': o.head = true; break;
+        case 'T': trim = true; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -112,6 +117,9 @@ int swisd_cmd_fetch(int argc, char **argv)
         return 1;
     }
     int rc = sw_shards_fetch(m, first, last, &o, path, sizeof path, err, sizeof err);
+    int64_t trimmed = 0;
+    if (rc == 0 && trim && (trimmed = sw_shards_trim(m, first, last, &o, err, sizeof err)) < 0)
+        rc = -1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
     uint64_t want = 0;
@@ -120,9 +128,9 @@ int swisd_cmd_fetch(int argc, char **argv)
     fprintf(stderr,
             "swisd fetch: %s layers %d-%d (%" PRIu64 " bytes of layer tensors): received %" PRIu64
             " bytes in %" PRIu64 " ranges, %" PRIu64 " hash failures, %" PRIu64 " resumes, %" PRIu64
-            " bytes evicted, %.3f s\n",
+            " bytes evicted, %" PRId64 " bytes trimmed, %.3f s\n",
             sw_manifest_model_id(m), first, last, want, stats.bytes_received, stats.ranges, stats.hash_failures,
-            stats.resumes, stats.evicted_bytes, secs);
+            stats.resumes, stats.evicted_bytes, trimmed, secs);
     sw_manifest_destroy(&m);
     if (rc != 0) {
         fprintf(stderr, "swisd fetch: %s\n", err);

@@ -408,3 +408,24 @@ int sw_shards_hold(const sw_manifest_t *m, const char *cache_dir, char *err, siz
 {
     return sw_shard_cache_hold(cache_dir, sw_manifest_model_id(m), sw_manifest_checksum(m), err, errlen);
 }
+
+int64_t sw_shards_trim(const sw_manifest_t *m, int first, int last, const sw_shard_fetch_opts_t *o, char *err,
+                       size_t errlen)
+{
+    if (!m || !o || !o->cache_dir)
+        return sw_err(err, errlen, "sw_shards_trim: missing argument");
+    sw_shard_cache_t *c = sw_shard_cache_open(o->cache_dir, sw_manifest_model_id(m), sw_manifest_checksum(m),
+                                              sw_manifest_file_name(m), sw_manifest_file_size(m), err, errlen);
+    if (!c)
+        return -1;
+    uint64_t before = sw_shard_cache_usage(o->cache_dir);
+    int rc = 0;
+    for (int64_t i = 0; rc == 0 && i < sw_manifest_n_tensors(m); i++) {
+        const sw_manifest_tensor_t *t = sw_manifest_tensor(m, i);
+        if (!s_wanted(t, first, last, o) && sw_shard_cache_has(c, t->name, t->sha256))
+            rc = sw_shard_cache_drop(c, t->name, t->offset, t->size, err, errlen);
+    }
+    uint64_t after = sw_shard_cache_usage(o->cache_dir);
+    sw_shard_cache_destroy(&c);
+    return rc != 0 ? -1 : (int64_t) (before > after ? before - after : 0);
+}

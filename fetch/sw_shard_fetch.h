@@ -87,6 +87,18 @@ typedef struct {
 int sw_shards_fetch(const sw_manifest_t *m, int first, int last, const sw_shard_fetch_opts_t *o, char *path,
                     size_t pathlen, char *err, size_t errlen);
 
+/*  Frees the cached tensors of m outside layers [first, last] (first = last
+ *  = -1: every layer), and the gateway's parts unless o->embed / o->head,
+ *  keeping the header and the tensors under no layer: punches holes and
+ *  forgets them in the state file. For a volunteer whose layers changed:
+ *  call it after the stage on the old layers has stopped (a stage still
+ *  mapping them would read zeros; sw_shard_cache_has_layers keeps a new
+ *  stage from loading them). Only o->cache_dir, o->embed and o->head are
+ *  read. Returns the allocated bytes freed (>= 0), or -1 with err. Added,
+ *  not in the brief. */
+int64_t sw_shards_trim(const sw_manifest_t *m, int first, int last, const sw_shard_fetch_opts_t *o, char *err,
+                       size_t errlen);
+
 /*  Marks the model's cached copy in use (a shared flock on
  *  CACHE/MODEL_ID-CHECKSUM/inuse) so that no fetch, in this or another
  *  process, evicts any of its tensors while a stage serves from it. Hold it

@@ -126,6 +126,20 @@ def body(_h):
     check(r.returncode != 0 and "blk.3." in r.stderr and "not fetched" in r.stderr,
           f"2) a stage asked for layers the sparse file lacks refuses to start ({r.stderr.strip()[-200:]})")
     h.stop_all()
+    before = os.stat(sparse).st_blocks * 512
+    rc, out, err = swisd("fetch", man, "--layers", "3-3", "--cache", cache, "--manifest-key", signer, "--trim")
+    after = os.stat(sparse).st_blocks * 512
+    with open(sparse, "rb") as f:
+        gone = all(not any(f.read(t["size"])) for t in mine if f.seek(t["offset"]) is not None)
+    l3 = [t for t in m["tensors"] if t["layer"] == 3]
+    check(rc == 0 and out.strip() == sparse and gone and all(sha(sparse, t["offset"], t["size"]) == t["sha256"]
+                                                             for t in l3),
+          f"2) after moving to layer 3 with --trim, layers 1-2 are holes and layer 3 is there ({err.strip()[-160:]})")
+    check(after < before, f"2) --trim freed disk ({before} -> {after} bytes allocated)")
+    r = subprocess.run([bins.stage, "--broker", ep, "--model", sparse, "--layers", "1-2", "--key",
+                        node_key(h, bins, "holes")], capture_output=True, text=True, timeout=30)
+    check(r.returncode != 0 and "not fetched" in r.stderr,
+          f"2) and a stage can no longer load layers 1-2 from it ({r.stderr.strip()[-160:]})")
 
     # 3) one byte of a range corrupted once
     cache3 = os.path.join(d, "cache3")
