@@ -224,8 +224,8 @@ static int s_fetch_range(CURL *curl, sw_shard_cache_t *c, const char *url, const
                 else
                     snprintf(last, sizeof last, "%s after %" PRIu64 " of %" PRIu64 " bytes",
                              rc != CURLE_OK ? curl_easy_strerror(rc) : "short response", r.have, size);
-                if (r.status >= 400 && r.status < 500 && r.status != 408 && r.status != 429)
-                    break; /* the server will not have it */
+                if (r.status == 200 || (r.status >= 400 && r.status < 500 && r.status != 408 && r.status != 429))
+                    break; /* the server will not have it (200: it does not serve ranges) */
                 continue;
             }
         }

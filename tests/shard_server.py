@@ -31,6 +31,7 @@ class ShardServer:
         self.cut_at = None           # file offset before which a response is cut once (then None)
         self.stall_at = None         # file offset before which a response pauses stall_s once (then None)
         self.stall_s = 0.0
+        self.ignore_range = False    # answer every request with 200 and the whole file (a server without ranges)
         self.corrupted = 0           # responses corrupted
         self.cuts = 0                # responses cut
         owner = self
@@ -61,7 +62,7 @@ class ShardServer:
                     self.end_headers()
                     return
                 size = os.path.getsize(path)
-                rng = self.headers.get("Range")
+                rng = None if owner.ignore_range else self.headers.get("Range")
                 first, last, status = 0, size - 1, 200
                 if rng is not None:
                     m = RANGE.match(rng.strip())

@@ -197,6 +197,14 @@ def body(_h):
     check(sha(p4b, emb["offset"], emb["size"]) == emb["sha256"] and part and not os.path.exists(part),
           "4b) the resumed tensor hashes right and its partial file is gone")
 
+    # 4c) a server that ignores Range (200 with the whole file): a clear error, no byte of it written
+    srv.ignore_range = True
+    rc, _, err = swisd("fetch", man, "--layers", "0-0", "--cache", os.path.join(d, "cache4c"), "--manifest-key",
+                       signer, "--timeout", "5")
+    srv.ignore_range = False
+    check(rc != 0 and "HTTP status 200 (want 206" in err,
+          f"4c) a server without range support: refused with the status ({err.strip()[-160:]})")
+
     # 5) signatures
     bad = dict(m)
     bad["tensors"] = [dict(t) for t in m["tensors"]]
