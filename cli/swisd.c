@@ -21,6 +21,8 @@ static const s_command_t s_commands[] = {
     {"synth", swisd_cmd_synth, "write a random-weight GGUF with the shapes of a real model"},
     {"inspect", swisd_cmd_inspect, "print a GGUF file's metadata and tensors"},
     {"token", swisd_cmd_token, "get an API token of a gateway bound to a node key (contributors' boost)"},
+    {"manifest", swisd_cmd_manifest, "publish a model: write its signed manifest of tensor ranges and hashes"},
+    {"fetch", swisd_cmd_fetch, "fetch a published model's layers by URL into a verified sparse GGUF"},
     {"keygen", swisd_cmd_keygen, "make a node's keypair (or --show one's public key and node id)"},
 };
 

@@ -17,5 +17,7 @@ int swisd_cmd_generate(int argc, char **argv);
 int swisd_cmd_draft(int argc, char **argv);
 int swisd_cmd_keygen(int argc, char **argv);
 int swisd_cmd_token(int argc, char **argv);
+int swisd_cmd_manifest(int argc, char **argv);
+int swisd_cmd_fetch(int argc, char **argv);
 
 #endif

@@ -612,6 +612,8 @@ uint32_t sw_gguf_version(const sw_gguf_t *self) { return self->version; }
 uint32_t sw_gguf_alignment(const sw_gguf_t *self) { return self->alignment; }
 size_t sw_gguf_file_size(const sw_gguf_t *self) { return self->size; }
 
+size_t sw_gguf_data_offset(const sw_gguf_t *self) { return self->data_off; }
+
 uint64_t sw_gguf_identity_hash(const sw_gguf_t *self)
 {
     return XXH3_64bits(self->base, self->data_off);

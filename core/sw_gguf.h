@@ -85,6 +85,9 @@ void sw_gguf_destroy(sw_gguf_t **self_p);
 uint32_t sw_gguf_version(const sw_gguf_t *self);
 uint32_t sw_gguf_alignment(const sw_gguf_t *self);
 size_t sw_gguf_file_size(const sw_gguf_t *self);
+/*  Bytes from the file's start to the data section (header, metadata, tensor
+ *  infos and padding); the file size when there are no tensors. */
+size_t sw_gguf_data_offset(const sw_gguf_t *self);
 /*  XXH3-64 (xxHash, Collet) of everything before the data section: header,
  *  metadata and tensor infos. Two files with the same value have the same
  *  metadata, tensor names, types, shapes and offsets; the swarm uses it as the

@@ -348,8 +348,14 @@ void sw_model_destroy(sw_model_t **self_p)
 void sw_model_identity(const sw_model_t *self, const char *path, char *id, size_t id_len, char *checksum,
                        size_t sum_len)
 {
+    sw_model_identity_of(self->gguf, path, id, id_len, checksum, sum_len);
+}
+
+void sw_model_identity_of(const sw_gguf_t *gguf, const char *path, char *id, size_t id_len, char *checksum,
+                          size_t sum_len)
+{
     char name[129] = "";
-    if (sw_gguf_get_str_buf(self->gguf, "general.name", name, sizeof name) != 0 || !name[0]) {
+    if (sw_gguf_get_str_buf(gguf, "general.name", name, sizeof name) != 0 || !name[0]) {
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         snprintf(name, sizeof name, "%s", base);
         size_t n = strlen(name);
@@ -361,7 +367,7 @@ void sw_model_identity(const sw_model_t *self, const char *path, char *id, size_
               *p == '_' || *p == '-'))
             *p = '_';
     snprintf(id, id_len, "%s", name);
-    snprintf(checksum, sum_len, "%016llx", (unsigned long long) sw_gguf_identity_hash(self->gguf));
+    snprintf(checksum, sum_len, "%016llx", (unsigned long long) sw_gguf_identity_hash(gguf));
 }
 
 const sw_hparams_t *sw_model_hparams(const sw_model_t *self) { return &self->hp; }

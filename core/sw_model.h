@@ -143,6 +143,10 @@ int sw_hparams_from_gguf(const sw_gguf_t *gguf, sw_hparams_t *hp, char *err, siz
  *  sw_gguf_identity_hash. id: >= 129 bytes; checksum: >= 17 bytes. */
 void sw_model_identity(const sw_model_t *self, const char *path, char *id, size_t id_len, char *checksum,
                        size_t sum_len);
+/*  The same identity from an opened GGUF (fetch/sw_manifest uses it so a
+ *  manifest names the model as its stages will). */
+void sw_model_identity_of(const sw_gguf_t *gguf, const char *path, char *id, size_t id_len, char *checksum,
+                          size_t sum_len);
 
 /* ---- execution context ------------------------------------------------- */
 

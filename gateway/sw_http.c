@@ -23,6 +23,7 @@
 #include "sw_http_internal.h"
 #include "sw_http_metrics.h"
 #include "sw_http_static.h"
+#include "sw_http_models.h"
 #include "sw_http_swarm.h"
 #include "sw_openai.h"
 
@@ -429,6 +430,22 @@ static enum MHD_Result s_static(sw_http_t *h, struct MHD_Connection *c, const ch
     return rc;
 }
 
+/* GET or HEAD under /models/: the manifest and the GGUF with byte ranges (sw_http_models). */
+static enum MHD_Result s_models_file(sw_http_t *h, struct MHD_Connection *c, const char *url, bool get)
+{
+    if (!get)
+        return sw__http_error(c, 405, "invalid_request_error", "method not allowed", NULL);
+    unsigned status = 404;
+    const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+    struct MHD_Response *r = sw_http_models_response(h->cfg.models, url, range, &status);
+    if (!r)
+        return status == 404 ? sw__http_error(c, 404, "invalid_request_error", "no such file", NULL)
+                             : sw__http_error(c, 500, "server_error", "cannot open the file", NULL);
+    const enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 /* ---- the server ------------------------------------------------------------------ */
 
 static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -477,6 +494,8 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *c, const char
     enum MHD_Result res;
     if (!strcmp(url, "/healthz"))
         return sw__http_send(c, 200, "text/plain", strdup("ok\n"), NULL);
+    if (!strncmp(url, "/models/", 8) && h->cfg.models) /* the published model (sw_http_models.h) */
+        return s_models_file(h, c, url, get);
     const bool api = !strncmp(url, "/v1/", 4) || !strncmp(url, "/api/", 5) || !strcmp(url, "/metrics");
     if (api && !sw__http_bearer(h, c, rq, &res)) /* an API token: per key; a bad one: 401 */
         return res;

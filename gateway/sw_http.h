@@ -22,6 +22,9 @@
  *                                (docs/protocol.md, "Credits JSON"; counts
  *                                as a read like /api/swarm)
  *    GET  /metrics               Prometheus text format
+ *    GET  /models/manifest.json, /models/FILE.gguf   the published model
+ *                                for volunteers, with byte ranges (only with
+ *                                models; sw_http_models.h)
  *    GET  /, /assets/...         the dashboard and chat page (static files
  *                                from web_dir, built from web/ by Vite)
  *    GET  /admin/nodes, POST /admin/{ban,unban,drain,undrain},
@@ -110,6 +113,8 @@ typedef struct {
     int timeout_ms;          /* per message from the gateway, <= 0: 60000 */
     double token_rate;       /* generated tokens per second per client IP, <= 0: 50 */
     const char *web_dir;     /* folder of the built dashboard (index.html, assets/), NULL: none */
+    const struct sw_http_models_t *models; /* the published model served under /models/ (sw_http_models.h);
+                                              borrowed, outlives the server; NULL: /models/ is not served */
     int chat_format;         /* sw_chat_format_t of the model (sw_chat_detect of its template) */
     int max_concurrent_per_addr; /* generations at once per client address, <= 0: 4 */
     double read_rate;        /* requests of /metrics and /api/swarm per second per address, <= 0: 10 */

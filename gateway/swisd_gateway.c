@@ -16,6 +16,7 @@
 #include "sw_daemon_keys.h"
 #include "sw_gateway.h"
 #include "sw_http.h"
+#include "sw_http_models.h"
 #include "sw_identity.h"
 #include "sw_opt.h"
 #include "sw_reputation.h"
@@ -74,6 +75,9 @@ static void s_usage(FILE *out)
             "                    the base rates x (1 + F x min(1, granted credit / --http-credit-full));\n"
             "                    default 0: per key at the base rates\n"
             "  --http-credit-full C  granted credit units that earn the whole boost (default 1000)\n"
+            "  --serve-model MANIFEST.json  serve the published model for volunteers (with --http):\n"
+            "                    /models/manifest.json and /models/FILE.gguf (the GGUF beside the\n"
+            "                    manifest) with byte ranges; `swisd manifest` writes it\n"
             "  --rpc-allow DIR   serve the RPC only to the client keys in DIR (public key files) and the\n"
             "                    gateway's own HTTP front; default: any key (the open API)\n"
             "  --trusted-keys DIR  the operator's stage keys: their word decides an audit; with\n"
@@ -150,6 +154,7 @@ int main(int argc, char **argv)
     sw_gateway_config_t cfg = {.threads = 1};
     const char *http = NULL;
     const char *web_dir = SWISD_WEB_DIR;
+    const char *serve_model = NULL; /* --serve-model MANIFEST.json */
     bool web_set = false;
     /* HTTP options, 0: sw_http's default */
     int http_rate = 0, token_rate = 0, http_read_rate = 0, http_max_tokens = 0, http_max_addrs = 0;
@@ -180,7 +185,8 @@ int main(int argc, char **argv)
         {"trusted-layers", required_argument, 0, 0x106}, {"audit-threshold", required_argument, 0, 0x107},
         {"audit-trust", required_argument, 0, 0x108}, {"audit-floor", required_argument, 0, 0x109},
         {"audit-window-s", required_argument, 0, 0x10a}, {"http-credit-boost", required_argument, 0, 0x10b},
-        {"http-credit-full", required_argument, 0, 0x10c}, {"audit-hold", required_argument, 0, 0x10d},
+        {"http-credit-full", required_argument, 0, 0x10c}, {"serve-model", required_argument, 0, 0x10d},
+        {"audit-hold", required_argument, 0, 0x10e},
         SW_DAEMON_KEY_OPTIONS, /* keys (issue 11): --key, --insecure, --bootstrap */
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
@@ -238,7 +244,8 @@ int main(int argc, char **argv)
         case 0x10a: bad |= sw_opt_f32("--audit-window-s", optarg, 0.001f, 30 * 86400.0f, &audit_window_s); break;
         case 0x10b: bad |= sw_opt_f32("--http-credit-boost", optarg, 0, 1000, &credit_boost); break;
         case 0x10c: bad |= sw_opt_f32("--http-credit-full", optarg, 1e-9f, 1e15f, &credit_full); break;
-        case 0x10d:
+        case 0x10d: serve_model = optarg; break;
+        case 0x10e:
             if (!strcmp(optarg, "all") || !strcmp(optarg, "untrusted")) {
                 cfg.audit_hold_all = !strcmp(optarg, "all");
             } else {
@@ -274,11 +281,16 @@ int main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
-    if ((https_cert || https_key || admin_token_file) && !http) {
-        fprintf(stderr, "swisd-gateway: --https-cert, --https-key and --admin-token-file need --http\n");
+    if ((https_cert || https_key || admin_token_file || serve_model) && !http) {
+        fprintf(stderr, "swisd-gateway: --https-cert, --https-key, --admin-token-file and --serve-model need --http\n");
         return 2;
     }
     char err[512];
+    sw_http_models_t *models = NULL;
+    if (serve_model && !(models = sw_http_models_new(serve_model, err, sizeof err))) {
+        fprintf(stderr, "swisd-gateway: %s\n", err);
+        return 1;
+    }
     /* HTTPS and the operator's endpoints: files checked before anything starts */
     char *tls_cert = NULL, *tls_key = NULL, admin_token[SW_ADMIN_TOKEN_MAX + 1] = "";
     sw_bans_t *bans = NULL;
@@ -287,6 +299,7 @@ int main(int argc, char **argv)
     if (s_admin_setup(https_cert, https_key, admin_token_file, state_db, identity != NULL, &policy, &tls_cert,
                       &tls_key, admin_token, sizeof admin_token, &bans, &rep, &tokens, err, sizeof err) != 0) {
         fprintf(stderr, "swisd-gateway: %s\n", err);
+        sw_http_models_destroy(&models);
         return 1;
     }
     cfg.bans = bans;
@@ -300,6 +313,7 @@ int main(int argc, char **argv)
         sw_bans_destroy(&bans);
         sw_reputation_destroy(&rep);
         sw_api_token_destroy(&tokens);
+        sw_http_models_destroy(&models);
         return 1;
     }
     sw_log_set_node(sw_gateway_id(g));
@@ -321,7 +335,7 @@ int main(int argc, char **argv)
                                .tls_key_pem = tls_key, .admin_token = admin_token[0] ? admin_token : NULL,
                                .bans = bans, .reputation = rep, .tokens = tokens, .credit_boost = credit_boost,
                                .credit_full = credit_full, .identity = identity,
-                               .ban_outbox = sw_gateway_ban_outbox(g)};
+                               .ban_outbox = sw_gateway_ban_outbox(g), .models = models};
         web = sw_http_new(&hc, err, sizeof err);
         sw_tls_free_key(&tls_key);
         free(tls_cert);
@@ -332,6 +346,7 @@ int main(int argc, char **argv)
             sw_bans_destroy(&bans);
             sw_reputation_destroy(&rep);
             sw_api_token_destroy(&tokens);
+            sw_http_models_destroy(&models);
             return 1;
         }
         const char *scheme = https_cert ? "https" : "http";
@@ -342,6 +357,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     sw_gateway_run(g, &s_stop);
     sw_http_destroy(&web);
+    sw_http_models_destroy(&models);
     sw_log(SW_LOG_INFO, "gateway %s: shutting down", sw_gateway_id(g));
     sw_gateway_destroy(&g);
     sw_bans_destroy(&bans);

@@ -12,6 +12,7 @@
 #include "sw_seal_peers.h"
 #include "sw_commit.h"
 #include "sw_session_cache.h"
+#include "sw_shard_cache.h"
 #include "sw_wire.h"
 
 #define S_MAX_DRAIN 64     /* messages taken per wake-up */
@@ -211,6 +212,9 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     sw_model_destroy(&st->model);
+    /* a sparse copy from `swisd fetch` (fetch/sw_shard_cache.h) must hold these layers: holes read as zeros */
+    if (sw_shard_cache_has_layers(cfg->model_path, st->cfg.layer_begin, st->cfg.layer_end - 1, err, errlen) != 1)
+        goto fail;
     sw_model_parts_t parts = {.layer_begin = st->cfg.layer_begin, .layer_end = st->cfg.layer_end};
     if (!(st->model = sw_model_load(cfg->model_path, &parts, err, errlen)))
         goto fail;
@@ -639,6 +643,10 @@ static void s_process(sw_stage_t *st)
 static int s_move_layers(sw_stage_t *st, int32_t a, int32_t b)
 {
     char err[256];
+    if (sw_shard_cache_has_layers(st->cfg.model_path, a, b - 1, err, sizeof err) != 1) {
+        sw_log(SW_LOG_WARN, "stage: not moving to layers %d-%d: %s", (int) a, (int) b - 1, err);
+        return -1;
+    }
     sw_model_parts_t parts = {.layer_begin = a, .layer_end = b};
     sw_model_t *m = sw_model_load(st->cfg.model_path, &parts, err, sizeof err);
     sw_session_cache_t *c = m ? sw_session_cache_new(m, a, b, sw_model_hparams(m)->n_ctx_train, st->cfg.kv_mem_bytes,

@@ -29,13 +29,14 @@ ALLOWED = {
     "core": set(),
     "protos": {"core"},
     "identity": {"core"},
+    "fetch": {"core"},
     "verify": {"core", "identity"},
     "daemon": {"core", "identity"},
     "client": {"protos", "core", "identity"},
     "broker": {"protos", "core", "daemon", "identity"},
-    "stage": {"broker", "protos", "core", "daemon", "identity", "verify"},
+    "stage": {"broker", "protos", "core", "daemon", "identity", "verify", "fetch"},
     "gateway": {"broker", "client", "protos", "core", "daemon", "identity", "verify"},
-    "cli": {"client", "protos", "core", "identity"},
+    "cli": {"client", "protos", "core", "identity", "fetch"},
     "chaos": set(),
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
