@@ -19,7 +19,11 @@ holds runs as a real swarm from a scratch root.
 5. the maintainer scripts in a private mount namespace (a copy of /etc, empty
    /var/lib and /var/cache; the host is untouched): postinst twice makes one
    system user `swisd` and /var/lib/swisd, /var/cache/swisd owned by it;
-   postrm purge twice removes them;
+   postrm purge twice removes them. Then dpkg itself, in a namespace whose
+   /etc, /usr, /var and /lib are overlays on a tmpfs: `dpkg -i`, a reinstall
+   keeping an edited conffile, the installed /usr/bin/swisd demo on
+   /usr/share/swisd's model, `dpkg --purge` (user, state and /etc/swisd
+   gone); the host's dpkg database and users are checked unchanged;
 6. the unpacked programs as a swarm, under PR_SET_MDWE and no_new_privs (what
    the units' MemoryDenyWriteExecute= and NoNewPrivileges= demand), with no
    LD_LIBRARY_PATH and the working directory outside the source tree:
@@ -231,6 +235,71 @@ def check_maintainer_scripts(deb):
           f"5) postrm purge removes user, group, state ({out[3:]})")
 
 
+# dpkg itself, in a private mount namespace whose /etc, /usr, /var and /lib are overlays on a tmpfs
+# (the host's files and dpkg database are never written): install, a conffile edit kept over a
+# reinstall (prerm upgrade + postinst configure again), the installed `swisd demo` from /usr/bin,
+# then purge. One "key: value" line per fact.
+DPKG_SCRIPT = r"""
+set -e
+mount --make-rprivate /
+t=$(mktemp -d); mount -t tmpfs none "$t"
+for d in etc usr var lib; do
+    mkdir -p "$t/$d.up" "$t/$d.work"
+    mount -t overlay overlay -o "lowerdir=/$d,upperdir=$t/$d.up,workdir=$t/$d.work" "/$d"
+done
+echo "overlays: yes"
+dpkg -i "$DEB" >/dev/null
+echo "status: $(dpkg-query -W -f '${Status}' swisd)"
+echo "user: $(getent passwd swisd | cut -d: -f1,6,7)"
+echo "state: $(stat -c '%U %a' /var/lib/swisd)"
+echo "# edited" >> /etc/swisd/broker.env
+dpkg -i --force-confold "$DEB" >/dev/null
+echo "reinstall: $(dpkg-query -W -f '${Status}' swisd)"
+echo "edit kept: $(tail -n 1 /etc/swisd/broker.env)"
+cd /tmp
+rc=0; /usr/bin/swisd demo -n 8 >"$t/demo.out" 2>"$t/demo.err" || rc=$?
+echo "demo: $rc $(grep -o 'model [^ ]*' "$t/demo.err") $(head -c 16 "$t/demo.out")"
+dpkg --purge swisd >/dev/null 2>&1
+echo "purged: $(dpkg-query -W -f '${Status}' swisd 2>/dev/null || echo none)"
+echo "after purge: $(getent passwd swisd || echo no-user) $([ -e /var/lib/swisd ] || echo no-state) $([ -e /etc/swisd ] || echo no-etc)"
+"""
+
+
+def host_state():
+    """What the namespace must not change on the host: swisd's dpkg status and user."""
+    return (run(["dpkg-query", "-W", "-f", "${Status}", "swisd"]).stdout, run(["getent", "passwd", "swisd"]).stdout)
+
+
+def check_dpkg_install(deb):
+    check = h.check
+    probe = run(["unshare", "-m", "sh", "-c", "t=$(mktemp -d) && mount -t tmpfs none $t && mkdir $t/u $t/w && "
+                 "mount -t overlay overlay -o lowerdir=/etc,upperdir=$t/u,workdir=$t/w /etc"]) \
+        if shutil.which("unshare") else None
+    if not probe or probe.returncode != 0:
+        print("SKIP: no private mount namespace with overlayfs here: the package is not installed with dpkg",
+              flush=True)
+        return
+    host = host_state()
+    r = run(["unshare", "-m", "sh", "-c", DPKG_SCRIPT], env=dict(os.environ, DEB=deb), timeout=300)
+    check(host_state() == host, "5) the host's dpkg database and users are as before")
+    facts = dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
+    check(r.returncode == 0 and facts.get("overlays") == "yes",
+          "5) dpkg -i, a reinstall and dpkg --purge run in the namespace" + ("" if r.returncode == 0 else
+                                                                          f" ({r.stderr[-600:]})"))
+    check(facts.get("status") == "install ok installed", f"5) dpkg installs the package ({facts.get('status')})")
+    check(facts.get("user") == "swisd:/var/lib/swisd:/usr/sbin/nologin" and facts.get("state") == "swisd 750",
+          f"5) its postinst makes the user swisd and /var/lib/swisd ({facts.get('user')}, {facts.get('state')})")
+    check(facts.get("reinstall") == "install ok installed" and facts.get("edit kept") == "# edited",
+          "5) a reinstall runs the maintainer scripts again and keeps an edited conffile "
+          f"({facts.get('reinstall')}, {facts.get('edit kept')})")
+    check(facts.get("demo") == "0 model /usr/share/swisd/models/stories260K.gguf Once upon a time",
+          f"5) the installed /usr/bin/swisd demo runs on /usr/share/swisd's model ({facts.get('demo')})")
+    check(facts.get("purged") in ("none", "unknown ok not-installed") and
+          facts.get("after purge") == "no-user no-state no-etc",
+          f"5) dpkg --purge removes the package, its user, state and /etc/swisd ({facts.get('purged')}, "
+          f"{facts.get('after purge')})")
+
+
 def body(_h):
     check = h.check
     work = tempfile.mkdtemp(prefix="deb-", dir=h.logdir)
@@ -267,6 +336,7 @@ def body(_h):
           f"2) the files under /etc/swisd are conffiles ({conffiles})")
     check("adduser" in depends, "2) Depends names adduser (the postinst makes the user with it)")
     check_maintainer_scripts(deb)
+    check_dpkg_install(deb)
 
     contents = run(["dpkg-deb", "--contents", deb], check=True).stdout
     want = [f"./usr/bin/{p}" for p in PROGRAMS] + [f"./lib/systemd/system/{u}.service" for u in UNITS] + \
