@@ -24,11 +24,14 @@ holds runs as a real swarm from a scratch root.
    keeping an edited conffile, the installed /usr/bin/swisd demo on
    /usr/share/swisd's model, `dpkg --purge` (user, state and /etc/swisd
    gone); the host's dpkg database and users are checked unchanged;
-6. the unpacked programs as a swarm, under PR_SET_MDWE and no_new_privs (what
-   the units' MemoryDenyWriteExecute= and NoNewPrivileges= demand), with no
-   LD_LIBRARY_PATH and the working directory outside the source tree:
-   swisd-broker, swisd-stage and swisd-gateway on the packaged model, and
-   the unpacked `swisd generate` gives the reference texts of stories260K
+6. the unpacked programs as a swarm, under PR_SET_MDWE, no_new_privs and a
+   seccomp filter of the socket families the units allow (what their
+   MemoryDenyWriteExecute=, NoNewPrivileges= and RestrictAddressFamilies=
+   demand), with no LD_LIBRARY_PATH and the working directory outside the
+   source tree: swisd-broker, swisd-stage and swisd-gateway with the flags of
+   the packaged /etc/swisd/*.env (only folders and ports moved), on the
+   packaged model, and the unpacked `swisd generate` gives the reference
+   texts of stories260K
    (tests/data); the gateway serves the dashboard from the unpacked data
    folder (a marker written into the unpacked index.html comes back), and
    `swisd demo` finds the packaged default model there.
@@ -62,7 +65,8 @@ PROGRAMS = ("swisd", "swisd-broker", "swisd-stage", "swisd-gateway")
 SANDBOX = ("User=swisd", "StateDirectory=swisd", "CacheDirectory=swisd", "ConfigurationDirectory=swisd",
            "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes",
            "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectKernelLogs=yes",
-           "ProtectControlGroups=yes", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "RestrictNamespaces=yes",
+           "ProtectControlGroups=yes", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK",
+           "RestrictNamespaces=yes",
            "LockPersonality=yes", "MemoryDenyWriteExecute=yes", "SystemCallFilter=@system-service",
            "CapabilityBoundingSet=", "KillSignal=SIGTERM", "TimeoutStopSec=60", "Restart=on-failure")
 
@@ -123,28 +127,62 @@ def depends_closure(depends):
     return names
 
 
+# The launcher each unpacked program runs behind: what the units' NoNewPrivileges=,
+# MemoryDenyWriteExecute= and RestrictAddressFamilies= do, done with prctl(2) and a seccomp
+# filter (seccomp(2), BPF over struct seccomp_data: nr at byte 0, arch at 4, args[0] at 16)
+# that fails socket(2) of any other family with EAFNOSUPPORT, as systemd's does. All three
+# hold across execve(2). Filled in: PROGRAM, FAMILIES (numbers), MDWE.
+LAUNCHER = """#!{python}
+import ctypes, os, struct, sys
+PROGRAM, FAMILIES, MDWE = {program!r}, {families!r}, {mdwe!r}
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+def ins(code, jt, jf, k):  # struct sock_filter
+    return struct.pack("HBBI", code, jt, jf, k)
+LD, JEQ, RET = 0x20, 0x15, 0x06  # BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_RET|BPF_K
+allow = 6 + len(FAMILIES)  # index of the final "allow"
+prog = [ins(LD, 0, 0, 4), ins(JEQ, 0, allow - 2, 0xc000003e),  # AUDIT_ARCH_X86_64, else allow
+        ins(LD, 0, 0, 0), ins(JEQ, 0, allow - 4, 41),  # __NR_socket, else allow
+        ins(LD, 0, 0, 16)]
+prog += [ins(JEQ, allow - 6 - i, 0, f) for i, f in enumerate(FAMILIES)]
+prog += [ins(RET, 0, 0, 0x00050000 | 97), ins(RET, 0, 0, 0x7fff0000)]  # ERRNO(EAFNOSUPPORT), ALLOW
+code = ctypes.create_string_buffer(b"".join(prog))
+fprog = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", len(prog), ctypes.addressof(code)))
+if libc.prctl(38, 1, 0, 0, 0) != 0 or (MDWE and libc.prctl(65, 1, 0, 0, 0) != 0) or \\
+        libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0) != 0:  # NO_NEW_PRIVS, SET_MDWE, SET_SECCOMP filter
+    sys.exit("launcher: prctl: errno %d" % ctypes.get_errno())
+os.execv(PROGRAM, [PROGRAM] + sys.argv[1:])
+"""
+FAMILY = {"AF_UNIX": 1, "AF_INET": 2, "AF_INET6": 10, "AF_NETLINK": 16}
+
+
+def unit_families(unitdir, unit):
+    """The socket families a unit's RestrictAddressFamilies= allows, as numbers."""
+    m = re.search(r"^RestrictAddressFamilies=(.+)$", open(os.path.join(unitdir, unit + ".service")).read(), re.M)
+    names = m.group(1).split() if m else []
+    h.check(names and all(n in FAMILY for n in names), f"6) {unit}'s RestrictAddressFamilies= is an allow list "
+                                                       f"of known families ({names})")
+    return [FAMILY[n] for n in names if n in FAMILY]
+
+
 class ScratchBins:
-    """The unpacked programs, each behind a launcher that sets PR_SET_MDWE
-    (refuse W+X memory, kernel 6.3+) and no_new_privs before exec (both kept
-    across execve(2)), as the units do; plain paths when the kernel has no
-    MDWE."""
+    """The unpacked programs, each behind a LAUNCHER with the socket families
+    of the unit that runs it (the swisd tool: the volunteer's), no_new_privs
+    and, when the kernel has it (6.3+), PR_SET_MDWE (no memory both writable
+    and executable)."""
 
     def __init__(self, root, wrapdir, mdwe):
         self.root = root
-        names = {"swisd": "swisd", "broker": "swisd-broker", "stage": "swisd-stage", "gateway": "swisd-gateway",
-                 "link": "swisd-link"}
-        for attr, prog in names.items():
-            real = os.path.join(root, "usr", "bin", prog)
-            if mdwe:
-                path = os.path.join(wrapdir, prog)
-                with open(path, "w") as f:
-                    f.write(f"#!{sys.executable}\nimport ctypes, os, sys\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-                            "if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(65, 1, 0, 0, 0) != 0:\n"
-                            "    sys.exit('prctl: errno %d' % ctypes.get_errno())\n"
-                            f"os.execv({real!r}, [{real!r}] + sys.argv[1:])\n")
-                os.chmod(path, 0o755)
-                real = path
-            setattr(self, attr, real)
+        unitdir = os.path.join(root, "lib", "systemd", "system")
+        names = {"swisd": ("swisd", "swisd-volunteer"), "broker": ("swisd-broker", "swisd-broker"),
+                 "stage": ("swisd-stage", "swisd-volunteer"), "gateway": ("swisd-gateway", "swisd-gateway")}
+        for attr, (prog, unit) in names.items():
+            path = os.path.join(wrapdir, prog)
+            with open(path, "w") as f:
+                f.write(LAUNCHER.format(python=sys.executable, program=os.path.join(root, "usr", "bin", prog),
+                                        families=unit_families(unitdir, unit), mdwe=mdwe))
+            os.chmod(path, 0o755)
+            setattr(self, attr, path)
 
 
 def mdwe_available():
@@ -368,7 +406,20 @@ def body(_h):
     mdwe = mdwe_available()
     if not mdwe:
         print("SKIP: this kernel has no PR_SET_MDWE (6.3+): the swarm runs without W^X enforcement", flush=True)
+    if os.uname().machine != "x86_64":
+        print("SKIP: the launcher's socket-family filter knows x86-64 only: here it allows every family", flush=True)
     bins = ScratchBins(root, tempfile.mkdtemp(prefix="launch-", dir=h.logdir), mdwe)
+    if os.uname().machine == "x86_64":  # the launcher's filter holds: Python behind it gets no AF_PACKET socket
+        probe = os.path.join(h.logdir, "launch-probe")
+        with open(probe, "w") as f:
+            f.write(LAUNCHER.format(python=sys.executable, program=sys.executable, mdwe=mdwe,
+                                    families=unit_families(os.path.join(root, "lib", "systemd", "system"),
+                                                           "swisd-volunteer")))
+        os.chmod(probe, 0o755)
+        r = run([probe, "-c", "import socket\nsocket.socket(socket.AF_INET).close()\ntry:\n"
+                 "    socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\nexcept OSError as e:\n    print(e.errno)"])
+        check(r.returncode == 0 and r.stdout.strip() == "97",
+              f"6) the launcher refuses a socket family the units do not allow ({r.stdout.strip()}{r.stderr[-200:]})")
     os.environ.pop("LD_LIBRARY_PATH", None)
     os.chdir(h.logdir)  # nothing found through the working directory
     data = os.path.join(root, "usr", "share", "swisd")
