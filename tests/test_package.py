@@ -24,10 +24,10 @@ holds runs as a real swarm from a scratch root.
    keeping an edited conffile, the installed /usr/bin/swisd demo on
    /usr/share/swisd's model, `dpkg --purge` (user, state and /etc/swisd
    gone); the host's dpkg database and users are checked unchanged;
-6. the unpacked programs as a swarm, under PR_SET_MDWE, no_new_privs and a
-   seccomp filter of the socket families the units allow (what their
-   MemoryDenyWriteExecute=, NoNewPrivileges= and RestrictAddressFamilies=
-   demand), with no LD_LIBRARY_PATH and the working directory outside the
+6. the unpacked programs as a swarm, under PR_SET_MDWE, no_new_privs and
+   seccomp filters of the socket families and system calls the units allow
+   (what their MemoryDenyWriteExecute=, NoNewPrivileges=,
+   RestrictAddressFamilies= and SystemCallFilter= demand), with no LD_LIBRARY_PATH and the working directory outside the
    source tree: swisd-broker, swisd-stage and swisd-gateway with the flags of
    the packaged /etc/swisd/*.env (only folders and ports moved), on the
    packaged model, and the unpacked `swisd generate` gives the reference
@@ -128,28 +128,39 @@ def depends_closure(depends):
 
 
 # The launcher each unpacked program runs behind: what the units' NoNewPrivileges=,
-# MemoryDenyWriteExecute= and RestrictAddressFamilies= do, done with prctl(2) and a seccomp
-# filter (seccomp(2), BPF over struct seccomp_data: nr at byte 0, arch at 4, args[0] at 16)
-# that fails socket(2) of any other family with EAFNOSUPPORT, as systemd's does. All three
-# hold across execve(2). Filled in: PROGRAM, FAMILIES (numbers), MDWE.
+# MemoryDenyWriteExecute=, RestrictAddressFamilies= and SystemCallFilter= (with
+# SystemCallErrorNumber=EPERM, SystemCallArchitectures=native) do, done with prctl(2) and two
+# seccomp filters (seccomp(2): classic BPF over struct seccomp_data, nr at byte 0, arch at 4,
+# args[0] at 16): socket(2) of another family fails with EAFNOSUPPORT, as systemd's filter
+# does, and a system call off the unit's list with EPERM. All of it holds across execve(2).
+# Filled in: PROGRAM, FAMILIES and SYSCALLS (numbers; SYSCALLS empty: no such filter), MDWE.
 LAUNCHER = """#!{python}
 import ctypes, os, struct, sys
-PROGRAM, FAMILIES, MDWE = {program!r}, {families!r}, {mdwe!r}
+PROGRAM, FAMILIES, SYSCALLS, MDWE = {program!r}, {families!r}, {syscalls!r}, {mdwe!r}
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
 def ins(code, jt, jf, k):  # struct sock_filter
     return struct.pack("HBBI", code, jt, jf, k)
 LD, JEQ, RET = 0x20, 0x15, 0x06  # BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_RET|BPF_K
+ARCH, ALLOW, ERRNO = 0xc000003e, 0x7fff0000, 0x00050000  # AUDIT_ARCH_X86_64, SECCOMP_RET_*
 allow = 6 + len(FAMILIES)  # index of the final "allow"
-prog = [ins(LD, 0, 0, 4), ins(JEQ, 0, allow - 2, 0xc000003e),  # AUDIT_ARCH_X86_64, else allow
-        ins(LD, 0, 0, 0), ins(JEQ, 0, allow - 4, 41),  # __NR_socket, else allow
-        ins(LD, 0, 0, 16)]
-prog += [ins(JEQ, allow - 6 - i, 0, f) for i, f in enumerate(FAMILIES)]
-prog += [ins(RET, 0, 0, 0x00050000 | 97), ins(RET, 0, 0, 0x7fff0000)]  # ERRNO(EAFNOSUPPORT), ALLOW
-code = ctypes.create_string_buffer(b"".join(prog))
-fprog = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", len(prog), ctypes.addressof(code)))
-if libc.prctl(38, 1, 0, 0, 0) != 0 or (MDWE and libc.prctl(65, 1, 0, 0, 0) != 0) or \\
-        libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0) != 0:  # NO_NEW_PRIVS, SET_MDWE, SET_SECCOMP filter
+families = [ins(LD, 0, 0, 4), ins(JEQ, 0, allow - 2, ARCH),  # another arch: the other filter
+            ins(LD, 0, 0, 0), ins(JEQ, 0, allow - 4, 41),  # not __NR_socket: allow
+            ins(LD, 0, 0, 16)]
+families += [ins(JEQ, allow - 6 - i, 0, f) for i, f in enumerate(FAMILIES)]
+families += [ins(RET, 0, 0, ERRNO | 97), ins(RET, 0, 0, ALLOW)]  # EAFNOSUPPORT
+calls = [ins(LD, 0, 0, 4), ins(JEQ, 1, 0, ARCH), ins(RET, 0, 0, ERRNO | 1), ins(LD, 0, 0, 0)]
+for nr in SYSCALLS:
+    calls += [ins(JEQ, 0, 1, nr), ins(RET, 0, 0, ALLOW)]
+calls += [ins(RET, 0, 0, ERRNO | 1)]  # EPERM
+keep = []
+def install(prog):  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER, struct sock_fprog
+    code = ctypes.create_string_buffer(b"".join(prog))
+    fprog = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", len(prog), ctypes.addressof(code)))
+    keep.append((code, fprog))
+    return libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0)
+if libc.prctl(38, 1, 0, 0, 0) != 0 or (MDWE and libc.prctl(65, 1, 0, 0, 0) != 0) or install(families) != 0 \\
+        or (SYSCALLS and install(calls) != 0):  # NO_NEW_PRIVS, SET_MDWE
     sys.exit("launcher: prctl: errno %d" % ctypes.get_errno())
 os.execv(PROGRAM, [PROGRAM] + sys.argv[1:])
 """
@@ -165,11 +176,40 @@ def unit_families(unitdir, unit):
     return [FAMILY[n] for n in names if n in FAMILY]
 
 
+_GROUPS = {}
+
+
+def syscall_group(name):
+    """The system calls of a systemd filter group (e.g. "@system-service"), nested groups expanded."""
+    if name not in _GROUPS:
+        out = run(["systemd-analyze", "syscall-filter", name], check=True).stdout.splitlines()[1:]
+        words = [w.strip() for w in out if w.strip() and not w.strip().startswith("#")]
+        _GROUPS[name] = set().union(*[syscall_group(w) if w.startswith("@") else {w} for w in words])
+    return _GROUPS[name]
+
+
+def unit_syscalls(unitdir, unit):
+    """The numbers of the x86-64 system calls a unit's SystemCallFilter= lines allow (an allow list,
+    then "~" lines taking sets away: systemd.exec(5)), or [] when it cannot be worked out here."""
+    header = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
+    if os.uname().machine != "x86_64" or not os.path.exists(header) or not shutil.which("systemd-analyze"):
+        return []
+    numbers = {m[0]: int(m[1]) for m in re.findall(r"#define __NR_(\w+) (\d+)", open(header).read())}
+    lines = re.findall(r"^SystemCallFilter=(.+)$", open(os.path.join(unitdir, unit + ".service")).read(), re.M)
+    allowed, denied = set(), set()
+    for line in lines:
+        deny = line.startswith("~")
+        for w in line.lstrip("~").split():
+            (denied if deny else allowed).update(syscall_group(w) if w.startswith("@") else {w})
+    h.check(allowed and not lines[0].startswith("~"), f"6) {unit}'s SystemCallFilter= starts with an allow list")
+    return sorted(numbers[n] for n in allowed - denied if n in numbers)
+
+
 class ScratchBins:
     """The unpacked programs, each behind a LAUNCHER with the socket families
-    of the unit that runs it (the swisd tool: the volunteer's), no_new_privs
-    and, when the kernel has it (6.3+), PR_SET_MDWE (no memory both writable
-    and executable)."""
+    and system calls of the unit that runs it (the swisd tool: the
+    volunteer's), no_new_privs and, when the kernel has it (6.3+),
+    PR_SET_MDWE (no memory both writable and executable)."""
 
     def __init__(self, root, wrapdir, mdwe):
         self.root = root
@@ -180,7 +220,8 @@ class ScratchBins:
             path = os.path.join(wrapdir, prog)
             with open(path, "w") as f:
                 f.write(LAUNCHER.format(python=sys.executable, program=os.path.join(root, "usr", "bin", prog),
-                                        families=unit_families(unitdir, unit), mdwe=mdwe))
+                                        families=unit_families(unitdir, unit), mdwe=mdwe,
+                                        syscalls=unit_syscalls(unitdir, unit)))
             os.chmod(path, 0o755)
             setattr(self, attr, path)
 
@@ -412,14 +453,17 @@ def body(_h):
     if os.uname().machine == "x86_64":  # the launcher's filter holds: Python behind it gets no AF_PACKET socket
         probe = os.path.join(h.logdir, "launch-probe")
         with open(probe, "w") as f:
+            unitdir = os.path.join(root, "lib", "systemd", "system")
             f.write(LAUNCHER.format(python=sys.executable, program=sys.executable, mdwe=mdwe,
-                                    families=unit_families(os.path.join(root, "lib", "systemd", "system"),
-                                                           "swisd-volunteer")))
+                                    families=unit_families(unitdir, "swisd-volunteer"),
+                                    syscalls=unit_syscalls(unitdir, "swisd-volunteer")))
         os.chmod(probe, 0o755)
-        r = run([probe, "-c", "import socket\nsocket.socket(socket.AF_INET).close()\ntry:\n"
-                 "    socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\nexcept OSError as e:\n    print(e.errno)"])
-        check(r.returncode == 0 and r.stdout.strip() == "97",
-              f"6) the launcher refuses a socket family the units do not allow ({r.stdout.strip()}{r.stderr[-200:]})")
+        r = run([probe, "-c", "import os, socket\nsocket.socket(socket.AF_INET).close()\nfor f in ("
+                 "lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW), lambda: os.chroot('/')):\n"
+                 "    try:\n        f()\n    except OSError as e:\n        print(e.errno)"])
+        check(r.returncode == 0 and r.stdout.split() == ["97", "1"],
+              "6) the launcher refuses a socket family the units do not allow (EAFNOSUPPORT) and a system call "
+              f"off their list (chroot: EPERM) ({r.stdout.split()}{r.stderr[-200:]})")
     os.environ.pop("LD_LIBRARY_PATH", None)
     os.chdir(h.logdir)  # nothing found through the working directory
     data = os.path.join(root, "usr", "share", "swisd")
