@@ -19,11 +19,15 @@ holds runs as a real swarm from a scratch root.
 5. the maintainer scripts in a private mount namespace (a copy of /etc, empty
    /var/lib and /var/cache; the host is untouched): postinst twice makes one
    system user `swisd` and /var/lib/swisd, /var/cache/swisd owned by it;
-   postrm purge twice removes them. Then dpkg itself, in a namespace whose
-   /etc, /usr, /var and /lib are overlays on a tmpfs: `dpkg -i`, a reinstall
-   keeping an edited conffile, the installed /usr/bin/swisd demo on
-   /usr/share/swisd's model, `dpkg --purge` (user, state and /etc/swisd
-   gone); the host's dpkg database and users are checked unchanged;
+   postrm purge twice removes them. Then tests/package_install.sh, in mount
+   and network namespaces whose /etc, /usr, /var and /lib are overlays on a
+   tmpfs: `dpkg -i`, a reinstall keeping an edited conffile, the installed
+   /usr/bin/swisd demo on /usr/share/swisd's model, the three units run as
+   systemd would (as the user swisd, read-only system, private /tmp, their
+   /etc/swisd flags unchanged, set up as docs/volunteer.md says) with a
+   completion through the gateway's HTTP API equal to the reference, then
+   `dpkg --purge` (user, state and /etc/swisd gone); the host's dpkg
+   database and users are checked unchanged;
 6. the unpacked programs as a swarm, under PR_SET_MDWE, no_new_privs and
    seccomp filters of the socket families and system calls the units allow
    (what their MemoryDenyWriteExecute=, NoNewPrivileges=,
@@ -38,6 +42,7 @@ holds runs as a real swarm from a scratch root.
 Exit 77 (skipped) when dpkg-deb is missing.
 usage: test_package.py   (binaries from $SWISD_BUILD)
 """
+import json
 import os
 import re
 import shutil
@@ -314,57 +319,28 @@ def check_maintainer_scripts(deb):
           f"5) postrm purge removes user, group, state ({out[3:]})")
 
 
-# dpkg itself, in a private mount namespace whose /etc, /usr, /var and /lib are overlays on a tmpfs
-# (the host's files and dpkg database are never written): install, a conffile edit kept over a
-# reinstall (prerm upgrade + postinst configure again), the installed `swisd demo` from /usr/bin,
-# then purge. One "key: value" line per fact.
-DPKG_SCRIPT = r"""
-set -e
-mount --make-rprivate /
-t=$(mktemp -d); mount -t tmpfs none "$t"
-for d in etc usr var lib; do
-    mkdir -p "$t/$d.up" "$t/$d.work"
-    mount -t overlay overlay -o "lowerdir=/$d,upperdir=$t/$d.up,workdir=$t/$d.work" "/$d"
-done
-echo "overlays: yes"
-dpkg -i "$DEB" >/dev/null
-echo "status: $(dpkg-query -W -f '${Status}' swisd)"
-echo "user: $(getent passwd swisd | cut -d: -f1,6,7)"
-echo "state: $(stat -c '%U %a' /var/lib/swisd)"
-echo "# edited" >> /etc/swisd/broker.env
-dpkg -i --force-confold "$DEB" >/dev/null
-echo "reinstall: $(dpkg-query -W -f '${Status}' swisd)"
-echo "edit kept: $(tail -n 1 /etc/swisd/broker.env)"
-cd /tmp
-rc=0; /usr/bin/swisd demo -n 8 >"$t/demo.out" 2>"$t/demo.err" || rc=$?
-echo "demo: $rc $(grep -o 'model [^ ]*' "$t/demo.err") $(head -c 16 "$t/demo.out")"
-dpkg --purge swisd >/dev/null 2>&1
-echo "purged: $(dpkg-query -W -f '${Status}' swisd 2>/dev/null || echo none)"
-echo "after purge: $(getent passwd swisd || echo no-user) $([ -e /var/lib/swisd ] || echo no-state) $([ -e /etc/swisd ] || echo no-etc)"
-"""
-
-
 def host_state():
     """What the namespace must not change on the host: swisd's dpkg status and user."""
     return (run(["dpkg-query", "-W", "-f", "${Status}", "swisd"]).stdout, run(["getent", "passwd", "swisd"]).stdout)
 
 
 def check_dpkg_install(deb):
+    """tests/package_install.sh: dpkg and the units without systemd, in private namespaces."""
     check = h.check
-    probe = run(["unshare", "-m", "sh", "-c", "t=$(mktemp -d) && mount -t tmpfs none $t && mkdir $t/u $t/w && "
-                 "mount -t overlay overlay -o lowerdir=/etc,upperdir=$t/u,workdir=$t/w /etc"]) \
-        if shutil.which("unshare") else None
+    probe = run(["unshare", "-mn", "sh", "-c", "t=$(mktemp -d) && mount -t tmpfs none $t && mkdir $t/u $t/w && "
+                 "mount -t overlay overlay -o lowerdir=/etc,upperdir=$t/u,workdir=$t/w /etc && ip link set lo up"]) \
+        if shutil.which("unshare") and shutil.which("ip") and shutil.which("setpriv") else None
     if not probe or probe.returncode != 0:
-        print("SKIP: no private mount namespace with overlayfs here: the package is not installed with dpkg",
-              flush=True)
+        print("SKIP: no private mount and network namespace with overlayfs here (unshare -mn, ip, setpriv): the "
+              "package is not installed with dpkg nor its units run", flush=True)
         return
     host = host_state()
-    r = run(["unshare", "-m", "sh", "-c", DPKG_SCRIPT], env=dict(os.environ, DEB=deb), timeout=300)
+    r = run(["unshare", "-mn", "sh", os.path.join(SRC, "tests", "package_install.sh"), deb], timeout=600)
     check(host_state() == host, "5) the host's dpkg database and users are as before")
     facts = dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
+    logs = "; ".join(f"{k}: {v}" for k, v in facts.items() if k.endswith(" log"))
     check(r.returncode == 0 and facts.get("overlays") == "yes",
-          "5) dpkg -i, a reinstall and dpkg --purge run in the namespace" + ("" if r.returncode == 0 else
-                                                                          f" ({r.stderr[-600:]})"))
+          "5) package_install.sh runs to its end" + ("" if r.returncode == 0 else f" ({r.stderr[-600:]})"))
     check(facts.get("status") == "install ok installed", f"5) dpkg installs the package ({facts.get('status')})")
     check(facts.get("user") == "swisd:/var/lib/swisd:/usr/sbin/nologin" and facts.get("state") == "swisd 750",
           f"5) its postinst makes the user swisd and /var/lib/swisd ({facts.get('user')}, {facts.get('state')})")
@@ -373,6 +349,21 @@ def check_dpkg_install(deb):
           f"({facts.get('reinstall')}, {facts.get('edit kept')})")
     check(facts.get("demo") == "0 model /usr/share/swisd/models/stories260K.gguf Once upon a time",
           f"5) the installed /usr/bin/swisd demo runs on /usr/share/swisd's model ({facts.get('demo')})")
+    # the units, as systemd would run them
+    ok = facts.get("broker") == "listening on tcp://0.0.0.0:5555" and facts.get("gateway") == "http on port 8080"
+    check(ok, f"5) the broker and gateway units listen where their /etc/swisd flags say "
+              f"({facts.get('broker')}, {facts.get('gateway')})" + ("" if ok else f" [{logs}]"))
+    keys = (facts.get("keys") or "").split()
+    check("broker.key" in keys and "gateway.key" in keys and len(keys) == 3 and facts.get("key owner") == "swisd 600",
+          f"5) each unit's daemon made its key in /var/lib/swisd as the user swisd ({keys}, {facts.get('key owner')})")
+    want = dict(greedy_refs())["Once upon a time"]
+    try:
+        text = json.loads(facts.get("completion", ""))["choices"][0]["text"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        text = None
+    ok = text is not None and ("Once upon a time" + text).strip() == want.strip()
+    check(ok, "5) a completion through the units' gateway (HTTP on 127.0.0.1:8080) gives the reference text" +
+          ("" if ok else f" ({facts.get('completion', '')[:300]}) [{logs}]"))
     check(facts.get("purged") in ("none", "unknown ok not-installed") and
           facts.get("after purge") == "no-user no-state no-etc",
           f"5) dpkg --purge removes the package, its user, state and /etc/swisd ({facts.get('purged')}, "
