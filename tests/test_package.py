@@ -405,12 +405,19 @@ def body(_h):
                                 "/etc/swisd/volunteer.env"],
           f"2) the files under /etc/swisd are conffiles ({conffiles})")
     check("adduser" in depends, "2) Depends names adduser (the postinst makes the user with it)")
+    if shutil.which("lintian"):
+        r = run(["lintian", "--tag-display-limit", "0", deb], timeout=300)
+        errors = [line for line in r.stdout.splitlines() if line.startswith("E:")]
+        check(not errors, f"2) lintian reports no errors ({errors})")
+    else:
+        print("SKIP: lintian is missing (apt-get install lintian): the package is not linted", flush=True)
     check_maintainer_scripts(deb)
     check_dpkg_install(deb)
 
     contents = run(["dpkg-deb", "--contents", deb], check=True).stdout
     want = [f"./usr/bin/{p}" for p in PROGRAMS] + [f"./lib/systemd/system/{u}.service" for u in UNITS] + \
-        ["./usr/share/swisd/models/stories260K.gguf", "./etc/swisd/broker.env", "./etc/swisd/gateways/"]
+        ["./usr/share/swisd/models/stories260K.gguf", "./etc/swisd/broker.env", "./etc/swisd/gateways/",
+         "./usr/share/doc/swisd/copyright", "./usr/share/doc/swisd/changelog.gz"]
     if web_built:
         want.append("./usr/share/swisd/web/dist/index.html")
     listed = {line.split()[-1] for line in contents.splitlines() if line.strip()}
