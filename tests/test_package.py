@@ -31,14 +31,16 @@ holds runs as a real swarm from a scratch root.
 6. the unpacked programs as a swarm, under PR_SET_MDWE, no_new_privs and
    seccomp filters of the socket families and system calls the units allow
    (what their MemoryDenyWriteExecute=, NoNewPrivileges=,
-   RestrictAddressFamilies= and SystemCallFilter= demand), with no LD_LIBRARY_PATH and the working directory outside the
-   source tree: swisd-broker, swisd-stage and swisd-gateway with the flags of
-   the packaged /etc/swisd/*.env (only folders and ports moved), on the
-   packaged model, and the unpacked `swisd generate` gives the reference
-   texts of stories260K
+   RestrictAddressFamilies= and SystemCallFilter= demand), with no
+   LD_LIBRARY_PATH and the working directory outside the source tree:
+   swisd-broker, swisd-stage and swisd-gateway with the flags of the packaged
+   /etc/swisd/*.env (only folders and ports moved), on the packaged model;
+   the unpacked `swisd generate` gives the reference texts of stories260K
    (tests/data); the gateway serves the dashboard from the unpacked data
    folder (a marker written into the unpacked index.html comes back), and
    `swisd demo` finds the packaged default model there.
+Optional tools missing (systemd-analyze, lintian, unshare with overlayfs):
+their parts are skipped with a "SKIP:" line.
 Exit 77 (skipped) when dpkg-deb is missing.
 usage: test_package.py   (binaries from $SWISD_BUILD)
 """
