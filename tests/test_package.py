@@ -419,7 +419,8 @@ def body(_h):
     contents = run(["dpkg-deb", "--contents", deb], check=True).stdout
     want = [f"./usr/bin/{p}" for p in PROGRAMS] + [f"./lib/systemd/system/{u}.service" for u in UNITS] + \
         ["./usr/share/swisd/models/stories260K.gguf", "./etc/swisd/broker.env", "./etc/swisd/gateways/",
-         "./usr/share/doc/swisd/copyright", "./usr/share/doc/swisd/changelog.gz"]
+         "./usr/share/doc/swisd/copyright", "./usr/share/doc/swisd/changelog.gz"] + \
+        [f"./usr/share/man/man1/{p}.1.gz" for p in PROGRAMS]
     if web_built:
         want.append("./usr/share/swisd/web/dist/index.html")
     listed = {line.split()[-1] for line in contents.splitlines() if line.strip()}
