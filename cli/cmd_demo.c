@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "sw_common.h"
+#include "sw_data_dir.h"
 #include "sw_gguf.h"
 #include "sw_endpoint.h"
 #include "sw_identity.h"
@@ -46,21 +47,17 @@ static void s_usage(FILE *out)
                  "  --http ADDR:PORT  also serve the OpenAI-compatible API, the dashboard and the chat page\n"
                  "                    there (e.g. 127.0.0.1:8080), and keep the swarm running after the\n"
                  "                    prompt until Ctrl-C\n"
-                 "  Default model: stories260K.gguf from $SWISD_MODELS when set, else the repository's\n"
-                 "  models/stories260K.gguf (models/README.md).\n");
+                 "  Default model: stories260K.gguf from $SWISD_MODELS when set, else models/stories260K.gguf\n"
+                 "  of the source tree or of the installed data folder (models/README.md).\n");
 }
-
-#ifndef SWISD_SOURCE_DIR
-#define SWISD_SOURCE_DIR "."
-#endif
 
 /* The default model, used when no --model is given (models/README.md).
  *  1. $SWISD_MODELS when it is set: stories260K.gguf in that folder (the
  *     layout of the repository's models/), else
  *     stories260K/stories260K.f32.gguf there; nothing else is tried then.
- *  2. The repository's models/stories260K.gguf: relative to this executable
- *     (<src>/build/cli/swisd -> <src>/models), in the source tree it was
- *     compiled from (SWISD_SOURCE_DIR), then under the working directory.
+ *  2. models/stories260K.gguf in the data folder (sw_data_dir.h: the
+ *     installed one, /usr/share/swisd in the package, or the source tree this
+ *     program was built in), then under the working directory.
  * Writes the path into out[outlen] and returns 0; returns -1 when none is
  * readable, after printing what was tried. */
 static int s_default_model(char *out, size_t outlen)
@@ -77,32 +74,18 @@ static int s_default_model(char *out, size_t outlen)
                         "stories260K/stories260K.f32.gguf; pass --model FILE.gguf or unset it\n", env);
         return -1;
     }
-    char exe[PATH_MAX], dir[PATH_MAX] = "";
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        snprintf(dir, sizeof dir, "%s/../..", dirname(exe));
+    static const char rel[] = "models/stories260K.gguf";
+    if (sw_data_find(rel, out, outlen) == 0)
+        return 0;
+    if (access(rel, R_OK) == 0 && strlen(rel) < outlen) {
+        memcpy(out, rel, sizeof rel);
+        return 0;
     }
-    const char *const roots[] = {dir, SWISD_SOURCE_DIR, "."};
-    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
-        if (!roots[i][0])
-            continue;
-        char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/models/stories260K.gguf", roots[i]);
-        if (access(path, R_OK) == 0) {
-            char *real = realpath(path, NULL); /* build/cli/../../models -> models */
-            const char *found = real ? real : path;
-            const size_t len = strlen(found);
-            if (len < outlen)
-                memcpy(out, found, len + 1);
-            free(real);
-            if (len < outlen)
-                return 0;
-        }
-    }
-    fprintf(stderr, "swisd demo: no default model: models/stories260K.gguf is neither in the source tree (%s), "
-                    "next to this program, nor under the working directory; pass --model FILE.gguf or set "
-                    "$SWISD_MODELS to a folder holding stories260K.gguf\n", SWISD_SOURCE_DIR);
+    char roots[2048];
+    sw_data_dir_describe(roots, sizeof roots);
+    fprintf(stderr, "swisd demo: no default model: %s is in none of the data folders (%s) nor under the "
+                    "working directory; pass --model FILE.gguf or set $SWISD_MODELS to a folder holding "
+                    "stories260K.gguf\n", rel, roots);
     return -1;
 }
 

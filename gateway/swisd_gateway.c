@@ -1,6 +1,7 @@
 /*  swisd_gateway.c: the `swisd-gateway` process. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "sw_api_token.h"
 #include "sw_bans.h"
 #include "sw_common.h"
+#include "sw_data_dir.h"
 #include "sw_daemon.h"
 #include "sw_daemon_keys.h"
 #include "sw_gateway.h"
@@ -46,8 +48,8 @@ static void s_usage(FILE *out)
             "  --http-rate N     requests per second per client address (burst 2N; default 5)\n"
             "  --http-token-rate N  generated tokens per second per client address (burst 60 s worth;\n"
             "                    default 50)\n"
-            "  --web DIR         serve the dashboard and chat page from DIR (default: the web/dist of\n"
-            "                    the source tree when built; none: --web '')\n"
+            "  --web DIR         serve the dashboard and chat page from DIR (default: web/dist of the\n"
+            "                    source tree when built, or of the installed data folder; none: --web '')\n"
             "  --http-max-tokens N  largest max_tokens a request may ask for (default 2048)\n"
             "  --http-max-concurrent N  generations at once over HTTP (default 16; more get 503)\n"
             "  --http-max-concurrent-per-addr N  generations at once per client address (default 4;\n"
@@ -153,7 +155,8 @@ int main(int argc, char **argv)
     }
     sw_gateway_config_t cfg = {.threads = 1};
     const char *http = NULL;
-    const char *web_dir = SWISD_WEB_DIR;
+    const char *web_dir = NULL;
+    char web_found[PATH_MAX]; /* the default dashboard folder, when found */
     const char *serve_model = NULL; /* --serve-model MANIFEST.json */
     bool web_set = false;
     /* HTTP options, 0: sw_http's default */
@@ -320,11 +323,12 @@ int main(int argc, char **argv)
     printf("swisd-gateway: rpc on %s\n", sw_gateway_rpc_endpoint(g));
     sw_http_t *web = NULL;
     if (http) {
-        /* the default dashboard folder only when it was built; an explicit --web must exist */
-        char index[1100];
-        snprintf(index, sizeof index, "%s/index.html", web_dir);
-        if (!web_set && access(index, R_OK) != 0)
-            web_dir = NULL;
+        /* the default dashboard folder only when it was built (sw_data_dir.h: the source tree's or the
+         * installed one); an explicit --web must exist */
+        if (!web_set && sw_data_find("web/dist/index.html", web_found, sizeof web_found) == 0) {
+            *strrchr(web_found, '/') = 0; /* the folder: a found path is absolute, so it has a '/' */
+            web_dir = web_found;
+        }
         sw_http_config_t hc = {.addr = http, .rpc = sw_gateway_rpc_endpoint(g), .model_id = sw_gateway_model_id(g),
                                .rate_rps = http_rate, .max_concurrent = http_conc, .token_rate = token_rate,
                                .max_tokens = (uint32_t) http_max_tokens, .web_dir = web_dir,
