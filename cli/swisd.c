@@ -21,6 +21,7 @@ static const s_command_t s_commands[] = {
     {"synth", swisd_cmd_synth, "write a random-weight GGUF with the shapes of a real model"},
     {"inspect", swisd_cmd_inspect, "print a GGUF file's metadata and tensors"},
     {"token", swisd_cmd_token, "get an API token of a gateway bound to a node key (contributors' boost)"},
+    {"volunteer", swisd_cmd_volunteer, "donate this machine's spare compute to a swarm (one command; docs/volunteer.md)"},
     {"keygen", swisd_cmd_keygen, "make a node's keypair (or --show one's public key and node id)"},
 };
 

@@ -17,5 +17,6 @@ int swisd_cmd_generate(int argc, char **argv);
 int swisd_cmd_draft(int argc, char **argv);
 int swisd_cmd_keygen(int argc, char **argv);
 int swisd_cmd_token(int argc, char **argv);
+int swisd_cmd_volunteer(int argc, char **argv);
 
 #endif

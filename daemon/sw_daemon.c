@@ -3,19 +3,30 @@
 
 #include <czmq.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "sw_common.h"
 
 /* The stop flag a signal sets: a signal handler can reach nothing else. */
 static volatile int *s_stop = NULL;
+/* sw_daemon_setup_drain: the first signal only asks for a drain (process-wide, set once in main) */
+static volatile sig_atomic_t s_drain_first = 0;
 
 static void s_on_stop_signal(int sig)
 {
     (void) sig;
+    const bool again = s_stop && *s_stop;
     if (s_stop)
         *s_stop = 1;
-    zsys_interrupted = 1;
+    if (!s_drain_first || again)
+        zsys_interrupted = 1;
+}
+
+int sw_daemon_setup_drain(const char *role, volatile int *stop)
+{
+    s_drain_first = 1;
+    return sw_daemon_setup(role, stop);
 }
 
 int sw_daemon_setup(const char *role, volatile int *stop)

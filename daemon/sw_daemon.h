@@ -32,6 +32,12 @@ extern "C" {
  *  set; nothing is logged). Not thread-safe (process-wide state). */
 int sw_daemon_setup(const char *role, volatile int *stop);
 
+/*  As sw_daemon_setup, for a daemon that drains before it stops (swisd-stage:
+ *  sw_stage_run): the first SIGINT or SIGTERM sets only *stop (the daemon
+ *  finishes its work and then exits; czmq's waits go on), a second one also
+ *  sets zsys_interrupted (stop now). Same return and thread rules. */
+int sw_daemon_setup_drain(const char *role, volatile int *stop);
+
 #ifdef __cplusplus
 }
 #endif

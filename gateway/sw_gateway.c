@@ -345,7 +345,8 @@ static bool s_ours(const sw_gateway_t *g, const Swisd__V1__StageInfo *s)
 /* Stages of our model from the last directory, as planner input: with
  * `usable`, only those stage health lets us choose now (admitted, not on
  * probation, not backed off), each with the slower of its advertised and
- * measured speed; else every live one (for the coverage shown to users). */
+ * measured speed; else every live one (for the coverage shown to users).
+ * A draining stage is in neither. */
 static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__StageInfo **infos, int max, bool usable)
 {
     int n = 0;
@@ -359,6 +360,11 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
             continue;
         /* the operator's word: a banned node is as good as gone; a drained one takes no new session */
         if (g->cfg.bans && (sw_bans_banned(g->cfg.bans, s->node_id) || (usable && sw_bans_drained(g->cfg.bans, s->node_id))))
+            continue;
+        /* a stage that drains itself (its Load says so) takes no new session, and the sessions routed
+           through it move elsewhere at this directory (sw_route_all_live fails over): it keeps serving
+           meanwhile, so no client sees an error (docs/protocol.md, Load.draining) */
+        if (s->load && s->load->draining)
             continue;
         /* caught by an audit; an operator's audit stage takes audit work only */
         if (sw__audit_banned(g, s->node_id) || (s->caps && s->caps->audit))

@@ -35,7 +35,8 @@ ALLOWED = {
     "broker": {"protos", "core", "daemon", "identity"},
     "stage": {"broker", "protos", "core", "daemon", "identity", "verify"},
     "gateway": {"broker", "client", "protos", "core", "daemon", "identity", "verify"},
-    "cli": {"client", "protos", "core", "identity"},
+    "volunteer": {"broker", "protos", "core", "identity"},
+    "cli": {"client", "protos", "core", "identity", "volunteer"},
     "chaos": set(),
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
