@@ -488,11 +488,26 @@ static int s_commit(sw_stage_t *st, const s_req_t *r, const void *payload, size_
     return rc;
 }
 
-/* Counts an activation message sent (its body as packed; the header frame and
- * the transport's framing are not counted) against the upload cap. */
-static void s_count_sent(sw_stage_t *st, const Swisd__V1__Body *b)
+/* Bytes one ZMTP 3.1 frame of `len` bytes takes on the wire (RFC 37/ZMTP:
+ * a 2-byte header up to 255 bytes, else 9); with CURVE (RFC 26/CurveZMQ) the
+ * frame travels inside a MESSAGE command: "\x07MESSAGE" (8), a nonce (8), the
+ * box's MAC (16) and a flags byte (1) around the data. */
+static size_t s_frame_bytes(size_t len, bool curve)
 {
-    const size_t n = swisd__v1__body__get_packed_size(b);
+    const size_t payload = curve ? len + 33 : len;
+    return payload + (payload <= 255 ? 2 : 9);
+}
+
+/* Counts an activation message sent to dst against the upload cap, as the
+ * bytes it takes on the link to the broker: its header frame and body frame
+ * as packed, each with its ZMTP (and CURVE) framing. */
+static void s_count_sent(sw_stage_t *st, const char *dst, const Swisd__V1__Body *b)
+{
+    zframe_t *h = sw_wire_header_frame(sw_broker_client_id(st->bc), dst, 0);
+    const bool curve = st->cfg.identity != NULL;
+    const size_t n = s_frame_bytes(h ? zframe_size(h) : 0, curve) +
+                     s_frame_bytes(swisd__v1__body__get_packed_size(b), curve);
+    zframe_destroy(&h);
     st->bytes_sent += n;
     sw_rate_spend(&st->upload, n, sw_now_ns());
 }
@@ -562,7 +577,7 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
         b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REPLY;
         b.forward_reply = &rep;
         rc = sw_broker_client_send(st->bc, fr->origin, &b);
-        s_count_sent(st, &b);
+        s_count_sent(st, fr->origin, &b);
     } else {
         Swisd__V1__ForwardRequest next = *fr;
         next.base = (ProtobufCMessage) PROTOBUF_C_MESSAGE_INIT(&swisd__v1__forward_request__descriptor);
@@ -578,7 +593,7 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
         b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
         b.forward_request = &next;
         rc = sw_broker_client_send(st->bc, fr->route[1]->node_id, &b);
-        s_count_sent(st, &b);
+        s_count_sent(st, fr->route[1]->node_id, &b);
     }
     free(sealed);
     free(commitment);

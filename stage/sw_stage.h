@@ -52,8 +52,8 @@ typedef struct {
     const char *codec;        /* codec wanted for activations sent to this stage (its inbound
                                  link), e.g. "q8_0+zstd3"; NULL: the sender's choice */
     uint32_t upload_kbps;     /* cap on the activations it sends (ForwardRequests on, ForwardReplies), in
-                                 kilobits/s (sw_rate.h token bucket: replies are delayed, never dropped);
-                                 0 = none */
+                                 kilobits/s, counted with their framing on the link (sw_stage_bytes_sent);
+                                 a token bucket (sw_rate.h): replies are delayed, never dropped; 0 = none */
     int drain_ms;             /* on *stop (sw_stage_run): announce Load.draining and keep serving until no
                                  session is left or this many ms passed; <= 0: stop at once */
     bool audit;               /* an operator's audit stage: announced (Capabilities.audit), gateways give it
@@ -81,8 +81,9 @@ void sw_stage_destroy(sw_stage_t **self_p);
  *  sw_daemon.h) ends it at once. Returns 0. */
 int sw_stage_run(sw_stage_t *self, volatile int *stop);
 
-/*  Bytes of activation messages sent (ForwardRequest/ForwardReply bodies as
- *  packed), since the start. */
+/*  Bytes of activation messages sent (ForwardRequests on, ForwardReplies)
+ *  since the start, as counted by the upload cap: header and body frames
+ *  with their ZMTP/CURVE framing (heartbeats and errors are not counted). */
 uint64_t sw_stage_bytes_sent(const sw_stage_t *self);
 
 const char *sw_stage_id(const sw_stage_t *self);

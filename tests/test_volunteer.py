@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""`swisd volunteer` joins a swarm, drains on SIGTERM, keeps its upload cap (real processes).
+
+a) join: a broker, stages for layers 0-1 and 4-4 of stories260K (5 layers) and
+   a gateway: the swarm lacks 2-3. A bootstrap file lists three brokers: one
+   where nobody listens, the real one behind a swisd-link adding 100 ms each
+   way, and the real one directly (last, so the order does not decide). The
+   volunteer (local --model, fresh key) must pick the direct one, choose
+   exactly layers 2-3, and the swarm must then reproduce the reference texts
+   (tests/data/stories260K_greedy.tsv, 100 greedy tokens each).
+b) SIGTERM during generations: a volunteer capped at 100 kbit/s (so that the
+   generations are still running when it is told to stop) serves 2-3; two
+   generations start; once both printed a token, a second host of 2-3 starts
+   and the volunteer gets SIGTERM. Each client's text must equal the
+   single-process text, the gateway must have moved sessions (its log says
+   "replaying"), and the volunteer must exit 0 after its stage drained.
+c) --upload-kbps 100: the volunteer reaches its broker through a swisd-link
+   that counts the bytes (its "stats": bytes up = volunteer -> broker, all of
+   it: activations, heartbeats, ZMTP/CURVE framing). Under a load of four
+   generations at a time (more than the cap lets through), the bytes that
+   crossed the link in 20 s must be within 10% of 100 kbit/s * 20 s.
+usage: test_volunteer.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY SWISD_LINK
+"""
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Bins, Harness, free_port, generate, greedy_refs, key_args, model_path, run_local,  # noqa: E402
+                     start_broker, start_gateway, start_generate, start_link, start_stage, wait_servable, wait_until)
+
+bins = Bins()
+bins.swisd, bins.broker, bins.stage, bins.gateway, bins.link = sys.argv[1:6]
+rows = greedy_refs()
+WAIT = 60.0  # deadline of one event; never reached when all is well
+
+
+def start_volunteer(h, name, bootstrap, *args):
+    """`swisd volunteer BOOTSTRAP --model stories260K` with its own key; returns (proc, the
+    rest of its "serving layers" line: "A-B of MODEL via ENDPOINT (stage pid N, ...)")."""
+    argv = [bins.swisd, "volunteer", bootstrap, "--model", model_path(), "--max-threads", "1", "--nice", "0",
+            "--heartbeat-ms", "200"] + key_args(h, bins, name) + list(args)
+    p, rest = h.start(name, argv, ready="swisd volunteer: serving layers ", timeout=WAIT)
+    h.check(p.wait_line("swisd-stage: ", WAIT) is not None, f"{name}: its stage never came up")
+    return p, rest
+
+
+def bootstrap_file(h, name, endpoints):
+    path = os.path.join(h.logdir, name + ".json")
+    with open(path, "w") as f:
+        json.dump({"brokers": [{"endpoint": e, "region": "default"} for e in endpoints],
+                   "models": [{"id": "stories260K"}]}, f)
+    return path
+
+
+def link_stats(path):
+    """bytes up (client -> server) so far, from swisd-link's control socket."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(path)
+    s.sendall(b"stats\n")
+    line = s.makefile("r").readline()
+    s.close()
+    return int(line.split("bytes up=")[1].split()[0])
+
+
+def join(h, local):
+    _, ep = start_broker(h, bins, "broker")
+    start_stage(h, bins, "stage01", ep, "0-1")
+    start_stage(h, bins, "stage44", ep, "4-4")
+    gw, rpc, _ = start_gateway(h, bins, "gateway", ep)
+    key = ep.partition("#")[2]
+    dead = f"tcp://127.0.0.1:{free_port()}" + ("#" + key if key else "")
+    _, slow = start_link(h, "slow-link", bins, ep, "--delay", "100")
+    boot = bootstrap_file(h, "bootstrap", [dead, slow, ep])
+    vol, rest = start_volunteer(h, "volunteer", boot)
+    h.check(rest.startswith("2-3 of "), f"the volunteer chose {rest.split()[0]!r}, not the missing 2-3")
+    chosen = [line for s, line in vol.lines if "(chosen)" in line]
+    h.check(len(chosen) == 1 and f"broker {ep} answered" in chosen[0],
+            f"the volunteer did not choose the direct broker: {chosen}")
+    h.check(vol.has(f"broker {dead} did not answer"), "the dead broker was not reported as silent")
+    h.check(wait_servable(bins, rpc, WAIT), "join: the swarm never became servable with the volunteer")
+    for p, want in rows:
+        rc, out, err = generate(bins, rpc, p, 100)
+        h.check(rc == 0 and out == local[p] and out.strip() == want.strip(),
+                f"join {p!r}: text differs from the reference (rc {rc})\n  got  {out!r}\n  want {want!r}\n"
+                f"  {err[-300:]}")
+    done = [line for _, line in gw.lines if "done" in line and "via" in line]
+    vol_id = [line for _, line in vol.lines if line.startswith("swisd-stage: ")][0].split()[1]
+    h.check(any(vol_id[:8] in line for line in done), "no generation went through the volunteer's stage")
+    # no session: SIGTERM drains at once and it exits 0
+    rc = vol.terminate(WAIT)
+    h.check(rc == 0, f"the idle volunteer exited with {rc} on SIGTERM")
+    h.check(vol.has("the stage exited with status 0 after draining"), "the idle volunteer's stage did not drain")
+    print(f"volunteer: join: chose 2-3 via the direct broker, {len(rows)} reference texts reproduced", flush=True)
+    return ep, gw, rpc, boot
+
+
+def sigterm(h, ep, gw, rpc, boot):
+    prompts = ["Once upon a time", "Lily and Tom"]
+    n = 150
+    local = {p: run_local(bins, p, n, "--ignore-eos") for p in prompts}
+    vol, rest = start_volunteer(h, "volunteer-b", boot, "--upload-kbps", "100")
+    h.check(rest.startswith("2-3 of "), f"b) the volunteer chose {rest.split()[0]!r}")
+    h.check(wait_servable(bins, rpc, WAIT), "b) the swarm never became servable")
+    mark = gw.mark()
+    gens = {p: start_generate(bins, rpc, p, n, "--ignore-eos", "--timeout-ms", "120000") for p in prompts}
+    for p, g in gens.items():
+        g.wait_output(len(p.encode()) + 1, WAIT)
+    running = [p for p, g in gens.items() if g.running()]
+    start_stage(h, bins, "stage23-backup", ep, "2-3")
+    vol.signal(signal.SIGTERM)
+    for p, g in gens.items():
+        rc, text, err = g.finish(180)
+        h.check(rc == 0 and text == local[p], f"b) {p!r}: text differs after the drain (rc {rc})\n"
+                                              f"  got  {text[-120:]!r}\n  want {local[p][-120:]!r}\n  {err[-300:]}")
+    h.check(len(running) == len(prompts), f"b) only {running} were running at SIGTERM: the test proves less")
+    h.check(gw.wait_line("replaying", 0, "any", mark) is not None, "b) the gateway never moved a session")
+    try:
+        rc = vol.p.wait(timeout=WAIT)
+    except Exception:
+        rc = None
+    h.check(rc == 0, f"b) the volunteer exited with {rc}")
+    h.check(vol.has("stage: draining"), "b) the stage never announced its drain")
+    h.check(vol.has("the stage exited with status 0 after draining"), "b) the stage did not exit after draining")
+    print(f"volunteer: SIGTERM during {len(running)} generations: texts exact, {gw.count('replaying')} replays",
+          flush=True)
+
+
+def upload_cap(h):
+    cap_kbps = 100
+    _, ep = start_broker(h, bins, "broker-c", heartbeat_ms=1000, expiry_ms=5000)
+    ctl = os.path.join(h.logdir, "link-c.sock")
+    _, counted = start_link(h, "link-c", bins, ep, control=ctl)
+    start_stage(h, bins, "stage01-c", ep, "0-1")
+    start_stage(h, bins, "stage44-c", ep, "4-4")
+    _, rpc, _ = start_gateway(h, bins, "gateway-c", ep)
+    boot = bootstrap_file(h, "bootstrap-c", [counted])
+    vol, rest = start_volunteer(h, "volunteer-c", boot, "--upload-kbps", str(cap_kbps))
+    h.check(rest.startswith("2-3 of "), f"c) the volunteer chose {rest.split()[0]!r}")
+    h.check(wait_servable(bins, rpc, WAIT), "c) the swarm never became servable")
+    gens = []
+    prompts = [p for p, _ in rows]
+
+    def keep_busy():
+        gens[:] = [g for g in gens if g.running()]
+        while len(gens) < 4:
+            gens.append(start_generate(bins, rpc, prompts[len(gens) % len(prompts)], 300, "--ignore-eos",
+                                       "--timeout-ms", "120000"))
+    keep_busy()
+    time.sleep(3)  # the cap's queue fills
+    b0, t0 = link_stats(ctl), time.monotonic()
+    while time.monotonic() - t0 < 20:
+        keep_busy()
+        time.sleep(0.2)
+    b1, t1 = link_stats(ctl), time.monotonic()
+    rate_kbps = (b1 - b0) * 8 / 1000 / (t1 - t0)
+    for g in gens:
+        g.kill()
+    print(f"volunteer: upload cap {cap_kbps} kbit/s: measured {rate_kbps:.1f} kbit/s at the link over "
+          f"{t1 - t0:.1f} s ({b1 - b0} bytes)", flush=True)
+    h.check(abs(rate_kbps - cap_kbps) <= 0.1 * cap_kbps,
+            f"c) outgoing rate {rate_kbps:.1f} kbit/s is not within 10% of the cap {cap_kbps}")
+
+
+def body(h):
+    local = {p: run_local(bins, p, 100) for p, _ in rows}
+    for p, want in rows:
+        h.check(local[p].strip() == want.strip(), f"swisd run differs from the reference for {p!r}")
+    ep, gw, rpc, boot = join(h, local)
+    sigterm(h, ep, gw, rpc, boot)
+    h.stop_all()
+    upload_cap(h)
+
+
+Harness("volunteer").run(body)
