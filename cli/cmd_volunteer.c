@@ -47,8 +47,10 @@ static void s_usage(FILE *out)
             "  --upload-kbps N   cap on outgoing activations, kilobits/s (default 0 = none)\n"
             "  --download-kbps N cap on shard downloads, kilobits/s (default 0 = none)\n"
             "  --schedule HH:MM-HH:MM  serve only then, local time (e.g. 22:00-07:00; default always)\n"
-            "  --pause-load F    pause while other processes keep more than F cores busy for 10 s\n"
-            "                    (default 1.5 x cores; 0 = never); resume after 30 s below F/2\n"
+            "  --pause-load F    pause while other processes keep more than F cores busy (CPU time, so at\n"
+            "                    most the number of cores) for --pause-after-s (default half the cores;\n"
+            "                    0 = never); resume once below F/2 for --resume-after-s\n"
+            "  --pause-after-s S, --resume-after-s S   (defaults 10 and 30)\n"
             "  --drain-s S       time the stage may take to hand its sessions over (default 30)\n"
             "  --cache DIR       shard cache (default $XDG_CACHE_HOME/swisd or ~/.cache/swisd)\n"
             "  --key PATH        this node's key (default: volunteer.key in ~/.config/swisd, made on first run)\n"
@@ -86,7 +88,8 @@ int swisd_cmd_volunteer(int argc, char **argv)
         {"drain-s", required_argument, 0, 'r'}, {"cache", required_argument, 0, 'c'},
         {"key", required_argument, 0, 'k'}, {"insecure", no_argument, 0, 'i'},
         {"region", required_argument, 0, 'R'}, {"name", required_argument, 0, 'N'},
-        {"heartbeat-ms", required_argument, 0, 'H'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"heartbeat-ms", required_argument, 0, 'H'}, {"pause-after-s", required_argument, 0, 'P'},
+        {"resume-after-s", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -108,6 +111,8 @@ int swisd_cmd_volunteer(int argc, char **argv)
         case 'R': cfg.region = optarg; break;
         case 'N': cfg.name = optarg; break;
         case 'H': bad |= sw_opt_int("--heartbeat-ms", optarg, 10, 60000, &hb); break;
+        case 'P': bad |= sw_opt_int("--pause-after-s", optarg, 1, 86400, &cfg.pause_after_s); break;
+        case 'S': bad |= sw_opt_int("--resume-after-s", optarg, 1, 86400, &cfg.resume_after_s); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -148,7 +153,7 @@ int swisd_cmd_volunteer(int argc, char **argv)
     cfg.download_kbps = (uint32_t) down;
     cfg.drain_s = drain_s;
     cfg.heartbeat_ms = hb;
-    cfg.pause_load = 1.5 * host.cores;
+    cfg.pause_load = 0.5 * host.cores;
     if (pause_text) {
         char *end;
         double f = strtod(pause_text, &end);

@@ -19,12 +19,20 @@ c) --upload-kbps 100: the volunteer reaches its broker through a swisd-link
    it: activations, heartbeats, ZMTP/CURVE framing). Under a load of four
    generations at a time (more than the cap lets through), the bytes that
    crossed the link in 20 s must be within 10% of 100 kbit/s * 20 s.
+d) the owner needs the machine: a process spinning on the CPU (other load
+   ~1 core, above --pause-load 0.5 for 2 s) makes the volunteer drain its
+   stage and pause (alive, no stage); SIGTERM then ends it with status 0.
+e) --schedule: with hours that exclude now (two hours ahead) it says it is
+   outside its schedule and starts no stage; SIGTERM ends it with status 0.
+a-c run with --pause-load 0: the test machine is shared, and other
+processes' load must not pause those volunteers.
 usage: test_volunteer.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY SWISD_LINK
 """
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -38,11 +46,16 @@ rows = greedy_refs()
 WAIT = 60.0  # deadline of one event; never reached when all is well
 
 
+def volunteer_argv(h, name, bootstrap, *args):
+    return [bins.swisd, "volunteer", bootstrap, "--model", model_path(), "--max-threads", "1", "--nice", "0",
+            "--heartbeat-ms", "200"] + key_args(h, bins, name) + list(args)
+
+
 def start_volunteer(h, name, bootstrap, *args):
     """`swisd volunteer BOOTSTRAP --model stories260K` with its own key; returns (proc, the
     rest of its "serving layers" line: "A-B of MODEL via ENDPOINT (stage pid N, ...)")."""
-    argv = [bins.swisd, "volunteer", bootstrap, "--model", model_path(), "--max-threads", "1", "--nice", "0",
-            "--heartbeat-ms", "200"] + key_args(h, bins, name) + list(args)
+    argv = volunteer_argv(h, name, bootstrap, *(list(args) + (["--pause-load", "0"] if "--pause-load" not in args
+                                                              else [])))
     p, rest = h.start(name, argv, ready="swisd volunteer: serving layers ", timeout=WAIT)
     h.check(p.wait_line("swisd-stage: ", WAIT) is not None, f"{name}: its stage never came up")
     return p, rest
@@ -166,6 +179,37 @@ def upload_cap(h):
             f"c) outgoing rate {rate_kbps:.1f} kbit/s is not within 10% of the cap {cap_kbps}")
 
 
+def owner_load(h):
+    _, ep = start_broker(h, bins, "broker-d")
+    boot = bootstrap_file(h, "bootstrap-d", [ep])
+    vol, _ = start_volunteer(h, "volunteer-d", boot, "--pause-load", "0.5", "--pause-after-s", "2",
+                             "--resume-after-s", "3600")
+    burner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 120: pass"])
+    try:
+        paused = vol.wait_line("the machine's owner needs it", WAIT) is not None
+        h.check(paused, "d) the volunteer never paused for the owner's load")
+        h.check(vol.wait_line("the stage exited with status 0 after draining", WAIT) is not None,
+                "d) the paused volunteer's stage did not drain and exit")
+        h.check(vol.alive(), "d) the volunteer itself ended instead of pausing")
+    finally:
+        burner.kill()
+        burner.wait()
+    rc = vol.terminate(WAIT)
+    h.check(rc == 0, f"d) the paused volunteer exited with {rc} on SIGTERM")
+    print("volunteer: paused for the owner's load (stage drained), stopped cleanly", flush=True)
+
+    t = time.localtime()
+    start = (t.tm_hour * 60 + t.tm_min + 120) % 1440
+    hours = f"{start // 60:02d}:{start % 60:02d}-{(start + 60) // 60 % 24:02d}:{(start + 60) % 60:02d}"
+    p, _ = h.start("volunteer-e", volunteer_argv(h, "volunteer-e", boot, "--schedule", hours, "--pause-load", "0"),
+                   ready="swisd volunteer: outside its schedule", timeout=WAIT)
+    rc = p.terminate(WAIT)
+    h.check(rc == 0, f"e) the volunteer outside its hours exited with {rc}")
+    h.check(not p.has("serving layers") and not p.has("swisd-stage:"),
+            f"e) the volunteer served outside its schedule {hours}")
+    print(f"volunteer: schedule {hours}: waited without serving, stopped cleanly", flush=True)
+
+
 def body(h):
     local = {p: run_local(bins, p, 100) for p, _ in rows}
     for p, want in rows:
@@ -174,6 +218,8 @@ def body(h):
     sigterm(h, ep, gw, rpc, boot)
     h.stop_all()
     upload_cap(h)
+    h.stop_all()
+    owner_load(h)
 
 
 Harness("volunteer").run(body)

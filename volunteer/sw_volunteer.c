@@ -331,7 +331,7 @@ int sw_volunteer_run(sw_volunteer_t *v, volatile int *stop)
     sw_cpu_snapshot_t prev;
     bool have_prev = sw_cpu_snapshot(NULL, 0, &prev) == 0;
     uint64_t next_start_ns = 0, above_ms = 0, below_ms = 0;
-    bool owner_busy = false, started_once = false;
+    bool owner_busy = false, started_once = false, told_hours = false;
     char err[512];
     for (;;) {
         const uint64_t now = sw_now_ns();
@@ -365,7 +365,16 @@ int sw_volunteer_run(sw_volunteer_t *v, volatile int *stop)
                 prev = cur;
                 have_prev = true;
             }
-            const bool in_hours = sw_schedule_contains(&v->cfg.schedule, s_minute_now());
+            const int minute = s_minute_now();
+            const bool in_hours = sw_schedule_contains(&v->cfg.schedule, minute);
+            if (!in_hours && !v->child && !told_hours) {
+                const int wait = sw_schedule_wait_min(&v->cfg.schedule, minute);
+                printf("swisd volunteer: outside its schedule (%02d:%02d-%02d:%02d); serving again in %d h %02d min\n",
+                       v->cfg.schedule.start_min / 60, v->cfg.schedule.start_min % 60, v->cfg.schedule.end_min / 60,
+                       v->cfg.schedule.end_min % 60, wait / 60, wait % 60);
+                fflush(stdout);
+            }
+            told_hours = !in_hours;
             if (v->child && !in_hours)
                 s_drain(v, "outside its schedule");
             else if (v->child && owner_busy)
