@@ -1391,6 +1391,24 @@ static void s_recheck_routes(sw_gateway_t *g)
     }
 }
 
+/* Logs each stage of our model that drains in directory `now` and did not in
+ * `before` (NULL: none yet): its sessions move at this directory. */
+static void s_log_draining(const sw_gateway_t *g, const Swisd__V1__Body *before, const Swisd__V1__Body *now)
+{
+    const Swisd__V1__DirectoryReply *d = now->directory_reply, *p = before ? before->directory_reply : NULL;
+    for (size_t i = 0; i < d->n_stages; i++) {
+        const Swisd__V1__StageInfo *s = d->stages[i];
+        if (!s->load || !s->load->draining || !s_ours(g, s))
+            continue;
+        bool was = false;
+        for (size_t j = 0; p && j < p->n_stages && !was; j++)
+            was = p->stages[j]->load && p->stages[j]->load->draining && !strcmp(p->stages[j]->node_id, s->node_id);
+        if (!was)
+            sw_log(SW_LOG_INFO, "gateway: stage %.8s drains: no new session through it, and its sessions move "
+                   "elsewhere", s->node_id);
+    }
+}
+
 static void s_on_broker(sw_gateway_t *g)
 {
     sw_wire_msg_t m;
@@ -1404,6 +1422,7 @@ static void s_on_broker(sw_gateway_t *g)
             sw_log(SW_LOG_DEBUG, "gateway: ignored a directory from %.8s, which is not our broker", m.header->src);
             break;
         }
+        s_log_draining(g, g->dir, m.body);
         if (g->dir)
             swisd__v1__body__free_unpacked(g->dir, NULL);
         g->dir = m.body;

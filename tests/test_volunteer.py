@@ -138,6 +138,8 @@ def sigterm(h, ep, gw, rpc, boot):
         rc = None
     h.check(rc == 0, f"b) the volunteer exited with {rc}")
     h.check(vol.has("stage: draining"), "b) the stage never announced its drain")
+    h.check(gw.has("drains: no new session through it"), "b) the gateway never saw the stage draining")
+    h.check(vol.has("(0 sessions left)"), "b) the stage left before the gateway had moved (released) every session")
     h.check(vol.has("the stage exited with status 0 after draining"), "b) the stage did not exit after draining")
     print(f"volunteer: SIGTERM during {len(running)} generations: texts exact, {gw.count('replaying')} replays",
           flush=True)
