@@ -165,9 +165,9 @@ int swisd_cmd_volunteer(int argc, char **argv)
         cfg.pause_load = f;
     }
     printf("swisd volunteer: %d cores, %llu MiB memory available, %llu MiB free disk at %s, memory bandwidth "
-           "%.1f GB/s; caps: %d threads, %llu MiB memory, %llu MiB disk\n",
+           "%.1f GB/s; caps: %d threads, %.1f MiB memory, %llu MiB disk\n",
            host.cores, (unsigned long long) (host.mem_available >> 20), (unsigned long long) (host.disk_free >> 20),
-           cfg.cache_dir, host.mem_bandwidth_Bps / 1e9, cfg.threads, (unsigned long long) (cfg.max_mem >> 20),
+           cfg.cache_dir, host.mem_bandwidth_Bps / 1e9, cfg.threads, (double) cfg.max_mem / (1 << 20),
            (unsigned long long) (cfg.max_disk >> 20));
     fflush(stdout);
     char self[PATH_MAX], stage[PATH_MAX];

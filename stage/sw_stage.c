@@ -208,7 +208,7 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
         goto fail;
     st->hp = sw_model_hparams(st->model);
     sw_model_identity(st->model, cfg->model_path, st->model_id, sizeof st->model_id, st->checksum, sizeof st->checksum);
-    st->auto_layers = st->cfg.layer_begin < 0;
+    st->auto_layers = st->cfg.layer_begin < 0 || st->cfg.rebalance;
     st->rng = sw_now_ns() | 1;
     if (st->cfg.layer_begin < 0 && s_choose_layers(st, st->checksum, err, errlen) != 0)
         goto fail;

@@ -38,6 +38,8 @@ typedef struct {
     const char *model_path;   /* GGUF file */
     int32_t layer_begin;      /* first block; -1 = choose automatically ("auto") */
     int32_t layer_end;        /* one past the last block */
+    bool rebalance;           /* with a given range too: move to cover layers nobody holds, as --layers auto
+                                 does (the model file must hold every layer: a whole GGUF) */
     const char *region;       /* NULL: "default" */
     const char *display_name; /* NULL: none; shown beside the id (sw_broker_client.h) */
     const char *id;           /* NULL: random */

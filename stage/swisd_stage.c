@@ -20,6 +20,7 @@ static void s_usage(FILE *out)
             "  --broker LIST    the region's brokers; the next is used when the current one falls silent\n"
             "  --layers A-B     blocks to serve, counted from 0, both ends inclusive (0-1 = the first two)\n"
             "  --layers auto    ask the broker which layers are least covered and take as many as fit in --mem\n"
+            "  --rebalance      with --layers A-B: move to layers nobody holds as --layers auto does\n"
             "  --kv-mem SIZE    memory for all sessions' KV caches (MiB, or K/M/G suffix; default 1024);\n"
             "                   least recently used\n"
             "                   sessions are evicted past it\n"
@@ -57,7 +58,7 @@ int main(int argc, char **argv)
         {"idle-s", required_argument, 0, 'I'}, {"id", required_argument, 0, 'i'},
         {"heartbeat-ms", required_argument, 0, 'H'}, {"codec", required_argument, 0, 'c'},
         {"audit", no_argument, 0, 'A'}, {"upload-kbps", required_argument, 0, 'U'},
-        {"drain-s", required_argument, 0, 'D'},
+        {"drain-s", required_argument, 0, 'D'}, {"rebalance", no_argument, 0, 'B'},
         SW_DAEMON_KEY_OPTIONS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c, bad = 0;
@@ -69,6 +70,7 @@ int main(int argc, char **argv)
         case 'b': cfg.broker = optarg; break;
         case 'm': cfg.model_path = optarg; break;
         case 'A': cfg.audit = true; break;
+        case 'B': cfg.rebalance = true; break;
         case 'l':
             if (!strcmp(optarg, "auto")) {
                 cfg.layer_begin = -1;

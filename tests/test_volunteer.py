@@ -24,6 +24,10 @@ d) the owner needs the machine: a process spinning on the CPU (other load
    stage and pause (alive, no stage); SIGTERM then ends it with status 0.
 e) --schedule: with hours that exclude now (two hours ahead) it says it is
    outside its schedule and starts no stage; SIGTERM ends it with status 0.
+f) a new gap: stages hold 0-1, 2-3 and 4-4; a volunteer whose --max-mem fits
+   two layers (600K: 3/4 for weights, 181,760 bytes per layer) joins, then
+   the only host of 4-4 is killed: the volunteer's stage moves to cover it
+   (its log says "rebalancing") and the swarm reproduces the references.
 a-c run with --pause-load 0: the test machine is shared, and other
 processes' load must not pause those volunteers.
 usage: test_volunteer.py SWISD SWISD_BROKER SWISD_STAGE SWISD_GATEWAY SWISD_LINK
@@ -212,6 +216,24 @@ def owner_load(h):
     print(f"volunteer: schedule {hours}: waited without serving, stopped cleanly", flush=True)
 
 
+def new_gap(h, local):
+    _, ep = start_broker(h, bins, "broker-f")
+    start_stage(h, bins, "stage01-f", ep, "0-1")
+    start_stage(h, bins, "stage23-f", ep, "2-3")
+    s44, _ = start_stage(h, bins, "stage44-f", ep, "4-4")
+    _, rpc, _ = start_gateway(h, bins, "gateway-f", ep)
+    vol, rest = start_volunteer(h, "volunteer-f", bootstrap_file(h, "bootstrap-f", [ep]), "--max-mem", "600K")
+    a, b = (int(x) for x in rest.split()[0].split("-"))
+    h.check(b - a == 1 and b <= 3, f"f) with every layer held and room for two, it chose {a}-{b}")
+    s44.signal(signal.SIGKILL)
+    h.check(vol.wait_line("rebalancing", WAIT, "any") is not None, "f) the volunteer's stage never moved to the new gap")
+    h.check(wait_servable(bins, rpc, WAIT), "f) the swarm did not heal")
+    for p, want in rows:
+        rc, out, err = generate(bins, rpc, p, 100)
+        h.check(rc == 0 and out == local[p], f"f) {p!r}: text differs after the move (rc {rc}) {err[-200:]}")
+    print(f"volunteer: took {a}-{b} of a covered swarm, moved to the new gap when 4-4 died", flush=True)
+
+
 def body(h):
     local = {p: run_local(bins, p, 100) for p, _ in rows}
     for p, want in rows:
@@ -222,6 +244,8 @@ def body(h):
     upload_cap(h)
     h.stop_all()
     owner_load(h)
+    h.stop_all()
+    new_gap(h, local)
 
 
 Harness("volunteer").run(body)

@@ -99,6 +99,12 @@ static int s_choose(sw_volunteer_t *v, uint64_t weights_cap, char *err, size_t e
                     if (!s->layers || !s->model || !s->model->checksum || strcmp(s->model->checksum, v->checksum) ||
                         (s->load && s->load->draining))
                         continue;
+                    if (s->layers->begin >= s->layers->end || s->layers->end > (uint32_t) v->n_layer) {
+                        sw_log(SW_LOG_WARN, "volunteer: ignored stage %.16s: layers [%u, %u) do not fit %s's %d",
+                               s->node_id ? s->node_id : "?", s->layers->begin, s->layers->end, v->model_id,
+                               (int) v->n_layer);
+                        continue;
+                    }
                     hosts[n++] = (sw_layer_host_t){.begin = (int32_t) s->layers->begin, .end = (int32_t) s->layers->end,
                                                    .busy = s->load ? s->load->busy : 0};
                 }
@@ -152,6 +158,8 @@ static int s_spawn(sw_volunteer_t *v, const char *model_file, char *err, size_t 
     argv[n++] = "--drain-s", argv[n++] = drain;
     if (v->cfg.heartbeat_ms > 0)
         argv[n++] = "--heartbeat-ms", argv[n++] = hb;
+    if (!v->cfg.fetch) /* the whole model is here: the stage itself moves to cover a new gap */
+        argv[n++] = "--rebalance";
     if (v->cfg.key_path)
         argv[n++] = "--key", argv[n++] = v->cfg.key_path;
     else
@@ -335,7 +343,8 @@ int sw_volunteer_run(sw_volunteer_t *v, volatile int *stop)
     char err[512];
     for (;;) {
         const uint64_t now = sw_now_ns();
-        s_reap(v);
+        if (s_reap(v) && !v->draining) /* it ended on its own: start again, but not at once */
+            next_start_ns = now + (uint64_t) S_RESTART_MS * 1000000ull;
         if (stop && *stop) {
             if (!v->child)
                 break;

@@ -12,7 +12,9 @@
  *    4. weights: the fetch operation gives a GGUF file holding those layers
  *       (a local file with --model; the model-shard fetcher otherwise);
  *    5. serves: starts swisd-stage for those layers on that broker with the
- *       node's key, its thread cap, nice level and upload cap;
+ *       node's key, its thread cap, nice level and upload cap; with a whole
+ *       local model the stage also moves, keeping its size, to cover layers
+ *       that lose their last host (swisd-stage --rebalance);
  *    6. watches: the schedule and the owner's load (sw_caps.h). Outside the
  *       schedule, or while other processes' load stays above pause_load for
  *       pause_after_s, it drains the stage (SIGTERM: the stage announces
