@@ -61,7 +61,7 @@ struct sw_stage_t {
     const uint8_t *pub;    /* our public key (borrowed from cfg.identity), or NULL */
     uint64_t bad_seals, bad_seals_logged, bad_seal_log_ns; /* bodies that did not open; log rate limit */
     sw_rate_t upload;      /* cfg.upload_kbps on activations sent */
-    uint64_t bytes_sent;   /* activation bodies sent, bytes (packed protobuf) */
+    uint64_t bytes_sent;   /* activation messages sent, bytes with their framing (s_count_sent) */
     bool draining;         /* announced in Load.draining */
     uint64_t last_forward_ns; /* last ForwardRequest received */
 };
