@@ -19,7 +19,8 @@ c) --upload-kbps 100: the volunteer reaches its broker through a swisd-link
    it: activations, heartbeats, ZMTP/CURVE framing). Under a load of four
    generations at a time (more than the cap lets through), the bytes that
    crossed the link in 20 s must be within 10% of 100 kbit/s * 20 s.
-d) the owner needs the machine: a process spinning on the CPU (other load
+d) the bootstrap list comes over HTTP (a missing URL: exit 1, "404" said);
+   the owner needs the machine: a process spinning on the CPU (other load
    ~1 core, above --pause-load 0.5 for 2 s) makes the volunteer drain its
    stage and pause (alive, no stage); SIGTERM then ends it with status 0.
 e) --schedule: with hours that exclude now (two hours ahead) it says it is
@@ -187,7 +188,16 @@ def upload_cap(h):
 
 def owner_load(h):
     _, ep = start_broker(h, bins, "broker-d")
-    boot = bootstrap_file(h, "bootstrap-d", [ep])
+    bootstrap_file(h, "bootstrap-d", [ep])
+    # the bootstrap list over real HTTP (libcurl); a missing one is a clear error, exit status 1
+    port = free_port()
+    h.start("http", [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", h.logdir,
+                     str(port)], ready="Serving HTTP", timeout=WAIT)
+    boot = f"http://127.0.0.1:{port}/bootstrap-d.json"
+    r = subprocess.run(volunteer_argv(h, "volunteer-404", f"http://127.0.0.1:{port}/missing.json"),
+                       capture_output=True, text=True, timeout=WAIT)
+    h.check(r.returncode == 1 and "404" in r.stderr, f"d) a missing bootstrap URL: status {r.returncode}, "
+                                                      f"{r.stderr[-200:]!r}")
     vol, _ = start_volunteer(h, "volunteer-d", boot, "--pause-load", "0.5", "--pause-after-s", "2",
                              "--resume-after-s", "3600")
     burner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 120: pass"])
