@@ -43,9 +43,10 @@ struct sw_volunteer_t {
 static int s_read_model(sw_volunteer_t *v, char *err, size_t errlen)
 {
     sw_model_parts_t none = {.layer_begin = 0, .layer_end = 0, .embed = false, .head = false};
-    sw_model_t *m = sw_model_load(v->cfg.model_path, &none, err, errlen);
+    char why[400];
+    sw_model_t *m = sw_model_load(v->cfg.model_path, &none, why, sizeof why);
     if (!m)
-        return -1;
+        return sw_err(err, errlen, "model %s: %s", v->cfg.model_path, why);
     v->n_layer = sw_model_hparams(m)->n_layer;
     sw_model_identity(m, v->cfg.model_path, v->model_id, sizeof v->model_id, v->checksum, sizeof v->checksum);
     if (v->n_layer < 1 || v->n_layer > SW_LAYER_CHOICE_MAX_LAYERS || !(v->layer_bytes = calloc((size_t) v->n_layer, 8))) {
@@ -194,8 +195,9 @@ static int s_spawn(sw_volunteer_t *v, const char *model_file, char *err, size_t 
     return 0;
 }
 
-/* Broker, layers, weights, stage. Returns 0 or -1 with a reason. */
-static int s_start(sw_volunteer_t *v, char *err, size_t errlen)
+/* Broker, layers, weights, stage (not when *stop was set meanwhile). Returns
+ * 0 or -1 with a reason. */
+static int s_start(sw_volunteer_t *v, volatile int *stop, char *err, size_t errlen)
 {
     if (v->boot) {
         int best = sw_bootstrap_pick(v->boot, v->cfg.identity, 3000, err, errlen);
@@ -226,6 +228,8 @@ static int s_start(sw_volunteer_t *v, char *err, size_t errlen)
     } else {
         snprintf(path, sizeof path, "%s", v->cfg.model_path);
     }
+    if (stop && *stop)
+        return sw_err(err, errlen, "asked to stop");
     return s_spawn(v, path, err, errlen);
 }
 
@@ -391,7 +395,7 @@ int sw_volunteer_run(sw_volunteer_t *v, volatile int *stop)
             else if (v->child && v->draining)
                 s_drain(v, "");
             if (!v->child && in_hours && !owner_busy && now >= next_start_ns) {
-                if (s_start(v, err, sizeof err) != 0) {
+                if (s_start(v, stop, err, sizeof err) != 0) {
                     fprintf(stderr, "swisd volunteer: cannot start yet: %s (again in %d s)\n", err, S_RETRY_MS / 1000);
                     next_start_ns = now + (uint64_t) S_RETRY_MS * 1000000ull;
                 } else {

@@ -80,8 +80,9 @@ sw_volunteer_t *sw_volunteer_new(const sw_volunteer_config_t *cfg, char *err, si
 /*  Stops the stage if it runs (SIGTERM, then SIGKILL after the drain time-out). */
 void sw_volunteer_destroy(sw_volunteer_t **self_p);
 
-/*  Runs until *stop, then drains the stage and returns 0; -1 when it could
- *  never start (no broker answered, nothing fits). */
+/*  Runs until *stop, then drains the stage and returns 0. A start that fails
+ *  (no broker answered, no directory, nothing fits, the fetch failed) is
+ *  said on stderr and tried again after 10 s. */
 int sw_volunteer_run(sw_volunteer_t *self, volatile int *stop);
 
 #endif
