@@ -14,6 +14,9 @@ b) SIGTERM during generations: a volunteer capped at 100 kbit/s (so that the
    and the volunteer gets SIGTERM. Each client's text must equal the
    single-process text, the gateway must have moved sessions (its log says
    "replaying"), and the volunteer must exit 0 after its stage drained.
+g) SIGTERM to the only host of 2-3 during a generation: with nowhere to move
+   it, the gateway keeps the session on the draining stage, which serves it
+   to its end (exact text) and then exits 0 with no session left.
 c) --upload-kbps 100: the volunteer reaches its broker through a swisd-link
    that counts the bytes (its "stats": bytes up = volunteer -> broker, all of
    it: activations, heartbeats, ZMTP/CURVE framing). Under a load of four
@@ -117,6 +120,30 @@ def join(h, local):
     h.check(vol.has("the stage exited with status 0 after draining"), "the idle volunteer's stage did not drain")
     print(f"volunteer: join: chose 2-3 via the direct broker, {len(rows)} reference texts reproduced", flush=True)
     return ep, gw, rpc, boot
+
+
+def lone_drain(h, gw, rpc, boot):
+    p, n = "Mom said", 60
+    local = run_local(bins, p, n, "--ignore-eos")
+    vol, rest = start_volunteer(h, "volunteer-g", boot, "--upload-kbps", "100")
+    h.check(rest.startswith("2-3 of "), f"g) the volunteer chose {rest.split()[0]!r}")
+    h.check(wait_servable(bins, rpc, WAIT), "g) the swarm never became servable")
+    mark = gw.mark()
+    g = start_generate(bins, rpc, p, n, "--ignore-eos", "--timeout-ms", "120000")
+    g.wait_output(len(p.encode()) + 1, WAIT)
+    was_running = g.running()
+    vol.signal(signal.SIGTERM)
+    rc, text, err = g.finish(180)
+    h.check(rc == 0 and text == local, f"g) the lone host's drain broke the generation (rc {rc})\n"
+                                       f"  got  {text[-120:]!r}\n  want {local[-120:]!r}\n  {err[-300:]}")
+    h.check(was_running, "g) the generation had ended before SIGTERM: the test proves less")
+    h.check(gw.wait_line("replaying", 0, "any", mark) is None, "g) the gateway moved the session with nowhere to go")
+    try:
+        vrc = vol.p.wait(timeout=WAIT)
+    except Exception:
+        vrc = None
+    h.check(vrc == 0 and vol.has("(0 sessions left)"), f"g) the lone host exited with {vrc}, or with sessions left")
+    print("volunteer: the lone host of 2-3 served its session to the end while draining", flush=True)
 
 
 def sigterm(h, ep, gw, rpc, boot):
@@ -251,6 +278,7 @@ def body(h):
     for p, want in rows:
         h.check(local[p].strip() == want.strip(), f"swisd run differs from the reference for {p!r}")
     ep, gw, rpc, boot = join(h, local)
+    lone_drain(h, gw, rpc, boot)
     sigterm(h, ep, gw, rpc, boot)
     h.stop_all()
     upload_cap(h)
