@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sw_common.h"
@@ -21,12 +22,22 @@
 
 static volatile int s_stop = 0;
 
-/* First SIGINT/SIGTERM: drain, then exit; a second: stop now. */
+/* CLOCK_MONOTONIC ns of the first signal (0: none yet); written only here */
+static volatile uint64_t s_first_ns = 0;
+
+/* First SIGINT/SIGTERM: drain, then exit; another one 1 s or more later:
+ * stop now (within 1 s it is the same request twice, e.g. from systemd
+ * stopping the unit's processes and a terminal's process group). */
 static void s_on_signal(int sig)
 {
     (void) sig;
-    if (s_stop)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe (POSIX) */
+    const uint64_t now = (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+    if (s_first_ns && now - s_first_ns >= 1000000000ull)
         zsys_interrupted = 1;
+    if (!s_first_ns)
+        s_first_ns = now ? now : 1;
     s_stop = 1;
 }
 

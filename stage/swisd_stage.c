@@ -36,7 +36,8 @@ static void s_usage(FILE *out)
             "                   dropped; default 0 = none)\n"
             "  --drain-s S      on SIGINT/SIGTERM: announce that it drains, keep serving while the gateways\n"
             "                   move its sessions elsewhere, exit once none is left or after S seconds\n"
-            "                   (default 30; 0 = exit at once). A second signal exits at once.\n"
+            "                   (default 30; 0 = exit at once). Another signal 1 s or more later exits\n"
+            "                   at once (within 1 s it counts as the same request).\n"
             "On exit prints \"swisd-stage: sent N activation bytes\".\n");
 }
 

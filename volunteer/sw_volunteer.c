@@ -35,6 +35,7 @@ struct sw_volunteer_t {
     pid_t child;                   /* the stage; 0 when none */
     bool draining;                 /* SIGTERM sent to the child */
     uint64_t drain_deadline_ns;    /* SIGKILL after this */
+    uint64_t drain_sent_ns;        /* when the SIGTERM went */
     int32_t first, last;           /* layers the child serves, inclusive */
 };
 
@@ -181,6 +182,7 @@ static int s_spawn(sw_volunteer_t *v, const char *model_file, char *err, size_t 
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(1);
+        setpgid(0, 0); /* a terminal's Ctrl-C reaches the volunteer, which asks the stage itself */
         if (v->cfg.nice > 0)
             setpriority(PRIO_PROCESS, 0, v->cfg.nice);
         execv(v->cfg.stage_exe, (char *const *) argv);
@@ -244,6 +246,7 @@ static void s_drain(sw_volunteer_t *v, const char *why)
         fflush(stdout);
         kill(v->child, SIGTERM);
         v->draining = true;
+        v->drain_sent_ns = now;
         v->drain_deadline_ns = now + (uint64_t) (v->cfg.drain_s + 10) * 1000000000ull;
     } else if (now >= v->drain_deadline_ns) {
         sw_log(SW_LOG_WARN, "volunteer: the stage did not exit %d s after its drain began; killing it",
@@ -343,7 +346,7 @@ int sw_volunteer_run(sw_volunteer_t *v, volatile int *stop)
     sw_cpu_snapshot_t prev;
     bool have_prev = sw_cpu_snapshot(NULL, 0, &prev) == 0;
     uint64_t next_start_ns = 0, above_ms = 0, below_ms = 0;
-    bool owner_busy = false, started_once = false, told_hours = false;
+    bool owner_busy = false, started_once = false, told_hours = false, forced = false;
     char err[512];
     for (;;) {
         const uint64_t now = sw_now_ns();
@@ -353,6 +356,13 @@ int sw_volunteer_run(sw_volunteer_t *v, volatile int *stop)
             if (!v->child)
                 break;
             s_drain(v, "asked to stop");
+            /* asked twice: the stage stops at once too (its own rule: a second signal 1 s or more after the first) */
+            if (zsys_interrupted && !forced && v->draining && now - v->drain_sent_ns >= 1100000000ull) {
+                printf("swisd volunteer: asked again: stopping the stage now\n");
+                fflush(stdout);
+                kill(v->child, SIGTERM); /* its second signal, >= 1 s after the first */
+                forced = true;
+            }
         } else {
             /* the owner's load, other than ours (the stage's pid counted as ours) */
             sw_cpu_snapshot_t cur;
