@@ -38,11 +38,20 @@ static void test_layer_choice(void)
     CHECK(p.begin == 0 && p.end == 10 && p.uncovered == 10);
     CHECK(sw_layer_choose(10, ten, NULL, 0, 4 * MIB, &p) == 0);
     CHECK(p.begin == 0 && p.end == 4);
-    /* full coverage, 3 layers fit: loads per layer (1 + busy per host): hosts 0-9 busy 0 (1 each) and
-       0-4 busy 1 (2 each): layers 0-4 weigh 3, 5-9 weigh 1: the least loaded window of 3 starts at 5 */
-    sw_layer_host_t h4[] = {{0, 10, 0.f}, {0, 5, 1.f}};
+    /* full coverage, 3 layers fit: spare capacity per layer (1 - busy per host): idle hosts 0-9 and 0-4:
+       layers 0-4 have 2, 5-9 have 1: the window of 3 with the least starts at 5 */
+    sw_layer_host_t h4[] = {{0, 10, 0.f}, {0, 5, 0.f}};
     CHECK(sw_layer_choose(10, ten, h4, 2, 3 * MIB, &p) == 0);
     CHECK(p.begin == 5 && p.end == 8 && p.uncovered == 0);
+    /* one host each, 0-4 busy 0.9 (spare 0.1), 5-9 busy 0.1 (spare 0.9): the busy half, from 0 */
+    sw_layer_host_t h4b[] = {{0, 5, 0.9f}, {5, 10, 0.1f}};
+    CHECK(sw_layer_choose(10, ten, h4b, 2, 3 * MIB, &p) == 0);
+    CHECK(p.begin == 0 && p.end == 3);
+    /* busier on the right: 0-4 busy 0.2 (spare 0.8 each), 5-9 busy 1.0 (spare 0): windows 5-7, 6-8
+       and 7-9 all have 0, the earliest wins; a straddling one (4-6: 0.8) loses */
+    sw_layer_host_t h4c[] = {{0, 5, 0.2f}, {5, 10, 1.0f}};
+    CHECK(sw_layer_choose(10, ten, h4c, 2, 3 * MIB, &p) == 0);
+    CHECK(p.begin == 5 && p.end == 8);
     /* uneven layer sizes: layer 2 is 3 MiB; with a gap at 2-4 and 3 MiB, only layer 2 fits */
     const uint64_t uneven[5] = {MIB, MIB, 3 * MIB, MIB, MIB};
     sw_layer_host_t h5[] = {{0, 2, 0}};
@@ -50,9 +59,9 @@ static void test_layer_choice(void)
     CHECK(p.begin == 2 && p.end == 3);
     /* nothing fits; hostile input: ranges outside the model, NaN busy, no layers */
     CHECK(sw_layer_choose(5, uneven, h5, 1, MIB / 2, &p) == -1);
-    sw_layer_host_t h6[] = {{-5, 3, NAN}, {3, 1000, 0.5f}};
+    sw_layer_host_t h6[] = {{-5, 3, NAN}, {3, 1000, 0.5f}};  /* spare: layers 0-2 1 (NaN as idle), 3-4 0.5 */
     CHECK(sw_layer_choose(5, ten, h6, 2, 2 * MIB, &p) == 0);
-    CHECK(p.uncovered == 0 && p.end - p.begin == 2);
+    CHECK(p.uncovered == 0 && p.begin == 3 && p.end == 5);
     CHECK(sw_layer_choose(0, ten, NULL, 0, MIB, &p) == -1);
     CHECK(sw_layer_choose(SW_LAYER_CHOICE_MAX_LAYERS + 1, ten, NULL, 0, MIB, &p) == -1);
 }

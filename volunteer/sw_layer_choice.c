@@ -22,10 +22,10 @@ int sw_layer_choose(int32_t n_layer, const uint64_t *layer_bytes, const sw_layer
     if (n_layer < 1 || n_layer > SW_LAYER_CHOICE_MAX_LAYERS || !layer_bytes || !pick || (n_hosts && !hosts))
         return -1;
     int *count = calloc((size_t) n_layer, sizeof(int));   /* (n_layer,) hosts of each layer */
-    double *load = calloc((size_t) n_layer, sizeof(double)); /* (n_layer,) sum of (1 + busy) over its hosts */
-    if (!count || !load) {
+    double *spare = calloc((size_t) n_layer, sizeof(double)); /* (n_layer,) sum of (1 - busy) over its hosts */
+    if (!count || !spare) {
         free(count);
-        free(load);
+        free(spare);
         return -1;
     }
     for (size_t i = 0; i < n_hosts; i++) {
@@ -33,7 +33,7 @@ int sw_layer_choose(int32_t n_layer, const uint64_t *layer_bytes, const sw_layer
         float busy = hosts[i].busy > 0 ? (hosts[i].busy < 1 ? hosts[i].busy : 1) : 0; /* NaN -> 0 too */
         for (int32_t l = a; l < b; l++) {
             count[l]++;
-            load[l] += 1.0 + busy;
+            spare[l] += 1.0 - busy;
         }
     }
     /* 2. the first longest run of uncovered layers */
@@ -57,18 +57,18 @@ int sw_layer_choose(int32_t n_layer, const uint64_t *layer_bytes, const sw_layer
             *pick = (sw_layer_pick_t){.begin = gap_a, .end = gap_a + n, .uncovered = n};
             rc = 0;
         }
-    } else { /* 3. the least loaded window of the most layers that fit */
+    } else { /* 3. the window of the most layers that fit with the least spare capacity per layer */
         int32_t best = -1, best_n = 0;
-        double best_load = 0;
+        double best_spare = 0;
         for (int32_t s = 0; s < n_layer; s++) {
             int32_t n = s_fit_from(layer_bytes, s, n_layer - s, mem_cap_bytes);
             if (n == 0 || n < best_n)
                 continue;
             double sum = 0;
             for (int32_t l = s; l < s + n; l++)
-                sum += load[l];
-            if (best < 0 || n > best_n || sum / n < best_load / best_n) {
-                best = s, best_n = n, best_load = sum;
+                sum += spare[l];
+            if (best < 0 || n > best_n || sum / n < best_spare / best_n) {
+                best = s, best_n = n, best_spare = sum;
             }
         }
         if (best >= 0) {
@@ -77,6 +77,6 @@ int sw_layer_choose(int32_t n_layer, const uint64_t *layer_bytes, const sw_layer
         }
     }
     free(count);
-    free(load);
+    free(spare);
     return rc;
 }

@@ -10,9 +10,10 @@
  *      what fits (a volunteer that can hold more does not take covered layers
  *      around it: a gap is filled by as many volunteers as it takes);
  *   3. otherwise the window of `fit` layers (at most the whole model) with
- *      the least load: the sum over its layers of the layer's hosts weighted
- *      by (1 + busy) of each host, i.e. where a new host relieves the most
- *      pressure per layer; ties go to the earlier window.
+ *      the least spare capacity: the sum over its layers of (1 - busy) over
+ *      each layer's hosts. Every token crosses every layer, so each layer
+ *      carries the same work; the layers whose hosts are fewest and busiest
+ *      gain the most from one more. Ties go to the earlier window.
  *  Pure function of its inputs (unit-tested in tests/test_layer_choice.c).
  *
  *  Thread safety: pure.
