@@ -1154,6 +1154,7 @@ static void s_on_own(sw_broker_t *self, s_node_t *n, sw_wire_msg_t *m, const cha
             n->load.queued_requests = hb->load->queued_requests;
             n->load.kv_bytes = hb->load->kv_bytes;
             n->load.busy = hb->load->busy;
+            n->load.draining = hb->load->draining;
         }
         Swisd__V1__HeartbeatAck ack = SWISD__V1__HEARTBEAT_ACK__INIT;
         ack.seq = hb->seq;

@@ -312,6 +312,13 @@ void sw_broker_client_set_load(sw_broker_client_t *self, const Swisd__V1__Load *
     self->load.queued_requests = load->queued_requests;
     self->load.kv_bytes = load->kv_bytes;
     self->load.busy = load->busy;
+    self->load.draining = load->draining;
+}
+
+void sw_broker_client_heartbeat_now(sw_broker_client_t *self)
+{
+    if (self && self->registered)
+        s_send_heartbeat(self);
 }
 
 void sw_broker_client_set_layers(sw_broker_client_t *self, uint32_t begin, uint32_t end)

@@ -99,6 +99,10 @@ uint64_t sw_broker_client_registrations(const sw_broker_client_t *self);
 
 /*  Sets the load reported in the next heartbeats (copied). */
 void sw_broker_client_set_load(sw_broker_client_t *self, const Swisd__V1__Load *load);
+/*  Sends a Heartbeat (with the load last set) now, when registered, so a
+ *  change such as Load.draining reaches the directory before the next
+ *  interval; the schedule of later heartbeats is unchanged. */
+void sw_broker_client_heartbeat_now(sw_broker_client_t *self);
 /*  Changes the announced layer range (stages with --layers auto) and
  *  re-registers. */
 void sw_broker_client_set_layers(sw_broker_client_t *self, uint32_t begin, uint32_t end);

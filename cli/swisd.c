@@ -23,6 +23,7 @@ static const s_command_t s_commands[] = {
     {"token", swisd_cmd_token, "get an API token of a gateway bound to a node key (contributors' boost)"},
     {"manifest", swisd_cmd_manifest, "publish a model: write its signed manifest of tensor ranges and hashes"},
     {"fetch", swisd_cmd_fetch, "fetch a published model's layers by URL into a verified sparse GGUF"},
+    {"volunteer", swisd_cmd_volunteer, "donate this machine's spare compute to a swarm (one command; docs/volunteer.md)"},
     {"keygen", swisd_cmd_keygen, "make a node's keypair (or --show one's public key and node id)"},
 };
 

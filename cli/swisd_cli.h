@@ -19,5 +19,6 @@ int swisd_cmd_keygen(int argc, char **argv);
 int swisd_cmd_token(int argc, char **argv);
 int swisd_cmd_manifest(int argc, char **argv);
 int swisd_cmd_fetch(int argc, char **argv);
+int swisd_cmd_volunteer(int argc, char **argv);
 
 #endif

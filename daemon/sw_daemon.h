@@ -32,6 +32,16 @@ extern "C" {
  *  set; nothing is logged). Not thread-safe (process-wide state). */
 int sw_daemon_setup(const char *role, volatile int *stop);
 
+/*  As sw_daemon_setup, for a daemon that drains before it stops (swisd-stage:
+ *  sw_stage_run): the first SIGINT or SIGTERM sets only *stop (the daemon
+ *  finishes its work and then exits; czmq's waits go on), a later one, 1 s
+ *  or more after the first, also sets zsys_interrupted (stop now). Signals
+ *  within that second count as one: the same request can arrive twice (from
+ *  `swisd volunteer` and from systemd stopping the whole unit, or a
+ *  terminal's Ctrl-C reaching the process group). Same return and thread
+ *  rules. */
+int sw_daemon_setup_drain(const char *role, volatile int *stop);
+
 #ifdef __cplusplus
 }
 #endif

@@ -345,8 +345,12 @@ static bool s_ours(const sw_gateway_t *g, const Swisd__V1__StageInfo *s)
 /* Stages of our model from the last directory, as planner input: with
  * `usable`, only those stage health lets us choose now (admitted, not on
  * probation, not backed off), each with the slower of its advertised and
- * measured speed; else every live one (for the coverage shown to users). */
-static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__StageInfo **infos, int max, bool usable)
+ * measured speed; else every live one (for the coverage shown to users).
+ * A draining stage is never usable, and live only while the stages of
+ * `cover` (n_cover; NULL: none) do not hold all its layers: the sessions
+ * through it stay there until another host can take them. */
+static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__StageInfo **infos, int max, bool usable,
+                    const sw_plan_stage_t *cover, int n_cover)
 {
     int n = 0;
     if (!g->dir)
@@ -359,6 +363,12 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
             continue;
         /* the operator's word: a banned node is as good as gone; a drained one takes no new session */
         if (g->cfg.bans && (sw_bans_banned(g->cfg.bans, s->node_id) || (usable && sw_bans_drained(g->cfg.bans, s->node_id))))
+            continue;
+        /* a stage that drains itself (its Load says so) takes no new session, and the sessions routed
+           through it move elsewhere at this directory (sw_route_all_live fails over): it keeps serving
+           meanwhile, so no client sees an error (docs/protocol.md, Load.draining) */
+        if (s->load && s->load->draining &&
+            (usable || !cover || sw_plan_covers(cover, n_cover, (int32_t) s->layers->begin, (int32_t) s->layers->end)))
             continue;
         /* caught by an audit; an operator's audit stage takes audit work only */
         if (sw__audit_banned(g, s->node_id) || (s->caps && s->caps->audit))
@@ -385,7 +395,7 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
 void sw__gateway_view(sw_gateway_t *g, sw_route_view_t *v)
 {
     g->view_gen++;
-    const int n = s_stages(g, g->v_usable, g->v_infos, SW_WIRE_MAX_STAGES, true);
+    const int n = s_stages(g, g->v_usable, g->v_infos, SW_WIRE_MAX_STAGES, true, NULL, 0);
     for (int i = 0; i < n; i++) {
         const Swisd__V1__Capabilities *caps = g->v_infos[i]->caps;
         g->v_inbound[i] = g->codec_cfg; /* the stage's own choice for its link wins */
@@ -401,7 +411,7 @@ void sw__gateway_view(sw_gateway_t *g, sw_route_view_t *v)
         }
     }
     *v = (sw_route_view_t){.usable = g->v_usable, .inbound = g->v_inbound, .n_usable = n, .live = g->v_live,
-                           .n_live = s_stages(g, g->v_live, NULL, SW_WIRE_MAX_STAGES, false),
+                           .n_live = s_stages(g, g->v_live, NULL, SW_WIRE_MAX_STAGES, false, g->v_usable, n),
                            .n_layer = g->hp->n_layer, .codec = g->codec_cfg};
 }
 
@@ -1161,13 +1171,13 @@ static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
 {
     sw_plan_stage_t *st = g->v_usable;
     g->view_gen++; /* the view's arrays are reused here */
-    int n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, true);
+    int n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, true, NULL, 0);
     sw_plan_t plan;
     Swisd__V1__ModelInfo info = SWISD__V1__MODEL_INFO__INIT;
     info.model = &g->ref;
     info.servable = sw_plan(st, n, g->hp->n_layer, &plan) == 0;
     Swisd__V1__LayerRange gaps[64], *gp[64];
-    n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, false); /* gaps: layers no live stage holds */
+    n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, false, NULL, 0); /* gaps: layers no live stage holds */
     size_t ng = s_gaps(g, st, n, gaps, gp, 64);
     info.gaps = gp;
     info.n_gaps = ng;
@@ -1214,7 +1224,7 @@ static void s_on_status(sw_gateway_t *g, zframe_t *client)
     r.sessions = sp;
     r.n_sessions = n;
     g->view_gen++; /* the view's arrays are reused here */
-    const int n_st = s_stages(g, g->v_live, NULL, SW_WIRE_MAX_STAGES, false);
+    const int n_st = s_stages(g, g->v_live, NULL, SW_WIRE_MAX_STAGES, false, NULL, 0);
     Swisd__V1__LayerRange gaps[64], *gp[64];
     r.n_gaps = s_gaps(g, g->v_live, n_st, gaps, gp, 64);
     r.gaps = gp;
@@ -1385,6 +1395,24 @@ static void s_recheck_routes(sw_gateway_t *g)
     }
 }
 
+/* Logs each stage of our model that drains in directory `now` and did not in
+ * `before` (NULL: none yet): its sessions move at this directory. */
+static void s_log_draining(const sw_gateway_t *g, const Swisd__V1__Body *before, const Swisd__V1__Body *now)
+{
+    const Swisd__V1__DirectoryReply *d = now->directory_reply, *p = before ? before->directory_reply : NULL;
+    for (size_t i = 0; i < d->n_stages; i++) {
+        const Swisd__V1__StageInfo *s = d->stages[i];
+        if (!s->load || !s->load->draining || !s_ours(g, s))
+            continue;
+        bool was = false;
+        for (size_t j = 0; p && j < p->n_stages && !was; j++)
+            was = p->stages[j]->load && p->stages[j]->load->draining && !strcmp(p->stages[j]->node_id, s->node_id);
+        if (!was)
+            sw_log(SW_LOG_INFO, "gateway: stage %.8s drains: no new session through it, and its sessions move "
+                   "elsewhere once another host holds its layers", s->node_id);
+    }
+}
+
 static void s_on_broker(sw_gateway_t *g)
 {
     sw_wire_msg_t m;
@@ -1398,6 +1426,7 @@ static void s_on_broker(sw_gateway_t *g)
             sw_log(SW_LOG_DEBUG, "gateway: ignored a directory from %.8s, which is not our broker", m.header->src);
             break;
         }
+        s_log_draining(g, g->dir, m.body);
         if (g->dir)
             swisd__v1__body__free_unpacked(g->dir, NULL);
         g->dir = m.body;

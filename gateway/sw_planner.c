@@ -84,6 +84,18 @@ int sw_plan(const sw_plan_stage_t *stages, int n_stages, int32_t n_layer, sw_pla
     return rc;
 }
 
+bool sw_plan_covers(const sw_plan_stage_t *stages, int n_stages, int32_t begin, int32_t end)
+{
+    for (int32_t l = begin; l < end; l++) {
+        bool held = false;
+        for (int s = 0; s < n_stages && !held; s++)
+            held = stages[s].begin <= l && l < stages[s].end;
+        if (!held)
+            return false;
+    }
+    return true;
+}
+
 int sw_plan_gaps(const sw_plan_stage_t *stages, int n_stages, int32_t n_layer, char *buf, size_t buflen)
 {
     int n = 0;

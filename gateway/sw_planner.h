@@ -16,6 +16,7 @@
 #ifndef SW_PLANNER_H
 #define SW_PLANNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,10 @@ typedef struct {
  *  when some layer has no stage (plan->gap_* name the first gap) or the
  *  chain would need more than SW_PLAN_MAX_HOPS hops. */
 int sw_plan(const sw_plan_stage_t *stages, int n_stages, int32_t n_layer, sw_plan_t *plan);
+
+/*  True when every layer of [begin, end) is held by one of the stages (an
+ *  empty range is covered). */
+bool sw_plan_covers(const sw_plan_stage_t *stages, int n_stages, int32_t begin, int32_t end);
 
 /*  Writes the ranges of layers no stage holds as "a-b, c-d" (inclusive) into
  *  buf; returns the number of gaps. */

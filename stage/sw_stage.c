@@ -9,6 +9,7 @@
 #include "sw_common.h"
 #include "sw_identity.h"
 #include "sw_model.h"
+#include "sw_rate.h"
 #include "sw_seal_peers.h"
 #include "sw_commit.h"
 #include "sw_session_cache.h"
@@ -60,11 +61,17 @@ struct sw_stage_t {
     sw_seal_peers_t *seal; /* with a key: activations are sealed end to end; NULL: --insecure */
     const uint8_t *pub;    /* our public key (borrowed from cfg.identity), or NULL */
     uint64_t bad_seals, bad_seals_logged, bad_seal_log_ns; /* bodies that did not open; log rate limit */
+    sw_rate_t upload;      /* cfg.upload_kbps on activations sent */
+    uint64_t bytes_sent;   /* activation messages sent, bytes with their framing (s_count_sent) */
+    bool draining;         /* announced in Load.draining */
+    uint64_t last_forward_ns; /* last ForwardRequest received */
 };
 
 const char *sw_stage_id(const sw_stage_t *self) { return sw_broker_client_id(self->bc); }
 
 const char *sw_stage_layers(const sw_stage_t *self) { return self->layers_text; }
+
+uint64_t sw_stage_bytes_sent(const sw_stage_t *self) { return self->bytes_sent; }
 
 /* ---- setup ------------------------------------------------------------------ */
 
@@ -202,7 +209,7 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
         goto fail;
     st->hp = sw_model_hparams(st->model);
     sw_model_identity(st->model, cfg->model_path, st->model_id, sizeof st->model_id, st->checksum, sizeof st->checksum);
-    st->auto_layers = st->cfg.layer_begin < 0;
+    st->auto_layers = st->cfg.layer_begin < 0 || st->cfg.rebalance;
     st->rng = sw_now_ns() | 1;
     if (st->cfg.layer_begin < 0 && s_choose_layers(st, st->checksum, err, errlen) != 0)
         goto fail;
@@ -270,6 +277,7 @@ sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen)
            sw_broker_client_id(st->bc), st->model_id, st->checksum, (int) st->cfg.layer_begin,
            (int) st->cfg.layer_end - 1, (int) st->hp->n_layer, st->ms_per_layer, st->cfg.threads);
     st->busy_window_start = sw_now_ns();
+    sw_rate_init(&st->upload, cfg->upload_kbps, st->busy_window_start);
     return st;
 oom:
     sw_err(err, errlen, "out of memory");
@@ -484,6 +492,30 @@ static int s_commit(sw_stage_t *st, const s_req_t *r, const void *payload, size_
     return rc;
 }
 
+/* Bytes one ZMTP 3.1 frame of `len` bytes takes on the wire (RFC 37/ZMTP:
+ * a 2-byte header up to 255 bytes, else 9); with CURVE (RFC 26/CurveZMQ) the
+ * frame travels inside a MESSAGE command: "\x07MESSAGE" (8), a nonce (8), the
+ * box's MAC (16) and a flags byte (1) around the data. */
+static size_t s_frame_bytes(size_t len, bool curve)
+{
+    const size_t payload = curve ? len + 33 : len;
+    return payload + (payload <= 255 ? 2 : 9);
+}
+
+/* Counts an activation message sent to dst against the upload cap, as the
+ * bytes it takes on the link to the broker: its header frame and body frame
+ * as packed, each with its ZMTP (and CURVE) framing. */
+static void s_count_sent(sw_stage_t *st, const char *dst, const Swisd__V1__Body *b)
+{
+    zframe_t *h = sw_wire_header_frame(sw_broker_client_id(st->bc), dst, 0);
+    const bool curve = st->cfg.identity != NULL;
+    const size_t n = s_frame_bytes(h ? zframe_size(h) : 0, curve) +
+                     s_frame_bytes(swisd__v1__body__get_packed_size(b), curve);
+    zframe_destroy(&h);
+    st->bytes_sent += n;
+    sw_rate_spend(&st->upload, n, sw_now_ns());
+}
+
 /* Sends the result on: next hop, or the reply to the origin. */
 static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_ms)
 {
@@ -549,6 +581,7 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
         b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REPLY;
         b.forward_reply = &rep;
         rc = sw_broker_client_send(st->bc, fr->origin, &b);
+        s_count_sent(st, fr->origin, &b);
     } else {
         Swisd__V1__ForwardRequest next = *fr;
         next.base = (ProtobufCMessage) PROTOBUF_C_MESSAGE_INIT(&swisd__v1__forward_request__descriptor);
@@ -564,6 +597,7 @@ static void s_send_on(sw_stage_t *st, s_req_t *r, float queue_ms, float compute_
         b.msg_case = SWISD__V1__BODY__MSG_FORWARD_REQUEST;
         b.forward_request = &next;
         rc = sw_broker_client_send(st->bc, fr->route[1]->node_id, &b);
+        s_count_sent(st, fr->route[1]->node_id, &b);
     }
     free(sealed);
     free(commitment);
@@ -730,7 +764,8 @@ static void s_on_message(sw_stage_t *st, sw_wire_msg_t *m)
     case SWISD__V1__BODY__MSG_FORWARD_REQUEST:
         if (st->n_queue == S_MAX_DRAIN)
             s_process(st);
-        st->queue[st->n_queue] = (s_req_t){.msg = *m, .fr = b->forward_request, .recv_ns = sw_now_ns()};
+        st->last_forward_ns = sw_now_ns();
+        st->queue[st->n_queue] = (s_req_t){.msg = *m, .fr = b->forward_request, .recv_ns = st->last_forward_ns};
         st->n_queue++;
         memset(m, 0, sizeof *m); /* the queue owns it now */
         return;
@@ -767,24 +802,78 @@ static void s_on_message(sw_stage_t *st, sw_wire_msg_t *m)
     sw_wire_msg_free(m);
 }
 
+/* Publishes the stage's load (and whether it drains) for the next heartbeat. */
+static void s_publish_load(sw_stage_t *self)
+{
+    Swisd__V1__Load load = SWISD__V1__LOAD__INIT;
+    load.active_sessions = (uint32_t) sw_session_cache_count(self->cache);
+    load.queued_requests = (uint32_t) self->n_queue;
+    load.kv_bytes = sw_session_cache_bytes(self->cache);
+    load.busy = self->busy;
+    load.draining = self->draining;
+    sw_broker_client_set_load(self->bc, &load);
+}
+
+/* True when a drain that began at start_ns is over: nothing left to serve, or
+ * the time-out passed. Sessions nobody released (a gateway that vanished)
+ * end it too once no request came for 3 s. */
+static bool s_drained(sw_stage_t *self, uint64_t now, uint64_t start_ns)
+{
+    if (now - start_ns >= (uint64_t) self->cfg.drain_ms * 1000000ull)
+        return true;
+    if (self->n_queue > 0)
+        return false;
+    const uint64_t quiet = now - (self->last_forward_ns > start_ns ? self->last_forward_ns : start_ns);
+    return sw_session_cache_count(self->cache) == 0 || quiet >= 3000000000ull;
+}
+
 int sw_stage_run(sw_stage_t *self, volatile int *stop)
 {
     zsock_t *sock = sw_broker_client_sock(self->bc);
     zpoller_t *poller = zpoller_new(sock, NULL);
-    uint64_t next_house_ns = 0;
-    while (!(stop && *stop) && !zsys_interrupted) {
-        int timeout = sw_broker_client_timeout_ms(self->bc);
-        void *which = zpoller_wait(poller, timeout < 250 ? timeout : 250);
-        if (which == sock) {
-            for (int i = 0; i < S_MAX_DRAIN && (zsock_events(sock) & ZMQ_POLLIN); i++) {
-                sw_wire_msg_t m;
-                if (sw_broker_client_recv(self->bc, &m) == 1)
-                    s_on_message(self, &m);
-            }
-            s_process(self);
-        } else if (zpoller_terminated(poller)) {
+    uint64_t next_house_ns = 0, drain_start_ns = 0;
+    while (!zsys_interrupted) {
+        if (stop && *stop && !drain_start_ns) {
+            if (self->cfg.drain_ms <= 0)
+                break;
+            drain_start_ns = sw_now_ns();
+            self->draining = true;
+            s_publish_load(self);
+            sw_broker_client_heartbeat_now(self->bc);
+            sw_log(SW_LOG_INFO, "stage: draining: %d sessions to move elsewhere (at most %d ms)",
+                   sw_session_cache_count(self->cache), self->cfg.drain_ms);
+        }
+        if (drain_start_ns && s_drained(self, sw_now_ns(), drain_start_ns)) {
+            sw_log(SW_LOG_INFO, "stage: drained after %.1f s (%d sessions left)",
+                   (double) (sw_now_ns() - drain_start_ns) / 1e9, sw_session_cache_count(self->cache));
             break;
         }
+        int timeout = sw_broker_client_timeout_ms(self->bc);
+        if (timeout > 250)
+            timeout = 250;
+        /* over the upload cap: serve nothing more until the debt is paid (the queue fills, then the
+           socket buffers); registration traffic is still read while the queue has room */
+        const uint64_t debt_ns = sw_rate_wait_ns(&self->upload, sw_now_ns());
+        if (debt_ns && debt_ns / 1000000 + 1 < (uint64_t) timeout)
+            timeout = (int) (debt_ns / 1000000) + 1;
+        if (debt_ns && self->n_queue >= S_MAX_DRAIN) {
+            zclock_sleep(timeout);
+        } else {
+            void *which = zpoller_wait(poller, timeout);
+            if (which == sock) {
+                for (int i = 0; i < S_MAX_DRAIN && (zsock_events(sock) & ZMQ_POLLIN) &&
+                                (!debt_ns || self->n_queue < S_MAX_DRAIN);
+                     i++) {
+                    sw_wire_msg_t m;
+                    if (sw_broker_client_recv(self->bc, &m) == 1)
+                        s_on_message(self, &m);
+                }
+            } else if (zpoller_terminated(poller) && (zsys_interrupted || !(stop && *stop))) {
+                break; /* a signal that is not the drain's, or the context ended */
+            }
+        }
+        if (self->n_queue && sw_rate_wait_ns(&self->upload, sw_now_ns()) == 0)
+            s_process(self);
         sw_broker_client_tick(self->bc);
         const uint64_t now = sw_now_ns();
         if (now >= next_house_ns) {
@@ -797,13 +886,10 @@ int sw_stage_run(sw_stage_t *self, volatile int *stop)
                 self->busy_ns = 0;
                 self->busy_window_start = now;
             }
-            Swisd__V1__Load load = SWISD__V1__LOAD__INIT;
-            load.active_sessions = (uint32_t) sw_session_cache_count(self->cache);
-            load.kv_bytes = sw_session_cache_bytes(self->cache);
-            load.busy = self->busy;
-            sw_broker_client_set_load(self->bc, &load);
+            s_publish_load(self);
             next_house_ns = now + 500000000ull;
-            if (self->auto_layers && now >= self->next_rebalance_ns && sw_broker_client_registered(self->bc)) {
+            if (self->auto_layers && !self->draining && now >= self->next_rebalance_ns &&
+                sw_broker_client_registered(self->bc)) {
                 Swisd__V1__DirectoryQuery q = SWISD__V1__DIRECTORY_QUERY__INIT;
                 q.checksum = self->checksum;
                 Swisd__V1__Body b = SWISD__V1__BODY__INIT;

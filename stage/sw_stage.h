@@ -38,6 +38,8 @@ typedef struct {
     const char *model_path;   /* GGUF file */
     int32_t layer_begin;      /* first block; -1 = choose automatically ("auto") */
     int32_t layer_end;        /* one past the last block */
+    bool rebalance;           /* with a given range too: move to cover layers nobody holds, as --layers auto
+                                 does (the model file must hold every layer: a whole GGUF) */
     const char *region;       /* NULL: "default" */
     const char *display_name; /* NULL: none; shown beside the id (sw_broker_client.h) */
     const char *id;           /* NULL: random */
@@ -51,6 +53,11 @@ typedef struct {
     int max_batch_tokens;     /* tokens computed in one batch, <= 0: 512 */
     const char *codec;        /* codec wanted for activations sent to this stage (its inbound
                                  link), e.g. "q8_0+zstd3"; NULL: the sender's choice */
+    uint32_t upload_kbps;     /* cap on the activations it sends (ForwardRequests on, ForwardReplies), in
+                                 kilobits/s, counted with their framing on the link (sw_stage_bytes_sent);
+                                 a token bucket (sw_rate.h): replies are delayed, never dropped; 0 = none */
+    int drain_ms;             /* on *stop (sw_stage_run): announce Load.draining and keep serving until no
+                                 session is left or this many ms passed; <= 0: stop at once */
     bool audit;               /* an operator's audit stage: announced (Capabilities.audit), gateways give it
                                  audit work only (docs/security.md, "Verification") */
     /* TEST ONLY (tests/liar_stage.c): release daemons leave both NULL. When set, the stage keeps a copy
@@ -67,8 +74,19 @@ typedef struct sw_stage_t sw_stage_t;
 sw_stage_t *sw_stage_new(const sw_stage_config_t *cfg, char *err, size_t errlen);
 void sw_stage_destroy(sw_stage_t **self_p);
 
-/*  Serves until *stop or SIGINT/SIGTERM. Returns 0. */
+/*  Serves until *stop is set, then drains when cfg.drain_ms > 0: announces
+ *  Load.draining at once (a heartbeat; gateways plan no new session through
+ *  it and move the ones they run through it elsewhere, docs/protocol.md),
+ *  keeps serving, and returns once every session was released (the
+ *  gateways' KvRelease after moving them, or idle expiry) and nothing is
+ *  queued, or after drain_ms. czmq's zsys_interrupted (a second signal,
+ *  sw_daemon.h) ends it at once. Returns 0. */
 int sw_stage_run(sw_stage_t *self, volatile int *stop);
+
+/*  Bytes of activation messages sent (ForwardRequests on, ForwardReplies)
+ *  since the start, as counted by the upload cap: header and body frames
+ *  with their ZMTP/CURVE framing (heartbeats and errors are not counted). */
+uint64_t sw_stage_bytes_sent(const sw_stage_t *self);
 
 const char *sw_stage_id(const sw_stage_t *self);
 /*  The blocks served, inclusive, e.g. "2-3" (borrowed). */

@@ -9,7 +9,7 @@
 #include "sw_opt.h"
 #include "sw_stage.h"
 
-static volatile int s_stop = 0; /* set by SIGINT or SIGTERM (sw_daemon_setup) */
+static volatile int s_stop = 0; /* set by SIGINT or SIGTERM (sw_daemon_setup_drain): drain, then exit */
 
 static void s_usage(FILE *out)
 {
@@ -20,6 +20,7 @@ static void s_usage(FILE *out)
             "  --broker LIST    the region's brokers; the next is used when the current one falls silent\n"
             "  --layers A-B     blocks to serve, counted from 0, both ends inclusive (0-1 = the first two)\n"
             "  --layers auto    ask the broker which layers are least covered and take as many as fit in --mem\n"
+            "  --rebalance      with --layers A-B: move to layers nobody holds as --layers auto does\n"
             "  --kv-mem SIZE    memory for all sessions' KV caches (MiB, or K/M/G suffix; default 1024);\n"
             "                   least recently used\n"
             "                   sessions are evicted past it\n"
@@ -31,17 +32,24 @@ static void s_usage(FILE *out)
             "                   bf16, q8_0, q4_0, optionally +zstd[N] (default: the sender's)\n"
             "  --audit          an operator's audit stage: gateways give it audit work only (list its key\n"
             "                   in the gateways' --trusted-keys so that its word decides an audit)\n"
-            "Exits cleanly on SIGINT or SIGTERM.\n");
+            "  --upload-kbps N  cap on the activations it sends, kilobits/s (replies are delayed, never\n"
+            "                   dropped; default 0 = none)\n"
+            "  --drain-s S      on SIGINT/SIGTERM: announce that it drains, keep serving while the gateways\n"
+            "                   move its sessions elsewhere, exit once none is left or after S seconds\n"
+            "                   (default 30; 0 = exit at once). Another signal 1 s or more later exits\n"
+            "                   at once (within 1 s it counts as the same request).\n"
+            "On exit prints \"swisd-stage: sent N activation bytes\".\n");
 }
 
 int main(int argc, char **argv)
 {
-    if (sw_daemon_setup("stage", &s_stop) != 0) {
+    if (sw_daemon_setup_drain("stage", &s_stop) != 0) {
         perror("swisd-stage: signal set-up");
         return 1;
     }
     sw_stage_config_t cfg = {.layer_begin = -2, .threads = sw_opt_default_threads(), .kv_mem_bytes = 1024ull << 20,
-                             .max_sessions = 256, .idle_ms = 300000};
+                             .max_sessions = 256, .idle_ms = 300000, .drain_ms = 30000};
+    int drain_s = 30, upload_kbps = 0;
     int idle_s = 0;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
@@ -50,7 +58,8 @@ int main(int argc, char **argv)
         {"mem", required_argument, 0, 'M'}, {"max-sessions", required_argument, 0, 's'},
         {"idle-s", required_argument, 0, 'I'}, {"id", required_argument, 0, 'i'},
         {"heartbeat-ms", required_argument, 0, 'H'}, {"codec", required_argument, 0, 'c'},
-        {"audit", no_argument, 0, 'A'},
+        {"audit", no_argument, 0, 'A'}, {"upload-kbps", required_argument, 0, 'U'},
+        {"drain-s", required_argument, 0, 'D'}, {"rebalance", no_argument, 0, 'B'},
         SW_DAEMON_KEY_OPTIONS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c, bad = 0;
@@ -62,6 +71,7 @@ int main(int argc, char **argv)
         case 'b': cfg.broker = optarg; break;
         case 'm': cfg.model_path = optarg; break;
         case 'A': cfg.audit = true; break;
+        case 'B': cfg.rebalance = true; break;
         case 'l':
             if (!strcmp(optarg, "auto")) {
                 cfg.layer_begin = -1;
@@ -91,6 +101,14 @@ int main(int argc, char **argv)
         case 'i': cfg.id = optarg; break;
         case 'H': bad |= sw_opt_int("--heartbeat-ms", optarg, 10, 60000, &cfg.heartbeat_ms); break;
         case 'c': cfg.codec = optarg; break;
+        case 'U':
+            bad |= sw_opt_int("--upload-kbps", optarg, 0, 10000000, &upload_kbps);
+            cfg.upload_kbps = (uint32_t) upload_kbps;
+            break;
+        case 'D':
+            bad |= sw_opt_int("--drain-s", optarg, 0, 3600, &drain_s);
+            cfg.drain_ms = drain_s * 1000;
+            break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -125,6 +143,8 @@ int main(int argc, char **argv)
     fflush(stdout);
     sw_stage_run(st, &s_stop);
     sw_log(SW_LOG_INFO, "stage %s: shutting down", sw_stage_id(st));
+    printf("swisd-stage: sent %llu activation bytes\n", (unsigned long long) sw_stage_bytes_sent(st));
+    fflush(stdout);
     sw_stage_destroy(&st);
     sw_identity_destroy(&identity);
     return 0;

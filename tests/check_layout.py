@@ -36,7 +36,8 @@ ALLOWED = {
     "broker": {"protos", "core", "daemon", "identity"},
     "stage": {"broker", "protos", "core", "daemon", "identity", "verify", "fetch"},
     "gateway": {"broker", "client", "protos", "core", "daemon", "identity", "verify"},
-    "cli": {"client", "protos", "core", "identity", "fetch"},
+    "volunteer": {"broker", "protos", "core", "identity"},
+    "cli": {"client", "protos", "core", "identity", "fetch", "volunteer"},
     "chaos": set(),
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

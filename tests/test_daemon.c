@@ -4,7 +4,9 @@
  *  process) set it and czmq's zsys_interrupted, and the process lives on;
  *  SIGPIPE is ignored (raised, the process lives on; its disposition is
  *  SIG_IGN); a ZeroMQ socket created afterwards does not put czmq's handlers
- *  back over ours; the role is in the next log line.
+ *  back over ours; the role is in the next log line. In drain mode
+ *  (sw_daemon_setup_drain) the first signal sets only the stop flag, a
+ *  repeat within 1 s changes nothing, one after 1 s sets zsys_interrupted.
  */
 #include <czmq.h>
 #include <signal.h>
@@ -65,5 +67,17 @@ int main(void)
         snprintf(want, sizeof want, "[%ld] stage - INFO: after set-up\n", (long) getpid());
         CHECK_MSG(strstr(line, want) != NULL, "'%s' lacks '%s'", line, want);
     }
+    /* drain mode: the first signal asks for a drain (stop only), a repeat within 1 s is the same
+       request, one a second later means "stop now" */
+    CHECK(sw_daemon_setup_drain("stage", &s_stop) == 0);
+    zsys_interrupted = 0;
+    CHECK(s_stop == 0);
+    CHECK(raise(SIGTERM) == 0);
+    CHECK_MSG(s_stop == 1 && zsys_interrupted == 0, "drain: stop %d, zsys_interrupted %d", s_stop, zsys_interrupted);
+    CHECK(raise(SIGINT) == 0);
+    CHECK_MSG(zsys_interrupted == 0, "drain: a repeat within 1 s stopped at once");
+    usleep(1100000);
+    CHECK(raise(SIGTERM) == 0);
+    CHECK_MSG(s_stop == 1 && zsys_interrupted == 1, "drain: a second signal 1.1 s later did not stop at once");
     return sw_test_report("daemon");
 }

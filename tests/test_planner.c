@@ -72,6 +72,10 @@ int main(void)
     char gaps[64];
     CHECK(sw_plan_gaps(two, 2, 5, gaps, sizeof gaps) == 1 && !strcmp(gaps, "2-3"));
     CHECK(sw_plan_gaps(two, 0, 3, gaps, sizeof gaps) == 1 && !strcmp(gaps, "0-2"));
+    /* coverage of a draining stage's range by the others: 0-1 and 4 held, 2-3 not */
+    CHECK(sw_plan_covers(two, 2, 0, 2) && sw_plan_covers(two, 2, 4, 5) && sw_plan_covers(two, 2, 1, 1));
+    CHECK(!sw_plan_covers(two, 2, 2, 4) && !sw_plan_covers(two, 2, 1, 3) && !sw_plan_covers(two, 2, 0, 5));
+    CHECK(!sw_plan_covers(two, 0, 0, 1) && sw_plan_covers(two, 0, 3, 3));
     /* a fast stage holding everything beats a chain of slow ones; ties prefer fewer hops */
     sw_plan_stage_t three[3] = {{.node_id = "all", .begin = 0, .end = 4, .ms_per_layer = 1, .link_ms = 1},
                                 {.node_id = "lo", .begin = 0, .end = 2, .ms_per_layer = 1, .link_ms = 1},

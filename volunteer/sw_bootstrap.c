@@ -1,0 +1,265 @@
+/*  sw_bootstrap.c: brokers and models to start from (see sw_bootstrap.h). */
+#include "sw_bootstrap.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sw_broker_client.h"
+#include "sw_common.h"
+#include "sw_endpoint.h"
+
+struct sw_bootstrap_t {
+    sw_bootstrap_broker_t brokers[SW_BOOTSTRAP_MAX_BROKERS];
+    size_t n_brokers;
+    sw_bootstrap_model_t models[SW_BOOTSTRAP_MAX_MODELS];
+    size_t n_models;
+};
+
+/* Copies the string member `key` of o into out (outlen bytes with the NUL);
+ * absent: "" when optional, else an error. Returns 0 or -1 (reason in err). */
+static int s_str(const char *name, const json_t *o, const char *key, bool optional, char *out, size_t outlen,
+                 char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(o, key);
+    out[0] = 0;
+    if (!v)
+        return optional ? 0 : sw_err(err, errlen, "%s: an entry has no \"%s\"", name, key);
+    if (!json_is_string(v))
+        return sw_err(err, errlen, "%s: \"%s\" is not a string", name, key);
+    if (json_string_length(v) >= outlen || strlen(json_string_value(v)) != json_string_length(v))
+        return sw_err(err, errlen, "%s: \"%s\" is longer than %zu bytes (or holds a NUL)", name, key, outlen - 1);
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+sw_bootstrap_t *sw_bootstrap_parse(const char *name, const char *text, size_t len, char *err, size_t errlen)
+{
+    if (len > SW_BOOTSTRAP_MAX_BYTES) {
+        sw_err(err, errlen, "%s: %zu bytes, more than the %u allowed", name, len, SW_BOOTSTRAP_MAX_BYTES);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        sw_err(err, errlen, "%s: not JSON (line %d: %s)", name, je.line, je.text);
+        return NULL;
+    }
+    sw_bootstrap_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        sw_err(err, errlen, "out of memory");
+        json_decref(root);
+        return NULL;
+    }
+    const json_t *brokers = json_object_get(root, "brokers"), *models = json_object_get(root, "models");
+    if (!json_is_object(root) || !json_is_array(brokers) || json_array_size(brokers) == 0 ||
+        json_array_size(brokers) > SW_BOOTSTRAP_MAX_BROKERS) {
+        sw_err(err, errlen, "%s: expected an object with \"brokers\": an array of 1..%d entries", name,
+               SW_BOOTSTRAP_MAX_BROKERS);
+        goto fail;
+    }
+    if (models && (!json_is_array(models) || json_array_size(models) > SW_BOOTSTRAP_MAX_MODELS)) {
+        sw_err(err, errlen, "%s: \"models\" must be an array of at most %d entries", name, SW_BOOTSTRAP_MAX_MODELS);
+        goto fail;
+    }
+    for (size_t i = 0; i < json_array_size(brokers); i++) {
+        const json_t *b = json_array_get(brokers, i);
+        sw_bootstrap_broker_t *o = &self->brokers[self->n_brokers];
+        if (!json_is_object(b)) {
+            sw_err(err, errlen, "%s: brokers[%zu] is not an object", name, i);
+            goto fail;
+        }
+        if (s_str(name, b, "endpoint", false, o->endpoint, sizeof o->endpoint, err, errlen) != 0 ||
+            s_str(name, b, "region", true, o->region, sizeof o->region, err, errlen) != 0)
+            goto fail;
+        sw_endpoint_t ep;
+        char why[256];
+        if (sw_endpoint_parse(o->endpoint, false, &ep, why, sizeof why) != 0) {
+            sw_err(err, errlen, "%s: brokers[%zu]: %s", name, i, why);
+            goto fail;
+        }
+        o->rtt_ms = -1;
+        self->n_brokers++;
+    }
+    for (size_t i = 0; i < json_array_size(models); i++) {
+        const json_t *m = json_array_get(models, i);
+        sw_bootstrap_model_t *o = &self->models[self->n_models];
+        if (!json_is_object(m)) {
+            sw_err(err, errlen, "%s: models[%zu] is not an object", name, i);
+            goto fail;
+        }
+        if (s_str(name, m, "id", false, o->id, sizeof o->id, err, errlen) != 0 ||
+            s_str(name, m, "manifest", true, o->manifest, sizeof o->manifest, err, errlen) != 0 ||
+            s_str(name, m, "signer", true, o->signer, sizeof o->signer, err, errlen) != 0)
+            goto fail;
+        self->n_models++;
+    }
+    json_decref(root);
+    return self;
+fail:
+    json_decref(root);
+    free(self);
+    return NULL;
+}
+
+typedef struct {
+    char *buf;
+    size_t len;
+    bool too_big;
+} s_body_t;
+
+static size_t s_on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    s_body_t *b = arg;
+    const size_t n = size * nmemb;
+    if (b->len + n > SW_BOOTSTRAP_MAX_BYTES) {
+        b->too_big = true;
+        return 0; /* aborts the transfer */
+    }
+    char *grown = realloc(b->buf, b->len + n + 1);
+    if (!grown)
+        return 0;
+    memcpy(grown + b->len, data, n);
+    b->buf = grown;
+    b->len += n;
+    return n;
+}
+
+sw_bootstrap_t *sw_bootstrap_load(const char *source, int timeout_s, char *err, size_t errlen)
+{
+    if (!source || !source[0]) {
+        sw_err(err, errlen, "no bootstrap source");
+        return NULL;
+    }
+    s_body_t body = {0};
+    const bool url = !strncmp(source, "http://", 7) || !strncmp(source, "https://", 8) || !strncmp(source, "file://", 7);
+    if (url) {
+        static bool s_curl_ready = false;
+        if (!s_curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+            sw_err(err, errlen, "libcurl could not start");
+            return NULL;
+        }
+        s_curl_ready = true;
+        CURL *c = curl_easy_init();
+        if (!c) {
+            sw_err(err, errlen, "libcurl could not start");
+            return NULL;
+        }
+        char cerr[CURL_ERROR_SIZE] = "";
+        curl_easy_setopt(c, CURLOPT_URL, source);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long) (timeout_s > 0 ? timeout_s : 10));
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        CURLcode rc = curl_easy_perform(c);
+        curl_easy_cleanup(c);
+        if (rc != CURLE_OK) {
+            if (body.too_big)
+                sw_err(err, errlen, "%s: longer than %u bytes", source, SW_BOOTSTRAP_MAX_BYTES);
+            else
+                sw_err(err, errlen, "%s: %s", source, cerr[0] ? cerr : curl_easy_strerror(rc));
+            free(body.buf);
+            return NULL;
+        }
+    } else {
+        FILE *f = fopen(source, "rb");
+        if (!f) {
+            sw_err(err, errlen, "%s: cannot open", source);
+            return NULL;
+        }
+        char chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            if (s_on_body(chunk, 1, n, &body) != n)
+                break;
+        const bool bad = ferror(f);
+        fclose(f);
+        if (bad || body.too_big) {
+            sw_err(err, errlen, "%s: %s", source, body.too_big ? "too large" : "read error");
+            free(body.buf);
+            return NULL;
+        }
+    }
+    sw_bootstrap_t *self = sw_bootstrap_parse(source, body.buf ? body.buf : "", body.len, err, errlen);
+    free(body.buf);
+    return self;
+}
+
+void sw_bootstrap_destroy(sw_bootstrap_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free(*self_p);
+    *self_p = NULL;
+}
+
+size_t sw_bootstrap_n_brokers(const sw_bootstrap_t *self) { return self->n_brokers; }
+
+const sw_bootstrap_broker_t *sw_bootstrap_broker(const sw_bootstrap_t *self, size_t i)
+{
+    return i < self->n_brokers ? &self->brokers[i] : NULL;
+}
+
+size_t sw_bootstrap_n_models(const sw_bootstrap_t *self) { return self->n_models; }
+
+const sw_bootstrap_model_t *sw_bootstrap_model(const sw_bootstrap_t *self, size_t i)
+{
+    return i < self->n_models ? &self->models[i] : NULL;
+}
+
+int sw_bootstrap_pick(sw_bootstrap_t *self, const sw_identity_t *identity, int timeout_ms, char *err, size_t errlen)
+{
+    sw_broker_client_t *bc[SW_BOOTSTRAP_MAX_BROKERS] = {0};
+    zpoller_t *poller = zpoller_new(NULL);
+    if (!poller)
+        return sw_err(err, errlen, "out of memory");
+    const uint64_t t0 = sw_now_ns();
+    size_t waiting = 0;
+    char why[256] = "";
+    for (size_t i = 0; i < self->n_brokers; i++) {
+        self->brokers[i].rtt_ms = -1;
+        sw_broker_client_config_t c = {.endpoint = self->brokers[i].endpoint, .role = SWISD__V1__ROLE__ROLE_CLIENT,
+                                       .identity = identity};
+        if (!(bc[i] = sw_broker_client_new(&c, why, sizeof why))) {
+            sw_log(SW_LOG_WARN, "volunteer: broker %s: %s", self->brokers[i].endpoint, why);
+            continue;
+        }
+        zpoller_add(poller, sw_broker_client_sock(bc[i]));
+        waiting++;
+    }
+    const uint64_t deadline = t0 + (uint64_t) timeout_ms * 1000000ull;
+    while (waiting && sw_now_ns() < deadline && !zsys_interrupted) {
+        zpoller_wait(poller, 20);
+        for (size_t i = 0; i < self->n_brokers; i++) {
+            if (!bc[i] || self->brokers[i].rtt_ms >= 0)
+                continue;
+            sw_wire_msg_t m;
+            while (zsock_events(sw_broker_client_sock(bc[i])) & ZMQ_POLLIN)
+                if (sw_broker_client_recv(bc[i], &m) == 1)
+                    sw_wire_msg_free(&m);
+            sw_broker_client_tick(bc[i]);
+            if (sw_broker_client_registered(bc[i])) {
+                self->brokers[i].rtt_ms = (double) (sw_now_ns() - t0) / 1e6;
+                waiting--;
+            }
+        }
+    }
+    int best = -1;
+    for (size_t i = 0; i < self->n_brokers; i++) {
+        sw_broker_client_destroy(&bc[i]);
+        if (self->brokers[i].rtt_ms >= 0 && (best < 0 || self->brokers[i].rtt_ms < self->brokers[best].rtt_ms))
+            best = (int) i;
+    }
+    zpoller_destroy(&poller);
+    if (best < 0)
+        return sw_err(err, errlen, "none of the %zu brokers answered within %d ms", self->n_brokers, timeout_ms);
+    return best;
+}

@@ -1,0 +1,426 @@
+/*  sw_volunteer.c: the volunteer's supervisor loop (see sw_volunteer.h). */
+#include "sw_volunteer.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sw_bootstrap.h"
+#include "sw_broker_client.h"
+#include "sw_common.h"
+#include "sw_gguf.h"
+#include "sw_host_probe.h"
+#include "sw_layer_choice.h"
+#include "sw_model.h"
+
+#define S_RESTART_MS 5000   /* a stage that exited on its own is started again after this */
+#define S_RETRY_MS 10000    /* a start that failed (no broker, no directory) is tried again after this */
+#define S_DIRECTORY_MS 3000 /* wait for the directory's answer */
+
+struct sw_volunteer_t {
+    sw_volunteer_config_t cfg;
+    char model_id[129], checksum[17];
+    int32_t n_layer;
+    uint64_t *layer_bytes;         /* (n_layer,) bytes of each block's tensors */
+    sw_bootstrap_t *boot;          /* NULL with cfg.broker */
+    char broker[400];              /* the broker in use */
+    char region[33];
+    pid_t child;                   /* the stage; 0 when none */
+    bool draining;                 /* SIGTERM sent to the child */
+    uint64_t drain_deadline_ns;    /* SIGKILL after this */
+    uint64_t drain_sent_ns;        /* when the SIGTERM went */
+    int32_t first, last;           /* layers the child serves, inclusive */
+};
+
+/* ---- model --------------------------------------------------------------------------------- */
+
+static int s_read_model(sw_volunteer_t *v, char *err, size_t errlen)
+{
+    sw_model_parts_t none = {.layer_begin = 0, .layer_end = 0, .embed = false, .head = false};
+    char why[400];
+    sw_model_t *m = sw_model_load(v->cfg.model_path, &none, why, sizeof why);
+    if (!m)
+        return sw_err(err, errlen, "model %s: %s", v->cfg.model_path, why);
+    v->n_layer = sw_model_hparams(m)->n_layer;
+    sw_model_identity(m, v->cfg.model_path, v->model_id, sizeof v->model_id, v->checksum, sizeof v->checksum);
+    if (v->n_layer < 1 || v->n_layer > SW_LAYER_CHOICE_MAX_LAYERS || !(v->layer_bytes = calloc((size_t) v->n_layer, 8))) {
+        sw_model_destroy(&m);
+        return sw_err(err, errlen, "%s: %d layers", v->cfg.model_path, (int) v->n_layer);
+    }
+    const sw_gguf_t *g = sw_model_gguf(m);
+    for (int64_t i = 0; i < sw_gguf_n_tensors(g); i++) {
+        const sw_gguf_tensor_t *t = sw_gguf_tensor(g, i);
+        int il, n = 0;
+        if (sscanf(t->name, "blk.%d.%n", &il, &n) == 1 && n > 0 && il >= 0 && il < v->n_layer)
+            v->layer_bytes[il] += t->nbytes;
+    }
+    sw_model_destroy(&m);
+    return 0;
+}
+
+/* ---- the swarm's needs ---------------------------------------------------------------------- */
+
+/* Asks the broker's directory for the stages of our model and chooses the
+ * layers. Returns 0 with v->first/last set, or -1 with a reason. */
+static int s_choose(sw_volunteer_t *v, uint64_t weights_cap, char *err, size_t errlen)
+{
+    sw_broker_client_config_t qc = {.endpoint = v->broker, .role = SWISD__V1__ROLE__ROLE_CLIENT,
+                                    .identity = v->cfg.identity, .region = v->region[0] ? v->region : NULL};
+    sw_broker_client_t *q = sw_broker_client_new(&qc, err, errlen);
+    if (!q)
+        return -1;
+    zpoller_t *p = zpoller_new(sw_broker_client_sock(q), NULL);
+    const uint64_t deadline = sw_now_ns() + (uint64_t) S_DIRECTORY_MS * 1000000ull;
+    bool asked = false;
+    int rc = sw_err(err, errlen, "the broker %s gave no directory within %d ms", v->broker, S_DIRECTORY_MS);
+    while (p && sw_now_ns() < deadline && !zsys_interrupted) {
+        if (sw_broker_client_registered(q) && !asked) {
+            Swisd__V1__DirectoryQuery dq = SWISD__V1__DIRECTORY_QUERY__INIT;
+            dq.checksum = v->checksum;
+            Swisd__V1__Body b = SWISD__V1__BODY__INIT;
+            b.msg_case = SWISD__V1__BODY__MSG_DIRECTORY_QUERY;
+            b.directory_query = &dq;
+            asked = sw_broker_client_send(q, "", &b) == 0;
+        }
+        if (zpoller_wait(p, 50)) {
+            sw_wire_msg_t m;
+            if (sw_broker_client_recv(q, &m) == 1 && m.body->msg_case == SWISD__V1__BODY__MSG_DIRECTORY_REPLY) {
+                const Swisd__V1__DirectoryReply *r = m.body->directory_reply;
+                sw_layer_host_t *hosts = calloc(r->n_stages + 1, sizeof *hosts);
+                size_t n = 0;
+                for (size_t i = 0; hosts && i < r->n_stages; i++) {
+                    const Swisd__V1__StageInfo *s = r->stages[i];
+                    /* a draining host is leaving: its layers count as uncovered */
+                    if (!s->layers || !s->model || !s->model->checksum || strcmp(s->model->checksum, v->checksum) ||
+                        (s->load && s->load->draining))
+                        continue;
+                    if (s->layers->begin >= s->layers->end || s->layers->end > (uint32_t) v->n_layer) {
+                        sw_log(SW_LOG_WARN, "volunteer: ignored stage %.16s: layers [%u, %u) do not fit %s's %d",
+                               s->node_id ? s->node_id : "?", s->layers->begin, s->layers->end, v->model_id,
+                               (int) v->n_layer);
+                        continue;
+                    }
+                    hosts[n++] = (sw_layer_host_t){.begin = (int32_t) s->layers->begin, .end = (int32_t) s->layers->end,
+                                                   .busy = s->load ? s->load->busy : 0};
+                }
+                sw_layer_pick_t pick;
+                if (!hosts)
+                    rc = sw_err(err, errlen, "out of memory");
+                else if (sw_layer_choose(v->n_layer, v->layer_bytes, hosts, n, weights_cap, &pick) != 0)
+                    rc = sw_err(err, errlen, "not even one layer of %s fits in %llu MiB", v->model_id,
+                                (unsigned long long) (weights_cap >> 20));
+                else {
+                    v->first = pick.begin;
+                    v->last = pick.end - 1;
+                    sw_log(SW_LOG_INFO, "volunteer: %zu hosts of %s hold layers; chose %d-%d (%d of them without a "
+                           "host)", n, v->model_id, (int) v->first, (int) v->last, (int) pick.uncovered);
+                    rc = 0;
+                }
+                free(hosts);
+                sw_wire_msg_free(&m);
+                break;
+            }
+            sw_wire_msg_free(&m);
+        }
+        sw_broker_client_tick(q);
+    }
+    zpoller_destroy(&p);
+    sw_broker_client_destroy(&q);
+    return rc;
+}
+
+/* ---- the stage process ---------------------------------------------------------------------- */
+
+static int s_spawn(sw_volunteer_t *v, const char *model_file, char *err, size_t errlen)
+{
+    char layers[32], threads[16], kv[32], up[16], drain[16], hb[16];
+    snprintf(layers, sizeof layers, "%d-%d", (int) v->first, (int) v->last);
+    snprintf(threads, sizeof threads, "%d", v->cfg.threads);
+    uint64_t kv_mib = (v->cfg.max_mem / 4) >> 20; /* a quarter of the cap for KV caches */
+    snprintf(kv, sizeof kv, "%llu", (unsigned long long) (kv_mib < 16 ? 16 : kv_mib));
+    snprintf(up, sizeof up, "%u", v->cfg.upload_kbps);
+    snprintf(drain, sizeof drain, "%d", v->cfg.drain_s);
+    snprintf(hb, sizeof hb, "%d", v->cfg.heartbeat_ms);
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = v->cfg.stage_exe;
+    argv[n++] = "--broker", argv[n++] = v->broker;
+    argv[n++] = "--model", argv[n++] = model_file;
+    argv[n++] = "--layers", argv[n++] = layers;
+    argv[n++] = "--threads", argv[n++] = threads;
+    argv[n++] = "--kv-mem", argv[n++] = kv;
+    argv[n++] = "--upload-kbps", argv[n++] = up;
+    argv[n++] = "--drain-s", argv[n++] = drain;
+    if (v->cfg.heartbeat_ms > 0)
+        argv[n++] = "--heartbeat-ms", argv[n++] = hb;
+    if (!v->cfg.fetch) /* the whole model is here: the stage itself moves to cover a new gap */
+        argv[n++] = "--rebalance";
+    if (v->cfg.key_path)
+        argv[n++] = "--key", argv[n++] = v->cfg.key_path;
+    else
+        argv[n++] = "--insecure";
+    if (v->region[0])
+        argv[n++] = "--region", argv[n++] = v->region;
+    if (v->cfg.name)
+        argv[n++] = "--name", argv[n++] = v->cfg.name;
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    const pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return sw_err(err, errlen, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* the stage goes when we go (a SIGKILLed volunteer leaves no orphan serving) */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1);
+        setpgid(0, 0); /* a terminal's Ctrl-C reaches the volunteer, which asks the stage itself */
+        if (v->cfg.nice > 0)
+            setpriority(PRIO_PROCESS, 0, v->cfg.nice);
+        execv(v->cfg.stage_exe, (char *const *) argv);
+        fprintf(stderr, "swisd volunteer: cannot run %s: %s\n", v->cfg.stage_exe, strerror(errno));
+        _exit(127);
+    }
+    v->child = pid;
+    v->draining = false;
+    printf("swisd volunteer: serving layers %s of %s via %s (stage pid %d, %d threads, nice %d, upload cap %u kbit/s)\n",
+           layers, v->model_id, v->broker, (int) pid, v->cfg.threads, v->cfg.nice, v->cfg.upload_kbps);
+    fflush(stdout);
+    return 0;
+}
+
+/* Broker, layers, weights, stage (not when *stop was set meanwhile). Returns
+ * 0 or -1 with a reason. */
+static int s_start(sw_volunteer_t *v, volatile int *stop, char *err, size_t errlen)
+{
+    if (v->boot) {
+        int best = sw_bootstrap_pick(v->boot, v->cfg.identity, 3000, err, errlen);
+        if (best < 0)
+            return -1;
+        const sw_bootstrap_broker_t *b = sw_bootstrap_broker(v->boot, (size_t) best);
+        snprintf(v->broker, sizeof v->broker, "%s", b->endpoint);
+        if (!v->cfg.region)
+            snprintf(v->region, sizeof v->region, "%s", b->region);
+        for (size_t i = 0; i < sw_bootstrap_n_brokers(v->boot); i++) {
+            const sw_bootstrap_broker_t *o = sw_bootstrap_broker(v->boot, i);
+            sw_log(SW_LOG_INFO, "volunteer: broker %s (%s): %s", o->endpoint, o->region[0] ? o->region : "-",
+                   o->rtt_ms >= 0 ? "answered" : "no answer");
+            if (o->rtt_ms >= 0)
+                printf("swisd volunteer: broker %s answered in %.1f ms%s\n", o->endpoint, o->rtt_ms,
+                       (int) i == best ? " (chosen)" : "");
+            else
+                printf("swisd volunteer: broker %s did not answer\n", o->endpoint);
+        }
+    }
+    const uint64_t kv = v->cfg.max_mem / 4;
+    if (s_choose(v, v->cfg.max_mem - kv, err, errlen) != 0)
+        return -1;
+    char path[4096];
+    if (v->cfg.fetch) {
+        if (v->cfg.fetch(v->cfg.fetch_arg, v->model_id, v->first, v->last, path, sizeof path, err, errlen) != 0)
+            return -1;
+    } else {
+        snprintf(path, sizeof path, "%s", v->cfg.model_path);
+    }
+    if (stop && *stop)
+        return sw_err(err, errlen, "asked to stop");
+    return s_spawn(v, path, err, errlen);
+}
+
+/* Asks the stage to drain (once); SIGKILL once its time is up. */
+static void s_drain(sw_volunteer_t *v, const char *why)
+{
+    if (!v->child)
+        return;
+    const uint64_t now = sw_now_ns();
+    if (!v->draining) {
+        printf("swisd volunteer: draining the stage (%s)\n", why);
+        fflush(stdout);
+        kill(v->child, SIGTERM);
+        v->draining = true;
+        v->drain_sent_ns = now;
+        v->drain_deadline_ns = now + (uint64_t) (v->cfg.drain_s + 10) * 1000000000ull;
+    } else if (now >= v->drain_deadline_ns) {
+        sw_log(SW_LOG_WARN, "volunteer: the stage did not exit %d s after its drain began; killing it",
+               v->cfg.drain_s + 10);
+        kill(v->child, SIGKILL);
+        v->drain_deadline_ns = UINT64_MAX;
+    }
+}
+
+/* Reaps the stage when it exited. Returns true when it did (v->child = 0). */
+static bool s_reap(sw_volunteer_t *v)
+{
+    int status;
+    if (!v->child || waitpid(v->child, &status, WNOHANG) != v->child)
+        return false;
+    if (WIFEXITED(status))
+        printf("swisd volunteer: the stage exited with status %d%s\n", WEXITSTATUS(status),
+               v->draining ? " after draining" : "");
+    else
+        printf("swisd volunteer: the stage ended by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    fflush(stdout);
+    v->child = 0;
+    return true;
+}
+
+/* ---- public ----------------------------------------------------------------------------------- */
+
+sw_volunteer_t *sw_volunteer_new(const sw_volunteer_config_t *cfg, char *err, size_t errlen)
+{
+    if (!cfg->model_path) {
+        sw_err(err, errlen, "no model: give --model FILE (fetching from a manifest needs the shard fetcher)");
+        return NULL;
+    }
+    if (!cfg->broker && !cfg->bootstrap) {
+        sw_err(err, errlen, "no broker: give a bootstrap file or URL, or --broker");
+        return NULL;
+    }
+    if (!cfg->stage_exe || access(cfg->stage_exe, X_OK) != 0) {
+        sw_err(err, errlen, "swisd-stage not found (%s)", cfg->stage_exe ? cfg->stage_exe : "none");
+        return NULL;
+    }
+    sw_volunteer_t *v = calloc(1, sizeof *v);
+    if (!v) {
+        sw_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    v->cfg = *cfg;
+    if (v->cfg.threads < 1)
+        v->cfg.threads = 1;
+    if (v->cfg.sample_ms <= 0)
+        v->cfg.sample_ms = 1000;
+    if (cfg->region)
+        snprintf(v->region, sizeof v->region, "%s", cfg->region);
+    if (s_read_model(v, err, errlen) != 0)
+        goto fail;
+    if (cfg->broker)
+        snprintf(v->broker, sizeof v->broker, "%s", cfg->broker);
+    else if (!(v->boot = sw_bootstrap_load(cfg->bootstrap, 10, err, errlen)))
+        goto fail;
+    return v;
+fail:
+    sw_volunteer_destroy(&v);
+    return NULL;
+}
+
+void sw_volunteer_destroy(sw_volunteer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sw_volunteer_t *v = *self_p;
+    if (v->child) {
+        kill(v->child, SIGTERM);
+        for (int i = 0; i < (v->cfg.drain_s + 10) * 10 && !s_reap(v); i++)
+            usleep(100000);
+        if (v->child) {
+            kill(v->child, SIGKILL);
+            waitpid(v->child, NULL, 0);
+        }
+    }
+    sw_bootstrap_destroy(&v->boot);
+    free(v->layer_bytes);
+    free(v);
+    *self_p = NULL;
+}
+
+static int s_minute_now(void)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    return tm.tm_hour * 60 + tm.tm_min;
+}
+
+int sw_volunteer_run(sw_volunteer_t *v, volatile int *stop)
+{
+    const long clk = sysconf(_SC_CLK_TCK);
+    sw_cpu_snapshot_t prev;
+    bool have_prev = sw_cpu_snapshot(NULL, 0, &prev) == 0;
+    uint64_t next_start_ns = 0, above_ms = 0, below_ms = 0;
+    bool owner_busy = false, started_once = false, told_hours = false, forced = false;
+    char err[512];
+    for (;;) {
+        const uint64_t now = sw_now_ns();
+        if (s_reap(v) && !v->draining) /* it ended on its own: start again, but not at once */
+            next_start_ns = now + (uint64_t) S_RESTART_MS * 1000000ull;
+        if (stop && *stop) {
+            if (!v->child)
+                break;
+            s_drain(v, "asked to stop");
+            /* asked twice: the stage stops at once too (its own rule: a second signal 1 s or more after the first) */
+            if (zsys_interrupted && !forced && v->draining && now - v->drain_sent_ns >= 1100000000ull) {
+                printf("swisd volunteer: asked again: stopping the stage now\n");
+                fflush(stdout);
+                kill(v->child, SIGTERM); /* its second signal, >= 1 s after the first */
+                forced = true;
+            }
+        } else {
+            /* the owner's load, other than ours (the stage's pid counted as ours) */
+            sw_cpu_snapshot_t cur;
+            const pid_t pids[1] = {v->child};
+            if (sw_cpu_snapshot(pids, v->child ? 1 : 0, &cur) == 0) {
+                if (have_prev && v->cfg.pause_load > 0) {
+                    const double load = sw_owner_load_between(&prev, &cur, clk);
+                    const uint64_t dt = (cur.at_ns - prev.at_ns) / 1000000;
+                    above_ms = load > v->cfg.pause_load ? above_ms + dt : 0;
+                    below_ms = load < v->cfg.pause_load / 2 ? below_ms + dt : 0;
+                    if (!owner_busy && above_ms >= (uint64_t) v->cfg.pause_after_s * 1000) {
+                        owner_busy = true;
+                        printf("swisd volunteer: the machine's owner needs it (other processes' load %.2f > %.2f "
+                               "for %d s): pausing\n", load, v->cfg.pause_load, v->cfg.pause_after_s);
+                        fflush(stdout);
+                    } else if (owner_busy && below_ms >= (uint64_t) v->cfg.resume_after_s * 1000) {
+                        owner_busy = false;
+                        printf("swisd volunteer: other processes' load %.2f stayed below %.2f for %d s: resuming\n",
+                               load, v->cfg.pause_load / 2, v->cfg.resume_after_s);
+                        fflush(stdout);
+                    }
+                }
+                prev = cur;
+                have_prev = true;
+            }
+            const int minute = s_minute_now();
+            const bool in_hours = sw_schedule_contains(&v->cfg.schedule, minute);
+            if (!in_hours && !v->child && !told_hours) {
+                const int wait = sw_schedule_wait_min(&v->cfg.schedule, minute);
+                printf("swisd volunteer: outside its schedule (%02d:%02d-%02d:%02d); serving again in %d h %02d min\n",
+                       v->cfg.schedule.start_min / 60, v->cfg.schedule.start_min % 60, v->cfg.schedule.end_min / 60,
+                       v->cfg.schedule.end_min % 60, wait / 60, wait % 60);
+                fflush(stdout);
+            }
+            told_hours = !in_hours;
+            if (v->child && !in_hours)
+                s_drain(v, "outside its schedule");
+            else if (v->child && owner_busy)
+                s_drain(v, "the owner's load");
+            else if (v->child && v->draining)
+                s_drain(v, "");
+            if (!v->child && in_hours && !owner_busy && now >= next_start_ns) {
+                if (s_start(v, stop, err, sizeof err) != 0) {
+                    fprintf(stderr, "swisd volunteer: cannot start yet: %s (again in %d s)\n", err, S_RETRY_MS / 1000);
+                    next_start_ns = now + (uint64_t) S_RETRY_MS * 1000000ull;
+                } else {
+                    started_once = true;
+                    next_start_ns = now + (uint64_t) S_RESTART_MS * 1000000ull; /* if it dies at once */
+                }
+            }
+        }
+        /* sleep one sample; a signal ends the sleep early (no SA_RESTART) */
+        struct timespec ts = {.tv_sec = v->cfg.sample_ms / 1000, .tv_nsec = (long) (v->cfg.sample_ms % 1000) * 1000000L};
+        if (stop && *stop)
+            ts = (struct timespec){.tv_sec = 0, .tv_nsec = 100000000L};
+        nanosleep(&ts, NULL);
+    }
+    printf("swisd volunteer: stopped%s\n", started_once ? " (the stage drained)" : "");
+    fflush(stdout);
+    return 0;
+}
