@@ -37,7 +37,6 @@
 #include "sw_wire.h"
 
 #define S_DIRECTORY_MS 1000     /* directory refresh period */
-#define S_RECENT 240            /* finished generations kept for the swarm status */
 
 /* A 64-bit random number (splitmix64 over a getrandom seed). */
 uint64_t sw__gateway_rand(sw_gateway_t *g)
@@ -163,7 +162,7 @@ sw_gateway_t *sw_gateway_new(const sw_gateway_config_t *cfg, char *err, size_t e
     sw_codec_config_t any = {.dtype = SW_DTYPE_F32};
     g->rx = sw_codec_new(&any, g->hp->n_embd, SW_WIRE_MAX_TOKENS);
     g->hidden = malloc(sizeof(float) * (size_t) SW_SESSION_PREFILL_CHUNK * (size_t) g->hp->n_embd);
-    g->recent = sw_recent_new(S_RECENT);
+    g->recent = sw_recent_new(SW__GATEWAY_RECENT);
     g->ban_out = sw_ban_outbox_new();
     g->v_usable = malloc(sizeof *g->v_usable * SW_WIRE_MAX_STAGES);
     g->v_live = malloc(sizeof *g->v_live * SW_WIRE_MAX_STAGES);
@@ -349,7 +348,7 @@ static bool s_ours(const sw_gateway_t *g, const Swisd__V1__StageInfo *s)
  * A draining stage is never usable, and live only while the stages of
  * `cover` (n_cover; NULL: none) do not hold all its layers: the sessions
  * through it stay there until another host can take them. */
-static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__StageInfo **infos, int max, bool usable,
+int sw__gateway_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__StageInfo **infos, int max, bool usable,
                     const sw_plan_stage_t *cover, int n_cover)
 {
     int n = 0;
@@ -395,7 +394,7 @@ static int s_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__Stag
 void sw__gateway_view(sw_gateway_t *g, sw_route_view_t *v)
 {
     g->view_gen++;
-    const int n = s_stages(g, g->v_usable, g->v_infos, SW_WIRE_MAX_STAGES, true, NULL, 0);
+    const int n = sw__gateway_stages(g, g->v_usable, g->v_infos, SW_WIRE_MAX_STAGES, true, NULL, 0);
     for (int i = 0; i < n; i++) {
         const Swisd__V1__Capabilities *caps = g->v_infos[i]->caps;
         g->v_inbound[i] = g->codec_cfg; /* the stage's own choice for its link wins */
@@ -411,7 +410,7 @@ void sw__gateway_view(sw_gateway_t *g, sw_route_view_t *v)
         }
     }
     *v = (sw_route_view_t){.usable = g->v_usable, .inbound = g->v_inbound, .n_usable = n, .live = g->v_live,
-                           .n_live = s_stages(g, g->v_live, NULL, SW_WIRE_MAX_STAGES, false, g->v_usable, n),
+                           .n_live = sw__gateway_stages(g, g->v_live, NULL, SW_WIRE_MAX_STAGES, false, g->v_usable, n),
                            .n_layer = g->hp->n_layer, .codec = g->codec_cfg};
 }
 
@@ -420,7 +419,7 @@ void sw__gateway_view(sw_gateway_t *g, sw_route_view_t *v)
 /* Sends a reply to an RPC client without ever blocking: a client whose
  * queue is full (it does not read) loses the reply, which is counted and
  * logged at most once every 10 s. Returns true when it was queued. */
-static bool s_rpc_send(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Body *b)
+bool sw__gateway_rpc_send(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Body *b)
 {
     if (sw_wire_send(g->rpc, client, sw_gateway_id(g), "", 0, b) == 0)
         return true;
@@ -497,7 +496,7 @@ bool sw__gateway_emit(sw_gateway_t *g, sw__gw_session_t *c, uint32_t index, int3
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REPLY;
     b.generate_reply = &r;
-    return s_rpc_send(g, c->client, &b);
+    return sw__gateway_rpc_send(g, c->client, &b);
 }
 
 /* Sends the summary of a finished session and records it for the status. */
@@ -540,7 +539,7 @@ void sw__gateway_summary(sw_gateway_t *g, sw__gw_session_t *c, const char *reaso
     Swisd__V1__Body b = SWISD__V1__BODY__INIT;
     b.msg_case = SWISD__V1__BODY__MSG_GENERATE_REPLY;
     b.generate_reply = &r;
-    s_rpc_send(g, c->client, &b);
+    sw__gateway_rpc_send(g, c->client, &b);
     char via[SW_PLAN_MAX_HOPS * 18 + 1] = ""; /* the route's node ids, 16 bytes of each, comma-separated */
     for (int i = 0, at = 0; i < n_hops && at < (int) sizeof via - 18; i++)
         at += snprintf(via + at, sizeof via - (size_t) at, "%s%.16s", i ? "," : "", route[i]);
@@ -1136,174 +1135,6 @@ static void s_on_generate(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Ge
     sw__gateway_drive(g, c);
 }
 
-/* The layers no live stage holds, as half-open ranges; fills up to max
- * entries of gaps and gp (gp[i] = &gaps[i]) and returns the count. */
-static size_t s_gaps(const sw_gateway_t *g, const sw_plan_stage_t *st, int n, Swisd__V1__LayerRange *gaps,
-                     Swisd__V1__LayerRange **gp, size_t max)
-{
-    size_t ng = 0;
-    for (int32_t l = 0; l < g->hp->n_layer && ng < max;) {
-        bool held = false;
-        for (int i = 0; i < n && !held; i++)
-            held = st[i].begin <= l && l < st[i].end;
-        if (held) {
-            l++;
-            continue;
-        }
-        swisd__v1__layer_range__init(&gaps[ng]);
-        gaps[ng].begin = (uint32_t) l;
-        while (l < g->hp->n_layer) {
-            bool h2 = false;
-            for (int i = 0; i < n && !h2; i++)
-                h2 = st[i].begin <= l && l < st[i].end;
-            if (h2)
-                break;
-            l++;
-        }
-        gaps[ng].end = (uint32_t) l;
-        gp[ng] = &gaps[ng];
-        ng++;
-    }
-    return ng;
-}
-
-static void s_on_list_models(sw_gateway_t *g, zframe_t *client)
-{
-    sw_plan_stage_t *st = g->v_usable;
-    g->view_gen++; /* the view's arrays are reused here */
-    int n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, true, NULL, 0);
-    sw_plan_t plan;
-    Swisd__V1__ModelInfo info = SWISD__V1__MODEL_INFO__INIT;
-    info.model = &g->ref;
-    info.servable = sw_plan(st, n, g->hp->n_layer, &plan) == 0;
-    Swisd__V1__LayerRange gaps[64], *gp[64];
-    n = s_stages(g, st, NULL, SW_WIRE_MAX_STAGES, false, NULL, 0); /* gaps: layers no live stage holds */
-    size_t ng = s_gaps(g, st, n, gaps, gp, 64);
-    info.gaps = gp;
-    info.n_gaps = ng;
-    Swisd__V1__ModelInfo *models[1] = {&info};
-    Swisd__V1__ListModelsReply r = SWISD__V1__LIST_MODELS_REPLY__INIT;
-    r.models = models;
-    r.n_models = 1;
-    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-    b.msg_case = SWISD__V1__BODY__MSG_LIST_MODELS_REPLY;
-    b.list_models_reply = &r;
-    s_rpc_send(g, client, &b);
-}
-
-static void s_on_status(sw_gateway_t *g, zframe_t *client)
-{
-    Swisd__V1__SwarmStatusReply r = SWISD__V1__SWARM_STATUS_REPLY__INIT;
-    if (g->dir) {
-        r.stages = g->dir->directory_reply->stages;
-        r.n_stages = g->dir->directory_reply->n_stages;
-    }
-    Swisd__V1__SessionStatus ss[256], *sp[256];
-    size_t n = 0;
-    const uint64_t now = sw_now_ns();
-    char tags[256][17];
-    for (sw__gw_session_t *c = g->sessions; c && n < 256; c = c->next, n++) {
-        swisd__v1__session_status__init(&ss[n]);
-        /* session ids are capabilities (they name KV caches on stages): never published;
-         * the status shows a keyed hash instead, stable for the session's life */
-        const char *sid = sw_session_id(c->ss);
-        snprintf(tags[n], sizeof tags[n], "%016llx",
-                 (unsigned long long) XXH3_64bits_withSeed(sid, strlen(sid), g->tag_seed));
-        sw_session_stats_t st;
-        sw_session_stats(c->ss, now, &st);
-        ss[n].session_id = tags[n];
-        ss[n].request_id = c->client_req;
-        ss[n].tokens = st.completion_tokens;
-        ss[n].tokens_per_s = st.decode_tokens_per_s;
-        ss[n].acceptance_rate = st.acceptance_rate;
-        ss[n].tokens_per_round_trip = st.tokens_per_round_trip;
-        ss[n].gamma = st.gamma;
-        ss[n].speedup = st.speedup;
-        sp[n] = &ss[n];
-    }
-    r.sessions = sp;
-    r.n_sessions = n;
-    g->view_gen++; /* the view's arrays are reused here */
-    const int n_st = s_stages(g, g->v_live, NULL, SW_WIRE_MAX_STAGES, false, NULL, 0);
-    Swisd__V1__LayerRange gaps[64], *gp[64];
-    r.n_gaps = s_gaps(g, g->v_live, n_st, gaps, gp, 64);
-    r.gaps = gp;
-    const size_t n_recent = sw_recent_count(g->recent);
-    Swisd__V1__GenerationSample recent[S_RECENT], *rp[S_RECENT];
-    for (size_t i = 0; i < n_recent && i < S_RECENT; i++) {
-        const sw_recent_sample_t *x = sw_recent_get(g->recent, i);
-        swisd__v1__generation_sample__init(&recent[i]);
-        recent[i].end_unix_ms = x->end_unix_ms;
-        recent[i].prompt_tokens = x->prompt_tokens;
-        recent[i].completion_tokens = x->completion_tokens;
-        recent[i].decode_tokens_per_s = x->decode_tokens_per_s;
-        recent[i].time_to_first_token_ms = x->time_to_first_token_ms;
-        recent[i].acceptance_rate = x->acceptance_rate;
-        rp[i] = &recent[i];
-    }
-    r.recent = rp;
-    r.n_recent = n_recent;
-    r.generations_total = sw_recent_generations_total(g->recent);
-    r.tokens_generated_total = sw_recent_tokens_total(g->recent);
-    r.unsealed_replies_total = g->unsealed_replies;
-    Swisd__V1__NodeCount ucount[16], *up[16];
-    for (int i = 0; i < 16; i++) {
-        if (!g->unsealed_by[i].n)
-            continue;
-        swisd__v1__node_count__init(&ucount[r.n_unsealed_replies]);
-        ucount[r.n_unsealed_replies].node_id = g->unsealed_by[i].id;
-        ucount[r.n_unsealed_replies].count = g->unsealed_by[i].n;
-        up[r.n_unsealed_replies] = &ucount[r.n_unsealed_replies];
-        r.n_unsealed_replies++;
-    }
-    r.unsealed_replies = up;
-    r.gateway_id = (char *) sw_gateway_id(g);
-    r.region = g->cfg.region ? (char *) g->cfg.region : "default";
-    r.model = &g->ref;
-    sw__audit_status_t audit;
-    sw__audit_status(g, &r, &audit);
-    Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-    b.msg_case = SWISD__V1__BODY__MSG_SWARM_STATUS_REPLY;
-    b.swarm_status_reply = &r;
-    s_rpc_send(g, client, &b);
-    sw__audit_status_free(&audit);
-}
-
-/* TokenRequest: an API token bound to the key of the connection that asks
- * (its ZAP User-Id), for a key that has done work for this gateway. */
-static void s_on_token(sw_gateway_t *g, const sw_wire_msg_t *m)
-{
-    uint8_t pk[32];
-    char id[SW_IDENTITY_ID_LEN + 1], token[SW_API_TOKEN_HEX + 1], err[256];
-    sw_reputation_row_t row;
-    double expires = 0;
-    int rc, code = SWISD__V1__ERROR_CODE__ERROR_UNAUTHORIZED;
-    if (!g->cfg.tokens) {
-        code = SWISD__V1__ERROR_CODE__ERROR_BAD_REQUEST;
-        snprintf(err, sizeof err, "this gateway makes no API tokens (it runs without keys or a state database)");
-    } else if (!g->rpc_auth || sw_broker_auth_peer_key(m->body_frame, pk) != 0) {
-        snprintf(err, sizeof err, "the connection carries no key: dial tcp://HOST:PORT#KEY with --key");
-    } else if (sw_identity_fingerprint(pk, id),
-               !g->cfg.reputation || sw_reputation_row(g->cfg.reputation, id, &row, err, sizeof err) != 1) {
-        snprintf(err, sizeof err, "key %s has done no work for this gateway: tokens are for contributors", id);
-    } else if ((rc = sw_api_token_issue(g->cfg.tokens, id, sw_state_db_unix_s(), token, &expires, err, sizeof err))) {
-        code = rc == -2 ? SWISD__V1__ERROR_CODE__ERROR_OVERLOADED : SWISD__V1__ERROR_CODE__ERROR_INTERNAL;
-    } else {
-        Swisd__V1__TokenReply r = SWISD__V1__TOKEN_REPLY__INIT;
-        r.token = token;
-        r.node_id = id;
-        r.expires_unix_s = (uint64_t) expires;
-        Swisd__V1__Body b = SWISD__V1__BODY__INIT;
-        b.msg_case = SWISD__V1__BODY__MSG_TOKEN_REPLY;
-        b.token_reply = &r;
-        s_rpc_send(g, m->identity, &b);
-        sodium_memzero(token, sizeof token);
-        sw_log(SW_LOG_INFO, "gateway: made an API token for key %s", id);
-        return;
-    }
-    sw_wire_send_error(g->rpc, m->identity, sw_gateway_id(g), "", code, NULL, 0, "%s", err);
-}
-
 static void s_on_rpc(sw_gateway_t *g)
 {
     sw_wire_msg_t m;
@@ -1326,13 +1157,13 @@ static void s_on_rpc(sw_gateway_t *g)
         s_on_generate(g, m.identity, b->generate_request);
         break;
     case SWISD__V1__BODY__MSG_LIST_MODELS_REQUEST:
-        s_on_list_models(g, m.identity);
+        sw__gateway_on_list_models(g, m.identity);
         break;
     case SWISD__V1__BODY__MSG_SWARM_STATUS_REQUEST:
-        s_on_status(g, m.identity);
+        sw__gateway_on_status(g, m.identity);
         break;
     case SWISD__V1__BODY__MSG_TOKEN_REQUEST:
-        s_on_token(g, &m);
+        sw__gateway_on_token(g, &m);
         break;
     case SWISD__V1__BODY__MSG_CANCEL:
         for (sw__gw_session_t *c = g->sessions; c; c = c->next)

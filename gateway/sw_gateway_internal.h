@@ -206,6 +206,19 @@ int sw__gateway_send_forward(sw_gateway_t *g, char *session_id, uint64_t request
                              size_t n_route, uint32_t pos, uint32_t n_tok, Swisd__V1__Activation *act,
                              Swisd__V1__CodecConfig *reply_codec, uint8_t *digest);
 const Swisd__V1__StageInfo *sw__gateway_stage_info(const sw_gateway_t *g, const char *id);
+/* Stages of our model from the last directory as planner input (s_stages in
+ * sw_gateway.c): with `usable`, those health lets us choose now; else every
+ * live one, a draining one only while `cover` (n_cover; NULL: none) does not
+ * hold its layers. Fills out[0..max) (and infos, when not NULL); returns the count. */
+int sw__gateway_stages(sw_gateway_t *g, sw_plan_stage_t *out, const Swisd__V1__StageInfo **infos, int max,
+                       bool usable, const sw_plan_stage_t *cover, int n_cover);
+/* Sends body b to the RPC client `client` (a copy of its routing frame); false when it cannot be queued. */
+bool sw__gateway_rpc_send(sw_gateway_t *g, zframe_t *client, const Swisd__V1__Body *b);
+#define SW__GATEWAY_RECENT 240 /* finished generations kept for the swarm status */
+/* sw_gateway_status.c: the RPC's ListModels, SwarmStatus and TokenRequest answers. */
+void sw__gateway_on_list_models(sw_gateway_t *g, zframe_t *client);
+void sw__gateway_on_status(sw_gateway_t *g, zframe_t *client);
+void sw__gateway_on_token(sw_gateway_t *g, const sw_wire_msg_t *m);
 /* Streams one TEXT chunk (bytes text[0..len)) to c's client; false when the
  * client is gone or its queue is full. */
 bool sw__gateway_emit(sw_gateway_t *g, sw__gw_session_t *c, uint32_t index, int32_t token, const char *text,
