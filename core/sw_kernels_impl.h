@@ -32,14 +32,19 @@
  *            2(k/8) + 1) in the high nibbles.                    2368 bytes
  *            (148 bytes per row and block against GGUF's 144: the scales
  *            and mins unpacked to bytes.)
+ *      Q5_K: as Q4_K up to byte 320, then 8 chunks of 64 bytes; chunk c
+ *            holds for row r the bytes qh[4c..4c+3] (bit 2p of qh[l] is the
+ *            fifth bit of element 64p + l, bit 2p + 1 that of 64p + 32 + l),
+ *            then the 32 qs chunks as Q4_K's (at byte 832).   2880 bytes
+ *            (180 bytes per row and block against GGUF's 176.)
  *    groups are stored one after another, each with its nb records in order.
  *  Their activations are split into int8 values xq (n_in per token), f32
  *  block scales xd (the f16-rounded Q8_0 scale) and int32 block biases xb
  *  (-bias_mul * sum of the block's 32 int8 values), so that for each block
  *      sum_j w_j x_j = xb + sum_j u_j x_j
  *  with u_j the unsigned weight the kernel multiplies (q + 128 or the nibble).
- *  Q4_K tiles take Q8_K activation rows instead (sw__tile_t.xk), as the
- *  rows kernels do: row r of block b is, per sub-block s of 32 elements,
+ *  Q4_K / Q5_K tiles take Q8_K activation rows instead (sw__tile_t.xk), as
+ *  the rows kernels do: row r of block b is, per sub-block s of 32 elements,
  *      d_r sc_rs sum_j u_j x_j - dmin_r mn_rs sum_j x_j   (times the Q8_K d)
  *  with the sums of x_j from the Q8_K bsums (ggml's Q4_K x Q8_K dot).
  */
@@ -56,6 +61,7 @@
 #define SW__REC_Q8_0 544          /* bytes per r16 block record */
 #define SW__REC_Q4_0 288
 #define SW__REC_Q4_K 2368
+#define SW__REC_Q5_K 2880
 
 /*  Kernel slots for rows kernels. */
 enum {
@@ -70,13 +76,13 @@ typedef void(sw__rows_fn)(const uint8_t *w, size_t row_bytes, int64_t n_in, int6
 
 typedef struct {
     const uint8_t *wg;        /* first record of the group */
-    int64_t nb;               /* blocks per row (32-element blocks; Q4_K: 256) */
+    int64_t nb;               /* blocks per row (32-element blocks; Q4_K, Q5_K: 256) */
     const int8_t *xq;         /* int8 activations of token 0, n_in per token */
     int64_t xq_stride;        /* bytes between tokens in xq */
     const float *xd;          /* block scales of token 0, xs_stride per token */
     const int32_t *xb;        /* block biases of token 0, xs_stride per token */
     int64_t xs_stride;        /* elements between tokens in xd / xb */
-    const sw_block_q8_K *xk;  /* Q4_K tiles only: Q8_K activations of token 0 (nb blocks) */
+    const sw_block_q8_K *xk;  /* Q4_K / Q5_K tiles: Q8_K activations of token 0 (nb blocks) */
     int64_t xk_stride;        /* Q8_K blocks between tokens in xk */
     int64_t n_tok;            /* tokens to compute (any count >= 1) */
     float *y;                 /* y of token 0, row 16g */
@@ -99,6 +105,7 @@ typedef struct {
     sw__tile_fn *tile_q8_0;         /* NULL: no repacking, use rows */
     sw__tile_fn *tile_q4_0;
     sw__tile_fn *tile_q4_K;         /* NULL: Q4_K through rows */
+    sw__tile_fn *tile_q5_K;         /* NULL: Q5_K through rows */
     sw__quant_fn *quant;            /* activation quantizer for the tiles */
     sw__quant_q8_K_fn *quant_q8_K;  /* Q8_K activations; NULL: sw_quantize_row */
     int q8_0_bias;                  /* bias_mul for Q8_0 tiles (128 or 0) */

@@ -38,7 +38,7 @@
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static const sw__kernels_t *s_best = &sw__kernels_scalar;
 static int s_scalar_forced = 0;
-static int s_k_tiles_off = 0; /* SWISD_KQUANT_TILES=0: Q4_K through the rows kernels */
+static int s_k_tiles_off = 0; /* SWISD_KQUANT_TILES=0: Q4_K / Q5_K through the rows kernels */
 static sw_matmul_observer_fn *s_observer = NULL; /* sw_matmul_set_observer */
 static void *s_observer_ctx = NULL;
 
@@ -74,7 +74,7 @@ static void s_pick(void)
     const char *env = getenv("SWISD_KERNELS");
     (void) env;
 #endif
-    /* SWISD_KQUANT_TILES=0 keeps Q4_K in the GGUF layout (rows kernels):
+    /* SWISD_KQUANT_TILES=0 keeps Q4_K / Q5_K in the GGUF layout (rows kernels):
      * the kernels before the repacked ones, for benchmarks and tests */
     const char *kt = getenv("SWISD_KQUANT_TILES");
     s_k_tiles_off = kt && strcmp(kt, "0") == 0;
@@ -134,38 +134,57 @@ static int s_slot(sw_dtype_t type)
 /*  Bytes of one r16 record and elements per row it covers. */
 static size_t s_rec_bytes(sw_dtype_t type)
 {
-    return type == SW_DTYPE_Q8_0 ? SW__REC_Q8_0 : type == SW_DTYPE_Q4_K ? SW__REC_Q4_K : SW__REC_Q4_0;
+    switch (type) {
+    case SW_DTYPE_Q8_0: return SW__REC_Q8_0;
+    case SW_DTYPE_Q4_K: return SW__REC_Q4_K;
+    case SW_DTYPE_Q5_K: return SW__REC_Q5_K;
+    default: return SW__REC_Q4_0;
+    }
+}
+
+static int s_is_k_tile(sw_dtype_t type)
+{
+    return type == SW_DTYPE_Q4_K || type == SW_DTYPE_Q5_K;
 }
 
 static int64_t s_rec_elems(sw_dtype_t type)
 {
-    return type == SW_DTYPE_Q4_K ? SW_QK_K : 32;
+    return s_is_k_tile(type) ? SW_QK_K : 32;
 }
 
-/*  One r16 Q4_K record (layout: sw_kernels_impl.h) from the GGUF blocks b
- *  of the group's rows; rows at or past n_out stay zero (d = dmin = 0). */
-static void s_repack_q4_K(uint8_t *o, const uint8_t *data, size_t row_bytes, int64_t g, int64_t b, int64_t n_out)
+/*  One r16 Q4_K / Q5_K record (layout: sw_kernels_impl.h) from the GGUF
+ *  blocks b of the group's rows; rows at or past n_out stay zero (d = dmin
+ *  = 0). The two block types share d, dmin and scales at the same offsets. */
+static void s_repack_k45(sw_dtype_t type, uint8_t *o, const uint8_t *data, size_t row_bytes, int64_t g, int64_t b,
+                         int64_t n_out)
 {
-    memset(o, 0, SW__REC_Q4_K);
+    const int q5 = type == SW_DTYPE_Q5_K;
+    const size_t bb = q5 ? sizeof(sw_block_q5_K) : sizeof(sw_block_q4_K);
+    memset(o, 0, q5 ? SW__REC_Q5_K : SW__REC_Q4_K);
     for (int r = 0; r < SW__GROUP; r++) {
         int64_t row = g * SW__GROUP + r;
         if (row >= n_out)
             break;
-        const sw_block_q4_K *blk = (const sw_block_q4_K *) (data + (size_t) row * row_bytes) + b;
-        memcpy(o + 2 * r, &blk->d, 2);
-        memcpy(o + 32 + 2 * r, &blk->dmin, 2);
+        const uint8_t *blk = data + (size_t) row * row_bytes + (size_t) b * bb;
+        memcpy(o + 2 * r, blk, 2);           /* d */
+        memcpy(o + 32 + 2 * r, blk + 2, 2);  /* dmin */
         uint32_t sc[2], mn[2];
-        sw__k4_scales(blk->scales, &sc[0], &sc[1], &mn[0], &mn[1]);
+        sw__k4_scales(blk + 4, &sc[0], &sc[1], &mn[0], &mn[1]);
         for (int s = 0; s < 8; s++) {
             o[64 + 16 * s + r] = (uint8_t) (sc[s / 4] >> (8 * (s % 4)));
             o[192 + 16 * s + r] = (uint8_t) (mn[s / 4] >> (8 * (s % 4)));
         }
+        const uint8_t *qs = blk + (q5 ? 48 : 16);
+        uint8_t *oq = o + (q5 ? 832 : 320);
         for (int k = 0; k < 32; k++)
-            memcpy(o + 320 + 64 * k + 4 * r, blk->qs + 4 * k, 4);
+            memcpy(oq + 64 * k + 4 * r, qs + 4 * k, 4);
+        if (q5)
+            for (int c = 0; c < 8; c++)
+                memcpy(o + 320 + 64 * c + 4 * r, blk + 16 + 4 * c, 4); /* qh */
     }
 }
 
-/*  Builds the r16 copy of Q8_0 / Q4_0 / Q4_K weights (layout: sw_kernels_impl.h). */
+/*  Builds the r16 copy of Q8_0 / Q4_0 / Q4_K / Q5_K weights (layout: sw_kernels_impl.h). */
 static void *s_repack(sw_dtype_t type, int64_t n_in, int64_t n_out, const uint8_t *data, size_t row_bytes)
 {
     const int64_t nb = n_in / s_rec_elems(type);
@@ -179,8 +198,8 @@ static void *s_repack(sw_dtype_t type, int64_t n_in, int64_t n_out, const uint8_
     for (int64_t g = 0; g < ng; g++) {
         for (int64_t b = 0; b < nb; b++) {
             uint8_t *o = out + ((size_t) g * (size_t) nb + (size_t) b) * rec;
-            if (type == SW_DTYPE_Q4_K) {
-                s_repack_q4_K(o, data, row_bytes, g, b, n_out);
+            if (s_is_k_tile(type)) {
+                s_repack_k45(type, o, data, row_bytes, g, b, n_out);
                 continue;
             }
             memset(o, 0, rec);
@@ -220,6 +239,7 @@ static sw__tile_fn *s_tile_for(const sw__kernels_t *k, sw_dtype_t type)
     case SW_DTYPE_Q8_0: return k->tile_q8_0;
     case SW_DTYPE_Q4_0: return k->tile_q4_0;
     case SW_DTYPE_Q4_K: return s_k_tiles_off ? NULL : k->tile_q4_K;
+    case SW_DTYPE_Q5_K: return s_k_tiles_off ? NULL : k->tile_q5_K;
     default: return NULL;
     }
 }
@@ -280,7 +300,7 @@ typedef struct {
     float *xd;               /* (n_tok, nb) */
     int32_t *xb;             /* (n_tok, nb) */
     int bias_mul;
-    /* Q4_K tiles take Q8_K rows (xa, xa_stride) instead of xq / xd / xb */
+    /* Q4_K / Q5_K tiles take Q8_K rows (xa, xa_stride) instead of xq / xd / xb */
     /* rows */
     sw__rows_fn *rows;
     const void *xa;          /* activation rows for rows kernels */
@@ -327,7 +347,7 @@ static void s_job_quant(void *arg, int ith, int nth)
     s_job_t *j = arg;
     int64_t t0, t1;
     s_split(j->n_tok, ith, nth, &t0, &t1);
-    if (j->tile && j->w->type != SW_DTYPE_Q4_K)
+    if (j->tile && !s_is_k_tile(j->w->type))
         s_quant_tiles(j, t0, t1);
     else
         s_quant_rows(j, t0, t1);
@@ -425,10 +445,10 @@ static size_t s_round64(size_t n)
 }
 
 /*  Scratch bytes for a tile product's quantized input; sets the activation
- *  type of j for Q4_K (Q8_K rows). */
+ *  type of j for Q4_K / Q5_K (Q8_K rows). */
 static size_t s_tiles_scratch(s_job_t *j, sw_dtype_t type, int64_t n_tok, int64_t n_in)
 {
-    if (type == SW_DTYPE_Q4_K) {
+    if (s_is_k_tile(type)) {
         j->xa_type = SW_DTYPE_Q8_K;
         j->xa_stride = sw_dtype_row_size(SW_DTYPE_Q8_K, n_in);
         return (size_t) n_tok * j->xa_stride;
@@ -442,7 +462,7 @@ static size_t s_tiles_scratch(s_job_t *j, sw_dtype_t type, int64_t n_tok, int64_
 static void s_tiles_input(s_job_t *j, void *mem, sw_pool_t *pool, int nth)
 {
     const int64_t n_tok = j->n_tok, n_in = j->w->n_in, nb = n_in / 32;
-    if (j->w->type == SW_DTYPE_Q4_K) {
+    if (s_is_k_tile(j->w->type)) {
         j->xa = mem; /* (n_tok, n_in / 256) Q8_K blocks */
     } else {
         j->xq = mem; /* (n_tok, n_in) int8 */

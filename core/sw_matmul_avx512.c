@@ -113,20 +113,26 @@ SW_512 static void s_tile_q4_0(const sw__tile_t *a)
     S_DISPATCH(1)
 }
 
-/*  Q4_K r16 tiles against Q8_K activations (layout: sw_kernels_impl.h).
+/*  Q4_K / Q5_K r16 tiles against Q8_K activations (layout: sw_kernels_impl.h).
  *  Per sub-block pair p (chunks 8p..8p+7), vpdpbusd sums the low nibbles
  *  times the 32 values of sub-block 2p and the high nibbles, masked in
  *  place (16 times the nibble, saving a shift), times those of 2p + 1; the
  *  int32 sums are scaled by 16 sc and sc (vpmulld) and summed over the
  *  block (at most 8 * 32 * 15 * 128 * 1008 < 2^31), then converted once
  *  with d / 16 * d_x. The mins: vpdpwssd of (mn_2q, mn_2q+1) i16 pairs with
- *  the Q8_K sums of the same sub-blocks, times dmin * d_x. */
+ *  the Q8_K sums of the same sub-blocks, times dmin * d_x. Q5_K ORs the
+ *  fifth bits into both nibbles (vpternlogd) and scales by sc, d, as the
+ *  high nibble can no longer be masked in place (at most
+ *  8 * 32 * 31 * 128 * 63 < 2^31). */
 
 #define S_KT4 4 /* tokens per Q4_K tile pass */
 
-SW_512_INLINE void s_tile_q4_K_body(const sw__tile_t *a, int64_t t0, const int T)
+SW_512_INLINE void s_tile_k45_body(const sw__tile_t *a, int64_t t0, const int T, const int q5)
 {
+    const size_t rec_bytes = q5 ? SW__REC_Q5_K : SW__REC_Q4_K;
+    const uint8_t *const qs0 = a->wg + (q5 ? 832 : 320); /* chunk 0 of block 0 */
     const __m512i m4 = _mm512_set1_epi8(0x0f), m4h = _mm512_set1_epi8((char) 0xf0);
+    const __m512i b4 = _mm512_set1_epi8(0x10);
     const __m256i ones16 = _mm256_set1_epi16(1);
     const sw_block_q8_K *xk[S_KT4];
     for (int t = 0; t < S_KT4; t++)
@@ -135,14 +141,16 @@ SW_512_INLINE void s_tile_q4_K_body(const sw__tile_t *a, int64_t t0, const int T
     for (int t = 0; t < S_KT4; t++)
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < a->nb; b++) {
-        const uint8_t *rec = a->wg + (size_t) b * SW__REC_Q4_K;
+        const uint8_t *rec = a->wg + (size_t) b * rec_bytes;
+        const uint8_t *qs = qs0 + (size_t) b * rec_bytes;
         __m512i si[S_KT4];
         for (int t = 0; t < S_KT4; t++)
             si[t] = _mm512_setzero_si512();
         for (int p = 0; p < 4; p++) {
             /* i32 lane r: scale of row r, sub-blocks 2p (times 16) and 2p + 1 */
-            const __m512i sc_lo = _mm512_slli_epi32(
-                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (rec + 64 + 32 * p))), 4);
+            __m512i sc_lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (rec + 64 + 32 * p)));
+            if (!q5)
+                sc_lo = _mm512_slli_epi32(sc_lo, 4);
             const __m512i sc_hi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (rec + 80 + 32 * p)));
             __m512i s_lo[S_KT4], s_hi[S_KT4];
             for (int t = 0; t < S_KT4; t++) {
@@ -150,8 +158,20 @@ SW_512_INLINE void s_tile_q4_K_body(const sw__tile_t *a, int64_t t0, const int T
                 s_hi[t] = _mm512_setzero_si512();
             }
             for (int c = 0; c < 8; c++) {
-                const __m512i v = _mm512_loadu_si512((const void *) (rec + 320 + 64 * (8 * p + c)));
-                const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(v, m4h);
+                const __m512i v = _mm512_loadu_si512((const void *) (qs + 64 * (8 * p + c)));
+                __m512i lo, hi;
+                if (q5) {
+                    /* fifth bits: bit 2p of qh to bit 4 (low), bit 2p + 1 (high);
+                     * 16-bit shifts by at most 4 move no bit across bytes into bit 4 */
+                    const __m512i h = _mm512_loadu_si512((const void *) (rec + 320 + 64 * c));
+                    const __m512i hl = p < 3 ? _mm512_slli_epi16(h, 4 - 2 * p) : _mm512_srli_epi16(h, 2);
+                    const __m512i hh = p < 2 ? _mm512_slli_epi16(h, 3 - 2 * p) : _mm512_srli_epi16(h, 2 * p - 3);
+                    lo = _mm512_ternarylogic_epi32(v, m4, _mm512_and_si512(hl, b4), 0xea); /* (v & m4) | x */
+                    hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), m4, _mm512_and_si512(hh, b4), 0xea);
+                } else {
+                    lo = _mm512_and_si512(v, m4);
+                    hi = _mm512_and_si512(v, m4h); /* 16 times the nibble */
+                }
                 for (int t = 0; t < T; t++) {
                     const int8_t *xp = xk[t][b].qs + 64 * p + 4 * c;
                     s_lo[t] = _mm512_dpbusd_epi32(s_lo[t], lo, s_bcast(xp));
@@ -162,9 +182,9 @@ SW_512_INLINE void s_tile_q4_K_body(const sw__tile_t *a, int64_t t0, const int T
                 si[t] = _mm512_add_epi32(si[t], _mm512_add_epi32(_mm512_mullo_epi32(s_lo[t], sc_lo),
                                                                  _mm512_mullo_epi32(s_hi[t], sc_hi)));
         }
-        /* d / 16 (exact) and dmin of the 16 rows */
+        /* d (Q4_K: d / 16, exact) and dmin of the 16 rows */
         const __m512 dw = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) rec)),
-                                        _mm512_set1_ps(1.0f / 16.0f));
+                                        _mm512_set1_ps(q5 ? 1.0f : 1.0f / 16.0f));
         const __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (rec + 32)));
         /* i32 lane r of mnp[q]: (mn_2q, mn_2q+1) of row r as two i16 */
         __m512i mnp[4];
@@ -195,16 +215,24 @@ SW_512_INLINE void s_tile_q4_K_body(const sw__tile_t *a, int64_t t0, const int T
         _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ldy, m, acc[t]);
 }
 
+#define S_K45_DISPATCH(q5)                                                             \
+    for (int64_t t0 = 0; t0 < a->n_tok; t0 += S_KT4) {                                 \
+        switch (a->n_tok - t0 >= S_KT4 ? S_KT4 : (int) (a->n_tok - t0)) {              \
+        case 1: s_tile_k45_body(a, t0, 1, q5); break;                                  \
+        case 2: s_tile_k45_body(a, t0, 2, q5); break;                                  \
+        case 3: s_tile_k45_body(a, t0, 3, q5); break;                                  \
+        default: s_tile_k45_body(a, t0, 4, q5); break;                                 \
+        }                                                                              \
+    }
+
 SW_512 static void s_tile_q4_K(const sw__tile_t *a)
 {
-    for (int64_t t0 = 0; t0 < a->n_tok; t0 += S_KT4) {
-        switch (a->n_tok - t0 >= S_KT4 ? S_KT4 : (int) (a->n_tok - t0)) {
-        case 1: s_tile_q4_K_body(a, t0, 1); break;
-        case 2: s_tile_q4_K_body(a, t0, 2); break;
-        case 3: s_tile_q4_K_body(a, t0, 3); break;
-        default: s_tile_q4_K_body(a, t0, 4); break;
-        }
-    }
+    S_K45_DISPATCH(0)
+}
+
+SW_512 static void s_tile_q5_K(const sw__tile_t *a)
+{
+    S_K45_DISPATCH(1)
 }
 
 /*  roundf (half away from zero) on 16 lanes. */
@@ -557,6 +585,7 @@ const sw__kernels_t sw__kernels_avx512 = {
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,
     .tile_q4_K = s_tile_q4_K,
+    .tile_q5_K = s_tile_q5_K,
     .quant = s_quant,
     .quant_q8_K = s_quant_q8_K,
     .q8_0_bias = 128,

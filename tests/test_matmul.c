@@ -11,7 +11,7 @@
  *  Every dtype x odd shapes x n_tok {1,3,17,64} x threads {NULL,1,2,3}, with the best
  *  kernels and with sw_matmul_force_scalar(1). On an AVX-512 machine the test
  *  re-runs itself with SWISD_KERNELS=avx2 so the AVX2 set is checked too, and
- *  on x86 with SWISD_KQUANT_TILES=0 (Q4_K through the GGUF-layout rows
+ *  on x86 with SWISD_KQUANT_TILES=0 (Q4_K, Q5_K through the GGUF-layout rows
  *  kernels instead of the repacked tiles). The Q8_K activation quantizers of
  *  the kernel sets are checked byte for byte against sw_quantize_row.
  */
@@ -200,7 +200,7 @@ static void fill_row(sw_dtype_t type, uint8_t *p, int64_t n_in)
     }
 }
 
-/*  Whether Q4_K weights should get r16 tiles (every x86 set has them). */
+/*  Whether Q4_K / Q5_K weights should get r16 tiles (every x86 set has them). */
 static int s_k_tiles_expected(void)
 {
     const char *kt = getenv("SWISD_KQUANT_TILES");
@@ -245,8 +245,8 @@ static void run_case(sw_dtype_t type, int64_t n_in, int64_t n_out, int64_t n_tok
     sw_weight_t w;
     int rc = sw_weight_init(&w, type, n_in, n_out, W);
     CHECK(rc == 0);
-    if (rc == 0 && type == SW_DTYPE_Q4_K && s_k_tiles_expected())
-        CHECK_MSG(w.priv != NULL, "q4_K: no repacked copy with kernels %s", sw_matmul_kernel_name());
+    if (rc == 0 && (type == SW_DTYPE_Q4_K || type == SW_DTYPE_Q5_K) && s_k_tiles_expected())
+        CHECK_MSG(w.priv != NULL, "%s: no repacked copy with kernels %s", sw_dtype_name(type), sw_matmul_kernel_name());
     if (rc == 0) {
         for (int mode = 0; mode < 2; mode++) {
             sw_matmul_force_scalar(mode);
@@ -331,7 +331,7 @@ static void s_quant_q8_K(void)
             checked++;
         }
     }
-    printf("q8_K quantizers: %d rows byte-identical\n", checked);
+    printf("q8_K quantizers: %d rows compared with sw_quantize_row\n", checked);
     free(x);
     free(ref);
     free(got);
@@ -405,7 +405,7 @@ static int s_run_all(void)
     }
     /* sw_matmul_multi gives exactly what separate products give, for every
      * type (tiled or not) and mixed shapes sharing n_in */
-    const sw_dtype_t mtypes[] = {SW_DTYPE_Q8_0, SW_DTYPE_Q4_0, SW_DTYPE_F32, SW_DTYPE_Q6_K, SW_DTYPE_Q4_K};
+    const sw_dtype_t mtypes[] = {SW_DTYPE_Q8_0, SW_DTYPE_Q4_0, SW_DTYPE_F32, SW_DTYPE_Q6_K, SW_DTYPE_Q4_K, SW_DTYPE_Q5_K};
     for (size_t ti = 0; ti < sizeof mtypes / sizeof mtypes[0]; ti++) {
         const sw_dtype_t type = mtypes[ti];
         const int64_t n_in = sw_dtype_block_size(type) == 1 ? 64 : sw_dtype_block_size(type) * 2;
@@ -472,8 +472,8 @@ int main(int argc, char **argv)
     (void) argc;
     int rc = s_run_all();
 #if defined(__x86_64__) && defined(__linux__)
-    /* also check the AVX2 set when the best one is AVX-512, and the Q4_K
-     * rows kernels (GGUF layout) that the tiles replaced */
+    /* also check the AVX2 set when the best one is AVX-512, and the Q4_K /
+     * Q5_K rows kernels (GGUF layout) that the tiles replaced */
     const int top = !getenv("SWISD_KERNELS") && !getenv("SWISD_KQUANT_TILES");
     if (top && strcmp(sw_matmul_kernel_name(), "avx512vnni") == 0)
         rc |= s_rerun(argv, "SWISD_KERNELS", "avx2");
