@@ -623,9 +623,11 @@ SW_AVX2_INLINE void s_tile_k45_half(const sw__tile_t *a, int h, int64_t t0, cons
     const sw_block_q8_K *xk[S_T2];
     for (int t = 0; t < S_T2; t++)
         xk[t] = a->xk + (t0 + (t < T ? t : 0)) * a->xk_stride;
-    __m256 acc[S_T2];
-    for (int t = 0; t < S_T2; t++)
+    __m256 acc[S_T2], accm[S_T2]; /* sum of d sc q x, sum of dmin mn x (ggml keeps them apart too) */
+    for (int t = 0; t < S_T2; t++) {
         acc[t] = _mm256_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
+    }
     for (int64_t b = 0; b < a->nb; b++) {
         const uint8_t *rec = a->wg + (size_t) b * rec_bytes;
         __m256i si[S_T2];
@@ -691,10 +693,11 @@ SW_AVX2_INLINE void s_tile_k45_half(const sw__tile_t *a, int h, int64_t t0, cons
             }
             const __m256 xd = _mm256_set1_ps(x->d);
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si[t]), _mm256_mul_ps(dw, xd), acc[t]);
-            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_mul_ps(dmw, xd), acc[t]);
+            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_mul_ps(dmw, xd), accm[t]);
         }
     }
     for (int t = 0; t < T; t++) {
+        acc[t] = _mm256_sub_ps(acc[t], accm[t]);
         float *yp = a->y + (t0 + t) * a->ldy + 8 * h;
         int n = a->n_rows - 8 * h;
         if (n >= 8) {

@@ -137,9 +137,11 @@ SW_512_INLINE void s_tile_k45_body(const sw__tile_t *a, int64_t t0, const int T,
     const sw_block_q8_K *xk[S_KT4];
     for (int t = 0; t < S_KT4; t++)
         xk[t] = a->xk + (t0 + (t < T ? t : 0)) * a->xk_stride;
-    __m512 acc[S_KT4];
-    for (int t = 0; t < S_KT4; t++)
+    __m512 acc[S_KT4], accm[S_KT4]; /* sum of d sc q x, sum of dmin mn x (ggml keeps them apart too) */
+    for (int t = 0; t < S_KT4; t++) {
         acc[t] = _mm512_setzero_ps();
+        accm[t] = _mm512_setzero_ps();
+    }
     for (int64_t b = 0; b < a->nb; b++) {
         const uint8_t *rec = a->wg + (size_t) b * rec_bytes;
         const uint8_t *qs = qs0 + (size_t) b * rec_bytes;
@@ -207,12 +209,12 @@ SW_512_INLINE void s_tile_k45_body(const sw__tile_t *a, int64_t t0, const int T,
             }
             const __m512 xd = _mm512_set1_ps(x->d);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si[t]), _mm512_mul_ps(dw, xd), acc[t]);
-            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mi), _mm512_mul_ps(dmw, xd), acc[t]);
+            accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mi), _mm512_mul_ps(dmw, xd), accm[t]);
         }
     }
     const __mmask16 m = (__mmask16) (a->n_rows >= 16 ? 0xffff : ((1u << a->n_rows) - 1));
     for (int t = 0; t < T; t++)
-        _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ldy, m, acc[t]);
+        _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ldy, m, _mm512_sub_ps(acc[t], accm[t]));
 }
 
 #define S_K45_DISPATCH(q5)                                                             \
