@@ -42,10 +42,10 @@ typedef struct {
 /*  Describes `data` as a weight matrix and lets the kernels prepare it
  *  (possibly a repacked copy, owned by w->priv). data is borrowed and must
  *  outlive w. Returns 0, or -1 for an unsupported type or a bad shape.
- *  On x86-64 with AVX2 or AVX-512, Q8_0, Q4_0, Q4_K and Q5_K weights are
- *  copied once into 16-row interleaved blocks (w->priv, about the size of
- *  data: Q4_K 148 bytes per row and 256 elements against 144, Q5_K 180
- *  against 176; layouts in sw_kernels_impl.h); the fast
+ *  On x86-64 with AVX2 or AVX-512, Q8_0, Q4_0 and Q4_K weights (and Q5_K
+ *  with AVX-512) are copied once into 16-row interleaved blocks (w->priv,
+ *  about the size of data: Q4_K 148 bytes per row and 256 elements against
+ *  144, Q5_K 180 against 176; layouts in sw_kernels_impl.h); the fast
  *  kernels then never read data again, so a caller may drop its pages
  *  (madvise MADV_DONTNEED on a file mapping) to save memory. */
 int sw_weight_init(sw_weight_t *w, sw_dtype_t type, int64_t n_in, int64_t n_out, const void *data);

@@ -606,19 +606,21 @@ SW_AVX2_INLINE void s_tile_q4_0_half(const sw__tile_t *a, int h, int64_t t0, con
     }
 }
 
-/*  Q4_K / Q5_K (layout: sw_kernels_impl.h) against Q8_K activations, 8
- *  rows per half (Q5_K: the fifth bits ORed into the nibbles). Per sub-block pair p, vpmaddubsw of the low and high nibbles with
+/*  Q4_K (layout: sw_kernels_impl.h) against Q8_K activations, 8 rows per
+ *  half. Per sub-block pair p, vpmaddubsw of the low and high nibbles with
  *  the values of sub-blocks 2p and 2p + 1 summed in i16 over its 8 chunks
- *  (at most 8 * 2 * 15 * 128 = 30720; Q5_K: 4 chunks, 4 * 2 * 31 * 128 =
- *  31744); vpmaddwd with the scale in both i16
+ *  (at most 8 * 2 * 15 * 128 = 30720); vpmaddwd with the scale in both i16
  *  halves of each row's i32 lane adds the pair and applies the scale in one
  *  step. The mins: vpmaddwd of (mn_2q, mn_2q+1) pairs with the Q8_K sums of
- *  the same sub-blocks. */
-SW_AVX2_INLINE void s_tile_k45_half(const sw__tile_t *a, int h, int64_t t0, const int T, const int q5)
+ *  the same sub-blocks.
+ *  Q5_K stays on the rows kernel with AVX2: the same tiles with the fifth
+ *  bits ORed in (6 loads per 64 weight bytes) ran 2x faster in cache but
+ *  1.3-1.5 ms against 0.8-1.2 from DRAM for a 4096 x 4096 matvec on the
+ *  Zen 4 VM (docs/performance.md). */
+SW_AVX2_INLINE void s_tile_q4_K_half(const sw__tile_t *a, int h, int64_t t0, const int T)
 {
-    const size_t rec_bytes = q5 ? SW__REC_Q5_K : SW__REC_Q4_K;
-    const size_t qs_off = q5 ? 832 : 320;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    const size_t rec_bytes = SW__REC_Q4_K, qs_off = 320;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i ones16 = _mm256_set1_epi16(1);
     const sw_block_q8_K *xk[S_T2];
     for (int t = 0; t < S_T2; t++)
@@ -648,22 +650,13 @@ SW_AVX2_INLINE void s_tile_k45_half(const sw__tile_t *a, int h, int64_t t0, cons
                 const __m256i v = _mm256_loadu_si256((const __m256i *) (rec + qs_off + 64 * (8 * p + c) + 32 * h));
                 __m256i lo = _mm256_and_si256(v, m4);
                 __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                if (q5) {
-                    /* fifth bits to bit 4 (see the AVX-512 kernel) */
-                    const __m256i qh = _mm256_loadu_si256((const __m256i *) (rec + 320 + 64 * c + 32 * h));
-                    const __m256i hl = p < 3 ? _mm256_slli_epi16(qh, 4 - 2 * p) : _mm256_srli_epi16(qh, 2);
-                    const __m256i hh = p < 2 ? _mm256_slli_epi16(qh, 3 - 2 * p) : _mm256_srli_epi16(qh, 2 * p - 3);
-                    lo = _mm256_or_si256(lo, _mm256_and_si256(hl, b4));
-                    hi = _mm256_or_si256(hi, _mm256_and_si256(hh, b4));
-                }
                 for (int t = 0; t < T; t++) {
                     const int8_t *xp = xk[t][b].qs + 64 * p + 4 * c;
                     s_lo[t] = _mm256_add_epi16(s_lo[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(s_load_i32(xp))));
                     s_hi[t] = _mm256_add_epi16(s_hi[t],
                                                _mm256_maddubs_epi16(hi, _mm256_set1_epi32(s_load_i32(xp + 32))));
                 }
-                /* i16 sums: Q4_K 8 chunks (<= 30720), Q5_K 4 (<= 31744) */
-                if (c == 7 || (q5 && c == 3)) {
+                if (c == 7) { /* i16 sums of 8 chunks: <= 30720 */
                     for (int t = 0; t < T; t++) {
                         si[t] = _mm256_add_epi32(si[t], _mm256_add_epi32(_mm256_madd_epi16(s_lo[t], sc_lo),
                                                                          _mm256_madd_epi16(s_hi[t], sc_hi)));
@@ -711,12 +704,11 @@ SW_AVX2_INLINE void s_tile_k45_half(const sw__tile_t *a, int h, int64_t t0, cons
 }
 
 /*  One token (decode), both halves in one pass: each activation broadcast
- *  feeds 16 rows instead of 8. Same arithmetic as s_tile_k45_half. */
-SW_AVX2_INLINE void s_tile_k45_t1(const sw__tile_t *a, const int q5)
+ *  feeds 16 rows instead of 8. Same arithmetic as s_tile_q4_K_half. */
+SW_AVX2_INLINE void s_tile_q4_K_t1(const sw__tile_t *a)
 {
-    const size_t rec_bytes = q5 ? SW__REC_Q5_K : SW__REC_Q4_K;
-    const size_t qs_off = q5 ? 832 : 320;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    const size_t rec_bytes = SW__REC_Q4_K, qs_off = 320;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
     __m256 accm[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
@@ -734,17 +726,10 @@ SW_AVX2_INLINE void s_tile_k45_t1(const sw__tile_t *a, const int q5)
                     const __m256i v = _mm256_loadu_si256((const __m256i *) (rec + qs_off + 64 * (8 * p + c) + 32 * h));
                     __m256i lo = _mm256_and_si256(v, m4);
                     __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                    if (q5) {
-                        const __m256i qh = _mm256_loadu_si256((const __m256i *) (rec + 320 + 64 * c + 32 * h));
-                        const __m256i hl = p < 3 ? _mm256_slli_epi16(qh, 4 - 2 * p) : _mm256_srli_epi16(qh, 2);
-                        const __m256i hh = p < 2 ? _mm256_slli_epi16(qh, 3 - 2 * p) : _mm256_srli_epi16(qh, 2 * p - 3);
-                        lo = _mm256_or_si256(lo, _mm256_and_si256(hl, b4));
-                        hi = _mm256_or_si256(hi, _mm256_and_si256(hh, b4));
-                    }
                     s_lo[h] = _mm256_add_epi16(s_lo[h], _mm256_maddubs_epi16(lo, xl));
                     s_hi[h] = _mm256_add_epi16(s_hi[h], _mm256_maddubs_epi16(hi, xh));
                 }
-                if (c == 7 || (q5 && c == 3)) {
+                if (c == 7) {
                     for (int h = 0; h < 2; h++) {
                         __m256i sc_lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (rec + 64 + 32 * p + 8 * h)));
                         __m256i sc_hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (rec + 80 + 32 * p + 8 * h)));
@@ -790,32 +775,24 @@ SW_AVX2_INLINE void s_tile_k45_t1(const sw__tile_t *a, const int q5)
     }
 }
 
-#define S_K45_DISPATCH(q5)                                                             \
-    if (a->n_tok == 1) {                                                               \
-        s_tile_k45_t1(a, q5);                                                          \
-        return;                                                                        \
-    }                                                                                  \
-    for (int h = 0; h < 2; h++) {                                                      \
-        if (a->n_rows <= 8 * h)                                                        \
-            break;                                                                     \
-        for (int64_t t0 = 0; t0 < a->n_tok; t0 += S_T2) {                              \
-            switch (a->n_tok - t0 >= S_T2 ? S_T2 : (int) (a->n_tok - t0)) {            \
-            case 1: s_tile_k45_half(a, h, t0, 1, q5); break;                           \
-            case 2: s_tile_k45_half(a, h, t0, 2, q5); break;                           \
-            case 3: s_tile_k45_half(a, h, t0, 3, q5); break;                           \
-            default: s_tile_k45_half(a, h, t0, 4, q5); break;                          \
-            }                                                                          \
-        }                                                                              \
-    }
-
 SW_AVX2 static void s_tile_q4_K(const sw__tile_t *a)
 {
-    S_K45_DISPATCH(0)
-}
-
-SW_AVX2 static void s_tile_q5_K(const sw__tile_t *a)
-{
-    S_K45_DISPATCH(1)
+    if (a->n_tok == 1) {
+        s_tile_q4_K_t1(a);
+        return;
+    }
+    for (int h = 0; h < 2; h++) {
+        if (a->n_rows <= 8 * h)
+            break;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += S_T2) {
+            switch (a->n_tok - t0 >= S_T2 ? S_T2 : (int) (a->n_tok - t0)) {
+            case 1: s_tile_q4_K_half(a, h, t0, 1); break;
+            case 2: s_tile_q4_K_half(a, h, t0, 2); break;
+            case 3: s_tile_q4_K_half(a, h, t0, 3); break;
+            default: s_tile_q4_K_half(a, h, t0, 4); break;
+            }
+        }
+    }
 }
 
 SW_AVX2 static void s_tile_q8_0(const sw__tile_t *a)
@@ -864,7 +841,6 @@ const sw__kernels_t sw__kernels_avx2 = {
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,
     .tile_q4_K = s_tile_q4_K,
-    .tile_q5_K = s_tile_q5_K,
     .quant = s_quant,
     .quant_q8_K = s_quant_q8_K,
     .q8_0_bias = 0,
