@@ -19,7 +19,9 @@
  *  DRAM): GB/s of weights read and its share of the bandwidth. A matvec at
  *  100% would be limited by memory alone. Last column: the same kernel on
  *  1024 rows that stay in the L3 cache (best of 200), about its compute
- *  limit; a kernel can only reach the bandwidth if this is above it.
+ *  limit; a kernel can only reach the bandwidth if this is above it. Part 3
+ *  first prints the time to quantize a 4096-element activation row to Q8_K
+ *  (sw_quantize_row and the kernel set's own quantizer).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +30,7 @@
 
 #include "sw_common.h"
 #include "sw_dtype.h"
+#include "sw_kernels_impl.h"
 #include "sw_matmul.h"
 #include "sw_pool.h"
 
@@ -240,6 +243,40 @@ static double s_bandwidth(sw_pool_t *pool, const uint64_t *buf)
     return best;
 }
 
+/*  Microseconds to quantize one 4096-element row to Q8_K (the activations
+ *  of every 256-element type), best of 2000: sw_quantize_row (scalar) and
+ *  the chosen kernel set's vector quantizer, which writes the same bytes. */
+static void bench_quant_q8_K(const float *x)
+{
+    static sw_block_q8_K q[4096 / SW_QK_K];
+    double best[2] = { 1e30, 1e30 };
+    const sw__kernels_t *k = NULL;
+#if defined(__x86_64__)
+    if (strcmp(sw_matmul_kernel_name(), "avx512vnni") == 0)
+        k = &sw__kernels_avx512;
+    else if (strcmp(sw_matmul_kernel_name(), "avx2") == 0)
+        k = &sw__kernels_avx2;
+#endif
+    for (int v = 0; v < 2; v++) {
+        if (v == 1 && !(k && k->quant_q8_K))
+            break;
+        for (int r = 0; r < 2000; r++) {
+            uint64_t t0 = sw_now_ns();
+            if (v == 0)
+                sw_quantize_row(SW_DTYPE_Q8_K, x, q, 4096);
+            else
+                k->quant_q8_K(x, q, 4096);
+            double us = (double) (sw_now_ns() - t0) / 1e3;
+            if (us < best[v])
+                best[v] = us;
+        }
+    }
+    printf("q8_K activations, 4096 elements: sw_quantize_row %.2f us", best[0]);
+    if (best[1] < 1e30)
+        printf(", %s quantizer %.2f us", k->name, best[1]);
+    printf("\n");
+}
+
 static void bench_decode(const char *types_arg, sw_pool_t *pools[2])
 {
     uint64_t *buf = sw_alloc_aligned(S_BW_BYTES);
@@ -253,6 +290,7 @@ static void bench_decode(const char *types_arg, sw_pool_t *pools[2])
     float x[4096], y[4096];
     for (int i = 0; i < 4096; i++)
         x[i] = rndf();
+    bench_quant_q8_K(x);
     printf("%-7s %-11s %-8s %9s %9s %9s %8s %14s\n", "type", "shape", "threads", "ms", "GB/s", "bw GB/s", "of bw",
            "in-cache GB/s");
     char tb[256];

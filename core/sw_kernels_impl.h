@@ -22,12 +22,31 @@
  *      Q4_0: d[16] f16 | 4 chunks of 64 bytes; chunk c holds for row r the
  *            bytes qs[4c..4c+3] of the row's GGUF block, i.e. elements 4c+j
  *            in the low nibbles and 16+4c+j in the high nibbles.   288 bytes
+ *      Q4_K: a 256-element block of 16 rows (nb = n_in / 256):
+ *            d[16] f16 (row r's d) | dmin[16] f16 | sc[8][16] u8 (the 6-bit
+ *            scale of sub-block s of row r at 16s + r) | mn[8][16] u8 (the
+ *            mins, same order) | 32 chunks of 64 bytes; chunk k holds for
+ *            row r (bytes 4r..4r+3) the bytes qs[4k..4k+3] of the row's
+ *            GGUF block, i.e. elements 64(k/8) + 4(k%8) + j (sub-block
+ *            2(k/8)) in the low nibbles and those + 32 (sub-block
+ *            2(k/8) + 1) in the high nibbles.                    2368 bytes
+ *            (148 bytes per row and block against GGUF's 144: the scales
+ *            and mins unpacked to bytes.)
+ *      Q5_K: as Q4_K up to byte 320, then 8 chunks of 64 bytes; chunk c
+ *            holds for row r the bytes qh[4c..4c+3] (bit 2p of qh[l] is the
+ *            fifth bit of element 64p + l, bit 2p + 1 that of 64p + 32 + l),
+ *            then the 32 qs chunks as Q4_K's (at byte 832).   2880 bytes
+ *            (180 bytes per row and block against GGUF's 176.)
  *    groups are stored one after another, each with its nb records in order.
  *  Their activations are split into int8 values xq (n_in per token), f32
  *  block scales xd (the f16-rounded Q8_0 scale) and int32 block biases xb
  *  (-bias_mul * sum of the block's 32 int8 values), so that for each block
  *      sum_j w_j x_j = xb + sum_j u_j x_j
  *  with u_j the unsigned weight the kernel multiplies (q + 128 or the nibble).
+ *  Q4_K / Q5_K tiles take Q8_K activation rows instead (sw__tile_t.xk), as
+ *  the rows kernels do: row r of block b is, per sub-block s of 32 elements,
+ *      d_r sc_rs sum_j u_j x_j - dmin_r mn_rs sum_j x_j   (times the Q8_K d)
+ *  with the sums of x_j from the Q8_K bsums (ggml's Q4_K x Q8_K dot).
  */
 #ifndef SW_KERNELS_IMPL_H
 #define SW_KERNELS_IMPL_H
@@ -41,6 +60,8 @@
 #define SW__GROUP 16              /* rows per repacked group */
 #define SW__REC_Q8_0 544          /* bytes per r16 block record */
 #define SW__REC_Q4_0 288
+#define SW__REC_Q4_K 2368
+#define SW__REC_Q5_K 2880
 
 /*  Kernel slots for rows kernels. */
 enum {
@@ -55,12 +76,14 @@ typedef void(sw__rows_fn)(const uint8_t *w, size_t row_bytes, int64_t n_in, int6
 
 typedef struct {
     const uint8_t *wg;        /* first record of the group */
-    int64_t nb;               /* blocks per row */
+    int64_t nb;               /* blocks per row (32-element blocks; Q4_K, Q5_K: 256) */
     const int8_t *xq;         /* int8 activations of token 0, n_in per token */
     int64_t xq_stride;        /* bytes between tokens in xq */
     const float *xd;          /* block scales of token 0, xs_stride per token */
     const int32_t *xb;        /* block biases of token 0, xs_stride per token */
     int64_t xs_stride;        /* elements between tokens in xd / xb */
+    const sw_block_q8_K *xk;  /* Q4_K / Q5_K tiles: Q8_K activations of token 0 (nb blocks) */
+    int64_t xk_stride;        /* Q8_K blocks between tokens in xk */
     int64_t n_tok;            /* tokens to compute (any count >= 1) */
     float *y;                 /* y of token 0, row 16g */
     int64_t ldy;              /* floats between tokens in y (n_out) */
@@ -72,12 +95,19 @@ typedef void(sw__tile_fn)(const sw__tile_t *t);
 /*  Quantizes one token row x[0..n_in) into xq / xd / xb (see above). */
 typedef void(sw__quant_fn)(const float *x, int64_t n_in, int8_t *xq, float *xd, int32_t *xb, int bias_mul);
 
+/*  Quantizes one token row x[0..n_in) (n_in a multiple of 256) into n_in /
+ *  256 Q8_K blocks, byte for byte as sw_quantize_row(SW_DTYPE_Q8_K). */
+typedef void(sw__quant_q8_K_fn)(const float *x, sw_block_q8_K *out, int64_t n_in);
+
 typedef struct {
     const char *name;               /* "avx512vnni", "avx2", "scalar" */
     sw__rows_fn *rows[SW__K_N];     /* NULL where the type goes through tiles */
     sw__tile_fn *tile_q8_0;         /* NULL: no repacking, use rows */
     sw__tile_fn *tile_q4_0;
+    sw__tile_fn *tile_q4_K;         /* NULL: Q4_K through rows */
+    sw__tile_fn *tile_q5_K;         /* NULL: Q5_K through rows */
     sw__quant_fn *quant;            /* activation quantizer for the tiles */
+    sw__quant_q8_K_fn *quant_q8_K;  /* Q8_K activations; NULL: sw_quantize_row */
     int q8_0_bias;                  /* bias_mul for Q8_0 tiles (128 or 0) */
 } sw__kernels_t;
 

@@ -38,6 +38,7 @@
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static const sw__kernels_t *s_best = &sw__kernels_scalar;
 static int s_scalar_forced = 0;
+static int s_k_tiles_off = 0; /* SWISD_KQUANT_TILES=0: Q4_K / Q5_K through the rows kernels */
 static sw_matmul_observer_fn *s_observer = NULL; /* sw_matmul_set_observer */
 static void *s_observer_ctx = NULL;
 
@@ -73,6 +74,10 @@ static void s_pick(void)
     const char *env = getenv("SWISD_KERNELS");
     (void) env;
 #endif
+    /* SWISD_KQUANT_TILES=0 keeps Q4_K / Q5_K in the GGUF layout (rows kernels):
+     * the kernels before the repacked ones, for benchmarks and tests */
+    const char *kt = getenv("SWISD_KQUANT_TILES");
+    s_k_tiles_off = kt && strcmp(kt, "0") == 0;
     s_best = k;
     /* our pool does the threading; OpenBLAS runs single-threaded per caller */
     openblas_set_num_threads(1);
@@ -126,12 +131,65 @@ static int s_slot(sw_dtype_t type)
 /* ------------------------------------------------------------------------ */
 /*  Weights                                                                 */
 
-/*  Builds the r16 copy of Q8_0 / Q4_0 weights (layout: sw_kernels_impl.h). */
+/*  Bytes of one r16 record and elements per row it covers. */
+static size_t s_rec_bytes(sw_dtype_t type)
+{
+    switch (type) {
+    case SW_DTYPE_Q8_0: return SW__REC_Q8_0;
+    case SW_DTYPE_Q4_K: return SW__REC_Q4_K;
+    case SW_DTYPE_Q5_K: return SW__REC_Q5_K;
+    default: return SW__REC_Q4_0;
+    }
+}
+
+static int s_is_k_tile(sw_dtype_t type)
+{
+    return type == SW_DTYPE_Q4_K || type == SW_DTYPE_Q5_K;
+}
+
+static int64_t s_rec_elems(sw_dtype_t type)
+{
+    return s_is_k_tile(type) ? SW_QK_K : 32;
+}
+
+/*  One r16 Q4_K / Q5_K record (layout: sw_kernels_impl.h) from the GGUF
+ *  blocks b of the group's rows; rows at or past n_out stay zero (d = dmin
+ *  = 0). The two block types share d, dmin and scales at the same offsets. */
+static void s_repack_k45(sw_dtype_t type, uint8_t *o, const uint8_t *data, size_t row_bytes, int64_t g, int64_t b,
+                         int64_t n_out)
+{
+    const int q5 = type == SW_DTYPE_Q5_K;
+    const size_t bb = q5 ? sizeof(sw_block_q5_K) : sizeof(sw_block_q4_K);
+    memset(o, 0, q5 ? SW__REC_Q5_K : SW__REC_Q4_K);
+    for (int r = 0; r < SW__GROUP; r++) {
+        int64_t row = g * SW__GROUP + r;
+        if (row >= n_out)
+            break;
+        const uint8_t *blk = data + (size_t) row * row_bytes + (size_t) b * bb;
+        memcpy(o + 2 * r, blk, 2);           /* d */
+        memcpy(o + 32 + 2 * r, blk + 2, 2);  /* dmin */
+        uint32_t sc[2], mn[2];
+        sw__k4_scales(blk + 4, &sc[0], &sc[1], &mn[0], &mn[1]);
+        for (int s = 0; s < 8; s++) {
+            o[64 + 16 * s + r] = (uint8_t) (sc[s / 4] >> (8 * (s % 4)));
+            o[192 + 16 * s + r] = (uint8_t) (mn[s / 4] >> (8 * (s % 4)));
+        }
+        const uint8_t *qs = blk + (q5 ? 48 : 16);
+        uint8_t *oq = o + (q5 ? 832 : 320);
+        for (int k = 0; k < 32; k++)
+            memcpy(oq + 64 * k + 4 * r, qs + 4 * k, 4);
+        if (q5)
+            for (int c = 0; c < 8; c++)
+                memcpy(o + 320 + 64 * c + 4 * r, blk + 16 + 4 * c, 4); /* qh */
+    }
+}
+
+/*  Builds the r16 copy of Q8_0 / Q4_0 / Q4_K / Q5_K weights (layout: sw_kernels_impl.h). */
 static void *s_repack(sw_dtype_t type, int64_t n_in, int64_t n_out, const uint8_t *data, size_t row_bytes)
 {
-    const int64_t nb = n_in / 32;
+    const int64_t nb = n_in / s_rec_elems(type);
     const int64_t ng = (n_out + SW__GROUP - 1) / SW__GROUP;
-    const size_t rec = type == SW_DTYPE_Q8_0 ? SW__REC_Q8_0 : SW__REC_Q4_0;
+    const size_t rec = s_rec_bytes(type);
     if ((uint64_t) ng * (uint64_t) nb > SIZE_MAX / rec)
         return NULL;
     uint8_t *out = sw_alloc_aligned((size_t) ng * (size_t) nb * rec);
@@ -140,6 +198,10 @@ static void *s_repack(sw_dtype_t type, int64_t n_in, int64_t n_out, const uint8_
     for (int64_t g = 0; g < ng; g++) {
         for (int64_t b = 0; b < nb; b++) {
             uint8_t *o = out + ((size_t) g * (size_t) nb + (size_t) b) * rec;
+            if (s_is_k_tile(type)) {
+                s_repack_k45(type, o, data, row_bytes, g, b, n_out);
+                continue;
+            }
             memset(o, 0, rec);
             for (int r = 0; r < SW__GROUP; r++) {
                 int64_t row = g * SW__GROUP + r;
@@ -169,6 +231,19 @@ static void *s_repack(sw_dtype_t type, int64_t n_in, int64_t n_out, const uint8_
     return out;
 }
 
+/*  The tile kernel of k for weights of this type, NULL if they go through
+ *  rows kernels. */
+static sw__tile_fn *s_tile_for(const sw__kernels_t *k, sw_dtype_t type)
+{
+    switch (type) {
+    case SW_DTYPE_Q8_0: return k->tile_q8_0;
+    case SW_DTYPE_Q4_0: return k->tile_q4_0;
+    case SW_DTYPE_Q4_K: return s_k_tiles_off ? NULL : k->tile_q4_K;
+    case SW_DTYPE_Q5_K: return s_k_tiles_off ? NULL : k->tile_q5_K;
+    default: return NULL;
+    }
+}
+
 int sw_weight_init(sw_weight_t *w, sw_dtype_t type, int64_t n_in, int64_t n_out, const void *data)
 {
     if (!w)
@@ -190,7 +265,7 @@ int sw_weight_init(sw_weight_t *w, sw_dtype_t type, int64_t n_in, int64_t n_out,
     w->row_bytes = rb;
     w->data = data;
     const sw__kernels_t *k = s_best_kernels();
-    if ((type == SW_DTYPE_Q8_0 && k->tile_q8_0) || (type == SW_DTYPE_Q4_0 && k->tile_q4_0)) {
+    if (s_tile_for(k, type)) {
         w->priv = s_repack(type, n_in, n_out, data, rb);
         if (!w->priv) {
             sw_log(SW_LOG_ERROR, "%s: out of memory repacking %lld x %lld %s", __func__, (long long) n_out,
@@ -225,6 +300,7 @@ typedef struct {
     float *xd;               /* (n_tok, nb) */
     int32_t *xb;             /* (n_tok, nb) */
     int bias_mul;
+    /* Q4_K / Q5_K tiles take Q8_K rows (xa, xa_stride) instead of xq / xd / xb */
     /* rows */
     sw__rows_fn *rows;
     const void *xa;          /* activation rows for rows kernels */
@@ -256,6 +332,12 @@ static void s_quant_tiles(s_job_t *j, int64_t t0, int64_t t1)
 
 static void s_quant_rows(s_job_t *j, int64_t t0, int64_t t1)
 {
+    if (j->xa_type == SW_DTYPE_Q8_K && j->k->quant_q8_K) {
+        for (int64_t t = t0; t < t1; t++)
+            j->k->quant_q8_K(j->x + t * j->w->n_in, (sw_block_q8_K *) ((char *) j->xa + (size_t) t * j->xa_stride),
+                             j->w->n_in);
+        return;
+    }
     for (int64_t t = t0; t < t1; t++)
         sw_quantize_row(j->xa_type, j->x + t * j->w->n_in, (char *) j->xa + (size_t) t * j->xa_stride, j->w->n_in);
 }
@@ -265,7 +347,7 @@ static void s_job_quant(void *arg, int ith, int nth)
     s_job_t *j = arg;
     int64_t t0, t1;
     s_split(j->n_tok, ith, nth, &t0, &t1);
-    if (j->tile)
+    if (j->tile && !s_is_k_tile(j->w->type))
         s_quant_tiles(j, t0, t1);
     else
         s_quant_rows(j, t0, t1);
@@ -294,8 +376,8 @@ static void s_job_tiles_multi(void *arg, int ith, int nth)
                 m++;
             const sw_weight_t *w = j->ws[m];
             const int64_t g = gg - (m ? j->group_end[m - 1] : 0);
-            const int64_t nb = w->n_in / 32;
-            const size_t rec = w->type == SW_DTYPE_Q8_0 ? SW__REC_Q8_0 : SW__REC_Q4_0;
+            const int64_t nb = w->n_in / s_rec_elems(w->type);
+            const size_t rec = s_rec_bytes(w->type);
             const int64_t rows_left = w->n_out - g * SW__GROUP;
             sw__tile_t t = {
                 .wg = (const uint8_t *) w->priv + (size_t) g * (size_t) nb * rec,
@@ -305,6 +387,8 @@ static void s_job_tiles_multi(void *arg, int ith, int nth)
                 .xd = j->xd,
                 .xb = j->xb,
                 .xs_stride = nb,
+                .xk = j->xa,
+                .xk_stride = (int64_t) (j->xa_stride / sizeof(sw_block_q8_K)),
                 .n_tok = j->n_tok,
                 .y = j->ys[m] + g * SW__GROUP,
                 .ldy = w->n_out,
@@ -360,6 +444,38 @@ static size_t s_round64(size_t n)
     return (n + 63) & ~(size_t) 63;
 }
 
+/*  Scratch bytes for a tile product's quantized input; sets the activation
+ *  type of j for Q4_K / Q5_K (Q8_K rows). */
+static size_t s_tiles_scratch(s_job_t *j, sw_dtype_t type, int64_t n_tok, int64_t n_in)
+{
+    if (s_is_k_tile(type)) {
+        j->xa_type = SW_DTYPE_Q8_K;
+        j->xa_stride = sw_dtype_row_size(SW_DTYPE_Q8_K, n_in);
+        return (size_t) n_tok * j->xa_stride;
+    }
+    const int64_t nb = n_in / 32;
+    return s_round64((size_t) n_tok * (size_t) n_in) + 2 * s_round64((size_t) n_tok * (size_t) nb * 4);
+}
+
+/*  Carves mem (s_tiles_scratch bytes) and quantizes the input into it, on
+ *  the pool when the input is large. */
+static void s_tiles_input(s_job_t *j, void *mem, sw_pool_t *pool, int nth)
+{
+    const int64_t n_tok = j->n_tok, n_in = j->w->n_in, nb = n_in / 32;
+    if (s_is_k_tile(j->w->type)) {
+        j->xa = mem; /* (n_tok, n_in / 256) Q8_K blocks */
+    } else {
+        j->xq = mem; /* (n_tok, n_in) int8 */
+        j->xd = (float *) ((char *) mem + s_round64((size_t) n_tok * (size_t) n_in)); /* (n_tok, nb) */
+        j->xb = (int32_t *) ((char *) j->xd + s_round64((size_t) n_tok * (size_t) nb * 4)); /* (n_tok, nb) */
+        j->bias_mul = j->w->type == SW_DTYPE_Q8_0 ? j->k->q8_0_bias : 8;
+    }
+    if (nth > 1 && n_tok * n_in > SW_QUANT_SERIAL_MAX && n_tok >= nth)
+        sw_pool_run(pool, s_job_quant, j);
+    else
+        s_job_quant(j, 0, 1);
+}
+
 /* Below this many multiply-adds a product runs on the calling thread: waking
  * the pool costs more than it saves (measured on stories260K, docs/performance.md). */
 #define SW_INLINE_MACS (1 << 17)
@@ -377,21 +493,17 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
         return 0;
     const sw__kernels_t *k = s_kernels();
     const int nth = sw_pool_n_threads(pool);
-    const int64_t n_in = w->n_in, nb = n_in / 32;
+    const int64_t n_in = w->n_in;
     s_job_t j = { .k = k, .w = w, .x = x, .n_tok = n_tok, .y = y };
 
-    sw__tile_fn *tile = NULL;
-    if (w->priv && w->type == SW_DTYPE_Q8_0)
-        tile = k->tile_q8_0;
-    else if (w->priv && w->type == SW_DTYPE_Q4_0)
-        tile = k->tile_q4_0;
+    sw__tile_fn *tile = w->priv ? s_tile_for(k, w->type) : NULL;
     int is_float = w->type == SW_DTYPE_F32 || w->type == SW_DTYPE_F16 || w->type == SW_DTYPE_BF16;
     int use_blas = is_float && !s_scalar_forced && n_tok >= SW_BLAS_MIN_TOK && n_tok <= INT32_MAX;
 
     /* scratch sizes */
     size_t need = 0;
     if (tile) {
-        need = s_round64((size_t) n_tok * (size_t) n_in) + 2 * s_round64((size_t) n_tok * (size_t) nb * 4);
+        need = s_tiles_scratch(&j, w->type, n_tok, n_in);
     } else if (use_blas) {
         j.blas_rows = w->type == SW_DTYPE_F32 ? 0 : 64;
         need = (size_t) nth * (size_t) j.blas_rows * (size_t) n_in * sizeof(float);
@@ -412,14 +524,7 @@ int sw_matmul(sw_pool_t *pool, const sw_weight_t *w, const float *x, int64_t n_t
 
     if (tile) {
         j.tile = tile;
-        j.xq = mem;
-        j.xd = (float *) ((char *) mem + s_round64((size_t) n_tok * (size_t) n_in));
-        j.xb = (int32_t *) ((char *) j.xd + s_round64((size_t) n_tok * (size_t) nb * 4));
-        j.bias_mul = w->type == SW_DTYPE_Q8_0 ? k->q8_0_bias : 8;
-        if (nth > 1 && n_tok * n_in > SW_QUANT_SERIAL_MAX && n_tok >= nth)
-            sw_pool_run(pool, s_job_quant, &j);
-        else
-            s_quant_tiles(&j, 0, n_tok);
+        s_tiles_input(&j, mem, pool, nth);
         const sw_weight_t *one_w[1] = {w};
         float *one_y[1] = {y};
         j.n_multi = 1;
@@ -463,11 +568,7 @@ int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const 
     if (macs < SW_INLINE_MACS)
         pool = NULL;
     const sw__kernels_t *k = s_kernels();
-    sw__tile_fn *tile = NULL;
-    if (!s_scalar_forced && ws[0]->priv && ws[0]->type == SW_DTYPE_Q8_0)
-        tile = k->tile_q8_0;
-    else if (!s_scalar_forced && ws[0]->priv && ws[0]->type == SW_DTYPE_Q4_0)
-        tile = k->tile_q4_0;
+    sw__tile_fn *tile = !s_scalar_forced && ws[0]->priv ? s_tile_for(k, ws[0]->type) : NULL;
     bool same = tile != NULL;
     for (int i = 1; i < n && same; i++)
         same = ws[i]->priv && ws[i]->type == ws[0]->type && ws[i]->n_in == ws[0]->n_in;
@@ -481,27 +582,22 @@ int sw_matmul_multi(sw_pool_t *pool, const sw_weight_t *const *ws, int n, const 
         for (int i = 0; i < n; i++)
             s_observer(s_observer_ctx, ws[i], x, n_tok);
     const int nth = sw_pool_n_threads(pool);
-    const int64_t n_in = ws[0]->n_in, nb = n_in / 32;
+    const int64_t n_in = ws[0]->n_in;
     s_job_t j = {.k = k, .w = ws[0], .x = x, .n_tok = n_tok, .y = ys[0], .n_multi = n, .ws = ws, .ys = ys};
     int64_t acc = 0;
     for (int i = 0; i < n; i++) {
         acc += (ws[i]->n_out + SW__GROUP - 1) / SW__GROUP;
         j.group_end[i] = acc;
     }
-    const size_t need = s_round64((size_t) n_tok * (size_t) n_in) + 2 * s_round64((size_t) n_tok * (size_t) nb * 4);
+    const size_t need = s_tiles_scratch(&j, ws[0]->type, n_tok, n_in);
     void *owned = NULL;
     void *mem = owner ? sw__pool_scratch(owner, need) : (owned = sw_alloc_aligned(need));
-    if (!mem)
+    if (!mem) {
+        sw_log(SW_LOG_ERROR, "%s: out of memory (%zu bytes of scratch)", __func__, need);
         return -1;
+    }
     j.tile = tile;
-    j.xq = mem;
-    j.xd = (float *) ((char *) mem + s_round64((size_t) n_tok * (size_t) n_in));
-    j.xb = (int32_t *) ((char *) j.xd + s_round64((size_t) n_tok * (size_t) nb * 4));
-    j.bias_mul = ws[0]->type == SW_DTYPE_Q8_0 ? k->q8_0_bias : 8;
-    if (nth > 1 && n_tok * n_in > SW_QUANT_SERIAL_MAX && n_tok >= nth)
-        sw_pool_run(pool, s_job_quant, &j);
-    else
-        s_quant_tiles(&j, 0, n_tok);
+    s_tiles_input(&j, mem, pool, nth);
     sw_pool_run(pool, s_job_tiles_multi, &j);
     sw_free(owned);
     return 0;

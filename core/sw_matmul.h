@@ -10,9 +10,9 @@
  *  IQ4_XS), as ggml does, then integer dot products are taken; F32/F16/BF16
  *  weights use f32 arithmetic. Large products (many tokens) may go through OpenBLAS sgemm.
  *  Kernels: AVX2+FMA baseline on x86-64, AVX-512 (VNNI, with BMI2) picked at
- *  run time where the CPU has it (its own kernels for Q8_0/Q4_0 tiles,
- *  Q2_K..Q6_K and IQ4_XS, the AVX2 ones otherwise), NEON on Arm, and a
- *  portable scalar path.
+ *  run time where the CPU has it (its own kernels for Q8_0/Q4_0/Q4_K/Q5_K
+ *  tiles, Q2_K..Q6_K and IQ4_XS, the AVX2 ones otherwise), NEON on Arm, and
+ *  a portable scalar path.
  *
  *  Thread safety: a sw_weight_t is read-only after init and may be shared by
  *  threads; sw_matmul uses the pool given and must not be called concurrently
@@ -42,8 +42,10 @@ typedef struct {
 /*  Describes `data` as a weight matrix and lets the kernels prepare it
  *  (possibly a repacked copy, owned by w->priv). data is borrowed and must
  *  outlive w. Returns 0, or -1 for an unsupported type or a bad shape.
- *  On x86-64 with AVX2 or AVX-512, Q8_0 and Q4_0 weights are copied once into
- *  16-row interleaved blocks (w->priv, about the size of data); the fast
+ *  On x86-64 with AVX2 or AVX-512, Q8_0, Q4_0 and Q4_K weights (and Q5_K
+ *  with AVX-512) are copied once into 16-row interleaved blocks (w->priv,
+ *  about the size of data: Q4_K 148 bytes per row and 256 elements against
+ *  144, Q5_K 180 against 176; layouts in sw_kernels_impl.h); the fast
  *  kernels then never read data again, so a caller may drop its pages
  *  (madvise MADV_DONTNEED on a file mapping) to save memory. */
 int sw_weight_init(sw_weight_t *w, sw_dtype_t type, int64_t n_in, int64_t n_out, const void *data);
@@ -81,7 +83,9 @@ const char *sw_matmul_kernel_name(void);
 /*  For tests and benchmarks: forces the scalar reference kernels (true) or
  *  the best available (false). Not thread-safe; call before any matmul.
  *  The environment variable SWISD_KERNELS=avx2|scalar, read once at the
- *  first call into this module, caps the kernel choice the same way. */
+ *  first call into this module, caps the kernel choice the same way;
+ *  SWISD_KQUANT_TILES=0 (read then too) keeps Q4_K and Q5_K weights in the
+ *  GGUF layout, on the rows kernels the tiles replaced (for comparisons). */
 void sw_matmul_force_scalar(int on);
 
 #ifdef __cplusplus

@@ -11,6 +11,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "sw_kernels_impl.h"
@@ -112,6 +113,130 @@ SW_512 static void s_tile_q4_0(const sw__tile_t *a)
     S_DISPATCH(1)
 }
 
+/*  Q4_K / Q5_K r16 tiles against Q8_K activations (layout: sw_kernels_impl.h).
+ *  Per sub-block pair p (chunks 8p..8p+7), vpdpbusd sums the low nibbles
+ *  times the 32 values of sub-block 2p and the high nibbles, masked in
+ *  place (16 times the nibble, saving a shift), times those of 2p + 1; the
+ *  int32 sums are scaled by 16 sc and sc (vpmulld) and summed over the
+ *  block (at most 8 * 32 * 15 * 128 * 1008 < 2^31), then converted once
+ *  with d / 16 * d_x. The mins: vpdpwssd of (mn_2q, mn_2q+1) i16 pairs with
+ *  the Q8_K sums of the same sub-blocks, times dmin * d_x. Q5_K ORs the
+ *  fifth bits into both nibbles (vpternlogd) and scales by sc, d, as the
+ *  high nibble can no longer be masked in place (at most
+ *  8 * 32 * 31 * 128 * 63 < 2^31). */
+
+#define S_KT4 4 /* tokens per Q4_K tile pass */
+
+SW_512_INLINE void s_tile_k45_body(const sw__tile_t *a, int64_t t0, const int T, const int q5)
+{
+    const size_t rec_bytes = q5 ? SW__REC_Q5_K : SW__REC_Q4_K;
+    const uint8_t *const qs0 = a->wg + (q5 ? 832 : 320); /* chunk 0 of block 0 */
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m4h = _mm512_set1_epi8((char) 0xf0);
+    const __m512i b4 = _mm512_set1_epi8(0x10);
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    const sw_block_q8_K *xk[S_KT4];
+    for (int t = 0; t < S_KT4; t++)
+        xk[t] = a->xk + (t0 + (t < T ? t : 0)) * a->xk_stride;
+    __m512 acc[S_KT4], accm[S_KT4]; /* sum of d sc q x, sum of dmin mn x (ggml keeps them apart too) */
+    for (int t = 0; t < S_KT4; t++) {
+        acc[t] = _mm512_setzero_ps();
+        accm[t] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < a->nb; b++) {
+        const uint8_t *rec = a->wg + (size_t) b * rec_bytes;
+        const uint8_t *qs = qs0 + (size_t) b * rec_bytes;
+        __m512i si[S_KT4];
+        for (int t = 0; t < S_KT4; t++)
+            si[t] = _mm512_setzero_si512();
+        for (int p = 0; p < 4; p++) {
+            /* i32 lane r: scale of row r, sub-blocks 2p (times 16) and 2p + 1 */
+            __m512i sc_lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (rec + 64 + 32 * p)));
+            if (!q5)
+                sc_lo = _mm512_slli_epi32(sc_lo, 4);
+            const __m512i sc_hi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (rec + 80 + 32 * p)));
+            __m512i s_lo[S_KT4], s_hi[S_KT4];
+            for (int t = 0; t < S_KT4; t++) {
+                s_lo[t] = _mm512_setzero_si512();
+                s_hi[t] = _mm512_setzero_si512();
+            }
+            for (int c = 0; c < 8; c++) {
+                const __m512i v = _mm512_loadu_si512((const void *) (qs + 64 * (8 * p + c)));
+                __m512i lo, hi;
+                if (q5) {
+                    /* fifth bits: bit 2p of qh to bit 4 (low), bit 2p + 1 (high);
+                     * 16-bit shifts by at most 4 move no bit across bytes into bit 4 */
+                    const __m512i h = _mm512_loadu_si512((const void *) (rec + 320 + 64 * c));
+                    const __m512i hl = p < 3 ? _mm512_slli_epi16(h, 4 - 2 * p) : _mm512_srli_epi16(h, 2);
+                    const __m512i hh = p < 2 ? _mm512_slli_epi16(h, 3 - 2 * p) : _mm512_srli_epi16(h, 2 * p - 3);
+                    lo = _mm512_ternarylogic_epi32(v, m4, _mm512_and_si512(hl, b4), 0xea); /* (v & m4) | x */
+                    hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), m4, _mm512_and_si512(hh, b4), 0xea);
+                } else {
+                    lo = _mm512_and_si512(v, m4);
+                    hi = _mm512_and_si512(v, m4h); /* 16 times the nibble */
+                }
+                for (int t = 0; t < T; t++) {
+                    const int8_t *xp = xk[t][b].qs + 64 * p + 4 * c;
+                    s_lo[t] = _mm512_dpbusd_epi32(s_lo[t], lo, s_bcast(xp));
+                    s_hi[t] = _mm512_dpbusd_epi32(s_hi[t], hi, s_bcast(xp + 32));
+                }
+            }
+            for (int t = 0; t < T; t++)
+                si[t] = _mm512_add_epi32(si[t], _mm512_add_epi32(_mm512_mullo_epi32(s_lo[t], sc_lo),
+                                                                 _mm512_mullo_epi32(s_hi[t], sc_hi)));
+        }
+        /* d (Q4_K: d / 16, exact) and dmin of the 16 rows */
+        const __m512 dw = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) rec)),
+                                        _mm512_set1_ps(q5 ? 1.0f : 1.0f / 16.0f));
+        const __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (rec + 32)));
+        /* i32 lane r of mnp[q]: (mn_2q, mn_2q+1) of row r as two i16 */
+        __m512i mnp[4];
+        for (int q = 0; q < 4; q++) {
+            const __m128i m0 = _mm_loadu_si128((const __m128i *) (rec + 192 + 32 * q));
+            const __m128i m1 = _mm_loadu_si128((const __m128i *) (rec + 208 + 32 * q));
+            const __m256i pr = _mm256_setr_m128i(_mm_unpacklo_epi8(m0, m1), _mm_unpackhi_epi8(m0, m1));
+            mnp[q] = _mm512_cvtepu8_epi16(pr);
+        }
+        for (int t = 0; t < T; t++) {
+            const sw_block_q8_K *x = &xk[t][b];
+            /* sums of the 8 sub-blocks of 32, as i16 pairs: i32 element q
+             * of lane 0 = (sum_2q, sum_2q+1) for q < 2, lane 1 for q >= 2 */
+            const __m256i s32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) x->bsums), ones16);
+            const __m512i sp = _mm512_castsi256_si512(_mm256_packs_epi32(s32, s32));
+            __m512i mi = _mm512_setzero_si512();
+            for (int q = 0; q < 4; q++) {
+                const int e = q < 2 ? q : q + 2; /* i32 element of sp */
+                mi = _mm512_dpwssd_epi32(mi, mnp[q], _mm512_permutexvar_epi32(_mm512_set1_epi32(e), sp));
+            }
+            const __m512 xd = _mm512_set1_ps(x->d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si[t]), _mm512_mul_ps(dw, xd), acc[t]);
+            accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mi), _mm512_mul_ps(dmw, xd), accm[t]);
+        }
+    }
+    const __mmask16 m = (__mmask16) (a->n_rows >= 16 ? 0xffff : ((1u << a->n_rows) - 1));
+    for (int t = 0; t < T; t++)
+        _mm512_mask_storeu_ps(a->y + (t0 + t) * a->ldy, m, _mm512_sub_ps(acc[t], accm[t]));
+}
+
+#define S_K45_DISPATCH(q5)                                                             \
+    for (int64_t t0 = 0; t0 < a->n_tok; t0 += S_KT4) {                                 \
+        switch (a->n_tok - t0 >= S_KT4 ? S_KT4 : (int) (a->n_tok - t0)) {              \
+        case 1: s_tile_k45_body(a, t0, 1, q5); break;                                  \
+        case 2: s_tile_k45_body(a, t0, 2, q5); break;                                  \
+        case 3: s_tile_k45_body(a, t0, 3, q5); break;                                  \
+        default: s_tile_k45_body(a, t0, 4, q5); break;                                 \
+        }                                                                              \
+    }
+
+SW_512 static void s_tile_q4_K(const sw__tile_t *a)
+{
+    S_K45_DISPATCH(0)
+}
+
+SW_512 static void s_tile_q5_K(const sw__tile_t *a)
+{
+    S_K45_DISPATCH(1)
+}
+
 /*  roundf (half away from zero) on 16 lanes. */
 SW_512_INLINE __m512 s_roundf16(__m512 v)
 {
@@ -138,6 +263,45 @@ SW_512 static void s_quant(const float *x, int64_t n_in, int8_t *xq, float *xd, 
         _mm_storeu_si128((__m128i *) (xq + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
         xd[b] = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
         xb[b] = -bias_mul * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
+/*  Q8_K rows, byte for byte what sw_quantize_row(Q8_K) writes: per block of
+ *  256, amax as fmaxf does (a NaN element is skipped), id = 127 / amax,
+ *  q = lrintf(x id) (vcvtps2dq rounds to nearest even like lrintf in the
+ *  default rounding mode) clamped to +-127, bsums per 16, d = amax / 127. A
+ *  block with a NaN or an infinity goes to sw_quantize_row, whose integer
+ *  conversion of NaN differs from vcvtps2dq's. */
+SW_512 static void s_quant_q8_K(const float *x, sw_block_q8_K *out, int64_t n_in)
+{
+    const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
+    for (int64_t b = 0; b < n_in / SW_QK_K; b++) {
+        const float *xb = x + b * SW_QK_K;
+        sw_block_q8_K *o = &out[b];
+        __m512 amax = _mm512_setzero_ps();
+        __mmask16 bad = 0;
+        for (int k = 0; k < 16; k++) {
+            __m512 v = _mm512_abs_ps(_mm512_loadu_ps(xb + 16 * k));
+            bad |= _mm512_cmp_ps_mask(v, _mm512_set1_ps(INFINITY), _CMP_NLT_UQ); /* inf or NaN */
+            amax = _mm512_max_ps(amax, v);
+        }
+        if (bad) {
+            sw_quantize_row(SW_DTYPE_Q8_K, xb, o, SW_QK_K);
+            continue;
+        }
+        const float am = _mm512_reduce_max_ps(amax);
+        if (am == 0.0f) {
+            memset(o, 0, sizeof(*o));
+            continue;
+        }
+        const __m512 id = _mm512_set1_ps(127.0f / am);
+        for (int k = 0; k < 16; k++) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 16 * k), id));
+            q = _mm512_max_epi32(_mm512_min_epi32(q, lim), nlim);
+            _mm_storeu_si128((__m128i *) (o->qs + 16 * k), _mm512_cvtepi32_epi8(q));
+            o->bsums[k] = (int16_t) _mm512_reduce_add_epi32(q);
+        }
+        o->d = am / 127.0f;
     }
 }
 
@@ -422,7 +586,10 @@ const sw__kernels_t sw__kernels_avx512 = {
     },
     .tile_q8_0 = s_tile_q8_0,
     .tile_q4_0 = s_tile_q4_0,
+    .tile_q4_K = s_tile_q4_K,
+    .tile_q5_K = s_tile_q5_K,
     .quant = s_quant,
+    .quant_q8_K = s_quant_q8_K,
     .q8_0_bias = 128,
 };
 

@@ -10,7 +10,10 @@
  *
  *  Every dtype x odd shapes x n_tok {1,3,17,64} x threads {NULL,1,2,3}, with the best
  *  kernels and with sw_matmul_force_scalar(1). On an AVX-512 machine the test
- *  re-runs itself with SWISD_KERNELS=avx2 so the AVX2 set is checked too.
+ *  re-runs itself with SWISD_KERNELS=avx2 so the AVX2 set is checked too, and
+ *  on x86 with SWISD_KQUANT_TILES=0 (Q4_K, Q5_K through the GGUF-layout rows
+ *  kernels instead of the repacked tiles). The Q8_K activation quantizers of
+ *  the kernel sets are checked byte for byte against sw_quantize_row.
  */
 #include <math.h>
 #include <stdint.h>
@@ -21,6 +24,7 @@
 
 #include "sw_common.h"
 #include "sw_dtype.h"
+#include "sw_kernels_impl.h"
 #include "sw_matmul.h"
 #include "sw_pool.h"
 #include "sw_test.h"
@@ -196,6 +200,14 @@ static void fill_row(sw_dtype_t type, uint8_t *p, int64_t n_in)
     }
 }
 
+/*  Whether Q4_K weights (and, but for the AVX2 set, Q5_K) should get r16
+ *  tiles. */
+static int s_k_tiles_expected(void)
+{
+    const char *kt = getenv("SWISD_KQUANT_TILES");
+    return strcmp(sw_matmul_kernel_name(), "scalar") != 0 && !(kt && strcmp(kt, "0") == 0);
+}
+
 typedef struct {
     int mismatches;
     double worst;   /* largest |err| / tol seen */
@@ -234,6 +246,9 @@ static void run_case(sw_dtype_t type, int64_t n_in, int64_t n_out, int64_t n_tok
     sw_weight_t w;
     int rc = sw_weight_init(&w, type, n_in, n_out, W);
     CHECK(rc == 0);
+    if (rc == 0 && (type == SW_DTYPE_Q4_K || (type == SW_DTYPE_Q5_K && strcmp(sw_matmul_kernel_name(), "avx2") != 0)) &&
+        s_k_tiles_expected())
+        CHECK_MSG(w.priv != NULL, "%s: no repacked copy with kernels %s", sw_dtype_name(type), sw_matmul_kernel_name());
     if (rc == 0) {
         for (int mode = 0; mode < 2; mode++) {
             sw_matmul_force_scalar(mode);
@@ -273,6 +288,58 @@ static void run_case(sw_dtype_t type, int64_t n_in, int64_t n_out, int64_t n_tok
     free(xd);
 }
 
+/*  The kernel sets' Q8_K quantizers write exactly what sw_quantize_row
+ *  writes (the tiles and the reference both rely on it): random rows with
+ *  outliers, a zero block, exact ties (x id = k + 0.5 with amax 127), the
+ *  largest floats, NaN and infinity. */
+static void s_quant_q8_K(void)
+{
+#if defined(__x86_64__)
+    const char *name = sw_matmul_kernel_name();
+    const sw__kernels_t *sets[2] = { NULL, NULL };
+    if (strcmp(name, "avx512vnni") == 0) {
+        sets[0] = &sw__kernels_avx512;
+        sets[1] = &sw__kernels_avx2;
+    } else if (strcmp(name, "avx2") == 0) {
+        sets[0] = &sw__kernels_avx2;
+    }
+    const int64_t n = 9 * SW_QK_K;
+    float *x = malloc(sizeof(float) * (size_t) n);
+    const size_t rb = sw_dtype_row_size(SW_DTYPE_Q8_K, n);
+    uint8_t *ref = malloc(rb), *got = malloc(rb);
+    int checked = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        for (int64_t i = 0; i < n; i++)
+            x[i] = rndf() * (rnd() % 13 == 0 ? 30.0f : 1.0f);
+        for (int64_t i = SW_QK_K; i < 2 * SW_QK_K; i++) /* block 1: zeros */
+            x[i] = 0.0f;
+        for (int64_t i = 2 * SW_QK_K; i < 3 * SW_QK_K; i++) /* block 2: ties, amax 127 */
+            x[i] = (float) ((int) (rnd() % 254) - 127) + (i % 2 ? 0.5f : 0.0f);
+        x[2 * SW_QK_K] = 127.0f;
+        x[3 * SW_QK_K + (rnd() % SW_QK_K)] = 3.4e38f;           /* block 3: huge */
+        x[4 * SW_QK_K + (rnd() % SW_QK_K)] = NAN;               /* block 4: NaN */
+        x[5 * SW_QK_K + (rnd() % SW_QK_K)] = -INFINITY;         /* block 5: inf */
+        x[6 * SW_QK_K + (rnd() % SW_QK_K)] = 1e-30f;            /* block 6: tiny */
+        for (int64_t i = 6 * SW_QK_K; i < 7 * SW_QK_K; i++)
+            x[i] *= 1e-30f;
+        CHECK(sw_quantize_row(SW_DTYPE_Q8_K, x, ref, n) == 0);
+        for (int k = 0; k < 2; k++) {
+            if (!sets[k] || !sets[k]->quant_q8_K)
+                continue;
+            memset(got, 0xa5, rb);
+            sets[k]->quant_q8_K(x, (sw_block_q8_K *) got, n);
+            CHECK_MSG(memcmp(ref, got, rb) == 0, "%s: Q8_K quantizer differs from sw_quantize_row (trial %d)",
+                      sets[k]->name, trial);
+            checked++;
+        }
+    }
+    printf("q8_K quantizers: %d rows compared with sw_quantize_row\n", checked);
+    free(x);
+    free(ref);
+    free(got);
+#endif
+}
+
 static void s_errors(void)
 {
     uint8_t buf[1024] = { 0 };
@@ -302,6 +369,7 @@ static int s_run_all(void)
     sw_matmul_force_scalar(0);
 
     s_errors();
+    s_quant_q8_K();
 
     sw_pool_t *pools[4] = { NULL, sw_pool_new(1), sw_pool_new(2), sw_pool_new(3) };
     const sw_dtype_t types[] = { SW_DTYPE_F32, SW_DTYPE_F16, SW_DTYPE_BF16, SW_DTYPE_Q8_0,
@@ -339,7 +407,7 @@ static int s_run_all(void)
     }
     /* sw_matmul_multi gives exactly what separate products give, for every
      * type (tiled or not) and mixed shapes sharing n_in */
-    const sw_dtype_t mtypes[] = {SW_DTYPE_Q8_0, SW_DTYPE_Q4_0, SW_DTYPE_F32, SW_DTYPE_Q6_K};
+    const sw_dtype_t mtypes[] = {SW_DTYPE_Q8_0, SW_DTYPE_Q4_0, SW_DTYPE_F32, SW_DTYPE_Q6_K, SW_DTYPE_Q4_K, SW_DTYPE_Q5_K};
     for (size_t ti = 0; ti < sizeof mtypes / sizeof mtypes[0]; ti++) {
         const sw_dtype_t type = mtypes[ti];
         const int64_t n_in = sw_dtype_block_size(type) == 1 ? 64 : sw_dtype_block_size(type) * 2;
@@ -381,28 +449,38 @@ static int s_run_all(void)
     return sw_test_report(getenv("SWISD_KERNELS") ? "matmul(SWISD_KERNELS)" : "matmul");
 }
 
+#if defined(__x86_64__) && defined(__linux__)
+/*  Runs this test again with var=value in the environment; 0 if it passed. */
+static int s_rerun(char **argv, const char *var, const char *value)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv(var, value, 1);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int status = 0;
+    int ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok)
+        fprintf(stderr, "matmul: the %s=%s run failed (status %d)\n", var, value, status);
+    return ok ? 0 : 1;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     (void) argc;
     int rc = s_run_all();
 #if defined(__x86_64__) && defined(__linux__)
-    /* also check the AVX2 set when the best one is AVX-512 */
-    if (!getenv("SWISD_KERNELS") && strcmp(sw_matmul_kernel_name(), "avx512vnni") == 0) {
-        fflush(stdout);
-        fflush(stderr);
-        pid_t pid = fork();
-        if (pid == 0) {
-            setenv("SWISD_KERNELS", "avx2", 1);
-            execv("/proc/self/exe", argv);
-            _exit(127);
-        }
-        int status = 0;
-        int ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        if (!ok) {
-            fprintf(stderr, "matmul: the SWISD_KERNELS=avx2 run failed (status %d)\n", status);
-            rc = 1;
-        }
-    }
+    /* also check the AVX2 set when the best one is AVX-512, and the Q4_K /
+     * Q5_K rows kernels (GGUF layout) that the tiles replaced */
+    const int top = !getenv("SWISD_KERNELS") && !getenv("SWISD_KQUANT_TILES");
+    if (top && strcmp(sw_matmul_kernel_name(), "avx512vnni") == 0)
+        rc |= s_rerun(argv, "SWISD_KERNELS", "avx2");
+    if (top && strcmp(sw_matmul_kernel_name(), "scalar") != 0)
+        rc |= s_rerun(argv, "SWISD_KQUANT_TILES", "0");
 #endif
     return rc;
 }
