@@ -2,6 +2,7 @@
 #include "sw_volunteer.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "sw_host_probe.h"
 #include "sw_layer_choice.h"
 #include "sw_model.h"
+#include "sw_shard_fetch.h"
 
 #define S_RESTART_MS 5000   /* a stage that exited on its own is started again after this */
 #define S_RETRY_MS 10000    /* a start that failed (no broker, no directory) is tried again after this */
@@ -37,6 +39,12 @@ struct sw_volunteer_t {
     uint64_t drain_deadline_ns;    /* SIGKILL after this */
     uint64_t drain_sent_ns;        /* when the SIGTERM went */
     int32_t first, last;           /* layers the child serves, inclusive */
+    /* by URL (no --model): the signed manifest and the cache */
+    char manifest_src[1024];       /* URL or path of the manifest; "" with a local model */
+    char signer[65];               /* the pinned Ed25519 key, 64 hex digits */
+    char want_id[129];             /* the bootstrap's model id the manifest must name; "" when not given */
+    sw_manifest_t *manifest;       /* the manifest in use; NULL with a local model */
+    int hold_fd;                   /* sw_shards_hold while the stage serves from the cache; -1 when none */
 };
 
 /* ---- model --------------------------------------------------------------------------------- */
@@ -62,6 +70,78 @@ static int s_read_model(sw_volunteer_t *v, char *err, size_t errlen)
             v->layer_bytes[il] += t->nbytes;
     }
     sw_model_destroy(&m);
+    return 0;
+}
+
+/* (Re)loads the manifest (pinned signer). On success the volunteer's model
+ * id, checksum, layer count and per-layer bytes are the manifest's; a
+ * manifest of another model id than the bootstrap's is refused. When it
+ * cannot be read but an earlier one is loaded, that one stays (said). */
+static int s_read_manifest(sw_volunteer_t *v, char *err, size_t errlen)
+{
+    char why[1024];
+    sw_manifest_t *m = sw_manifest_load(v->manifest_src, v->signer, 30, why, sizeof why);
+    if (!m)
+        return sw_err(err, errlen, "manifest %s: %s", v->manifest_src, why);
+    const int n = sw_manifest_n_layers(m);
+    uint64_t *lb = NULL;
+    if (v->want_id[0] && strcmp(v->want_id, sw_manifest_model_id(m))) {
+        sw_err(err, errlen, "manifest %s is for model %s, the bootstrap list says %s", v->manifest_src,
+               sw_manifest_model_id(m), v->want_id);
+        goto fail;
+    }
+    if (n < 1 || n > SW_LAYER_CHOICE_MAX_LAYERS || !(lb = calloc((size_t) n, sizeof *lb))) {
+        sw_err(err, errlen, "manifest %s: %d layers (1..%d served)", v->manifest_src, n, SW_LAYER_CHOICE_MAX_LAYERS);
+        goto fail;
+    }
+    for (int i = 0; i < n; i++)
+        lb[i] = sw_manifest_layer_bytes(m, i);
+    if (v->manifest && sw_manifest_version(v->manifest) != sw_manifest_version(m))
+        printf("swisd volunteer: the manifest moved from version %" PRId64 " to %" PRId64 " (%s)\n",
+               sw_manifest_version(v->manifest), sw_manifest_version(m), sw_manifest_checksum(m));
+    sw_manifest_destroy(&v->manifest);
+    v->manifest = m;
+    free(v->layer_bytes);
+    v->layer_bytes = lb;
+    v->n_layer = n;
+    snprintf(v->model_id, sizeof v->model_id, "%s", sw_manifest_model_id(m));
+    snprintf(v->checksum, sizeof v->checksum, "%s", sw_manifest_checksum(m));
+    return 0;
+fail:
+    sw_manifest_destroy(&m);
+    return -1;
+}
+
+/* Fetches layers first..last of the manifest's model into the cache (only
+ * their tensors and the header, each checked against the manifest) and holds
+ * the cached copy (no eviction) until the stage stops. Returns 0 with path
+ * set, or -1 with a reason (nothing is held then). */
+static int s_fetch(sw_volunteer_t *v, char *path, size_t pathlen, char *err, size_t errlen)
+{
+    sw_shard_fetch_stats_t st = {0};
+    /* the volunteer's cap is in kbit/s, the fetcher's in kB/s: round up, so a cap never becomes 0 (none) */
+    const sw_shard_fetch_opts_t o = {.cache_dir = v->cfg.cache_dir, .max_disk_bytes = v->cfg.max_disk,
+                                     .download_kbps = (uint32_t) (((uint64_t) v->cfg.download_kbps + 7) / 8),
+                                     .stats = &st};
+    uint64_t want = 0;
+    for (int32_t l = v->first; l <= v->last; l++)
+        want += v->layer_bytes[l];
+    const uint64_t t0 = sw_now_ns();
+    printf("swisd volunteer: fetching layers %d-%d of %s version %" PRId64 " (%" PRIu64 " bytes of layer tensors) "
+           "from %s into %s\n", (int) v->first, (int) v->last, v->model_id, sw_manifest_version(v->manifest), want,
+           sw_manifest_url(v->manifest), v->cfg.cache_dir);
+    fflush(stdout);
+    if (sw_shards_fetch(v->manifest, v->first, v->last, &o, path, pathlen, err, errlen) != 0)
+        return -1;
+    printf("swisd volunteer: fetched layers %d-%d of %s: %" PRIu64 " bytes received in %" PRIu64 " ranges, %" PRIu64
+           " hash failures, %" PRIu64 " resumes, %" PRIu64 " bytes evicted, %.3f s (%s)\n", (int) v->first,
+           (int) v->last, v->model_id, st.bytes_received, st.ranges, st.hash_failures, st.resumes, st.evicted_bytes,
+           (double) (sw_now_ns() - t0) / 1e9, path);
+    fflush(stdout);
+    if (v->hold_fd >= 0)
+        close(v->hold_fd);
+    if ((v->hold_fd = sw_shards_hold(v->manifest, v->cfg.cache_dir, err, errlen)) < 0)
+        return -1;
     return 0;
 }
 
@@ -160,7 +240,7 @@ static int s_spawn(sw_volunteer_t *v, const char *model_file, char *err, size_t 
     argv[n++] = "--drain-s", argv[n++] = drain;
     if (v->cfg.heartbeat_ms > 0)
         argv[n++] = "--heartbeat-ms", argv[n++] = hb;
-    if (!v->cfg.fetch) /* the whole model is here: the stage itself moves to cover a new gap */
+    if (!v->cfg.fetch && !v->manifest) /* the whole model is here: the stage itself moves to cover a new gap */
         argv[n++] = "--rebalance";
     if (v->cfg.key_path)
         argv[n++] = "--key", argv[n++] = v->cfg.key_path;
@@ -220,12 +300,21 @@ static int s_start(sw_volunteer_t *v, volatile int *stop, char *err, size_t errl
                 printf("swisd volunteer: broker %s did not answer\n", o->endpoint);
         }
     }
+    if (v->manifest_src[0]) { /* a new release since? (an unreadable manifest keeps the one loaded) */
+        char why[1024];
+        if (s_read_manifest(v, why, sizeof why) != 0)
+            fprintf(stderr, "swisd volunteer: %s; keeping version %" PRId64 "\n", why,
+                    sw_manifest_version(v->manifest));
+    }
     const uint64_t kv = v->cfg.max_mem / 4;
     if (s_choose(v, v->cfg.max_mem - kv, err, errlen) != 0)
         return -1;
     char path[4096];
     if (v->cfg.fetch) {
         if (v->cfg.fetch(v->cfg.fetch_arg, v->model_id, v->first, v->last, path, sizeof path, err, errlen) != 0)
+            return -1;
+    } else if (v->manifest) {
+        if (s_fetch(v, path, sizeof path, err, errlen) != 0)
             return -1;
     } else {
         snprintf(path, sizeof path, "%s", v->cfg.model_path);
@@ -269,6 +358,10 @@ static bool s_reap(sw_volunteer_t *v)
         printf("swisd volunteer: the stage ended by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     fflush(stdout);
     v->child = 0;
+    if (v->hold_fd >= 0) { /* nothing serves from the cache now: it may be evicted */
+        close(v->hold_fd);
+        v->hold_fd = -1;
+    }
     return true;
 }
 
@@ -276,10 +369,6 @@ static bool s_reap(sw_volunteer_t *v)
 
 sw_volunteer_t *sw_volunteer_new(const sw_volunteer_config_t *cfg, char *err, size_t errlen)
 {
-    if (!cfg->model_path) {
-        sw_err(err, errlen, "no model: give --model FILE (fetching from a manifest needs the shard fetcher)");
-        return NULL;
-    }
     if (!cfg->broker && !cfg->bootstrap) {
         sw_err(err, errlen, "no broker: give a bootstrap file or URL, or --broker");
         return NULL;
@@ -294,18 +383,54 @@ sw_volunteer_t *sw_volunteer_new(const sw_volunteer_config_t *cfg, char *err, si
         return NULL;
     }
     v->cfg = *cfg;
+    v->hold_fd = -1;
     if (v->cfg.threads < 1)
         v->cfg.threads = 1;
     if (v->cfg.sample_ms <= 0)
         v->cfg.sample_ms = 1000;
     if (cfg->region)
         snprintf(v->region, sizeof v->region, "%s", cfg->region);
-    if (s_read_model(v, err, errlen) != 0)
-        goto fail;
     if (cfg->broker)
         snprintf(v->broker, sizeof v->broker, "%s", cfg->broker);
     else if (!(v->boot = sw_bootstrap_load(cfg->bootstrap, 10, err, errlen)))
         goto fail;
+    if (cfg->model_path) {
+        if (s_read_model(v, err, errlen) != 0)
+            goto fail;
+        return v;
+    }
+    /* by URL: --manifest, else the bootstrap list's first model with a manifest and a signer */
+    if (cfg->manifest) {
+        snprintf(v->manifest_src, sizeof v->manifest_src, "%s", cfg->manifest);
+        snprintf(v->signer, sizeof v->signer, "%s", cfg->manifest_key ? cfg->manifest_key : "");
+    }
+    for (size_t i = 0; !v->manifest_src[0] && v->boot && i < sw_bootstrap_n_models(v->boot); i++) {
+        const sw_bootstrap_model_t *bm = sw_bootstrap_model(v->boot, i);
+        if (!bm->manifest[0] || !bm->signer[0])
+            continue;
+        snprintf(v->manifest_src, sizeof v->manifest_src, "%s", bm->manifest);
+        snprintf(v->signer, sizeof v->signer, "%s", cfg->manifest_key ? cfg->manifest_key : bm->signer);
+        snprintf(v->want_id, sizeof v->want_id, "%s", bm->id);
+    }
+    if (!v->manifest_src[0]) {
+        sw_err(err, errlen, "no model: give --model FILE, --manifest URL --manifest-key HEX, or a bootstrap list "
+               "with a model's \"manifest\" and \"signer\" (docs/volunteer.md)");
+        goto fail;
+    }
+    if (!v->signer[0]) {
+        sw_err(err, errlen, "no pinned manifest key for %s: give --manifest-key HEX (swisd manifest --show-signer)",
+               v->manifest_src);
+        goto fail;
+    }
+    if (!cfg->cache_dir) {
+        sw_err(err, errlen, "no cache folder for the model's shards");
+        goto fail;
+    }
+    if (s_read_manifest(v, err, errlen) != 0)
+        goto fail;
+    printf("swisd volunteer: model %s version %" PRId64 " (%d layers, %s), manifest %s signed by the pinned key\n",
+           v->model_id, sw_manifest_version(v->manifest), (int) v->n_layer, v->checksum, v->manifest_src);
+    fflush(stdout);
     return v;
 fail:
     sw_volunteer_destroy(&v);
@@ -326,6 +451,9 @@ void sw_volunteer_destroy(sw_volunteer_t **self_p)
             waitpid(v->child, NULL, 0);
         }
     }
+    if (v->hold_fd >= 0)
+        close(v->hold_fd);
+    sw_manifest_destroy(&v->manifest);
     sw_bootstrap_destroy(&v->boot);
     free(v->layer_bytes);
     free(v);

@@ -9,8 +9,16 @@
  *    3. layers: asks the broker's directory which layers of the model have
  *       the fewest hosts (DirectoryQuery by the model's checksum) and takes
  *       as many as fit its memory cap (sw_layer_choice.h);
- *    4. weights: the fetch operation gives a GGUF file holding those layers
- *       (a local file with --model; the model-shard fetcher otherwise);
+ *    4. weights: a local whole GGUF with --model; otherwise by URL: the
+ *       signed manifest (--manifest/--manifest-key, or the bootstrap list's
+ *       model entry: sw_bootstrap.h) gives the model id, checksum, layer count
+ *       and per-layer bytes (for steps 3 and the memory cap), and
+ *       sw_shards_fetch downloads only those layers' tensors and the header
+ *       (HTTP ranges, each checked against its SHA-256, resumed when cut)
+ *       into a sparse GGUF in cache_dir under max_disk (LRU across models),
+ *       which sw_shards_hold keeps from eviction while the stage serves; the
+ *       manifest is read again before each start, so a new version is taken
+ *       at the next start (not while a stage serves);
  *    5. serves: starts swisd-stage for those layers on that broker with the
  *       node's key, its thread cap, nice level and upload cap; with a whole
  *       local model the stage also moves, keeping its size, to cover layers
@@ -45,8 +53,10 @@ typedef struct {
     const char *broker;          /* broker endpoint(s) to use; NULL: pick from bootstrap */
     const char *bootstrap;       /* bootstrap file or URL (sw_bootstrap.h); needed when broker is NULL */
     const char *model_path;      /* a local GGUF with the whole model (its header gives the layer sizes and
-                                    the checksum the directory is asked for); required until the manifest
-                                    path (fetch/sw_shard_fetch.h) is wired */
+                                    the checksum the directory is asked for); NULL: by URL (below) */
+    const char *manifest;        /* URL or path of a signed manifest (fetch/sw_manifest.h); NULL: the
+                                    bootstrap list's first model with "manifest" and "signer" */
+    const char *manifest_key;    /* the pinned signer, 64 hex digits; NULL: the bootstrap entry's */
     sw_volunteer_fetch_fn fetch; /* NULL: the local file model_path serves every layer */
     void *fetch_arg;
     const char *stage_exe;       /* path of swisd-stage */
@@ -73,8 +83,9 @@ typedef struct {
 
 typedef struct sw_volunteer_t sw_volunteer_t;
 
-/*  Checks the configuration and reads the model's header. Returns NULL with
- *  a reason. Caller destroys. The config's strings are borrowed for the
+/*  Checks the configuration and reads the model's header (--model) or its
+ *  signed manifest (refused when not signed by the pinned key, or naming
+ *  another model than the bootstrap entry). Returns NULL with a reason. Caller destroys. The config's strings are borrowed for the
  *  volunteer's life. */
 sw_volunteer_t *sw_volunteer_new(const sw_volunteer_config_t *cfg, char *err, size_t errlen);
 /*  Stops the stage if it runs (SIGTERM, then SIGKILL after the drain time-out). */

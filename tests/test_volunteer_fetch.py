@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""`swisd volunteer` fetches its layers by URL (issue 13), with real processes
+and a real HTTP server on loopback that counts the bytes it sends
+(tests/shard_server.py): the GGUF on one server, the signed manifest on
+another, so that the GGUF server's count is the shard download alone.
+
+a) a swarm with layers 0-1 and 4-4 of stories260K (5 layers) and a gateway;
+   a volunteer with an empty cache, no --model, and a bootstrap file naming
+   the broker and the model's manifest URL and signer: it chooses 2-3, the
+   GGUF server sends the header and those layers' tensors only (every range
+   lies in them, bytes within 5% of their size plus the header), the cache
+   holds a sparse file whose header and layer 2-3 tensors hash as the
+   manifest says, and the swarm reproduces the reference texts
+   (tests/data/stories260K_greedy.tsv) through the volunteer's stage;
+b) the same with a fresh cache while the server flips one byte of a layer-2
+   tensor once and cuts a layer-3 tensor midway once: the volunteer rejects
+   the corrupt range and fetches it again, resumes the cut one, starts its
+   stage only after that (the file's tensors hash right: the bad byte was
+   never in it), and the texts are still exact;
+c) a manifest signed by another key than the pinned one: the volunteer
+   refuses with a clear error and exits non-zero, downloading no byte of the
+   GGUF and creating no cache.
+usage: test_volunteer_fetch.py   (binaries from $SWISD_BUILD)
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Bins, Harness, generate, greedy_refs, key_args, model_path, node_key,  # noqa: E402
+                     start_broker, start_gateway, start_stage, wait_servable)
+from shard_server import ShardServer  # noqa: E402
+
+bins = Bins()
+WAIT = 60.0  # deadline of one event; never reached when all is well
+
+
+def sha(path, off, n):
+    with open(path, "rb") as f:
+        f.seek(off)
+        return hashlib.sha256(f.read(n)).hexdigest()
+
+
+def volunteer_argv(h, name, boot, cache):
+    return [bins.swisd, "volunteer", boot, "--cache", cache, "--max-threads", "1", "--nice", "0",
+            "--heartbeat-ms", "200", "--pause-load", "0"] + key_args(h, bins, name)
+
+
+def body(h):
+    check = h.check
+    d = h.logdir
+    rows = greedy_refs()
+    model = os.path.join(d, "stories260K.gguf")
+    shutil.copy(model_path(), model)
+    gguf_srv = ShardServer({"/stories260K.gguf": model})
+    man = os.path.join(d, "manifest.json")
+    man_srv = ShardServer({"/manifest.json": man})
+    op_key = node_key(h, bins, "operator")
+    r = subprocess.run([bins.swisd, "manifest", model, "--url", gguf_srv.url("/stories260K.gguf"), "--key", op_key,
+                        "-o", man], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, f"swisd manifest writes the manifest ({r.stderr.strip()[-200:]})")
+    signer = [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("signer:")][0]
+    m = json.load(open(man))
+    hdr = m["header"]["size"]
+
+    _, ep = start_broker(h, bins, "broker")
+    start_stage(h, bins, "stage01", ep, "0-1")
+    start_stage(h, bins, "stage44", ep, "4-4")
+    gw, rpc, _ = start_gateway(h, bins, "gateway", ep)
+    boot = os.path.join(d, "bootstrap.json")
+    with open(boot, "w") as f:
+        json.dump({"brokers": [{"endpoint": ep, "region": "default"}],
+                   "models": [{"id": "stories260K", "manifest": man_srv.url("/manifest.json"), "signer": signer}]}, f)
+
+    mine = [t for t in m["tensors"] if t["part"] == "layer" and 2 <= t["layer"] <= 3]
+    want = hdr + sum(t["size"] for t in mine)
+    allowed = [(0, hdr - 1)] + [(t["offset"], t["offset"] + t["size"] - 1) for t in mine]
+
+    def served_by_volunteer(vol, what):
+        check(wait_servable(bins, rpc, WAIT), f"{what}) the swarm became servable with the volunteer")
+        mark = gw.mark()
+        for prompt, ref in rows:
+            rc, out, err = generate(bins, rpc, prompt, 100)
+            check(rc == 0 and out.strip() == ref.strip(),
+                  f"{what}) {prompt!r} gives the reference text (rc {rc})\n  got  {out!r}\n  want {ref!r}\n"
+                  f"  {err[-300:]}")
+        vol_id = [ln for _, ln in vol.lines if ln.startswith("swisd-stage: ")][0].split()[1]
+        done = [ln for _, ln in gw.lines[mark:] if "done" in ln and "via" in ln]
+        check(any(vol_id[:8] in ln for ln in done), f"{what}) the generations went through the volunteer's stage")
+
+    def sparse_ok(vol, cache, what):
+        fetched = [ln.strip() for _, ln in vol.lines if "swisd volunteer: fetched layers" in ln]
+        path = fetched[0].rsplit("(", 1)[1].rstrip(")") if fetched else ""
+        check(path.startswith(cache) and os.path.getsize(path) == m["file_size"],
+              f"{what}) the volunteer's shard is a file of the model's size in its cache ({path})")
+        check(sha(path, 0, hdr) == m["header"]["sha256"] and
+              all(sha(path, t["offset"], t["size"]) == t["sha256"] for t in mine),
+              f"{what}) the cached header and layer 2-3 tensors are the manifest's, byte for byte")
+        return fetched[0] if fetched else ""
+
+    # a) an empty cache joins the swarm that lacks 2-3
+    cache = os.path.join(d, "cache-a")
+    gguf_srv.reset()
+    vol, rest = h.start("volunteer", volunteer_argv(h, "volunteer", boot, cache),
+                        ready="swisd volunteer: serving layers ", timeout=WAIT)
+    check(vol.wait_line("swisd-stage: ", WAIT) is not None, "a) the volunteer's stage came up")
+    check(rest.startswith("2-3 of stories260K"), f"a) the volunteer chose {rest.split()[0]!r}, not the missing 2-3")
+    check(want <= gguf_srv.bytes_sent <= want * 1.05,
+          f"a) bytes served {gguf_srv.bytes_sent} within 5% of header + layers 2-3 ({want})")
+    outside = [r for r in gguf_srv.ranges if not any(a <= r[1] and r[2] <= b for a, b in allowed)]
+    check(gguf_srv.ranges and not outside, f"a) no range outside the header and layers 2-3 was asked for "
+                                           f"({outside[:3]})")
+    line = sparse_ok(vol, cache, "a")
+    check(" 0 hash failures" in line, f"a) no hash failure on a clean server ({line})")
+    served_by_volunteer(vol, "a")
+    rc = vol.terminate(WAIT)
+    check(rc == 0 and vol.has("the stage exited with status 0 after draining"),
+          f"a) SIGTERM drains the volunteer's stage and it exits 0 ({rc})")
+
+    # b) one byte corrupted once, one range cut once: the stage starts on verified data only
+    cache = os.path.join(d, "cache-b")
+    t2 = max((t for t in mine if t["layer"] == 2), key=lambda t: t["size"])
+    t3 = max((t for t in mine if t["layer"] == 3), key=lambda t: t["size"])
+    gguf_srv.reset()
+    gguf_srv.corrupt_at = t2["offset"] + t2["size"] // 2
+    gguf_srv.cut_at = t3["offset"] + t3["size"] // 3
+    vol, rest = h.start("volunteer-b", volunteer_argv(h, "volunteer-b", boot, cache),
+                        ready="swisd volunteer: serving layers ", timeout=WAIT)
+    check(vol.wait_line("swisd-stage: ", WAIT) is not None, "b) the volunteer's stage came up")
+    check(rest.startswith("2-3 of stories260K"), f"b) the volunteer chose {rest.split()[0]!r}")
+    line = sparse_ok(vol, cache, "b")
+    check(gguf_srv.corrupted == 1 and " 1 hash failures" in line,
+          f"b) the corrupt range was served once and rejected ({gguf_srv.corrupted}; {line})")
+    check(gguf_srv.cuts == 1 and " 1 resumes" in line and any(r[1] == t3["offset"] + t3["size"] // 3
+                                                             for r in gguf_srv.ranges),
+          f"b) the cut range was resumed from the cut byte ({gguf_srv.cuts}; {line})")
+    served_by_volunteer(vol, "b")
+    h.stop(vol)
+
+    # c) a manifest signed by a key other than the pinned one
+    stranger = os.path.join(d, "stranger.json")
+    man_srv.files["/stranger.json"] = stranger
+    r = subprocess.run([bins.swisd, "manifest", model, "--url", gguf_srv.url("/stories260K.gguf"), "--key",
+                        node_key(h, bins, "stranger"), "-o", stranger], capture_output=True, text=True, timeout=120)
+    boot_c = os.path.join(d, "bootstrap-c.json")
+    with open(boot_c, "w") as f:
+        json.dump({"brokers": [{"endpoint": ep}],
+                   "models": [{"id": "stories260K", "manifest": man_srv.url("/stranger.json"), "signer": signer}]}, f)
+    cache = os.path.join(d, "cache-c")
+    gguf_srv.reset()
+    r = subprocess.run(volunteer_argv(h, "volunteer-c", boot_c, cache), capture_output=True, text=True, timeout=WAIT)
+    check(r.returncode == 1 and "not by the pinned key" in r.stderr and "stranger.json" in r.stderr,
+          f"c) a manifest from an unpinned signer: refused, exit 1 ({r.returncode}, {r.stderr.strip()[-200:]})")
+    check(gguf_srv.bytes_sent == 0 and not os.path.exists(cache),
+          f"c) and nothing was downloaded or cached ({gguf_srv.bytes_sent} bytes)")
+    gguf_srv.close()
+    man_srv.close()
+
+
+Harness("volunteer_fetch", verbose=True).run(body)
