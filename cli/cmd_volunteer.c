@@ -69,6 +69,9 @@ static void s_usage(FILE *out)
             "  --pause-after-s S, --resume-after-s S   (defaults 10 and 30)\n"
             "  --drain-s S       time the stage may take to hand its sessions over (default 30)\n"
             "  --cache DIR       shard cache (default $XDG_CACHE_HOME/swisd or ~/.cache/swisd)\n"
+            "  --recheck-s S     with fetched shards: look at the manifest and the swarm's needs again every\n"
+            "                    S seconds while serving, and move to a new version or to layers that lack\n"
+            "                    a host (default 300)\n"
             "  --key PATH        this node's key (default: volunteer.key in ~/.config/swisd, made on first run)\n"
             "  --insecure        no key (only with brokers that run --insecure)\n"
             "  --region NAME     region to announce (default: the bootstrap entry's)\n"
@@ -98,7 +101,7 @@ int swisd_cmd_volunteer(int argc, char **argv)
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
         {"bootstrap", required_argument, 0, 'B'}, {"manifest", required_argument, 0, 'F'},
-        {"manifest-key", required_argument, 0, 'K'},
+        {"manifest-key", required_argument, 0, 'K'}, {"recheck-s", required_argument, 0, 'C'},
         {"max-threads", required_argument, 0, 't'}, {"nice", required_argument, 0, 'n'},
         {"max-mem", required_argument, 0, 'M'}, {"max-disk", required_argument, 0, 'D'},
         {"upload-kbps", required_argument, 0, 'u'}, {"download-kbps", required_argument, 0, 'd'},
@@ -117,6 +120,7 @@ int swisd_cmd_volunteer(int argc, char **argv)
         case 'B': cfg.bootstrap = optarg; break;
         case 'F': cfg.manifest = optarg; break;
         case 'K': cfg.manifest_key = optarg; break;
+        case 'C': bad |= sw_opt_int("--recheck-s", optarg, 1, 86400, &cfg.recheck_s); break;
         case 't': bad |= sw_opt_int("--max-threads", optarg, 1, 256, &threads); break;
         case 'n': bad |= sw_opt_int("--nice", optarg, 0, 19, &nice_level); break;
         case 'M': bad |= sw_opt_size("--max-mem", optarg, &max_mem); break;

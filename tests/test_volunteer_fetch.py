@@ -19,13 +19,20 @@ b) the same with a fresh cache while the server flips one byte of a layer-2
    never in it), and the texts are still exact;
 c) a manifest signed by another key than the pinned one: the volunteer
    refuses with a clear error and exits non-zero, downloading no byte of the
-   GGUF and creating no cache.
+   GGUF and creating no cache;
+d) the swarm's needs change: a volunteer (--recheck-s 1, --max-mem 600K:
+   room for two layers) serves 2-3 of the swarm lacking them; a static stage
+   for 2-3 joins and the only host of 4-4 is killed: the volunteer fetches
+   layer 4's tensors only (counted), starts a stage on 4-4, drains the old
+   one (exit 0), frees layers 2-3 from its cache (their bytes read as zeros,
+   layer 4's hash right), and the swarm reproduces the reference texts.
 usage: test_volunteer_fetch.py   (binaries from $SWISD_BUILD)
 """
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -156,6 +163,44 @@ def body(h):
           f"c) a manifest from an unpinned signer: refused, exit 1 ({r.returncode}, {r.stderr.strip()[-200:]})")
     check(gguf_srv.bytes_sent == 0 and not os.path.exists(cache),
           f"c) and nothing was downloaded or cached ({gguf_srv.bytes_sent} bytes)")
+
+    # d) needs change while serving
+    h.stop_all()
+    _, ep = start_broker(h, bins, "broker-d")
+    start_stage(h, bins, "stage01-d", ep, "0-1")
+    s44, _ = start_stage(h, bins, "stage44-d", ep, "4-4")
+    gw, rpc, _ = start_gateway(h, bins, "gateway-d", ep)
+    boot_d = os.path.join(d, "bootstrap-d.json")
+    with open(boot_d, "w") as f:
+        json.dump({"brokers": [{"endpoint": ep}],
+                   "models": [{"id": "stories260K", "manifest": man_srv.url("/manifest.json"), "signer": signer}]}, f)
+    cache = os.path.join(d, "cache-d")
+    vol, rest = h.start("volunteer-d", volunteer_argv(h, "volunteer-d", boot_d, cache) +
+                        ["--recheck-s", "1", "--max-mem", "600K"], ready="swisd volunteer: serving layers ",
+                        timeout=WAIT)
+    check(rest.startswith("2-3 of stories260K"), f"d) the volunteer first took the missing 2-3 ({rest.split()[0]!r})")
+    check(vol.wait_line("swisd-stage: ", WAIT) is not None, "d) its first stage came up")
+    start_stage(h, bins, "stage23-d", ep, "2-3")
+    mark = vol.mark()
+    gguf_srv.reset()
+    s44.signal(signal.SIGKILL)
+    moved = vol.wait_line("swisd volunteer: serving layers ", WAIT, "out", mark)
+    check(moved is not None and moved.startswith("4-4 of stories260K"),
+          f"d) with 2-3 held by another and 4-4 without a host, it moved to 4-4 ({moved!r})")
+    l4 = [t for t in m["tensors"] if t["part"] == "layer" and t["layer"] == 4]
+    want4 = sum(t["size"] for t in l4)
+    check(gguf_srv.bytes_sent == want4 and all(any(t["offset"] == r[1] for t in l4) for r in gguf_srv.ranges),
+          f"d) it downloaded layer 4's tensors only ({gguf_srv.bytes_sent} bytes served, {want4} wanted)")
+    check(vol.wait_line("the stage on layers 2-3 exited with status 0 after draining", WAIT, "out", mark) is not None,
+          "d) the old stage drained and exited 0")
+    check(vol.wait_line("bytes of layers outside 4-4 from the cache", WAIT, "out", mark) is not None,
+          "d) the volunteer trimmed the old layers")
+    path = [ln.strip() for _, ln in vol.lines if "fetched layers 4-4" in ln][0].rsplit("(", 1)[1].rstrip(")")
+    with open(path, "rb") as f:
+        holes = all(not any(f.read(t["size"])) for t in mine if f.seek(t["offset"]) is not None)
+    check(holes and all(sha(path, t["offset"], t["size"]) == t["sha256"] for t in l4),
+          "d) layers 2-3 are holes in the cache now, layer 4's tensors hash right")
+    served_by_volunteer(vol, "d")
     gguf_srv.close()
     man_srv.close()
 

@@ -16,9 +16,15 @@
  *       sw_shards_fetch downloads only those layers' tensors and the header
  *       (HTTP ranges, each checked against its SHA-256, resumed when cut)
  *       into a sparse GGUF in cache_dir under max_disk (LRU across models),
- *       which sw_shards_hold keeps from eviction while the stage serves; the
- *       manifest is read again before each start, so a new version is taken
- *       at the next start (not while a stage serves);
+ *       which sw_shards_hold keeps from eviction while the stage serves;
+ *  4b. moves (fetched shards only): every recheck_s seconds while serving
+ *       it reads the manifest again and asks the directory (its own stage
+ *       not counted). On a new manifest version, or when layers lack a host
+ *       while the other hosts cover every layer it serves, it fetches the
+ *       new range (the old stage serving meanwhile), starts a stage on it,
+ *       and 3 s later has the old stage drain (gateways move its sessions);
+ *       once that one exited it releases its hold and, same version,
+ *       frees the old layers' tensors (sw_shards_trim);
  *    5. serves: starts swisd-stage for those layers on that broker with the
  *       node's key, its thread cap, nice level and upload cap; with a whole
  *       local model the stage also moves, keeping its size, to cover layers
@@ -79,6 +85,8 @@ typedef struct {
     int drain_s;                 /* the stage's drain time-out, seconds */
     int heartbeat_ms;            /* the stage's heartbeat (<= 0: the broker's) */
     int sample_ms;               /* how often load and schedule are checked, ms (<= 0: 1000) */
+    int recheck_s;               /* with fetched shards: how often the manifest and the swarm's needs are
+                                    looked at again while serving, seconds (<= 0: 300) */
 } sw_volunteer_config_t;
 
 typedef struct sw_volunteer_t sw_volunteer_t;
