@@ -25,7 +25,13 @@ d) the swarm's needs change: a volunteer (--recheck-s 1, --max-mem 600K:
    for 2-3 joins and the only host of 4-4 is killed: the volunteer fetches
    layer 4's tensors only (counted), starts a stage on 4-4, drains the old
    one (exit 0), frees layers 2-3 from its cache (their bytes read as zeros,
-   layer 4's hash right), and the swarm reproduces the reference texts.
+   layer 4's hash right), and the swarm reproduces the reference texts;
+e) a new release: the operator publishes version 2 (stories260K quantized
+   to q8_0, another header checksum) at the same manifest URL: the volunteer
+   (still serving 4-4 of version 1) moves: fetches the layers it takes of
+   version 2 from the new file only, starts a stage on them, drains the old
+   one (exit 0); a gateway on the q8_0 file then gives the text of
+   `swisd run` on the whole q8_0 file, through the volunteer's new stage.
 usage: test_volunteer_fetch.py   (binaries from $SWISD_BUILD)
 """
 import hashlib
@@ -38,7 +44,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Bins, Harness, generate, greedy_refs, key_args, model_path, node_key,  # noqa: E402
-                     start_broker, start_gateway, start_stage, wait_servable)
+                     run_local, start_broker, start_gateway, start_stage, wait_servable)
 from shard_server import ShardServer  # noqa: E402
 
 bins = Bins()
@@ -201,6 +207,37 @@ def body(h):
     check(holes and all(sha(path, t["offset"], t["size"]) == t["sha256"] for t in l4),
           "d) layers 2-3 are holes in the cache now, layer 4's tensors hash right")
     served_by_volunteer(vol, "d")
+
+    # e) version 2 at the same manifest URL
+    q8 = os.path.join(d, "q8.gguf")
+    subprocess.run([bins.swisd, "quantize", model, q8, "q8_0"], check=True, capture_output=True, timeout=120)
+    gguf_srv.files["/q8.gguf"] = q8
+    man2 = os.path.join(d, "manifest-v2.json")
+    r = subprocess.run([bins.swisd, "manifest", q8, "--url", gguf_srv.url("/q8.gguf"), "--key", op_key,
+                        "--version", "2", "-o", man2], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, f"e) the manifest of version 2 ({r.stderr.strip()[-200:]})")
+    gguf_srv.reset()
+    mark = vol.mark()
+    os.replace(man2, man)  # published: the same URL now gives version 2
+    moving = vol.wait_line("swisd volunteer: moving to version 2 of stories260K: layers ", WAIT, "out", mark)
+    check(moving is not None, "e) the volunteer saw version 2 and moved")
+    new = vol.wait_line("swisd volunteer: serving layers ", WAIT, "out", mark)
+    check(new is not None and moving is not None and new.startswith(moving.split()[0] + " of stories260K"),
+          f"e) it serves the layers it took of version 2 ({new!r})")
+    check(vol.wait_line("the stage on layers 4-4 exited with status 0 after draining", WAIT, "out", mark) is not None,
+          "e) the stage on version 1 drained and exited 0")
+    check(gguf_srv.ranges and all(r[0] == "/q8.gguf" for r in gguf_srv.ranges),
+          f"e) only the new file was downloaded ({sorted(set(r[0] for r in gguf_srv.ranges))})")
+    if new is not None and new.startswith("0-4 "):
+        _, rpc2, _ = start_gateway(h, bins, "gateway-e", ep, model=q8)
+        check(wait_servable(bins, rpc2, WAIT), "e) a gateway on version 2 finds a route")
+        for prompt, _ in rows[:2]:
+            rc, out, err = generate(bins, rpc2, prompt, 100)
+            want = run_local(bins, prompt, 100, model=q8)
+            check(rc == 0 and out == want, f"e) {prompt!r} through the volunteer's version-2 stage equals swisd run "
+                                           f"on the q8_0 file (rc {rc})\n  got  {out!r}\n  want {want!r}")
+    else:
+        check(False, f"e) with room for 2 f32 layers it should take all 5 q8_0 layers ({new!r})")
     gguf_srv.close()
     man_srv.close()
 
