@@ -44,12 +44,17 @@ static void s_on_signal(int sig)
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: swisd volunteer [BOOTSTRAP] [--model FILE] [options]\n"
-            "  Serves the layers of a model the swarm needs most, within the caps below, until stopped.\n"
+            "usage: swisd volunteer [BOOTSTRAP] [options]\n"
+            "  Serves the layers of a model the swarm needs most, within the caps below, until stopped;\n"
+            "  fetches only those layers' tensors by URL, checked against the model's signed manifest.\n"
             "  BOOTSTRAP         file or URL (http, https) listing the swarm's brokers and models\n"
-            "                    (docs/volunteer.md); the broker with the lowest round trip is used\n"
+            "                    (docs/volunteer.md); the broker with the lowest round trip is used, and\n"
+            "                    the first model with a \"manifest\" and a \"signer\" is served\n"
+            "  --bootstrap SRC   the same, as a flag\n"
             "  --broker EP       a broker endpoint (tcp://HOST:PORT#KEY) instead of a bootstrap list\n"
-            "  --model FILE      the model as a local GGUF file\n"
+            "  --manifest SRC    the model's signed manifest (URL or file) instead of the bootstrap's\n"
+            "  --manifest-key HEX  the signer it must be signed by (swisd manifest --show-signer)\n"
+            "  --model FILE      the model as a local whole GGUF file (nothing is fetched)\n"
             "  --max-threads N   compute threads (default: cores - 1, at least 1)\n"
             "  --nice N          nice level of the serving process, 0..19 (default 10)\n"
             "  --max-mem SIZE    memory for weights and KV caches (MiB, or K/M/G; default: half of the\n"
@@ -64,6 +69,9 @@ static void s_usage(FILE *out)
             "  --pause-after-s S, --resume-after-s S   (defaults 10 and 30)\n"
             "  --drain-s S       time the stage may take to hand its sessions over (default 30)\n"
             "  --cache DIR       shard cache (default $XDG_CACHE_HOME/swisd or ~/.cache/swisd)\n"
+            "  --recheck-s S     with fetched shards: look at the manifest and the swarm's needs again every\n"
+            "                    S seconds while serving, and move to a new version or to layers that lack\n"
+            "                    a host (default 300)\n"
             "  --key PATH        this node's key (default: volunteer.key in ~/.config/swisd, made on first run)\n"
             "  --insecure        no key (only with brokers that run --insecure)\n"
             "  --region NAME     region to announce (default: the bootstrap entry's)\n"
@@ -92,6 +100,8 @@ int swisd_cmd_volunteer(int argc, char **argv)
     bool insecure = false, bad = false;
     static const struct option opts[] = {
         {"broker", required_argument, 0, 'b'}, {"model", required_argument, 0, 'm'},
+        {"bootstrap", required_argument, 0, 'B'}, {"manifest", required_argument, 0, 'F'},
+        {"manifest-key", required_argument, 0, 'K'}, {"recheck-s", required_argument, 0, 'C'},
         {"max-threads", required_argument, 0, 't'}, {"nice", required_argument, 0, 'n'},
         {"max-mem", required_argument, 0, 'M'}, {"max-disk", required_argument, 0, 'D'},
         {"upload-kbps", required_argument, 0, 'u'}, {"download-kbps", required_argument, 0, 'd'},
@@ -107,6 +117,10 @@ int swisd_cmd_volunteer(int argc, char **argv)
         switch (c) {
         case 'b': cfg.broker = optarg; break;
         case 'm': cfg.model_path = optarg; break;
+        case 'B': cfg.bootstrap = optarg; break;
+        case 'F': cfg.manifest = optarg; break;
+        case 'K': cfg.manifest_key = optarg; break;
+        case 'C': bad |= sw_opt_int("--recheck-s", optarg, 1, 86400, &cfg.recheck_s); break;
         case 't': bad |= sw_opt_int("--max-threads", optarg, 1, 256, &threads); break;
         case 'n': bad |= sw_opt_int("--nice", optarg, 0, 19, &nice_level); break;
         case 'M': bad |= sw_opt_size("--max-mem", optarg, &max_mem); break;
@@ -128,7 +142,7 @@ int swisd_cmd_volunteer(int argc, char **argv)
         default: s_usage(stderr); return 2;
         }
     }
-    if (optind < argc)
+    if (optind < argc && !cfg.bootstrap)
         cfg.bootstrap = argv[optind++];
     if (bad || optind != argc) {
         s_usage(stderr);

@@ -36,7 +36,7 @@ ALLOWED = {
     "broker": {"protos", "core", "daemon", "identity"},
     "stage": {"broker", "protos", "core", "daemon", "identity", "verify", "fetch"},
     "gateway": {"broker", "client", "protos", "core", "daemon", "identity", "verify"},
-    "volunteer": {"broker", "protos", "core", "identity"},
+    "volunteer": {"broker", "protos", "core", "identity", "fetch"},
     "cli": {"client", "protos", "core", "identity", "fetch", "volunteer"},
     "chaos": set(),
 }

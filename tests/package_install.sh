@@ -91,10 +91,22 @@ cp /var/lib/swisd/gateway.key /etc/swisd/gateways/
 stop_unit swisd-broker
 start_unit swisd-broker
 wait_for "$t/swisd-broker.log" "listening on tcp://0.0.0.0:5555" 20 || true
+# the model by URL (docs/volunteer.md, "Model shards and manifests"): the operator signs a manifest
+# with the gateway's key, the gateway serves it beside the GGUF (--serve-model), and the volunteer
+# is told where it is and which signer to trust
+as_swisd() { setpriv --reuid=swisd --regid=swisd --init-groups env HOME=/var/lib/swisd "$@"; }
+as_swisd mkdir -p /var/lib/swisd/models
+as_swisd ln -sf /usr/share/swisd/models/stories260K.gguf /var/lib/swisd/models/stories260K.gguf
+as_swisd swisd manifest /usr/share/swisd/models/stories260K.gguf --url http://127.0.0.1:8080/models/stories260K.gguf \
+    --key /var/lib/swisd/gateway.key -o /var/lib/swisd/models/manifest.json >/dev/null
+signer=$(as_swisd swisd manifest --show-signer --key /var/lib/swisd/gateway.key | sed -n 's/^signer: //p')
+sed -i 's|^SWISD_GATEWAY_ARGS="\(.*\)"$|SWISD_GATEWAY_ARGS="\1 --serve-model /var/lib/swisd/models/manifest.json"|' \
+    /etc/swisd/gateway.env
+sed -i "s|^SWISD_VOLUNTEER_ARGS=\"\\(.*\\)\"\$|SWISD_VOLUNTEER_ARGS=\"\\1 --manifest http://127.0.0.1:8080/models/manifest.json --manifest-key $signer\"|" \
+    /etc/swisd/volunteer.env
 start_unit swisd-gateway
-# the one line to change when `swisd volunteer` exists: start_unit swisd-volunteer (its own ExecStart)
-start_unit swisd-volunteer "/usr/bin/swisd-stage \$SWISD_VOLUNTEER_ARGS --model /usr/share/swisd/models/stories260K.gguf --layers 0-4"
 wait_for "$t/swisd-gateway.log" "http on port 8080" 20 || true
+start_unit swisd-volunteer
 echo "broker: $(grep -o 'listening on [^#]*' "$t/swisd-broker.log" | tail -n 1)"
 echo "gateway: $(grep -o 'http on port [0-9]*' "$t/swisd-gateway.log")"
 echo "key owner: $(stat -c '%U %a' /var/lib/swisd/broker.key_secret)"
@@ -108,6 +120,8 @@ done
 printf "completion: %s\n" "$out" # printf: the JSON holds backslashes, which dash's echo would read
 # after a generation went through the volunteer: every daemon has made its key by now
 echo "keys: $(cd /var/lib/swisd && ls -- *.key | tr "\n" " ")"
+echo "cache: $(cd /var/cache/swisd && find . -name '*.gguf' -printf '%u %s %P\n' | tr "\n" " ")"
+echo "fetched: $(grep -o 'fetched layers [0-9-]* of [^:]*: [0-9]* bytes received' "$t/swisd-volunteer.log" | head -n 1)"
 for u in swisd-volunteer swisd-gateway swisd-broker; do stop_unit $u; done
 for u in swisd-broker swisd-gateway swisd-volunteer; do
     echo "$u log: $(tr '\n' ' ' < "$t/$u.log" | tail -c 400)"

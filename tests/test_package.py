@@ -24,8 +24,10 @@ holds runs as a real swarm from a scratch root.
    tmpfs: `dpkg -i`, a reinstall keeping an edited conffile, the installed
    /usr/bin/swisd demo on /usr/share/swisd's model, the three units run as
    systemd would (as the user swisd, read-only system, private /tmp, their
-   /etc/swisd flags unchanged, set up as docs/volunteer.md says) with a
-   completion through the gateway's HTTP API equal to the reference, then
+   /etc/swisd flags unchanged, set up as docs/volunteer.md says: the
+   operator signs a manifest, the gateway serves it with --serve-model, the
+   `swisd volunteer` unit fetches the layers it takes into /var/cache/swisd)
+   with a completion through the gateway's HTTP API equal to the reference, then
    `dpkg --purge` (user, state and /etc/swisd gone); the host's dpkg
    database and users are checked unchanged;
 6. the unpacked programs as a swarm, under PR_SET_MDWE, no_new_privs and
@@ -33,8 +35,10 @@ holds runs as a real swarm from a scratch root.
    (what their MemoryDenyWriteExecute=, NoNewPrivileges=,
    RestrictAddressFamilies= and SystemCallFilter= demand), with no
    LD_LIBRARY_PATH and the working directory outside the source tree:
-   swisd-broker, swisd-stage and swisd-gateway with the flags of the packaged
-   /etc/swisd/*.env (only folders and ports moved), on the packaged model;
+   swisd-broker, `swisd volunteer` and swisd-gateway with the flags of the
+   packaged /etc/swisd/*.env (only folders and ports moved), on the packaged
+   model, which the volunteer fetches by URL (a signed manifest, a loopback
+   HTTP server) into the packaged cache folder;
    the unpacked `swisd generate` gives the reference texts of stories260K
    (tests/data); the gateway serves the dashboard from the unpacked data
    folder (a marker written into the unpacked index.html comes back), and
@@ -59,6 +63,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SRC, Bins, Harness, generate, greedy_refs, in_ci, wait_until  # noqa: E402
+from shard_server import ShardServer  # noqa: E402
 
 if not shutil.which("dpkg-deb"):
     print("SKIP: dpkg-deb is missing (apt-get install dpkg): the package cannot be built")
@@ -261,8 +266,8 @@ def check_units(root, contents):
             continue
         text = open(path).read()
         lines = {line.strip() for line in text.splitlines()}
-        missing = [s for s in SANDBOX if s not in lines]
-        check(not missing, f"4) {u}: every sandboxing line is there (missing: {missing})")
+        absent = [s for s in SANDBOX if s not in lines]
+        check(not absent, f"4) {u}: every sandboxing line is there (missing: {absent})")
         envfile, var = ENV_VAR[u]
         check(f"EnvironmentFile=/etc/swisd/{envfile}" in lines and f"./etc/swisd/{envfile}" in contents,
               f"4) {u} reads /etc/swisd/{envfile}, which the package ships")
@@ -374,6 +379,11 @@ def check_dpkg_install(deb):
     ok = facts.get("broker") == "listening on tcp://0.0.0.0:5555" and facts.get("gateway") == "http on port 8080"
     check(ok, f"5) the broker and gateway units listen where their /etc/swisd flags say "
               f"({facts.get('broker')}, {facts.get('gateway')})" + ("" if ok else f" [{logs}]"))
+    cached = (facts.get("cache") or "").split()
+    check(len(cached) == 3 and cached[0] == "swisd" and cached[2].endswith("/stories260K.gguf") and
+          (facts.get("fetched") or "").startswith("fetched layers 0-4 of stories260K: "),
+          f"5) the volunteer unit fetched every layer from the gateway's --serve-model into /var/cache/swisd as the "
+          f"user swisd ({facts.get('cache')}; {facts.get('fetched')})")
     keys = (facts.get("keys") or "").split()
     check("broker.key" in keys and "gateway.key" in keys and len(keys) == 3 and facts.get("key owner") == "swisd 600",
           f"5) each unit's daemon made its key in /var/lib/swisd as the user swisd ({keys}, {facts.get('key owner')})")
@@ -458,9 +468,9 @@ def body(_h):
         check("RPATH" not in dyn and "RUNPATH" not in dyn, f"3) {p} has no RPATH/RUNPATH (system libraries only)")
         need |= needed_packages(binary, problems)
     closure = depends_closure(depends)
-    missing = sorted(n for n in need if n not in closure)
-    check(need and not missing and not problems, f"3) Depends covers the package of every shared library the "
-                                                 f"programs need ({len(need)} packages; missing {missing}; {problems})")
+    absent = sorted(n for n in need if n not in closure)
+    check(need and not absent and not problems, f"3) Depends covers the package of every shared library the "
+                                                 f"programs need ({len(need)} packages; missing {absent}; {problems})")
     check_units(root, contents)
 
     # 6) the swarm from the scratch root
@@ -499,7 +509,9 @@ def body(_h):
     # the units' XDG_CONFIG_HOME=%S: the daemons' per-user folder (default keys) is the state folder
     daemon_env = dict(os.environ, XDG_CONFIG_HOME=os.path.dirname(state))
     etc = os.path.join(root, "etc", "swisd")
-    moves = {"/var/lib/swisd": state, "/etc/swisd": etc, "/usr/share/swisd": data}
+    cache = os.path.join(h.logdir, "var-cache", "swisd")  # the volunteer unit's CacheDirectory
+    os.makedirs(cache, mode=0o750)
+    moves = {"/var/lib/swisd": state, "/etc/swisd": etc, "/usr/share/swisd": data, "/var/cache/swisd": cache}
 
     def env_args(name, ports):
         text = open(os.path.join(etc, name)).read()
@@ -524,9 +536,21 @@ def body(_h):
     with open(os.path.join(etc, "bootstrap.txt"), "a") as f:
         f.write(ep + "\n")
     vol_args = env_args("volunteer.env", {})
-    # the one line to change when `swisd volunteer` exists: [bins.swisd, "volunteer"] + vol_args
-    h.start("volunteer", [bins.stage] + vol_args + ["--model", model, "--layers", "0-4", "--threads", "1"],
-            ready="swisd-stage:", env=daemon_env)
+    # the model by URL: a manifest signed with the operator's (here the gateway's) key, the GGUF and the
+    # manifest on a loopback HTTP server (tests/shard_server.py, counting bytes), the volunteer told both
+    man = os.path.join(h.logdir, "manifest.json")
+    srv = ShardServer({"/stories260K.gguf": model, "/manifest.json": man})
+    r = run([bins.swisd, "manifest", model, "--url", srv.url("/stories260K.gguf"), "--key",
+             os.path.join(state, "gateway.key"), "-o", man])
+    signer = next((ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("signer:")), "")
+    h.start("volunteer", [bins.swisd, "volunteer"] + vol_args + ["--manifest", srv.url("/manifest.json"),
+                                                                 "--manifest-key", signer, "--max-threads", "1"],
+            ready="swisd-stage:", env=daemon_env, timeout=60)
+    shards = [os.path.join(r_, f) for r_, _, fs in os.walk(cache) for f in fs if f.endswith(".gguf")]
+    check(len(shards) == 1 and os.path.getsize(shards[0]) == os.path.getsize(model) and
+          srv.bytes_sent < os.path.getsize(model) * 1.05,
+          f"6) the volunteer fetched the model's layers into the packaged cache folder ({shards}, "
+          f"{srv.bytes_sent} bytes served)")
     gw, rpc = h.start("gateway", [bins.gateway] + env_args("gateway.env", {"tcp://127.0.0.1:5600": "tcp://127.0.0.1:*",
                                                                            "127.0.0.1:8080": "127.0.0.1:0"}),
                       ready="swisd-gateway: rpc on", env=daemon_env)

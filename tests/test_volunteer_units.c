@@ -192,6 +192,22 @@ static void test_bootstrap(void)
     sw_bootstrap_t *x = sw_bootstrap_parse("t", big, strlen(big), err, sizeof err);
     CHECK(x == NULL);
     CHECK(sw_bootstrap_load("/nonexistent/bootstrap.json", 1, err, sizeof err) == NULL);
+    /* the daemons' line format (packaging/etc/bootstrap.txt) */
+    const char *lines = "# brokers\n\n  tcp://127.0.0.1:5555 \r\n# tcp://10.0.0.9:1\ntcp://10.0.0.1:1\n";
+    x = sw_bootstrap_parse("t", lines, strlen(lines), err, sizeof err);
+    CHECK_MSG(x != NULL, "%s", err);
+    if (x) {
+        CHECK(sw_bootstrap_n_brokers(x) == 2 && sw_bootstrap_n_models(x) == 0);
+        CHECK(!strcmp(sw_bootstrap_broker(x, 0)->endpoint, "tcp://127.0.0.1:5555") &&
+              !strcmp(sw_bootstrap_broker(x, 1)->endpoint, "tcp://10.0.0.1:1"));
+        sw_bootstrap_destroy(&x);
+    }
+    const char *bad_lines[] = {"# only a comment\n", "tcp://127.0.0.1:1\nnot an endpoint\n", "\n\n"};
+    for (size_t i = 0; i < sizeof bad_lines / sizeof bad_lines[0]; i++) {
+        x = sw_bootstrap_parse("t", bad_lines[i], strlen(bad_lines[i]), err, sizeof err);
+        CHECK_MSG(x == NULL, "accepted %s", bad_lines[i]);
+        sw_bootstrap_destroy(&x);
+    }
 }
 
 int main(void)

@@ -35,12 +35,69 @@ static int s_str(const char *name, const json_t *o, const char *key, bool option
     return 0;
 }
 
+/* The daemons' bootstrap file (daemon/sw_daemon_keys.h, packaging/etc/bootstrap.txt): one endpoint per
+ * line, '#' comments and blank lines skipped; no models. */
+static sw_bootstrap_t *s_parse_lines(const char *name, const char *text, size_t len, char *err, size_t errlen)
+{
+    sw_bootstrap_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        sw_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    size_t at = 0;
+    for (int line = 1; at < len; line++) {
+        size_t end = at;
+        while (end < len && text[end] != '\n')
+            end++;
+        size_t a = at, b = end;
+        while (a < b && (text[a] == ' ' || text[a] == '\t'))
+            a++;
+        while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r'))
+            b--;
+        at = end + 1;
+        if (a == b || text[a] == '#')
+            continue;
+        if (self->n_brokers == SW_BOOTSTRAP_MAX_BROKERS) {
+            sw_err(err, errlen, "%s: more than %d brokers", name, SW_BOOTSTRAP_MAX_BROKERS);
+            goto fail;
+        }
+        sw_bootstrap_broker_t *o = &self->brokers[self->n_brokers];
+        if (b - a >= sizeof o->endpoint || memchr(text + a, 0, b - a)) {
+            sw_err(err, errlen, "%s: line %d: not an endpoint (too long or a NUL byte)", name, line);
+            goto fail;
+        }
+        memcpy(o->endpoint, text + a, b - a);
+        o->endpoint[b - a] = 0;
+        sw_endpoint_t ep;
+        char why[256];
+        if (sw_endpoint_parse(o->endpoint, false, &ep, why, sizeof why) != 0) {
+            sw_err(err, errlen, "%s: line %d: %s", name, line, why);
+            goto fail;
+        }
+        o->rtt_ms = -1;
+        self->n_brokers++;
+    }
+    if (self->n_brokers == 0) {
+        sw_err(err, errlen, "%s: no broker line (tcp://HOST:PORT#KEY)", name);
+        goto fail;
+    }
+    return self;
+fail:
+    free(self);
+    return NULL;
+}
+
 sw_bootstrap_t *sw_bootstrap_parse(const char *name, const char *text, size_t len, char *err, size_t errlen)
 {
     if (len > SW_BOOTSTRAP_MAX_BYTES) {
         sw_err(err, errlen, "%s: %zu bytes, more than the %u allowed", name, len, SW_BOOTSTRAP_MAX_BYTES);
         return NULL;
     }
+    size_t lead = 0;
+    while (lead < len && (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\r' || text[lead] == '\n'))
+        lead++;
+    if (lead < len && text[lead] != '{')
+        return s_parse_lines(name, text, len, err, errlen);
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {

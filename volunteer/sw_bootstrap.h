@@ -8,10 +8,16 @@
  *      "models":  [ {"id": "stories260K", "manifest": "URL or path",
  *                    "signer": "64 hex digits: the manifest's signing key"}, ... ] 0..32 entries
  *    }
+ *  or, as the daemons' --bootstrap FILE (packaging/etc/bootstrap.txt), plain
+ *  text: one endpoint per line, blank lines and lines starting with '#'
+ *  skipped, no models (any text whose first non-blank byte is not '{').
  *  "endpoint" is sw_endpoint.h's text (the key after '#' is required when the
  *  volunteer has a key); "region" is optional (<= 32 bytes); every "models"
- *  field is optional but "id" (the model shards part reads manifest/signer:
- *  fetch/sw_shard_fetch.h). Unknown members are ignored (later additions).
+ *  field is optional but "id". A model with "manifest" (a signed manifest,
+ *  fetch/sw_manifest.h, by http(s) URL or path) and "signer" (the Ed25519 key
+ *  it must be signed by, `swisd manifest --show-signer`) can be fetched by
+ *  URL: a volunteer without --model serves the first such model. Unknown
+ *  members are ignored (later additions).
  *
  *  Round trip (sw_bootstrap_pick): every broker is dialled at once as a
  *  client (sw_broker_client: TCP connect, CURVE handshake, Hello/HelloAck);

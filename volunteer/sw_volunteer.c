@@ -2,12 +2,14 @@
 #include "sw_volunteer.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,10 +21,13 @@
 #include "sw_host_probe.h"
 #include "sw_layer_choice.h"
 #include "sw_model.h"
+#include "sw_identity.h"
+#include "sw_shard_fetch.h"
 
 #define S_RESTART_MS 5000   /* a stage that exited on its own is started again after this */
 #define S_RETRY_MS 10000    /* a start that failed (no broker, no directory) is tried again after this */
 #define S_DIRECTORY_MS 3000 /* wait for the directory's answer */
+#define S_HANDOVER_MS 3000  /* after a move, the new stage's time to register before the old one drains */
 
 struct sw_volunteer_t {
     sw_volunteer_config_t cfg;
@@ -37,6 +42,24 @@ struct sw_volunteer_t {
     uint64_t drain_deadline_ns;    /* SIGKILL after this */
     uint64_t drain_sent_ns;        /* when the SIGTERM went */
     int32_t first, last;           /* layers the child serves, inclusive */
+    /* by URL (no --model): the signed manifest and the cache */
+    char manifest_src[1024];       /* URL or path of the manifest; "" with a local model */
+    char signer[65];               /* the pinned Ed25519 key, 64 hex digits */
+    char want_id[129];             /* the bootstrap's model id the manifest must name; "" when not given */
+    sw_manifest_t *manifest;       /* the manifest in use; NULL with a local model */
+    int hold_fd;                   /* sw_shards_hold while the stage serves from the cache; -1 when none */
+    char serving_checksum[17];     /* the model version the child serves (manifest checksum) */
+    sw_identity_t *query_identity; /* key of the directory queries (CACHE/volunteer-query.key): the node key
+                                      is the stage's, and a broker takes one connection per node id */
+    uint64_t next_recheck_ns;      /* when the swarm's needs and the manifest are looked at again */
+    /* the stage being replaced after a move (new layers or a new version): drains, then its layers go */
+    pid_t old_child;               /* 0 when none */
+    int old_hold_fd;               /* its cache hold, released once it exited; -1 when none */
+    int32_t old_first, old_last;   /* its layers */
+    bool old_same_model;           /* same manifest version as now: trim its layers once it exited */
+    bool old_termed;               /* SIGTERM sent */
+    uint64_t old_term_ns;          /* SIGTERM at this time (the new stage's time to register) */
+    uint64_t old_kill_ns;          /* SIGKILL after this */
 };
 
 /* ---- model --------------------------------------------------------------------------------- */
@@ -65,14 +88,89 @@ static int s_read_model(sw_volunteer_t *v, char *err, size_t errlen)
     return 0;
 }
 
+/* (Re)loads the manifest (pinned signer). On success the volunteer's model
+ * id, checksum, layer count and per-layer bytes are the manifest's; a
+ * manifest of another model id than the bootstrap's is refused. When it
+ * cannot be read but an earlier one is loaded, that one stays (said). */
+static int s_read_manifest(sw_volunteer_t *v, char *err, size_t errlen)
+{
+    char why[1024];
+    sw_manifest_t *m = sw_manifest_load(v->manifest_src, v->signer, 30, why, sizeof why);
+    if (!m)
+        return sw_err(err, errlen, "manifest %s: %s", v->manifest_src, why);
+    const int n = sw_manifest_n_layers(m);
+    uint64_t *lb = NULL;
+    if (v->want_id[0] && strcmp(v->want_id, sw_manifest_model_id(m))) {
+        sw_err(err, errlen, "manifest %s is for model %s, the bootstrap list says %s", v->manifest_src,
+               sw_manifest_model_id(m), v->want_id);
+        goto fail;
+    }
+    if (n < 1 || n > SW_LAYER_CHOICE_MAX_LAYERS || !(lb = calloc((size_t) n, sizeof *lb))) {
+        sw_err(err, errlen, "manifest %s: %d layers (1..%d served)", v->manifest_src, n, SW_LAYER_CHOICE_MAX_LAYERS);
+        goto fail;
+    }
+    for (int i = 0; i < n; i++)
+        lb[i] = sw_manifest_layer_bytes(m, i);
+    if (v->manifest && sw_manifest_version(v->manifest) != sw_manifest_version(m))
+        printf("swisd volunteer: the manifest moved from version %" PRId64 " to %" PRId64 " (%s)\n",
+               sw_manifest_version(v->manifest), sw_manifest_version(m), sw_manifest_checksum(m));
+    sw_manifest_destroy(&v->manifest);
+    v->manifest = m;
+    free(v->layer_bytes);
+    v->layer_bytes = lb;
+    v->n_layer = n;
+    snprintf(v->model_id, sizeof v->model_id, "%s", sw_manifest_model_id(m));
+    snprintf(v->checksum, sizeof v->checksum, "%s", sw_manifest_checksum(m));
+    return 0;
+fail:
+    sw_manifest_destroy(&m);
+    return -1;
+}
+
+/* Fetches layers first..last of the manifest's model into the cache (only
+ * their tensors and the header, each checked against the manifest) and holds
+ * the cached copy (no eviction) until the stage stops. Returns 0 with path
+ * set, or -1 with a reason (nothing is held then). */
+static int s_fetch(sw_volunteer_t *v, char *path, size_t pathlen, char *err, size_t errlen)
+{
+    sw_shard_fetch_stats_t st = {0};
+    /* the volunteer's cap is in kbit/s, the fetcher's in kB/s: round up, so a cap never becomes 0 (none) */
+    const sw_shard_fetch_opts_t o = {.cache_dir = v->cfg.cache_dir, .max_disk_bytes = v->cfg.max_disk,
+                                     .download_kbps = (uint32_t) (((uint64_t) v->cfg.download_kbps + 7) / 8),
+                                     .stats = &st};
+    uint64_t want = 0;
+    for (int32_t l = v->first; l <= v->last; l++)
+        want += v->layer_bytes[l];
+    const uint64_t t0 = sw_now_ns();
+    printf("swisd volunteer: fetching layers %d-%d of %s version %" PRId64 " (%" PRIu64 " bytes of layer tensors) "
+           "from %s into %s\n", (int) v->first, (int) v->last, v->model_id, sw_manifest_version(v->manifest), want,
+           sw_manifest_url(v->manifest), v->cfg.cache_dir);
+    fflush(stdout);
+    if (sw_shards_fetch(v->manifest, v->first, v->last, &o, path, pathlen, err, errlen) != 0)
+        return -1;
+    printf("swisd volunteer: fetched layers %d-%d of %s: %" PRIu64 " bytes received in %" PRIu64 " ranges, %" PRIu64
+           " hash failures, %" PRIu64 " resumes, %" PRIu64 " bytes evicted, %.3f s (%s)\n", (int) v->first,
+           (int) v->last, v->model_id, st.bytes_received, st.ranges, st.hash_failures, st.resumes, st.evicted_bytes,
+           (double) (sw_now_ns() - t0) / 1e9, path);
+    fflush(stdout);
+    if (v->hold_fd >= 0)
+        close(v->hold_fd);
+    if ((v->hold_fd = sw_shards_hold(v->manifest, v->cfg.cache_dir, err, errlen)) < 0)
+        return -1;
+    return 0;
+}
+
 /* ---- the swarm's needs ---------------------------------------------------------------------- */
 
 /* Asks the broker's directory for the stages of our model and chooses the
  * layers. Returns 0 with v->first/last set, or -1 with a reason. */
-static int s_choose(sw_volunteer_t *v, uint64_t weights_cap, char *err, size_t errlen)
+static int s_choose(sw_volunteer_t *v, uint64_t weights_cap, sw_layer_pick_t *pick_out, bool *mine_covered,
+                    char *err, size_t errlen)
 {
+    const char *self_id = v->cfg.identity ? sw_identity_id(v->cfg.identity) : NULL;
     sw_broker_client_config_t qc = {.endpoint = v->broker, .role = SWISD__V1__ROLE__ROLE_CLIENT,
-                                    .identity = v->cfg.identity, .region = v->region[0] ? v->region : NULL};
+                                    .identity = v->query_identity ? v->query_identity : v->cfg.identity,
+                                    .region = v->region[0] ? v->region : NULL};
     sw_broker_client_t *q = sw_broker_client_new(&qc, err, errlen);
     if (!q)
         return -1;
@@ -101,6 +199,10 @@ static int s_choose(sw_volunteer_t *v, uint64_t weights_cap, char *err, size_t e
                     if (!s->layers || !s->model || !s->model->checksum || strcmp(s->model->checksum, v->checksum) ||
                         (s->load && s->load->draining))
                         continue;
+                    /* our own stage (same key, so same node id) does not count: the question is what the
+                       swarm needs without us */
+                    if (self_id && s->node_id && !strcmp(s->node_id, self_id))
+                        continue;
                     if (s->layers->begin >= s->layers->end || s->layers->end > (uint32_t) v->n_layer) {
                         sw_log(SW_LOG_WARN, "volunteer: ignored stage %.16s: layers [%u, %u) do not fit %s's %d",
                                s->node_id ? s->node_id : "?", s->layers->begin, s->layers->end, v->model_id,
@@ -117,10 +219,19 @@ static int s_choose(sw_volunteer_t *v, uint64_t weights_cap, char *err, size_t e
                     rc = sw_err(err, errlen, "not even one layer of %s fits in %llu MiB", v->model_id,
                                 (unsigned long long) (weights_cap >> 20));
                 else {
-                    v->first = pick.begin;
-                    v->last = pick.end - 1;
-                    sw_log(SW_LOG_INFO, "volunteer: %zu hosts of %s hold layers; chose %d-%d (%d of them without a "
-                           "host)", n, v->model_id, (int) v->first, (int) v->last, (int) pick.uncovered);
+                    *pick_out = pick;
+                    /* do the others cover every layer we serve now? (then leaving them opens no gap) */
+                    bool covered = v->child != 0;
+                    for (int32_t l = v->first; covered && l <= v->last; l++) {
+                        bool held = false;
+                        for (size_t k = 0; k < n && !held; k++)
+                            held = hosts[k].begin <= l && l < hosts[k].end;
+                        covered = held;
+                    }
+                    *mine_covered = covered;
+                    sw_log(SW_LOG_INFO, "volunteer: %zu other hosts of %s hold layers; would take %d-%d (%d of them "
+                           "without a host)", n, v->model_id, (int) pick.begin, (int) pick.end - 1,
+                           (int) pick.uncovered);
                     rc = 0;
                 }
                 free(hosts);
@@ -160,7 +271,7 @@ static int s_spawn(sw_volunteer_t *v, const char *model_file, char *err, size_t 
     argv[n++] = "--drain-s", argv[n++] = drain;
     if (v->cfg.heartbeat_ms > 0)
         argv[n++] = "--heartbeat-ms", argv[n++] = hb;
-    if (!v->cfg.fetch) /* the whole model is here: the stage itself moves to cover a new gap */
+    if (!v->cfg.fetch && !v->manifest) /* the whole model is here: the stage itself moves to cover a new gap */
         argv[n++] = "--rebalance";
     if (v->cfg.key_path)
         argv[n++] = "--key", argv[n++] = v->cfg.key_path;
@@ -191,6 +302,8 @@ static int s_spawn(sw_volunteer_t *v, const char *model_file, char *err, size_t 
     }
     v->child = pid;
     v->draining = false;
+    snprintf(v->serving_checksum, sizeof v->serving_checksum, "%s", v->checksum);
+    v->next_recheck_ns = sw_now_ns() + (uint64_t) v->cfg.recheck_s * 1000000000ull;
     printf("swisd volunteer: serving layers %s of %s via %s (stage pid %d, %d threads, nice %d, upload cap %u kbit/s)\n",
            layers, v->model_id, v->broker, (int) pid, v->cfg.threads, v->cfg.nice, v->cfg.upload_kbps);
     fflush(stdout);
@@ -220,12 +333,25 @@ static int s_start(sw_volunteer_t *v, volatile int *stop, char *err, size_t errl
                 printf("swisd volunteer: broker %s did not answer\n", o->endpoint);
         }
     }
+    if (v->manifest_src[0]) { /* a new release since? (an unreadable manifest keeps the one loaded) */
+        char why[1024];
+        if (s_read_manifest(v, why, sizeof why) != 0)
+            fprintf(stderr, "swisd volunteer: %s; keeping version %" PRId64 "\n", why,
+                    sw_manifest_version(v->manifest));
+    }
     const uint64_t kv = v->cfg.max_mem / 4;
-    if (s_choose(v, v->cfg.max_mem - kv, err, errlen) != 0)
+    sw_layer_pick_t pick;
+    bool covered;
+    if (s_choose(v, v->cfg.max_mem - kv, &pick, &covered, err, errlen) != 0)
         return -1;
+    v->first = pick.begin;
+    v->last = pick.end - 1;
     char path[4096];
     if (v->cfg.fetch) {
         if (v->cfg.fetch(v->cfg.fetch_arg, v->model_id, v->first, v->last, path, sizeof path, err, errlen) != 0)
+            return -1;
+    } else if (v->manifest) {
+        if (s_fetch(v, path, sizeof path, err, errlen) != 0)
             return -1;
     } else {
         snprintf(path, sizeof path, "%s", v->cfg.model_path);
@@ -269,17 +395,119 @@ static bool s_reap(sw_volunteer_t *v)
         printf("swisd volunteer: the stage ended by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     fflush(stdout);
     v->child = 0;
+    if (v->hold_fd >= 0) { /* nothing serves from the cache now: it may be evicted */
+        close(v->hold_fd);
+        v->hold_fd = -1;
+    }
     return true;
+}
+
+/* ---- moving while serving (fetched shards only) ------------------------------------------------ */
+
+/* Looks at the manifest and the swarm's needs again. Moves when the manifest
+ * has a new version, or when layers have no host and the others cover every
+ * layer we serve: fetches the new range (the old stage keeps serving
+ * meanwhile), starts a stage on it, and has the old one drain
+ * S_HANDOVER_MS later (gateways move its sessions to the new one). */
+static void s_recheck(sw_volunteer_t *v)
+{
+    char err[1024];
+    if (s_read_manifest(v, err, sizeof err) != 0)
+        fprintf(stderr, "swisd volunteer: re-check: %s; keeping version %" PRId64 "\n", err,
+                sw_manifest_version(v->manifest));
+    const bool new_version = strcmp(v->serving_checksum, v->checksum) != 0;
+    sw_layer_pick_t pick;
+    bool covered = false;
+    const uint64_t kv = v->cfg.max_mem / 4;
+    if (s_choose(v, v->cfg.max_mem - kv, &pick, &covered, err, sizeof err) != 0) {
+        sw_log(SW_LOG_WARN, "volunteer: re-check: %s", err);
+        return;
+    }
+    const bool same = pick.begin == v->first && pick.end - 1 == v->last;
+    if (!new_version && (same || pick.uncovered == 0 || !covered))
+        return;
+    const pid_t old = v->child;
+    const int old_fd = v->hold_fd;
+    const int32_t of = v->first, ol = v->last;
+    if (new_version)
+        printf("swisd volunteer: moving to version %" PRId64 " of %s: layers %d-%d\n",
+               sw_manifest_version(v->manifest), v->model_id, (int) pick.begin, (int) pick.end - 1);
+    else
+        printf("swisd volunteer: the swarm's needs changed: layers %d-%d lack a host (%d of them) and the others "
+               "hold %d-%d: moving\n", (int) pick.begin, (int) pick.end - 1, (int) pick.uncovered, (int) of, (int) ol);
+    fflush(stdout);
+    v->first = pick.begin;
+    v->last = pick.end - 1;
+    v->hold_fd = -1;
+    v->child = 0;
+    char path[4096];
+    if (s_fetch(v, path, sizeof path, err, sizeof err) != 0 || s_spawn(v, path, err, sizeof err) != 0) {
+        fprintf(stderr, "swisd volunteer: cannot move: %s; staying on layers %d-%d\n", err, (int) of, (int) ol);
+        if (v->hold_fd >= 0)
+            close(v->hold_fd);
+        v->child = old;
+        v->hold_fd = old_fd;
+        v->first = of;
+        v->last = ol;
+        v->next_recheck_ns = sw_now_ns() + (uint64_t) v->cfg.recheck_s * 1000000000ull;
+        return;
+    }
+    v->old_child = old;
+    v->old_hold_fd = old_fd;
+    v->old_first = of;
+    v->old_last = ol;
+    v->old_same_model = !new_version;
+    v->old_termed = false;
+    v->old_term_ns = sw_now_ns() + (uint64_t) S_HANDOVER_MS * 1000000ull;
+    v->old_kill_ns = UINT64_MAX;
+}
+
+/* The replaced stage: SIGTERM after the hand-over time (at once when
+ * `now_too`), SIGKILL after its drain time-out; once it exited, releases its
+ * hold and frees its layers' tensors (same version only). */
+static void s_tend_old(sw_volunteer_t *v, bool now_too)
+{
+    if (!v->old_child)
+        return;
+    const uint64_t now = sw_now_ns();
+    int status;
+    if (waitpid(v->old_child, &status, WNOHANG) == v->old_child) {
+        printf("swisd volunteer: the stage on layers %d-%d exited with status %d after draining\n",
+               (int) v->old_first, (int) v->old_last, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        v->old_child = 0;
+        if (v->old_hold_fd >= 0)
+            close(v->old_hold_fd);
+        v->old_hold_fd = -1;
+        if (v->old_same_model && v->manifest) {
+            char err[512];
+            const sw_shard_fetch_opts_t o = {.cache_dir = v->cfg.cache_dir};
+            const int64_t freed = sw_shards_trim(v->manifest, v->first, v->last, &o, err, sizeof err);
+            if (freed < 0)
+                fprintf(stderr, "swisd volunteer: trim: %s\n", err);
+            else
+                printf("swisd volunteer: freed %" PRId64 " bytes of layers outside %d-%d from the cache\n", freed,
+                       (int) v->first, (int) v->last);
+        }
+        fflush(stdout);
+        return;
+    }
+    if (!v->old_termed && (now_too || now >= v->old_term_ns)) {
+        printf("swisd volunteer: draining the stage on layers %d-%d (moved)\n", (int) v->old_first,
+               (int) v->old_last);
+        fflush(stdout);
+        kill(v->old_child, SIGTERM);
+        v->old_termed = true;
+        v->old_kill_ns = now + (uint64_t) (v->cfg.drain_s + 10) * 1000000000ull;
+    } else if (v->old_termed && now >= v->old_kill_ns) {
+        kill(v->old_child, SIGKILL);
+        v->old_kill_ns = UINT64_MAX;
+    }
 }
 
 /* ---- public ----------------------------------------------------------------------------------- */
 
 sw_volunteer_t *sw_volunteer_new(const sw_volunteer_config_t *cfg, char *err, size_t errlen)
 {
-    if (!cfg->model_path) {
-        sw_err(err, errlen, "no model: give --model FILE (fetching from a manifest needs the shard fetcher)");
-        return NULL;
-    }
     if (!cfg->broker && !cfg->bootstrap) {
         sw_err(err, errlen, "no broker: give a bootstrap file or URL, or --broker");
         return NULL;
@@ -294,18 +522,70 @@ sw_volunteer_t *sw_volunteer_new(const sw_volunteer_config_t *cfg, char *err, si
         return NULL;
     }
     v->cfg = *cfg;
+    v->hold_fd = -1;
+    v->old_hold_fd = -1;
+    if (v->cfg.recheck_s <= 0)
+        v->cfg.recheck_s = 300;
     if (v->cfg.threads < 1)
         v->cfg.threads = 1;
     if (v->cfg.sample_ms <= 0)
         v->cfg.sample_ms = 1000;
     if (cfg->region)
         snprintf(v->region, sizeof v->region, "%s", cfg->region);
-    if (s_read_model(v, err, errlen) != 0)
-        goto fail;
     if (cfg->broker)
         snprintf(v->broker, sizeof v->broker, "%s", cfg->broker);
     else if (!(v->boot = sw_bootstrap_load(cfg->bootstrap, 10, err, errlen)))
         goto fail;
+    if (cfg->model_path) {
+        if (s_read_model(v, err, errlen) != 0)
+            goto fail;
+        return v;
+    }
+    /* by URL: --manifest, else the bootstrap list's first model with a manifest and a signer */
+    if (cfg->manifest) {
+        snprintf(v->manifest_src, sizeof v->manifest_src, "%s", cfg->manifest);
+        snprintf(v->signer, sizeof v->signer, "%s", cfg->manifest_key ? cfg->manifest_key : "");
+    }
+    for (size_t i = 0; !v->manifest_src[0] && v->boot && i < sw_bootstrap_n_models(v->boot); i++) {
+        const sw_bootstrap_model_t *bm = sw_bootstrap_model(v->boot, i);
+        if (!bm->manifest[0] || !bm->signer[0])
+            continue;
+        snprintf(v->manifest_src, sizeof v->manifest_src, "%s", bm->manifest);
+        snprintf(v->signer, sizeof v->signer, "%s", cfg->manifest_key ? cfg->manifest_key : bm->signer);
+        snprintf(v->want_id, sizeof v->want_id, "%s", bm->id);
+    }
+    if (!v->manifest_src[0]) {
+        sw_err(err, errlen, "no model: give --model FILE, --manifest URL --manifest-key HEX, or a bootstrap list "
+               "with a model's \"manifest\" and \"signer\" (docs/volunteer.md)");
+        goto fail;
+    }
+    if (!v->signer[0]) {
+        sw_err(err, errlen, "no pinned manifest key for %s: give --manifest-key HEX (swisd manifest --show-signer)",
+               v->manifest_src);
+        goto fail;
+    }
+    if (!cfg->cache_dir) {
+        sw_err(err, errlen, "no cache folder for the model's shards");
+        goto fail;
+    }
+    if (s_read_manifest(v, err, errlen) != 0)
+        goto fail;
+    if (cfg->identity) { /* for the re-checks while our stage is registered under the node key */
+        char qpath[4096], why[512] = "";
+        snprintf(qpath, sizeof qpath, "%s/volunteer-query.key", cfg->cache_dir);
+        if (mkdir(cfg->cache_dir, 0700) != 0 && errno != EEXIST)
+            snprintf(why, sizeof why, "%s", strerror(errno));
+        else if (access(qpath, R_OK) == 0)
+            v->query_identity = sw_identity_load(qpath, why, sizeof why);
+        else
+            v->query_identity = sw_identity_generate(qpath, true, why, sizeof why);
+        if (!v->query_identity)
+            fprintf(stderr, "swisd volunteer: no key for re-checks (%s: %s): the layers are chosen again only at "
+                    "each start\n", qpath, why);
+    }
+    printf("swisd volunteer: model %s version %" PRId64 " (%d layers, %s), manifest %s signed by the pinned key\n",
+           v->model_id, sw_manifest_version(v->manifest), (int) v->n_layer, v->checksum, v->manifest_src);
+    fflush(stdout);
     return v;
 fail:
     sw_volunteer_destroy(&v);
@@ -317,6 +597,16 @@ void sw_volunteer_destroy(sw_volunteer_t **self_p)
     if (!self_p || !*self_p)
         return;
     sw_volunteer_t *v = *self_p;
+    if (v->old_child) {
+        kill(v->old_child, SIGTERM);
+        for (int i = 0; i < (v->cfg.drain_s + 10) * 10 && waitpid(v->old_child, NULL, WNOHANG) != v->old_child; i++)
+            usleep(100000);
+        kill(v->old_child, SIGKILL);
+        waitpid(v->old_child, NULL, WNOHANG);
+        v->old_child = 0;
+    }
+    if (v->old_hold_fd >= 0)
+        close(v->old_hold_fd);
     if (v->child) {
         kill(v->child, SIGTERM);
         for (int i = 0; i < (v->cfg.drain_s + 10) * 10 && !s_reap(v); i++)
@@ -326,6 +616,10 @@ void sw_volunteer_destroy(sw_volunteer_t **self_p)
             waitpid(v->child, NULL, 0);
         }
     }
+    if (v->hold_fd >= 0)
+        close(v->hold_fd);
+    sw_manifest_destroy(&v->manifest);
+    sw_identity_destroy(&v->query_identity);
     sw_bootstrap_destroy(&v->boot);
     free(v->layer_bytes);
     free(v);
@@ -352,9 +646,14 @@ int sw_volunteer_run(sw_volunteer_t *v, volatile int *stop)
         const uint64_t now = sw_now_ns();
         if (s_reap(v) && !v->draining) /* it ended on its own: start again, but not at once */
             next_start_ns = now + (uint64_t) S_RESTART_MS * 1000000ull;
+        s_tend_old(v, stop && *stop);
         if (stop && *stop) {
-            if (!v->child)
+            if (!v->child && !v->old_child)
                 break;
+            if (!v->child) {
+                nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 100000000L}, NULL);
+                continue;
+            }
             s_drain(v, "asked to stop");
             /* asked twice: the stage stops at once too (its own rule: a second signal 1 s or more after the first) */
             if (zsys_interrupted && !forced && v->draining && now - v->drain_sent_ns >= 1100000000ull) {
@@ -404,6 +703,11 @@ int sw_volunteer_run(sw_volunteer_t *v, volatile int *stop)
                 s_drain(v, "the owner's load");
             else if (v->child && v->draining)
                 s_drain(v, "");
+            if (v->child && !v->draining && !v->old_child && v->manifest && (v->query_identity || !v->cfg.identity) &&
+                now >= v->next_recheck_ns) {
+                s_recheck(v);
+                v->next_recheck_ns = sw_now_ns() + (uint64_t) v->cfg.recheck_s * 1000000000ull;
+            }
             if (!v->child && in_hours && !owner_busy && now >= next_start_ns) {
                 if (s_start(v, stop, err, sizeof err) != 0) {
                     fprintf(stderr, "swisd volunteer: cannot start yet: %s (again in %d s)\n", err, S_RETRY_MS / 1000);

@@ -9,8 +9,22 @@
  *    3. layers: asks the broker's directory which layers of the model have
  *       the fewest hosts (DirectoryQuery by the model's checksum) and takes
  *       as many as fit its memory cap (sw_layer_choice.h);
- *    4. weights: the fetch operation gives a GGUF file holding those layers
- *       (a local file with --model; the model-shard fetcher otherwise);
+ *    4. weights: a local whole GGUF with --model; otherwise by URL: the
+ *       signed manifest (--manifest/--manifest-key, or the bootstrap list's
+ *       model entry: sw_bootstrap.h) gives the model id, checksum, layer count
+ *       and per-layer bytes (for steps 3 and the memory cap), and
+ *       sw_shards_fetch downloads only those layers' tensors and the header
+ *       (HTTP ranges, each checked against its SHA-256, resumed when cut)
+ *       into a sparse GGUF in cache_dir under max_disk (LRU across models),
+ *       which sw_shards_hold keeps from eviction while the stage serves;
+ *  4b. moves (fetched shards only): every recheck_s seconds while serving
+ *       it reads the manifest again and asks the directory (its own stage
+ *       not counted). On a new manifest version, or when layers lack a host
+ *       while the other hosts cover every layer it serves, it fetches the
+ *       new range (the old stage serving meanwhile), starts a stage on it,
+ *       and 3 s later has the old stage drain (gateways move its sessions);
+ *       once that one exited it releases its hold and, same version,
+ *       frees the old layers' tensors (sw_shards_trim);
  *    5. serves: starts swisd-stage for those layers on that broker with the
  *       node's key, its thread cap, nice level and upload cap; with a whole
  *       local model the stage also moves, keeping its size, to cover layers
@@ -45,8 +59,10 @@ typedef struct {
     const char *broker;          /* broker endpoint(s) to use; NULL: pick from bootstrap */
     const char *bootstrap;       /* bootstrap file or URL (sw_bootstrap.h); needed when broker is NULL */
     const char *model_path;      /* a local GGUF with the whole model (its header gives the layer sizes and
-                                    the checksum the directory is asked for); required until the manifest
-                                    path (fetch/sw_shard_fetch.h) is wired */
+                                    the checksum the directory is asked for); NULL: by URL (below) */
+    const char *manifest;        /* URL or path of a signed manifest (fetch/sw_manifest.h); NULL: the
+                                    bootstrap list's first model with "manifest" and "signer" */
+    const char *manifest_key;    /* the pinned signer, 64 hex digits; NULL: the bootstrap entry's */
     sw_volunteer_fetch_fn fetch; /* NULL: the local file model_path serves every layer */
     void *fetch_arg;
     const char *stage_exe;       /* path of swisd-stage */
@@ -69,12 +85,15 @@ typedef struct {
     int drain_s;                 /* the stage's drain time-out, seconds */
     int heartbeat_ms;            /* the stage's heartbeat (<= 0: the broker's) */
     int sample_ms;               /* how often load and schedule are checked, ms (<= 0: 1000) */
+    int recheck_s;               /* with fetched shards: how often the manifest and the swarm's needs are
+                                    looked at again while serving, seconds (<= 0: 300) */
 } sw_volunteer_config_t;
 
 typedef struct sw_volunteer_t sw_volunteer_t;
 
-/*  Checks the configuration and reads the model's header. Returns NULL with
- *  a reason. Caller destroys. The config's strings are borrowed for the
+/*  Checks the configuration and reads the model's header (--model) or its
+ *  signed manifest (refused when not signed by the pinned key, or naming
+ *  another model than the bootstrap entry). Returns NULL with a reason. Caller destroys. The config's strings are borrowed for the
  *  volunteer's life. */
 sw_volunteer_t *sw_volunteer_new(const sw_volunteer_config_t *cfg, char *err, size_t errlen);
 /*  Stops the stage if it runs (SIGTERM, then SIGKILL after the drain time-out). */
