@@ -27,6 +27,7 @@ announcing "SKIP: ..." when it is missing ("FAIL: ..." under CI=true, which
 Thread safety: one Harness per test script, used from its main thread;
 the reader threads only append to per-process buffers under a lock.
 """
+import atexit
 import json
 import os
 import re
@@ -303,6 +304,9 @@ class Harness:
         self.verbose = verbose
         self.logdir = tempfile.mkdtemp(prefix=f"swisd-{name}-")
         self.procs = []                 # running (not yet stopped) processes
+        # a script that dies on an exception before its own cleanup (while its swarm starts, say) must
+        # not leave that swarm running: it would hold ports and CPU for every later test
+        atexit.register(self.stop_all)
         self.started = []               # every process ever started, for the final report
         self.checks = 0
         self.failures = 0
