@@ -26,6 +26,7 @@ threads, sealing in the stages and the gateway) apart from the scheduling
 delays that a loaded 2-core machine adds to the critical path.
 
 usage: bench_keys.py BUILD_DIR MODEL.gguf [--stages 3] [--threads 1] [--tokens 64] [--repeat 7] [--joins 15]
+                     [--rounds 1]
 """
 import argparse
 import os
@@ -46,6 +47,7 @@ ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--tokens", type=int, default=64)
 ap.add_argument("--repeat", type=int, default=7)
 ap.add_argument("--joins", type=int, default=15)
+ap.add_argument("--rounds", type=int, default=1, help="fresh sets of four swarms, one after another")
 a = ap.parse_args()
 
 bins = Bins(a.build)
@@ -98,43 +100,44 @@ L = n_layers()
 if not L:
     sys.exit("bench_keys: cannot read the model's block count")
 bounds = [round(i * L / a.stages) for i in range(a.stages + 1)]
-try:
-    # Two swarms of each kind, started keyed, insecure, insecure, keyed: a process started earlier can run
-    # its kernels measurably slower than the same process started later (seen here: the first swarm's
-    # stages used 15-30% more CPU for the same tokens, whatever its kind), so the order is balanced.
-    swarms = []
-    for i, (tag, insecure) in enumerate((("curve", False), ("plain", True), ("plain", True), ("curve", False))):
-        b, rpc, pids = swarm(f"{tag}{i}", insecure)
-        swarms.append((tag, b, rpc, pids))
-    h.insecure = False
-    sec_broker = next(b for t, b, _, _ in swarms if t == "curve")
-    ins_broker = next(b for t, b, _, _ in swarms if t == "plain")
-    for _, _, rpc, _ in swarms:
-        decode(rpc)  # warm each
-    sec, ins = [], []
-    cpu = {"curve": 0.0, "plain": 0.0}
-    pairs = []  # keyed / insecure of back-to-back runs: robust to load that drifts during the bench
-    for r in range(a.repeat):
-        got = {"curve": [], "plain": []}
-        for tag, _, rpc, pids in (swarms if r % 2 == 0 else swarms[::-1]):
-            c0 = cpu_seconds(pids)
-            v = decode(rpc)
-            cpu[tag] += (cpu_seconds(pids) - c0) / 2  # two swarms of each kind per round
-            if v:
-                (sec if tag == "curve" else ins).append(v)
-                got[tag].append(v)
-        if got["curve"] and got["plain"]:
-            pairs.append(statistics.mean(got["curve"]) / statistics.mean(got["plain"]))
-    from harness import node_key  # noqa: E402
-    key = node_key(h, bins, "joiner")
-    js, ji = [], []
-    for i in range(a.joins):
-        for broker, out, tag in ((sec_broker, js, "curve"), (ins_broker, ji, "plain")):
-            v = join_ms(broker, i, tag)
-            if v:
-                out.append(v)
-finally:
-    h.stop_all()
+sec, ins = [], []
+cpu = {"curve": 0.0, "plain": 0.0}
+pairs = []  # keyed / insecure of back-to-back runs: robust to load that drifts during the bench
+js, ji = [], []
+for rnd in range(a.rounds):
+    try:
+        # Two swarms of each kind, started keyed, insecure, insecure, keyed, and fresh ones every round:
+        # two processes doing the same work can differ by 15-40% in CPU (where their memory landed; the
+        # first started was often the slowest), which one swarm of each kind charged to the keys.
+        swarms = []
+        for i, (tag, insecure) in enumerate((("curve", False), ("plain", True), ("plain", True), ("curve", False))):
+            b, rpc, pids = swarm(f"{tag}{i}r{rnd}", insecure)
+            swarms.append((tag, b, rpc, pids))
+        h.insecure = False
+        sec_broker = next(b for t, b, _, _ in swarms if t == "curve")
+        ins_broker = next(b for t, b, _, _ in swarms if t == "plain")
+        for _, _, rpc, _ in swarms:
+            decode(rpc)  # warm each
+        for r in range(a.repeat):
+            got = {"curve": [], "plain": []}
+            for tag, _, rpc, pids in (swarms if r % 2 == 0 else swarms[::-1]):
+                c0 = cpu_seconds(pids)
+                v = decode(rpc)
+                cpu[tag] += (cpu_seconds(pids) - c0) / 2  # two swarms of each kind per round
+                if v:
+                    (sec if tag == "curve" else ins).append(v)
+                    got[tag].append(v)
+            if got["curve"] and got["plain"]:
+                pairs.append(statistics.mean(got["curve"]) / statistics.mean(got["plain"]))
+        from harness import node_key  # noqa: E402
+        key = node_key(h, bins, "joiner")
+        for i in range(a.joins):
+            for broker, out, tag in ((sec_broker, js, "curve"), (ins_broker, ji, "plain")):
+                v = join_ms(broker, i, tag)
+                if v:
+                    out.append(v)
+    finally:
+        h.stop_all()
 
 ms, mi = statistics.median(sec), statistics.median(ins)
 hop_us = (1e6 / ms - 1e6 / mi) / (a.stages + 1)
@@ -144,6 +147,6 @@ print(f"| {os.path.basename(a.model)}, {a.stages} stages, {a.threads} thread(s) 
 q = statistics.quantiles(pairs, n=4) if len(pairs) >= 2 else [pairs[0]] * 3
 print(f"paired runs: keyed / insecure median {100 * statistics.median(pairs):.1f}% "
       f"(quartiles {100 * q[0]:.1f}%-{100 * q[2]:.1f}%, {len(pairs)} pairs)")
-cs, ci = cpu["curve"] / a.repeat, cpu["plain"] / a.repeat
+cs, ci = cpu["curve"] / (a.repeat * a.rounds), cpu["plain"] / (a.repeat * a.rounds)
 print(f"CPU per run (whole swarm): insecure {ci * 1000:.0f} ms, keyed {cs * 1000:.0f} ms: keyed costs "
       f"{100 * (cs / ci - 1):+.1f}% ({1000 * (cs - ci) / (a.tokens + 1):.2f} ms of CPU per generated token)")
