@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sw_common.h"
+#include "sw_daemon.h"
 #include "sw_host_probe.h"
 #include "sw_identity.h"
 #include "sw_opt.h"
@@ -20,26 +21,7 @@
 #include "sw_volunteer.h"
 #include "swisd_cli.h"
 
-static volatile int s_stop = 0;
-
-/* CLOCK_MONOTONIC ns of the first signal (0: none yet); written only here */
-static volatile uint64_t s_first_ns = 0;
-
-/* First SIGINT/SIGTERM: drain, then exit; another one 1 s or more later:
- * stop now (within 1 s it is the same request twice, e.g. from systemd
- * stopping the unit's processes and a terminal's process group). */
-static void s_on_signal(int sig)
-{
-    (void) sig;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe (POSIX) */
-    const uint64_t now = (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-    if (s_first_ns && now - s_first_ns >= 1000000000ull)
-        zsys_interrupted = 1;
-    if (!s_first_ns)
-        s_first_ns = now ? now : 1;
-    s_stop = 1;
-}
+static volatile int s_stop = 0; /* the first SIGINT/SIGTERM: drain, then exit (sw_daemon_setup_drain) */
 
 static void s_usage(FILE *out)
 {
@@ -82,14 +64,9 @@ static void s_usage(FILE *out)
 
 int swisd_cmd_volunteer(int argc, char **argv)
 {
-    sw_log_set_role("volunteer");
-    zsys_handler_set(NULL); /* before any socket: ours, not czmq's */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    struct sigaction ign = {.sa_handler = SIG_IGN};
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGPIPE, &ign, NULL) != 0) {
+    /* SIGINT/SIGTERM: the first drains, then exits; another one 1 s or more later stops at once (within 1 s
+     * it is the same request twice, e.g. from systemd stopping the unit's processes) */
+    if (sw_daemon_setup_drain("volunteer", &s_stop) != 0) {
         perror("swisd volunteer: signals");
         return 1;
     }

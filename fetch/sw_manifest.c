@@ -1,9 +1,8 @@
 /*  sw_manifest.c: build, sign, save, load and verify a model's manifest
  *  (format in sw_manifest.h). JSON with jansson, hashes and signatures with
- *  libsodium, downloads with libcurl. */
+ *  libsodium, downloads through sw_fetch_text (libcurl). */
 #include "sw_manifest.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "sw_common.h"
+#include "sw_fetch_text.h"
 #include "sw_gguf.h"
 #include "sw_model.h"
 
@@ -498,86 +498,16 @@ bad:
     return NULL;
 }
 
-typedef struct {
-    char *buf;   /* received bytes */
-    size_t len;  /* bytes held */
-    bool over;   /* the limit was passed */
-} s_membuf_t;
-
-static size_t s_mem_write(char *p, size_t size, size_t nmemb, void *ud)
-{
-    s_membuf_t *b = ud;
-    size_t n = size * nmemb;
-    if (n > SW_MANIFEST_MAX_JSON - b->len) {
-        b->over = true;
-        return 0;
-    }
-    char *nb = realloc(b->buf, b->len + n + 1);
-    if (!nb)
-        return 0;
-    b->buf = nb;
-    memcpy(b->buf + b->len, p, n);
-    b->len += n;
-    return n;
-}
-
 sw_manifest_t *sw_manifest_load(const char *url_or_path, const char *pinned_signer_hex, int timeout_s, char *err,
                                 size_t errlen)
 {
-    s_membuf_t b = {0};
-    if (timeout_s <= 0)
-        timeout_s = 30;
-    if (!strncmp(url_or_path, "http://", 7) || !strncmp(url_or_path, "https://", 8)) {
-        CURL *c = curl_easy_init();
-        if (!c) {
-            sw_err(err, errlen, "libcurl failed to initialise");
-            return NULL;
-        }
-        curl_easy_setopt(c, CURLOPT_URL, url_or_path);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long) timeout_s);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_mem_write);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-        CURLcode rc = curl_easy_perform(c);
-        long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
-        if (rc != CURLE_OK || status != 200) {
-            free(b.buf);
-            if (b.over)
-                sw_err(err, errlen, "%s: manifest larger than %u bytes", url_or_path, SW_MANIFEST_MAX_JSON);
-            else if (rc != CURLE_OK)
-                sw_err(err, errlen, "%s: %s", url_or_path, curl_easy_strerror(rc));
-            else
-                sw_err(err, errlen, "%s: HTTP status %ld", url_or_path, status);
-            return NULL;
-        }
-    } else {
-        FILE *f = fopen(url_or_path, "rb");
-        if (!f) {
-            sw_err(err, errlen, "%s: %s", url_or_path, strerror(errno));
-            return NULL;
-        }
-        char chunk[65536];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-            if (s_mem_write(chunk, 1, n, &b) != n)
-                break;
-        bool rerr = ferror(f) || !feof(f);
-        fclose(f);
-        if (rerr || b.over) {
-            free(b.buf);
-            sw_err(err, errlen, "%s: %s", url_or_path, b.over ? "manifest too large" : "read error");
-            return NULL;
-        }
-    }
+    size_t len = 0;
+    char *text = sw_fetch_text(url_or_path, SW_MANIFEST_MAX_JSON, timeout_s, &len, err, errlen);
+    if (!text)
+        return NULL;
     char perr[400];
-    sw_manifest_t *m = sw_manifest_parse(b.buf ? b.buf : "", b.len, pinned_signer_hex, perr, sizeof perr);
-    free(b.buf);
+    sw_manifest_t *m = sw_manifest_parse(text, len, pinned_signer_hex, perr, sizeof perr);
+    free(text);
     if (!m)
         sw_err(err, errlen, "%s: %s", url_or_path, perr);
     return m;

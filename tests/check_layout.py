@@ -37,7 +37,7 @@ ALLOWED = {
     "stage": {"broker", "protos", "core", "daemon", "identity", "verify", "fetch"},
     "gateway": {"broker", "client", "protos", "core", "daemon", "identity", "verify"},
     "volunteer": {"broker", "protos", "core", "identity", "fetch"},
-    "cli": {"client", "protos", "core", "identity", "fetch", "volunteer"},
+    "cli": {"client", "protos", "core", "identity", "fetch", "volunteer", "daemon"},
     "chaos": set(),
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

@@ -1,7 +1,6 @@
 /*  sw_bootstrap.c: brokers and models to start from (see sw_bootstrap.h). */
 #include "sw_bootstrap.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include "sw_broker_client.h"
 #include "sw_common.h"
 #include "sw_endpoint.h"
+#include "sw_fetch_text.h"
 
 struct sw_bootstrap_t {
     sw_bootstrap_broker_t brokers[SW_BOOTSTRAP_MAX_BROKERS];
@@ -161,92 +161,18 @@ fail:
     return NULL;
 }
 
-typedef struct {
-    char *buf;
-    size_t len;
-    bool too_big;
-} s_body_t;
-
-static size_t s_on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-    s_body_t *b = arg;
-    const size_t n = size * nmemb;
-    if (b->len + n > SW_BOOTSTRAP_MAX_BYTES) {
-        b->too_big = true;
-        return 0; /* aborts the transfer */
-    }
-    char *grown = realloc(b->buf, b->len + n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + b->len, data, n);
-    b->buf = grown;
-    b->len += n;
-    return n;
-}
-
 sw_bootstrap_t *sw_bootstrap_load(const char *source, int timeout_s, char *err, size_t errlen)
 {
     if (!source || !source[0]) {
         sw_err(err, errlen, "no bootstrap source");
         return NULL;
     }
-    s_body_t body = {0};
-    const bool url = !strncmp(source, "http://", 7) || !strncmp(source, "https://", 8) || !strncmp(source, "file://", 7);
-    if (url) {
-        static bool s_curl_ready = false;
-        if (!s_curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-            sw_err(err, errlen, "libcurl could not start");
-            return NULL;
-        }
-        s_curl_ready = true;
-        CURL *c = curl_easy_init();
-        if (!c) {
-            sw_err(err, errlen, "libcurl could not start");
-            return NULL;
-        }
-        char cerr[CURL_ERROR_SIZE] = "";
-        curl_easy_setopt(c, CURLOPT_URL, source);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long) (timeout_s > 0 ? timeout_s : 10));
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-        CURLcode rc = curl_easy_perform(c);
-        curl_easy_cleanup(c);
-        if (rc != CURLE_OK) {
-            if (body.too_big)
-                sw_err(err, errlen, "%s: longer than %u bytes", source, SW_BOOTSTRAP_MAX_BYTES);
-            else
-                sw_err(err, errlen, "%s: %s", source, cerr[0] ? cerr : curl_easy_strerror(rc));
-            free(body.buf);
-            return NULL;
-        }
-    } else {
-        FILE *f = fopen(source, "rb");
-        if (!f) {
-            sw_err(err, errlen, "%s: cannot open", source);
-            return NULL;
-        }
-        char chunk[65536];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-            if (s_on_body(chunk, 1, n, &body) != n)
-                break;
-        const bool bad = ferror(f);
-        fclose(f);
-        if (bad || body.too_big) {
-            sw_err(err, errlen, "%s: %s", source, body.too_big ? "too large" : "read error");
-            free(body.buf);
-            return NULL;
-        }
-    }
-    sw_bootstrap_t *self = sw_bootstrap_parse(source, body.buf ? body.buf : "", body.len, err, errlen);
-    free(body.buf);
+    size_t len = 0;
+    char *text = sw_fetch_text(source, SW_BOOTSTRAP_MAX_BYTES, timeout_s > 0 ? timeout_s : 10, &len, err, errlen);
+    if (!text)
+        return NULL;
+    sw_bootstrap_t *self = sw_bootstrap_parse(source, text, len, err, errlen);
+    free(text);
     return self;
 }
 

@@ -55,9 +55,10 @@ typedef struct {
 
 typedef struct sw_bootstrap_t sw_bootstrap_t;
 
-/*  Reads the list from source: "http://", "https://" or "file://" URLs go
- *  through libcurl (time-out timeout_s, redirects followed up to 5, HTTP
- *  status >= 400 refused), anything else is a file path. Returns NULL with a
+/*  Reads the list from source with sw_fetch_text (fetch/sw_fetch_text.h):
+ *  "http://" and "https://" URLs through libcurl (time-out timeout_s,
+ *  redirects followed up to 5, a status other than 200 refused), "file://PATH"
+ *  or anything else as a file path; at most SW_BOOTSTRAP_MAX_BYTES. Returns NULL with a
  *  reason (unreadable, too large, not JSON, a field missing, too long or of
  *  the wrong type, a bad endpoint). Caller destroys. */
 sw_bootstrap_t *sw_bootstrap_load(const char *source, int timeout_s, char *err, size_t errlen);
