@@ -31,7 +31,12 @@ e) a new release: the operator publishes version 2 (stories260K quantized
    (still serving 4-4 of version 1) moves: fetches the layers it takes of
    version 2 from the new file only, starts a stage on them, drains the old
    one (exit 0); a gateway on the q8_0 file then gives the text of
-   `swisd run` on the whole q8_0 file, through the volunteer's new stage.
+   `swisd run` on the whole q8_0 file, through the volunteer's new stage;
+f) which model: a bootstrap list naming two models (the f32 file, which a
+   stage on another broker already holds whole, then the q8_0 file, which no
+   stage holds): a volunteer with an empty cache reads both manifests, asks
+   the directory about each, serves the q8_0 one (every layer of it lacks a
+   host) and downloads from its file only.
 usage: test_volunteer_fetch.py   (binaries from $SWISD_BUILD)
 """
 import hashlib
@@ -238,6 +243,34 @@ def body(h):
                                            f"on the q8_0 file (rc {rc})\n  got  {out!r}\n  want {want!r}")
     else:
         check(False, f"e) with room for 2 f32 layers it should take all 5 q8_0 layers ({new!r})")
+
+    # f) two models in the bootstrap list: the one the swarm lacks is served
+    _, ep_f = start_broker(h, bins, "broker-f")
+    start_stage(h, bins, "stage-f-all", ep_f, "0-4", model=model)
+    mans = {}
+    for name, path, url in (("a", model, "/stories260K.gguf"), ("b", q8, "/q8.gguf")):
+        mans[name] = os.path.join(d, f"manifest-{name}.json")
+        man_srv.files[f"/{name}.json"] = mans[name]
+        r = subprocess.run([bins.swisd, "manifest", path, "--url", gguf_srv.url(url), "--key", op_key, "-o",
+                            mans[name]], capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, f"f) manifest {name} ({r.stderr.strip()[-200:]})")
+    boot_f = os.path.join(d, "bootstrap-f.json")
+    with open(boot_f, "w") as f:
+        json.dump({"brokers": [{"endpoint": ep_f, "region": "default"}],
+                   "models": [{"id": "stories260K", "manifest": man_srv.url("/a.json"), "signer": signer},
+                              {"id": "stories260K", "manifest": man_srv.url("/b.json"), "signer": signer}]}, f)
+    gguf_srv.reset()
+    vol_f, rest = h.start("volunteer-f", volunteer_argv(h, "volunteer-f", boot_f, os.path.join(d, "cache-f")),
+                          ready="swisd volunteer: serving layers ", timeout=WAIT)
+    q8_sum = json.load(open(mans["b"]))["checksum"]
+    check(vol_f.has("the one the swarm needs most") and vol_f.has(f"({q8_sum}): would take layers 0-4, 5 of them "
+                                                                   "without a host"),
+          "f) the volunteer weighed both models and chose the one whose layers lack a host")
+    check(rest.startswith("0-4 of stories260K"), f"f) it serves all of the q8_0 model ({rest!r})")
+    check(gguf_srv.ranges and all(r[0] == "/q8.gguf" for r in gguf_srv.ranges),
+          f"f) only the q8_0 file was downloaded ({sorted(set(r[0] for r in gguf_srv.ranges))})")
+    rc = vol_f.terminate(WAIT)
+    check(rc == 0, f"f) SIGTERM: the volunteer drains and exits 0 ({rc})")
     gguf_srv.close()
     man_srv.close()
 

@@ -16,7 +16,7 @@
  *  field is optional but "id". A model with "manifest" (a signed manifest,
  *  fetch/sw_manifest.h, by http(s) URL or path) and "signer" (the Ed25519 key
  *  it must be signed by, `swisd manifest --show-signer`) can be fetched by
- *  URL: a volunteer without --model serves the first such model. Unknown
+ *  URL: a volunteer without --model serves the one of them the swarm needs most. Unknown
  *  members are ignored (later additions).
  *
  *  Round trip (sw_bootstrap_pick): every broker is dialled at once as a

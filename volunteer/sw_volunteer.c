@@ -46,6 +46,7 @@ struct sw_volunteer_t {
     char manifest_src[1024];       /* URL or path of the manifest; "" with a local model */
     char signer[65];               /* the pinned Ed25519 key, 64 hex digits */
     char want_id[129];             /* the bootstrap's model id the manifest must name; "" when not given */
+    char manifest_loaded_from[1024]; /* manifest_src of the manifest loaded now */
     sw_manifest_t *manifest;       /* the manifest in use; NULL with a local model */
     int hold_fd;                   /* sw_shards_hold while the stage serves from the cache; -1 when none */
     char serving_checksum[17];     /* the model version the child serves (manifest checksum) */
@@ -111,7 +112,8 @@ static int s_read_manifest(sw_volunteer_t *v, char *err, size_t errlen)
     }
     for (int i = 0; i < n; i++)
         lb[i] = sw_manifest_layer_bytes(m, i);
-    if (v->manifest && sw_manifest_version(v->manifest) != sw_manifest_version(m))
+    if (v->manifest && !strcmp(sw_manifest_model_id(v->manifest), sw_manifest_model_id(m)) &&
+        !strcmp(v->manifest_src, v->manifest_loaded_from) && sw_manifest_version(v->manifest) != sw_manifest_version(m))
         printf("swisd volunteer: the manifest moved from version %" PRId64 " to %" PRId64 " (%s)\n",
                sw_manifest_version(v->manifest), sw_manifest_version(m), sw_manifest_checksum(m));
     sw_manifest_destroy(&v->manifest);
@@ -121,6 +123,7 @@ static int s_read_manifest(sw_volunteer_t *v, char *err, size_t errlen)
     v->n_layer = n;
     snprintf(v->model_id, sizeof v->model_id, "%s", sw_manifest_model_id(m));
     snprintf(v->checksum, sizeof v->checksum, "%s", sw_manifest_checksum(m));
+    snprintf(v->manifest_loaded_from, sizeof v->manifest_loaded_from, "%s", v->manifest_src);
     return 0;
 fail:
     sw_manifest_destroy(&m);
@@ -247,6 +250,58 @@ static int s_choose(sw_volunteer_t *v, uint64_t weights_cap, sw_layer_pick_t *pi
     return rc;
 }
 
+/* Points v at bootstrap model i (its manifest, signer and id). */
+static void s_use_model(sw_volunteer_t *v, size_t i)
+{
+    const sw_bootstrap_model_t *bm = sw_bootstrap_model(v->boot, i);
+    snprintf(v->manifest_src, sizeof v->manifest_src, "%s", bm->manifest);
+    snprintf(v->signer, sizeof v->signer, "%s", v->cfg.manifest_key ? v->cfg.manifest_key : bm->signer);
+    snprintf(v->want_id, sizeof v->want_id, "%s", bm->id);
+}
+
+/* With several models in the bootstrap list (and no --manifest): the one the
+ * swarm needs most, by the layers the volunteer would take of each: the most
+ * without a host first; on a tie the first listed. Each candidate's manifest
+ * is read (signature checked) and the directory asked for its stages; a
+ * candidate that cannot be read or queried is skipped (said). Leaves v on
+ * the chosen model with its manifest loaded; -1 when none can be served. */
+static int s_choose_model(sw_volunteer_t *v, uint64_t weights_cap, char *err, size_t errlen)
+{
+    size_t n_cand = 0;
+    for (size_t i = 0; v->boot && i < sw_bootstrap_n_models(v->boot); i++)
+        n_cand += sw_bootstrap_model(v->boot, i)->manifest[0] && sw_bootstrap_model(v->boot, i)->signer[0];
+    if (v->cfg.manifest || n_cand < 2)
+        return 0;
+    long best = -1;
+    int32_t best_uncovered = -1;
+    char why[1024];
+    for (size_t i = 0; i < sw_bootstrap_n_models(v->boot); i++) {
+        const sw_bootstrap_model_t *bm = sw_bootstrap_model(v->boot, i);
+        if (!bm->manifest[0] || !bm->signer[0])
+            continue;
+        s_use_model(v, i);
+        sw_layer_pick_t pick;
+        bool covered;
+        if (s_read_manifest(v, why, sizeof why) != 0 || s_choose(v, weights_cap, &pick, &covered, why, sizeof why)) {
+            fprintf(stderr, "swisd volunteer: model %s skipped: %s\n", bm->id, why);
+            continue;
+        }
+        printf("swisd volunteer: model %s (%s): would take layers %d-%d, %d of them without a host\n", bm->id,
+               v->checksum, (int) pick.begin, (int) pick.end - 1, (int) pick.uncovered);
+        if (pick.uncovered > best_uncovered)
+            best = (long) i, best_uncovered = pick.uncovered;
+    }
+    if (best < 0)
+        return sw_err(err, errlen, "none of the bootstrap list's %zu models can be served (their reasons above)",
+                      n_cand);
+    s_use_model(v, (size_t) best);
+    if (s_read_manifest(v, err, errlen) != 0)
+        return -1;
+    printf("swisd volunteer: serving model %s, the one the swarm needs most\n", v->model_id);
+    fflush(stdout);
+    return 0;
+}
+
 /* ---- the stage process ---------------------------------------------------------------------- */
 
 static int s_spawn(sw_volunteer_t *v, const char *model_file, char *err, size_t errlen)
@@ -340,6 +395,8 @@ static int s_start(sw_volunteer_t *v, volatile int *stop, char *err, size_t errl
                     sw_manifest_version(v->manifest));
     }
     const uint64_t kv = v->cfg.max_mem / 4;
+    if (v->manifest && s_choose_model(v, v->cfg.max_mem - kv, err, errlen) != 0)
+        return -1;
     sw_layer_pick_t pick;
     bool covered;
     if (s_choose(v, v->cfg.max_mem - kv, &pick, &covered, err, errlen) != 0)

@@ -60,8 +60,9 @@ typedef struct {
     const char *bootstrap;       /* bootstrap file or URL (sw_bootstrap.h); needed when broker is NULL */
     const char *model_path;      /* a local GGUF with the whole model (its header gives the layer sizes and
                                     the checksum the directory is asked for); NULL: by URL (below) */
-    const char *manifest;        /* URL or path of a signed manifest (fetch/sw_manifest.h); NULL: the
-                                    bootstrap list's first model with "manifest" and "signer" */
+    const char *manifest;        /* URL or path of a signed manifest (fetch/sw_manifest.h); NULL: of the
+                                    bootstrap list's models with "manifest" and "signer", the one the swarm
+                                    needs most at each start (the most chosen layers without a host) */
     const char *manifest_key;    /* the pinned signer, 64 hex digits; NULL: the bootstrap entry's */
     sw_volunteer_fetch_fn fetch; /* NULL: the local file model_path serves every layer */
     void *fetch_arg;
