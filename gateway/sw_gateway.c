@@ -703,6 +703,12 @@ void sw__gateway_drive(sw_gateway_t *g, sw__gw_session_t *c)
                 continue;
             switch (a->kind) {
             case SW_SESSION_STEP: {
+                if (sw__audit_pace(g, c)) { /* a new key's first verdict comes first (sent by the audit tick) */
+                    c->paced = true;
+                    c->paced_step = *a;
+                    break;
+                }
+                c->paced = false;
                 const int rc = s_send_step(g, c, a);
                 follow = rc == -2 ? QUEUE_FULL : rc != 0 ? CANNOT_SEND : follow;
                 break;

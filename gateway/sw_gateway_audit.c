@@ -294,6 +294,28 @@ bool sw__audit_must_hold(sw_gateway_t *g, sw__gw_session_t *c)
     return false;
 }
 
+bool sw__audit_pace(sw_gateway_t *g, sw__gw_session_t *c)
+{
+    if (!g->audit || c->audit_failures >= S_MAX_ATTEMPTS)
+        return false;
+    const sw__audit_job_t *j = s_job(g, sw_session_id(c->ss), false);
+    if (!j || !j->request_id)
+        return false; /* nothing in flight to wait for */
+    const sw_route_t *rt = sw_session_route(c->ss);
+    for (int i = 0; i < sw_route_n_hops(rt) && i < j->n_hops; i++) {
+        const char *id = sw_route_hop(rt, i)->id;
+        if (s_operator(g, id) || !strcmp(j->hops[i].node, id))
+            continue; /* the operator's, or a range no other host checks (its key earns no verdict to wait for) */
+        bool pending = false; /* verified results not yet written to the reputation count too */
+        for (int k = 0; k < g->n_verified_pending && !pending; k++)
+            pending = !strcmp(g->verified_pending[k].id, id) && g->verified_pending[k].n > 0;
+        const sw__trust_t *t = s_trust(g, id);
+        if (!pending && !t->trusted && t->verified == 0)
+            return true;
+    }
+    return false;
+}
+
 /* ---- audit routes and chunks ------------------------------------------------------------ */
 
 /* Fills job j's hops: for every hop of c's route, another live stage of the
@@ -494,6 +516,7 @@ static void s_restart(sw_gateway_t *g, sw__gw_session_t *c)
     sw__audit_session_gone(g, c);
     s_hold_free(c);
     c->finish_held = false;
+    c->paced = false;
     char id[33];
     sw_wire_new_id(id, sizeof id);
     const char *stops[SW_SESSION_MAX_STOPS];
@@ -800,6 +823,13 @@ void sw__audit_tick(sw_gateway_t *g)
     }
     for (sw__gw_session_t *c = g->sessions, *next; c; c = next) {
         next = c->next;
+        if (c->paced && !sw__audit_pace(g, c)) { /* its audit answered: the held-back step goes now */
+            c->paced = false;
+            g->acts.n = 1;
+            g->acts.a[0] = c->paced_step;
+            sw__gateway_drive(g, c); /* may end and free c */
+            continue;
+        }
         if (!c->n_held && !c->finish_held) {
             if (sw_session_done(c->ss))
                 sw__gateway_remove(g, c);

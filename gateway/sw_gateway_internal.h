@@ -89,6 +89,8 @@ typedef struct sw__gw_session {
     bool replaying;                /* restarted: new text is checked against the delivered */
     int restarts;                  /* restarts after failed audits */
     int audit_failures;            /* audits of this session that could not run (no route, time-out) */
+    bool paced;                    /* paced_step is held back (sw__audit_pace) and sent when the audit answers */
+    sw_session_action_t paced_step;
 } sw__gw_session_t;
 
 /* One session's audit: its shadow on an independent route (the route keeps
@@ -251,6 +253,13 @@ void sw__audit_after_step(sw_gateway_t *g, sw__gw_session_t *c);
 /* True when c's TEXT chunks must wait for an audit (a hop of its route is
  * not yet trusted). */
 bool sw__audit_must_hold(sw_gateway_t *g, sw__gw_session_t *c);
+/* True when c's next step should wait: a hop of its route has a key with no
+ * verified result yet (not the operator's) and an audit chunk of c is in
+ * flight. A new key then computes one step of a session, not several, before
+ * its first verdict: a stage that lies from its first request is caught
+ * before it has served more. The tick sends the held step (c->paced_step)
+ * once this turns false (the audit answered, failed or timed out). */
+bool sw__audit_pace(sw_gateway_t *g, sw__gw_session_t *c);
 /* Replies and errors of audit sessions ("audit-..."). */
 void sw__audit_on_reply(sw_gateway_t *g, const char *src, const Swisd__V1__ForwardReply *rep);
 void sw__audit_on_error(sw_gateway_t *g, const char *src, const Swisd__V1__Error *e);
