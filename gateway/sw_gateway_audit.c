@@ -825,10 +825,16 @@ void sw__audit_tick(sw_gateway_t *g)
         next = c->next;
         if (c->paced && !sw__audit_pace(g, c)) { /* its audit answered: the held-back step goes now */
             c->paced = false;
-            g->acts.n = 1;
-            g->acts.a[0] = c->paced_step;
-            sw__gateway_drive(g, c); /* may end and free c */
-            continue;
+            const sw_route_t *rt = sw_session_route(c->ss);
+            const int nh = sw_route_n_hops(rt);
+            /* unless the session gave that step up meanwhile (its time-out, a new route: a newer step replaced it) */
+            if (!sw_session_done(c->ss) && nh > 0 &&
+                sw_session_wants(c->ss, sw_route_hop(rt, nh - 1)->id, c->paced_step.request_id, NULL)) {
+                g->acts.n = 1;
+                g->acts.a[0] = c->paced_step;
+                sw__gateway_drive(g, c); /* may end and free c */
+                continue;
+            }
         }
         if (!c->n_held && !c->finish_held) {
             if (sw_session_done(c->ss))
