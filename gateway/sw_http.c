@@ -417,17 +417,24 @@ static enum MHD_Result s_swarm(sw_http_t *h, struct MHD_Connection *c)
     return s_json(c, 200, o);
 }
 
-/* GET of anything else: a file of the dashboard (sw_http_static). */
-static enum MHD_Result s_static(sw_http_t *h, struct MHD_Connection *c, const char *url)
+/* Queues a file's response r (NULL: none, with status 404 for a missing file,
+ * anything else for one that would not open) with its status; frees r. */
+static enum MHD_Result s_queue_file(struct MHD_Connection *c, struct MHD_Response *r, unsigned status)
 {
-    unsigned status = 404;
-    struct MHD_Response *r = sw_http_static_response(h->web_dir, url, &status);
     if (!r)
         return status == 404 ? sw__http_error(c, 404, "invalid_request_error", "no such file", NULL)
                              : sw__http_error(c, 500, "server_error", "cannot open the file", NULL);
     const enum MHD_Result rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+/* GET of anything else: a file of the dashboard (sw_http_static). */
+static enum MHD_Result s_static(sw_http_t *h, struct MHD_Connection *c, const char *url)
+{
+    unsigned status = 404;
+    struct MHD_Response *r = sw_http_static_response(h->web_dir, url, &status); /* sets status first */
+    return s_queue_file(c, r, status);
 }
 
 /* GET or HEAD under /models/: the manifest and the GGUF with byte ranges (sw_http_models). */
@@ -438,12 +445,7 @@ static enum MHD_Result s_models_file(sw_http_t *h, struct MHD_Connection *c, con
     unsigned status = 404;
     const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
     struct MHD_Response *r = sw_http_models_response(h->cfg.models, url, range, &status);
-    if (!r)
-        return status == 404 ? sw__http_error(c, 404, "invalid_request_error", "no such file", NULL)
-                             : sw__http_error(c, 500, "server_error", "cannot open the file", NULL);
-    const enum MHD_Result rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return rc;
+    return s_queue_file(c, r, status);
 }
 
 /* ---- the server ------------------------------------------------------------------ */
