@@ -31,6 +31,7 @@ usage: bench_keys.py BUILD_DIR MODEL.gguf [--stages 3] [--threads 1] [--tokens 6
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,6 +49,8 @@ ap.add_argument("--tokens", type=int, default=64)
 ap.add_argument("--repeat", type=int, default=7)
 ap.add_argument("--joins", type=int, default=15)
 ap.add_argument("--rounds", type=int, default=1, help="fresh sets of four swarms, one after another")
+ap.add_argument("--perf", default="", help="a folder: profile every swarm's processes with perf record during "
+                "its runs and print where each kind's CPU went, by library")
 a = ap.parse_args()
 
 bins = Bins(a.build)
@@ -104,6 +107,8 @@ sec, ins = [], []
 cpu = {"curve": 0.0, "plain": 0.0}
 pairs = []  # keyed / insecure of back-to-back runs: robust to load that drifts during the bench
 js, ji = [], []
+PERF_HZ = 2999
+dso_samples = {"curve": {}, "plain": {}}  # --perf: samples by library, per kind of swarm
 for rnd in range(a.rounds):
     try:
         # Two swarms of each kind, started keyed, insecure, insecure, keyed, and fresh ones every round:
@@ -118,17 +123,43 @@ for rnd in range(a.rounds):
         ins_broker = next(b for t, b, _, _ in swarms if t == "plain")
         for _, _, rpc, _ in swarms:
             decode(rpc)  # warm each
+        perfs = []
+        if a.perf:
+            os.makedirs(a.perf, exist_ok=True)
+            for i, (tag, _, _, pids) in enumerate(swarms):
+                out = os.path.join(a.perf, f"{tag}{i}r{rnd}.data")
+                perfs.append((tag, out, subprocess.Popen(["perf", "record", "-F", str(PERF_HZ), "-g", "-o", out, "-p",
+                                                          ",".join(map(str, pids))], stderr=subprocess.DEVNULL)))
+            time.sleep(0.5)
+        per_proc = [[0.0] * len(pids) for _, _, _, pids in swarms]  # CPU per process of each swarm, summed
         for r in range(a.repeat):
             got = {"curve": [], "plain": []}
-            for tag, _, rpc, pids in (swarms if r % 2 == 0 else swarms[::-1]):
-                c0 = cpu_seconds(pids)
+            order = list(enumerate(swarms))
+            for k, (tag, _, rpc, pids) in (order if r % 2 == 0 else order[::-1]):
+                c0 = [cpu_seconds([p]) for p in pids]
                 v = decode(rpc)
-                cpu[tag] += (cpu_seconds(pids) - c0) / 2  # two swarms of each kind per round
+                dt = [cpu_seconds([p]) - c for p, c in zip(pids, c0)]
+                per_proc[k] = [x + y for x, y in zip(per_proc[k], dt)]
+                cpu[tag] += sum(dt) / 2  # two swarms of each kind per round
                 if v:
                     (sec if tag == "curve" else ins).append(v)
                     got[tag].append(v)
             if got["curve"] and got["plain"]:
                 pairs.append(statistics.mean(got["curve"]) / statistics.mean(got["plain"]))
+        for k, (tag, _, _, _) in enumerate(swarms):  # the spread between processes doing the same work
+            print(f"round {rnd} swarm {k} ({tag}): CPU per run, ms: " +
+                  ", ".join(f"{n} {1000 * x / a.repeat:.0f}" for n, x in
+                            zip(["broker"] + [f"stage{i}" for i in range(a.stages)] + ["gateway"], per_proc[k])),
+                  flush=True)
+        for tag, out, p in perfs:
+            p.send_signal(signal.SIGINT)
+            p.wait()
+            r = subprocess.run(["perf", "report", "-i", out, "--no-children", "-g", "none", "-n", "--sort", "dso",
+                                "-q"], capture_output=True, text=True, errors="replace")
+            for line in r.stdout.splitlines():
+                f = line.split()
+                if len(f) >= 3 and f[1].isdigit():
+                    dso_samples[tag][f[2]] = dso_samples[tag].get(f[2], 0) + int(f[1])
         from harness import node_key  # noqa: E402
         key = node_key(h, bins, "joiner")
         for i in range(a.joins):
@@ -150,3 +181,11 @@ print(f"paired runs: keyed / insecure median {100 * statistics.median(pairs):.1f
 cs, ci = cpu["curve"] / (a.repeat * a.rounds), cpu["plain"] / (a.repeat * a.rounds)
 print(f"CPU per run (whole swarm): insecure {ci * 1000:.0f} ms, keyed {cs * 1000:.0f} ms: keyed costs "
       f"{100 * (cs / ci - 1):+.1f}% ({1000 * (cs - ci) / (a.tokens + 1):.2f} ms of CPU per generated token)")
+if a.perf:  # ms of CPU per generated token in each library, per kind (two swarms of a kind: halved)
+    tokens = (a.tokens + 1) * a.repeat * a.rounds
+    libs = sorted(set(dso_samples["curve"]) | set(dso_samples["plain"]),
+                  key=lambda d: -(dso_samples["curve"].get(d, 0) - dso_samples["plain"].get(d, 0)))
+    print("perf: CPU per generated token by library, keyed / insecure / difference (ms):")
+    for d in libs[:8]:
+        kc, kp = (1000 * dso_samples[t].get(d, 0) / PERF_HZ / 2 / tokens for t in ("curve", "plain"))
+        print(f"  {d}: {kc:.3f} / {kp:.3f} / {kc - kp:+.3f}")
