@@ -158,7 +158,12 @@ def body(h):
 
     st, text, _ = call(port, "/api/swarm")
     flags = {x["node_id"]: (x.get("banned"), x.get("drained")) for x in json.loads(text)["stages"]} if st == 200 else {}
-    check(flags.get(a) == (True, False) and flags.get(b) == (False, False), f"/api/swarm shows the ban: {flags}")
+    # the ban also reaches the broker (BanNotice), which drops A's connection: A is then gone from the
+    # directory, and /admin/nodes is where the operator sees the ban
+    st2, text2, _ = call(port, "/admin/nodes", token=token)
+    listed = [n for n in json.loads(text2)["nodes"] if n["node"] == a and n["banned"]] if st2 == 200 else []
+    check((flags.get(a) == (True, False) or (a not in flags and listed)) and flags.get(b) == (False, False),
+          f"/api/swarm shows the ban, or A is gone from it and /admin/nodes lists the ban: {flags} {text2[:200]}")
 
     # bans survive a restart on the same --state-db
     h.stop(gw)
